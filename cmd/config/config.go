@@ -1,0 +1,493 @@
+// Package config loads flowdex's TOML configuration and pmacct-to-elasticsearch's
+// JSON plugin files, checks them, and reports every mistake as file:line:column
+// with what was expected.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole flowdex configuration.
+type Config struct {
+	Log       Log               `toml:"log"`
+	Inputs    []Input           `toml:"input"`
+	Pipelines []Pipeline        `toml:"pipeline"`
+	Outputs   map[string]Output `toml:"output"`
+
+	// File is where the configuration came from ("" for the built-in default).
+	File string `toml:"-"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+	File   string `toml:"file"`   // "" or "-" for standard error
+}
+
+// Input is one source of records.
+type Input struct {
+	Name string `toml:"name"`
+	Type string `toml:"type"` // pmacct: pmacct's print-plugin output or memory-client output
+
+	// pmacct
+	File         string   `toml:"file"`          // path, or "-" for standard input
+	Format       string   `toml:"format"`        // json, csv or auto
+	CSVSeparator string   `toml:"csv_separator"` // pmacct's print_output_separator
+	CSVNames     string   `toml:"csv_names"`     // lowercase (p2es) or pmacct (JSON key names)
+	Timezone     string   `toml:"timezone"`      // how pmacct's naive timestamps are read: Local, UTC or a zone name
+	Follow       bool     `toml:"follow"`        // run: keep reading as pmacct rewrites or appends the file
+	Poll         Duration `toml:"poll"`          // run: how often a followed file is checked
+
+	Pipeline string `toml:"pipeline"` // the pipeline its records go to
+}
+
+// Pipeline turns records into documents for its outputs.
+type Pipeline struct {
+	Name string `toml:"name"`
+	// Transformations is a p2es Transformations list: a path to a JSON file, or the
+	// JSON text itself when it starts with '['.
+	Transformations string   `toml:"transformations"`
+	Outputs         []string `toml:"outputs"`
+
+	// a p2es file's list, kept as JSON with the file it came from
+	transformations       []byte
+	transformationsSource string
+}
+
+// TransformationsJSON returns the pipeline's p2es Transformations list as JSON, the
+// name to use in messages, and the directory relative LookupTableFile paths are
+// read from; nil data when there is none.
+func (p *Pipeline) TransformationsJSON(c *Config) (data []byte, source, baseDir string, err error) {
+	switch t := strings.TrimSpace(p.Transformations); {
+	case p.transformations != nil:
+		// p2es reads LookupTableFile relative to its working directory
+		return p.transformations, p.transformationsSource, ".", nil
+	case t == "":
+		return nil, "", "", nil
+	case strings.HasPrefix(t, "["):
+		return []byte(t), c.File + ": pipeline " + strconv.Quote(p.Name), filepath.Dir(c.File), nil
+	default:
+		path := c.Resolve(t)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("pipeline %q: transformations: %w", p.Name, err)
+		}
+		return data, path, filepath.Dir(path), nil
+	}
+}
+
+// Output is a destination: "elasticsearch" or "print".
+type Output struct {
+	Type string `toml:"type"`
+
+	// elasticsearch
+	URLs            []string `toml:"urls"`
+	Username        string   `toml:"username"`
+	Password        string   `toml:"password"`
+	PasswordFile    string   `toml:"password_file"`
+	PasswordEnv     string   `toml:"password_env"`
+	Index           string   `toml:"index"`           // strftime pattern
+	IndexTimezone   string   `toml:"index_timezone"`  // UTC or Local
+	DocType         string   `toml:"doc_type"`        // p2es ES_Type: ignored on ES >= 7
+	Template        *bool    `toml:"template"`        // install the index template at start
+	TemplateName    string   `toml:"template_name"`   //
+	IndexBodyFile   string   `toml:"index_body_file"` // p2es ES_IndexTemplateFileName
+	Shards          int      `toml:"shards"`
+	Replicas        *int     `toml:"replicas"`
+	RefreshInterval string   `toml:"refresh_interval"`
+	TimestampFields []string `toml:"timestamp_fields"`
+	FlushDocs       int      `toml:"flush_docs"` // -1: no limit, the bytes limit alone
+	FlushBytes      int      `toml:"flush_bytes"`
+	FlushInterval   Duration `toml:"flush_interval"`
+	Workers         int      `toml:"workers"`
+	MaxRetries      *int     `toml:"max_retries"`
+	DeadLetterFile  string   `toml:"dead_letter_file"`
+
+	// print
+	File string `toml:"file"` // "-" for standard output
+}
+
+// Duration is a time.Duration written as "30s", "5m", "1h" or "30d".
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a duration, accepting a day suffix as pmacct and Curator users write.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return fmt.Errorf("invalid duration %q (expected e.g. \"30s\", \"5m\", \"1h\" or \"30d\")", s)
+		}
+		d.Duration = time.Duration(days) * 24 * time.Hour
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("invalid duration %q (expected e.g. \"30s\", \"5m\", \"1h\" or \"30d\")", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back, for check's effective configuration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default is the configuration used when none is given: pmacct JSON on standard
+// input, printed to standard output in pmacct's format.
+func Default() *Config {
+	c := &Config{
+		Inputs:    []Input{{Type: "pmacct", File: "-"}},
+		Pipelines: []Pipeline{{Name: "default"}},
+		Outputs:   map[string]Output{"stdout": {Type: "print"}},
+	}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads and checks a TOML configuration file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// Parse reads and checks a TOML configuration; name is used in messages and to
+// resolve relative paths.
+func Parse(name string, src []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(src), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			msg := pe.Message
+			if pe.LastKey != "" {
+				msg = pe.LastKey + ": " + msg
+			}
+			if pe.Usage != "" {
+				msg += " (" + strings.TrimSpace(strings.SplitN(pe.Usage, "\n", 2)[0]) + ")"
+			}
+			return nil, &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: msg}
+		}
+		// type mismatches come as plain errors: "toml: line N (last key "a.b"): ..."
+		if m := decodeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			col := 0
+			if l, c := newTOMLLocator(src).find(strings.Split(m[2], ".")...); l == line {
+				col = c
+			}
+			return nil, &Error{File: name, Line: line, Col: col, Msg: m[2] + ": " + m[3]}
+		}
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	loc := newTOMLLocator(src)
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		k := undecoded[0]
+		line, col := loc.find(k...)
+		return nil, &Error{File: name, Line: line, Col: col,
+			Msg: fmt.Sprintf("unknown key %q%s", k.String(), suggest(k))}
+	}
+	c.File = name
+	c.applyDefaults()
+	if err := c.check(name, loc); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// known keys per table, for "did you mean" on an unknown key
+var knownKeys = map[string][]string{
+	"":         {"log", "input", "pipeline", "output"},
+	"log":      {"level", "format", "file"},
+	"input":    {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline"},
+	"pipeline": {"name", "transformations", "outputs"},
+	"output": {"type", "urls", "username", "password", "password_file", "password_env", "index", "index_timezone",
+		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
+		"timestamp_fields", "flush_docs", "flush_bytes", "flush_interval", "workers", "max_retries",
+		"dead_letter_file", "file"},
+}
+
+func suggest(k toml.Key) string {
+	table := ""
+	if len(k) > 1 {
+		table = k[0]
+	}
+	keys := knownKeys[table]
+	if keys == nil {
+		return ""
+	}
+	bad := k[len(k)-1]
+	best, bestD := "", 3
+	for _, w := range keys {
+		if d := editDistance(bad, w); d < bestD {
+			best, bestD = w, d
+		}
+	}
+	if best == "" {
+		return " (expected one of " + strings.Join(keys, ", ") + ")"
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (c *Config) applyDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Inputs {
+		in := &c.Inputs[i]
+		if in.Name == "" {
+			in.Name = fmt.Sprintf("input%d", i+1)
+		}
+		if in.Type == "pmacct" {
+			if in.Format == "" {
+				in.Format = "auto"
+			}
+			if in.CSVSeparator == "" {
+				in.CSVSeparator = ","
+			}
+			if in.CSVNames == "" {
+				in.CSVNames = "lowercase"
+			}
+			if in.Timezone == "" {
+				in.Timezone = "Local"
+			}
+			if in.Poll.Duration == 0 {
+				in.Poll.Duration = time.Second
+			}
+		}
+	}
+	if len(c.Outputs) == 0 {
+		c.Outputs = map[string]Output{"stdout": {Type: "print"}}
+	}
+	if len(c.Pipelines) == 0 {
+		c.Pipelines = []Pipeline{{Name: "default"}}
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("pipeline%d", i+1)
+		}
+		if len(p.Outputs) == 0 {
+			for name := range c.Outputs {
+				p.Outputs = append(p.Outputs, name)
+			}
+			slices.Sort(p.Outputs)
+		}
+	}
+	for i := range c.Inputs {
+		if c.Inputs[i].Pipeline == "" {
+			c.Inputs[i].Pipeline = c.Pipelines[0].Name
+		}
+	}
+	for name, o := range c.Outputs {
+		switch o.Type {
+		case "elasticsearch":
+			if len(o.URLs) == 0 {
+				o.URLs = []string{"http://127.0.0.1:9200"}
+			}
+			if o.Index == "" {
+				o.Index = "flowdex-%Y.%m.%d"
+			}
+			if o.IndexTimezone == "" {
+				o.IndexTimezone = "UTC"
+			}
+			if o.Template == nil {
+				t := true
+				o.Template = &t
+			}
+			if len(o.TimestampFields) == 0 {
+				o.TimestampFields = []string{"stamp_inserted", "timestamp_start", "timestamp_arrival"}
+			}
+			if o.FlushDocs == 0 {
+				o.FlushDocs = 5000
+			}
+			if o.FlushBytes == 0 {
+				o.FlushBytes = 5 << 20
+			}
+			if o.FlushInterval.Duration == 0 {
+				o.FlushInterval.Duration = 5 * time.Second
+			}
+			if o.Workers == 0 {
+				o.Workers = 2
+			}
+			if o.MaxRetries == nil {
+				n := 5
+				o.MaxRetries = &n
+			}
+		case "print":
+			if o.File == "" {
+				o.File = "-"
+			}
+		}
+		c.Outputs[name] = o
+	}
+}
+
+func (c *Config) check(name string, loc *tomlLocator) error {
+	fail := func(path []string, format string, args ...any) error {
+		line, col := loc.find(path...)
+		return &Error{File: name, Line: line, Col: col, Msg: strings.Join(path, ".") + ": " + fmt.Sprintf(format, args...)}
+	}
+	at := func(table string, i int, key string) []string {
+		return []string{table + "#" + strconv.Itoa(i), key}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return fail([]string{"log", "level"}, "unknown level %q (expected debug, info, warn or error)", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fail([]string{"log", "format"}, "unknown format %q (expected text or json)", c.Log.Format)
+	}
+	if len(c.Inputs) == 0 {
+		return &Error{File: name, Msg: "no [[input]] (expected at least one, e.g. type = \"pmacct\")"}
+	}
+	pipelines := map[string]bool{}
+	for i, p := range c.Pipelines {
+		if pipelines[p.Name] {
+			return fail(at("pipeline", i, "name"), "pipeline %q defined twice", p.Name)
+		}
+		pipelines[p.Name] = true
+		for _, o := range p.Outputs {
+			if _, ok := c.Outputs[o]; !ok {
+				return fail(at("pipeline", i, "outputs"), "unknown output %q (expected one of the [output.NAME] tables: %s)", o, strings.Join(c.outputNames(), ", "))
+			}
+		}
+		if len(p.Outputs) == 0 {
+			return fail(at("pipeline", i, "outputs"), "pipeline %q has no output (expected an [output.NAME] table)", p.Name)
+		}
+	}
+	inputs := map[string]bool{}
+	for i, in := range c.Inputs {
+		if inputs[in.Name] {
+			return fail(at("input", i, "name"), "input %q defined twice", in.Name)
+		}
+		inputs[in.Name] = true
+		switch in.Type {
+		case "pmacct":
+		case "":
+			return fail(at("input", i, "type"), "missing type (expected \"pmacct\")")
+		default:
+			return fail(at("input", i, "type"), "unknown input type %q (expected \"pmacct\")", in.Type)
+		}
+		if in.File == "" {
+			return fail(at("input", i, "file"), "missing file (expected a path, or \"-\" for standard input)")
+		}
+		if !slices.Contains([]string{"json", "csv", "auto"}, in.Format) {
+			return fail(at("input", i, "format"), "unknown format %q (expected json, csv or auto)", in.Format)
+		}
+		if len(in.CSVSeparator) != 1 && in.CSVSeparator != "\\t" {
+			return fail(at("input", i, "csv_separator"), "separator %q must be one character", in.CSVSeparator)
+		}
+		if in.CSVNames != "lowercase" && in.CSVNames != "pmacct" {
+			return fail(at("input", i, "csv_names"), "unknown value %q (expected lowercase or pmacct)", in.CSVNames)
+		}
+		if _, err := LoadLocation(in.Timezone); err != nil {
+			return fail(at("input", i, "timezone"), "%v", err)
+		}
+		if in.Follow && in.File == "-" {
+			return fail(at("input", i, "follow"), "cannot follow standard input (expected a file path)")
+		}
+		if !pipelines[in.Pipeline] {
+			return fail(at("input", i, "pipeline"), "unknown pipeline %q", in.Pipeline)
+		}
+	}
+	for _, oname := range c.outputNames() {
+		o := c.Outputs[oname]
+		path := func(key string) []string { return []string{"output", oname, key} }
+		switch o.Type {
+		case "elasticsearch":
+			if _, err := LoadLocation(o.IndexTimezone); err != nil {
+				return fail(path("index_timezone"), "%v", err)
+			}
+			n := 0
+			for _, v := range []string{o.Password, o.PasswordFile, o.PasswordEnv} {
+				if v != "" {
+					n++
+				}
+			}
+			if n > 1 {
+				return fail(path("password"), "give one of password, password_file and password_env")
+			}
+			if o.FlushDocs < -1 {
+				return fail(path("flush_docs"), "%d is not a document count (expected -1 for no limit, or more)", o.FlushDocs)
+			}
+			if o.FlushBytes < 0 || o.Workers < 0 || *o.MaxRetries < 0 {
+				return fail(path("flush_bytes"), "flush_bytes, workers and max_retries cannot be negative")
+			}
+		case "print":
+		case "":
+			return fail([]string{"output", oname}, "missing type (expected \"elasticsearch\" or \"print\")")
+		default:
+			return fail(path("type"), "unknown output type %q (expected \"elasticsearch\" or \"print\")", o.Type)
+		}
+	}
+	return nil
+}
+
+func (c *Config) outputNames() []string {
+	var names []string
+	for n := range c.Outputs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Resolve makes a path from the configuration relative to the configuration file.
+func (c *Config) Resolve(path string) string {
+	if path == "" || path == "-" || filepath.IsAbs(path) || c.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.File), path)
+}
+
+// LoadLocation reads a time zone name: "Local", "UTC" or an IANA name.
+func LoadLocation(name string) (*time.Location, error) {
+	switch strings.ToLower(name) {
+	case "local":
+		return time.Local, nil
+	case "utc", "":
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (expected Local, UTC or a name such as Europe/Rome)", name)
+	}
+	return loc, nil
+}

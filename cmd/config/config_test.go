@@ -1,0 +1,184 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const good = `
+[log]
+level = "info"
+
+[[input]]
+name = "print1"
+type = "pmacct"
+file = "/var/spool/pmacct/plugin1.json"
+follow = true
+
+[[input]]
+name = "memory"
+type = "pmacct"
+file = "-"
+format = "json"
+
+[[pipeline]]
+name = "default"
+transformations = "[]"
+outputs = ["es"]
+
+[output.es]
+type = "elasticsearch"
+index = "flows-%Y.%m.%d"
+flush_interval = "2s"
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("flowdex.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := c.Outputs["es"]
+	if es.FlushInterval.Seconds() != 2 || es.FlushDocs != 5000 || es.URLs[0] != "http://127.0.0.1:9200" || !*es.Template {
+		t.Errorf("defaults not applied: %+v", es)
+	}
+	if c.Inputs[1].Pipeline != "default" || c.Inputs[0].Format != "auto" || c.Inputs[0].Timezone != "Local" {
+		t.Errorf("input defaults: %+v", c.Inputs)
+	}
+}
+
+// Every mistake is reported at its line and column, with what was expected.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      string // the whole message
+	}{
+		{"syntax", "[log]\nlevel = \"info\n", `flowdex.toml:2:14: log.level: strings cannot contain newlines`},
+		{"unknown key with suggestion", "[[input]]\ntype = \"pmacct\"\nfiel = \"x\"\n", `flowdex.toml:3:1: unknown key "input.fiel" (did you mean "file"?)`},
+		{"bad level", "[log]\nlevel = \"loud\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: log.level: unknown level "loud" (expected debug, info, warn or error)`},
+		{"no input", "[log]\nlevel = \"info\"\n", `flowdex.toml: no [[input]] (expected at least one, e.g. type = "pmacct")`},
+		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct")`},
+		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:1: input#0.format: unknown format "xml" (expected json, csv or auto)`},
+		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
+		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
+		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
+		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input.file: incompatible types: TOML value has type int64; destination has type string`},
+		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:1: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
+		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("flowdex.toml", []byte(tt.src))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a config.Error", err)
+			}
+			if err.Error() != tt.want {
+				t.Fatalf("got  %s\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.Inputs[0].File != "-" || c.Outputs["stdout"].Type != "print" || c.Pipelines[0].Outputs[0] != "stdout" {
+		t.Fatalf("default config: %+v", c)
+	}
+}
+
+func TestP2ES(t *testing.T) {
+	src := `{
+    "ES_IndexName": "netflow-%Y-%m-%d",
+    "ES_URL": "http://127.0.0.1:9200/",
+    "ES_Type": "flow",
+    "ES_AuthType": "basic",
+    "ES_UserName": "elastic",
+    "ES_Password": "secret",
+    "ES_FlushSize": "100",
+    "ES_IndexTemplateFileName": "tpl.json",
+    "InputFile": "/var/lib/pmacct/$PluginName.json",
+    "InputFormat": "csv",
+    "ReaderThreads": 4,
+    "Trasnformations": [],
+    "Transformations": [{"Conditions": [{"peer_ip_src": "192.0.2.1"}], "Actions": [{"Type": "AddField", "Name": "x", "Value": "y"}]}]
+}`
+	p, err := ParseP2ES("/etc/p2es/plugin1.conf", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.URL != "http://127.0.0.1:9200" || p.FlushSize != 100 || p.InputFile != "/var/lib/pmacct/plugin1.json" ||
+		p.IndexTemplateFileName != "/etc/p2es/tpl.json" || p.ReaderThreads != 4 || !strings.HasPrefix(string(p.Transformations), "[{") {
+		t.Fatalf("parsed %+v", p)
+	}
+	if len(p.Warnings) != 1 || p.Warnings[0] != `/etc/p2es/plugin1.conf:13:24: unknown key "Trasnformations", ignored as p2es does (did you mean "Transformations"?)` {
+		t.Fatalf("warnings %q", p.Warnings)
+	}
+	c := p.Config()
+	es := c.Outputs["es"]
+	if es.Username != "elastic" || es.Password != "secret" || es.FlushDocs != 100 || es.DocType != "flow" || c.Inputs[0].Format != "csv" {
+		t.Fatalf("config %+v", es)
+	}
+	data, source, _, err := c.Pipelines[0].TransformationsJSON(c)
+	if err != nil || source != "/etc/p2es/plugin1.conf" || !strings.HasPrefix(string(data), "[{") {
+		t.Fatalf("transformations %s %s %v", data, source, err)
+	}
+}
+
+func TestP2ESErrors(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		// the example of p2es's own CONFIGURATION.md has this mistake
+		{"trailing comma", "{\n    \"ES_IndexName\": \"x\",\n    \"ES_URL\": \"http://localhost:9200\",\n}\n",
+			"plugin.conf:3:38: invalid JSON: trailing comma before a closing bracket (JSON allows no comma after the last item; remove it)"},
+		{"trailing comma in list", "{\"ES_IndexName\": \"x\", \"Transformations\": [{}, ]}",
+			"plugin.conf:1:45: invalid JSON: trailing comma before a closing bracket (JSON allows no comma after the last item; remove it)"},
+		{"missing quote", "{\n  \"ES_IndexName: \"x\"\n}", `plugin.conf:2:19: invalid JSON: invalid character 'x' after object key`},
+		{"truncated", "{\"ES_IndexName\": \"x\"", "plugin.conf:1:21: invalid JSON: unexpected end of JSON input"},
+		{"not an object", "[1]", "plugin.conf:1:1: expected a JSON object at the top, found array"},
+		{"no index", "{\"ES_URL\": \"http://localhost:9200\"}", `plugin.conf: ES_IndexName: index name not provided (expected e.g. "netflow-%Y-%m-%d")`},
+		{"flush size", "{\"ES_IndexName\": \"x\",\n \"ES_FlushSize\": \"many\"}", `plugin.conf:2:18: ES_FlushSize: expected an integer, found "many"`},
+		{"digest", "{\"ES_IndexName\": \"x\", \"ES_AuthType\": \"digest\", \"ES_UserName\": \"u\", \"ES_Password\": \"p\"}", `plugin.conf:1:38: ES_AuthType: digest authentication is not supported: Elasticsearch accepts basic authentication (use "basic")`},
+		{"basic without password", "{\"ES_IndexName\": \"x\", \"ES_AuthType\": \"basic\"}", `plugin.conf:1:38: ES_AuthType: basic authentication needs ES_UserName and ES_Password`},
+		{"format", "{\"ES_IndexName\": \"x\", \"InputFormat\": \"xml\"}", `plugin.conf:1:38: InputFormat: unknown "xml" (expected "json" or "csv")`},
+		{"transformations not a list", "{\"ES_IndexName\": \"x\", \"Transformations\": {}}", `plugin.conf:1:42: Transformations: expected a list, found {}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseP2ES("plugin.conf", []byte(tt.src))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseP2ES(f *testing.F) {
+	f.Add([]byte(`{"ES_IndexName": "x", "ES_FlushSize": 10, "Transformations": []}`))
+	f.Add([]byte("{\n\"ES_IndexName\": \"x\",\n}"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p, err := ParseP2ES("plugin.conf", src)
+		if err == nil {
+			p.Config()
+			return
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("error without a position type: %v", err)
+		}
+	})
+}
+
+func FuzzParseTOML(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		_, err := Parse("flowdex.toml", src)
+		if err == nil {
+			return
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("error without a position type: %v", err)
+		}
+	})
+}

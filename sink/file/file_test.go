@@ -1,0 +1,53 @@
+package file
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+)
+
+func TestWritesPmacctLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.json")
+	lines := []string{
+		`{"event_type": "purge", "ip_src": "192.0.2.1", "port_src": 80, "tcp_flags": ["ACK"], "packets": 1, "bytes": 60}`,
+		`{"event_type": "purge", "ip_src": "2001:db8::1", "label": {"a": "b"}, "packets": 2, "bytes": 120}`,
+	}
+	s := New(Configuration{Path: path})
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dec := document.NewDecoder()
+	var doc document.Document
+	for _, l := range lines {
+		if err := dec.Decode([]byte(l), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(ctx, &doc, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := lines[0] + "\n" + lines[1] + "\n"; string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if s.Written() != 2 {
+		t.Fatalf("Written = %d", s.Written())
+	}
+}
+
+func TestStartFailsOnBadPath(t *testing.T) {
+	s := New(Configuration{Path: filepath.Join(t.TempDir(), "missing", "out.json")})
+	if err := s.Start(context.Background()); err == nil {
+		t.Fatal("Start succeeded on a missing directory")
+	}
+}
