@@ -1,0 +1,69 @@
+# flowdex: the two commands of the README are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+ES := sink/elasticsearch/estest/es.sh
+BIN := bin/flowdex
+# Debian packages the tests use: pmacct is the reference for compatibility,
+# unzip unpacks Elasticsearch's test distribution.
+DEBIAN_PACKAGES := pmacct unzip maven openjdk-17-jre-headless
+
+.PHONY: all build run test deps es-start es-stop es9-start es9-stop vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/flowdex
+
+# Run flowdex on a local default: a local Elasticsearch is started for you and
+# flowdex follows a pmacct print-plugin file (see configs/quickstart.toml).
+run: build es-start
+	mkdir -p var
+	$(BIN) run -c configs/quickstart.toml
+
+# Install everything, start Elasticsearch 8 and 9, run every test, stop them.
+test: deps
+	$(ES) start 8 >/dev/null
+	$(ES) start 9 >/dev/null
+	set -o pipefail; status=0; \
+	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) FLOWDEX_REQUIRE_ES=1 \
+	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
+	$(ES) stop 9 || true; $(ES) stop 8 || true; \
+	exit $$status
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(ES) fetch 8
+	$(ES) fetch 9
+	$(GO) mod download
+
+es-start:
+	$(ES) start 8
+es-stop:
+	$(ES) stop 8
+es9-start:
+	$(ES) start 9
+es9-stop:
+	$(ES) stop 9
+
+vet:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+# Each fuzz target for a short while (FUZZTIME=10m for a long run).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+	    echo "== $$pkg $$t"; $(GO) test -run XXX -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./...
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,94 @@
+package pmacct
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// readGeneration reads what a generation returns until it ends.
+func readGeneration(t *testing.T, g *Generation, done <-chan struct{}) string {
+	t.Helper()
+	out := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(g)
+		out <- string(b)
+	}()
+	select {
+	case s := <-out:
+		return s
+	case <-done:
+		t.Fatal("generation did not end")
+	}
+	return ""
+}
+
+func TestFollowerRewriteAndAppend(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "print.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fl := &Follower{Path: path, Poll: 10 * time.Millisecond}
+
+	// the file does not exist yet: Next waits for pmacct to create it
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		os.WriteFile(path, []byte("{\"a\": 1}\n{\"a\": 2"), 0o644) // the second line is not finished yet
+		time.Sleep(50 * time.Millisecond)
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		f.WriteString("}\n{\"a\": 3}\n") // pmacct finishes it and appends
+		f.Close()
+		time.Sleep(50 * time.Millisecond)
+		// the next purge rewrites the file with longer content: the first line changes
+		os.WriteFile(path, []byte("{\"b\": 10}\n{\"b\": 20}\n{\"b\": 30}\n{\"b\": 40}\n"), 0o644)
+	}()
+	g1, err := fl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readGeneration(t, g1, ctx.Done()); got != "{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3}\n" {
+		t.Fatalf("first generation read %q", got)
+	}
+	g1.Close()
+	g2, err := fl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g2.Origin == g1.Origin && g2.Origin != "" {
+		// the rewrite happened within the same modification time tick: the ids still
+		// differ through the content, so this is tolerated, but say it
+		t.Logf("same origin for two generations: %s", g2.Origin)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		os.Remove(path) // the generation ends when the file goes away
+	}()
+	if got := readGeneration(t, g2, ctx.Done()); got != "{\"b\": 10}\n{\"b\": 20}\n{\"b\": 30}\n{\"b\": 40}\n" {
+		t.Fatalf("second generation read %q", got)
+	}
+	g2.Close()
+}
+
+func TestFollowerStopsWithContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "print.json")
+	os.WriteFile(path, []byte("{\"a\": 1}\n"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	fl := &Follower{Path: path, Poll: 10 * time.Millisecond}
+	g, err := fl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	time.AfterFunc(50*time.Millisecond, cancel)
+	deadline, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if got := readGeneration(t, g, deadline.Done()); got != "{\"a\": 1}\n" {
+		t.Fatalf("read %q", got)
+	}
+	if _, err := fl.Next(ctx); err == nil {
+		t.Fatal("Next after cancel should fail")
+	}
+}
