@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# es.sh: a throwaway single-node Elasticsearch on 127.0.0.1, for flowdex's
+# tests and for trying the collector locally.
+#
+#   es.sh fetch  [VERSION]   download (Maven) and unpack; prints the ES home dir
+#   es.sh start  [VERSION]   fetch if needed, start, wait for health; prints the URL
+#   es.sh stop   [VERSION]   stop the node started by `start`
+#   es.sh status [VERSION]   exit 0 if running and healthy, 3 if not
+#   es.sh url    [VERSION]   print the base URL
+#
+# VERSION: a full version (8.19.21) or 8 / 9 for the defaults below.
+#
+# It uses the "integ-test-zip" distribution from Maven Central, because that is
+# the only Elasticsearch build a package registry serves. It has no bundled JDK
+# and only a few modules (transport-netty4, x-pack-core, x-pack-security, apm):
+# no ILM, ingest pipelines, painless, data streams or even `GET /`.
+#
+# Environment:
+#   FLOWDEX_ES_HOME       cache dir (default ~/.cache/flowdex/es; as root
+#                         /var/cache/flowdex/es, because the ES user cannot
+#                         enter root's private home directory)
+#   FLOWDEX_ES_PORT       HTTP port (default 9200 for 8.x, 9201 for 9.x)
+#   FLOWDEX_ES_TRANSPORT_PORT  transport port (default HTTP port + 100)
+#   FLOWDEX_ES_HEAP       JVM heap, -Xms = -Xmx (default 512m)
+#   FLOWDEX_ES_JAVA_HOME  JDK to run ES with (default: picked from /usr/lib/jvm)
+#   FLOWDEX_ES_USER       user ES runs as when we are root (default flowdex-es)
+#   FLOWDEX_ES_KEEP_DATA  1 = keep data and logs from the previous run
+#   FLOWDEX_ES_WAIT       seconds to wait for a healthy node (default 120)
+set -euo pipefail
+
+readonly ES8_VERSION=8.19.21 # newest 8.x on Maven Central
+readonly ES9_VERSION=9.2.4   # newest 9.x on Maven Central that resolves
+
+log() { echo "es.sh: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+usage() {
+	sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+}
+
+# ---------------------------------------------------------------------------
+# Settings derived from the version and the environment.
+
+setup() {
+	case ${1:-8} in
+	8) version=$ES8_VERSION ;;
+	9) version=$ES9_VERSION ;;
+	*) version=$1 ;;
+	esac
+	[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad version '$version' (want e.g. 8, 9 or 8.19.21)"
+	major=${version%%.*}
+	case $major in
+	8) default_port=9200 min_java=17 ;;
+	9) default_port=9201 min_java=21 ;;
+	*) die "unsupported major version $major (only 8 and 9)" ;;
+	esac
+
+	if [[ -n ${FLOWDEX_ES_HOME:-} ]]; then
+		cache=$FLOWDEX_ES_HOME
+	elif ((EUID == 0)); then
+		cache=/var/cache/flowdex/es
+	else
+		cache=${HOME:?}/.cache/flowdex/es
+	fi
+	vdir=$cache/$version
+	es_home=$vdir/elasticsearch-$version
+	data_dir=$vdir/data
+	logs_dir=$vdir/logs
+	tmp_dir=$vdir/tmp
+	run_dir=$vdir/run
+	pidfile=$run_dir/es.pid
+	portfile=$run_dir/port # the HTTP port of the running node, for url/status
+
+	port=${FLOWDEX_ES_PORT:-$default_port}
+	transport_port=${FLOWDEX_ES_TRANSPORT_PORT:-$((port + 100))}
+	heap=${FLOWDEX_ES_HEAP:-512m}
+	wait_secs=${FLOWDEX_ES_WAIT:-120}
+
+	# Elasticsearch refuses to run as root: as root, run it as a system user.
+	run_as=()
+	es_user=$(id -un)
+	if ((EUID == 0)); then
+		es_user=${FLOWDEX_ES_USER:-flowdex-es}
+		run_as=(runuser -u "$es_user" --)
+	fi
+}
+
+# The port of the node we started, if one runs; else the configured one.
+running_port() {
+	if [[ -z ${FLOWDEX_ES_PORT:-} && -s $portfile ]] && pid_alive; then
+		cat "$portfile"
+	else
+		echo "$port"
+	fi
+}
+
+url_for() { echo "http://127.0.0.1:$1"; }
+
+# ---------------------------------------------------------------------------
+# Minimal HTTP over bash's /dev/tcp, so that curl is not needed.
+# http_get PORT PATH [SECONDS] sets http_status and http_body; fails if
+# nothing answers.
+
+http_get() {
+	local resp first
+	# shellcheck disable=SC2016 # $0 and $1 expand in the inner bash
+	resp=$(timeout "${3:-5}" bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$1" >&3
+		cat <&3' "$1" "$2" 2>/dev/null) || return 1
+	[[ $resp == HTTP/* ]] || return 1
+	first=${resp%%$'\r'*}
+	http_status=${first#* }
+	http_status=${http_status%% *}
+	http_body=${resp#*$'\r\n\r\n'}
+}
+
+# healthy PORT [SECONDS]: the cluster on PORT is at least yellow.
+healthy() {
+	local secs=${2:-1}
+	http_get "$1" "/_cluster/health?wait_for_status=yellow&timeout=${secs}s" $((secs + 5)) || return 1
+	[[ $http_status == 200 && $http_body =~ \"status\":\"(green|yellow)\" ]]
+}
+
+# server_version PORT: the version of the node on PORT. (`GET /` is not in
+# the integ-test distribution since 8.9: it lives in the absent rest-root module.)
+server_version() {
+	http_get "$1" "/_nodes/_local?filter_path=nodes.*.version" || return 1
+	[[ $http_status == 200 && $http_body =~ \"version\":\"([^\"]+)\" ]] || return 1
+	echo "${BASH_REMATCH[1]}"
+}
+
+# ---------------------------------------------------------------------------
+# Process bookkeeping.
+
+pid_alive() {
+	local pid
+	[[ -s $pidfile ]] || return 1
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	# Guard against a recycled pid: it must still be an Elasticsearch JVM.
+	grep -qa org.elasticsearch "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# Serialize start/stop/fetch of one version (also between es.sh processes).
+# fd 9 must not leak into the ES daemon, or it would hold the lock forever.
+lock() {
+	mkdir -p "$vdir"
+	exec 9>"$vdir/.lock"
+	flock -w 600 9 || die "timed out waiting for $vdir/.lock"
+}
+
+# ---------------------------------------------------------------------------
+# JDK: ES 8 runs on 17+ (we prefer the oldest, Debian's openjdk-17), ES 9
+# needs 21+ (we take the newest, e.g. temurin-25). Read from each JDK's
+# `release` file rather than trusting directory names.
+
+java_home() {
+	if [[ -n ${FLOWDEX_ES_JAVA_HOME:-} ]]; then
+		[[ -x $FLOWDEX_ES_JAVA_HOME/bin/java ]] || die "no bin/java in FLOWDEX_ES_JAVA_HOME=$FLOWDEX_ES_JAVA_HOME"
+		echo "$FLOWDEX_ES_JAVA_HOME"
+		return
+	fi
+	local d v best="" best_v=0
+	for d in /usr/lib/jvm/*/; do
+		d=${d%/}
+		[[ -L $d || ! -x $d/bin/java ]] && continue # skip alias symlinks
+		v=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$d/release" 2>/dev/null)
+		[[ -n $v ]] || continue
+		((v >= min_java)) || continue
+		if [[ -z $best ]] || { ((major == 8)) && ((v < best_v)); } || { ((major >= 9)) && ((v > best_v)); }; then
+			best=$d best_v=$v
+		fi
+	done
+	[[ -n $best ]] || die "no JDK >= $min_java in /usr/lib/jvm for Elasticsearch $version (set FLOWDEX_ES_JAVA_HOME)"
+	echo "$best"
+}
+
+# ---------------------------------------------------------------------------
+# fetch
+
+ensure_user() {
+	((EUID == 0)) || return 0
+	id -u "$es_user" >/dev/null 2>&1 && return 0
+	log "creating system user $es_user"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin "$es_user"
+}
+
+# extract ZIP DIR: unzip if present; else python3's zipfile; else the JDK's
+# jar tool (always there, since ES needs a JDK). The last two drop file
+# modes, which the caller restores.
+extract() {
+	if command -v unzip >/dev/null; then
+		unzip -q "$1" -d "$2"
+	elif command -v python3 >/dev/null; then
+		python3 -m zipfile -e "$1" "$2"
+	else
+		local jar
+		jar=$(java_home)/bin/jar
+		[[ -x $jar ]] || die "need unzip, python3 or a JDK's jar to unpack (apt-get install unzip)"
+		(cd "$2" && "$jar" xf "$1")
+	fi
+}
+
+fetch() {
+	ensure_user
+	if [[ ! -x $es_home/bin/elasticsearch ]]; then
+		local tmp=$vdir/.unpack.$$
+		rm -rf "$tmp"
+		mkdir -p "$tmp"
+		log "fetching Elasticsearch $version (integ-test-zip) with Maven"
+		# dependency:copy resolves through the local repository (~/.m2, kept
+		# between runs) and copies the zip to a place we know.
+		# Its output is shown only on failure (-q still prints colour codes).
+		local out artifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$version:zip
+		if ! out=$(mvn -q -B dependency:copy -Dartifact="$artifact" \
+			-DoutputDirectory="$tmp" </dev/null 2>&1); then
+			printf '%s\n' "$out" >&2
+			rm -rf "$tmp"
+			die "mvn could not fetch $artifact"
+		fi
+		log "unpacking into $vdir"
+		extract "$tmp/elasticsearch-$version.zip" "$tmp"
+		rm -f "$tmp/elasticsearch-$version.zip"
+		chmod +x "$tmp/elasticsearch-$version"/bin/*
+		# Rename last, so a half-unpacked tree is never taken for a good one.
+		mv "$tmp/elasticsearch-$version" "$es_home"
+		rmdir "$tmp"
+	fi
+	if ((EUID == 0)); then
+		chown -R "$es_user:" "$es_home"
+		runuser -u "$es_user" -- test -r "$es_home/bin/elasticsearch" ||
+			die "user $es_user cannot read $es_home (a parent directory is private?); set FLOWDEX_ES_HOME elsewhere"
+	fi
+}
+
+# ---------------------------------------------------------------------------
+# start / stop / status
+
+# log_tail: what ES said last. startup.out holds the console output of the
+# daemon until it is up (and errors of the launcher); the server log the rest.
+log_tail() {
+	local f
+	for f in "$logs_dir/startup.out" "$logs_dir/flowdex-es$major.log"; do
+		[[ -s $f ]] || continue
+		echo "---- tail of $f" >&2
+		tail -n 40 "$f" >&2
+		return
+	done
+	echo "---- no log in $logs_dir" >&2
+}
+
+start() {
+	local url pid v java t0=$SECONDS
+	url=$(url_for "$port")
+
+	if pid_alive; then
+		local p
+		p=$(cat "$portfile" 2>/dev/null || echo "$port")
+		[[ $p == "$port" ]] || die "Elasticsearch $version already runs on port $p (pid $(<"$pidfile")); stop it first"
+		healthy "$p" "$wait_secs" || die "Elasticsearch $version (pid $(<"$pidfile")) runs but is not healthy on port $p"
+		log "Elasticsearch $version already running (pid $(<"$pidfile"))"
+		url_for "$p"
+		return
+	fi
+	# Something else on the port: fine if it is the same version, else say so.
+	if v=$(server_version "$port"); then
+		[[ $v == "$version" ]] || die "port $port is taken by Elasticsearch $v, not $version; set FLOWDEX_ES_PORT"
+		healthy "$port" "$wait_secs" || die "Elasticsearch $v on port $port is not healthy"
+		log "Elasticsearch $version already running on port $port (not started by es.sh)"
+		echo "$url"
+		return
+	fi
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		die "port $port is in use by something that is not Elasticsearch; set FLOWDEX_ES_PORT"
+	fi
+
+	fetch
+	java=$(java_home)
+
+	# A clean node each time, unless asked to keep the data.
+	if [[ ${FLOWDEX_ES_KEEP_DATA:-} != 1 ]]; then
+		rm -rf "$data_dir" "$logs_dir"
+	fi
+	rm -rf "$tmp_dir" "$run_dir"
+	mkdir -p "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
+	if ((EUID == 0)); then
+		chown "$es_user:" "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
+	fi
+
+	log "starting Elasticsearch $version on $url with $java (heap $heap, as $es_user)"
+	# The working directory is the logs dir: the integ-test jvm.options writes
+	# gc.log and hs_err files relative to it. -d returns once the node is up
+	# (or failed), with no time limit of its own; its output goes to
+	# startup.out, so no pipe of ours stays open in the daemon.
+	local rc=0
+	(cd "$logs_dir" && timeout -k 10 "$wait_secs" "${run_as[@]}" env -u JAVA_HOME \
+		ES_JAVA_HOME="$java" \
+		ES_JAVA_OPTS="-Xms$heap -Xmx$heap" \
+		ES_TMPDIR="$tmp_dir" \
+		"$es_home/bin/elasticsearch" -d -p "$pidfile" \
+		-E discovery.type=single-node \
+		-E xpack.security.enabled=false \
+		-E network.host=127.0.0.1 \
+		-E http.port="$port" \
+		-E transport.port="$transport_port" \
+		-E path.data="$data_dir" \
+		-E path.logs="$logs_dir" \
+		-E cluster.name="flowdex-es$major" \
+		-E node.name="flowdex-es$major" \
+		-E cluster.routing.allocation.disk.threshold_enabled=false \
+		>"$logs_dir/startup.out" 2>&1 </dev/null 9>&-) || rc=$?
+	if ((rc != 0)); then
+		if ((rc == 124 || rc == 137)); then
+			log "Elasticsearch $version did not start within ${wait_secs}s (FLOWDEX_ES_WAIT)"
+		else
+			log "Elasticsearch $version failed to start (exit $rc)"
+		fi
+		log_tail
+		stop_pid >/dev/null 2>&1 || true
+		exit 1
+	fi
+
+	while :; do
+		if healthy "$port" 5; then
+			echo "$port" >"$portfile"
+			pid=$(<"$pidfile")
+			log "Elasticsearch $version is up (pid $pid) after $((SECONDS - t0))s"
+			echo "$url"
+			return
+		fi
+		if ! pid_alive; then
+			log "Elasticsearch $version exited during startup"
+			log_tail
+			exit 1
+		fi
+		if ((SECONDS - t0 >= wait_secs)); then
+			log "Elasticsearch $version not healthy on $url after ${wait_secs}s; stopping it"
+			log_tail
+			stop_pid >&2 || true
+			exit 1
+		fi
+		sleep 1
+	done
+}
+
+# stop_pid: SIGTERM the node, wait up to 60 s, then SIGKILL.
+stop_pid() {
+	local pid i
+	if ! pid_alive; then
+		rm -f "$pidfile" "$portfile"
+		echo "Elasticsearch $version is not running"
+		return 0
+	fi
+	pid=$(<"$pidfile")
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 600; i++)); do
+		[[ -d /proc/$pid ]] || break
+		sleep 0.1
+	done
+	if [[ -d /proc/$pid ]]; then
+		log "pid $pid did not exit within 60s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		while [[ -d /proc/$pid ]]; do sleep 0.1; done
+	fi
+	rm -f "$pidfile" "$portfile"
+	echo "Elasticsearch $version stopped (pid $pid)"
+}
+
+status() {
+	local p v
+	p=$(running_port)
+	if pid_alive && healthy "$p"; then
+		echo "Elasticsearch $version running (pid $(<"$pidfile")) at $(url_for "$p")"
+	elif v=$(server_version "$p") && healthy "$p"; then
+		echo "Elasticsearch $v running at $(url_for "$p") (not started by es.sh)"
+		[[ $v == "$version" ]] || return 3
+	elif pid_alive; then
+		echo "Elasticsearch $version process $(<"$pidfile") exists but is not healthy on port $p"
+		return 1
+	else
+		echo "Elasticsearch $version is not running"
+		return 3
+	fi
+}
+
+# ---------------------------------------------------------------------------
+
+cmd=${1:-}
+[[ $# -le 2 ]] || usage
+setup "${2:-8}"
+case $cmd in
+fetch)
+	lock
+	fetch
+	echo "$es_home"
+	;;
+start)
+	lock
+	start
+	;;
+stop)
+	lock
+	stop_pid
+	;;
+status) status ;;
+url) url_for "$(running_port)" ;;
+*) usage ;;
+esac

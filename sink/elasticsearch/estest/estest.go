@@ -1,0 +1,604 @@
+// Package estest gives Go tests a real Elasticsearch: it finds a running one
+// or starts one with es.sh (next to this file), and has small helpers to
+// name, read and clean up test indices.
+//
+// Where the server comes from, for URL (Elasticsearch 8) and URL9
+// (Elasticsearch 9):
+//
+//  1. FLOWDEX_TEST_ES_URL / FLOWDEX_TEST_ES9_URL, if set;
+//  2. else whatever answers on http://127.0.0.1:9200 / :9201;
+//  3. else `es.sh start 8` / `es.sh start 9`, under a file lock so that the
+//     test binaries of several packages, which `go test ./...` runs in
+//     parallel, start it only once. The node is left running for the next
+//     run; `es.sh stop 8` (or `make es-stop`) stops it.
+//
+// When no server can be had the test is skipped, or fails when CI=true or
+// FLOWDEX_REQUIRE_ES=1. A URL given in the environment that does not answer
+// always fails the test: someone asked for that server.
+package estest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// server is one Elasticsearch major version that tests can ask for.
+type server struct {
+	major  int    // 8 or 9
+	envURL string // environment variable naming an existing server
+	port   int    // default HTTP port of es.sh for this major
+
+	mu   sync.Mutex // held while finding or starting it
+	done bool
+	url  string
+	err  error
+	must bool // err fails the test even when skipping is allowed
+}
+
+var (
+	es8 = &server{major: 8, envURL: "FLOWDEX_TEST_ES_URL", port: 9200}
+	es9 = &server{major: 9, envURL: "FLOWDEX_TEST_ES9_URL", port: 9201}
+)
+
+// startTimeout bounds one `es.sh start`: a cold start downloads about
+// 100 MB through Maven, unpacks it and waits up to 120 s for the node.
+const startTimeout = 10 * time.Minute
+
+var client = &http.Client{Timeout: 60 * time.Second}
+
+// URL returns the base URL (no trailing slash) of a running Elasticsearch
+// 8, starting one if need be (see the package doc).
+func URL(t testing.TB) string {
+	t.Helper()
+	return es8.get(t)
+}
+
+// URL9 is URL for Elasticsearch 9.
+func URL9(t testing.TB) string {
+	t.Helper()
+	return es9.get(t)
+}
+
+func (s *server) get(t testing.TB) string {
+	t.Helper()
+	s.mu.Lock()
+	if !s.done {
+		s.url, s.must, s.err = s.find()
+		s.done = true // one attempt per test binary: do not wait 2 min in every test
+	}
+	u, must, err := s.url, s.must, s.err
+	s.mu.Unlock()
+	if err == nil {
+		return u
+	}
+	if must || required() {
+		t.Fatalf("estest: Elasticsearch %d: %v", s.major, err)
+	}
+	t.Skipf("estest: no Elasticsearch %d (CI=true or FLOWDEX_REQUIRE_ES=1 make this a failure): %v", s.major, err)
+	return ""
+}
+
+// required tells whether a missing server must fail the test.
+func required() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci || os.Getenv("FLOWDEX_REQUIRE_ES") == "1"
+}
+
+// find returns the server's URL; must says an error is not to be skipped.
+func (s *server) find() (u string, must bool, err error) {
+	if v := os.Getenv(s.envURL); v != "" {
+		u = strings.TrimRight(v, "/")
+		if err := s.check(u); err != nil {
+			return "", true, fmt.Errorf("%s=%s: %w", s.envURL, v, err)
+		}
+		return u, false, nil
+	}
+	u = fmt.Sprintf("http://127.0.0.1:%d", s.port)
+	if healthy(u) == nil {
+		err = s.check(u)
+	} else {
+		u, err = s.start()
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return u, false, nil
+}
+
+// check: u is a healthy Elasticsearch of the wanted major version.
+func (s *server) check(u string) error {
+	if err := healthy(u); err != nil {
+		return err
+	}
+	v, err := serverVersion(u)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(v, strconv.Itoa(s.major)+".") {
+		return fmt.Errorf("%s serves Elasticsearch %s, not %d.x", u, v, s.major)
+	}
+	return nil
+}
+
+// start runs `es.sh start MAJOR` under an exclusive lock on a file in the
+// es.sh cache dir, and checks the URL it prints last.
+func (s *server) start() (string, error) {
+	script, err := scriptPath()
+	if err != nil {
+		return "", err
+	}
+	dir := cacheDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("estest-%d.lock", s.major)), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close() // closing drops the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	// Another test process may have started it while we waited.
+	if u := fmt.Sprintf("http://127.0.0.1:%d", s.port); healthy(u) == nil {
+		return u, s.check(u)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "start", strconv.Itoa(s.major))
+	// The tests look on the default ports, so es.sh must start it there.
+	cmd.Env = withoutEnv(os.Environ(), "FLOWDEX_ES_PORT", "FLOWDEX_ES_TRANSPORT_PORT")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 10 * time.Second // in case a child keeps our pipes open
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s start %d: %v\n%s", script, s.major, err, tail(stderr.String(), 40))
+	}
+	u := lastLine(stdout.String())
+	if err := s.check(u); err != nil {
+		return "", fmt.Errorf("%s start %d printed %q: %w\n%s", script, s.major, u, err, tail(stderr.String(), 40))
+	}
+	return u, nil
+}
+
+// scriptPath finds es.sh beside this source file.
+func scriptPath() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate es.sh: runtime.Caller failed")
+	}
+	p := filepath.Join(filepath.Dir(file), "es.sh")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("cannot locate es.sh (built with -trimpath?): %w", err)
+	}
+	return p, nil
+}
+
+// cacheDir mirrors es.sh's choice of cache directory.
+func cacheDir() string {
+	if d := os.Getenv("FLOWDEX_ES_HOME"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/flowdex/es"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cache", "flowdex", "es")
+	}
+	return filepath.Join(os.TempDir(), "flowdex-es")
+}
+
+func withoutEnv(env []string, names ...string) []string {
+	out := env[:0:0]
+next:
+	for _, kv := range env {
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+// do sends one request and returns the status and body. body may be nil.
+func do(method, u string, body []byte) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// call is do that fails the test unless the status is 2xx, and decodes a
+// JSON answer into out (if not nil).
+func call(t testing.TB, method, u string, body []byte, out any) {
+	t.Helper()
+	code, b, err := do(method, u, body)
+	if err != nil {
+		t.Fatalf("estest: %s %s: %v", method, u, err)
+	}
+	if code/100 != 2 {
+		t.Fatalf("estest: %s %s: HTTP %d: %s", method, u, code, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("estest: %s %s: decoding %s: %v", method, u, b, err)
+		}
+	}
+}
+
+// healthy: the cluster at u answers and is not red.
+func healthy(u string) error {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(u + "/_cluster/health")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Status string `json:"status"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/_cluster/health: HTTP %d", u, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return fmt.Errorf("%s/_cluster/health: %v", u, err)
+	}
+	if h.Status != "green" && h.Status != "yellow" {
+		return fmt.Errorf("%s: cluster health is %q", u, h.Status)
+	}
+	return nil
+}
+
+// serverVersion reads the version from the nodes info API. (`GET /` is no
+// help: the integ-test distribution has no handler for it.)
+func serverVersion(u string) (string, error) {
+	code, b, err := do(http.MethodGet, u+"/_nodes/_local?filter_path=nodes.*.version", nil)
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusOK {
+		return "", fmt.Errorf("%s/_nodes/_local: HTTP %d: %s", u, code, b)
+	}
+	var r struct {
+		Nodes map[string]struct {
+			Version string `json:"version"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", fmt.Errorf("%s/_nodes/_local: %v", u, err)
+	}
+	for _, n := range r.Nodes {
+		if n.Version != "" {
+			return n.Version, nil
+		}
+	}
+	return "", fmt.Errorf("%s/_nodes/_local: no version in %s", u, b)
+}
+
+// Version returns the version number of the server at url, e.g. "8.19.21".
+func Version(t testing.TB, url string) string {
+	t.Helper()
+	v, err := serverVersion(url)
+	if err != nil {
+		t.Fatalf("estest: %v", err)
+	}
+	return v
+}
+
+// ---------------------------------------------------------------------------
+// Index names and cleanup
+
+// Index returns a fresh, lowercase name for this test's indices, e.g.
+// "flows-testsink-bulk-3f9a1c07": prefix, the test's name, a random suffix.
+// Use it as an index name or as the start of several. When the test ends,
+// every data stream, index, index template (composable and legacy) and
+// component template whose name starts with it is deleted, on each server
+// that URL and URL9 have returned in this process.
+func Index(t testing.TB, prefix string) string {
+	t.Helper()
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatalf("estest: %v", err)
+	}
+	name := indexName(prefix, t.Name(), hex.EncodeToString(rnd[:]))
+	t.Cleanup(func() {
+		for _, s := range []*server{es8, es9} {
+			s.mu.Lock()
+			u := s.url
+			s.mu.Unlock()
+			if u == "" {
+				continue
+			}
+			if err := deleteAll(u, name); err != nil {
+				t.Errorf("estest: cleaning up %s* on %s: %v", name, u, err)
+			}
+		}
+	})
+	return name
+}
+
+// indexName builds prefix-test-suffix from characters that are valid in
+// an index name; the test part is cut to 40 characters so that callers
+// can still append their own suffixes within ES's 255-byte limit.
+func indexName(prefix, test, suffix string) string {
+	p := sanitize(prefix)
+	if p == "" {
+		p = "test"
+	}
+	n := sanitize(test)
+	if len(n) > 40 {
+		n = strings.TrimRight(n[:40], "-")
+	}
+	parts := []string{p}
+	if n != "" {
+		parts = append(parts, n)
+	}
+	return strings.Join(append(parts, suffix), "-")
+}
+
+// sanitize lowercases s and replaces runs of anything but [a-z0-9] by "-".
+func sanitize(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimRight(b.String(), "-")
+}
+
+// deleteAll removes what a test created under name. Wildcard deletes of
+// indices are refused by default (action.destructive_requires_name), so
+// indices are listed first and deleted by name. Data streams go first: a
+// template in use by one cannot be deleted.
+func deleteAll(u, name string) error {
+	pattern := url.PathEscape(name) + "*"
+	var errs []error
+
+	// Data streams (absent from the integ-test distribution: 400/404/405 there).
+	if code, b, err := do(http.MethodGet, u+"/_data_stream/"+pattern+"?expand_wildcards=all", nil); err != nil {
+		errs = append(errs, err)
+	} else if code == http.StatusOK {
+		var r struct {
+			DataStreams []struct {
+				Name string `json:"name"`
+			} `json:"data_streams"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			errs = append(errs, err)
+		}
+		for _, ds := range r.DataStreams {
+			errs = append(errs, del(u+"/_data_stream/"+url.PathEscape(ds.Name)))
+		}
+	}
+
+	// Indices, in batches so that the URL stays short.
+	var idx []struct {
+		Index string `json:"index"`
+	}
+	if err := getJSON(u+"/_cat/indices/"+pattern+"?format=json&h=index&expand_wildcards=all", &idx); err != nil {
+		errs = append(errs, err)
+	}
+	for i := 0; i < len(idx); i += 50 {
+		var names []string
+		for _, x := range idx[i:min(i+50, len(idx))] {
+			names = append(names, url.PathEscape(x.Index))
+		}
+		errs = append(errs, del(u+"/"+strings.Join(names, ",")+"?expand_wildcards=all"))
+	}
+
+	// Composable index templates, then legacy ones, then component templates.
+	var it struct {
+		IndexTemplates []struct {
+			Name string `json:"name"`
+		} `json:"index_templates"`
+	}
+	if err := getJSON(u+"/_index_template/"+pattern, &it); err != nil {
+		errs = append(errs, err)
+	}
+	for _, x := range it.IndexTemplates {
+		errs = append(errs, del(u+"/_index_template/"+url.PathEscape(x.Name)))
+	}
+	var lt map[string]json.RawMessage
+	if err := getJSON(u+"/_template/"+pattern, &lt); err != nil {
+		errs = append(errs, err)
+	}
+	for n := range lt {
+		errs = append(errs, del(u+"/_template/"+url.PathEscape(n)))
+	}
+	var ct struct {
+		ComponentTemplates []struct {
+			Name string `json:"name"`
+		} `json:"component_templates"`
+	}
+	if err := getJSON(u+"/_component_template/"+pattern, &ct); err != nil {
+		errs = append(errs, err)
+	}
+	for _, x := range ct.ComponentTemplates {
+		errs = append(errs, del(u+"/_component_template/"+url.PathEscape(x.Name)))
+	}
+	return errors.Join(errs...)
+}
+
+// getJSON decodes a 200 answer into out; a 404 (nothing matched) leaves
+// out as it is.
+func getJSON(u string, out any) error {
+	code, b, err := do(http.MethodGet, u, nil)
+	switch {
+	case err != nil:
+		return err
+	case code == http.StatusNotFound:
+		return nil
+	case code != http.StatusOK:
+		return fmt.Errorf("GET %s: HTTP %d: %s", u, code, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func del(u string) error {
+	code, b, err := do(http.MethodDelete, u, nil)
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 && code != http.StatusNotFound {
+		return fmt.Errorf("DELETE %s: HTTP %d: %s", u, code, b)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Reading back
+
+// Doc is one search hit.
+type Doc struct {
+	ID     string
+	Index  string
+	Source map[string]any
+}
+
+// maxHits is the most hits one search returns (index.max_result_window).
+const maxHits = 10000
+
+// Refresh makes everything indexed so far in index (a name or pattern)
+// visible to search.
+func Refresh(t testing.TB, url, index string) {
+	t.Helper()
+	call(t, http.MethodPost, url+"/"+index+"/_refresh", nil, nil)
+}
+
+// Search runs the query body (a JSON search request; "" for match_all) on
+// index and returns the hits' _source. Unless body sets "size", up to
+// 10000 hits are returned. It does not refresh: see Refresh and Docs.
+func Search(t testing.TB, url, index, body string) []map[string]any {
+	t.Helper()
+	docs := search(t, url, index, body)
+	out := make([]map[string]any, len(docs))
+	for i, d := range docs {
+		out[i] = d.Source
+	}
+	return out
+}
+
+// Docs refreshes indexPattern and returns all its documents, sorted by ID
+// (then index). It fails the test if there are more than 10000.
+func Docs(t testing.TB, url, indexPattern string) []Doc {
+	t.Helper()
+	Refresh(t, url, indexPattern)
+	docs := search(t, url, indexPattern, `{"query":{"match_all":{}},"track_total_hits":true}`)
+	sort.Slice(docs, func(i, j int) bool {
+		if docs[i].ID != docs[j].ID {
+			return docs[i].ID < docs[j].ID
+		}
+		return docs[i].Index < docs[j].Index
+	})
+	return docs
+}
+
+// Count refreshes indexPattern and returns how many documents it holds.
+func Count(t testing.TB, url, indexPattern string) int {
+	t.Helper()
+	Refresh(t, url, indexPattern)
+	var r struct {
+		Count int `json:"count"`
+	}
+	call(t, http.MethodGet, url+"/"+indexPattern+"/_count", nil, &r)
+	return r.Count
+}
+
+func search(t testing.TB, url, index, body string) []Doc {
+	t.Helper()
+	req := map[string]any{}
+	if strings.TrimSpace(body) != "" {
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			t.Fatalf("estest: search body is not a JSON object: %v", err)
+		}
+	}
+	_, sized := req["size"]
+	if !sized {
+		req["size"] = maxHits
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatalf("estest: %v", err)
+	}
+	var r struct {
+		Hits struct {
+			Total *struct {
+				Value    int    `json:"value"`
+				Relation string `json:"relation"`
+			} `json:"total"`
+			Hits []struct {
+				Index  string         `json:"_index"`
+				ID     string         `json:"_id"`
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	call(t, http.MethodPost, url+"/"+index+"/_search", b, &r)
+	// Never truncate silently: without a size of the caller's, all hits count.
+	if tot := r.Hits.Total; !sized && tot != nil && (tot.Relation == "gte" || tot.Value > len(r.Hits.Hits)) {
+		t.Fatalf("estest: more documents match in %s than the %d one search returns", index, maxHits)
+	}
+	docs := make([]Doc, len(r.Hits.Hits))
+	for i, h := range r.Hits.Hits {
+		docs[i] = Doc{ID: h.ID, Index: h.Index, Source: h.Source}
+	}
+	return docs
+}

@@ -1,0 +1,110 @@
+package estest
+
+import (
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestIndexName(t *testing.T) {
+	for _, c := range []struct{ prefix, test, want string }{
+		{"flows", "TestSink/Bulk_retry#01", "flows-testsink-bulk-retry-01-abcd1234"},
+		{"Flows_V2", "TestX", "flows-v2-testx-abcd1234"},
+		{"", "TestX", "test-testx-abcd1234"},
+		{"-x-", "", "x-abcd1234"},
+		{"p", strings.Repeat("TestLong", 20), "p-" + strings.Repeat("testlong", 5) + "-abcd1234"},
+	} {
+		if got := indexName(c.prefix, c.test, "abcd1234"); got != c.want {
+			t.Errorf("indexName(%q, %q) = %q, want %q", c.prefix, c.test, got, c.want)
+		}
+	}
+	valid := regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	if n := Index(t, "Weird Prefix!"); !valid.MatchString(n) {
+		t.Errorf("Index gave %q, not a plain lowercase name", n)
+	}
+}
+
+func TestCheckRefusesDeadServer(t *testing.T) {
+	// Port 1 on loopback: nothing listens there.
+	if err := es8.check("http://127.0.0.1:1"); err == nil {
+		t.Fatal("check of a dead server succeeded")
+	}
+}
+
+func TestES8(t *testing.T) { testServer(t, URL(t), "8.") }
+
+func TestES9(t *testing.T) { testServer(t, URL9(t), "9.") }
+
+func testServer(t *testing.T, url, major string) {
+	if err := healthy(url); err != nil {
+		t.Fatal(err)
+	}
+	v := Version(t, url)
+	if !strings.HasPrefix(v, major) {
+		t.Fatalf("Version = %q, want %sx", v, major)
+	}
+	t.Logf("%s: Elasticsearch %s", url, v)
+
+	var name string
+	t.Run("roundtrip", func(t *testing.T) {
+		name = Index(t, "estest")
+		put(t, url+"/"+name+"/_doc/2?refresh=true", `{"n":2,"s":"two"}`)
+		put(t, url+"/"+name+"/_doc/1?refresh=true", `{"n":1,"s":"one"}`)
+		put(t, url+"/"+name+"-other/_doc/1?refresh=true", `{"n":3}`)
+		put(t, url+"/_index_template/"+name+"-tpl", `{"index_patterns":["`+name+`-t*"]}`)
+		put(t, url+"/_template/"+name+"-legacy", `{"index_patterns":["`+name+`-l*"]}`)
+		put(t, url+"/_component_template/"+name+"-comp", `{"template":{"settings":{"number_of_shards":1}}}`)
+
+		want := []Doc{
+			{ID: "1", Index: name, Source: map[string]any{"n": 1.0, "s": "one"}},
+			{ID: "1", Index: name + "-other", Source: map[string]any{"n": 3.0}},
+			{ID: "2", Index: name, Source: map[string]any{"n": 2.0, "s": "two"}},
+		}
+		if got := Docs(t, url, name+"*"); !reflect.DeepEqual(got, want) {
+			t.Errorf("Docs = %v, want %v", got, want)
+		}
+		if got := Docs(t, url, name); len(got) != 2 {
+			t.Errorf("Docs(%s) gave %d docs, want 2", name, len(got))
+		}
+		if n := Count(t, url, name+"*"); n != 3 {
+			t.Errorf("Count = %d, want 3", n)
+		}
+		got := Search(t, url, name, `{"query":{"term":{"s.keyword":"two"}}}`)
+		if len(got) != 1 || got[0]["n"] != 2.0 {
+			t.Errorf("Search = %v, want the doc with n=2", got)
+		}
+		if got := Search(t, url, name+"*", `{"size":1}`); len(got) != 1 {
+			t.Errorf("Search with size 1 gave %d docs", len(got))
+		}
+		if got := Docs(t, url, name+"-none*"); len(got) != 0 {
+			t.Errorf("Docs of an empty pattern = %v", got)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	// The subtest's cleanup has run: nothing of it may be left.
+	for _, path := range []string{
+		"/" + name,
+		"/" + name + "-other",
+		"/_index_template/" + name + "-tpl",
+		"/_template/" + name + "-legacy",
+		"/_component_template/" + name + "-comp",
+	} {
+		code, b, err := do(http.MethodGet, url+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusNotFound {
+			t.Errorf("GET %s after cleanup: HTTP %d: %s", path, code, b)
+		}
+	}
+}
+
+func put(t *testing.T, u, body string) {
+	t.Helper()
+	call(t, http.MethodPut, u, []byte(body), nil)
+}
