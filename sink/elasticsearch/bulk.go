@@ -1,0 +1,323 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+)
+
+// filterPath trims the bulk answer to what the sink reads.
+var filterPath = []string{"errors", "items.*.status", "items.*.error"}
+
+// worker is the state of one sender, reused from request to request.
+type worker struct {
+	reader bytes.Reader
+	resp   bytes.Buffer
+	allOK  bool
+	parsed bulkResponse
+	kept   []int
+	dl     []byte // dead-letter records of the current round
+	dlN    int
+}
+
+type bulkResponse struct {
+	Errors bool `json:"errors"`
+	Items  []struct {
+		Index  *bulkItem `json:"index"`
+		Create *bulkItem `json:"create"`
+	} `json:"items"`
+}
+
+type bulkItem struct {
+	Status int             `json:"status"`
+	Error  json.RawMessage `json:"error"`
+}
+
+func (s *Sink) work(w *worker) {
+	defer s.workers.Done()
+	for b := range s.send {
+		s.process(w, b)
+		b.reset(s.cfg.FlushBytes)
+		s.free <- b
+	}
+}
+
+// process sends one batch until every document in it is indexed, a duplicate,
+// rejected, or given up after the retries.
+func (s *Sink) process(w *worker, b *batch) {
+	for attempt := 0; len(b.items) > 0; attempt++ {
+		if attempt > 0 {
+			if !s.sleep(s.backoff(attempt)) {
+				s.giveUpAll(w, b, 0, stoppedError(s.runCtx.Err()))
+				return
+			}
+			s.retried.Add(uint64(len(b.items)))
+		}
+		last := attempt >= s.cfg.MaxRetries
+		status, body, err := s.bulk(w, b)
+		s.requests.Add(1)
+		if err == nil && status/100 == 2 {
+			if err = s.parse(w, body, len(b.items)); err == nil {
+				s.results(w, b, last)
+				continue
+			}
+		}
+
+		// the request failed as a whole
+		s.bulkErrors.Add(1)
+		if err != nil && s.runCtx.Err() != nil {
+			s.giveUpAll(w, b, 0, stoppedError(s.runCtx.Err()))
+			return
+		}
+		var errJSON []byte
+		var msg string
+		if err != nil {
+			msg = err.Error()
+			errJSON = errorJSON("request_failed", msg)
+		} else {
+			msg = errorBody(status, body)
+			errJSON = answerError(status, body)
+		}
+		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
+		if !retryable || last {
+			if retryable {
+				msg = fmt.Sprintf("%s (after %d retries)", msg, attempt)
+			}
+			s.logger.Error("elasticsearch: bulk request failed", "documents", len(b.items),
+				"status", status, "error", msg, "retries", attempt)
+			s.giveUpAll(w, b, status, errJSON)
+			return
+		}
+		if ok, suppressed := s.retrying.allow(); ok {
+			s.logger.Warn("elasticsearch: bulk request failed, retrying", "documents", len(b.items),
+				"status", status, "error", msg, "attempt", attempt+1, "similar_not_logged", suppressed)
+		}
+	}
+}
+
+// bulk sends the batch and reads the answer.
+func (s *Sink) bulk(w *worker, b *batch) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
+	defer cancel()
+	w.reader.Reset(b.buf)
+	res, err := esapi.BulkRequest{Body: &w.reader, FilterPath: filterPath}.Do(ctx, s.client)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	w.resp.Reset()
+	if _, err := w.resp.ReadFrom(res.Body); err != nil {
+		return 0, nil, fmt.Errorf("reading the bulk answer: %w", err)
+	}
+	return res.StatusCode, w.resp.Bytes(), nil
+}
+
+// parse reads a 2xx bulk answer. An answer without errors is recognised
+// without decoding its items.
+func (s *Sink) parse(w *worker, body []byte, n int) error {
+	head := body[:min(len(body), 64)]
+	if bytes.Contains(head, []byte(`"errors":false`)) {
+		w.allOK = true
+		return nil
+	}
+	w.allOK = false
+	w.parsed = bulkResponse{} // errors: a fresh decode, allocations do not matter
+	if err := json.Unmarshal(body, &w.parsed); err != nil {
+		return fmt.Errorf("unreadable bulk answer: %w", err)
+	}
+	if !w.parsed.Errors && len(w.parsed.Items) == 0 {
+		w.allOK = true
+		return nil
+	}
+	if len(w.parsed.Items) != n {
+		return fmt.Errorf("the bulk answer has %d items for %d documents", len(w.parsed.Items), n)
+	}
+	return nil
+}
+
+// results counts the items of an answer, dead-letters the rejected ones and
+// keeps those to retry.
+func (s *Sink) results(w *worker, b *batch, last bool) {
+	if w.allOK {
+		s.indexed.Add(uint64(len(b.items)))
+		b.keep(nil)
+		return
+	}
+	w.kept = w.kept[:0]
+	var indexed, duplicates uint64
+	for i := range w.parsed.Items {
+		r := w.parsed.Items[i].Create
+		if r == nil {
+			r = w.parsed.Items[i].Index
+		}
+		if r == nil {
+			r = &bulkItem{Error: errorJSON("unknown_answer", "no index or create result for this document")}
+		}
+		it := &b.items[i]
+		switch st := r.Status; {
+		case st/100 == 2:
+			indexed++
+		case st == http.StatusConflict && it.create:
+			duplicates++
+		case st == http.StatusTooManyRequests || st >= 500:
+			if last {
+				s.reject(w, b, it, st, r.Error, true)
+			} else {
+				w.kept = append(w.kept, i)
+			}
+		default:
+			s.reject(w, b, it, st, r.Error, false)
+		}
+	}
+	s.indexed.Add(indexed)
+	s.duplicates.Add(duplicates)
+	s.flushDeadLetters(w)
+	if len(w.kept) > 0 {
+		if ok, suppressed := s.retrying.allow(); ok {
+			r := w.parsed.Items[w.kept[0]].Create
+			if r == nil {
+				r = w.parsed.Items[w.kept[0]].Index
+			}
+			e := parseError(r.Error)
+			s.logger.Warn("elasticsearch: documents refused for overload, retrying", "documents", len(w.kept),
+				"status", r.Status, "error_type", e.Type, "reason", e.Reason, "similar_not_logged", suppressed)
+		}
+	}
+	b.keep(w.kept)
+}
+
+// giveUpAll rejects every document left in the batch with the same error.
+func (s *Sink) giveUpAll(w *worker, b *batch, status int, errJSON []byte) {
+	for i := range b.items {
+		s.reject(w, b, &b.items[i], status, errJSON, true)
+	}
+	s.flushDeadLetters(w)
+	b.keep(nil)
+}
+
+// reject logs (rate-limited) a document that will not be indexed and queues it
+// for the dead-letter file, or counts it as failed.
+func (s *Sink) reject(w *worker, b *batch, it *item, status int, errJSON []byte, gaveUp bool) {
+	if len(errJSON) == 0 {
+		errJSON = errorJSON("unknown", "HTTP "+strconv.Itoa(status)+" without an error")
+	}
+	l, msg := &s.rejected, "elasticsearch: document rejected"
+	if gaveUp {
+		l, msg = &s.gaveUp, "elasticsearch: document not delivered"
+	}
+	if ok, suppressed := l.allow(); ok {
+		e := parseError(errJSON)
+		var id string
+		if raw := it.id(b.buf); raw != nil {
+			_ = json.Unmarshal(raw, &id)
+		}
+		s.logger.Warn(msg, "index", string(bytes.Trim(it.index(b.buf), `"`)), "id", id,
+			"status", status, "error_type", e.Type, "reason", e.Reason, "similar_not_logged", suppressed)
+	}
+	if s.deadLetter == nil {
+		s.failed.Add(1)
+		return
+	}
+	w.dl = appendDeadLetter(w.dl, time.Now(), b, it, status, errJSON)
+	w.dlN++
+}
+
+// flushDeadLetters writes the records of this round in one go.
+func (s *Sink) flushDeadLetters(w *worker) {
+	if w.dlN == 0 {
+		return
+	}
+	if err := s.deadLetter.write(w.dl); err != nil {
+		s.failed.Add(uint64(w.dlN))
+		s.logger.Error("elasticsearch: cannot write to the dead-letter file; documents lost",
+			"file", s.cfg.DeadLetterFile, "documents", w.dlN, "error", err)
+	} else {
+		s.deadLettered.Add(uint64(w.dlN))
+	}
+	w.dl, w.dlN = w.dl[:0], 0
+}
+
+// appendDeadLetter appends one dead-letter record:
+// {"time":…,"index":…,"id":…,"status":…,"error":{…},"document":{…}}.
+func appendDeadLetter(dst []byte, now time.Time, b *batch, it *item, status int, errJSON []byte) []byte {
+	dst = append(dst, `{"time":"`...)
+	dst = appendTimestamp(dst, now)
+	dst = append(dst, `","index":`...)
+	dst = append(dst, it.index(b.buf)...)
+	dst = append(dst, `,"id":`...)
+	if id := it.id(b.buf); id != nil {
+		dst = append(dst, id...)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, `,"error":`...)
+	dst = append(dst, errJSON...)
+	dst = append(dst, `,"document":`...)
+	dst = append(dst, it.document(b.buf)...)
+	return append(dst, "}\n"...)
+}
+
+func errorJSON(typ, reason string) []byte {
+	b, _ := json.Marshal(esError{Type: typ, Reason: reason})
+	return b
+}
+
+// answerError is the error object of a failed request's answer, or one made
+// from its status and text.
+func answerError(status int, body []byte) []byte {
+	var r struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &r) == nil && len(r.Error) > 0 && r.Error[0] == '{' {
+		return r.Error
+	}
+	return errorJSON("http_error", errorBody(status, body))
+}
+
+func stoppedError(err error) []byte {
+	if err == nil {
+		err = errors.New("context canceled")
+	}
+	return errorJSON("stopped", "the sink stopped before the document could be delivered: "+err.Error())
+}
+
+func parseError(raw []byte) esError {
+	var e esError
+	if json.Unmarshal(raw, &e) != nil || e.Type == "" {
+		e.Type, e.Reason = "unknown", string(raw)
+	}
+	return e
+}
+
+// backoff is the wait before attempt (1, 2, …): BackoffMin doubled each time,
+// capped at BackoffMax, with its upper half random.
+func (s *Sink) backoff(attempt int) time.Duration {
+	d := s.cfg.BackoffMin
+	for i := 1; i < attempt && d < s.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.BackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d, or reports false if the sink gives up first.
+func (s *Sink) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.runCtx.Done():
+		return false
+	}
+}

@@ -1,0 +1,146 @@
+package elasticsearch
+
+import (
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+)
+
+// batch is one bulk body being filled or in flight: NDJSON action and document
+// lines, and where each document is in it.
+type batch struct {
+	buf   []byte
+	items []item
+}
+
+// item locates one document's two lines in a batch. The offsets after start
+// are relative to it, so that moving the lines only changes start.
+type item struct {
+	start, end   int   // the action line's first byte; past the document's newline
+	doc          int32 // the document line
+	ixOff, ixLen int32 // the index name, quoted, in the action line
+	idOff, idLen int32 // the _id, as a JSON string; idLen 0 if none
+	create       bool  // create action (with an _id), else index
+}
+
+func (it *item) action(buf []byte) []byte { return buf[it.start : it.start+int(it.doc)] }
+func (it *item) document(buf []byte) []byte {
+	return buf[it.start+int(it.doc) : it.end-1] // without the newline
+}
+func (it *item) index(buf []byte) []byte {
+	return buf[it.start+int(it.ixOff) : it.start+int(it.ixOff+it.ixLen)]
+}
+func (it *item) id(buf []byte) []byte {
+	if it.idLen == 0 {
+		return nil
+	}
+	return buf[it.start+int(it.idOff) : it.start+int(it.idOff+it.idLen)]
+}
+
+// add appends one encoded item (offsets relative to enc).
+func (b *batch) add(enc []byte, it item) {
+	it.start = len(b.buf)
+	it.end += it.start
+	b.buf = append(b.buf, enc...)
+	b.items = append(b.items, it)
+}
+
+// maxKeep bounds the buffer a batch keeps for reuse: one oversized document
+// should not pin its memory for ever.
+const maxKeep = 16 << 20
+
+func (b *batch) reset(flushBytes int) {
+	if cap(b.buf) > 2*flushBytes+maxKeep {
+		b.buf = nil
+	}
+	b.buf = b.buf[:0]
+	b.items = b.items[:0]
+}
+
+// keep moves the kept items' lines to the front of the buffer, in order.
+func (b *batch) keep(kept []int) {
+	p := 0
+	for n, i := range kept {
+		it := b.items[i]
+		size := it.end - it.start
+		copy(b.buf[p:], b.buf[it.start:it.end]) // p <= it.start: a forward move
+		it.start, it.end = p, p+size
+		b.items[n] = it
+		p += size
+	}
+	b.buf = b.buf[:p]
+	b.items = b.items[:len(kept)]
+}
+
+const (
+	createAction = `{"create":{"_index":`
+	indexAction  = `{"index":{"_index":`
+)
+
+// encode appends the action line and the document line for doc, returning the
+// item with offsets relative to the start of what it appended.
+func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time) ([]byte, item) {
+	base := len(dst)
+	var it item
+	if id != "" {
+		dst = append(dst, createAction...)
+	} else {
+		dst = append(dst, indexAction...)
+	}
+	it.ixOff = int32(len(dst) - base)
+	dst = append(dst, '"')
+	dst = s.c.index.render(dst, t.In(s.cfg.IndexLocation))
+	dst = append(dst, '"')
+	it.ixLen = int32(len(dst)-base) - it.ixOff
+	if id != "" {
+		it.create = true
+		dst = append(dst, `,"_id":`...)
+		it.idOff = int32(len(dst) - base)
+		dst = document.AppendString(dst, id)
+		it.idLen = int32(len(dst)-base) - it.idOff
+	}
+	dst = append(dst, "}}\n"...)
+	it.doc = int32(len(dst) - base)
+	dst = appendDocument(dst, doc, t)
+	dst = append(dst, '\n')
+	it.end = len(dst) - base
+	return dst, it
+}
+
+// appendDocument appends doc as compact JSON, in its order, with @timestamp
+// last (an @timestamp of its own is replaced).
+func appendDocument(dst []byte, doc *document.Document, t time.Time) []byte {
+	n := doc.Len()
+	if doc.Index("@timestamp") < 0 {
+		dst = doc.AppendJSON(dst, document.Compact)
+		dst = dst[:len(dst)-1] // the closing brace
+	} else {
+		dst = append(dst, '{')
+		n = 0
+		for i := range doc.Len() {
+			k, v := doc.At(i)
+			if k == "@timestamp" {
+				continue
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = document.AppendString(dst, k)
+			dst = append(dst, ':')
+			dst = document.AppendValue(dst, v)
+			n++
+		}
+	}
+	if n > 0 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"@timestamp":"`...)
+	dst = appendTimestamp(dst, t)
+	return append(dst, `"}`...)
+}
+
+// appendTimestamp appends t as RFC 3339 in UTC with milliseconds:
+// 2024-01-01T00:00:00.000Z.
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+}

@@ -1,0 +1,465 @@
+// Package elasticsearch writes documents to Elasticsearch with bulk requests:
+// the sink that replaces pmacct-to-elasticsearch.
+//
+// Each document is indexed in the index its own time names (a strftime
+// pattern such as "flows-%Y.%m.%d"), with @timestamp set from that time. Write
+// encodes the document at once into a bulk body; bodies are sent by a few
+// workers when they hold FlushDocs documents or FlushBytes bytes, or every
+// FlushInterval. When every body is in flight, Write blocks: memory stays
+// bounded and a slow Elasticsearch slows the reader down.
+//
+// Delivery: a document with an id is sent with the create action, so that a
+// retried request cannot index it twice (a conflict counts as a duplicate).
+// Requests that fail as a whole (network errors, 429, 5xx) and documents
+// Elasticsearch refuses for overload (429, 5xx) are retried with exponential
+// backoff; documents it rejects (mapping errors and the like), and those still
+// failing after the retries, go to the dead-letter file. After Stop, every
+// document written is counted in exactly one of Indexed, Duplicates, Failed or
+// DeadLettered.
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	es "github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/timestamp"
+)
+
+// Stats counts documents and requests since New.
+type Stats struct {
+	Written      uint64 // documents accepted by Write
+	Indexed      uint64 // documents Elasticsearch indexed
+	Duplicates   uint64 // documents whose id was already indexed (create conflict)
+	Failed       uint64 // documents neither indexed nor dead-lettered
+	DeadLettered uint64 // documents written to the dead-letter file
+	Retried      uint64 // documents sent again (each new attempt counts)
+	Requests     uint64 // bulk requests sent
+	BulkErrors   uint64 // bulk requests that failed as a whole
+}
+
+// Errors of Write.
+var (
+	ErrNotStarted = errors.New("elasticsearch sink: not started")
+	ErrStopped    = errors.New("elasticsearch sink: stopped")
+)
+
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+// Sink sends documents to Elasticsearch. Write is safe for concurrent use.
+type Sink struct {
+	cfg    Configuration
+	c      *compiled
+	logger *slog.Logger
+
+	// transport, when set before Start, replaces the HTTP transport (tests).
+	transport http.RoundTripper
+	client    *es.Client
+	version   string
+
+	// lock (a channel, so that waiting for it can end with a context) guards
+	// the fields below and the current batch
+	lock    chan struct{}
+	state   int
+	cur     *batch
+	scratch []byte
+
+	free     chan *batch // empty batches; Write waits here when all are in flight
+	send     chan *batch // full batches for the workers
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	workers   sync.WaitGroup
+	ticker    sync.WaitGroup
+	runCtx    context.Context // cancelled when Stop gives up waiting
+	cancelRun context.CancelFunc
+
+	deadLetter *deadLetterFile
+	rejected   limiter // log of documents Elasticsearch rejected
+	gaveUp     limiter // log of documents given up after retries
+	retrying   limiter // log of retried requests
+
+	written, indexed, duplicates, failed, deadLettered atomic.Uint64
+	retried, requests, bulkErrors                      atomic.Uint64
+}
+
+// New checks the configuration and returns an inert sink: nothing is
+// contacted before Start. A nil logger is slog.Default().
+func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg.URLs = append([]string(nil), cfg.URLs...)
+	cfg.TimestampFields = append([]string(nil), cfg.TimestampFields...)
+	if cfg.IndexLocation == nil {
+		cfg.IndexLocation = time.UTC
+	}
+	if cfg.InputLocation == nil {
+		cfg.InputLocation = time.Local
+	}
+	c, err := cfg.validate()
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	s := &Sink{cfg: cfg, c: c, logger: logger, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
+	every := 10 * time.Second
+	s.rejected.every, s.gaveUp.every, s.retrying.every = every, every, every
+	if cfg.DeadLetterFile != "" {
+		s.deadLetter = &deadLetterFile{path: cfg.DeadLetterFile}
+	}
+	return s, nil
+}
+
+// Start connects to Elasticsearch, checks its version, installs the index
+// template and starts the workers.
+func (s *Sink) Start(ctx context.Context) error {
+	s.lock <- struct{}{}
+	defer s.unlock()
+	if s.state != stateNew {
+		return errors.New("elasticsearch: Start called twice")
+	}
+	transport := s.transport
+	if transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = s.cfg.Workers + 2
+		transport = t
+	}
+	client, err := es.NewClient(es.Config{
+		Addresses:    s.cfg.URLs,
+		Username:     s.cfg.Username,
+		Password:     s.cfg.Password,
+		DisableRetry: true, // the sink retries itself, with backoff and per document
+		Transport:    transport,
+	})
+	if err != nil {
+		return fmt.Errorf("elasticsearch: %w", err)
+	}
+	s.client = client
+	if err := s.checkVersion(ctx); err != nil {
+		return fmt.Errorf("elasticsearch: %w", err)
+	}
+	if s.cfg.DocType != "" {
+		s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
+			"doc_type", s.cfg.DocType, "version", s.version)
+	}
+	if s.c.template != nil {
+		if err := s.installTemplate(ctx); err != nil {
+			return fmt.Errorf("elasticsearch: %w", err)
+		}
+	}
+
+	n := s.cfg.Workers + 1 // one being filled, one per worker in flight
+	s.free = make(chan *batch, n)
+	s.send = make(chan *batch, n)
+	for range n {
+		s.free <- &batch{}
+	}
+	s.runCtx, s.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	for range s.cfg.Workers {
+		s.workers.Add(1)
+		go s.work(&worker{})
+	}
+	s.ticker.Add(1)
+	go s.tick()
+	s.state = stateStarted
+	return nil
+}
+
+// checkVersion reads the server's version: from GET /, or, where that is
+// missing (the integ-test distribution has no handler for it), from the local
+// node's info.
+func (s *Sink) checkVersion(ctx context.Context) error {
+	urls := make([]string, len(s.cfg.URLs))
+	for i, u := range s.cfg.URLs {
+		urls[i] = redactURL(u)
+	}
+	where := strings.Join(urls, ", ")
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+
+	var version string
+	status, body, err := s.do(ctx, esapi.InfoRequest{FilterPath: []string{"version.number"}})
+	if err != nil {
+		return fmt.Errorf("cannot reach %s: %w", where, err)
+	}
+	if status == http.StatusOK {
+		var r struct {
+			Version struct {
+				Number string `json:"number"`
+			} `json:"version"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return fmt.Errorf("%s: reading GET /: %w", where, err)
+		}
+		version = r.Version.Number
+	} else if status != http.StatusUnauthorized {
+		status, body, err = s.do(ctx, esapi.NodesInfoRequest{
+			NodeID: []string{"_local"}, FilterPath: []string{"nodes.*.version"},
+		})
+		if err != nil {
+			return fmt.Errorf("cannot reach %s: %w", where, err)
+		}
+		if status == http.StatusOK {
+			var r struct {
+				Nodes map[string]struct {
+					Version string `json:"version"`
+				} `json:"nodes"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil {
+				return fmt.Errorf("%s: reading the node info: %w", where, err)
+			}
+			for _, n := range r.Nodes {
+				version = n.Version
+			}
+		}
+	}
+	switch {
+	case status == http.StatusUnauthorized:
+		return fmt.Errorf("%s: authentication failed (check the username and password): %s", where, errorBody(status, body))
+	case status == http.StatusForbidden:
+		s.logger.Warn("elasticsearch: not allowed to read the server version; assuming a supported one",
+			"urls", urls, "error", errorBody(status, body))
+		return nil
+	case version == "":
+		return fmt.Errorf("%s: cannot read the server version: %s", where, errorBody(status, body))
+	}
+	major, minor, ok := parseVersion(version)
+	if !ok {
+		return fmt.Errorf("%s: unexpected server version %q", where, version)
+	}
+	if major < 7 || major == 7 && minor < 10 {
+		return fmt.Errorf("%s runs Elasticsearch %s: 7.10 or later is needed (composable index templates, typeless APIs)", where, version)
+	}
+	s.version = version
+	s.logger.Info("elasticsearch: connected", "urls", urls, "version", version)
+	if major > 9 {
+		s.logger.Warn("elasticsearch: this server version is newer than the ones flowdex was tested with (8 and 9)", "version", version)
+	}
+	return nil
+}
+
+func parseVersion(v string) (major, minor int, ok bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return major, minor, err1 == nil && err2 == nil
+}
+
+func (s *Sink) installTemplate(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	status, body, err := s.do(ctx, esapi.IndicesPutIndexTemplateRequest{
+		Name: s.c.templateName,
+		Body: bytes.NewReader(s.c.template),
+	})
+	if err != nil {
+		return fmt.Errorf("installing index template %s: %w", s.c.templateName, err)
+	}
+	if status/100 != 2 {
+		return fmt.Errorf("installing index template %s for %s: %s", s.c.templateName, s.c.templatePattern, errorBody(status, body))
+	}
+	s.logger.Info("elasticsearch: index template installed", "template", s.c.templateName, "pattern", s.c.templatePattern)
+	return nil
+}
+
+// do runs one request and reads the whole answer.
+func (s *Sink) do(ctx context.Context, req esapi.Request) (int, []byte, error) {
+	res, err := req.Do(ctx, s.client)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return res.StatusCode, body, nil
+}
+
+// Write encodes the document for the index its time names, with @timestamp,
+// and queues it. The document is not kept nor changed: the caller may reuse it.
+// A non-empty id makes it a create with that _id. Write blocks while every
+// bulk body is in flight, until ctx is done.
+func (s *Sink) Write(ctx context.Context, doc *document.Document, id string) error {
+	t := s.docTime(doc)
+	select {
+	case s.lock <- struct{}{}:
+	default:
+		select {
+		case s.lock <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopping:
+			return ErrStopped
+		}
+	}
+	defer s.unlock()
+	switch s.state {
+	case stateNew:
+		return ErrNotStarted
+	case stateStopped:
+		return ErrStopped
+	}
+	var it item
+	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
+	if s.cur != nil && len(s.cur.buf)+len(s.scratch) > s.cfg.FlushBytes {
+		s.flushLocked()
+	}
+	if s.cur == nil {
+		select {
+		case s.cur = <-s.free:
+		default:
+			select {
+			case s.cur = <-s.free:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.stopping:
+				return ErrStopped
+			}
+		}
+	}
+	s.cur.add(s.scratch, it)
+	s.written.Add(1)
+	if len(s.cur.buf) >= s.cfg.FlushBytes || s.cfg.FlushDocs > 0 && len(s.cur.items) >= s.cfg.FlushDocs {
+		s.flushLocked()
+	}
+	return nil
+}
+
+func (s *Sink) unlock() { <-s.lock }
+
+// flushLocked hands the current batch to the workers. The send channel holds
+// every batch there is, so this never blocks.
+func (s *Sink) flushLocked() {
+	if s.cur == nil {
+		return
+	}
+	if len(s.cur.items) == 0 {
+		s.free <- s.cur
+	} else {
+		s.send <- s.cur
+	}
+	s.cur = nil
+}
+
+// tick sends what is buffered every FlushInterval.
+func (s *Sink) tick() {
+	defer s.ticker.Done()
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			select {
+			case s.lock <- struct{}{}:
+				if s.state == stateStarted {
+					s.flushLocked()
+				}
+				s.unlock()
+			case <-s.stopping:
+				return
+			}
+		case <-s.stopping:
+			return
+		}
+	}
+}
+
+// docTime is the time of the first TimestampFields field that parses, else now.
+func (s *Sink) docTime(doc *document.Document) time.Time {
+	for _, f := range s.cfg.TimestampFields {
+		if v, ok := doc.Get(f); ok {
+			if t, ok := timestamp.Parse(v, s.cfg.InputLocation); ok {
+				return t
+			}
+		}
+	}
+	return time.Now()
+}
+
+// Stop sends what is buffered and waits until every document is indexed,
+// dead-lettered or counted as failed, retries included. If ctx ends first, the
+// requests in flight are abandoned and their documents dead-lettered (or
+// counted as failed), and Stop returns the context's error. Nothing is pending
+// after Stop.
+func (s *Sink) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	s.lock <- struct{}{} // a Write waiting for a batch gives up on s.stopping
+	if s.state != stateStarted {
+		s.state = stateStopped
+		s.unlock()
+		return nil
+	}
+	s.state = stateStopped
+	s.flushLocked()
+	close(s.send)
+	s.unlock()
+	s.ticker.Wait()
+
+	done := make(chan struct{})
+	go func() {
+		s.workers.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cancelRun()
+		<-done
+		err = fmt.Errorf("elasticsearch: stopped before every document was delivered: %w", ctx.Err())
+	}
+	s.cancelRun()
+	s.logSuppressed()
+	if s.deadLetter != nil {
+		if cerr := s.deadLetter.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("elasticsearch: dead-letter file: %w", cerr))
+		}
+	}
+	st := s.Stats()
+	s.logger.Info("elasticsearch: stopped", "written", st.Written, "indexed", st.Indexed,
+		"duplicates", st.Duplicates, "failed", st.Failed, "dead_lettered", st.DeadLettered,
+		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors)
+	return err
+}
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	return Stats{
+		Written:      s.written.Load(),
+		Indexed:      s.indexed.Load(),
+		Duplicates:   s.duplicates.Load(),
+		Failed:       s.failed.Load(),
+		DeadLettered: s.deadLettered.Load(),
+		Retried:      s.retried.Load(),
+		Requests:     s.requests.Load(),
+		BulkErrors:   s.bulkErrors.Load(),
+	}
+}
+
+// TemplateName is the name of the index template Start installs ("" if none).
+func (s *Sink) TemplateName() string { return s.c.templateName }
+
+// TemplatePattern is the index pattern matching every index the sink writes.
+func (s *Sink) TemplatePattern() string { return s.c.templatePattern }
