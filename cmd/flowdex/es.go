@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+)
+
+// newElasticsearch makes the Elasticsearch sink of output name.
+func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *slog.Logger) (*esOutput, error) {
+	ec := elasticsearch.DefaultConfiguration()
+	ec.URLs = o.URLs
+	ec.Username = o.Username
+	password, err := secret(o)
+	if err != nil {
+		return nil, err
+	}
+	ec.Password = password
+	ec.Index = o.Index
+	if ec.IndexLocation, err = config.LoadLocation(o.IndexTimezone); err != nil {
+		return nil, err
+	}
+	ec.DocType = o.DocType
+	ec.Template = *o.Template
+	ec.TemplateName = o.TemplateName
+	ec.IndexBodyFile = cfg.Resolve(o.IndexBodyFile)
+	ec.Shards = o.Shards
+	if o.Replicas != nil {
+		ec.Replicas = *o.Replicas
+	}
+	ec.RefreshInterval = o.RefreshInterval
+	ec.TimestampFields = o.TimestampFields
+	ec.FlushDocs = o.FlushDocs // -1: no count limit
+	ec.FlushBytes = o.FlushBytes
+	ec.FlushInterval = o.FlushInterval.Duration
+	ec.Workers = o.Workers
+	ec.MaxRetries = *o.MaxRetries
+	ec.DeadLetterFile = cfg.Resolve(o.DeadLetterFile)
+	if ec.InputLocation, err = inputLocation(name, cfg); err != nil {
+		return nil, err
+	}
+	s, err := elasticsearch.New(ec, logger.With("output", name))
+	if err != nil {
+		return nil, err
+	}
+	return &esOutput{Sink: s, deadLetter: ec.DeadLetterFile}, nil
+}
+
+// inputLocation is the time zone of pmacct's naive timestamps for the inputs that
+// reach output name; they must agree.
+func inputLocation(name string, cfg *config.Config) (*time.Location, error) {
+	var zone string
+	for _, in := range cfg.Inputs {
+		for _, p := range cfg.Pipelines {
+			if p.Name != in.Pipeline || !slices.Contains(p.Outputs, name) {
+				continue
+			}
+			if zone != "" && !strings.EqualFold(zone, in.Timezone) {
+				return nil, fmt.Errorf("inputs writing to it read timestamps in different time zones (%s, %s): give them one timezone", zone, in.Timezone)
+			}
+			zone = in.Timezone
+		}
+	}
+	return config.LoadLocation(zone)
+}
+
+// secret returns the password from the configuration, a file or the environment.
+func secret(o config.Output) (string, error) {
+	switch {
+	case o.PasswordFile != "":
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case o.PasswordEnv != "":
+		v, ok := os.LookupEnv(o.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("password_env: %s is not set", o.PasswordEnv)
+		}
+		return v, nil
+	}
+	return o.Password, nil
+}
+
+type esOutput struct {
+	*elasticsearch.Sink
+	deadLetter string
+}
+
+func (e *esOutput) report() deliveryReport {
+	s := e.Stats()
+	return deliveryReport{Written: s.Written, Indexed: s.Indexed, Duplicates: s.Duplicates, Failed: s.Failed,
+		DeadLettered: s.DeadLettered, Retried: s.Retried, DeadLetterFile: e.deadLetter}
+}

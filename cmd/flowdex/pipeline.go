@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/transform"
+	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/collector/pmacct"
+	"github.com/flowdex/flowdex/sink/file"
+)
+
+// output is what a pipeline writes to.
+type output interface {
+	Start(ctx context.Context) error
+	Write(ctx context.Context, doc *document.Document, id string) error
+	Stop(ctx context.Context) error
+}
+
+// deliveryReport is what an output can say about documents after Stop.
+type deliveryReport struct {
+	Written, Indexed, Duplicates, Failed, DeadLettered, Retried uint64
+	DeadLetterFile                                              string
+}
+
+type reporter interface{ report() deliveryReport }
+
+type namedOutput struct {
+	name string
+	output
+}
+
+type pipeline struct {
+	name    string
+	program *transform.Program // nil: no transformations
+	outputs []*namedOutput
+}
+
+// flow is the configured graph: pipelines and the outputs they share.
+type flow struct {
+	cfg       *config.Config
+	logger    *slog.Logger
+	outputs   []*namedOutput
+	pipelines map[string]*pipeline
+}
+
+// build makes every pipeline and output of cfg without starting anything, so that
+// check finds the same mistakes run would.
+func build(cfg *config.Config, logger *slog.Logger) (*flow, error) {
+	f := &flow{cfg: cfg, logger: logger, pipelines: map[string]*pipeline{}}
+	byName := map[string]*namedOutput{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
+		o := cfg.Outputs[name]
+		var out output
+		switch o.Type {
+		case "print":
+			out = printOutput{file.New(file.Configuration{Path: cfg.Resolve(o.File)})}
+		case "elasticsearch":
+			es, err := newElasticsearch(name, o, cfg, logger)
+			if err != nil {
+				return nil, fmt.Errorf("%s: output %q: %w", cfg.File, name, err)
+			}
+			out = es
+		default:
+			return nil, fmt.Errorf("output %q: unknown type %q", name, o.Type)
+		}
+		n := &namedOutput{name: name, output: out}
+		byName[name] = n
+		f.outputs = append(f.outputs, n)
+	}
+	for i := range cfg.Pipelines {
+		pc := &cfg.Pipelines[i]
+		p := &pipeline{name: pc.Name}
+		data, source, baseDir, err := pc.TransformationsJSON(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			if p.program, err = transform.Parse(data, source, baseDir); err != nil {
+				return nil, err
+			}
+		}
+		for _, o := range pc.Outputs {
+			p.outputs = append(p.outputs, byName[o])
+		}
+		f.pipelines[pc.Name] = p
+	}
+	return f, nil
+}
+
+func (f *flow) start(ctx context.Context) error {
+	for i, o := range f.outputs {
+		if err := o.Start(ctx); err != nil {
+			for _, started := range f.outputs[:i] {
+				_ = started.Stop(ctx)
+			}
+			return fmt.Errorf("output %q: %w", o.name, err)
+		}
+	}
+	return nil
+}
+
+// stop flushes and stops every output and returns what they delivered.
+func (f *flow) stop(ctx context.Context) (map[string]deliveryReport, error) {
+	reports := map[string]deliveryReport{}
+	var errs []error
+	for _, o := range f.outputs {
+		if err := o.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+		}
+		if r, ok := o.output.(reporter); ok {
+			reports[o.name] = r.report()
+		}
+	}
+	return reports, errors.Join(errs...)
+}
+
+// counters of what the inputs read.
+type counters struct {
+	lines, records, markers, badLines, writeErrors atomic.Uint64
+}
+
+// consume sends every record of r through pipeline p. origin names the input for
+// document ids: the same line of the same origin gets the same id, so a retried or
+// repeated delivery cannot index it twice.
+func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string, c *counters, logger *slog.Logger) error {
+	ids := newIDMaker(origin)
+	before := r.Stats()
+	defer func() {
+		after := r.Stats()
+		c.lines.Add(uint64(after.Lines - before.Lines))
+		c.badLines.Add(uint64(after.BadLines - before.BadLines))
+	}()
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Kind != pmacct.Data {
+			c.markers.Add(1)
+			continue
+		}
+		c.records.Add(1)
+		id := ids.make(rec.Line, rec.Raw)
+		if p.program != nil {
+			p.program.Apply(rec.Doc)
+		}
+		for _, o := range p.outputs {
+			if err := o.Write(ctx, rec.Doc, id); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				c.writeErrors.Add(1)
+				logger.Error("write failed", "pipeline", p.name, "output", o.name, "line", rec.Line, "error", err)
+			}
+		}
+	}
+}
+
+// idMaker derives document ids from the origin, the line number and the line.
+type idMaker struct {
+	h      hash.Hash
+	origin string
+	sum    []byte
+	buf    []byte
+}
+
+func newIDMaker(origin string) *idMaker { return &idMaker{h: fnv.New128a(), origin: origin} }
+
+func (m *idMaker) make(line int, raw []byte) string {
+	m.h.Reset()
+	m.buf = append(append(m.buf[:0], m.origin...), 0)
+	m.buf = strconv.AppendInt(m.buf, int64(line), 10)
+	m.buf = append(m.buf, 0)
+	m.h.Write(m.buf)
+	m.h.Write(raw)
+	m.sum = m.h.Sum(m.sum[:0])
+	return base64.RawURLEncoding.EncodeToString(m.sum)
+}
+
+// printOutput adapts the file sink.
+type printOutput struct{ *file.Sink }
+
+func (p printOutput) report() deliveryReport {
+	n := p.Written()
+	return deliveryReport{Written: n, Indexed: n}
+}

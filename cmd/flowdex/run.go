@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/collector/pmacct"
+)
+
+// cmdRun is the daemon: it runs every input until it ends (a file read once, standard
+// input at its end) or, for followed files, until SIGINT or SIGTERM, then flushes every
+// output.
+func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := cf.load(stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		return exitUsage
+	}
+	logger, closer, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		return exitUsage
+	}
+	if closer != nil {
+		defer closer.Close()
+	}
+	f, err := build(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	if err := f.start(ctx); err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		return exitStartup
+	}
+	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(f.outputs))
+
+	var c counters
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cfg.Inputs))
+	for i := range cfg.Inputs {
+		in := &cfg.Inputs[i]
+		p := f.pipelines[in.Pipeline]
+		wg.Go(func() {
+			if err := runInput(ctx, in, cfg, p, stdin, &c, logger); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("input stopped", "input", in.Name, "error", err)
+				errs <- fmt.Errorf("input %q: %w", in.Name, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	logger.Info("flushing outputs")
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer stopCancel()
+	reports, stopErr := f.stop(stopCtx)
+	for name, r := range reports {
+		logger.Info("output stopped", "output", name, "written", r.Written, "indexed", r.Indexed,
+			"duplicates", r.Duplicates, "failed", r.Failed, "dead_lettered", r.DeadLettered)
+	}
+	logger.Info("flowdex stopped", "lines", c.lines.Load(), "records", c.records.Load(),
+		"markers", c.markers.Load(), "bad_lines", c.badLines.Load())
+	status := exitOK
+	for err := range errs {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		status = exitData
+	}
+	if stopErr != nil {
+		fmt.Fprintln(stderr, "flowdex:", stopErr)
+		status = exitData
+	}
+	return status
+}
+
+// runInput reads one input into its pipeline.
+func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipeline, stdin io.Reader, c *counters, logger *slog.Logger) error {
+	if !in.Follow {
+		reader, origin, closeInput, err := openInput(in, cfg, stdin, logger)
+		if err != nil {
+			return err
+		}
+		defer closeInput()
+		return p.consume(ctx, reader, origin, c, logger)
+	}
+	opts, err := readerOptions(in)
+	if err != nil {
+		return err
+	}
+	fl := &pmacct.Follower{Path: cfg.Resolve(in.File), Poll: in.Poll.Duration}
+	for {
+		gen, err := fl.Next(ctx)
+		if err != nil {
+			return err
+		}
+		logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
+		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, logger), gen.Origin, c, logger)
+		gen.Close()
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
