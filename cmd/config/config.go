@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/flowdex/flowdex/collector/pmacct"
 )
 
 // Config is the whole flowdex configuration.
@@ -348,7 +350,7 @@ func (c *Config) applyDefaults() {
 				o.Workers = 2
 			}
 			if o.MaxRetries == nil {
-				n := 5
+				n := 10 // about 45 s of backoff: an Elasticsearch restart loses nothing
 				o.MaxRetries = &n
 			}
 		case "print":
@@ -408,14 +410,15 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 		if in.File == "" {
 			return fail(at("input", i, "file"), "missing file (expected a path, or \"-\" for standard input)")
 		}
-		if !slices.Contains([]string{"json", "csv", "auto"}, in.Format) {
-			return fail(at("input", i, "format"), "unknown format %q (expected json, csv or auto)", in.Format)
+		// the reader's own parsers say what is accepted
+		if _, err := pmacct.ParseFormat(in.Format); err != nil {
+			return fail(at("input", i, "format"), "%v", err)
 		}
-		if len(in.CSVSeparator) != 1 && in.CSVSeparator != "\\t" {
-			return fail(at("input", i, "csv_separator"), "separator %q must be one character", in.CSVSeparator)
+		if _, err := pmacct.ParseSeparator(in.CSVSeparator); err != nil {
+			return fail(at("input", i, "csv_separator"), "%v", err)
 		}
-		if in.CSVNames != "lowercase" && in.CSVNames != "pmacct" {
-			return fail(at("input", i, "csv_names"), "unknown value %q (expected lowercase or pmacct)", in.CSVNames)
+		if _, err := pmacct.ParseNames(in.CSVNames); err != nil {
+			return fail(at("input", i, "csv_names"), "%v", err)
 		}
 		if _, err := LoadLocation(in.Timezone); err != nil {
 			return fail(at("input", i, "timezone"), "%v", err)

@@ -25,7 +25,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := cf.load(stderr)
 	if err == nil {
-		_, err = build(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		_, err = build(cfg, io.Discard, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -57,7 +57,7 @@ type flow struct {
 
 // build makes every pipeline and output of cfg without starting anything, so that
 // check finds the same mistakes run would.
-func build(cfg *config.Config, logger *slog.Logger) (*flow, error) {
+func build(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*flow, error) {
 	f := &flow{cfg: cfg, logger: logger, pipelines: map[string]*pipeline{}}
 	byName := map[string]*namedOutput{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
@@ -65,7 +65,7 @@ func build(cfg *config.Config, logger *slog.Logger) (*flow, error) {
 		var out output
 		switch o.Type {
 		case "print":
-			out = printOutput{file.New(file.Configuration{Path: cfg.Resolve(o.File)})}
+			out = printOutput{file.New(file.Configuration{Path: cfg.Resolve(o.File), Stdout: stdout})}
 		case "elasticsearch":
 			es, err := newElasticsearch(name, o, cfg, logger)
 			if err != nil {

@@ -40,7 +40,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if closer != nil {
 		defer closer.Close()
 	}
-	f, err := build(cfg, logger)
+	f, err := build(cfg, stdout, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage

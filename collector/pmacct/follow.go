@@ -70,7 +70,8 @@ type followReader struct {
 	path    string
 	poll    time.Duration
 	ino     uint64
-	first   []byte // the first line when opened: a rewrite changes it
+	first   []byte // the first line when opened: a rewrite changes it...
+	tail    []byte // ...or the last bytes read, which a rewrite moves
 	offset  int64  // bytes read from the file
 	pending []byte // read but not yet returned: complete lines first, then a partial one
 	ready   int    // how much of pending ends with a newline
@@ -103,11 +104,15 @@ func (r *followReader) fill() error {
 	if n > 0 {
 		if r.offset == 0 && r.first == nil {
 			r.first, _ = firstLine(bytes.NewReader(r.buf[:n]))
-		} else if r.firstChanged() {
+		} else if r.changed() {
 			return io.EOF
 		}
 		r.offset += int64(n)
 		r.pending = append(r.pending, r.buf[:n]...)
+		r.tail = append(r.tail, r.buf[:n]...)
+		if extra := len(r.tail) - tailSize; extra > 0 {
+			r.tail = append(r.tail[:0], r.tail[extra:]...)
+		}
 		if i := bytes.LastIndexByte(r.pending, '\n'); i >= 0 {
 			r.ready = i + 1
 		}
@@ -133,16 +138,30 @@ func (r *followReader) rotated() bool {
 	if st.Size() < r.offset {
 		return true // truncated
 	}
-	return r.firstChanged()
+	return r.changed()
 }
 
-// firstChanged reports whether the file no longer starts with the line it had.
-func (r *followReader) firstChanged() bool {
-	if r.first == nil {
-		return false
+// tailSize is how much of what was last read is kept to recognise a rewrite.
+const tailSize = 256
+
+// changed reports whether the bytes already read are no longer in the file: its
+// first line or the last bytes read differ. pmacct's markers and stamp_updated make
+// each purge's content differ; two purges identical to the byte where the first
+// one ended are taken for an append.
+func (r *followReader) changed() bool {
+	if r.first != nil {
+		cur, err := firstLine(io.NewSectionReader(r.f, 0, int64(len(r.first))))
+		if err != nil || !bytes.Equal(cur, r.first) {
+			return true
+		}
 	}
-	cur, err := firstLine(io.NewSectionReader(r.f, 0, int64(len(r.first))))
-	return err != nil || !bytes.Equal(cur, r.first)
+	if len(r.tail) > 0 {
+		cur := make([]byte, len(r.tail))
+		if _, err := r.f.ReadAt(cur, r.offset-int64(len(r.tail))); err != nil || !bytes.Equal(cur, r.tail) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstLine returns the first complete line, newline included, or nil.

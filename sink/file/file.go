@@ -17,6 +17,8 @@ import (
 type Configuration struct {
 	// Path of the output file, appended to; "-" is standard output.
 	Path string
+	// Stdout is where "-" writes; nil: os.Stdout.
+	Stdout io.Writer
 }
 
 // DefaultConfiguration writes to standard output.
@@ -37,7 +39,10 @@ func New(cfg Configuration) *Sink { return &Sink{cfg: cfg} }
 
 // Start opens the output.
 func (s *Sink) Start(context.Context) error {
-	var out io.Writer = os.Stdout
+	out := s.cfg.Stdout
+	if out == nil {
+		out = os.Stdout
+	}
 	if s.cfg.Path != "-" && s.cfg.Path != "" {
 		f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {

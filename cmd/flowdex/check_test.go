@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every configuration shipped in configs/ is valid as it stands.
+func TestCheckShippedConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../configs/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs: %v", err)
+	}
+	t.Setenv("FLOWDEX_ES_PASSWORD", "secret")
+	for _, f := range files {
+		code, stdout, stderr := runCLI(t, "", "check", "-c", f)
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s", f, code, stderr)
+			continue
+		}
+		if !strings.Contains(stdout, "configuration is valid") || !strings.Contains(stdout, "[[input]]") {
+			t.Errorf("%s: effective configuration not printed:\n%s", f, stdout)
+		}
+		if strings.Contains(stdout, "secret") {
+			t.Errorf("%s: a secret was printed", f)
+		}
+	}
+}
+
+func TestCheckReportsPositions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, file, content string
+		args                []string
+		want                string
+	}{
+		{"toml", "flowdex.toml", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[output.es]\ntype = \"elasticsearch\"\nflush_intervall = \"5s\"\n",
+			[]string{"-c"}, `flowdex.toml:7:1: unknown key "output.es.flush_intervall"`},
+		{"index pattern", "index.toml", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nindex = \"Flows-%Y\"\n",
+			[]string{"-c"}, `must be lowercase`},
+		{"p2es trailing comma", "plugin.conf", "{\n  \"ES_IndexName\": \"x\",\n}\n",
+			[]string{"--p2es-config"}, "plugin.conf:2:22: invalid JSON: trailing comma"},
+		{"transformation", "bad.conf", `{"ES_IndexName": "x", "Transformations": [{"Conditions": [{"a": 1, "__op__": "~"}], "Actions": []}]}`,
+			[]string{"--p2es-config"}, `transformation #1: Conditions[0]: unknown operator "~"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.file)
+			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI(t, "", append([]string{"check"}, append(tt.args, path)...)...)
+			if code != 1 || stdout != "" {
+				t.Fatalf("exit %d, stdout %q", code, stdout)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Fatalf("stderr %q does not say %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, stdout, _ := runCLI(t, "", "version"); code != 0 || !strings.HasPrefix(stdout, "flowdex ") {
+		t.Fatalf("version: %d %q", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, stderr)
+	}
+}
+
+// With no configuration, run reads pmacct JSON on standard input and prints it in
+// pmacct's format: the stdout sink when no output is configured.
+func TestRunDefaultPrintsPmacctFormat(t *testing.T) {
+	in, err := os.ReadFile(samples + "print-markers.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, string(in), "run")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var want []string
+	for _, l := range strings.Split(strings.TrimSpace(string(in)), "\n") {
+		if !strings.Contains(l, `"purge_init"`) && !strings.Contains(l, `"purge_close"`) {
+			want = append(want, l)
+		}
+	}
+	if got := strings.TrimSpace(stdout); got != strings.Join(want, "\n") {
+		t.Fatalf("run printed\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}

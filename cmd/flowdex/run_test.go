@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// flowdexBinary builds the command once per test run, for tests that need a
+// process of its own (signals).
+func flowdexBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flowdex-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "flowdex")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The daemon follows a pmacct print file as pmacct writes it (rewritten at each
+// purge, markers included), indexes each purge once, and flushes and exits 0 on
+// SIGTERM.
+func TestRunFollowsPrintFile(t *testing.T) {
+	url := estest.URL(t)
+	index := estest.Index(t, "follow")
+	dir := t.TempDir()
+	printFile := filepath.Join(dir, "plugin1.json")
+	cfg := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "pmacct"
+file = "plugin1.json"
+follow = true
+poll = "50ms"
+timezone = "UTC"
+[output.es]
+type = "elasticsearch"
+urls = [%q]
+index = "%s-%%Y.%%m.%%d"
+replicas = 0
+flush_interval = "200ms"
+`, url, index))
+	cmd := exec.Command(flowdexBinary(t), "run", "-c", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	purge := func(stamp string, n int) string {
+		var b strings.Builder
+		b.WriteString(`{"event_type": "purge_init", "writer_id": "plugin1/1234"}` + "\n")
+		for i := range n {
+			fmt.Fprintf(&b, `{"event_type": "purge", "ip_src": "192.0.2.%d", "ip_dst": "198.51.100.1", "stamp_inserted": "%s", "stamp_updated": "%s", "packets": %d, "bytes": %d}`+"\n",
+				i+1, stamp, stamp, i+1, 100*(i+1))
+		}
+		fmt.Fprintf(&b, `{"event_type": "purge_close", "writer_id": "plugin1/1234", "purged_entries": %d, "total_entries": %d, "duration": 0}`+"\n", n, n)
+		return b.String()
+	}
+	// pmacct truncates and rewrites the file at each purge
+	if err := os.WriteFile(printFile, []byte(purge("2024-01-01 00:00:00", 3)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 3 })
+	if err := os.WriteFile(printFile, []byte(purge("2024-01-01 00:01:00", 5)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 8 })
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("flowdex run exited with %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("flowdex run did not stop on SIGTERM\n%s", stderr.String())
+	}
+	var packets float64
+	for _, d := range estest.Docs(t, url, index+"-*") {
+		packets += d.Source["packets"].(float64)
+		if d.Source["event_type"] != "purge" {
+			t.Errorf("a marker was indexed: %v", d.Source)
+		}
+	}
+	if packets != 1+2+3+1+2+3+4+5 {
+		t.Fatalf("packets summed in Elasticsearch: %v", packets)
+	}
+	if !strings.Contains(stderr.String(), "markers=4") {
+		t.Errorf("markers not counted:\n%s", stderr.String())
+	}
+}
