@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/flowdex/flowdex/aggregate/spelling"
 )
 
 // MaxLookupFileSize bounds the size of a LookupTableFile.
@@ -238,7 +240,7 @@ func (p *parser) action(path string, v any) (action, bool) {
 	if !has {
 		// without a Type the other keys cannot be judged: say only that
 		for _, k := range obj.keys {
-			if nearest(k, []string{"Type"}) != "" {
+			if spelling.Closest(k, []string{"Type"}) != "" {
 				p.fail(path, `"Type" is missing (found %q: did you mean "Type"?)`, k)
 				return a, false
 			}
@@ -254,7 +256,7 @@ func (p *parser) action(path string, v any) (action, bool) {
 	required, known := actionKeys[typ]
 	if !known {
 		hint := ""
-		if s := nearest(typ, []string{"AddField", "AddFieldLookup", "DelField"}); s != "" {
+		if s := spelling.Closest(typ, []string{"AddField", "AddFieldLookup", "DelField"}); s != "" {
 			hint = fmt.Sprintf("; did you mean %q?", s)
 		}
 		p.fail(path+".Type", "unknown action type %s (want AddField, AddFieldLookup or DelField%s)", strconv.Quote(shorten(typ)), hint)
@@ -450,7 +452,7 @@ func (p *parser) checkKeys(path string, obj *object, required, optional, oneOf [
 			if explained[u] {
 				continue
 			}
-			if s := nearest(u, want); s != "" {
+			if s := spelling.Closest(u, want); s != "" {
 				explained[u] = true
 				return u, s
 			}
@@ -496,7 +498,7 @@ func (p *parser) checkKeys(path string, obj *object, required, optional, oneOf [
 		if explained[u] {
 			continue
 		}
-		if s := nearest(u, absent); s != "" {
+		if s := spelling.Closest(u, absent); s != "" {
 			p.fail(path, "unknown key %q (did you mean %q?)", shorten(u), s)
 		} else {
 			p.fail(path, "unknown key %q (want %s)", shorten(u), quoteAll(known, ", "))
@@ -510,45 +512,4 @@ func quoteAll(names []string, sep string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return strings.Join(q, sep)
-}
-
-// nearest returns the name in want that s is probably a misspelling of: the
-// same letters in another case, or at most two edits away.
-func nearest(s string, want []string) string {
-	best, bestD := "", 3
-	ls := strings.ToLower(s)
-	for _, w := range want {
-		lw := strings.ToLower(w)
-		if ls == lw {
-			return w
-		}
-		if len(s) < 3 || len(s) > 2*len(w) {
-			continue
-		}
-		if d := editDistance(ls, lw); d < bestD {
-			best, bestD = w, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/flowdex/flowdex/aggregate/spelling"
 	"github.com/flowdex/flowdex/collector/pmacct"
 )
 
@@ -232,37 +233,10 @@ func suggest(k toml.Key) string {
 	if keys == nil {
 		return ""
 	}
-	bad := k[len(k)-1]
-	best, bestD := "", 3
-	for _, w := range keys {
-		if d := editDistance(bad, w); d < bestD {
-			best, bestD = w, d
-		}
+	if best := spelling.Closest(k[len(k)-1], keys); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return " (expected one of " + strings.Join(keys, ", ") + ")"
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return " (expected one of " + strings.Join(keys, ", ") + ")"
 }
 
 func (c *Config) applyDefaults() {

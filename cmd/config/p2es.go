@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/flowdex/flowdex/aggregate/spelling"
 )
 
 // P2ES is a pmacct-to-elasticsearch plugin configuration file
@@ -114,7 +116,7 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 	for _, k := range order {
 		if !slices.Contains(p2esKeys, k) {
 			line, col := lineCol(src, fields[k].offset)
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s:%d:%d: unknown key %q, ignored as p2es does%s", name, line, col, k, closest(k, p2esKeys)))
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s:%d:%d: unknown key %q, ignored as p2es does%s", name, line, col, k, didYouMean(k, p2esKeys)))
 		}
 	}
 	p.URL = strings.TrimSuffix(p.URL, "/")
@@ -292,15 +294,9 @@ func describe(raw []byte) string {
 	return s
 }
 
-func closest(k string, keys []string) string {
-	best, bestD := "", 4
-	for _, w := range keys {
-		if d := editDistance(strings.ToLower(k), strings.ToLower(w)); d < bestD {
-			best, bestD = w, d
-		}
+func didYouMean(k string, keys []string) string {
+	if best := spelling.Closest(k, keys); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return ""
 }
