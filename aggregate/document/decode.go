@@ -67,6 +67,9 @@ func (dec *Decoder) Decode(data []byte, doc *Document) error {
 	for {
 		p.skipSpace()
 		if p.peek() != '"' {
+			if p.pos >= len(data) {
+				return p.errorf("unexpected end of input (truncated line?)")
+			}
 			return p.errorf("expected a string key")
 		}
 		keyBytes, err := p.readString()

@@ -58,6 +58,7 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"a": 1`, 7, "unexpected end of input (truncated line?)"},
 		{`{"a": "x`, 8, "unterminated string (truncated line?)"},
 		{`{"a": 1,}`, 8, "expected a string key"},
+		{`{"a": 1, `, 9, "unexpected end of input (truncated line?)"},
 		{`{"a" 1}`, 5, "expected ':' after a key"},
 		{`{"a": 01}`, 7, "expected ',' or '}'"},
 		{`{"a": tru}`, 6, "invalid literal"},
