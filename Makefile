@@ -7,7 +7,7 @@ BIN := bin/flowdex
 # unzip unpacks Elasticsearch's test distribution.
 DEBIAN_PACKAGES := pmacct unzip maven openjdk-17-jre-headless
 
-.PHONY: all build run test deps es-start es-stop es9-start es9-stop vet fuzz bench clean
+.PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 
 all: build
 
@@ -20,14 +20,17 @@ run: build es-start
 	mkdir -p var
 	$(BIN) run -c configs/quickstart.toml
 
-# Install everything, start Elasticsearch 8 and 9, run every test, stop them.
+# Install everything, start Elasticsearch 8, 9 and 8 with security (basic
+# authentication, see es.sh), run every test, stop them.
 test: deps
 	$(ES) start 8 >/dev/null
 	$(ES) start 9 >/dev/null
+	$(ES) start 8s >/dev/null
 	set -o pipefail; status=0; \
-	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) FLOWDEX_REQUIRE_ES=1 \
+	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
+	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_REQUIRE_ES=1 \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
-	$(ES) stop 9 || true; $(ES) stop 8 || true; \
+	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
 
 deps:
@@ -48,6 +51,12 @@ es9-start:
 	$(ES) start 9
 es9-stop:
 	$(ES) stop 9
+# Elasticsearch 8 with security on: user and password from FLOWDEX_ES_SECURE_USER
+# and FLOWDEX_ES_SECURE_PASSWORD, else es.sh's test defaults.
+es-secure-start:
+	$(ES) start 8s
+es-secure-stop:
+	$(ES) stop 8s
 
 vet:
 	gofmt -l . | (! grep .)

@@ -17,6 +17,7 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	ec := elasticsearch.DefaultConfiguration()
 	ec.URLs = o.URLs
 	ec.Username = o.Username
+	o.PasswordFile = cfg.Resolve(o.PasswordFile) // like every path, relative to the configuration
 	password, err := secret(o)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,8 +233,10 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 		}
 	}
 	switch {
+	case status == http.StatusUnauthorized && s.user() == "":
+		return fmt.Errorf("%s: authentication required, and no username is configured (give a username and password): %s", where, errorBody(status, body))
 	case status == http.StatusUnauthorized:
-		return fmt.Errorf("%s: authentication failed (check the username and password): %s", where, errorBody(status, body))
+		return fmt.Errorf("%s: authentication failed for user %q (check the username and password): %s", where, s.user(), errorBody(status, body))
 	case status == http.StatusForbidden:
 		s.logger.Warn("elasticsearch: not allowed to read the server version; assuming a supported one",
 			"urls", urls, "error", errorBody(status, body))
@@ -254,6 +257,20 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 		s.logger.Warn("elasticsearch: this server version is newer than the ones flowdex was tested with (8 and 9)", "version", version)
 	}
 	return nil
+}
+
+// user is the configured user name, else the one of the first URL with
+// credentials in it ("" if none).
+func (s *Sink) user() string {
+	if s.cfg.Username != "" {
+		return s.cfg.Username
+	}
+	for _, u := range s.cfg.URLs {
+		if pu, err := url.Parse(u); err == nil && pu.User != nil {
+			return pu.User.Username()
+		}
+	}
+	return ""
 }
 
 func parseVersion(v string) (major, minor int, ok bool) {

@@ -8,28 +8,40 @@
 #   es.sh status [VERSION]   exit 0 if running and healthy, 3 if not
 #   es.sh url    [VERSION]   print the base URL
 #
-# VERSION: a full version (8.19.21) or 8 / 9 for the defaults below.
+# VERSION: a full version (8.19.21) or 8 / 9 for the defaults below, or
+# 8s (alias: secure) for Elasticsearch 8 with security on (see below).
 #
 # It uses the "integ-test-zip" distribution from Maven Central, because that is
 # the only Elasticsearch build a package registry serves. It has no bundled JDK
 # and only a few modules (transport-netty4, x-pack-core, x-pack-security, apm):
 # no ILM, ingest pipelines, painless, data streams or even `GET /`.
 #
+# The secure server (8s) is the same 8.x distribution with x-pack security on:
+# HTTP basic authentication against a file-realm superuser that `start` creates
+# with bin/elasticsearch-users, plain HTTP (no TLS), its own port (9202), config,
+# data and logs dirs (under <cache>/<version>-secure), so it runs beside the
+# plain 8. Its URL carries no credentials: they are in the variables below.
+#
 # Environment:
 #   FLOWDEX_ES_HOME       cache dir (default ~/.cache/flowdex/es; as root
 #                         /var/cache/flowdex/es, because the ES user cannot
 #                         enter root's private home directory)
-#   FLOWDEX_ES_PORT       HTTP port (default 9200 for 8.x, 9201 for 9.x)
+#   FLOWDEX_ES_PORT       HTTP port (default 9200 for 8.x, 9201 for 9.x, 9202 for 8s)
 #   FLOWDEX_ES_TRANSPORT_PORT  transport port (default HTTP port + 100)
 #   FLOWDEX_ES_HEAP       JVM heap, -Xms = -Xmx (default 512m)
 #   FLOWDEX_ES_JAVA_HOME  JDK to run ES with (default: picked from /usr/lib/jvm)
 #   FLOWDEX_ES_USER       user ES runs as when we are root (default flowdex-es)
 #   FLOWDEX_ES_KEEP_DATA  1 = keep data and logs from the previous run
 #   FLOWDEX_ES_WAIT       seconds to wait for a healthy node (default 120)
+#   FLOWDEX_ES_SECURE_USER      user of the secure server (default flowdex-test)
+#   FLOWDEX_ES_SECURE_PASSWORD  its password (default: a fixed test password)
 set -euo pipefail
 
 readonly ES8_VERSION=8.19.21 # newest 8.x on Maven Central
 readonly ES9_VERSION=9.2.4   # newest 9.x on Maven Central that resolves
+# Test credentials of the secure server; estest.go has the same defaults.
+readonly SECURE_USER_DEFAULT=flowdex-test
+readonly SECURE_PASSWORD_DEFAULT=fdx-test-Pw-4b7e91c2d05a
 
 log() { echo "es.sh: $*" >&2; }
 die() {
@@ -38,7 +50,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -46,18 +58,34 @@ usage() {
 # Settings derived from the version and the environment.
 
 setup() {
+	secure=0
 	case ${1:-8} in
 	8) version=$ES8_VERSION ;;
 	9) version=$ES9_VERSION ;;
+	8s | secure) version=$ES8_VERSION secure=1 ;;
 	*) version=$1 ;;
 	esac
-	[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad version '$version' (want e.g. 8, 9 or 8.19.21)"
+	[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad version '$version' (want e.g. 8, 9, 8s or 8.19.21)"
 	major=${version%%.*}
 	case $major in
 	8) default_port=9200 min_java=17 ;;
 	9) default_port=9201 min_java=21 ;;
 	*) die "unsupported major version $major (only 8 and 9)" ;;
 	esac
+	name=flowdex-es$major          # cluster and node name; the server log is $name.log
+	label="Elasticsearch $version" # for messages
+	auth=""                        # base64 of user:password for the health checks
+	if ((secure)); then
+		default_port=9202
+		name=flowdex-es$major-secure
+		label="Elasticsearch $version with security"
+		secure_user=${FLOWDEX_ES_SECURE_USER:-$SECURE_USER_DEFAULT}
+		secure_password=${FLOWDEX_ES_SECURE_PASSWORD:-$SECURE_PASSWORD_DEFAULT}
+		[[ $secure_user =~ ^[A-Za-z_][A-Za-z0-9_@.+-]*$ ]] || die "bad FLOWDEX_ES_SECURE_USER '$secure_user'"
+		((${#secure_password} >= 6)) || die "FLOWDEX_ES_SECURE_PASSWORD must have at least 6 characters"
+		[[ $secure_password != *$'\n'* ]] || die "FLOWDEX_ES_SECURE_PASSWORD must be one line"
+		auth=$(printf '%s:%s' "$secure_user" "$secure_password" | base64 -w0)
+	fi
 
 	if [[ -n ${FLOWDEX_ES_HOME:-} ]]; then
 		cache=$FLOWDEX_ES_HOME
@@ -66,8 +94,13 @@ setup() {
 	else
 		cache=${HOME:?}/.cache/flowdex/es
 	fi
-	vdir=$cache/$version
-	es_home=$vdir/elasticsearch-$version
+	# dist_dir holds the unpacked distribution, vdir the state of one server:
+	# the same dir, except for the secure server, which shares the distribution.
+	dist_dir=$cache/$version
+	vdir=$dist_dir
+	((secure)) && vdir=$cache/$version-secure
+	es_home=$dist_dir/elasticsearch-$version
+	conf_dir=$vdir/config # the secure server's ES_PATH_CONF
 	data_dir=$vdir/data
 	logs_dir=$vdir/logs
 	tmp_dir=$vdir/tmp
@@ -103,14 +136,18 @@ url_for() { echo "http://127.0.0.1:$1"; }
 # ---------------------------------------------------------------------------
 # Minimal HTTP over bash's /dev/tcp, so that curl is not needed.
 # http_get PORT PATH [SECONDS] sets http_status and http_body; fails if
-# nothing answers.
+# nothing answers. With $auth set (the secure server), it authenticates.
 
 http_get() {
-	local resp first
-	# shellcheck disable=SC2016 # $0 and $1 expand in the inner bash
-	resp=$(timeout "${3:-5}" bash -c '
+	local resp first hdr=""
+	http_status="" http_body=""
+	[[ -z $auth ]] || hdr="Authorization: Basic $auth"$'\r\n'
+	# The header goes through the environment, not the command line that
+	# ps shows.
+	# shellcheck disable=SC2016 # $0, $1 and $HDR expand in the inner bash
+	resp=$(HDR=$hdr timeout "${3:-5}" bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
-		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$1" >&3
+		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n" "$1" "$HDR" >&3
 		cat <&3' "$1" "$2" 2>/dev/null) || return 1
 	[[ $resp == HTTP/* ]] || return 1
 	first=${resp%%$'\r'*}
@@ -132,6 +169,24 @@ server_version() {
 	http_get "$1" "/_nodes/_local?filter_path=nodes.*.version" || return 1
 	[[ $http_status == 200 && $http_body =~ \"version\":\"([^\"]+)\" ]] || return 1
 	echo "${BASH_REMATCH[1]}"
+}
+
+# refusal: ": <why>" if the last request was refused with 401, else nothing.
+# (The secure server with wrong credentials, or a server with security on
+# where we expected none.)
+refusal() {
+	[[ ${http_status:-} == 401 ]] || return 0
+	if ((secure)); then
+		echo ": it refuses user $secure_user (HTTP 401: check FLOWDEX_ES_SECURE_USER and FLOWDEX_ES_SECURE_PASSWORD)"
+	else
+		echo ": it asks for credentials (HTTP 401: security is on)"
+	fi
+}
+
+# security_on PORT: a request without credentials gets 401.
+security_on() {
+	local auth=""
+	http_get "$1" "/_cluster/health" && [[ $http_status == 401 ]]
 }
 
 # ---------------------------------------------------------------------------
@@ -209,8 +264,33 @@ extract() {
 
 fetch() {
 	ensure_user
+	# The secure server shares the 8.x distribution: unpacking it is done
+	# under the lock of the plain server's dir (fd 8; closed again, so that it
+	# does not leak into the daemon). Once unpacked, it is only read.
+	if [[ $vdir != "$dist_dir" ]]; then
+		if [[ -x $es_home/bin/elasticsearch ]]; then
+			check_readable
+			return
+		fi
+		mkdir -p "$dist_dir"
+		exec 8>"$dist_dir/.lock"
+		flock -w 600 8 || die "timed out waiting for $dist_dir/.lock"
+		fetch_dist
+		exec 8>&-
+		return
+	fi
+	fetch_dist
+}
+
+check_readable() {
+	((EUID == 0)) || return 0
+	runuser -u "$es_user" -- test -r "$es_home/bin/elasticsearch" ||
+		die "user $es_user cannot read $es_home (a parent directory is private?); set FLOWDEX_ES_HOME elsewhere"
+}
+
+fetch_dist() {
 	if [[ ! -x $es_home/bin/elasticsearch ]]; then
-		local tmp=$vdir/.unpack.$$
+		local tmp=$dist_dir/.unpack.$$
 		rm -rf "$tmp"
 		mkdir -p "$tmp"
 		log "fetching Elasticsearch $version (integ-test-zip) with Maven"
@@ -224,7 +304,7 @@ fetch() {
 			rm -rf "$tmp"
 			die "mvn could not fetch $artifact"
 		fi
-		log "unpacking into $vdir"
+		log "unpacking into $dist_dir"
 		extract "$tmp/elasticsearch-$version.zip" "$tmp"
 		rm -f "$tmp/elasticsearch-$version.zip"
 		chmod +x "$tmp/elasticsearch-$version"/bin/*
@@ -234,9 +314,8 @@ fetch() {
 	fi
 	if ((EUID == 0)); then
 		chown -R "$es_user:" "$es_home"
-		runuser -u "$es_user" -- test -r "$es_home/bin/elasticsearch" ||
-			die "user $es_user cannot read $es_home (a parent directory is private?); set FLOWDEX_ES_HOME elsewhere"
 	fi
+	check_readable
 }
 
 # ---------------------------------------------------------------------------
@@ -246,13 +325,39 @@ fetch() {
 # daemon until it is up (and errors of the launcher); the server log the rest.
 log_tail() {
 	local f
-	for f in "$logs_dir/startup.out" "$logs_dir/flowdex-es$major.log"; do
+	for f in "$logs_dir/startup.out" "$logs_dir/$name.log"; do
 		[[ -s $f ]] || continue
 		echo "---- tail of $f" >&2
 		tail -n 40 "$f" >&2
 		return
 	done
 	echo "---- no log in $logs_dir" >&2
+}
+
+# secure_config JAVA: a fresh config dir for the secure server, a copy of the
+# distribution's (which stays untouched), with the file-realm superuser that
+# bin/elasticsearch-users writes into its users and users_roles files. The
+# password goes through stdin (the tool's prompt), not the command line.
+# The keystore is left out: Elasticsearch makes a new one on start.
+secure_config() {
+	local out
+	rm -rf "$conf_dir"
+	mkdir -p "$conf_dir"
+	cp -R "$es_home/config/." "$conf_dir/"
+	rm -f "$conf_dir/elasticsearch.keystore" "$conf_dir/users" "$conf_dir/users_roles"
+	: >"$conf_dir/users"
+	: >"$conf_dir/users_roles"
+	if ((EUID == 0)); then
+		chown -R "$es_user:" "$conf_dir"
+	fi
+	chmod -R go-rwx "$conf_dir" # it holds a password hash
+	if ! out=$(printf '%s\n%s\n' "$secure_password" "$secure_password" |
+		"${run_as[@]}" env -u JAVA_HOME ES_JAVA_HOME="$1" ES_PATH_CONF="$conf_dir" \
+			"$es_home/bin/elasticsearch-users" useradd "$secure_user" -r superuser 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "elasticsearch-users could not create user $secure_user"
+	fi
+	cut -d: -f1 "$conf_dir/users" | grep -qxF -- "$secure_user" || die "elasticsearch-users did not write $conf_dir/users"
 }
 
 start() {
@@ -262,9 +367,9 @@ start() {
 	if pid_alive; then
 		local p
 		p=$(cat "$portfile" 2>/dev/null || echo "$port")
-		[[ $p == "$port" ]] || die "Elasticsearch $version already runs on port $p (pid $(<"$pidfile")); stop it first"
-		healthy "$p" "$wait_secs" || die "Elasticsearch $version (pid $(<"$pidfile")) runs but is not healthy on port $p"
-		log "Elasticsearch $version already running (pid $(<"$pidfile"))"
+		[[ $p == "$port" ]] || die "$label already runs on port $p (pid $(<"$pidfile")); stop it first"
+		healthy "$p" "$wait_secs" || die "$label (pid $(<"$pidfile")) runs but is not healthy on port $p$(refusal)"
+		log "$label already running (pid $(<"$pidfile"))"
 		url_for "$p"
 		return
 	fi
@@ -272,9 +377,15 @@ start() {
 	if v=$(server_version "$port"); then
 		[[ $v == "$version" ]] || die "port $port is taken by Elasticsearch $v, not $version; set FLOWDEX_ES_PORT"
 		healthy "$port" "$wait_secs" || die "Elasticsearch $v on port $port is not healthy"
-		log "Elasticsearch $version already running on port $port (not started by es.sh)"
+		if ((secure)) && ! security_on "$port"; then
+			die "port $port is taken by Elasticsearch $v without security; set FLOWDEX_ES_PORT"
+		fi
+		log "$label already running on port $port (not started by es.sh)"
 		echo "$url"
 		return
+	fi
+	if http_get "$port" "/_cluster/health" && [[ $http_status == 401 ]]; then
+		die "port $port is taken by an Elasticsearch not started by es.sh$(refusal); set FLOWDEX_ES_PORT"
 	fi
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		die "port $port is in use by something that is not Elasticsearch; set FLOWDEX_ES_PORT"
@@ -292,34 +403,46 @@ start() {
 	if ((EUID == 0)); then
 		chown "$es_user:" "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
 	fi
+	local env=(env -u JAVA_HOME -u ES_PATH_CONF) settings=(-E xpack.security.enabled=false)
+	if ((secure)); then
+		secure_config "$java"
+		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
+		# Plain HTTP; no transport TLS either: a single-node cluster skips the
+		# bootstrap check that asks for it, and binds transport to 127.0.0.1.
+		settings=(-E xpack.security.enabled=true
+			-E xpack.security.http.ssl.enabled=false
+			-E xpack.security.transport.ssl.enabled=false)
+	fi
 
-	log "starting Elasticsearch $version on $url with $java (heap $heap, as $es_user)"
+	local what=$label
+	((secure)) && what+=" (user $secure_user)"
+	log "starting $what on $url with $java (heap $heap, as $es_user)"
 	# The working directory is the logs dir: the integ-test jvm.options writes
 	# gc.log and hs_err files relative to it. -d returns once the node is up
 	# (or failed), with no time limit of its own; its output goes to
 	# startup.out, so no pipe of ours stays open in the daemon.
 	local rc=0
-	(cd "$logs_dir" && timeout -k 10 "$wait_secs" "${run_as[@]}" env -u JAVA_HOME \
+	(cd "$logs_dir" && timeout -k 10 "$wait_secs" "${run_as[@]}" "${env[@]}" \
 		ES_JAVA_HOME="$java" \
 		ES_JAVA_OPTS="-Xms$heap -Xmx$heap" \
 		ES_TMPDIR="$tmp_dir" \
 		"$es_home/bin/elasticsearch" -d -p "$pidfile" \
 		-E discovery.type=single-node \
-		-E xpack.security.enabled=false \
+		"${settings[@]}" \
 		-E network.host=127.0.0.1 \
 		-E http.port="$port" \
 		-E transport.port="$transport_port" \
 		-E path.data="$data_dir" \
 		-E path.logs="$logs_dir" \
-		-E cluster.name="flowdex-es$major" \
-		-E node.name="flowdex-es$major" \
+		-E cluster.name="$name" \
+		-E node.name="$name" \
 		-E cluster.routing.allocation.disk.threshold_enabled=false \
 		>"$logs_dir/startup.out" 2>&1 </dev/null 9>&-) || rc=$?
 	if ((rc != 0)); then
 		if ((rc == 124 || rc == 137)); then
-			log "Elasticsearch $version did not start within ${wait_secs}s (FLOWDEX_ES_WAIT)"
+			log "$label did not start within ${wait_secs}s (FLOWDEX_ES_WAIT)"
 		else
-			log "Elasticsearch $version failed to start (exit $rc)"
+			log "$label failed to start (exit $rc)"
 		fi
 		log_tail
 		stop_pid >/dev/null 2>&1 || true
@@ -330,17 +453,22 @@ start() {
 		if healthy "$port" 5; then
 			echo "$port" >"$portfile"
 			pid=$(<"$pidfile")
-			log "Elasticsearch $version is up (pid $pid) after $((SECONDS - t0))s"
+			log "$label is up (pid $pid) after $((SECONDS - t0))s"
 			echo "$url"
 			return
 		fi
+		if [[ ${http_status:-} == 401 ]]; then
+			log "$label on $url$(refusal); stopping it"
+			stop_pid >&2 || true
+			exit 1
+		fi
 		if ! pid_alive; then
-			log "Elasticsearch $version exited during startup"
+			log "$label exited during startup"
 			log_tail
 			exit 1
 		fi
 		if ((SECONDS - t0 >= wait_secs)); then
-			log "Elasticsearch $version not healthy on $url after ${wait_secs}s; stopping it"
+			log "$label not healthy on $url after ${wait_secs}s; stopping it"
 			log_tail
 			stop_pid >&2 || true
 			exit 1
@@ -354,7 +482,7 @@ stop_pid() {
 	local pid i
 	if ! pid_alive; then
 		rm -f "$pidfile" "$portfile"
-		echo "Elasticsearch $version is not running"
+		echo "$label is not running"
 		return 0
 	fi
 	pid=$(<"$pidfile")
@@ -369,22 +497,22 @@ stop_pid() {
 		while [[ -d /proc/$pid ]]; do sleep 0.1; done
 	fi
 	rm -f "$pidfile" "$portfile"
-	echo "Elasticsearch $version stopped (pid $pid)"
+	echo "$label stopped (pid $pid)"
 }
 
 status() {
 	local p v
 	p=$(running_port)
 	if pid_alive && healthy "$p"; then
-		echo "Elasticsearch $version running (pid $(<"$pidfile")) at $(url_for "$p")"
+		echo "$label running (pid $(<"$pidfile")) at $(url_for "$p")"
 	elif v=$(server_version "$p") && healthy "$p"; then
 		echo "Elasticsearch $v running at $(url_for "$p") (not started by es.sh)"
 		[[ $v == "$version" ]] || return 3
 	elif pid_alive; then
-		echo "Elasticsearch $version process $(<"$pidfile") exists but is not healthy on port $p"
+		echo "$label process $(<"$pidfile") exists but is not healthy on port $p$(refusal)"
 		return 1
 	else
-		echo "Elasticsearch $version is not running"
+		echo "$label is not running"
 		return 3
 	fi
 }

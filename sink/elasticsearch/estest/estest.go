@@ -12,9 +12,20 @@
 //     parallel, start it only once. The node is left running for the next
 //     run; `es.sh stop 8` (or `make es-stop`) stops it.
 //
+// Secure is the same for an Elasticsearch 8 with security on (HTTP basic
+// authentication, no TLS): FLOWDEX_TEST_ES_SECURE_URL, else port 9202, else
+// `es.sh start 8s`. Its credentials are FLOWDEX_ES_SECURE_USER and
+// FLOWDEX_ES_SECURE_PASSWORD (the defaults of es.sh when unset), or the
+// userinfo of FLOWDEX_TEST_ES_SECURE_URL (http://user:password@host:port).
+//
 // When no server can be had the test is skipped, or fails when CI=true or
 // FLOWDEX_REQUIRE_ES=1. A URL given in the environment that does not answer
 // always fails the test: someone asked for that server.
+//
+// The helpers (Index's cleanup, Docs, Count, Refresh, Search, Version) send
+// the secure server's credentials with every request to the URL Secure
+// returned, so tests pass that URL as it is. Credentials in a URL's userinfo
+// are used too, for any server.
 package estest
 
 import (
@@ -41,22 +52,34 @@ import (
 	"time"
 )
 
-// server is one Elasticsearch major version that tests can ask for.
+// server is one Elasticsearch that tests can ask for.
 type server struct {
 	major  int    // 8 or 9
+	arg    string // es.sh's VERSION argument
 	envURL string // environment variable naming an existing server
-	port   int    // default HTTP port of es.sh for this major
+	port   int    // default HTTP port of es.sh for this server
+	secure bool   // security on: requests need user (below)
 
 	mu   sync.Mutex // held while finding or starting it
 	done bool
-	url  string
+	url  string        // without credentials
+	user *url.Userinfo // the secure server's user and password
 	err  error
 	must bool // err fails the test even when skipping is allowed
 }
 
 var (
-	es8 = &server{major: 8, envURL: "FLOWDEX_TEST_ES_URL", port: 9200}
-	es9 = &server{major: 9, envURL: "FLOWDEX_TEST_ES9_URL", port: 9201}
+	es8    = &server{major: 8, arg: "8", envURL: "FLOWDEX_TEST_ES_URL", port: 9200}
+	es9    = &server{major: 9, arg: "9", envURL: "FLOWDEX_TEST_ES9_URL", port: 9201}
+	secure = &server{major: 8, arg: "8s", envURL: "FLOWDEX_TEST_ES_SECURE_URL", port: 9202, secure: true}
+
+	servers = []*server{es8, es9, secure}
+)
+
+// The test credentials of the secure server; es.sh has the same defaults.
+const (
+	defaultSecureUser     = "flowdex-test"
+	defaultSecurePassword = "fdx-test-Pw-4b7e91c2d05a"
 )
 
 // startTimeout bounds one `es.sh start`: a cold start downloads about
@@ -78,11 +101,27 @@ func URL9(t testing.TB) string {
 	return es9.get(t)
 }
 
+// Secure returns the base URL (no credentials in it, no trailing slash) of
+// a running Elasticsearch 8 with security on, and the user and password of
+// a superuser on it, starting one if need be (see the package doc).
+func Secure(t testing.TB) (url, user, password string) {
+	t.Helper()
+	u := secure.get(t)
+	secure.mu.Lock()
+	ui := secure.user
+	secure.mu.Unlock()
+	password, _ = ui.Password()
+	return u, ui.Username(), password
+}
+
 func (s *server) get(t testing.TB) string {
 	t.Helper()
 	s.mu.Lock()
 	if !s.done {
 		s.url, s.must, s.err = s.find()
+		if s.err == nil && s.user != nil {
+			setCredentials(s.url, s.user)
+		}
 		s.done = true // one attempt per test binary: do not wait 2 min in every test
 	}
 	u, must, err := s.url, s.must, s.err
@@ -91,10 +130,17 @@ func (s *server) get(t testing.TB) string {
 		return u
 	}
 	if must || required() {
-		t.Fatalf("estest: Elasticsearch %d: %v", s.major, err)
+		t.Fatalf("estest: %s: %v", s, err)
 	}
-	t.Skipf("estest: no Elasticsearch %d (CI=true or FLOWDEX_REQUIRE_ES=1 make this a failure): %v", s.major, err)
+	t.Skipf("estest: no %s (CI=true or FLOWDEX_REQUIRE_ES=1 make this a failure): %v", s, err)
 	return ""
+}
+
+func (s *server) String() string {
+	if s.secure {
+		return fmt.Sprintf("Elasticsearch %d with security", s.major)
+	}
+	return fmt.Sprintf("Elasticsearch %d", s.major)
 }
 
 // required tells whether a missing server must fail the test.
@@ -103,19 +149,45 @@ func required() bool {
 	return ci || os.Getenv("FLOWDEX_REQUIRE_ES") == "1"
 }
 
-// find returns the server's URL; must says an error is not to be skipped.
+// find returns the server's URL and, for the secure server, sets s.user;
+// must says an error is not to be skipped.
 func (s *server) find() (u string, must bool, err error) {
+	if s.secure {
+		user, password := os.Getenv("FLOWDEX_ES_SECURE_USER"), os.Getenv("FLOWDEX_ES_SECURE_PASSWORD")
+		if user == "" {
+			user = defaultSecureUser
+		}
+		if password == "" {
+			password = defaultSecurePassword
+		}
+		s.user = url.UserPassword(user, password)
+	}
 	if v := os.Getenv(s.envURL); v != "" {
 		u = strings.TrimRight(v, "/")
+		if s.secure { // credentials in the URL win over the variables
+			pu, err := url.Parse(u)
+			if err != nil || pu.Scheme == "" || pu.Host == "" {
+				return "", true, fmt.Errorf("%s is not a URL like http://127.0.0.1:%d", s.envURL, s.port)
+			}
+			if pu.User != nil {
+				s.user, pu.User = pu.User, nil
+				u = pu.String()
+			}
+		}
 		if err := s.check(u); err != nil {
-			return "", true, fmt.Errorf("%s=%s: %w", s.envURL, v, err)
+			return "", true, fmt.Errorf("%s=%s: %w", s.envURL, redact(u, u), err)
 		}
 		return u, false, nil
 	}
 	u = fmt.Sprintf("http://127.0.0.1:%d", s.port)
-	if healthy(u) == nil {
+	switch herr := s.healthy(u); {
+	case herr == nil:
 		err = s.check(u)
-	} else {
+	case errors.Is(herr, errUnauthorized):
+		// A server is there, but it refuses our credentials: starting
+		// another one on its port cannot help.
+		err = herr
+	default:
 		u, err = s.start()
 	}
 	if err != nil {
@@ -124,19 +196,51 @@ func (s *server) find() (u string, must bool, err error) {
 	return u, false, nil
 }
 
-// check: u is a healthy Elasticsearch of the wanted major version.
+// check: u is a healthy Elasticsearch of the wanted major version; the
+// secure one refuses requests without credentials.
 func (s *server) check(u string) error {
-	if err := healthy(u); err != nil {
+	if err := s.healthy(u); err != nil {
 		return err
 	}
-	v, err := serverVersion(u)
+	v, err := serverVersion(s.withUser(u))
 	if err != nil {
 		return err
 	}
 	if !strings.HasPrefix(v, strconv.Itoa(s.major)+".") {
 		return fmt.Errorf("%s serves Elasticsearch %s, not %d.x", u, v, s.major)
 	}
+	if s.secure {
+		code, _, err := doAs(http.MethodGet, u+"/_cluster/health", nil, nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusUnauthorized {
+			return fmt.Errorf("%s answers HTTP %d without credentials, not 401: security is off", u, code)
+		}
+	}
 	return nil
+}
+
+// healthy is the package's healthy with the server's credentials.
+func (s *server) healthy(u string) error {
+	err := healthy(s.withUser(u))
+	if errors.Is(err, errUnauthorized) && s.secure {
+		return fmt.Errorf("%w: user %q refused (check FLOWDEX_ES_SECURE_USER and FLOWDEX_ES_SECURE_PASSWORD, or the credentials in %s)", err, s.user.Username(), s.envURL)
+	}
+	return err
+}
+
+// withUser returns u with the server's credentials as userinfo, if it has any.
+func (s *server) withUser(u string) string {
+	if s.user == nil {
+		return u
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	pu.User = s.user
+	return pu.String()
 }
 
 // start runs `es.sh start MAJOR` under an exclusive lock on a file in the
@@ -150,7 +254,7 @@ func (s *server) start() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("estest-%d.lock", s.major)), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, "estest-"+s.arg+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
@@ -159,24 +263,30 @@ func (s *server) start() (string, error) {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	// Another test process may have started it while we waited.
-	if u := fmt.Sprintf("http://127.0.0.1:%d", s.port); healthy(u) == nil {
+	if u := fmt.Sprintf("http://127.0.0.1:%d", s.port); s.healthy(u) == nil {
 		return u, s.check(u)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script, "start", strconv.Itoa(s.major))
+	cmd := exec.CommandContext(ctx, "bash", script, "start", s.arg)
 	// The tests look on the default ports, so es.sh must start it there.
-	cmd.Env = withoutEnv(os.Environ(), "FLOWDEX_ES_PORT", "FLOWDEX_ES_TRANSPORT_PORT")
+	env := withoutEnv(os.Environ(), "FLOWDEX_ES_PORT", "FLOWDEX_ES_TRANSPORT_PORT",
+		"FLOWDEX_ES_SECURE_USER", "FLOWDEX_ES_SECURE_PASSWORD")
+	if s.secure { // the user es.sh creates is ours
+		password, _ := s.user.Password()
+		env = append(env, "FLOWDEX_ES_SECURE_USER="+s.user.Username(), "FLOWDEX_ES_SECURE_PASSWORD="+password)
+	}
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 10 * time.Second // in case a child keeps our pipes open
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s start %d: %v\n%s", script, s.major, err, tail(stderr.String(), 40))
+		return "", fmt.Errorf("%s start %s: %v\n%s", script, s.arg, err, tail(stderr.String(), 40))
 	}
 	u := lastLine(stdout.String())
 	if err := s.check(u); err != nil {
-		return "", fmt.Errorf("%s start %d printed %q: %w\n%s", script, s.major, u, err, tail(stderr.String(), 40))
+		return "", fmt.Errorf("%s start %s printed %q: %w\n%s", script, s.arg, u, err, tail(stderr.String(), 40))
 	}
 	return u, nil
 }
@@ -238,26 +348,84 @@ func tail(s string, n int) string {
 // ---------------------------------------------------------------------------
 // HTTP
 
+// credentials maps the origin (scheme://host:port) of each secure server
+// found in this process to its user and password. It is apart from the
+// servers' locks, which are held while a server is checked.
+var credentials sync.Map // string -> *url.Userinfo
+
+func setCredentials(u string, ui *url.Userinfo) {
+	if o := origin(u); o != "" {
+		credentials.Store(o, ui)
+	}
+}
+
+func origin(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return ""
+	}
+	return strings.ToLower(pu.Scheme + "://" + pu.Host)
+}
+
 // do sends one request and returns the status and body. body may be nil.
+// The credentials are those of u's userinfo, else those of the secure
+// server if u is on it.
 func do(method, u string, body []byte) (int, []byte, error) {
+	return doAs(method, u, body, known)
+}
+
+// known sets the credentials of the secure server on a request to it.
+func known(req *http.Request) {
+	if v, ok := credentials.Load(origin(req.URL.String())); ok {
+		ui := v.(*url.Userinfo)
+		password, _ := ui.Password()
+		req.SetBasicAuth(ui.Username(), password)
+	}
+}
+
+// authorize moves the credentials of the request's URL into its header,
+// or, when it has none, calls auth (if not nil) to set them.
+func authorize(req *http.Request, auth func(*http.Request)) {
+	if ui := req.URL.User; ui != nil {
+		password, _ := ui.Password()
+		req.SetBasicAuth(ui.Username(), password)
+		req.URL.User = nil
+	} else if auth != nil {
+		auth(req)
+	}
+}
+
+// doAs is do with the credentials of u's userinfo, else those auth (if not
+// nil) sets.
+func doAs(method, u string, body []byte, auth func(*http.Request)) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, u, r)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, errors.New(redact(err.Error(), u))
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	authorize(req, auth)
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, err // net/http leaves userinfo out of its errors
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// redact replaces the URL u in s by u without its password.
+func redact(s, u string) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.User == nil {
+		return s
+	}
+	return strings.ReplaceAll(s, u, pu.Redacted())
 }
 
 // call is do that fails the test unless the status is 2xx, and decodes a
@@ -266,10 +434,10 @@ func call(t testing.TB, method, u string, body []byte, out any) {
 	t.Helper()
 	code, b, err := do(method, u, body)
 	if err != nil {
-		t.Fatalf("estest: %s %s: %v", method, u, err)
+		t.Fatalf("estest: %s %s: %v", method, redact(u, u), err)
 	}
 	if code/100 != 2 {
-		t.Fatalf("estest: %s %s: HTTP %d: %s", method, u, code, b)
+		t.Fatalf("estest: %s %s: HTTP %d: %s", method, redact(u, u), code, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -278,16 +446,28 @@ func call(t testing.TB, method, u string, body []byte, out any) {
 	}
 }
 
-// healthy: the cluster at u answers and is not red.
+// errUnauthorized: the server asks for other credentials (HTTP 401).
+var errUnauthorized = errors.New("HTTP 401 (authentication failed)")
+
+// healthy: the cluster at u answers and is not red. The credentials are
+// those of do.
 func healthy(u string) error {
+	req, err := http.NewRequest(http.MethodGet, u+"/_cluster/health", nil)
+	if u = redact(u, u); err != nil {
+		return fmt.Errorf("%s: %v", u, redact(err.Error(), u))
+	}
+	authorize(req, known)
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(u + "/_cluster/health")
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	var h struct {
 		Status string `json:"status"`
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%s/_cluster/health: %w", u, errUnauthorized)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s/_cluster/health: HTTP %d", u, resp.StatusCode)
@@ -305,6 +485,7 @@ func healthy(u string) error {
 // help: the integ-test distribution has no handler for it.)
 func serverVersion(u string) (string, error) {
 	code, b, err := do(http.MethodGet, u+"/_nodes/_local?filter_path=nodes.*.version", nil)
+	u = redact(u, u)
 	if err != nil {
 		return "", err
 	}
@@ -345,7 +526,7 @@ func Version(t testing.TB, url string) string {
 // Use it as an index name or as the start of several. When the test ends,
 // every data stream, index, index template (composable and legacy) and
 // component template whose name starts with it is deleted, on each server
-// that URL and URL9 have returned in this process.
+// that URL, URL9 and Secure have returned in this process.
 func Index(t testing.TB, prefix string) string {
 	t.Helper()
 	var rnd [4]byte
@@ -354,7 +535,7 @@ func Index(t testing.TB, prefix string) string {
 	}
 	name := indexName(prefix, t.Name(), hex.EncodeToString(rnd[:]))
 	t.Cleanup(func() {
-		for _, s := range []*server{es8, es9} {
+		for _, s := range servers {
 			s.mu.Lock()
 			u := s.url
 			s.mu.Unlock()

@@ -1,7 +1,9 @@
 package estest
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -36,6 +38,33 @@ func TestCheckRefusesDeadServer(t *testing.T) {
 func TestES8(t *testing.T) { testServer(t, URL(t), "8.") }
 
 func TestES9(t *testing.T) { testServer(t, URL9(t), "9.") }
+
+// The secure server: the URL has no credentials, requests without them are
+// refused, the helpers send them, and a URL's userinfo works too.
+func TestESSecure(t *testing.T) {
+	u, user, password := Secure(t)
+	if user == "" || password == "" || strings.Contains(u, "@") {
+		t.Fatalf("Secure = %q, %q, %q", u, user, password)
+	}
+	if code, b, err := doAs(http.MethodGet, u+"/_cluster/health", nil, nil); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("without credentials: HTTP %d, %v: %s", code, err, b)
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.User = url.UserPassword(user, password)
+	if err := healthy(pu.String()); err != nil {
+		t.Errorf("credentials in the URL: %v", err)
+	}
+	pu.User = url.UserPassword(user, "wrong-"+password)
+	if err := healthy(pu.String()); !errors.Is(err, errUnauthorized) {
+		t.Errorf("wrong password in the URL: %v, want 401", err)
+	} else if strings.Contains(err.Error(), password) {
+		t.Errorf("the error shows the password: %v", err)
+	}
+	testServer(t, u, "8.")
+}
 
 func testServer(t *testing.T, url, major string) {
 	if err := healthy(url); err != nil {

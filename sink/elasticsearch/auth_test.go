@@ -1,0 +1,130 @@
+package elasticsearch
+
+// HTTP basic authentication against a real Elasticsearch 8 with security on
+// (estest.Secure: a file-realm superuser, plain HTTP).
+
+import (
+	"context"
+	"log/slog"
+	neturl "net/url"
+	"strings"
+	"testing"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
+)
+
+// With the right user the sink reads the version, installs its template and
+// indexes; the password is never logged.
+func TestRealAuth(t *testing.T) {
+	url, user, password := estest.Secure(t)
+	cfg, prefix := realConfig(t, url)
+	cfg.Username, cfg.Password = user, password
+	s, logs := startSink(t, cfg)
+	s.logger.Info("configuration", "cfg", cfg)
+	writeDocs(t, s, 25, true)
+	if st := s.Stats(); st.Indexed != 25 || st.Failed != 0 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v, want 25 indexed", st)
+	}
+	if n := estest.Count(t, url, prefix+"-*"); n != 25 {
+		t.Errorf("%d documents in %s-*, want 25", n, prefix)
+	}
+	for _, d := range estest.Docs(t, url, prefix+"-*") {
+		if d.Index != prefix+"-2024.01.01" || d.Source["@timestamp"] != "2024-01-01T00:00:00.000Z" {
+			t.Errorf("document %s in %s with @timestamp %v", d.ID, d.Index, d.Source["@timestamp"])
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "version="+estest.Version(t, url)) {
+		t.Errorf("the server version was not read:\n%s", out)
+	}
+	if !strings.Contains(out, "index template installed") {
+		t.Errorf("no index template installed:\n%s", out)
+	}
+	if strings.Contains(out, password) {
+		t.Errorf("the password is in the log:\n%s", out)
+	}
+}
+
+// Credentials in the URL (http://user:password@host) work as well.
+func TestRealAuthInURL(t *testing.T) {
+	url, user, password := estest.Secure(t)
+	cfg, prefix := realConfig(t, url)
+	cfg.URLs = []string{withUser(t, url, user, password)}
+	s, logs := startSink(t, cfg)
+	writeDocs(t, s, 5, true)
+	if n := estest.Count(t, url, prefix+"-*"); n != 5 {
+		t.Errorf("%d documents in %s-*, want 5", n, prefix)
+	}
+	if strings.Contains(logs.String(), password) {
+		t.Errorf("the password is in the log:\n%s", logs)
+	}
+}
+
+func withUser(t *testing.T, u, user, password string) string {
+	t.Helper()
+	pu, err := neturl.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.User = neturl.UserPassword(user, password)
+	return pu.String()
+}
+
+// Wrong or missing credentials: Start fails with an error that names the
+// 401 and never shows the password, and nothing is indexed.
+func TestRealAuthRefused(t *testing.T) {
+	url, user, password := estest.Secure(t)
+	wrong := "wrong-" + password
+	for _, c := range []struct {
+		name, user, password string
+		inURL                bool // the credentials are in the URL
+		want                 []string
+	}{
+		{"wrong password", user, wrong, false, []string{"authentication failed", "HTTP 401", "check the username and password", user}},
+		{"unknown user", "nobody-" + user, password, false, []string{"authentication failed", "HTTP 401", "nobody-" + user}},
+		{"no credentials", "", "", false, []string{"authentication required", "HTTP 401", "no username"}},
+		{"wrong password in the URL", user, wrong, true, []string{"authentication failed", "HTTP 401", user}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, prefix := realConfig(t, url)
+			cfg.Username, cfg.Password = c.user, c.password
+			if c.inURL {
+				cfg.Username, cfg.Password = "", ""
+				cfg.URLs = []string{withUser(t, url, c.user, c.password)}
+			}
+			var logs syncBuffer
+			s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Start(context.Background())
+			if err == nil {
+				s.Stop(context.Background())
+				t.Fatal("Start succeeded")
+			}
+			t.Logf("Start: %v", err)
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error does not say %q: %v", w, err)
+				}
+			}
+			for _, secret := range []string{password, wrong} {
+				if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
+					t.Errorf("a password is shown: %v\n%s", err, logs.String())
+				}
+			}
+			var doc document.Document
+			pmacctDoc(&doc, 1)
+			if err := s.Write(context.Background(), &doc, ""); err != ErrNotStarted {
+				t.Errorf("Write after a failed Start: %v, want ErrNotStarted", err)
+			}
+			if err := s.Stop(context.Background()); err != nil {
+				t.Errorf("Stop after a failed Start: %v", err)
+			}
+			if n := estest.Count(t, url, prefix+"*"); n != 0 {
+				t.Errorf("%d documents indexed", n)
+			}
+		})
+	}
+}
