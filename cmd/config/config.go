@@ -359,7 +359,10 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			return fail(at("pipeline", i, "name"), "pipeline %q defined twice", p.Name)
 		}
 		pipelines[p.Name] = true
-		for _, o := range p.Outputs {
+		for j, o := range p.Outputs {
+			if slices.Contains(p.Outputs[:j], o) {
+				return fail(at("pipeline", i, "outputs"), "output %q listed twice", o)
+			}
 			if _, ok := c.Outputs[o]; !ok {
 				return fail(at("pipeline", i, "outputs"), "unknown output %q (expected one of the [output.NAME] tables: %s)", o, strings.Join(c.outputNames(), ", "))
 			}
@@ -404,8 +407,17 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			return fail(at("input", i, "pipeline"), "unknown pipeline %q", in.Pipeline)
 		}
 	}
+	printFiles := map[string]string{}
 	for _, oname := range c.outputNames() {
 		o := c.Outputs[oname]
+		if o.Type == "print" {
+			// two writers on one file would interleave their buffers mid-line
+			f := c.Resolve(o.File)
+			if other, ok := printFiles[f]; ok {
+				return fail([]string{"output", oname, "file"}, "outputs %q and %q both print to %q", other, oname, o.File)
+			}
+			printFiles[f] = oname
+		}
 		path := func(key string) []string { return []string{"output", oname, key} }
 		switch o.Type {
 		case "elasticsearch":

@@ -64,6 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
 		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input.file: incompatible types: TOML value has type int64; destination has type string`},
 		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:1: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
+		{"output twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"o\", \"o\"]\n[output.o]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: output "o" listed twice`},
+		{"one print file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.b]\ntype = \"print\"\n", `flowdex.toml:6:1: output.b.file: outputs "a" and "b" both print to "-"`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {

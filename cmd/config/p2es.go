@@ -152,7 +152,14 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 	p.LogFile = p.expandMacros(p.LogFile)
 	if p.IndexTemplateFileName != "" && !filepath.IsAbs(p.IndexTemplateFileName) {
 		// p2es reads the file from its configuration directory
-		p.IndexTemplateFileName = filepath.Join(confDir, p.IndexTemplateFileName)
+		p.IndexTemplateFileName = absolute(filepath.Join(confDir, p.IndexTemplateFileName))
+	}
+	// p2es opens its input and log files relative to the working directory
+	if p.InputFile != "-" {
+		p.InputFile = absolute(p.InputFile)
+	}
+	if p.LogFile != "" && p.LogFile != "-" {
+		p.LogFile = absolute(p.LogFile)
 	}
 	if f, ok := fields["Transformations"]; ok {
 		if len(bytes.TrimSpace(f.raw)) == 0 || bytes.TrimSpace(f.raw)[0] != '[' {
@@ -299,4 +306,11 @@ func didYouMean(k string, keys []string) string {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""
+}
+
+func absolute(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

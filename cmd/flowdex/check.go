@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 
 	"github.com/BurntSushi/toml"
 )
@@ -35,8 +36,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for name, o := range cfg.Outputs {
 		if o.Password != "" {
 			o.Password = "********"
-			cfg.Outputs[name] = o
 		}
+		urls := make([]string, len(o.URLs))
+		for i, u := range o.URLs {
+			urls[i] = redactURL(u)
+		}
+		o.URLs = urls
+		cfg.Outputs[name] = o
 	}
 	fmt.Fprintf(stdout, "# %s: configuration is valid; effective configuration:\n", cfg.File)
 	if err := toml.NewEncoder(stdout).Encode(cfg); err != nil {
@@ -44,4 +50,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitData
 	}
 	return exitOK
+}
+
+// redactURL hides a password given in a URL's user information.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "********")
+	}
+	return u.String()
 }

@@ -92,3 +92,30 @@ func TestRunDefaultPrintsPmacctFormat(t *testing.T) {
 		t.Fatalf("run printed\n%s\nwant\n%s", got, strings.Join(want, "\n"))
 	}
 }
+
+func TestCheckHidesURLPasswords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.toml")
+	os.WriteFile(path, []byte("[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nurls = [\"http://flowdex:s3cret@127.0.0.1:9200\"]\n"), 0o644)
+	code, stdout, stderr := runCLI(t, "", "check", "-c", path)
+	if code != 0 || strings.Contains(stdout, "s3cret") || !strings.Contains(stdout, "flowdex:") {
+		t.Fatalf("exit %d, stdout:\n%s%s", code, stdout, stderr)
+	}
+}
+
+// Paths given on the command line are relative to where the command runs, not to
+// the configuration file.
+func TestIngestInputRelativeToWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc", "f.toml"), []byte("[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.out]\ntype = \"print\"\nfile = \"out.json\"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"ip_src": "192.0.2.1", "packets": 1, "bytes": 60}`+"\n"), 0o644)
+	t.Chdir(dir)
+	code, stdout, stderr := runCLI(t, "", "ingest", "-c", "etc/f.toml", "--input", "data.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	// the configuration's own relative paths stay relative to it
+	if out, err := os.ReadFile(filepath.Join(dir, "etc", "out.json")); err != nil || !strings.Contains(string(out), "192.0.2.1") {
+		t.Fatalf("output file: %q %v", out, err)
+	}
+}

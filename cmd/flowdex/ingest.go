@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/flowdex/flowdex/cmd/config"
@@ -48,7 +47,7 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	in := &cfg.Inputs[0]
 	if *input != "" {
-		in.File = *input
+		in.File = absPath(*input) // relative to where the command runs, not to the configuration
 	}
 	if *format != "" {
 		in.Format = *format
@@ -57,9 +56,9 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if o.Type == "elasticsearch" {
 			switch {
 			case *deadLetter != "":
-				o.DeadLetterFile = *deadLetter
+				o.DeadLetterFile = absPath(*deadLetter)
 			case o.DeadLetterFile == "":
-				o.DeadLetterFile = "flowdex-" + name + "-dead-letter.ndjson"
+				o.DeadLetterFile = absPath("flowdex-" + name + "-dead-letter.ndjson")
 			}
 			cfg.Outputs[name] = o
 		}
@@ -77,19 +76,19 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage
 	}
-	reader, origin, closeInput, err := openInput(in, cfg, stdin, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitData
-	}
-	defer closeInput()
-
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := notifyContext()
 	defer cancel()
 	if err := f.start(ctx); err != nil {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitStartup
 	}
+	reader, origin, closeInput, err := openInput(ctx, in, cfg, stdin, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		_, _ = f.stop(ctx)
+		return exitData
+	}
+	defer closeInput()
 	var c counters
 	consumeErr := f.pipelines[in.Pipeline].consume(ctx, reader, origin, &c, logger)
 	// stopping flushes: give it a context of its own so a signal still lets the
@@ -122,6 +121,9 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	status := exitOK
 	switch {
+	case errors.Is(consumeErr, context.Canceled):
+		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")
+		status = exitData
 	case consumeErr != nil:
 		fmt.Fprintln(stderr, "flowdex:", consumeErr)
 		status = exitData
@@ -136,7 +138,7 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // openInput opens a pmacct input for one pass to its end.
-func openInput(in *config.Input, cfg *config.Config, stdin io.Reader, logger *slog.Logger) (*pmacct.Reader, string, func(), error) {
+func openInput(ctx context.Context, in *config.Input, cfg *config.Config, stdin io.Reader, logger *slog.Logger) (*pmacct.Reader, string, func(), error) {
 	opts, err := readerOptions(in)
 	if err != nil {
 		return nil, "", nil, err
@@ -144,7 +146,7 @@ func openInput(in *config.Input, cfg *config.Config, stdin io.Reader, logger *sl
 	if in.File == "-" {
 		// the same line of another run from stdin is another record
 		origin := "stdin|" + strconv.FormatInt(time.Now().UnixNano(), 10)
-		return pmacct.NewReader(stdin, opts, "stdin", logger), origin, func() {}, nil
+		return pmacct.NewReader(interruptible(ctx, stdin), opts, "stdin", logger), origin, func() {}, nil
 	}
 	path := cfg.Resolve(in.File)
 	fh, err := os.Open(path)
@@ -176,4 +178,16 @@ func readerOptions(in *config.Input) (pmacct.Options, error) {
 		return opts, fmt.Errorf("input %q: %w", in.Name, err)
 	}
 	return opts, nil
+}
+
+// absPath makes a path given on the command line absolute, so that it stays
+// relative to the working directory whatever the configuration file's place.
+func absPath(p string) string {
+	if p == "-" || p == "" {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/aggregate/transform"
@@ -142,12 +144,18 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 		c.lines.Add(uint64(after.Lines - before.Lines))
 		c.badLines.Add(uint64(after.BadLines - before.BadLines))
 	}()
-	for {
+	for n := 0; ; n++ {
+		if n&255 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // the read was interrupted
+			}
 			return err
 		}
 		if rec.Kind != pmacct.Data {
@@ -198,4 +206,24 @@ type printOutput struct{ *file.Sink }
 func (p printOutput) report() deliveryReport {
 	n := p.Written()
 	return deliveryReport{Written: n, Indexed: n}
+}
+
+// interruptible lets a signal end a read that blocks, such as standard input
+// waiting for a slow `pmacct -s`: reads fail with the context's error once it is done.
+func interruptible(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	return pr
+}
+
+// notifyContext is cancelled by the first SIGINT or SIGTERM; a second one ends the
+// process at once, as an operator who presses Ctrl-C twice expects.
+func notifyContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }

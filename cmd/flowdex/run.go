@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/flowdex/flowdex/cmd/config"
@@ -45,7 +43,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := notifyContext()
 	defer cancel()
 	if err := f.start(ctx); err != nil {
 		fmt.Fprintln(stderr, "flowdex:", err)
@@ -72,13 +70,19 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer stopCancel()
 	reports, stopErr := f.stop(stopCtx)
+	status := exitOK
 	for name, r := range reports {
 		logger.Info("output stopped", "output", name, "written", r.Written, "indexed", r.Indexed,
 			"duplicates", r.Duplicates, "failed", r.Failed, "dead_lettered", r.DeadLettered)
+		if r.Failed > 0 || r.DeadLettered > 0 {
+			status = exitData // documents that did not arrive: the exit status says so
+		}
 	}
 	logger.Info("flowdex stopped", "lines", c.lines.Load(), "records", c.records.Load(),
-		"markers", c.markers.Load(), "bad_lines", c.badLines.Load())
-	status := exitOK
+		"markers", c.markers.Load(), "bad_lines", c.badLines.Load(), "write_errors", c.writeErrors.Load())
+	if c.writeErrors.Load() > 0 {
+		status = exitData
+	}
 	for err := range errs {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		status = exitData
@@ -93,7 +97,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // runInput reads one input into its pipeline.
 func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipeline, stdin io.Reader, c *counters, logger *slog.Logger) error {
 	if !in.Follow {
-		reader, origin, closeInput, err := openInput(in, cfg, stdin, logger)
+		reader, origin, closeInput, err := openInput(ctx, in, cfg, stdin, logger)
 		if err != nil {
 			return err
 		}
@@ -113,11 +117,17 @@ func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipe
 		logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
 		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, logger), gen.Origin, c, logger)
 		gen.Close()
-		if err != nil {
-			return err
-		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err != nil {
+			// a followed file is pmacct's: keep following it after a read error
+			logger.Error("reading failed, reopening", "input", in.Name, "file", fl.Path, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(in.Poll.Duration):
+			}
 		}
 	}
 }

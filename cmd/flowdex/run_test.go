@@ -132,3 +132,42 @@ flush_interval = "200ms"
 		t.Errorf("markers not counted:\n%s", stderr.String())
 	}
 }
+
+// A signal ends the daemon even while standard input has nothing to read (a
+// `pmacct -s` that hangs): it stops reading, flushes and exits.
+func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
+	cmd := exec.Command(flowdexBinary(t), "run")
+	stdin, err := cmd.StdinPipe() // never written to, never closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	io := []byte(`{"event_type": "purge", "ip_src": "192.0.2.1", "packets": 1, "bytes": 60}` + "\n")
+	if _, err := stdin.Write(io); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the record on stdout", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("flowdex run ignored SIGTERM while reading stdin\n%s", stderr.String())
+	}
+	if got := stdout.String(); got != string(io) {
+		t.Fatalf("printed %q, want the record read before the signal", got)
+	}
+}

@@ -133,10 +133,8 @@ func (s *Sink) parse(w *worker, body []byte, n int) error {
 	if err := json.Unmarshal(body, &w.parsed); err != nil {
 		return fmt.Errorf("unreadable bulk answer: %w", err)
 	}
-	if !w.parsed.Errors && len(w.parsed.Items) == 0 {
-		w.allOK = true
-		return nil
-	}
+	// an answer that accounts for fewer documents than were sent (a proxy's "{}")
+	// is not a success: the request is retried, then dead-lettered
 	if len(w.parsed.Items) != n {
 		return fmt.Errorf("the bulk answer has %d items for %d documents", len(w.parsed.Items), n)
 	}
