@@ -131,6 +131,7 @@ func (f *flow) stop(ctx context.Context) (map[string]deliveryReport, error) {
 // counters of what the inputs read.
 type counters struct {
 	lines, records, markers, badLines, writeErrors atomic.Uint64
+	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
 }
 
 // consume sends every record of r through pipeline p. origin names the input for

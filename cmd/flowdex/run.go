@@ -79,8 +79,8 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	logger.Info("flowdex stopped", "lines", c.lines.Load(), "records", c.records.Load(),
-		"markers", c.markers.Load(), "bad_lines", c.badLines.Load(), "write_errors", c.writeErrors.Load())
-	if c.writeErrors.Load() > 0 {
+		"markers", c.markers.Load(), "bad_lines", c.badLines.Load(), "write_errors", c.writeErrors.Load(), "lost_bytes", c.lostBytes.Load())
+	if c.writeErrors.Load() > 0 || c.lostBytes.Load() > 0 {
 		status = exitData
 	}
 	for err := range errs {
@@ -117,6 +117,10 @@ func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipe
 		logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
 		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, logger), gen.Origin, c, logger)
 		gen.Close()
+		if lost := gen.Lost(); lost > 0 {
+			c.lostBytes.Add(uint64(lost))
+			logger.Error("part of a pmacct purge was never read: the file was rewritten first", "input", in.Name, "file", fl.Path, "bytes", lost)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -142,7 +142,8 @@ func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	var stderr syncBuffer // read while the process writes it
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -170,4 +171,22 @@ func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
 	if got := stdout.String(); got != string(io) {
 		t.Fatalf("printed %q, want the record read before the signal", got)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

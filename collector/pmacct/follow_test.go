@@ -2,9 +2,11 @@ package pmacct
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,5 +92,63 @@ func TestFollowerStopsWithContext(t *testing.T) {
 	}
 	if _, err := fl.Next(ctx); err == nil {
 		t.Fatal("Next after cancel should fail")
+	}
+}
+
+// A consumer slower than pmacct loses nothing: the file is read as it grows, so
+// a purge rewritten before the consumer got to it is still delivered whole.
+func TestFollowerSlowConsumerLosesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "print.json")
+	var a strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&a, "{\"purge\": \"A\", \"n\": %d, \"pad\": \"%0200d\"}\n", i, i)
+	}
+	if err := os.WriteFile(path, []byte(a.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fl := &Follower{Path: path, Poll: 10 * time.Millisecond}
+	g, err := fl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	first := make([]byte, 10)
+	if _, err := io.ReadFull(g, first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the consumer is busy (Elasticsearch is slow)...
+	// ...while pmacct writes the next purge over the file
+	if err := os.WriteFile(path, []byte("{\"purge\": \"B\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest := readGeneration(t, g, ctx.Done())
+	if got := string(first) + rest; got != a.String() {
+		t.Fatalf("read %d bytes of purge A, want %d", len(got), a.Len())
+	}
+	if g.Lost() != 0 {
+		t.Fatalf("Lost = %d", g.Lost())
+	}
+}
+
+// A last line pmacct never finished before rewriting the file is counted as lost.
+func TestFollowerCountsUnfinishedLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "print.json")
+	os.WriteFile(path, []byte("{\"a\": 1}\n{\"a\": 2, \"unfin"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fl := &Follower{Path: path, Poll: 10 * time.Millisecond}
+	g, err := fl.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	time.AfterFunc(100*time.Millisecond, func() { os.WriteFile(path, []byte("{\"b\": 1}\n"), 0o644) })
+	if got := readGeneration(t, g, ctx.Done()); got != "{\"a\": 1}\n" {
+		t.Fatalf("read %q", got)
+	}
+	if g.Lost() != int64(len("{\"a\": 2, \"unfin")) {
+		t.Fatalf("Lost = %d", g.Lost())
 	}
 }
