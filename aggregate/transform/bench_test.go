@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/flowdex/flowdex/aggregate/document"
@@ -98,5 +100,29 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse([]byte(benchProgram), "bench", ""); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseLargeTable loads inline lookup tables of growing size: ns/op
+// should grow linearly with the entries (a quadratic duplicate check once did not).
+func BenchmarkParseLargeTable(b *testing.B) {
+	for _, n := range []int{50000, 200000} {
+		var sb strings.Builder
+		sb.WriteString(`[{"Conditions": {"a": 1}, "Actions": [{"Type": "AddFieldLookup", "Name": "x", "LookupFieldName": "k", "LookupTable": {`)
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(`"` + strconv.Itoa(i) + `": "AS` + strconv.Itoa(i) + `"`)
+		}
+		sb.WriteString(`}}]}]`)
+		data := []byte(sb.String())
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Parse(data, "bench", ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // tr wraps a condition in a transformation with no actions.
@@ -212,7 +211,8 @@ func TestParseAccepts(t *testing.T) {
 	}
 }
 
-// A full-size table (every public ASN, say) loads in linear time.
+// A full-size table (every public ASN, say) loads and answers; how fast is
+// measured by BenchmarkParseLargeTable, not here: a timed test fails on a busy machine.
 func TestLargeLookupTable(t *testing.T) {
 	var b strings.Builder
 	b.WriteString(`[{"Conditions": {"a": 1}, "Actions": [` + lookupAction + `"LookupTable": {`)
@@ -224,11 +224,7 @@ func TestLargeLookupTable(t *testing.T) {
 		b.WriteString(`"` + strconv.Itoa(i) + `": "AS` + strconv.Itoa(i) + `"`)
 	}
 	b.WriteString(`}}]}]`)
-	start := time.Now()
 	p := mustParse(t, b.String(), "")
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("%d entries took %v", n, d)
-	}
 	if got := run(t, p, `{"a": 1, "k": 199999}`); got != `{"a":1,"k":199999,"x":"AS199999"}` {
 		t.Errorf("got %s", got)
 	}
