@@ -1,6 +1,7 @@
 package document
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -160,7 +161,12 @@ func (p *parser) readValueInto(doc *Document, key string) error {
 		if err := p.skipValue(0); err != nil {
 			return err
 		}
-		doc.SetRaw(key, p.data[start:p.pos])
+		raw := p.data[start:p.pos]
+		if !utf8.Valid(raw) {
+			// as in top-level strings: U+FFFD, so the document stays valid JSON
+			raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+		}
+		doc.SetRaw(key, raw)
 	case c == '-' || (c >= '0' && c <= '9'):
 		if err := p.skipNumber(); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodeRoundTrip(t *testing.T) {
@@ -138,6 +139,13 @@ func TestInvalidUTF8Replaced(t *testing.T) {
 	}
 	if got := doc.AppendJSON(nil, Compact); string(got) != `{"a":"x\ufffdy"}` {
 		t.Fatalf("got %s", got)
+	}
+	// the same inside an array or object kept verbatim
+	if err := dec.Decode([]byte("{\"l\": {\"k\": \"x\xffy\"}}"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.AppendJSON(nil, Compact); string(got) != "{\"l\":{\"k\": \"x\uFFFDy\"}}" || !utf8.Valid(got) {
+		t.Fatalf("got %q", got)
 	}
 }
 
