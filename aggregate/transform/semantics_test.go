@@ -226,7 +226,7 @@ func TestRenderCodeKinds(t *testing.T) {
 		{func(d *document.Document) { d.SetInt("v", -36040) }, "-36040"},
 		{func(d *document.Document) { d.SetFloat("v", 1) }, "1.0"},
 		{func(d *document.Document) { d.SetFloat("v", 1.5) }, "1.5"},
-		{func(d *document.Document) { d.SetFloat("v", -0.0) }, "0.0"},
+		{func(d *document.Document) { d.SetFloat("v", 0) }, "0.0"},
 		{func(d *document.Document) { d.SetFloat("v", math.Copysign(0, -1)) }, "-0.0"},
 		{func(d *document.Document) { d.SetFloat("v", 0.0001) }, "0.0001"},
 		{func(d *document.Document) { d.SetFloat("v", 0.00001) }, "1e-05"},

@@ -23,7 +23,6 @@ type item struct {
 	create       bool  // create action (with an _id), else index
 }
 
-func (it *item) action(buf []byte) []byte { return buf[it.start : it.start+int(it.doc)] }
 func (it *item) document(buf []byte) []byte {
 	return buf[it.start+int(it.doc) : it.end-1] // without the newline
 }
