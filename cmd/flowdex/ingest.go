@@ -63,39 +63,21 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Outputs[name] = o
 		}
 	}
-	logger, closer, err := newLogger(cfg.Log, stderr)
+	sess, status := startSession(cfg, stdout, stderr)
+	if sess == nil {
+		return status
+	}
+	reader, origin, closeInput, err := openInput(sess.ctx, in, cfg, stdin, sess.logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitUsage
-	}
-	if closer != nil {
-		defer closer.Close()
-	}
-	f, err := build(cfg, stdout, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitUsage
-	}
-	ctx, cancel := notifyContext()
-	defer cancel()
-	if err := f.start(ctx); err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitStartup
-	}
-	reader, origin, closeInput, err := openInput(ctx, in, cfg, stdin, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		_, _ = f.stop(ctx)
+		_, _ = sess.finish()
 		return exitData
 	}
 	defer closeInput()
 	var c counters
-	consumeErr := f.pipelines[in.Pipeline].consume(ctx, reader, origin, &c, logger)
-	// stopping flushes: give it a context of its own so a signal still lets the
-	// data in flight reach Elasticsearch or the dead-letter file
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer stopCancel()
-	reports, stopErr := f.stop(stopCtx)
+	pipe := sess.pipelines[in.Pipeline]
+	consumeErr := pipe.consume(sess.ctx, reader, origin, &c, sess.logger)
+	reports, stopErr := sess.finish()
 
 	var total deliveryReport
 	for _, r := range reports {
@@ -108,7 +90,7 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// every record must reach every output of its pipeline; failed counts those that
 	// did not, dead-lettered those of them kept in a dead-letter file
-	wanted := c.records.Load() * uint64(len(f.pipelines[in.Pipeline].outputs))
+	wanted := c.records.Load() * uint64(len(pipe.outputs))
 	delivered := total.Indexed + total.Duplicates
 	failed := wanted - min(delivered, wanted)
 	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
@@ -119,7 +101,6 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents rejected, kept in %s\n", name, r.DeadLettered, r.DeadLetterFile)
 		}
 	}
-	status := exitOK
 	switch {
 	case errors.Is(consumeErr, context.Canceled):
 		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")

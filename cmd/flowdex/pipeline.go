@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/aggregate/transform"
@@ -227,4 +228,52 @@ func notifyContext() (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
 	return ctx, stop
+}
+
+// session is what run and ingest share: the logger, the started outputs and the
+// signal context.
+type session struct {
+	*flow
+	ctx      context.Context
+	cancel   context.CancelFunc
+	closeLog func()
+}
+
+// startSession builds and starts what cfg describes. On failure it has reported
+// the error and returns the exit status.
+func startSession(cfg *config.Config, stdout, stderr io.Writer) (*session, int) {
+	logger, closer, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		return nil, exitUsage
+	}
+	closeLog := func() {
+		if closer != nil {
+			closer.Close()
+		}
+	}
+	f, err := build(cfg, stdout, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		closeLog()
+		return nil, exitUsage
+	}
+	ctx, cancel := notifyContext()
+	if err := f.start(ctx); err != nil {
+		fmt.Fprintln(stderr, "flowdex:", err)
+		cancel()
+		closeLog()
+		return nil, exitStartup
+	}
+	return &session{flow: f, ctx: ctx, cancel: cancel, closeLog: closeLog}, exitOK
+}
+
+// finish flushes and stops every output, with a context of its own so that after
+// a signal the data in flight still reaches Elasticsearch or the dead-letter file.
+func (s *session) finish() (map[string]deliveryReport, error) {
+	defer s.closeLog()
+	defer s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return s.stop(ctx)
 }

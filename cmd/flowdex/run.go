@@ -30,33 +30,19 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage
 	}
-	logger, closer, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitUsage
+	sess, status := startSession(cfg, stdout, stderr)
+	if sess == nil {
+		return status
 	}
-	if closer != nil {
-		defer closer.Close()
-	}
-	f, err := build(cfg, stdout, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitUsage
-	}
-	ctx, cancel := notifyContext()
-	defer cancel()
-	if err := f.start(ctx); err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		return exitStartup
-	}
-	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(f.outputs))
+	ctx, logger := sess.ctx, sess.logger
+	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
 
 	var c counters
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfg.Inputs))
 	for i := range cfg.Inputs {
 		in := &cfg.Inputs[i]
-		p := f.pipelines[in.Pipeline]
+		p := sess.pipelines[in.Pipeline]
 		wg.Go(func() {
 			if err := runInput(ctx, in, cfg, p, stdin, &c, logger); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("input stopped", "input", in.Name, "error", err)
@@ -67,10 +53,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	wg.Wait()
 	close(errs)
 	logger.Info("flushing outputs")
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer stopCancel()
-	reports, stopErr := f.stop(stopCtx)
-	status := exitOK
+	reports, stopErr := sess.finish()
 	for name, r := range reports {
 		logger.Info("output stopped", "output", name, "written", r.Written, "indexed", r.Indexed,
 			"duplicates", r.Duplicates, "failed", r.Failed, "dead_lettered", r.DeadLettered)

@@ -43,6 +43,24 @@ func flowdexBinary(t *testing.T) string {
 	return binary
 }
 
+// terminate sends SIGTERM and expects the process to flush and exit 0 soon.
+func terminate(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("flowdex run exited with %v after SIGTERM\n%s", err, stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("flowdex run did not stop on SIGTERM\n%s", stderr)
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -78,7 +96,7 @@ replicas = 0
 flush_interval = "200ms"
 `, url, index))
 	cmd := exec.Command(flowdexBinary(t), "run", "-c", cfg)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,19 +123,7 @@ flush_interval = "200ms"
 	}
 	waitFor(t, "the second purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 8 })
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("flowdex run exited with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("flowdex run did not stop on SIGTERM\n%s", stderr.String())
-	}
+	terminate(t, cmd, &stderr)
 	var packets float64
 	for _, d := range estest.Docs(t, url, index+"-*") {
 		packets += d.Source["packets"].(float64)
@@ -155,19 +161,7 @@ func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
 	}
 	waitFor(t, "the record on stdout", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 	time.Sleep(200 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("flowdex run ignored SIGTERM while reading stdin\n%s", stderr.String())
-	}
+	terminate(t, cmd, &stderr)
 	if got := stdout.String(); got != string(io) {
 		t.Fatalf("printed %q, want the record read before the signal", got)
 	}
