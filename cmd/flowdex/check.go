@@ -17,8 +17,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cf configFlags
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if done, status := parseFlags(fs, args); done {
+		return status
 	}
 	if cf.file == "" && cf.p2es == "" {
 		fmt.Fprintln(stderr, "flowdex check: give -c flowdex.toml or --p2es-config plugin.conf")

@@ -69,6 +69,12 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, _, stderr := runCLI(t, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, "unknown command") {
 		t.Fatalf("unknown command: %d %q", code, stderr)
 	}
+	if code, _, stderr := runCLI(t, "", "ingest", "-h"); code != exitOK || !strings.Contains(stderr, "-p2es-config") {
+		t.Fatalf("ingest -h: %d %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "ingest", "plugin1"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "plugin1"`) {
+		t.Fatalf("stray argument: %d %q", code, stderr)
+	}
 }
 
 // With no configuration, run reads pmacct JSON on standard input and prints it in

@@ -33,8 +33,8 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"Prints a one-line summary; exits 0 only when every record was indexed.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if done, status := parseFlags(fs, args); done {
+		return status
 	}
 	cfg, err := cf.load(stderr)
 	if err != nil {

@@ -147,3 +147,20 @@ func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
 }
+
+// parseFlags parses a command's flags; done is true when the command must end
+// with status: -h asked for help (0) or a flag was wrong (2).
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, status int) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		if fs.NArg() > 0 {
+			fmt.Fprintf(fs.Output(), "flowdex %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+			return true, exitUsage
+		}
+		return false, exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return true, exitOK
+	}
+	return true, exitUsage
+}

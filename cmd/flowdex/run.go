@@ -22,8 +22,8 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cf configFlags
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if done, status := parseFlags(fs, args); done {
+		return status
 	}
 	cfg, err := cf.load(stderr)
 	if err != nil {
