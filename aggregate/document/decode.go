@@ -1,7 +1,6 @@
 package document
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -163,8 +162,7 @@ func (p *parser) readValueInto(doc *Document, key string) error {
 		}
 		raw := p.data[start:p.pos]
 		if !utf8.Valid(raw) {
-			// as in top-level strings: U+FFFD, so the document stays valid JSON
-			raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+			raw = validUTF8(raw)
 		}
 		doc.SetRaw(key, raw)
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -450,4 +448,20 @@ func (p *parser) hex4() (rune, bool) {
 	}
 	p.pos += 4
 	return r, true
+}
+
+// validUTF8 replaces each invalid byte with U+FFFD, as the encoder does in strings
+// and as encoding/json does, so a nested value stays valid JSON.
+func validUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+8)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
 }

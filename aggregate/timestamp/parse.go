@@ -158,7 +158,7 @@ func parseCalendar(b []byte, loc *time.Location) (time.Time, bool) {
 		loc = time.UTC
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
-	if t.Day() != day { // 31 February and the like
+	if t.Day() != day || t.IsZero() { // 31 February and the like; Go's zero time means none
 		return time.Time{}, false
 	}
 	return t, true
