@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -112,6 +113,10 @@ func TestP2ES(t *testing.T) {
 	if p.URL != "http://127.0.0.1:9200" || p.FlushSize != 100 || p.InputFile != "/var/lib/pmacct/plugin1.json" ||
 		p.IndexTemplateFileName != "/etc/p2es/tpl.json" || p.ReaderThreads != 4 || !strings.HasPrefix(string(p.Transformations), "[{") {
 		t.Fatalf("parsed %+v", p)
+	}
+	idx, err := ParseP2ES("/etc/p2es/idx.conf", []byte(`{"ES_IndexName": "flows-%Y-%m-%d", "InputFile": "/var/lib/pmacct/$IndexName.json"}`))
+	if want := "/var/lib/pmacct/flows-" + time.Now().Format("2006-01-02") + ".json"; err != nil || idx.InputFile != want {
+		t.Fatalf("$IndexName in InputFile: %q %v, want %q", idx.InputFile, err, want)
 	}
 	if len(p.Warnings) != 1 || p.Warnings[0] != `/etc/p2es/plugin1.conf:13:24: unknown key "Trasnformations", ignored as p2es does (did you mean "Transformations"?)` {
 		t.Fatalf("warnings %q", p.Warnings)

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/spelling"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // P2ES is a pmacct-to-elasticsearch plugin configuration file
@@ -177,7 +179,12 @@ func (p *P2ES) expandMacros(s string) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
-	return strings.NewReplacer("$PluginName", p.PluginName, "$IndexName", p.IndexName, "$Type", p.Type).Replace(s)
+	// p2es renders $IndexName with the current local time, as it named its index
+	index, err := elasticsearch.Strftime(p.IndexName, time.Now())
+	if err != nil {
+		index = p.IndexName
+	}
+	return strings.NewReplacer("$PluginName", p.PluginName, "$IndexName", index, "$Type", p.Type).Replace(s)
 }
 
 // Config turns the p2es file into the flowdex configuration that does the same

@@ -32,6 +32,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitData
 	}
+	// a p2es file's transformations, shown inline
+	for i := range cfg.Pipelines {
+		p := &cfg.Pipelines[i]
+		if data, _, _, _ := p.TransformationsJSON(cfg); data != nil && p.Transformations == "" {
+			p.Transformations = string(data)
+		}
+	}
 	// secrets are never printed
 	for name, o := range cfg.Outputs {
 		if o.Password != "" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,12 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	ec.Workers = o.Workers
 	ec.MaxRetries = *o.MaxRetries
 	ec.DeadLetterFile = cfg.Resolve(o.DeadLetterFile)
+	if ec.DeadLetterFile != "" {
+		// found now rather than when the first rejected document needs it
+		if st, err := os.Stat(filepath.Dir(ec.DeadLetterFile)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("dead_letter_file %s: its directory does not exist", ec.DeadLetterFile)
+		}
+	}
 	if ec.InputLocation, err = inputLocation(name, cfg); err != nil {
 		return nil, err
 	}

@@ -58,13 +58,18 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			case *deadLetter != "":
 				o.DeadLetterFile = absPath(*deadLetter)
 			case o.DeadLetterFile == "":
-				o.DeadLetterFile = absPath("flowdex-" + name + "-dead-letter.ndjson")
+				// named after the input: p2es plugins run from one directory keep apart
+				o.DeadLetterFile = absPath("flowdex-" + in.Name + "-" + name + "-dead-letter.ndjson")
 			}
 			cfg.Outputs[name] = o
 		}
 	}
 	sess, status := startSession(cfg, stdout, stderr)
 	if sess == nil {
+		if status == exitStartup && in.File == "-" {
+			// `pmacct -s -e` has already cleared its table: keep what it sent
+			saveStdin(stdin, in.Name, stderr)
+		}
 		return status
 	}
 	reader, origin, closeInput, err := openInput(sess.ctx, in, cfg, stdin, sess.logger)
@@ -171,4 +176,23 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// saveStdin keeps standard input in a file when nothing could be delivered, and
+// says where.
+func saveStdin(stdin io.Reader, name string, stderr io.Writer) {
+	path := absPath(fmt.Sprintf("flowdex-%s-unsent-%s.json", name, time.Now().UTC().Format("20060102T150405.000Z")))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		var n int64
+		n, err = io.Copy(f, stdin)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			fmt.Fprintf(stderr, "flowdex: nothing was indexed; standard input (%d bytes) is saved in %s: index it later with --input %s\n", n, path, path)
+			return
+		}
+	}
+	fmt.Fprintf(stderr, "flowdex: nothing was indexed, and standard input could not be saved (%v): its records are lost\n", err)
 }

@@ -324,3 +324,23 @@ replicas = 0
 		t.Errorf("summary %q for %d documents", stdout, len(docs))
 	}
 }
+
+// When Elasticsearch cannot be reached, what `pmacct -s -e` sent on standard input
+// (its table already cleared) is kept in a file, and the exit status says so.
+func TestIngestKeepsStdinWhenElasticsearchIsDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "plugin1.conf", `{"ES_URL": "http://127.0.0.1:9299", "ES_IndexName": "down"}`)
+	input := `{"ip_src": "192.0.2.1", "packets": 1, "bytes": 60}` + "\n"
+	t.Chdir(dir)
+	code, stdout, stderr := runCLI(t, input, "ingest", "--p2es-config", cfg)
+	if code != exitStartup {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitStartup, stdout, stderr)
+	}
+	saved, _ := filepath.Glob(filepath.Join(dir, "flowdex-plugin1-unsent-*.json"))
+	if len(saved) != 1 {
+		t.Fatalf("standard input not saved: %v\n%s", saved, stderr)
+	}
+	if b, _ := os.ReadFile(saved[0]); string(b) != input || !strings.Contains(stderr, saved[0]) {
+		t.Fatalf("saved %q; stderr %s", b, stderr)
+	}
+}

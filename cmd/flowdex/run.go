@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -92,6 +93,9 @@ func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipe
 		return err
 	}
 	fl := &pmacct.Follower{Path: cfg.Resolve(in.File), Poll: in.Poll.Duration}
+	if _, err := os.Stat(fl.Path); err != nil {
+		logger.Warn("waiting for pmacct to write the file", "input", in.Name, "file", fl.Path, "error", err)
+	}
 	for {
 		gen, err := fl.Next(ctx)
 		if err != nil {

@@ -358,3 +358,12 @@ func appendPadded(dst []byte, n, width int, pad byte) []byte {
 	}
 	return strconv.AppendInt(dst, int64(n), 10)
 }
+
+// Strftime renders a Python strftime pattern (the codes index names accept) for t.
+func Strftime(pattern string, t time.Time) (string, error) {
+	p, err := compilePattern(pattern)
+	if err != nil {
+		return "", err
+	}
+	return string(p.render(nil, t)), nil
+}
