@@ -130,7 +130,7 @@ func TestCheckP2ESShowsTransformations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plugin1.conf")
 	os.WriteFile(path, []byte(`{"ES_IndexName": "x", "Transformations": [{"Conditions": [{"a": 1}], "Actions": [{"Type": "DelField", "Name": "b"}]}]}`), 0o644)
 	code, stdout, stderr := runCLI(t, "", "check", "--p2es-config", path)
-	if code != 0 || !strings.Contains(stdout, `"DelField"`) {
+	if code != 0 || !strings.Contains(stdout, `DelField`) {
 		t.Fatalf("exit %d, stdout:\n%s%s", code, stdout, stderr)
 	}
 }
