@@ -266,8 +266,11 @@ func (c *Configuration) validate() (*compiled, error) {
 // separators: "flows-%Y.%m.%d" gives "flowdex-flows".
 func defaultTemplateName(prefix string) string {
 	p := strings.TrimRight(prefix, "-_.+")
-	if p == "" {
+	if p == "" || p == "flowdex" {
 		return "flowdex"
+	}
+	if strings.HasPrefix(p, "flowdex-") {
+		return p // "flowdex-flows", not "flowdex-flowdex-flows"
 	}
 	return "flowdex-" + p
 }

@@ -101,6 +101,7 @@ func TestTemplatePattern(t *testing.T) {
 		{"netflow", "netflow", "netflow", "flowdex-netflow"},
 		{"a%%b-%Y", "a%b-*", "a%b-", "flowdex-a%b"},
 		{"%Y-flows", "*", "", "flowdex"},
+		{"flowdex-flows-%Y.%m.%d", "flowdex-flows-*", "flowdex-flows-", "flowdex-flows"},
 	}
 	for _, tt := range tests {
 		p, err := compilePattern(tt.index)
