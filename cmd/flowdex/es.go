@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,9 +47,10 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	ec.MaxRetries = *o.MaxRetries
 	ec.DeadLetterFile = cfg.Resolve(o.DeadLetterFile)
 	if ec.DeadLetterFile != "" {
-		// found now rather than when the first rejected document needs it
-		if st, err := os.Stat(filepath.Dir(ec.DeadLetterFile)); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("dead_letter_file %s: its directory does not exist", ec.DeadLetterFile)
+		// found now rather than when the first rejected document needs it: the
+		// directory exists, or Start can make it under an existing one
+		if err := creatableDir(filepath.Dir(ec.DeadLetterFile)); err != nil {
+			return nil, fmt.Errorf("dead_letter_file %s: %w", ec.DeadLetterFile, err)
 		}
 	}
 	if ec.InputLocation, err = inputLocation(name, cfg); err != nil {
@@ -100,6 +103,34 @@ func secret(o config.Output) (string, error) {
 type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
+}
+
+// Start makes the dead-letter file's directory, then starts the sink.
+func (e *esOutput) Start(ctx context.Context) error {
+	if e.deadLetter != "" {
+		if err := os.MkdirAll(filepath.Dir(e.deadLetter), 0o755); err != nil {
+			return fmt.Errorf("dead-letter file: %w", err)
+		}
+	}
+	return e.Sink.Start(ctx)
+}
+
+// creatableDir reports an error unless dir is a directory or can be made inside
+// the nearest directory above it that exists.
+func creatableDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		switch {
+		case err == nil && st.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a directory", d)
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		case filepath.Dir(d) == d:
+			return fmt.Errorf("no directory above %s exists", dir)
+		}
+	}
 }
 
 func (e *esOutput) report() deliveryReport {
