@@ -1,0 +1,318 @@
+package flow
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+
+	"github.com/flowdex/flowdex/aggregate/spelling"
+)
+
+// Primitive is one of pmacct's aggregation primitives. The constants are in the
+// order pmacct writes their JSON keys, so walking a Set from its lowest bit
+// gives pmacct's key order.
+type Primitive uint8
+
+const (
+	SrcMAC Primitive = iota
+	DstMAC
+	VLAN
+	CoS
+	EType
+	SrcAS
+	DstAS
+	PeerSrcAS
+	PeerDstAS
+	PeerSrcIP
+	PeerDstIP
+	InIface
+	OutIface
+	SrcHost
+	SrcNet
+	DstHost
+	DstNet
+	SrcMask
+	DstMask
+	SrcPort
+	DstPort
+	TCPFlags
+	Proto
+	TOS
+	SamplingRate
+	TimestampStart
+	TimestampEnd
+	TimestampArrival
+	ExportProtoSeqno
+	ExportProtoVersion
+	ExportProtoSysID
+	TimestampExport
+	Flows
+	numPrimitives
+)
+
+// Sum modes: pmacct's sum_* primitives count each record twice, once under its
+// source and once under its destination, keyed by the source's JSON name.
+const (
+	SumNone Sum = iota
+	SumHost
+	SumNet
+	SumAS
+	SumPort
+	SumMAC
+)
+
+// Sum is the sum_* mode of an aggregate, SumNone for a plain one.
+type Sum uint8
+
+// info describes a primitive: its aggregate name (pmacct's config) and JSON key.
+type info struct{ name, json string }
+
+var infos = [numPrimitives]info{
+	SrcMAC:             {"src_mac", "mac_src"},
+	DstMAC:             {"dst_mac", "mac_dst"},
+	VLAN:               {"vlan", "vlan"},
+	CoS:                {"cos", "cos"},
+	EType:              {"etype", "etype"},
+	SrcAS:              {"src_as", "as_src"},
+	DstAS:              {"dst_as", "as_dst"},
+	PeerSrcAS:          {"peer_src_as", "peer_as_src"},
+	PeerDstAS:          {"peer_dst_as", "peer_as_dst"},
+	PeerSrcIP:          {"peer_src_ip", "peer_ip_src"},
+	PeerDstIP:          {"peer_dst_ip", "peer_ip_dst"},
+	InIface:            {"in_iface", "iface_in"},
+	OutIface:           {"out_iface", "iface_out"},
+	SrcHost:            {"src_host", "ip_src"},
+	SrcNet:             {"src_net", "net_src"},
+	DstHost:            {"dst_host", "ip_dst"},
+	DstNet:             {"dst_net", "net_dst"},
+	SrcMask:            {"src_mask", "mask_src"},
+	DstMask:            {"dst_mask", "mask_dst"},
+	SrcPort:            {"src_port", "port_src"},
+	DstPort:            {"dst_port", "port_dst"},
+	TCPFlags:           {"tcpflags", "tcp_flags"},
+	Proto:              {"proto", "ip_proto"},
+	TOS:                {"tos", "tos"},
+	SamplingRate:       {"sampling_rate", "sampling_rate"},
+	TimestampStart:     {"timestamp_start", "timestamp_start"},
+	TimestampEnd:       {"timestamp_end", "timestamp_end"},
+	TimestampArrival:   {"timestamp_arrival", "timestamp_arrival"},
+	ExportProtoSeqno:   {"export_proto_seqno", "export_proto_seqno"},
+	ExportProtoVersion: {"export_proto_version", "export_proto_version"},
+	ExportProtoSysID:   {"export_proto_sysid", "export_proto_sysid"},
+	TimestampExport:    {"timestamp_export", "timestamp_export"},
+	Flows:              {"flows", "flows"},
+}
+
+// Name returns the primitive's name in pmacct's aggregate list.
+func (p Primitive) Name() string { return infos[p].name }
+
+// JSONKey returns the key pmacct writes the primitive under.
+func (p Primitive) JSONKey() string { return infos[p].json }
+
+// Set is a set of primitives.
+type Set uint64
+
+// Has reports whether p is in s.
+func (s Set) Has(p Primitive) bool { return s&(1<<p) != 0 }
+
+// With returns s with p added.
+func (s Set) With(p Primitive) Set { return s | 1<<p }
+
+// Each calls fn for every primitive of s in pmacct's JSON order.
+func (s Set) Each(fn func(Primitive)) {
+	for s != 0 {
+		p := Primitive(bits.TrailingZeros64(uint64(s)))
+		fn(p)
+		s &^= 1 << p
+	}
+}
+
+// Names returns the aggregate names of s, in JSON order.
+func (s Set) Names() []string {
+	var names []string
+	s.Each(func(p Primitive) { names = append(names, p.Name()) })
+	return names
+}
+
+// Aggregate is a parsed pmacct aggregate list.
+type Aggregate struct {
+	Set Set
+	Sum Sum
+}
+
+var sumNames = map[string]Sum{"sum_host": SumHost, "sum_net": SumNet, "sum_as": SumAS, "sum_port": SumPort, "sum_mac": SumMAC}
+
+// sumPrimitive is the source primitive a sum_* mode reports under.
+var sumPrimitive = [...]Primitive{SumHost: SrcHost, SumNet: SrcNet, SumAS: SrcAS, SumPort: SrcPort, SumMAC: SrcMAC}
+
+// SumPrimitive returns the primitive a sum mode is written as (sum_host: ip_src).
+func (s Sum) Primitive() Primitive { return sumPrimitive[s] }
+
+// ParseAggregate reads pmacct's aggregate list. An empty list means src_host, as in
+// pmacct; "none" alone means a single grand total; a sum_* primitive must be alone
+// (flows may go with it).
+func ParseAggregate(names []string) (Aggregate, error) {
+	var a Aggregate
+	if len(names) == 0 {
+		return Aggregate{Set: Set(0).With(SrcHost)}, nil
+	}
+	seenNone := false
+	for _, raw := range names {
+		n := strings.ToLower(strings.TrimSpace(raw))
+		if n == "none" {
+			seenNone = true
+			continue
+		}
+		if s, ok := sumNames[n]; ok {
+			if a.Sum != SumNone {
+				return Aggregate{}, fmt.Errorf("%q: only one sum_* primitive is allowed", raw)
+			}
+			a.Sum = s
+			continue
+		}
+		p, ok := byName[n]
+		if !ok {
+			return Aggregate{}, fmt.Errorf("unknown primitive %q%s", raw, didYouMean(n))
+		}
+		if a.Set.Has(p) {
+			return Aggregate{}, fmt.Errorf("primitive %q listed twice", raw)
+		}
+		a.Set = a.Set.With(p)
+	}
+	if seenNone && (a.Set != 0 || a.Sum != SumNone) {
+		return Aggregate{}, fmt.Errorf(`"none" cannot be combined with other primitives`)
+	}
+	if a.Sum != SumNone {
+		if a.Set&^Set(0).With(Flows) != 0 {
+			return Aggregate{}, fmt.Errorf("a sum_* primitive cannot be combined with other primitives (flows aside)")
+		}
+		a.Set = a.Set.With(a.Sum.Primitive())
+	}
+	return a, nil
+}
+
+var byName = func() map[string]Primitive {
+	m := make(map[string]Primitive, numPrimitives)
+	for p := range numPrimitives {
+		m[infos[p].name] = p
+	}
+	m["tcp_flags"] = TCPFlags // the JSON name, which people write too
+	return m
+}()
+
+// KnownNames lists every aggregate name flowdex accepts, for messages.
+func KnownNames() []string {
+	names := []string{"none"}
+	for p := range numPrimitives {
+		names = append(names, infos[p].name)
+	}
+	for n := range sumNames {
+		names = append(names, n)
+	}
+	return names
+}
+
+func didYouMean(n string) string {
+	if best := spelling.Closest(n, KnownNames()); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+// Mask zeroes the fields of k that s does not aggregate on, so that what is left
+// can serve as a map key. TCP flags and flows are counters, not key fields.
+func (s Set) Mask(k *Key) {
+	if !s.Has(SrcMAC) {
+		k.SrcMAC = [6]byte{}
+	}
+	if !s.Has(DstMAC) {
+		k.DstMAC = [6]byte{}
+	}
+	if !s.Has(VLAN) {
+		k.VLAN = 0
+	}
+	if !s.Has(CoS) {
+		k.CoS = 0
+	}
+	if !s.Has(EType) {
+		k.EType = 0
+	}
+	if !s.Has(SrcAS) {
+		k.SrcAS = 0
+	}
+	if !s.Has(DstAS) {
+		k.DstAS = 0
+	}
+	if !s.Has(PeerSrcAS) {
+		k.PeerSrcAS = 0
+	}
+	if !s.Has(PeerDstAS) {
+		k.PeerDstAS = 0
+	}
+	if !s.Has(PeerSrcIP) {
+		k.PeerSrcIP = netipZero
+	}
+	if !s.Has(PeerDstIP) {
+		k.PeerDstIP = netipZero
+	}
+	if !s.Has(InIface) {
+		k.InIface = 0
+	}
+	if !s.Has(OutIface) {
+		k.OutIface = 0
+	}
+	if !s.Has(SrcHost) {
+		k.SrcIP = netipZero
+	}
+	if !s.Has(DstHost) {
+		k.DstIP = netipZero
+	}
+	if !s.Has(SrcNet) {
+		k.SrcNet = netipZero
+	}
+	if !s.Has(DstNet) {
+		k.DstNet = netipZero
+	}
+	if !s.Has(SrcMask) {
+		k.SrcMask = 0
+	}
+	if !s.Has(DstMask) {
+		k.DstMask = 0
+	}
+	if !s.Has(SrcPort) {
+		k.SrcPort = 0
+	}
+	if !s.Has(DstPort) {
+		k.DstPort = 0
+	}
+	if !s.Has(Proto) {
+		k.Proto = 0
+	}
+	if !s.Has(TOS) {
+		k.TOS = 0
+	}
+	if !s.Has(SamplingRate) {
+		k.SamplingRate = 0
+	}
+	if !s.Has(TimestampStart) {
+		k.TimestampStart = 0
+	}
+	if !s.Has(TimestampEnd) {
+		k.TimestampEnd = 0
+	}
+	if !s.Has(TimestampArrival) {
+		k.TimestampArrival = 0
+	}
+	if !s.Has(TimestampExport) {
+		k.TimestampExport = 0
+	}
+	if !s.Has(ExportProtoSeqno) {
+		k.ExportProtoSeqno = 0
+	}
+	if !s.Has(ExportProtoVersion) {
+		k.ExportProtoVersion = 0
+	}
+	if !s.Has(ExportProtoSysID) {
+		k.ExportProtoSysID = 0
+	}
+}

@@ -1,0 +1,52 @@
+// Package flow holds the one record type that goes from the collectors to the
+// aggregation pipelines: a flow (or a sampled packet) in pmacct's schema, with
+// typed primitives and counters.
+//
+// Key is comparable on purpose: a pipeline zeroes the primitives it does not
+// aggregate on and uses what is left as a map key, as pmacct does with its
+// primitive structs.
+package flow
+
+import "net/netip"
+
+var netipZero netip.Addr
+
+// Key holds the primitives of a record, named after pmacct's aggregate keys.
+// A zero field means unknown or absent, as in pmacct's output.
+type Key struct {
+	SrcMAC, DstMAC [6]byte // src_mac, dst_mac
+	VLAN           uint16  // vlan: ingress VLAN, else egress
+	CoS            uint8   // cos: 802.1p priority
+	EType          uint16  // etype
+
+	SrcAS, DstAS         uint32     // src_as, dst_as
+	PeerSrcAS, PeerDstAS uint32     // peer_src_as, peer_dst_as
+	PeerSrcIP, PeerDstIP netip.Addr // peer_src_ip: exporter (sFlow: agent); peer_dst_ip: BGP/IP next hop
+
+	InIface, OutIface uint32 // in_iface, out_iface (ifIndex)
+
+	SrcIP, DstIP     netip.Addr // src_host, dst_host
+	SrcNet, DstNet   netip.Addr // src_net, dst_net: network address only
+	SrcMask, DstMask uint8      // src_mask, dst_mask
+	SrcPort, DstPort uint16     // src_port, dst_port
+	Proto            uint8      // proto
+	TOS              uint8      // tos
+
+	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation
+
+	// Unix microseconds, 0 unknown.
+	TimestampStart, TimestampEnd      int64  // timestamp_start, timestamp_end (flow)
+	TimestampArrival, TimestampExport int64  // timestamp_arrival (datagram), timestamp_export (header)
+	ExportProtoSeqno                  uint32 // export_proto_seqno
+	ExportProtoSysID                  uint32 // export_proto_sysid: v5 engine id, v9 source id, IPFIX domain, sFlow sub-agent
+	ExportProtoVersion                uint16 // export_proto_version: 5, 9, 10; sFlow 5
+}
+
+// Record is one flow record, or one sampled packet, with its counters.
+type Record struct {
+	Key
+	TCPFlags uint8  // OR-ed over the aggregate, not part of the key
+	Packets  uint64 // as the exporter counted them (not renormalised)
+	Bytes    uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length
+	Flows    uint64 // IE 3 when present, else 1
+}
