@@ -237,3 +237,31 @@ func (d *Document) CopyFrom(src *Document) {
 	d.fields = append(d.fields[:0], src.fields...)
 	d.arena = append(d.arena[:0], src.arena...)
 }
+
+// The Append methods add a field at the end without looking for an existing one
+// of the same key: for code that builds a document from scratch with distinct
+// keys, where the lookup would be wasted work.
+
+// AppendString adds a string field.
+func (d *Document) AppendString(key, s string) {
+	off := uint32(len(d.arena))
+	d.arena = append(d.arena, s...)
+	d.fields = append(d.fields, field{key: key, kind: String, off: off, n: uint32(len(s))})
+}
+
+// AppendStringBytes adds a string field given as bytes (copied).
+func (d *Document) AppendStringBytes(key string, s []byte) { d.appendText(key, String, s) }
+
+// AppendRaw adds a JSON array or object given as its text (copied, not checked).
+func (d *Document) AppendRaw(key string, json []byte) { d.appendText(key, Raw, json) }
+
+// AppendInt adds an integer field.
+func (d *Document) AppendInt(key string, n int64) {
+	d.fields = append(d.fields, field{key: key, kind: Int, num: n})
+}
+
+func (d *Document) appendText(key string, kind Kind, text []byte) {
+	off := uint32(len(d.arena))
+	d.arena = append(d.arena, text...)
+	d.fields = append(d.fields, field{key: key, kind: kind, off: off, n: uint32(len(text))})
+}

@@ -1,0 +1,277 @@
+package flow
+
+import (
+	"math/bits"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+)
+
+// Format says how values are written, with pmacct's knobs of the same names.
+type Format struct {
+	UTC           bool // timestamps_utc: naive times in UTC instead of local time
+	RFC3339       bool // timestamps_rfc3339: 2024-01-01T00:00:00.100000Z, or the local offset
+	SinceEpoch    bool // timestamps_since_epoch: "1704067200.100000"
+	Secs          bool // timestamps_secs: microseconds zeroed (still printed)
+	NumProtos     bool // print_num_protos: ip_proto always as a decimal string
+	TCPFlagsArray bool // tcpflags_encode_as_array: ["ACK","SYN"] instead of "18"
+
+	// Location is the zone of naive local times; nil means time.Local.
+	Location *time.Location
+}
+
+// Counters are the summed values of an aggregate.
+type Counters struct {
+	TCPFlags              uint8
+	Packets, Bytes, Flows uint64
+}
+
+// Stamps are the time-bin fields of an aggregate, Unix seconds; 0 leaves them out.
+type Stamps struct{ Inserted, Updated int64 }
+
+// Document fills doc (after resetting it) with an aggregate as pmacct's print and
+// Kafka plugins write it: event_type "purge", the primitives of agg in pmacct's
+// order and formats, stamps when given, then flows (when aggregated), packets and
+// bytes.
+func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Counters, s Stamps) {
+	doc.Reset()
+	doc.AppendString("event_type", "purge")
+	var buf [64]byte
+	set := agg.Set
+	for set != 0 {
+		p := Primitive(bits.TrailingZeros64(uint64(set)))
+		set &^= 1 << p
+		key := p.JSONKey()
+		switch p {
+		case SrcMAC:
+			doc.AppendStringBytes(key, appendMAC(buf[:0], k.SrcMAC))
+		case DstMAC:
+			doc.AppendStringBytes(key, appendMAC(buf[:0], k.DstMAC))
+		case VLAN:
+			doc.AppendInt(key, int64(k.VLAN))
+		case CoS:
+			doc.AppendInt(key, int64(k.CoS))
+		case EType:
+			doc.AppendStringBytes(key, strconv.AppendUint(buf[:0], uint64(k.EType), 16))
+		case SrcAS:
+			doc.AppendInt(key, int64(k.SrcAS))
+		case DstAS:
+			doc.AppendInt(key, int64(k.DstAS))
+		case PeerSrcAS:
+			doc.AppendInt(key, int64(k.PeerSrcAS))
+		case PeerDstAS:
+			doc.AppendInt(key, int64(k.PeerDstAS))
+		case PeerSrcIP:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.PeerSrcIP))
+		case PeerDstIP:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.PeerDstIP))
+		case InIface:
+			doc.AppendInt(key, int64(k.InIface))
+		case OutIface:
+			doc.AppendInt(key, int64(k.OutIface))
+		case SrcHost:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.SrcIP))
+		case SrcNet:
+			doc.AppendStringBytes(key, appendNet(buf[:0], k.SrcNet, k.SrcIP))
+		case DstHost:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.DstIP))
+		case DstNet:
+			doc.AppendStringBytes(key, appendNet(buf[:0], k.DstNet, k.DstIP))
+		case SrcMask:
+			doc.AppendInt(key, int64(k.SrcMask))
+		case DstMask:
+			doc.AppendInt(key, int64(k.DstMask))
+		case SrcPort:
+			doc.AppendInt(key, int64(k.SrcPort))
+		case DstPort:
+			doc.AppendInt(key, int64(k.DstPort))
+		case TCPFlags:
+			if f.TCPFlagsArray {
+				doc.AppendRaw(key, AppendTCPFlagsArray(buf[:0], c.TCPFlags))
+			} else {
+				doc.AppendStringBytes(key, strconv.AppendUint(buf[:0], uint64(c.TCPFlags), 10))
+			}
+		case Proto:
+			doc.AppendStringBytes(key, f.appendProto(buf[:0], k.Proto))
+		case TOS:
+			doc.AppendInt(key, int64(k.TOS))
+		case SamplingRate:
+			doc.AppendInt(key, int64(k.SamplingRate))
+		case TimestampStart:
+			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampStart, true))
+		case TimestampEnd:
+			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampEnd, true))
+		case TimestampArrival:
+			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampArrival, true))
+		case ExportProtoSeqno:
+			doc.AppendInt(key, int64(k.ExportProtoSeqno))
+		case ExportProtoVersion:
+			doc.AppendInt(key, int64(k.ExportProtoVersion))
+		case ExportProtoSysID:
+			doc.AppendInt(key, int64(k.ExportProtoSysID))
+		case TimestampExport:
+			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampExport, true))
+		}
+	}
+	if s.Inserted != 0 {
+		doc.AppendStringBytes("stamp_inserted", f.AppendTime(buf[:0], s.Inserted*1e6, false))
+	}
+	if s.Updated != 0 {
+		doc.AppendStringBytes("stamp_updated", f.AppendTime(buf[:0], s.Updated*1e6, false))
+	}
+	if agg.Set.Has(Flows) {
+		doc.AppendInt("flows", int64(c.Flows))
+	}
+	doc.AppendInt("packets", int64(c.Packets))
+	doc.AppendInt("bytes", int64(c.Bytes))
+}
+
+// appendNet writes a network address; an unknown one is the zero address of the
+// host's family, as pmacct prints 0.0.0.0 or ::.
+func appendNet(b []byte, net, host netip.Addr) []byte {
+	if net.IsValid() {
+		return net.AppendTo(b)
+	}
+	if host.Is6() {
+		return append(b, "::"...)
+	}
+	return append(b, "0.0.0.0"...)
+}
+
+// appendAddr writes an address; an unknown one as 0.0.0.0, as pmacct does.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, "0.0.0.0"...)
+	}
+	return a.AppendTo(b)
+}
+
+const hexDigits = "0123456789abcdef"
+
+func appendMAC(b []byte, m [6]byte) []byte {
+	for i, x := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hexDigits[x>>4], hexDigits[x&15])
+	}
+	return b
+}
+
+// tcpFlagNames in the order pmacct's tcpflags_encode_as_array writes them.
+var tcpFlagNames = [...]struct {
+	bit  uint8
+	name string
+}{{0x20, "URG"}, {0x10, "ACK"}, {0x08, "PSH"}, {0x04, "RST"}, {0x02, "SYN"}, {0x01, "FIN"}}
+
+// AppendTCPFlagsArray writes flags as pmacct's JSON array; values with ECE or CWR
+// set give an empty array, as in pmacct.
+func AppendTCPFlagsArray(b []byte, flags uint8) []byte {
+	b = append(b, '[')
+	if flags < 64 {
+		first := true
+		for _, f := range tcpFlagNames {
+			if flags&f.bit == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ", "...)
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, f.name...)
+			b = append(b, '"')
+		}
+	}
+	return append(b, ']')
+}
+
+// protoNames is pmacct 1.7.7's own protocol table (not /etc/protocols); other
+// numbers are written in decimal.
+var protoNames = [...]string{1: "icmp", 2: "igmp", 3: "ggp", 4: "ipencap", 6: "tcp", 8: "egp", 9: "igp",
+	17: "udp", 18: "mux", 41: "ipv6", 43: "ipv6-route", 44: "ipv6-frag", 46: "rsvp", 47: "gre", 50: "esp",
+	51: "ah", 55: "mobile", 56: "tlsp", 58: "ipv6-icmp", 59: "ipv6-nonxt", 60: "ipv6-opts", 80: "iso-ip",
+	83: "vines", 88: "eigrp", 89: "ospf", 91: "larp", 93: "ax.25", 94: "ipip", 98: "encap", 102: "pnni",
+	103: "pim", 108: "IPcomp", 111: "ipx-in-ip", 112: "vrrp", 115: "l2tp", 124: "isis", 132: "sctp", 133: "fc"}
+
+// ProtoName returns pmacct's name for an IP protocol, "" when it has none.
+func ProtoName(p uint8) string {
+	if int(p) < len(protoNames) {
+		return protoNames[p]
+	}
+	return ""
+}
+
+func (f *Format) appendProto(b []byte, p uint8) []byte {
+	if !f.NumProtos {
+		if n := ProtoName(p); n != "" {
+			return append(b, n...)
+		}
+	}
+	return strconv.AppendUint(b, uint64(p), 10)
+}
+
+// AppendTime writes a time given in Unix microseconds as pmacct's
+// compose_timestamp does: usec adds the microseconds (timestamp_* fields), the
+// stamp_* fields go without. Zero is pmacct's "0000-00-00 00:00:00".
+func (f *Format) AppendTime(b []byte, micros int64, usec bool) []byte {
+	sec, us := micros/1e6, micros%1e6
+	if micros < 0 && us != 0 {
+		sec, us = sec-1, us+1e6
+	}
+	if f.Secs {
+		us = 0
+	}
+	if f.SinceEpoch {
+		b = strconv.AppendInt(b, sec, 10)
+		if usec {
+			b = appendMicros(b, us)
+		}
+		return b
+	}
+	sep := byte(' ')
+	if f.RFC3339 {
+		sep = 'T'
+	}
+	var t time.Time
+	if micros == 0 {
+		b = append(b, "0000-00-00"...)
+		b = append(b, sep)
+		b = append(b, "00:00:00"...)
+	} else {
+		loc := time.UTC
+		if !f.UTC {
+			loc = f.Location
+			if loc == nil {
+				loc = time.Local
+			}
+		}
+		t = time.Unix(sec, 0).In(loc)
+		b = t.AppendFormat(b, "2006-01-02")
+		b = append(b, sep)
+		b = t.AppendFormat(b, "15:04:05")
+	}
+	if usec {
+		b = appendMicros(b, us)
+	}
+	if f.RFC3339 {
+		if _, off := t.Zone(); off == 0 {
+			b = append(b, 'Z')
+		} else {
+			b = t.AppendFormat(b, "-07:00")
+		}
+	}
+	return b
+}
+
+func appendMicros(b []byte, us int64) []byte {
+	b = append(b, '.')
+	var d [6]byte
+	for i := 5; i >= 0; i-- {
+		d[i] = byte('0' + us%10)
+		us /= 10
+	}
+	return append(b, d[:]...)
+}

@@ -1,0 +1,188 @@
+package flow
+
+import (
+	"bufio"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+)
+
+// realLine returns line n (1-based) of a file pmacct 1.7.7 wrote (TZ=Europe/Berlin).
+func realLine(t *testing.T, name string, n int) string {
+	t.Helper()
+	f, err := os.Open("../../collector/pmacct/testdata/out/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for i := 1; s.Scan(); i++ {
+		if i == n {
+			return s.Text()
+		}
+	}
+	t.Fatalf("%s has no line %d", name, n)
+	return ""
+}
+
+func micros(s string) int64 {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UnixMicro()
+}
+
+func TestDocumentMatchesPmacct(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := Key{
+		SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"),
+		SrcPort: 49152, DstPort: 80, Proto: 6,
+	}
+	withArrival := tcp
+	withArrival.TimestampArrival = micros("2024-01-01T00:00:00.1Z")
+	l2 := tcp
+	l2.SrcMAC = [6]byte{2, 0, 0, 0, 0, 0x0a}
+	l2.DstMAC = [6]byte{2, 0, 0, 0, 0, 0x0b}
+	l2.EType = 0x800
+	nf := tcp
+	nf.PeerSrcIP = netip.MustParseAddr("192.0.2.1")
+	nf.SrcAS, nf.DstAS = 64496, 64511
+	nf.InIface, nf.OutIface = 10, 20
+	nf.SrcNet, nf.DstNet = netip.MustParseAddr("192.0.2.0"), netip.MustParseAddr("198.51.100.0")
+	nf.SrcMask, nf.DstMask = 24, 24
+	nf.TimestampStart = micros("2024-01-01T00:00:01Z")
+	nf.TimestampEnd = nf.TimestampStart
+	nf.TimestampExport = micros("2024-01-01T00:01:00Z")
+	nf.ExportProtoSeqno, nf.ExportProtoVersion, nf.ExportProtoSysID = 1000, 5, 7
+
+	bin := micros("2023-12-31T23:59:00Z") / 1e6
+	updated := micros("2026-11-23T20:54:46Z") / 1e6
+	tests := []struct {
+		file   string
+		line   int
+		format Format
+		agg    []string
+		key    Key
+		c      Counters
+		s      Stamps
+	}{
+		{"pair-nfacctd.json", 2, Format{}, []string{"peer_src_ip", "in_iface", "out_iface", "src_host", "dst_host",
+			"src_net", "dst_net", "src_mask", "dst_mask", "src_as", "dst_as", "src_port", "dst_port", "tcpflags", "proto",
+			"tos", "export_proto_seqno", "export_proto_version", "export_proto_sysid", "timestamp_start", "timestamp_end",
+			"timestamp_export", "flows", "sampling_rate"}, nf, Counters{TCPFlags: 27, Packets: 6, Bytes: 340, Flows: 1}, Stamps{}},
+		{"print-epoch.json", 1, Format{SinceEpoch: true}, []string{"src_host", "dst_host", "src_port", "dst_port", "proto", "timestamp_arrival"},
+			withArrival, Counters{Packets: 1, Bytes: 40}, Stamps{bin, updated}},
+		{"print-rfc3339.json", 1, Format{RFC3339: true}, []string{"src_host", "dst_host", "src_port", "dst_port", "proto", "timestamp_arrival"},
+			withArrival, Counters{Packets: 1, Bytes: 40}, Stamps{bin, updated}},
+		{"print-utc.json", 1, Format{UTC: true}, []string{"src_host", "dst_host", "src_port", "dst_port", "proto", "timestamp_arrival"},
+			withArrival, Counters{Packets: 1, Bytes: 40}, Stamps{bin, updated}},
+		{"print-default.json", 1, Format{}, []string{"src_mac", "dst_mac", "vlan", "cos", "etype", "src_host", "dst_host",
+			"src_port", "dst_port", "tcpflags", "proto", "tos"}, l2, Counters{TCPFlags: 27, Packets: 6, Bytes: 340}, Stamps{bin, updated}},
+		{"print-numprotos.json", 1, Format{NumProtos: true}, []string{"src_host", "dst_host", "tcpflags", "proto"},
+			tcp, Counters{TCPFlags: 27, Packets: 6, Bytes: 340}, Stamps{}},
+	}
+	var doc document.Document
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			agg, err := ParseAggregate(tt.agg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := tt.key
+			agg.Set.Mask(&k)
+			tt.format.Location = berlin
+			tt.format.Document(&doc, agg, &k, tt.c, tt.s)
+			got := string(doc.AppendJSON(nil, document.Pmacct))
+			if want := realLine(t, tt.file, tt.line); got != want {
+				t.Errorf("\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestTCPFlagsArray(t *testing.T) {
+	for _, tt := range []struct {
+		flags uint8
+		want  string
+	}{{0, `[]`}, {0x10, `["ACK"]`}, {0x18, `["ACK", "PSH"]`}, {0x3f, `["URG", "ACK", "PSH", "RST", "SYN", "FIN"]`}, {0x52, `[]`}} {
+		if got := string(AppendTCPFlagsArray(nil, tt.flags)); got != tt.want {
+			t.Errorf("%#x: got %s, want %s", tt.flags, got, tt.want)
+		}
+	}
+}
+
+func TestAppendTime(t *testing.T) {
+	ts := micros("2024-01-01T00:00:00.100000Z")
+	for _, tt := range []struct {
+		f    Format
+		usec bool
+		want string
+	}{
+		{Format{UTC: true}, true, "2024-01-01 00:00:00.100000"},
+		{Format{UTC: true, Secs: true}, true, "2024-01-01 00:00:00.000000"},
+		{Format{UTC: true, RFC3339: true}, true, "2024-01-01T00:00:00.100000Z"},
+		{Format{UTC: true}, false, "2024-01-01 00:00:00"},
+		{Format{SinceEpoch: true}, true, "1704067200.100000"},
+		{Format{SinceEpoch: true}, false, "1704067200"},
+	} {
+		if got := string(tt.f.AppendTime(nil, ts, tt.usec)); got != tt.want {
+			t.Errorf("%+v: got %s, want %s", tt.f, got, tt.want)
+		}
+	}
+	if got := string((&Format{}).AppendTime(nil, 0, true)); got != "0000-00-00 00:00:00.000000" {
+		t.Errorf("zero time: got %s", got)
+	}
+}
+
+func TestParseAggregate(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    string // names in JSON order, or the error's start
+		wantSum Sum
+	}{
+		{"", "src_host", SumNone},
+		{"dst_host, src_host,proto", "src_host dst_host proto", SumNone},
+		{"sum_host", "src_host", SumHost},
+		{"sum_port,flows", "src_port flows", SumPort},
+		{"none", "", SumNone},
+		{"src_hots", `unknown primitive "src_hots" (did you mean "src_host"?)`, SumNone},
+		{"sum_host,dst_host", "a sum_* primitive cannot", SumNone},
+		{"none,src_host", `"none" cannot`, SumNone},
+		{"proto,proto", `primitive "proto" listed twice`, SumNone},
+	} {
+		var names []string
+		if tt.in != "" {
+			names = strings.Split(tt.in, ",")
+		}
+		a, err := ParseAggregate(names)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("%q: error %v, want %s", tt.in, err, tt.want)
+			}
+			continue
+		}
+		if got := strings.Join(a.Set.Names(), " "); got != tt.want || a.Sum != tt.wantSum {
+			t.Errorf("%q: got %q sum %d, want %q sum %d", tt.in, got, a.Sum, tt.want, tt.wantSum)
+		}
+	}
+}
+
+func BenchmarkDocument(b *testing.B) {
+	agg, _ := ParseAggregate([]string{"src_host", "dst_host", "src_port", "dst_port", "proto", "tos", "in_iface", "out_iface", "tcpflags", "timestamp_start"})
+	k := Key{SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"), SrcPort: 443, DstPort: 50000,
+		Proto: 6, InIface: 1, OutIface: 2, TimestampStart: 1704067200100000}
+	f := Format{SinceEpoch: true}
+	var doc document.Document
+	b.ReportAllocs()
+	for b.Loop() {
+		f.Document(&doc, agg, &k, Counters{TCPFlags: 0x18, Packets: 10, Bytes: 1000}, Stamps{Inserted: 1704067200})
+	}
+}
