@@ -51,7 +51,8 @@ type Configuration struct {
 	// sampling rate when it is known (> 0), and reports the rate as 1.
 	Renormalize bool
 	// TimeNew bins records on their arrival time instead of their flow start
-	// (nfacctd_time_new; sfacctd always bins on arrival, so set it for sFlow).
+	// (nfacctd_time_new). A record without a flow start (sFlow) is binned on
+	// arrival whatever TimeNew says, as sfacctd does.
 	TimeNew bool
 
 	// Networks, when set, is the networks_file. It then decides, as pmacct's
@@ -221,7 +222,8 @@ func advance(start, now, slot int64) int64 {
 // P_eval_historical_acct.
 func (c *Cache) bin(r *flow.Record) int64 {
 	us := r.TimestampStart
-	if c.timeNew {
+	if c.timeNew || us == 0 {
+		// sFlow has no flow time: sfacctd bins samples on arrival
 		us = r.TimestampArrival
 	}
 	s := us / 1e6
