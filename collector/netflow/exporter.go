@@ -1,0 +1,181 @@
+package netflow
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
+)
+
+// exporter is what the decoder keeps about one exporter address: templates
+// and sampling rates, keyed like nfacctd does (address without port,
+// version, source id / observation domain, template id).
+type exporter struct {
+	addr     netip.Addr
+	override uint32 // configured sampling rate, 0 = none
+
+	mu        sync.RWMutex
+	templates map[templateKey]*template
+	samplers  map[samplerKey]uint32
+
+	noTemplate atomic.Uint64
+	lastLog    atomic.Int64 // unix nanoseconds of the last warning
+	suppressed atomic.Uint64
+}
+
+type templateKey struct {
+	version uint16
+	domain  uint32
+	id      uint16
+}
+
+// samplerKey names a sampling rate learnt from option data: per source id /
+// observation domain, or for the whole exporter when the option had system
+// scope (nfacctd's two status tables).
+type samplerKey struct {
+	domain uint32
+	global bool
+	id     uint64
+}
+
+func newExporter(addr netip.Addr, override uint32) *exporter {
+	return &exporter{
+		addr:      addr,
+		override:  override,
+		templates: make(map[templateKey]*template),
+		samplers:  make(map[samplerKey]uint32),
+	}
+}
+
+func (e *exporter) template(k templateKey) *template {
+	e.mu.RLock()
+	t := e.templates[k]
+	e.mu.RUnlock()
+	return t
+}
+
+// samplingRate returns the rate of sampler id in domain, else of the
+// exporter-wide sampler id; ok is false when neither is known.
+func (e *exporter) samplingRate(domain uint32, id uint64) (rate uint32, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if rate, ok = e.samplers[samplerKey{domain: domain, id: id}]; ok {
+		return rate, true
+	}
+	rate, ok = e.samplers[samplerKey{global: true, id: id}]
+	return rate, ok
+}
+
+func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
+	e.mu.Lock()
+	e.samplers[k] = rate
+	e.mu.Unlock()
+}
+
+// logAllowed reports whether a warning may be logged now, at most one per
+// interval.
+func (e *exporter) logAllowed(now time.Time, interval time.Duration) bool {
+	last := e.lastLog.Load()
+	if now.UnixNano()-last < int64(interval) {
+		return false
+	}
+	return e.lastLog.CompareAndSwap(last, now.UnixNano())
+}
+
+// Template outcomes, for the counters.
+type addResult uint8
+
+const (
+	tplAdded addResult = iota
+	tplRefreshed
+	tplRefused
+	tplIgnored // padding that looks like a template record
+)
+
+// addTemplate stores a template, replacing one with the same key.
+func (e *exporter) addTemplate(t *template) addResult {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.templates[t.key]
+	e.templates[t.key] = t
+	if old != nil && old.sameLayout(t) {
+		return tplRefreshed
+	}
+	return tplAdded
+}
+
+// withdrawOne removes a template (IPFIX withdrawal) and reports whether it
+// was known.
+func (e *exporter) withdrawOne(k templateKey) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.templates[k]; !ok {
+		return false
+	}
+	delete(e.templates, k)
+	return true
+}
+
+// withdrawAll removes all data templates, or all options templates, of a
+// domain (IPFIX template id 2 in set 2, 3 in set 3) and returns how many.
+func (e *exporter) withdrawAll(version uint16, domain uint32, options bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for k, t := range e.templates {
+		if k.version == version && k.domain == domain && t.options == options {
+			delete(e.templates, k)
+			n++
+		}
+	}
+	return n
+}
+
+// templateSystem is an exporter's template store seen through goflow2's
+// interface, so that goflow2's own message decoder can run on it (the
+// reference path of the tests). It applies the same guards as Decode.
+type templateSystem struct {
+	d *Decoder
+	e *exporter
+}
+
+var _ goflow.NetFlowTemplateSystem = templateSystem{}
+
+func (d *Decoder) templateSystem(addr netip.Addr) templateSystem {
+	return templateSystem{d: d, e: d.exporter(addr.Unmap())}
+}
+
+func (ts templateSystem) AddTemplate(version uint16, domain uint32, id uint16, record any) error {
+	ts.d.addGoflowTemplate(ts.e, version, domain, id, record)
+	return nil
+}
+
+func (ts templateSystem) GetTemplate(version uint16, domain uint32, id uint16) (any, error) {
+	if t := ts.e.template(templateKey{version, domain, id}); t != nil {
+		return t.goflow, nil
+	}
+	return nil, goflow.ErrorTemplateNotFound
+}
+
+func (ts templateSystem) RemoveTemplate(version uint16, domain uint32, id uint16) (any, error) {
+	ts.e.mu.Lock()
+	defer ts.e.mu.Unlock()
+	k := templateKey{version, domain, id}
+	if t, ok := ts.e.templates[k]; ok {
+		delete(ts.e.templates, k)
+		return t.goflow, nil
+	}
+	return nil, goflow.ErrorTemplateNotFound
+}
+
+func (ts templateSystem) GetTemplates() goflow.FlowBaseTemplateSet {
+	ts.e.mu.RLock()
+	defer ts.e.mu.RUnlock()
+	set := make(goflow.FlowBaseTemplateSet, len(ts.e.templates))
+	for k, t := range ts.e.templates {
+		set[uint64(k.version)<<48|uint64(k.domain)<<16|uint64(k.id)] = t.goflow
+	}
+	return set
+}

@@ -1,0 +1,67 @@
+package netflow
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// Stats are the decoder's counters since New.
+type Stats struct {
+	Datagrams          uint64 // handed to Decode
+	DatagramsV5        uint64
+	DatagramsV9        uint64
+	DatagramsIPFIX     uint64
+	UnsupportedVersion uint64 // neither 5, 9 nor 10 (also counted in Malformed)
+	Malformed          uint64 // datagrams for which Decode returned an error
+
+	Records       uint64 // flow records emitted
+	OptionRecords uint64 // option data records read (sampling tables), not emitted
+	UnknownSets   uint64 // sets with a reserved set id, skipped
+
+	TemplatesAdded     uint64 // new or changed (data and options templates)
+	TemplatesRefreshed uint64 // sent again unchanged
+	TemplatesRefused   uint64 // zero record length, or template id below 256
+	TemplatesWithdrawn uint64 // IPFIX withdrawals of a known template
+	TemplatesLoaded    uint64 // read from TemplatesFile by New
+
+	// NoTemplate counts, per exporter, the data sets skipped because their
+	// template was unknown (not yet received, or withdrawn).
+	NoTemplate map[netip.Addr]uint64
+}
+
+type counters struct {
+	datagrams, v5, v9, ipfix, unsupported, malformed atomic.Uint64
+	records, optionRecords, unknownSets              atomic.Uint64
+	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
+	tplLoaded                                        atomic.Uint64
+}
+
+// Stats returns a copy of the counters.
+func (d *Decoder) Stats() Stats {
+	c := &d.counters
+	s := Stats{
+		Datagrams:          c.datagrams.Load(),
+		DatagramsV5:        c.v5.Load(),
+		DatagramsV9:        c.v9.Load(),
+		DatagramsIPFIX:     c.ipfix.Load(),
+		UnsupportedVersion: c.unsupported.Load(),
+		Malformed:          c.malformed.Load(),
+		Records:            c.records.Load(),
+		OptionRecords:      c.optionRecords.Load(),
+		UnknownSets:        c.unknownSets.Load(),
+		TemplatesAdded:     c.tplAdded.Load(),
+		TemplatesRefreshed: c.tplRefreshed.Load(),
+		TemplatesRefused:   c.tplRefused.Load(),
+		TemplatesWithdrawn: c.tplWithdrawn.Load(),
+		TemplatesLoaded:    c.tplLoaded.Load(),
+		NoTemplate:         make(map[netip.Addr]uint64),
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for addr, e := range d.exporters {
+		if n := e.noTemplate.Load(); n > 0 {
+			s.NoTemplate[addr] = n
+		}
+	}
+	return s
+}
