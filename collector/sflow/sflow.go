@@ -1,0 +1,256 @@
+// Package sflow turns sFlow v5 datagrams into flow records, with what sfacctd
+// takes from each flow sample: the sampled header parsed from L2 to L4, the
+// extended switch, router and gateway data, the agent as the exporter.
+//
+// goflow2's decoder reads the datagram structure; the sampled headers are
+// parsed here with gopacket's DecodingLayerParser, without allocating.
+package sflow
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netsampler/goflow2/v2/decoders/sflow"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
+)
+
+// Configuration of a decoder.
+type Configuration struct {
+	// Sampling overrides the rate the agents report, for the agents in a
+	// prefix (the first match wins).
+	Sampling []SamplingOverride
+}
+
+// SamplingOverride sets the sampling rate of the agents in a prefix.
+type SamplingOverride struct {
+	Exporters netip.Prefix
+	Rate      uint32
+}
+
+// DefaultConfiguration is a decoder that believes the agents.
+func DefaultConfiguration() Configuration { return Configuration{} }
+
+// Stats counts what the decoder saw.
+type Stats struct {
+	Datagrams       uint64 // decoded, whole or in part
+	Malformed       uint64 // datagrams with an error (what came before it was used)
+	FlowSamples     uint64 // flow and expanded flow samples
+	CounterSamples  uint64 // decoded and not used: flowdex accounts traffic
+	DropSamples     uint64 // sFlow drop notifications, not traffic
+	Records         uint64 // records emitted, one per flow sample
+	HeaderTruncated uint64 // sampled headers cut before L4 (the record keeps what was read)
+	HeaderUnknown   uint64 // sampled headers of a protocol other than Ethernet, IPv4, IPv6
+}
+
+// Decoder decodes sFlow v5 datagrams. It is safe for concurrent use.
+type Decoder struct {
+	cfg     Configuration
+	logger  *slog.Logger
+	parsers sync.Pool // *headerParser
+
+	datagrams, malformed, flowSamples, counterSamples, dropSamples atomic.Uint64
+	records, headerTruncated, headerUnknown                          atomic.Uint64
+}
+
+// New returns a decoder.
+func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
+	for _, s := range cfg.Sampling {
+		if !s.Exporters.IsValid() || s.Rate == 0 {
+			return nil, fmt.Errorf("sflow: sampling override %v: expected a prefix and a rate of 1 or more", s.Exporters)
+		}
+	}
+	d := &Decoder{cfg: cfg, logger: logger}
+	d.parsers.New = func() any { return newHeaderParser() }
+	return d, nil
+}
+
+// Stats returns the counters.
+func (d *Decoder) Stats() Stats {
+	return Stats{
+		Datagrams: d.datagrams.Load(), Malformed: d.malformed.Load(), FlowSamples: d.flowSamples.Load(),
+		CounterSamples: d.counterSamples.Load(), DropSamples: d.dropSamples.Load(), Records: d.records.Load(),
+		HeaderTruncated: d.headerTruncated.Load(), HeaderUnknown: d.headerUnknown.Load(),
+	}
+}
+
+// errVersion is returned for a datagram that is not sFlow v5.
+var errVersion = errors.New("not an sFlow v5 datagram")
+
+// Decode decodes one datagram received from source at received and calls emit
+// for every flow sample; emit's record is reused after it returns. A malformed
+// datagram gives an error, after the samples before the damage were emitted.
+func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, emit func(*flow.Record)) error {
+	if len(payload) < 4 || payload[0] != 0 || payload[1] != 0 || payload[2] != 0 || payload[3] != 5 {
+		d.malformed.Add(1)
+		return errVersion
+	}
+	var pkt sflow.Packet
+	err := sflow.DecodeMessageVersion(bytes.NewBuffer(payload), &pkt)
+	d.datagrams.Add(1)
+	if err != nil {
+		d.malformed.Add(1)
+		err = fmt.Errorf("sflow from %s: %w", source, err)
+	}
+	if err == nil {
+		// goflow2 stops quietly at a sample longer than what is left
+		n := 0
+		for _, s := range pkt.Samples {
+			if s != nil {
+				n++
+			}
+		}
+		if n < len(pkt.Samples) {
+			d.malformed.Add(1)
+			err = fmt.Errorf("sflow from %s: datagram cut short: %d of %d samples", source, n, len(pkt.Samples))
+		}
+	}
+	agent, _ := netip.AddrFromSlice(pkt.AgentIP)
+	agent = agent.Unmap()
+	hp := d.parsers.Get().(*headerParser)
+	defer d.parsers.Put(hp)
+	var r flow.Record
+	for _, s := range pkt.Samples {
+		var rate, in, out uint32
+		var records []sflow.FlowRecord
+		switch s := s.(type) {
+		case sflow.FlowSample:
+			rate, in, out, records = s.SamplingRate, s.Input, s.Output, s.Records
+		case sflow.ExpandedFlowSample:
+			rate, in, out, records = s.SamplingRate, s.InputIfValue, s.OutputIfValue, s.Records
+		case sflow.CounterSample:
+			d.counterSamples.Add(1)
+			continue
+		case sflow.DropSample:
+			d.dropSamples.Add(1)
+			continue
+		default:
+			continue // nil: a sample after the damage
+		}
+		d.flowSamples.Add(1)
+		r = flow.Record{}
+		r.PeerSrcIP = agent
+		r.ExportProtoSysID = pkt.SubAgentId
+		r.ExportProtoSeqno = pkt.SequenceNumber
+		r.ExportProtoVersion = 5
+		r.TimestampArrival = received.UnixMicro()
+		// the whole 32-bit value, format bits included, as sfacctd reports it
+		r.InIface, r.OutIface = in, out
+		r.SamplingRate = d.rate(agent, rate)
+		r.Packets = 1
+		d.fill(&r, records, hp)
+		d.records.Add(1)
+		emit(&r)
+	}
+	return err
+}
+
+// rate is the sampling rate of a sample from agent: the configuration's, else
+// the sample's own (meanSkipCount).
+func (d *Decoder) rate(agent netip.Addr, sampled uint32) uint32 {
+	for _, s := range d.cfg.Sampling {
+		if s.Exporters.Contains(agent) {
+			return s.Rate
+		}
+	}
+	return sampled
+}
+
+// switchData is the VLAN and priority information of a sample, in sfacctd's
+// terms: the extended switch record sets them, a sampled 802.1Q tag only when
+// nothing set them before.
+type switchData struct{ inVLAN, outVLAN, inPrio, outPrio uint32 }
+
+// fill sets r from a flow sample's records, in their order.
+func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *headerParser) {
+	var sw switchData
+	var bgpNextHop, nextHop netip.Addr
+	for _, rec := range records {
+		switch v := rec.Data.(type) {
+		case sflow.SampledHeader:
+			r.Bytes = uint64(v.FrameLength)
+			switch hp.parse(r, v.Protocol, v.HeaderData, &sw) {
+			case headerTruncated:
+				d.headerTruncated.Add(1)
+			case headerUnknown:
+				d.headerUnknown.Add(1)
+			}
+		case sflow.SampledEthernet:
+			copy(r.SrcMAC[:], v.SrcMac)
+			copy(r.DstMAC[:], v.DstMac)
+			r.EType = uint16(v.EthType)
+			if r.Bytes == 0 {
+				r.Bytes = uint64(v.Length)
+			}
+		case sflow.SampledIPv4:
+			d.sampledIP(r, &v.SampledIPBase)
+			r.TOS = uint8(v.Tos)
+			if r.EType == 0 {
+				r.EType = 0x0800
+			}
+		case sflow.SampledIPv6:
+			d.sampledIP(r, &v.SampledIPBase)
+			r.TOS = uint8(v.Priority)
+			if r.EType == 0 {
+				r.EType = 0x86dd
+			}
+		case sflow.ExtendedSwitch:
+			sw = switchData{inVLAN: v.SrcVlan, outVLAN: v.DstVlan, inPrio: v.SrcPriority, outPrio: v.DstPriority}
+		case sflow.ExtendedRouter:
+			nextHop = addr(v.NextHop)
+			r.SrcMask, r.DstMask = uint8(v.SrcMaskLen), uint8(v.DstMaskLen)
+		case sflow.ExtendedGateway:
+			bgpNextHop = addr(v.NextHop)
+			r.SrcAS = v.SrcAS
+			r.PeerSrcAS = v.SrcPeerAS
+			if n := len(v.ASPath); n > 0 {
+				r.PeerDstAS = v.ASPath[0] // the first AS of the path is the peer
+				r.DstAS = v.ASPath[n-1]   // and the last the destination
+			}
+		}
+	}
+	// sfacctd: in VLAN/priority, else out
+	r.VLAN = uint16(sw.inVLAN)
+	if r.VLAN == 0 {
+		r.VLAN = uint16(sw.outVLAN)
+	}
+	r.CoS = uint8(sw.inPrio)
+	if r.CoS == 0 {
+		r.CoS = uint8(sw.outPrio)
+	}
+	// peer_dst_ip: the BGP next hop, else the IP next hop
+	r.PeerDstIP = bgpNextHop
+	if !r.PeerDstIP.IsValid() {
+		r.PeerDstIP = nextHop
+	}
+}
+
+// sampledIP fills r from a decoded IPv4 or IPv6 record, used when an agent
+// sends those instead of a header.
+func (d *Decoder) sampledIP(r *flow.Record, v *sflow.SampledIPBase) {
+	r.SrcIP, r.DstIP = addr(v.SrcIP), addr(v.DstIP)
+	r.Proto = uint8(v.Protocol)
+	if r.Proto == 6 || r.Proto == 17 {
+		r.SrcPort, r.DstPort = uint16(v.SrcPort), uint16(v.DstPort)
+	}
+	if r.Proto == 6 {
+		r.TCPFlags = uint8(v.TcpFlags)
+	}
+	if r.Bytes == 0 {
+		r.Bytes = uint64(v.Length)
+	}
+}
+
+func addr(b []byte) netip.Addr {
+	a, ok := netip.AddrFromSlice(b)
+	if !ok {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
