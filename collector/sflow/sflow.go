@@ -56,7 +56,7 @@ type Decoder struct {
 	parsers sync.Pool // *headerParser
 
 	datagrams, malformed, flowSamples, counterSamples, dropSamples atomic.Uint64
-	records, headerTruncated, headerUnknown                          atomic.Uint64
+	records, headerTruncated, headerUnknown                        atomic.Uint64
 }
 
 // New returns a decoder.
