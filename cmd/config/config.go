@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/flowdex/flowdex/aggregate/filter"
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/networks"
 	"github.com/flowdex/flowdex/aggregate/spelling"
 	"github.com/flowdex/flowdex/collector/pmacct"
 )
@@ -41,7 +45,7 @@ type Log struct {
 // Input is one source of records.
 type Input struct {
 	Name string `toml:"name"`
-	Type string `toml:"type"` // pmacct: pmacct's print-plugin output or memory-client output
+	Type string `toml:"type"` // pmacct (pmacct's JSON/CSV output), netflow (v5, v9, IPFIX) or sflow
 
 	// pmacct
 	File         string   `toml:"file"`          // path, or "-" for standard input
@@ -52,8 +56,28 @@ type Input struct {
 	Follow       bool     `toml:"follow"`        // run: keep reading as pmacct rewrites or appends the file
 	Poll         Duration `toml:"poll"`          // run: how often a followed file is checked
 
-	Pipeline string `toml:"pipeline"` // the pipeline its records go to
+	Pipeline string `toml:"pipeline"` // pmacct: the pipeline its records go to
+
+	// netflow and sflow
+	Listen        []string           `toml:"listen,omitempty"`         // UDP addresses, e.g. "0.0.0.0:2100", "[::]:2100"
+	Sockets       int                `toml:"sockets,omitempty"`        // SO_REUSEPORT sockets per address
+	ReadBuffer    int                `toml:"read_buffer,omitempty"`    // SO_RCVBUF bytes
+	Queue         int                `toml:"queue,omitempty"`          // datagrams queued per socket before drops
+	Replay        string             `toml:"replay,omitempty"`         // a pcap of exported datagrams read instead of sockets (nfacctd -I)
+	ReplaySpeed   float64            `toml:"replay_speed,omitempty"`   // 0: as fast as possible; 1: recorded speed
+	TemplatesFile string             `toml:"templates_file,omitempty"` // netflow: where templates are kept across restarts
+	Sampling      []SamplingOverride `toml:"sampling,omitempty"`       // per-exporter sampling rate, over what the exporter says
+	Pipelines     []string           `toml:"pipelines,omitempty"`      // the pipelines its flows go to (default: all)
 }
+
+// SamplingOverride sets the sampling rate of the exporters in a prefix.
+type SamplingOverride struct {
+	Exporters string `toml:"exporters"` // an address or a prefix
+	Rate      uint32 `toml:"rate"`
+}
+
+// IsFlow reports whether the input receives flows (NetFlow/IPFIX or sFlow).
+func (in *Input) IsFlow() bool { return in.Type == "netflow" || in.Type == "sflow" }
 
 // Pipeline turns records into documents for its outputs.
 type Pipeline struct {
@@ -62,6 +86,23 @@ type Pipeline struct {
 	// JSON text itself when it starts with '['.
 	Transformations string   `toml:"transformations"`
 	Outputs         []string `toml:"outputs"`
+
+	// Aggregation of flows, with pmacct's names (a pipeline is one pmacct plugin).
+	Aggregate       []string `toml:"aggregate,omitempty"`        // primitives; default src_host, as pmacct
+	Filter          string   `toml:"filter,omitempty"`           // aggregate_filter, libpcap syntax
+	Refresh         Duration `toml:"refresh"`                    // print_refresh_time
+	History         string   `toml:"history,omitempty"`          // print_history: N followed by s, m, h, d or w
+	HistoryRoundoff string   `toml:"history_roundoff,omitempty"` // print_history_roundoff: m, h, d or w
+	Renormalize     bool     `toml:"renormalize,omitempty"`      // multiply packets and bytes by the sampling rate
+	TimeNew         bool     `toml:"time_new,omitempty"`         // nfacctd_time_new: bin flows by arrival, not flow start
+	NetworksFile    string   `toml:"networks_file,omitempty"`    // prefix -> net, mask, AS (longest match)
+
+	TimestampsUTC        bool `toml:"timestamps_utc,omitempty"`
+	TimestampsRFC3339    bool `toml:"timestamps_rfc3339,omitempty"`
+	TimestampsSinceEpoch bool `toml:"timestamps_since_epoch,omitempty"`
+	TimestampsSecs       bool `toml:"timestamps_secs,omitempty"`
+	NumProtos            bool `toml:"num_protos,omitempty"`               // print_num_protos
+	TCPFlagsArray        bool `toml:"tcpflags_encode_as_array,omitempty"` // tcpflags_encode_as_array
 
 	// a p2es file's list, kept as JSON with the file it came from
 	transformations       []byte
@@ -214,10 +255,13 @@ var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)
 
 // known keys per table, for "did you mean" on an unknown key
 var knownKeys = map[string][]string{
-	"":         {"log", "input", "pipeline", "output"},
-	"log":      {"level", "format", "file"},
-	"input":    {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline"},
-	"pipeline": {"name", "transformations", "outputs"},
+	"":    {"log", "input", "pipeline", "output"},
+	"log": {"level", "format", "file"},
+	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
+		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines"},
+	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
+		"renormalize", "time_new", "networks_file", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
+		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
 	"output": {"type", "urls", "username", "password", "password_file", "password_env", "index", "index_timezone",
 		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
 		"timestamp_fields", "flush_docs", "flush_bytes", "flush_interval", "workers", "max_retries",
@@ -268,6 +312,24 @@ func (c *Config) applyDefaults() {
 				in.Poll.Duration = time.Second
 			}
 		}
+		if in.IsFlow() {
+			if len(in.Listen) == 0 && in.Replay == "" {
+				port := "2100" // nfacctd's default port
+				if in.Type == "sflow" {
+					port = "6343"
+				}
+				in.Listen = []string{"0.0.0.0:" + port}
+			}
+			if in.Sockets == 0 {
+				in.Sockets = 1
+			}
+			if in.ReadBuffer == 0 {
+				in.ReadBuffer = 8 << 20
+			}
+			if in.Queue == 0 {
+				in.Queue = 4096
+			}
+		}
 	}
 	if len(c.Outputs) == 0 {
 		c.Outputs = map[string]Output{"stdout": {Type: "print"}}
@@ -287,9 +349,31 @@ func (c *Config) applyDefaults() {
 			slices.Sort(p.Outputs)
 		}
 	}
+	// pmacct records go to the first pipeline; flows to every pipeline that takes
+	// no pmacct records (those are aggregated already)
+	takesPmacct := map[string]bool{}
 	for i := range c.Inputs {
-		if c.Inputs[i].Pipeline == "" {
-			c.Inputs[i].Pipeline = c.Pipelines[0].Name
+		in := &c.Inputs[i]
+		if !in.IsFlow() {
+			if in.Pipeline == "" {
+				in.Pipeline = c.Pipelines[0].Name
+			}
+			takesPmacct[in.Pipeline] = true
+		}
+	}
+	for i := range c.Pipelines {
+		if p := &c.Pipelines[i]; !takesPmacct[p.Name] && p.Refresh.Duration == 0 {
+			p.Refresh.Duration = time.Minute // pmacct's print_refresh_time
+		}
+	}
+	for i := range c.Inputs {
+		in := &c.Inputs[i]
+		if in.IsFlow() && len(in.Pipelines) == 0 {
+			for _, p := range c.Pipelines {
+				if !takesPmacct[p.Name] {
+					in.Pipelines = append(in.Pipelines, p.Name)
+				}
+			}
 		}
 	}
 	for name, o := range c.Outputs {
@@ -337,12 +421,9 @@ func (c *Config) applyDefaults() {
 }
 
 func (c *Config) check(name string, loc *tomlLocator) error {
-	fail := func(path []string, format string, args ...any) error {
+	var fail failFunc = func(path []string, format string, args ...any) error {
 		line, col := loc.find(path...)
 		return &Error{File: name, Line: line, Col: col, Msg: strings.Join(path, ".") + ": " + fmt.Sprintf(format, args...)}
-	}
-	at := func(table string, i int, key string) []string {
-		return []string{table + "#" + strconv.Itoa(i), key}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fail([]string{"log", "level"}, "unknown level %q (expected debug, info, warn or error)", c.Log.Level)
@@ -377,34 +458,24 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			return fail(at("input", i, "name"), "input %q defined twice", in.Name)
 		}
 		inputs[in.Name] = true
+		var err error
 		switch in.Type {
 		case "pmacct":
+			err = c.checkPmacctInput(i, &in, pipelines, fail)
+		case "netflow", "sflow":
+			err = c.checkFlowInput(i, &in, pipelines, fail)
 		case "":
-			return fail(at("input", i, "type"), "missing type (expected \"pmacct\")")
+			return fail(at("input", i, "type"), "missing type (expected %s)", inputTypes)
 		default:
-			return fail(at("input", i, "type"), "unknown input type %q (expected \"pmacct\")", in.Type)
+			return fail(at("input", i, "type"), "unknown input type %q (expected %s)", in.Type, inputTypes)
 		}
-		if in.File == "" {
-			return fail(at("input", i, "file"), "missing file (expected a path, or \"-\" for standard input)")
+		if err != nil {
+			return err
 		}
-		// the reader's own parsers say what is accepted
-		if _, err := pmacct.ParseFormat(in.Format); err != nil {
-			return fail(at("input", i, "format"), "%v", err)
-		}
-		if _, err := pmacct.ParseSeparator(in.CSVSeparator); err != nil {
-			return fail(at("input", i, "csv_separator"), "%v", err)
-		}
-		if _, err := pmacct.ParseNames(in.CSVNames); err != nil {
-			return fail(at("input", i, "csv_names"), "%v", err)
-		}
-		if _, err := LoadLocation(in.Timezone); err != nil {
-			return fail(at("input", i, "timezone"), "%v", err)
-		}
-		if in.Follow && in.File == "-" {
-			return fail(at("input", i, "follow"), "cannot follow standard input (expected a file path)")
-		}
-		if !pipelines[in.Pipeline] {
-			return fail(at("input", i, "pipeline"), "unknown pipeline %q", in.Pipeline)
+	}
+	for i := range c.Pipelines {
+		if err := c.checkAggregation(i, fail); err != nil {
+			return err
 		}
 	}
 	printFiles := map[string]string{}
@@ -447,6 +518,164 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 		}
 	}
 	return nil
+}
+
+const inputTypes = `"pmacct", "netflow" or "sflow"`
+
+// failFunc reports a mistake at a key of the configuration.
+type failFunc func(path []string, format string, args ...any) error
+
+func at(table string, i int, key string) []string {
+	return []string{table + "#" + strconv.Itoa(i), key}
+}
+
+func (c *Config) checkPmacctInput(i int, in *Input, pipelines map[string]bool, fail failFunc) error {
+	if in.File == "" {
+		return fail(at("input", i, "file"), "missing file (expected a path, or \"-\" for standard input)")
+	}
+	// the reader's own parsers say what is accepted
+	if _, err := pmacct.ParseFormat(in.Format); err != nil {
+		return fail(at("input", i, "format"), "%v", err)
+	}
+	if _, err := pmacct.ParseSeparator(in.CSVSeparator); err != nil {
+		return fail(at("input", i, "csv_separator"), "%v", err)
+	}
+	if _, err := pmacct.ParseNames(in.CSVNames); err != nil {
+		return fail(at("input", i, "csv_names"), "%v", err)
+	}
+	if _, err := LoadLocation(in.Timezone); err != nil {
+		return fail(at("input", i, "timezone"), "%v", err)
+	}
+	if in.Follow && in.File == "-" {
+		return fail(at("input", i, "follow"), "cannot follow standard input (expected a file path)")
+	}
+	if !pipelines[in.Pipeline] {
+		return fail(at("input", i, "pipeline"), "unknown pipeline %q", in.Pipeline)
+	}
+	if p := c.Pipeline(in.Pipeline); len(p.Aggregate) > 0 {
+		return fail(at("input", i, "pipeline"), "pipeline %q aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)", in.Pipeline)
+	}
+	return nil
+}
+
+func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fail failFunc) error {
+	if in.File != "" || in.Follow || in.Pipeline != "" {
+		return fail(at("input", i, "file"), "file, follow and pipeline are for pmacct inputs (expected listen or replay, and pipelines)")
+	}
+	for _, l := range in.Listen {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			return fail(at("input", i, "listen"), "%q is not an address and port (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")", l)
+		}
+	}
+	if in.Replay != "" && len(in.Listen) > 0 {
+		return fail(at("input", i, "replay"), "give listen or replay, not both")
+	}
+	if in.ReplaySpeed < 0 {
+		return fail(at("input", i, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", in.ReplaySpeed)
+	}
+	if in.Sockets < 1 || in.Queue < 1 || in.ReadBuffer < 0 {
+		return fail(at("input", i, "sockets"), "sockets and queue must be at least 1, read_buffer not negative")
+	}
+	if in.TemplatesFile != "" && in.Type != "netflow" {
+		return fail(at("input", i, "templates_file"), "templates are a NetFlow v9/IPFIX matter (expected no templates_file on an sflow input)")
+	}
+	for j, s := range in.Sampling {
+		if _, err := ParsePrefix(s.Exporters); err != nil {
+			return fail([]string{"input#" + strconv.Itoa(i), "sampling#" + strconv.Itoa(j), "exporters"}, "%v", err)
+		}
+		if s.Rate == 0 {
+			return fail([]string{"input#" + strconv.Itoa(i), "sampling#" + strconv.Itoa(j), "rate"}, "missing rate (expected 1 or more: one packet in rate was sampled)")
+		}
+	}
+	if len(in.Pipelines) == 0 {
+		return fail(at("input", i, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
+	}
+	for _, p := range in.Pipelines {
+		if !pipelines[p] {
+			return fail(at("input", i, "pipelines"), "unknown pipeline %q", p)
+		}
+	}
+	return nil
+}
+
+// checkAggregation checks the flow-aggregation settings of pipeline i.
+func (c *Config) checkAggregation(i int, fail failFunc) error {
+	p := &c.Pipelines[i]
+	if _, err := flow.ParseAggregate(p.Aggregate); err != nil {
+		return fail(at("pipeline", i, "aggregate"), "%v", err)
+	}
+	if _, err := ParseHistory(p.History); err != nil {
+		return fail(at("pipeline", i, "history"), "%v", err)
+	}
+	switch p.HistoryRoundoff {
+	case "", "m", "h", "d", "w":
+	default:
+		return fail(at("pipeline", i, "history_roundoff"), "unknown roundoff %q (expected m, h, d or w)", p.HistoryRoundoff)
+	}
+	if p.HistoryRoundoff != "" && p.History == "" {
+		return fail(at("pipeline", i, "history_roundoff"), "history_roundoff without history")
+	}
+	if p.Refresh.Duration != 0 && p.Refresh.Duration < time.Second {
+		return fail(at("pipeline", i, "refresh"), "%v is too short (expected 1s or more; pmacct's default is 60s)", p.Refresh.Duration)
+	}
+	if p.TimestampsRFC3339 && p.TimestampsSinceEpoch {
+		return fail(at("pipeline", i, "timestamps_rfc3339"), "timestamps_rfc3339 and timestamps_since_epoch exclude each other")
+	}
+	if p.Filter != "" {
+		if _, err := filter.Compile(p.Filter); err != nil {
+			return fail(at("pipeline", i, "filter"), "%v", err)
+		}
+	}
+	if p.NetworksFile != "" {
+		if _, err := networks.Load(c.Resolve(p.NetworksFile)); err != nil {
+			return fail(at("pipeline", i, "networks_file"), "%v", err)
+		}
+	}
+	return nil
+}
+
+// Pipeline returns the pipeline called name, or nil.
+func (c *Config) Pipeline(name string) *Pipeline {
+	for i := range c.Pipelines {
+		if c.Pipelines[i].Name == name {
+			return &c.Pipelines[i]
+		}
+	}
+	return nil
+}
+
+// ParsePrefix reads an address or a prefix; an address is a prefix of its full length.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a prefix (expected e.g. \"192.0.2.0/24\" or \"2001:db8::/32\")", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or prefix (expected e.g. \"192.0.2.1\" or \"192.0.2.0/24\")", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d
+// or w ("" means no bins). Month bins (pmacct's M) are not supported.
+func ParseHistory(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	unit, ok := units[s[len(s)-1]]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if !ok || err != nil || n < 1 {
+		if s[len(s)-1] == 'M' {
+			return 0, fmt.Errorf("month bins (%q) are not supported (expected s, m, h, d or w)", s)
+		}
+		return 0, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d or w, e.g. \"1m\" or \"5m\")", s)
+	}
+	return time.Duration(n) * unit, nil
 }
 
 func (c *Config) outputNames() []string {

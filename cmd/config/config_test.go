@@ -58,7 +58,13 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with suggestion", "[[input]]\ntype = \"pmacct\"\nfiel = \"x\"\n", `flowdex.toml:3:1: unknown key "input.fiel" (did you mean "file"?)`},
 		{"bad level", "[log]\nlevel = \"loud\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: log.level: unknown level "loud" (expected debug, info, warn or error)`},
 		{"no input", "[log]\nlevel = \"info\"\n", `flowdex.toml: no [[input]] (expected at least one, e.g. type = "pmacct")`},
-		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct")`},
+		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct", "netflow" or "sflow")`},
+		{"bad listen", "[[input]]\ntype = \"netflow\"\nlisten = [\"localhost:2055\"]\n", `flowdex.toml:3:1: input#0.listen: "localhost:2055" is not an address and port (expected e.g. "0.0.0.0:2100" or "[::]:2100")`},
+		{"unknown primitive", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_hots\"]\n", `flowdex.toml:4:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`},
+		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d or w, e.g. "1m" or "5m")`},
+		{"bad filter", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nfilter = \"tcp port http2x\"\n", `flowdex.toml:4:1: pipeline#0.filter: aggregate filter "tcp port http2x": libpcap: unknown port 'http2x'`},
+		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
+		{"pmacct records into an aggregating pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\naggregate = [\"src_host\"]\n", `flowdex.toml:1:1: input#0.pipeline: pipeline "pipeline1" aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)`},
 		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:1: input#0.format: unknown format "xml" (expected json, csv or auto)`},
 		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
 		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
@@ -188,4 +194,50 @@ func FuzzParseTOML(f *testing.F) {
 			t.Fatalf("error without a position type: %v", err)
 		}
 	})
+}
+
+// Flow inputs get pmacct's ports and feed the pipelines no pmacct input uses;
+// aggregating pipelines get pmacct's refresh time.
+func TestFlowDefaults(t *testing.T) {
+	c, err := Parse("flowdex.toml", []byte(`
+[[input]]
+type = "pmacct"
+file = "-"
+pipeline = "json"
+[[input]]
+type = "netflow"
+[[input]]
+type = "sflow"
+replay = "exports.pcap"
+[[pipeline]]
+name = "json"
+[[pipeline]]
+name = "flows"
+aggregate = ["sum_host"]
+history = "5m"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nf, sf := c.Inputs[1], c.Inputs[2]
+	if len(nf.Listen) != 1 || nf.Listen[0] != "0.0.0.0:2100" || nf.Sockets != 1 || nf.Queue != 4096 {
+		t.Errorf("netflow defaults: %+v", nf)
+	}
+	if len(sf.Listen) != 0 || sf.Replay != "exports.pcap" {
+		t.Errorf("a replayed input listens: %+v", sf)
+	}
+	for _, in := range []Input{nf, sf} {
+		if len(in.Pipelines) != 1 || in.Pipelines[0] != "flows" {
+			t.Errorf("%s feeds %v, want [flows]", in.Name, in.Pipelines)
+		}
+	}
+	if c.Pipelines[1].Refresh.Duration != time.Minute || c.Pipelines[0].Refresh.Duration != 0 {
+		t.Errorf("refresh: %v %v", c.Pipelines[0].Refresh, c.Pipelines[1].Refresh)
+	}
+	if d, err := ParseHistory("1w"); err != nil || d != 7*24*time.Hour {
+		t.Errorf("1w: %v %v", d, err)
+	}
+	if _, err := ParseHistory("1M"); err == nil || !strings.Contains(err.Error(), "month bins") {
+		t.Errorf("1M: %v", err)
+	}
 }

@@ -63,19 +63,38 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	return &esOutput{Sink: s, deadLetter: ec.DeadLetterFile}, nil
 }
 
-// inputLocation is the time zone of pmacct's naive timestamps for the inputs that
-// reach output name; they must agree.
+// inputLocation is the time zone of the naive timestamps of the documents that
+// reach output name; the pipelines writing to it must agree.
 func inputLocation(name string, cfg *config.Config) (*time.Location, error) {
 	var zone string
-	for _, in := range cfg.Inputs {
-		for _, p := range cfg.Pipelines {
-			if p.Name != in.Pipeline || !slices.Contains(p.Outputs, name) {
+	agree := func(z string) error {
+		if zone != "" && !strings.EqualFold(zone, z) {
+			return fmt.Errorf("pipelines writing to it have timestamps in different time zones (%s, %s): give them one timezone (pmacct inputs) or the same timestamps_utc (flows)", zone, z)
+		}
+		zone = z
+		return nil
+	}
+	for _, p := range cfg.Pipelines {
+		if !slices.Contains(p.Outputs, name) {
+			continue
+		}
+		for _, in := range cfg.Inputs {
+			z := ""
+			switch {
+			case !in.IsFlow() && in.Pipeline == p.Name:
+				z = in.Timezone
+			case in.IsFlow() && slices.Contains(in.Pipelines, p.Name):
+				// flowdex writes flow times itself: local time unless timestamps_utc
+				z = "Local"
+				if p.TimestampsUTC {
+					z = "UTC"
+				}
+			default:
 				continue
 			}
-			if zone != "" && !strings.EqualFold(zone, in.Timezone) {
-				return nil, fmt.Errorf("inputs writing to it read timestamps in different time zones (%s, %s): give them one timezone", zone, in.Timezone)
+			if err := agree(z); err != nil {
+				return nil, err
 			}
-			zone = in.Timezone
 		}
 	}
 	return config.LoadLocation(zone)

@@ -50,18 +50,20 @@ type pipeline struct {
 	outputs []*namedOutput
 }
 
-// flow is the configured graph: pipelines and the outputs they share.
-type flow struct {
-	cfg       *config.Config
-	logger    *slog.Logger
-	outputs   []*namedOutput
-	pipelines map[string]*pipeline
+// graph is what a configuration builds: pipelines and the outputs they share.
+type graph struct {
+	cfg           *config.Config
+	logger        *slog.Logger
+	outputs       []*namedOutput
+	pipelines     map[string]*pipeline
+	flowPipelines []*flowPipeline // the pipelines that aggregate flows
+	flowInputs    []*flowInput
 }
 
 // build makes every pipeline and output of cfg without starting anything, so that
 // check finds the same mistakes run would.
-func build(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*flow, error) {
-	f := &flow{cfg: cfg, logger: logger, pipelines: map[string]*pipeline{}}
+func build(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*graph, error) {
+	f := &graph{cfg: cfg, logger: logger, pipelines: map[string]*pipeline{}}
 	byName := map[string]*namedOutput{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
 		o := cfg.Outputs[name]
@@ -99,10 +101,35 @@ func build(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*flow, er
 		}
 		f.pipelines[pc.Name] = p
 	}
+	byPipeline := map[string]*flowPipeline{}
+	for i := range cfg.Inputs {
+		in := &cfg.Inputs[i]
+		if !in.IsFlow() {
+			continue
+		}
+		var fps []*flowPipeline
+		for _, name := range in.Pipelines {
+			fp := byPipeline[name]
+			if fp == nil {
+				var err error
+				if fp, err = newFlowPipeline(f.pipelines[name], cfg.Pipeline(name), cfg); err != nil {
+					return nil, err
+				}
+				byPipeline[name] = fp
+				f.flowPipelines = append(f.flowPipelines, fp)
+			}
+			fps = append(fps, fp)
+		}
+		fi, err := newFlowInput(in, cfg, fps, logger)
+		if err != nil {
+			return nil, err
+		}
+		f.flowInputs = append(f.flowInputs, fi)
+	}
 	return f, nil
 }
 
-func (f *flow) start(ctx context.Context) error {
+func (f *graph) start(ctx context.Context) error {
 	for i, o := range f.outputs {
 		if err := o.Start(ctx); err != nil {
 			for _, started := range f.outputs[:i] {
@@ -115,7 +142,7 @@ func (f *flow) start(ctx context.Context) error {
 }
 
 // stop flushes and stops every output and returns what they delivered.
-func (f *flow) stop(ctx context.Context) (map[string]deliveryReport, error) {
+func (f *graph) stop(ctx context.Context) (map[string]deliveryReport, error) {
 	reports := map[string]deliveryReport{}
 	var errs []error
 	for _, o := range f.outputs {
@@ -233,7 +260,7 @@ func notifyContext() (context.Context, context.CancelFunc) {
 // session is what run and ingest share: the logger, the started outputs and the
 // signal context.
 type session struct {
-	*flow
+	*graph
 	ctx      context.Context
 	cancel   context.CancelFunc
 	closeLog func()
@@ -265,7 +292,7 @@ func startSession(cfg *config.Config, stdout, stderr io.Writer) (*session, int) 
 		closeLog()
 		return nil, exitStartup
 	}
-	return &session{flow: f, ctx: ctx, cancel: cancel, closeLog: closeLog}, exitOK
+	return &session{graph: f, ctx: ctx, cancel: cancel, closeLog: closeLog}, exitOK
 }
 
 // finish flushes and stops every output, with a context of its own so that after

@@ -41,8 +41,24 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c counters
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfg.Inputs))
+	loops, stopLoops := context.WithCancel(ctx)
+	var loopsDone sync.WaitGroup
+	for _, fp := range sess.flowPipelines {
+		loopsDone.Go(func() { fp.refreshLoop(loops, &c, logger) })
+	}
+	for _, fi := range sess.flowInputs {
+		wg.Go(func() {
+			if err := fi.run(ctx); err != nil {
+				logger.Error("input stopped", "input", fi.cfg.Name, "error", err)
+				errs <- fmt.Errorf("input %q: %w", fi.cfg.Name, err)
+			}
+		})
+	}
 	for i := range cfg.Inputs {
 		in := &cfg.Inputs[i]
+		if in.IsFlow() {
+			continue
+		}
 		p := sess.pipelines[in.Pipeline]
 		wg.Go(func() {
 			if err := runInput(ctx, in, cfg, p, stdin, &c, logger); err != nil && !errors.Is(err, context.Canceled) {
@@ -53,6 +69,15 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	wg.Wait()
 	close(errs)
+	stopLoops()
+	loopsDone.Wait()
+	// what the caches hold goes out now, as pmacct's plugins flush at exit
+	for _, fp := range sess.flowPipelines {
+		fp.flush(context.WithoutCancel(ctx), time.Now(), &c, logger)
+	}
+	for _, fi := range sess.flowInputs {
+		fi.saveTemplates()
+	}
 	logger.Info("flushing outputs")
 	reports, stopErr := sess.finish()
 	for name, r := range reports {

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/cache"
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/filter"
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/networks"
+	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/collector/datagram"
+	"github.com/flowdex/flowdex/collector/netflow"
+)
+
+// flowPipeline is a pipeline that aggregates flows, as one pmacct plugin does:
+// records go into its cache, and at every refresh the cache is written out.
+type flowPipeline struct {
+	*pipeline
+	cache   *cache.Cache
+	agg     flow.Aggregate
+	format  flow.Format
+	history bool
+	refresh time.Duration
+
+	mu  sync.Mutex // one flush at a time: doc and ids are reused
+	doc document.Document
+}
+
+func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flowPipeline, error) {
+	agg, err := flow.ParseAggregate(pc.Aggregate)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: aggregate: %w", pc.Name, err)
+	}
+	history, err := config.ParseHistory(pc.History)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: history: %w", pc.Name, err)
+	}
+	cc := cache.Configuration{
+		Aggregate:       agg,
+		History:         history,
+		HistoryRoundoff: pc.HistoryRoundoff,
+		Location:        time.Local,
+		Renormalize:     pc.Renormalize,
+		TimeNew:         pc.TimeNew,
+	}
+	if pc.TimestampsUTC {
+		cc.Location = time.UTC
+	}
+	if pc.Filter != "" {
+		if cc.Filter, err = filter.Compile(pc.Filter); err != nil {
+			return nil, fmt.Errorf("pipeline %q: filter: %w", pc.Name, err)
+		}
+	}
+	if pc.NetworksFile != "" {
+		if cc.Networks, err = networks.Load(cfg.Resolve(pc.NetworksFile)); err != nil {
+			return nil, fmt.Errorf("pipeline %q: networks_file: %w", pc.Name, err)
+		}
+	}
+	return &flowPipeline{
+		pipeline: p,
+		cache:    cache.New(cc),
+		agg:      agg,
+		format: flow.Format{
+			UTC: pc.TimestampsUTC, RFC3339: pc.TimestampsRFC3339, SinceEpoch: pc.TimestampsSinceEpoch,
+			Secs: pc.TimestampsSecs, NumProtos: pc.NumProtos, TCPFlagsArray: pc.TCPFlagsArray,
+		},
+		history: history > 0,
+		refresh: pc.Refresh.Duration,
+	}, nil
+}
+
+// flush writes out and empties the cache. Every partial bin is a document of its
+// own: the id names the pipeline, the flush and the entry's place in it, so a bin
+// written at two refreshes gives two documents that sum up, as pmacct's records
+// do, and a retried bulk request cannot index one twice.
+func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, logger *slog.Logger) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	ids := newIDMaker(fp.name + "|" + strconv.FormatInt(now.UnixNano(), 10))
+	var updated int64
+	if fp.history {
+		updated = now.Unix()
+	}
+	n := 0
+	fp.cache.Flush(func(e *cache.Entry) {
+		n++
+		fp.format.Document(&fp.doc, fp.agg, &e.Key,
+			flow.Counters{TCPFlags: e.TCPFlags, Packets: e.Packets, Bytes: e.Bytes, Flows: e.Flows},
+			flow.Stamps{Inserted: e.Bin, Updated: updated})
+		if fp.program != nil {
+			fp.program.Apply(&fp.doc)
+		}
+		id := ids.make(n, nil)
+		c.records.Add(1)
+		for _, o := range fp.outputs {
+			if err := o.Write(ctx, &fp.doc, id); err != nil {
+				c.writeErrors.Add(1)
+				logger.Error("write failed", "pipeline", fp.name, "output", o.name, "error", err)
+			}
+		}
+	})
+	if n > 0 {
+		logger.Debug("pipeline flushed", "pipeline", fp.name, "entries", n)
+	}
+}
+
+// refreshLoop flushes at every refresh, on pmacct's schedule: deadlines are the
+// start minute plus multiples of the refresh time.
+func (fp *flowPipeline) refreshLoop(ctx context.Context, c *counters, logger *slog.Logger) {
+	start := time.Now()
+	base := start.Truncate(time.Minute)
+	next := base.Add((start.Sub(base)/fp.refresh + 1) * fp.refresh)
+	for {
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case now := <-t.C:
+			// the outputs get a context of their own: a flush under way at shutdown completes
+			fp.flush(context.WithoutCancel(ctx), now, c, logger)
+			next = next.Add(fp.refresh)
+		}
+	}
+}
+
+// flowInput is a NetFlow/IPFIX or sFlow input: sockets or a replayed pcap,
+// a decoder, and the pipelines its records go to.
+type flowInput struct {
+	cfg       *config.Input
+	pipelines []*flowPipeline
+	decode    func(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error
+	netflow   *netflow.Decoder // nil for sFlow
+	logger    *slog.Logger
+
+	datagrams, malformed atomic.Uint64
+	lastLog              atomic.Int64 // Unix seconds of the last malformed-datagram log line
+	suppressed           atomic.Uint64
+}
+
+func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
+	fi := &flowInput{cfg: in, pipelines: pipelines, logger: logger.With("input", in.Name)}
+	overrides := in.Sampling
+	switch in.Type {
+	case "netflow":
+		nc := netflow.DefaultConfiguration()
+		if in.TemplatesFile != "" {
+			nc.TemplatesFile = cfg.Resolve(in.TemplatesFile)
+		}
+		for _, s := range overrides {
+			p, _ := config.ParsePrefix(s.Exporters)
+			nc.Sampling = append(nc.Sampling, netflow.SamplingOverride{Exporters: p, Rate: s.Rate})
+		}
+		d, err := netflow.New(nc, fi.logger)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", in.Name, err)
+		}
+		fi.netflow, fi.decode = d, d.Decode
+	case "sflow":
+		d, err := newSFlowDecoder(overrides, fi.logger)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", in.Name, err)
+		}
+		fi.decode = d
+	default:
+		return nil, fmt.Errorf("input %q: not a flow input", in.Name)
+	}
+	return fi, nil
+}
+
+func (fi *flowInput) emit(r *flow.Record) {
+	for _, p := range fi.pipelines {
+		p.cache.Add(r)
+	}
+}
+
+// handle decodes one datagram. A malformed one is counted and logged with its
+// exporter, at most once a second so that a broken exporter cannot flood the log.
+func (fi *flowInput) handle(d *datagram.Datagram) {
+	fi.datagrams.Add(1)
+	err := fi.decode(d.Payload, d.Source.Addr(), d.Received, fi.emit)
+	if err == nil {
+		return
+	}
+	fi.malformed.Add(1)
+	now := time.Now().Unix()
+	if last := fi.lastLog.Load(); now != last && fi.lastLog.CompareAndSwap(last, now) {
+		fi.logger.Warn("malformed datagram", "exporter", d.Source.String(), "bytes", len(d.Payload),
+			"error", err, "suppressed_since_last", fi.suppressed.Swap(0))
+		return
+	}
+	fi.suppressed.Add(1)
+}
+
+// run receives until ctx is done (sockets) or the pcap ends (replay).
+func (fi *flowInput) run(ctx context.Context) error {
+	in := fi.cfg
+	if in.Replay != "" {
+		st, err := datagram.Replay(ctx, in.Replay, in.ReplaySpeed, fi.handle)
+		fi.logger.Info("replay finished", "file", in.Replay, "datagrams", fi.datagrams.Load(),
+			"malformed", fi.malformed.Load(), "replay", fmt.Sprintf("%+v", st))
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	}
+	dc := datagram.DefaultConfiguration()
+	dc.Listen, dc.Sockets, dc.ReadBuffer, dc.QueueSize = in.Listen, in.Sockets, in.ReadBuffer, in.Queue
+	l, err := datagram.New(dc, fi.handle, fi.logger)
+	if err != nil {
+		return err
+	}
+	if err := l.Start(); err != nil {
+		return err
+	}
+	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
+	<-ctx.Done()
+	stopErr := l.Stop()
+	fi.logger.Info("input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
+		"sockets", fmt.Sprintf("%+v", l.Stats()))
+	return stopErr
+}
+
+// saveTemplates keeps NetFlow v9/IPFIX templates for the next start.
+func (fi *flowInput) saveTemplates() {
+	if fi.netflow == nil || fi.cfg.TemplatesFile == "" {
+		return
+	}
+	if err := fi.netflow.Save(); err != nil {
+		fi.logger.Error("saving templates failed", "file", fi.cfg.TemplatesFile, "error", err)
+	}
+}
