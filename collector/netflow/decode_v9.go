@@ -319,6 +319,12 @@ func (d *Decoder) templateSet(e *exporter, h *header, id uint16, set []byte) err
 		}
 		rec := set[:size]
 		set = set[size:]
+		// exporters resend their templates every few seconds: an unchanged one
+		// is not decoded and compiled again
+		if t := e.template(templateKey{h.version, h.domain, tid}); t != nil && t.options == options && bytes.Equal(t.raw, rec) {
+			d.counters.tplRefreshed.Add(1)
+			continue
+		}
 
 		var records []any
 		buf := bytes.NewBuffer(rec)
@@ -349,7 +355,7 @@ func (d *Decoder) templateSet(e *exporter, h *header, id uint16, set []byte) err
 			}
 		}
 		for _, r := range records {
-			d.addGoflowTemplate(e, h.version, h.domain, tid, r)
+			d.addGoflowTemplate(e, h.version, h.domain, tid, r, rec)
 		}
 	}
 	return nil
@@ -411,7 +417,9 @@ func (d *Decoder) withdraw(e *exporter, h *header, tid uint16, options bool) {
 
 // addGoflowTemplate stores a template record decoded by goflow2, refusing
 // those that cannot be used.
-func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, id uint16, record any) {
+// raw is the template record as it came, to recognise it when it is resent
+// (nil when unknown).
+func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, id uint16, record any, raw []byte) {
 	if r, ok := record.(goflow.TemplateRecord); ok && len(r.Fields) == 0 && version == versionIPFIX {
 		// A withdrawal, when goflow2 decoded the set (reference path).
 		d.withdraw(e, &header{version: version, domain: domain}, id, false)
@@ -419,6 +427,9 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 	}
 	k := templateKey{version, domain, id}
 	t, err := newTemplate(k, record, d.cfg.UseIPNextHop)
+	if err == nil {
+		t.raw = bytes.Clone(raw)
+	}
 	if err != nil {
 		d.counters.tplRefused.Add(1)
 		if e.logAllowed(time.Now(), malformedLogInterval) {

@@ -148,7 +148,7 @@ func (d *Decoder) templateSystem(addr netip.Addr) templateSystem {
 }
 
 func (ts templateSystem) AddTemplate(version uint16, domain uint32, id uint16, record any) error {
-	ts.d.addGoflowTemplate(ts.e, version, domain, id, record)
+	ts.d.addGoflowTemplate(ts.e, version, domain, id, record, nil)
 	return nil
 }
 

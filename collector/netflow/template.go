@@ -35,7 +35,8 @@ type template struct {
 	lens  []int // fixed templates: length of each field
 	plan  plan  // data templates
 
-	goflow any // the same template as goflow2 stores it
+	goflow any    // the same template as goflow2 stores it
+	raw    []byte // the template record as received, nil when unknown
 }
 
 var (
