@@ -206,8 +206,9 @@ func (fi *flowInput) run(ctx context.Context) error {
 	in := fi.cfg
 	if in.Replay != "" {
 		st, err := datagram.Replay(ctx, in.Replay, in.ReplaySpeed, fi.handle)
-		fi.logger.Info("replay finished", "file", in.Replay, "datagrams", fi.datagrams.Load(),
-			"malformed", fi.malformed.Load(), "replay", fmt.Sprintf("%+v", st))
+		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
+			"malformed", fi.malformed.Load(), "skipped", st.Skipped())
+		fi.logDecoderStats()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -223,11 +224,39 @@ func (fi *flowInput) run(ctx context.Context) error {
 		return err
 	}
 	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
-	<-ctx.Done()
+	// templates are saved as they come, so that a crash loses at most a minute of them
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-tick.C:
+			fi.saveTemplates()
+		}
+	}
 	stopErr := l.Stop()
+	st := l.Stats()
 	fi.logger.Info("input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
-		"sockets", fmt.Sprintf("%+v", l.Stats()))
+		"received", st.Received, "dropped_queue_full", st.Dropped, "dropped_by_kernel", st.KernelDrops,
+		"truncated", st.Truncated, "read_errors", st.ReadErrors)
+	fi.logDecoderStats()
 	return stopErr
+}
+
+// logDecoderStats says what the decoder made of the datagrams, including the
+// data that came before its template, per exporter.
+func (fi *flowInput) logDecoderStats() {
+	if fi.netflow == nil {
+		return
+	}
+	st := fi.netflow.Stats()
+	fi.logger.Info("netflow decoder", "records", st.Records, "option_records", st.OptionRecords,
+		"templates_added", st.TemplatesAdded, "templates_refused", st.TemplatesRefused,
+		"templates_withdrawn", st.TemplatesWithdrawn, "unsupported_version", st.UnsupportedVersion)
+	for exporter, n := range st.NoTemplate {
+		fi.logger.Warn("data sets without their template (dropped)", "exporter", exporter, "sets", n)
+	}
 }
 
 // saveTemplates keeps NetFlow v9/IPFIX templates for the next start.
