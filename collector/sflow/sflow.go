@@ -8,6 +8,7 @@ package sflow
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,10 @@ func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, 
 	if len(payload) < 4 || payload[0] != 0 || payload[1] != 0 || payload[2] != 0 || payload[3] != 5 {
 		d.malformed.Add(1)
 		return errVersion
+	}
+	if err := checkRecordCounts(payload); err != nil {
+		d.malformed.Add(1)
+		return fmt.Errorf("sflow from %s: %w", source, err)
 	}
 	var pkt sflow.Packet
 	err := sflow.DecodeMessageVersion(bytes.NewBuffer(payload), &pkt)
@@ -253,4 +258,53 @@ func addr(b []byte) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// expandedFlowSample is sFlow's sample format 3.
+const expandedFlowSample = 3
+
+// checkRecordCounts refuses a datagram whose expanded flow sample claims more
+// records than its length can hold. goflow2 v2.2.6 caps the record count of
+// every sample format but that one, and makes a slice of the claimed count: a
+// single crafted datagram would have it allocate gigabytes (found by
+// FuzzDecodeSFlow).
+func checkRecordCounts(p []byte) error {
+	u32 := func(off int) (uint32, bool) {
+		if off < 0 || off+4 > len(p) {
+			return 0, false
+		}
+		return binary.BigEndian.Uint32(p[off:]), true
+	}
+	off := 8 // version, agent address type
+	switch t, _ := u32(4); t {
+	case 1:
+		off += 4
+	case 2:
+		off += 16
+	default:
+		return nil // goflow2 reports it
+	}
+	off += 12 // sub-agent, sequence, uptime
+	n, ok := u32(off)
+	if !ok {
+		return nil
+	}
+	off += 4
+	for i := uint32(0); i < n; i++ {
+		format, ok1 := u32(off)
+		length, ok2 := u32(off + 4)
+		if !ok1 || !ok2 || uint64(length) > uint64(len(p)-off-8) {
+			return nil // a short datagram: goflow2 stops there
+		}
+		body := off + 8
+		if format == expandedFlowSample {
+			// sequence, source type and index, rate, pool, drops, in and out
+			// (format and value each), then the record count
+			if count, ok := u32(body + 40); ok && uint64(count)*8 > uint64(length) {
+				return fmt.Errorf("expanded flow sample %d claims %d records in %d bytes", i, count, length)
+			}
+		}
+		off = body + int(length)
+	}
+	return nil
 }

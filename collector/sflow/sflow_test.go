@@ -284,3 +284,28 @@ func TestHeaderParseAllocations(t *testing.T) {
 		t.Errorf("%v allocations per header", n)
 	}
 }
+
+// goflow2 v2.2.6 does not cap the record count of expanded flow samples and
+// allocates what the datagram claims: such a datagram is refused first.
+func TestExpandedSampleRecordCountGuard(t *testing.T) {
+	d, _ := New(DefaultConfiguration(), nil)
+	expanded := func(count uint32, records ...xdr) xdr {
+		body := xdr{}.u32(1, 0, 3, 100, 10000, 0, 0, 5, 0, 6, count)
+		for _, r := range records {
+			body = append(body, r...)
+		}
+		return xdr{}.u32(3, uint32(len(body))).opaque(body)
+	}
+	recs, err := decodeAll(t, d, datagram([4]byte{192, 0, 2, 1}, 0, 1, expanded(1, rawHeader(protoEthernet, 100, tcpFrame(t, 0)))))
+	if err != nil || len(recs) != 1 || recs[0].InIface != 5 || recs[0].OutIface != 6 || recs[0].SamplingRate != 100 {
+		t.Fatalf("expanded sample: %v %+v", err, recs)
+	}
+	start := time.Now()
+	_, err = decodeAll(t, d, datagram([4]byte{192, 0, 2, 1}, 0, 1, expanded(0x7fffffff)))
+	if err == nil || !strings.Contains(err.Error(), "claims 2147483647 records") {
+		t.Errorf("error %v, want the record count refused", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("refusing took %v", time.Since(start))
+	}
+}

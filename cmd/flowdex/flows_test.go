@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/collector/datagram"
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
+)
+
+// A bin written at two refreshes reaches Elasticsearch as two documents that
+// sum up, never one overwriting the other: the same NetFlow v9 datagrams sent
+// twice, a flush between them, give every (key, bin) twice, with twice the
+// packets and bytes of one replay of them.
+func TestPartialBinsAddUp(t *testing.T) {
+	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
+		t.Run(es.name, func(t *testing.T) {
+			export := "../../collector/netflow/testdata/softflowd-v9.pcap"
+			var payloads [][]byte
+			if _, err := datagram.Replay(context.Background(), export, 0, func(d *datagram.Datagram) {
+				payloads = append(payloads, append([]byte(nil), d.Payload...))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			index := estest.Index(t, "flowdex-test-bins")
+			port := freeUDPPort(t)
+			aggregate := `["src_host", "dst_host", "proto"]`
+			conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+[[pipeline]]
+name = "bins"
+aggregate = %s
+refresh = "1s"
+history = "1h"
+timestamps_utc = true
+outputs = ["es"]
+[output.es]
+type = "elasticsearch"
+urls = [%q]
+index = "%s-%%Y.%%m"
+replicas = 0
+flush_interval = "100ms"
+`, port, aggregate, es.url, index))
+			cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+			conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			send := func() {
+				for _, p := range payloads {
+					if _, err := conn.Write(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			send()
+			waitFor(t, "the first refresh to reach Elasticsearch", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") > 0 })
+			first := estest.Count(t, es.url, index+"-*")
+			send()
+			waitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") >= 2*first })
+			terminate(t, cmd, &stderr)
+
+			replay := writeFile(t, dir, "replay.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+replay = %q
+[[pipeline]]
+aggregate = %s
+history = "1h"
+timestamps_utc = true
+[output.file]
+type = "print"
+file = "replay.json"
+`, export, aggregate))
+			if code, _, stderr := runCLI(t, "", "run", "-c", replay); code != 0 {
+				t.Fatalf("replay: exit %d\n%s", code, stderr)
+			}
+			once := loadSums(t, "replay", dir+"/replay.json")
+
+			docs := estest.Docs(t, es.url, index+"-*")
+			var sources []map[string]any
+			perKey := map[string]int{}
+			for _, d := range docs {
+				sources = append(sources, d.Source)
+				one, err := sumDocs([]map[string]any{d.Source})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k := range one {
+					perKey[k]++
+				}
+			}
+			got, err := sumDocs(sources)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(once) {
+				t.Fatalf("%d keys in Elasticsearch, %d in one replay", len(got), len(once))
+			}
+			for k, w := range once {
+				g := got[k]
+				if perKey[k] != 2 || g.packets != 2*w.packets || g.bytes != 2*w.bytes {
+					t.Errorf("%s: %d documents, %d packets, %d bytes; want 2 documents, %d packets, %d bytes",
+						k, perKey[k], g.packets, g.bytes, 2*w.packets, 2*w.bytes)
+				}
+			}
+		})
+	}
+}
