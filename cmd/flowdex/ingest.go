@@ -46,6 +46,10 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	in := &cfg.Inputs[0]
+	if in.IsFlow() {
+		fmt.Fprintf(stderr, "flowdex: ingest reads pmacct output; input %q is %s: use flowdex run (replay = FILE reads a pcap once)\n", in.Name, in.Type)
+		return exitUsage
+	}
 	if *input != "" {
 		in.File = absPath(*input) // relative to where the command runs, not to the configuration
 	}

@@ -74,6 +74,9 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// what the caches hold goes out now, as pmacct's plugins flush at exit
 	for _, fp := range sess.flowPipelines {
 		fp.flush(context.WithoutCancel(ctx), time.Now(), &c, logger)
+		st := fp.cache.Stats()
+		logger.Info("pipeline stopped", "pipeline", fp.name, "records", st.Records, "filtered_out", st.Filtered,
+			"flushes", st.Flushes, "aggregates_written", st.Flushed)
 	}
 	for _, fi := range sess.flowInputs {
 		fi.saveTemplates()
