@@ -64,6 +64,7 @@ es-secure-stop:
 vet:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Each fuzz target for a short while (FUZZTIME=10m for a long run).
 FUZZTIME ?= 30s

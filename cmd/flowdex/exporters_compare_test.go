@@ -7,7 +7,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,11 +159,3 @@ func diffSums(got, want recordSums) []string {
 	return diffs
 }
 
-// describe prints sums for a failure message or a log.
-func (s recordSums) describe() string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(s)) {
-		fmt.Fprintf(&b, "  %s: %s\n", k, s[k])
-	}
-	return b.String()
-}

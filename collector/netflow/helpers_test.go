@@ -149,8 +149,6 @@ type refHeader struct {
 	version                   uint16
 	uptime, secs, seq, domain uint32
 	exportMicros              int64
-	v5Sampling                uint16
-	v5EngineID                uint8
 }
 
 func (ref *reference) decode(dg datagram) ([]flow.Record, error) {
