@@ -158,4 +158,3 @@ func diffSums(got, want recordSums) []string {
 	slices.Sort(diffs)
 	return diffs
 }
-

@@ -537,7 +537,13 @@ func freeUDPPort(t *testing.T) int {
 // of the same datagrams.
 func TestExporterLive(t *testing.T) {
 	requireTools(t, "softflowd", "nfacctd")
-	url := estest.URL(t)
+	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
+		t.Run(es.name, func(t *testing.T) { exporterLive(t, es.url) })
+	}
+}
+
+// exporterLive is TestExporterLive against the Elasticsearch at url.
+func exporterLive(t *testing.T, url string) {
 	index := estest.Index(t, "flowdex-test-live")
 	dir := t.TempDir()
 	set := aggregateSets[0] // five_tuple
