@@ -40,6 +40,7 @@ name = "bins"
 aggregate = %s
 refresh = "1s"
 history = "1h"
+history_roundoff = "h" # bins from midnight: the live run and the replay start at different minutes
 timestamps_utc = true
 outputs = ["es"]
 [output.es]
@@ -83,6 +84,7 @@ replay = %q
 [[pipeline]]
 aggregate = %s
 history = "1h"
+history_roundoff = "h"
 timestamps_utc = true
 [output.file]
 type = "print"
