@@ -17,9 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/packet"
 )
 
 // Configuration of a decoder.
@@ -54,7 +57,7 @@ type Stats struct {
 type Decoder struct {
 	cfg     Configuration
 	logger  *slog.Logger
-	parsers sync.Pool // *headerParser
+	parsers sync.Pool // *packet.Parser
 
 	datagrams, malformed, flowSamples, counterSamples, dropSamples atomic.Uint64
 	records, headerTruncated, headerUnknown                        atomic.Uint64
@@ -68,7 +71,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		}
 	}
 	d := &Decoder{cfg: cfg, logger: logger}
-	d.parsers.New = func() any { return newHeaderParser() }
+	d.parsers.New = func() any { return packet.NewParser() }
 	return d, nil
 }
 
@@ -118,7 +121,7 @@ func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, 
 	}
 	agent, _ := netip.AddrFromSlice(pkt.AgentIP)
 	agent = agent.Unmap()
-	hp := d.parsers.Get().(*headerParser)
+	hp := d.parsers.Get().(*packet.Parser)
 	defer d.parsers.Put(hp)
 	var r flow.Record
 	for _, s := range pkt.Samples {
@@ -173,18 +176,28 @@ func (d *Decoder) rate(agent netip.Addr, sampled uint32) uint32 {
 type switchData struct{ inVLAN, outVLAN, inPrio, outPrio uint32 }
 
 // fill sets r from a flow sample's records, in their order.
-func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *headerParser) {
+func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *packet.Parser) {
 	var sw switchData
 	var bgpNextHop, nextHop netip.Addr
 	for _, rec := range records {
 		switch v := rec.Data.(type) {
 		case sflow.SampledHeader:
 			r.Bytes = uint64(v.FrameLength)
-			switch hp.parse(r, v.Protocol, v.HeaderData, &sw) {
-			case headerTruncated:
+			info := hp.Parse(r, headerLayer(v.Protocol), v.HeaderData)
+			switch info.Result {
+			case packet.Truncated:
 				d.headerTruncated.Add(1)
-			case headerUnknown:
+			case packet.Unknown:
 				d.headerUnknown.Add(1)
+			}
+			// sfacctd: a sampled tag counts when nothing set VLAN and priority before
+			if info.Tagged {
+				if sw.inVLAN == 0 && sw.outVLAN == 0 {
+					sw.inVLAN = uint32(info.VLAN)
+				}
+				if sw.inPrio == 0 && sw.outPrio == 0 {
+					sw.inPrio = uint32(info.Priority)
+				}
 			}
 		case sflow.SampledEthernet:
 			copy(r.SrcMAC[:], v.SrcMac)
@@ -258,6 +271,26 @@ func addr(b []byte) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// sFlow header protocols (sFlow v5, sampled_header).
+const (
+	protoEthernet = 1
+	protoIPv4     = 11
+	protoIPv6     = 12
+)
+
+// headerLayer is the first layer of a sampled header of the given protocol.
+func headerLayer(protocol uint32) gopacket.LayerType {
+	switch protocol {
+	case protoEthernet:
+		return layers.LayerTypeEthernet
+	case protoIPv4:
+		return layers.LayerTypeIPv4
+	case protoIPv6:
+		return layers.LayerTypeIPv6
+	}
+	return gopacket.LayerTypeZero
 }
 
 // expandedFlowSample is sFlow's sample format 3.

@@ -274,17 +274,6 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
 }
 
-// The header parse itself, flowdex's part of a sample, allocates nothing.
-func TestHeaderParseAllocations(t *testing.T) {
-	p := newHeaderParser()
-	data := tcpFrame(t, 10)
-	var r flow.Record
-	var sw switchData
-	if n := testing.AllocsPerRun(100, func() { p.parse(&r, protoEthernet, data, &sw) }); n != 0 {
-		t.Errorf("%v allocations per header", n)
-	}
-}
-
 // goflow2 v2.2.6 does not cap the record count of expanded flow samples and
 // allocates what the datagram claims: such a datagram is refused first.
 func TestExpandedSampleRecordCountGuard(t *testing.T) {
