@@ -68,6 +68,13 @@ type Input struct {
 	TemplatesFile string             `toml:"templates_file,omitempty"` // netflow: where templates are kept across restarts
 	Sampling      []SamplingOverride `toml:"sampling,omitempty"`       // per-exporter sampling rate, over what the exporter says
 	Pipelines     []string           `toml:"pipelines,omitempty"`      // the pipelines its flows go to (default: all)
+
+	// pcap (file is shared with pmacct inputs: a capture file read instead of an interface)
+	Interface string `toml:"interface,omitempty"` // a device or "any"
+	Filter    string `toml:"filter,omitempty"`    // capture filter, libpcap syntax (pcap_filter)
+	Snaplen   int    `toml:"snaplen,omitempty"`   // bytes captured per packet
+	Promisc   *bool  `toml:"promisc,omitempty"`   // promiscuous mode, default true
+	Direction string `toml:"direction,omitempty"` // in, out or inout (pcap_direction)
 }
 
 // SamplingOverride sets the sampling rate of the exporters in a prefix.
@@ -77,7 +84,9 @@ type SamplingOverride struct {
 }
 
 // IsFlow reports whether the input receives flows (NetFlow/IPFIX or sFlow).
-func (in *Input) IsFlow() bool { return in.Type == "netflow" || in.Type == "sflow" }
+func (in *Input) IsFlow() bool {
+	return in.Type == "netflow" || in.Type == "sflow" || in.Type == "pcap"
+}
 
 // Pipeline turns records into documents for its outputs.
 type Pipeline struct {
@@ -258,7 +267,8 @@ var knownKeys = map[string][]string{
 	"":    {"log", "input", "pipeline", "output"},
 	"log": {"level", "format", "file"},
 	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
-		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines"},
+		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines",
+		"interface", "filter", "snaplen", "promisc", "direction"},
 	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
 		"renormalize", "time_new", "networks_file", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
 		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
@@ -312,7 +322,15 @@ func (c *Config) applyDefaults() {
 				in.Poll.Duration = time.Second
 			}
 		}
-		if in.IsFlow() {
+		if in.Type == "pcap" {
+			if in.Snaplen == 0 {
+				in.Snaplen = 262144
+			}
+			if in.Promisc == nil {
+				t := true
+				in.Promisc = &t
+			}
+		} else if in.IsFlow() {
 			if len(in.Listen) == 0 && in.Replay == "" {
 				port := "2100" // nfacctd's default port
 				if in.Type == "sflow" {
@@ -464,6 +482,8 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			err = c.checkPmacctInput(i, &in, pipelines, fail)
 		case "netflow", "sflow":
 			err = c.checkFlowInput(i, &in, pipelines, fail)
+		case "pcap":
+			err = c.checkPcapInput(i, &in, pipelines, fail)
 		case "":
 			return fail(at("input", i, "type"), "missing type (expected %s)", inputTypes)
 		default:
@@ -520,7 +540,7 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 	return nil
 }
 
-const inputTypes = `"pmacct", "netflow" or "sflow"`
+const inputTypes = `"pmacct", "netflow", "sflow" or "pcap"`
 
 // failFunc reports a mistake at a key of the configuration.
 type failFunc func(path []string, format string, args ...any) error
@@ -594,6 +614,40 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 		if !pipelines[p] {
 			return fail(at("input", i, "pipelines"), "unknown pipeline %q", p)
 		}
+	}
+	return nil
+}
+
+func (c *Config) checkPcapInput(i int, in *Input, pipelines map[string]bool, fail failFunc) error {
+	if (in.Interface == "") == (in.File == "") {
+		return fail(at("input", i, "interface"), "give interface (a device or \"any\") or file (a pcap or pcapng file), one of them")
+	}
+	if in.Snaplen < 64 {
+		return fail(at("input", i, "snaplen"), "%d is too small (expected 64 or more)", in.Snaplen)
+	}
+	switch in.Direction {
+	case "", "in", "out", "inout":
+	default:
+		return fail(at("input", i, "direction"), "unknown direction %q (expected in, out or inout)", in.Direction)
+	}
+	if in.Filter != "" {
+		if _, err := filter.Compile(in.Filter); err != nil {
+			return fail(at("input", i, "filter"), "%v", err)
+		}
+	}
+	if len(in.Listen) > 0 || in.Replay != "" || in.TemplatesFile != "" || in.Follow {
+		return fail(at("input", i, "listen"), "listen, replay, templates_file and follow are not for pcap inputs (expected interface or file)")
+	}
+	if in.ReplaySpeed < 0 {
+		return fail(at("input", i, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", in.ReplaySpeed)
+	}
+	for _, p := range in.Pipelines {
+		if !pipelines[p] {
+			return fail(at("input", i, "pipelines"), "unknown pipeline %q", p)
+		}
+	}
+	if len(in.Pipelines) == 0 {
+		return fail(at("input", i, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
 	}
 	return nil
 }

@@ -250,6 +250,7 @@ type pmacctRun struct {
 	networks    string // networks_file, with [ns]facctd_net and _as set to file
 	renormalize bool
 	samplingMap string // sampling_map
+	pcapFilter  string // pcap_filter (pmacctd)
 	plugins     []pmacctPlugin
 }
 
@@ -266,6 +267,9 @@ func (r pmacctRun) config() string {
 	}
 	if r.samplingMap != "" {
 		fmt.Fprintf(&b, "sampling_map: %s\n", r.samplingMap)
+	}
+	if r.pcapFilter != "" {
+		fmt.Fprintf(&b, "pcap_filter: %s\n", r.pcapFilter)
 	}
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {

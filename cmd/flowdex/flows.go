@@ -19,6 +19,7 @@ import (
 	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
+	"github.com/flowdex/flowdex/collector/pcap"
 )
 
 // flowPipeline is a pipeline that aggregates flows, as one pmacct plugin does:
@@ -140,6 +141,7 @@ type flowInput struct {
 	pipelines []*flowPipeline
 	decode    func(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error
 	netflow   *netflow.Decoder // nil for sFlow
+	resolve   func(string) string
 	logger    *slog.Logger
 
 	datagrams, malformed atomic.Uint64
@@ -148,7 +150,7 @@ type flowInput struct {
 }
 
 func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
-	fi := &flowInput{cfg: in, pipelines: pipelines, logger: logger.With("input", in.Name)}
+	fi := &flowInput{cfg: in, pipelines: pipelines, resolve: cfg.Resolve, logger: logger.With("input", in.Name)}
 	overrides := in.Sampling
 	switch in.Type {
 	case "netflow":
@@ -165,6 +167,8 @@ func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipelin
 			return nil, fmt.Errorf("input %q: %w", in.Name, err)
 		}
 		fi.netflow, fi.decode = d, d.Decode
+	case "pcap":
+		// packets are read and parsed by the capture itself (run)
 	case "sflow":
 		d, err := newSFlowDecoder(overrides, fi.logger)
 		if err != nil {
@@ -201,11 +205,14 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 	fi.suppressed.Add(1)
 }
 
-// run receives until ctx is done (sockets) or the pcap ends (replay).
+// run receives until ctx is done (sockets, interfaces) or the pcap ends (replay, file).
 func (fi *flowInput) run(ctx context.Context) error {
 	in := fi.cfg
+	if in.Type == "pcap" {
+		return fi.capture(ctx)
+	}
 	if in.Replay != "" {
-		st, err := datagram.Replay(ctx, in.Replay, in.ReplaySpeed, fi.handle)
+		st, err := datagram.Replay(ctx, fi.resolve(in.Replay), in.ReplaySpeed, fi.handle)
 		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
 			"malformed", fi.malformed.Load(), "skipped", st.Skipped())
 		fi.logDecoderStats()
@@ -267,4 +274,26 @@ func (fi *flowInput) saveTemplates() {
 	if err := fi.netflow.Save(); err != nil {
 		fi.logger.Error("saving templates failed", "file", fi.cfg.TemplatesFile, "error", err)
 	}
+}
+
+// capture runs a pcap input: libpcap on an interface or a file, as pmacctd.
+func (fi *flowInput) capture(ctx context.Context) error {
+	in := fi.cfg
+	pc := pcap.DefaultConfiguration()
+	pc.Interface, pc.Filter, pc.Snaplen, pc.Promisc, pc.Direction, pc.Speed =
+		in.Interface, in.Filter, in.Snaplen, *in.Promisc, in.Direction, in.ReplaySpeed
+	if in.File != "" {
+		pc.File = fi.resolve(in.File)
+	}
+	c, err := pcap.Open(pc, fi.logger)
+	if err != nil {
+		return err
+	}
+	fi.logger.Info("capturing", "interface", in.Interface, "file", pc.File, "filter", in.Filter)
+	err = c.Run(ctx, fi.emit)
+	st := c.Stats()
+	fi.logger.Info("capture stopped", "packets", st.Packets, "records", st.Records, "not_ip", st.NotIP,
+		"truncated", st.Truncated, "received", st.Received, "dropped_by_kernel", st.KernelDrops,
+		"dropped_by_interface", st.InterfaceDrops)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,10 @@ import (
 func TestPartialBinsAddUp(t *testing.T) {
 	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
 		t.Run(es.name, func(t *testing.T) {
-			export := "../../collector/netflow/testdata/softflowd-v9.pcap"
+			export, err := filepath.Abs("../../collector/netflow/testdata/softflowd-v9.pcap")
+			if err != nil {
+				t.Fatal(err)
+			}
 			var payloads [][]byte
 			if _, err := datagram.Replay(context.Background(), export, 0, func(d *datagram.Datagram) {
 				payloads = append(payloads, append([]byte(nil), d.Payload...))

@@ -173,7 +173,11 @@ func TestPmacctRegressionCases(t *testing.T) {
 			dir := t.TempDir()
 			var conf strings.Builder
 			for i, p := range c.pcaps {
-				fmt.Fprintf(&conf, "[[input]]\nname = \"exporter%d\"\ntype = \"netflow\"\nreplay = %q\n", i, filepath.Join(pmacctTests, c.dir, p))
+				capture, err := filepath.Abs(filepath.Join(pmacctTests, c.dir, p)) // the configuration is elsewhere
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&conf, "[[input]]\nname = \"exporter%d\"\ntype = \"netflow\"\nreplay = %q\n", i, capture)
 				for exporter, rate := range c.sampling {
 					fmt.Fprintf(&conf, "[[input.sampling]]\nexporters = %q\nrate = %d\n", exporter, rate)
 				}

@@ -1,0 +1,217 @@
+// Package pcap captures packets with libpcap, on an interface or from a file,
+// and turns each into a flow record as pmacctd does: one packet, bytes the IP
+// length, the capture time as arrival.
+package pcap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcap"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/packet"
+)
+
+// Configuration of a capture.
+type Configuration struct {
+	Interface string  // a device, or "any"; "" when File is set
+	File      string  // a pcap or pcapng file read instead of an interface
+	Filter    string  // capture filter, libpcap syntax (pmacct's pcap_filter)
+	Snaplen   int     // bytes captured per packet
+	Promisc   bool    // promiscuous mode (interfaces)
+	Direction string  // "", "in", "out" or "inout" (interfaces, where libpcap supports it)
+	Speed     float64 // files: 0 as fast as possible, 1 at recorded speed
+}
+
+// DefaultConfiguration captures whole headers in promiscuous mode.
+func DefaultConfiguration() Configuration {
+	return Configuration{Snaplen: 262144, Promisc: true}
+}
+
+// Stats counts what the capture saw. Received, KernelDrops and InterfaceDrops
+// are libpcap's statistics (interfaces only).
+type Stats struct {
+	Packets, Records, NotIP, Truncated    uint64
+	Received, KernelDrops, InterfaceDrops uint64
+}
+
+// Capture reads packets into records.
+type Capture struct {
+	cfg    Configuration
+	logger *slog.Logger
+	handle *pcap.Handle
+	first  gopacket.LayerType
+	parser *packet.Parser
+
+	packets, records, notIP, truncated atomic.Uint64
+	received, kernelDrops, ifDrops     atomic.Uint64
+}
+
+// Open opens the interface or file and installs the filter.
+func Open(cfg Configuration, logger *slog.Logger) (*Capture, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Capture{cfg: cfg, logger: logger, parser: packet.NewParser()}
+	var err error
+	switch {
+	case cfg.File != "" && cfg.Interface != "":
+		return nil, errors.New("pcap: give an interface or a file, not both")
+	case cfg.File != "":
+		if c.handle, err = pcap.OpenOffline(cfg.File); err != nil {
+			return nil, fmt.Errorf("pcap: %s: %w", cfg.File, err)
+		}
+	case cfg.Interface != "":
+		if c.handle, err = openLive(cfg); err != nil {
+			return nil, fmt.Errorf("pcap: interface %s: %w", cfg.Interface, err)
+		}
+	default:
+		return nil, errors.New("pcap: give an interface or a file")
+	}
+	if cfg.Filter != "" {
+		if err := c.handle.SetBPFFilter(cfg.Filter); err != nil {
+			c.handle.Close()
+			return nil, fmt.Errorf("pcap: filter %q: %w", cfg.Filter, err)
+		}
+	}
+	switch lt := c.handle.LinkType(); lt {
+	case layers.LinkTypeEthernet:
+		c.first = layers.LayerTypeEthernet
+	case layers.LinkTypeLinuxSLL:
+		c.first = layers.LayerTypeLinuxSLL
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		c.first = layers.LayerTypeLoopback
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4:
+		c.first = layers.LayerTypeIPv4 // raw: the version nibble decides, see record
+	case layers.LinkTypeIPv6:
+		c.first = layers.LayerTypeIPv6
+	default:
+		c.handle.Close()
+		return nil, fmt.Errorf("pcap: link type %v is not supported (expected Ethernet, Linux cooked, raw IP or BSD loopback)", lt)
+	}
+	return c, nil
+}
+
+func openLive(cfg Configuration) (*pcap.Handle, error) {
+	in, err := pcap.NewInactiveHandle(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	defer in.CleanUp()
+	if err := in.SetSnapLen(cfg.Snaplen); err != nil {
+		return nil, err
+	}
+	if err := in.SetPromisc(cfg.Promisc); err != nil {
+		return nil, err
+	}
+	if err := in.SetTimeout(100 * time.Millisecond); err != nil { // wakes the reader to see a stop
+		return nil, err
+	}
+	if err := in.SetImmediateMode(true); err != nil {
+		return nil, err
+	}
+	h, err := in.Activate()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Direction != "" {
+		d := map[string]pcap.Direction{"in": pcap.DirectionIn, "out": pcap.DirectionOut, "inout": pcap.DirectionInOut}[cfg.Direction]
+		if err := h.SetDirection(d); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("direction %q: %w", cfg.Direction, err)
+		}
+	}
+	return h, nil
+}
+
+// Run reads packets until the file ends or ctx is done, calling emit for each
+// IP packet (emit's record is reused after it returns). Run is not for
+// concurrent use.
+func (c *Capture) Run(ctx context.Context, emit func(*flow.Record)) error {
+	defer c.handle.Close()
+	var r flow.Record
+	var firstTS, start time.Time
+	for n := 0; ; n++ {
+		if n&63 == 0 && ctx.Err() != nil {
+			c.updateStats()
+			return nil
+		}
+		data, ci, err := c.handle.ZeroCopyReadPacketData()
+		switch {
+		case errors.Is(err, pcap.NextErrorTimeoutExpired):
+			c.updateStats()
+			continue
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("pcap: %w", err)
+		}
+		if c.cfg.File != "" && c.cfg.Speed > 0 {
+			if firstTS.IsZero() {
+				firstTS, start = ci.Timestamp, time.Now()
+			} else if wait := time.Duration(float64(ci.Timestamp.Sub(firstTS))/c.cfg.Speed) - time.Since(start); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		}
+		c.packets.Add(1)
+		if c.record(&r, data, ci) {
+			c.records.Add(1)
+			emit(&r)
+		}
+	}
+}
+
+// record fills r from one packet, as pmacctd accounts it; false for a packet
+// that is not IP.
+func (c *Capture) record(r *flow.Record, data []byte, ci gopacket.CaptureInfo) bool {
+	*r = flow.Record{}
+	first := c.first
+	if first == layers.LayerTypeIPv4 && len(data) > 0 && data[0]>>4 == 6 {
+		first = layers.LayerTypeIPv6
+	}
+	info := c.parser.Parse(r, first, data)
+	if info.Result == packet.Truncated {
+		c.truncated.Add(1)
+	}
+	if !r.SrcIP.IsValid() {
+		c.notIP.Add(1)
+		return false
+	}
+	if info.Tagged {
+		r.VLAN, r.CoS = info.VLAN, info.Priority
+	}
+	r.TimestampArrival = ci.Timestamp.UnixMicro()
+	r.Packets = 1
+	r.Bytes = info.IPLength // pmacctd: the IP length, not the frame's
+	r.Flows = 0
+	return true
+}
+
+func (c *Capture) updateStats() {
+	if c.cfg.Interface == "" {
+		return
+	}
+	if st, err := c.handle.Stats(); err == nil {
+		c.received.Store(uint64(st.PacketsReceived))
+		c.kernelDrops.Store(uint64(st.PacketsDropped))
+		c.ifDrops.Store(uint64(st.PacketsIfDropped))
+	}
+}
+
+// Stats returns the counters.
+func (c *Capture) Stats() Stats {
+	return Stats{Packets: c.packets.Load(), Records: c.records.Load(), NotIP: c.notIP.Load(), Truncated: c.truncated.Load(),
+		Received: c.received.Load(), KernelDrops: c.kernelDrops.Load(), InterfaceDrops: c.ifDrops.Load()}
+}
