@@ -45,7 +45,9 @@ func writePcap(t *testing.T, frames ...[]gopacket.SerializableLayer) string {
 
 func testFrames() [][]gopacket.SerializableLayer {
 	a, b := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}
-	eth := func(t layers.EthernetType) *layers.Ethernet { return &layers.Ethernet{SrcMAC: a, DstMAC: b, EthernetType: t} }
+	eth := func(t layers.EthernetType) *layers.Ethernet {
+		return &layers.Ethernet{SrcMAC: a, DstMAC: b, EthernetType: t}
+	}
 	ip4 := func(p layers.IPProtocol) *layers.IPv4 {
 		return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: p, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 1}}
 	}
