@@ -4,9 +4,10 @@ GO ?= go
 ES := sink/elasticsearch/estest/es.sh
 BIN := bin/flowdex
 # Debian packages the tests use: pmacct is the reference for compatibility,
-# softflowd exports NetFlow for the collector tests, libpcap-dev and gcc build the
+# softflowd exports NetFlow for the collector tests, tcpdump and ping make and see
+# live traffic for the capture test, libpcap-dev and gcc build the
 # BPF filters (cgo), unzip unpacks Elasticsearch's test distribution.
-DEBIAN_PACKAGES := pmacct softflowd libpcap-dev gcc unzip maven openjdk-17-jre-headless
+DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless
 
 .PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 

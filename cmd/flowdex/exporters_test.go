@@ -233,9 +233,9 @@ func requireTools(t *testing.T, names ...string) {
 	t.Helper()
 	if missing := missingTools(names...); len(missing) > 0 {
 		if ciRequired() {
-			t.Fatalf("missing %s (CI=true: the exporter golden tests must run; apt-get install softflowd pmacct)", strings.Join(missing, ", "))
+			t.Fatalf("missing %s (CI=true: these tests must run; make deps installs them)", strings.Join(missing, ", "))
 		}
-		t.Skipf("missing %s (apt-get install softflowd pmacct)", strings.Join(missing, ", "))
+		t.Skipf("missing %s (make deps installs it)", strings.Join(missing, ", "))
 	}
 }
 
