@@ -324,7 +324,7 @@ func (c *Config) applyDefaults() {
 		}
 		if in.Type == "pcap" {
 			if in.Snaplen == 0 {
-				in.Snaplen = 262144
+				in.Snaplen = 512 // headers only: a whole-packet snaplen shrinks libpcap's ring to a few packets
 			}
 			if in.Promisc == nil {
 				t := true

@@ -29,11 +29,17 @@ type Configuration struct {
 	Promisc   bool    // promiscuous mode (interfaces)
 	Direction string  // "", "in", "out" or "inout" (interfaces, where libpcap supports it)
 	Speed     float64 // files: 0 as fast as possible, 1 at recorded speed
+	// BufferSize is libpcap's kernel ring for an interface, in bytes.
+	BufferSize int
 }
 
-// DefaultConfiguration captures whole headers in promiscuous mode.
+// DefaultConfiguration captures 512 bytes of each packet, enough for any
+// header stack flowdex reads (the IP length comes from the header, not the
+// capture), in promiscuous mode. A whole-packet snaplen makes every slot of
+// libpcap's ring as large as the interface MTU (64 KiB on lo): the ring then
+// holds a few packets and the kernel drops the rest of a burst.
 func DefaultConfiguration() Configuration {
-	return Configuration{Snaplen: 262144, Promisc: true}
+	return Configuration{Snaplen: 512, Promisc: true, BufferSize: 16 << 20}
 }
 
 // Stats counts what the capture saw. Received, KernelDrops and InterfaceDrops
@@ -108,6 +114,11 @@ func openLive(cfg Configuration) (*pcap.Handle, error) {
 	defer in.CleanUp()
 	if err := in.SetSnapLen(cfg.Snaplen); err != nil {
 		return nil, err
+	}
+	if cfg.BufferSize > 0 {
+		if err := in.SetBufferSize(cfg.BufferSize); err != nil {
+			return nil, err
+		}
 	}
 	if err := in.SetPromisc(cfg.Promisc); err != nil {
 		return nil, err
