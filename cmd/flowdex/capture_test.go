@@ -62,13 +62,7 @@ index = "%s-%%Y.%%m.%%d"
 replicas = 0
 flush_interval = "200ms"
 `, filter, tomlStrings(aggregate), url, index))
-	fdx := exec.Command(flowdexBinary(t), "run", "-c", conf)
-	var fdxErr syncBuffer
-	fdx.Stderr = &fdxErr
-	if err := fdx.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer fdx.Process.Kill()
+	fdx, fdxErr := startFlowdex(t, conf)
 	trace := filepath.Join(dir, "lo.pcap")
 	dump := exec.Command("tcpdump", "-i", "lo", "-U", "-n", "-w", trace, filter)
 	var dumpErr syncBuffer
@@ -96,7 +90,7 @@ flush_interval = "200ms"
 	time.Sleep(time.Second)
 	dump.Process.Signal(syscall.SIGINT)
 	dump.Wait()
-	terminate(t, fdx, &fdxErr)
+	terminate(t, fdx, fdxErr)
 
 	pm := filepath.Join(dir, "pmacctd.json")
 	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: "pmacctd", savefile: trace,

@@ -567,13 +567,7 @@ index = "%s-%%Y.%%m.%%d"
 replicas = 0
 flush_interval = "200ms"
 `, port, set.name, tomlStrings(set.aggregate), url, index))
-	cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 
 	e := exporterCase{name: "softflowd-v10-live", command: softflowd(exportTraffic, "-v", "10")}
@@ -583,7 +577,7 @@ flush_interval = "200ms"
 		t.Fatalf("%v\n%s", err, log)
 	}
 	time.Sleep(time.Second) // let flowdex read what the relay sent
-	terminate(t, cmd, &stderr)
+	terminate(t, cmd, stderr)
 
 	export := filepath.Join(dir, "export.pcap")
 	if err := writeExportPcap(export, ds); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,13 +53,7 @@ index = "%s-%%Y.%%m"
 replicas = 0
 flush_interval = "100ms"
 `, port, aggregate, es.url, index))
-			cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
-			var stderr syncBuffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
+			cmd, stderr := startFlowdex(t, conf)
 			waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 			conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
@@ -79,7 +72,7 @@ flush_interval = "100ms"
 			first := estest.Count(t, es.url, index+"-*")
 			send()
 			waitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") >= 2*first })
-			terminate(t, cmd, &stderr)
+			terminate(t, cmd, stderr)
 
 			replay := writeFile(t, dir, "replay.toml", fmt.Sprintf(`
 [[input]]

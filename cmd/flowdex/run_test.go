@@ -43,6 +43,20 @@ func flowdexBinary(t *testing.T) string {
 	return binary
 }
 
+// startFlowdex runs `flowdex run -c conf` as a process of its own, with its
+// standard error kept for waitFor; the process is killed when the test ends.
+func startFlowdex(t *testing.T, conf string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stderr
+}
+
 // terminate sends SIGTERM and expects the process to flush and exit 0 soon.
 func terminate(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer) {
 	t.Helper()
@@ -95,13 +109,7 @@ index = "%s-%%Y.%%m.%%d"
 replicas = 0
 flush_interval = "200ms"
 `, url, index))
-	cmd := exec.Command(flowdexBinary(t), "run", "-c", cfg)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stderr := startFlowdex(t, cfg)
 
 	purge := func(stamp string, n int) string {
 		var b strings.Builder
@@ -123,7 +131,7 @@ flush_interval = "200ms"
 	}
 	waitFor(t, "the second purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 8 })
 
-	terminate(t, cmd, &stderr)
+	terminate(t, cmd, stderr)
 	var packets float64
 	for _, d := range estest.Docs(t, url, index+"-*") {
 		packets += d.Source["packets"].(float64)
