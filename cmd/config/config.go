@@ -590,9 +590,6 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 	if in.Replay != "" && len(in.Listen) > 0 {
 		return fail(at("input", i, "replay"), "give listen or replay, not both")
 	}
-	if in.ReplaySpeed < 0 {
-		return fail(at("input", i, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", in.ReplaySpeed)
-	}
 	if in.Sockets < 1 || in.Queue < 1 || in.ReadBuffer < 0 {
 		return fail(at("input", i, "sockets"), "sockets and queue must be at least 1, read_buffer not negative")
 	}
@@ -606,6 +603,15 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 		if s.Rate == 0 {
 			return fail([]string{"input#" + strconv.Itoa(i), "sampling#" + strconv.Itoa(j), "rate"}, "missing rate (expected 1 or more: one packet in rate was sampled)")
 		}
+	}
+	return checkFlowInputCommon(i, in, pipelines, fail)
+}
+
+// checkFlowInputCommon checks what every flow input (netflow, sflow, pcap) has:
+// the replay pace and the pipelines it feeds.
+func checkFlowInputCommon(i int, in *Input, pipelines map[string]bool, fail failFunc) error {
+	if in.ReplaySpeed < 0 {
+		return fail(at("input", i, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", in.ReplaySpeed)
 	}
 	if len(in.Pipelines) == 0 {
 		return fail(at("input", i, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
@@ -638,18 +644,7 @@ func (c *Config) checkPcapInput(i int, in *Input, pipelines map[string]bool, fai
 	if len(in.Listen) > 0 || in.Replay != "" || in.TemplatesFile != "" || in.Follow {
 		return fail(at("input", i, "listen"), "listen, replay, templates_file and follow are not for pcap inputs (expected interface or file)")
 	}
-	if in.ReplaySpeed < 0 {
-		return fail(at("input", i, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", in.ReplaySpeed)
-	}
-	for _, p := range in.Pipelines {
-		if !pipelines[p] {
-			return fail(at("input", i, "pipelines"), "unknown pipeline %q", p)
-		}
-	}
-	if len(in.Pipelines) == 0 {
-		return fail(at("input", i, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
-	}
-	return nil
+	return checkFlowInputCommon(i, in, pipelines, fail)
 }
 
 // checkAggregation checks the flow-aggregation settings of pipeline i.

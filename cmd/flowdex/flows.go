@@ -20,6 +20,7 @@ import (
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"
+	"github.com/flowdex/flowdex/collector/sflow"
 )
 
 // flowPipeline is a pipeline that aggregates flows, as one pmacct plugin does:
@@ -170,11 +171,16 @@ func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipelin
 	case "pcap":
 		// packets are read and parsed by the capture itself (run)
 	case "sflow":
-		d, err := newSFlowDecoder(overrides, fi.logger)
+		sc := sflow.DefaultConfiguration()
+		for _, s := range overrides {
+			p, _ := config.ParsePrefix(s.Exporters)
+			sc.Sampling = append(sc.Sampling, sflow.SamplingOverride{Exporters: p, Rate: s.Rate})
+		}
+		d, err := sflow.New(sc, fi.logger)
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", in.Name, err)
 		}
-		fi.decode = d
+		fi.decode = d.Decode
 	default:
 		return nil, fmt.Errorf("input %q: not a flow input", in.Name)
 	}
