@@ -39,6 +39,18 @@ var keyBytes = [...]uint8{
 	flow.Proto:              1,
 	flow.TOS:                1,
 	flow.SamplingRate:       4,
+	flow.MPLSLabelTop:       4,
+	flow.MPLSLabelBottom:    4,
+	flow.MPLSStackDepth:     1,
+	flow.TunnelSrcMAC:       6,
+	flow.TunnelDstMAC:       6,
+	flow.TunnelSrcHost:      17,
+	flow.TunnelDstHost:      17,
+	flow.TunnelProto:        1,
+	flow.TunnelTOS:          1,
+	flow.TunnelSrcPort:      2,
+	flow.TunnelDstPort:      2,
+	flow.VXLAN:              4,
 	flow.TimestampStart:     8,
 	flow.TimestampEnd:       8,
 	flow.TimestampArrival:   8,
@@ -49,9 +61,9 @@ var keyBytes = [...]uint8{
 	flow.Flows:              0,
 }
 
-// maxKey bounds an encoded key: the bin and every primitive take 205 bytes
+// maxKey bounds an encoded key: the bin and every primitive take 270 bytes
 // (a test keeps the two in step).
-const maxKey = 256
+const maxKey = 320
 
 func appendAddr(b []byte, a netip.Addr) []byte {
 	switch {
@@ -121,6 +133,30 @@ func (c *Cache) encode(b []byte, k *flow.Key, bin int64) []byte {
 			b = append(b, k.TOS)
 		case flow.SamplingRate:
 			b = binary.BigEndian.AppendUint32(b, k.SamplingRate)
+		case flow.MPLSLabelTop:
+			b = binary.BigEndian.AppendUint32(b, k.MPLSLabelTop)
+		case flow.MPLSLabelBottom:
+			b = binary.BigEndian.AppendUint32(b, k.MPLSLabelBottom)
+		case flow.MPLSStackDepth:
+			b = append(b, k.MPLSStackDepth)
+		case flow.TunnelSrcMAC:
+			b = append(b, k.TunnelSrcMAC[:]...)
+		case flow.TunnelDstMAC:
+			b = append(b, k.TunnelDstMAC[:]...)
+		case flow.TunnelSrcHost:
+			b = appendAddr(b, k.TunnelSrcIP)
+		case flow.TunnelDstHost:
+			b = appendAddr(b, k.TunnelDstIP)
+		case flow.TunnelProto:
+			b = append(b, k.TunnelProto)
+		case flow.TunnelTOS:
+			b = append(b, k.TunnelTOS)
+		case flow.TunnelSrcPort:
+			b = binary.BigEndian.AppendUint16(b, k.TunnelSrcPort)
+		case flow.TunnelDstPort:
+			b = binary.BigEndian.AppendUint16(b, k.TunnelDstPort)
+		case flow.VXLAN:
+			b = binary.BigEndian.AppendUint32(b, k.VXLAN)
 		case flow.TimestampStart:
 			b = binary.BigEndian.AppendUint64(b, uint64(k.TimestampStart))
 		case flow.TimestampEnd:
@@ -210,6 +246,30 @@ func (c *Cache) decode(b []byte, k *flow.Key) (bin int64) {
 			k.TOS, b = b[0], b[1:]
 		case flow.SamplingRate:
 			k.SamplingRate, b = be.Uint32(b), b[4:]
+		case flow.MPLSLabelTop:
+			k.MPLSLabelTop, b = be.Uint32(b), b[4:]
+		case flow.MPLSLabelBottom:
+			k.MPLSLabelBottom, b = be.Uint32(b), b[4:]
+		case flow.MPLSStackDepth:
+			k.MPLSStackDepth, b = b[0], b[1:]
+		case flow.TunnelSrcMAC:
+			k.TunnelSrcMAC, b = [6]byte(b), b[6:]
+		case flow.TunnelDstMAC:
+			k.TunnelDstMAC, b = [6]byte(b), b[6:]
+		case flow.TunnelSrcHost:
+			k.TunnelSrcIP, b = addr(b)
+		case flow.TunnelDstHost:
+			k.TunnelDstIP, b = addr(b)
+		case flow.TunnelProto:
+			k.TunnelProto, b = b[0], b[1:]
+		case flow.TunnelTOS:
+			k.TunnelTOS, b = b[0], b[1:]
+		case flow.TunnelSrcPort:
+			k.TunnelSrcPort, b = be.Uint16(b), b[2:]
+		case flow.TunnelDstPort:
+			k.TunnelDstPort, b = be.Uint16(b), b[2:]
+		case flow.VXLAN:
+			k.VXLAN, b = be.Uint32(b), b[4:]
 		case flow.TimestampStart:
 			k.TimestampStart, b = int64(be.Uint64(b)), b[8:]
 		case flow.TimestampEnd:

@@ -8,6 +8,11 @@
 //
 //   - Ethernet: destination and source MAC, then an 802.1Q tag when the
 //     record has a VLAN, then the EtherType.
+//   - An MPLS label stack (0x8847) when the record has one (a captured or
+//     sampled packet): top label, then up to two labels between (their
+//     values are not kept: they read as 0), then the bottom one; pmacctd
+//     filters the packet itself, where "tcp" alone does not match a labelled
+//     frame either, "mpls and tcp" does.
 //   - IPv4 (0x0800): version/IHL 0x45, TOS, protocol, source and destination;
 //     total length, id, fragment offset, TTL and checksum stay zero.
 //   - IPv6 (0x86dd): version 6, payload length 100, hop limit 64, next header,
@@ -110,7 +115,8 @@ const (
 	ip6Len   = 40
 	l4Len4   = 21 // what is left of pmacct's 55-byte capture after IPv4
 	l4Len6   = 23 // and of its 77-byte capture after IPv6
-	frameMax = ethLen + tagLen + ip6Len + l4Len6
+	mplsMax  = 4  // labels written
+	frameMax = ethLen + tagLen + 4*mplsMax + ip6Len + l4Len6
 )
 
 // frame writes the dummy packet for r into buf and returns its length.
@@ -126,10 +132,32 @@ func frame(buf *[frameMax]byte, r *flow.Record) int {
 	}
 	v4 := r.SrcIP.Is4() || (!r.SrcIP.IsValid() && r.DstIP.Is4())
 	v6 := !v4 && (r.SrcIP.Is6() || r.DstIP.Is6())
+	ipAt := off + 2 // where the IP header starts
+	if r.MPLSStackDepth > 0 && (v4 || v6) {
+		buf[off], buf[off+1] = 0x88, 0x47
+		n := min(int(r.MPLSStackDepth), mplsMax)
+		for i := range n {
+			label := uint32(0)
+			switch i {
+			case 0:
+				label = r.MPLSLabelTop
+			case n - 1:
+				label = r.MPLSLabelBottom
+			}
+			v := label<<12 | 64 // TTL
+			if i == n-1 {
+				v |= 0x100 // bottom of stack
+			}
+			buf[ipAt], buf[ipAt+1], buf[ipAt+2], buf[ipAt+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+			ipAt += 4
+		}
+	}
 	switch {
 	case v4:
-		buf[off], buf[off+1] = 0x08, 0x00
-		ip := buf[off+2 : off+2+ip4Len]
+		if ipAt == off+2 {
+			buf[off], buf[off+1] = 0x08, 0x00
+		}
+		ip := buf[ipAt : ipAt+ip4Len]
 		ip[0] = 0x45
 		ip[1] = r.TOS
 		ip[9] = r.Proto
@@ -141,11 +169,13 @@ func frame(buf *[frameMax]byte, r *flow.Record) int {
 			a := r.DstIP.As4()
 			copy(ip[16:20], a[:])
 		}
-		l4(buf[off+2+ip4Len:], r)
-		return off + 2 + ip4Len + l4Len4
+		l4(buf[ipAt+ip4Len:], r)
+		return ipAt + ip4Len + l4Len4
 	case v6:
-		buf[off], buf[off+1] = 0x86, 0xdd
-		ip := buf[off+2 : off+2+ip6Len]
+		if ipAt == off+2 {
+			buf[off], buf[off+1] = 0x86, 0xdd
+		}
+		ip := buf[ipAt : ipAt+ip6Len]
 		ip[0] = 0x60 | r.TOS>>4
 		ip[1] = r.TOS << 4
 		ip[4], ip[5] = 0, wireLen
@@ -159,8 +189,8 @@ func frame(buf *[frameMax]byte, r *flow.Record) int {
 			a := r.DstIP.As16()
 			copy(ip[24:40], a[:])
 		}
-		l4(buf[off+2+ip6Len:], r)
-		return off + 2 + ip6Len + l4Len6
+		l4(buf[ipAt+ip6Len:], r)
+		return ipAt + ip6Len + l4Len6
 	default:
 		buf[off], buf[off+1] = byte(r.EType>>8), byte(r.EType)
 		return off + 2

@@ -38,6 +38,10 @@ var records = map[string]*flow.Record{
 	"lldp": {Key: flow.Key{
 		SrcMAC: [6]byte{0xaa, 0xbb, 0xcc, 0, 0, 3}, EType: 0x88cc,
 	}},
+	"mpls3": {Key: flow.Key{
+		MPLSLabelTop: 16001, MPLSLabelBottom: 17, MPLSStackDepth: 3, EType: 0x0800,
+		SrcIP: addr("192.0.2.20"), DstIP: addr("198.51.100.1"), SrcPort: 40000, DstPort: 80, Proto: 6,
+	}, TCPFlags: 0x02},
 }
 
 func TestMatch(t *testing.T) {
@@ -45,7 +49,10 @@ func TestMatch(t *testing.T) {
 		expr string
 		want []string // names of the records that match
 	}{
-		{"", []string{"dns4", "icmp4", "lldp", "reply4", "tcp4", "tcp6", "vlan4"}},
+		{"", []string{"dns4", "icmp4", "lldp", "mpls3", "reply4", "tcp4", "tcp6", "vlan4"}},
+		{"mpls", []string{"mpls3"}},
+		{"mpls 16001 and mpls and mpls 17 and tcp dst port 80", []string{"mpls3"}}, // top, the one between (0), bottom
+		{"mpls 16002", nil},
 		{"src net 192.0.2.0/24", []string{"reply4", "tcp4"}}, // vlan4 too, but only after "vlan"
 		{"vlan and src net 192.0.2.0/24", []string{"vlan4"}},
 		{"tcp", []string{"tcp4", "tcp6"}},
@@ -55,7 +62,7 @@ func TestMatch(t *testing.T) {
 		{"vlan 10 and tcp dst port 80", []string{"vlan4"}},
 		{"ip6", []string{"tcp6"}},
 		{"ip", []string{"dns4", "icmp4", "reply4", "tcp4"}},
-		{"not icmp", []string{"dns4", "lldp", "reply4", "tcp4", "tcp6", "vlan4"}},
+		{"not icmp", []string{"dns4", "lldp", "mpls3", "reply4", "tcp4", "tcp6", "vlan4"}},
 		{"src portrange 0-1023", []string{"reply4"}}, // not icmp4: libpcap checks for TCP/UDP/SCTP
 		{"dst portrange 0-1023", []string{"dns4", "tcp4", "tcp6"}},
 		{"ether src aa:bb:cc:00:00:01", []string{"tcp4"}},
@@ -68,7 +75,7 @@ func TestMatch(t *testing.T) {
 		{"dst host 2001:db8::2", []string{"tcp6"}},
 		{"src host 192.0.2.10 or src host 203.0.113.5", []string{"dns4", "tcp4"}},
 		{"icmp[icmptype] = 0", []string{"icmp4"}}, // pmacct puts the source port there, 0
-		{"less 100", []string{"dns4", "icmp4", "lldp", "reply4", "tcp4", "tcp6", "vlan4"}},
+		{"less 100", []string{"dns4", "icmp4", "lldp", "mpls3", "reply4", "tcp4", "tcp6", "vlan4"}},
 		{"greater 101", nil},
 		{"vlan and ether[14:2] & 0xe000 = 0xa000", []string{"vlan4"}}, // CoS 5 in the tag
 		{"-ip[9] & 0xff = 250", []string{"tcp4"}},                     // unary minus: -6
@@ -119,6 +126,8 @@ func TestFrameLengths(t *testing.T) {
 		{flow.Record{Key: flow.Key{SrcIP: addr("2001:db8::1"), VLAN: 4095}}, 81},
 		{flow.Record{Key: flow.Key{EType: 0x0806}}, 14},
 		{flow.Record{Key: flow.Key{EType: 0x0806, VLAN: 2}}, 18},
+		{flow.Record{Key: flow.Key{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 2}}, 63},
+		{flow.Record{Key: flow.Key{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 9}}, 71},
 	}
 	for _, c := range cases {
 		var buf [frameMax]byte

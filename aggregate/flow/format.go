@@ -99,6 +99,30 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 			doc.AppendInt(key, int64(k.TOS))
 		case SamplingRate:
 			doc.AppendInt(key, int64(k.SamplingRate))
+		case MPLSLabelTop:
+			doc.AppendInt(key, int64(k.MPLSLabelTop))
+		case MPLSLabelBottom:
+			doc.AppendInt(key, int64(k.MPLSLabelBottom))
+		case MPLSStackDepth:
+			doc.AppendInt(key, int64(k.MPLSStackDepth))
+		case TunnelSrcMAC:
+			doc.AppendStringBytes(key, appendMAC(buf[:0], k.TunnelSrcMAC))
+		case TunnelDstMAC:
+			doc.AppendStringBytes(key, appendMAC(buf[:0], k.TunnelDstMAC))
+		case TunnelSrcHost:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.TunnelSrcIP))
+		case TunnelDstHost:
+			doc.AppendStringBytes(key, appendAddr(buf[:0], k.TunnelDstIP))
+		case TunnelProto:
+			doc.AppendStringBytes(key, f.appendProto(buf[:0], k.TunnelProto))
+		case TunnelTOS:
+			doc.AppendInt(key, int64(k.TunnelTOS))
+		case TunnelSrcPort:
+			doc.AppendInt(key, int64(k.TunnelSrcPort))
+		case TunnelDstPort:
+			doc.AppendInt(key, int64(k.TunnelDstPort))
+		case VXLAN:
+			doc.AppendInt(key, int64(k.VXLAN))
 		case TimestampStart:
 			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampStart, true))
 		case TimestampEnd:

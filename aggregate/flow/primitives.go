@@ -39,6 +39,18 @@ const (
 	Proto
 	TOS
 	SamplingRate
+	MPLSLabelTop
+	MPLSLabelBottom
+	MPLSStackDepth
+	TunnelSrcMAC
+	TunnelDstMAC
+	TunnelSrcHost
+	TunnelDstHost
+	TunnelProto
+	TunnelTOS
+	TunnelSrcPort
+	TunnelDstPort
+	VXLAN
 	TimestampStart
 	TimestampEnd
 	TimestampArrival
@@ -93,6 +105,18 @@ var infos = [numPrimitives]info{
 	Proto:              {"proto", "ip_proto"},
 	TOS:                {"tos", "tos"},
 	SamplingRate:       {"sampling_rate", "sampling_rate"},
+	MPLSLabelTop:       {"mpls_label_top", "mpls_label_top"},
+	MPLSLabelBottom:    {"mpls_label_bottom", "mpls_label_bottom"},
+	MPLSStackDepth:     {"mpls_stack_depth", "mpls_stack_depth"},
+	TunnelSrcMAC:       {"tunnel_src_mac", "tunnel_mac_src"},
+	TunnelDstMAC:       {"tunnel_dst_mac", "tunnel_mac_dst"},
+	TunnelSrcHost:      {"tunnel_src_host", "tunnel_ip_src"},
+	TunnelDstHost:      {"tunnel_dst_host", "tunnel_ip_dst"},
+	TunnelProto:        {"tunnel_proto", "tunnel_ip_proto"},
+	TunnelTOS:          {"tunnel_tos", "tunnel_tos"},
+	TunnelSrcPort:      {"tunnel_src_port", "tunnel_port_src"},
+	TunnelDstPort:      {"tunnel_dst_port", "tunnel_port_dst"},
+	VXLAN:              {"vxlan", "vxlan"},
 	TimestampStart:     {"timestamp_start", "timestamp_start"},
 	TimestampEnd:       {"timestamp_end", "timestamp_end"},
 	TimestampArrival:   {"timestamp_arrival", "timestamp_arrival"},
@@ -260,6 +284,42 @@ func (s Set) Mask(k *Key) {
 	}
 	if !s.Has(OutIface) {
 		k.OutIface = 0
+	}
+	if !s.Has(MPLSLabelTop) {
+		k.MPLSLabelTop = 0
+	}
+	if !s.Has(MPLSLabelBottom) {
+		k.MPLSLabelBottom = 0
+	}
+	if !s.Has(MPLSStackDepth) {
+		k.MPLSStackDepth = 0
+	}
+	if !s.Has(TunnelSrcMAC) {
+		k.TunnelSrcMAC = [6]byte{}
+	}
+	if !s.Has(TunnelDstMAC) {
+		k.TunnelDstMAC = [6]byte{}
+	}
+	if !s.Has(TunnelSrcHost) {
+		k.TunnelSrcIP = netipZero
+	}
+	if !s.Has(TunnelDstHost) {
+		k.TunnelDstIP = netipZero
+	}
+	if !s.Has(TunnelProto) {
+		k.TunnelProto = 0
+	}
+	if !s.Has(TunnelTOS) {
+		k.TunnelTOS = 0
+	}
+	if !s.Has(TunnelSrcPort) {
+		k.TunnelSrcPort = 0
+	}
+	if !s.Has(TunnelDstPort) {
+		k.TunnelDstPort = 0
+	}
+	if !s.Has(VXLAN) {
+		k.VXLAN = 0
 	}
 	if !s.Has(SrcHost) {
 		k.SrcIP = netipZero

@@ -34,6 +34,17 @@ type Key struct {
 
 	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation
 
+	// MPLS label stack of a captured packet: top and bottom label, depth.
+	MPLSLabelTop, MPLSLabelBottom uint32 // mpls_label_top, mpls_label_bottom
+	MPLSStackDepth                uint8  // mpls_stack_depth
+
+	// The inner packet of a VXLAN tunnel (pmacct's tunnel_* primitives).
+	TunnelSrcMAC, TunnelDstMAC   [6]byte    // tunnel_src_mac, tunnel_dst_mac
+	TunnelSrcIP, TunnelDstIP     netip.Addr // tunnel_src_host, tunnel_dst_host
+	TunnelProto, TunnelTOS       uint8      // tunnel_proto, tunnel_tos
+	TunnelSrcPort, TunnelDstPort uint16     // tunnel_src_port, tunnel_dst_port
+	VXLAN                        uint32     // vxlan: the VNI
+
 	// Unix microseconds, 0 unknown.
 	TimestampStart, TimestampEnd      int64  // timestamp_start, timestamp_end (flow)
 	TimestampArrival, TimestampExport int64  // timestamp_arrival (datagram), timestamp_export (header)

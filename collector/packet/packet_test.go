@@ -95,3 +95,96 @@ func BenchmarkParse(b *testing.B) {
 		p.Parse(&r, layers.LayerTypeEthernet, data)
 	}
 }
+
+// Fragments: the first one has the ports (gopacket stops at an IPv4 fragment,
+// so they are read by hand), a later one has none, even when its payload
+// looks like a UDP header; both say which datagram they belong to.
+func TestParseFragments(t *testing.T) {
+	eth := func(typ layers.EthernetType) *layers.Ethernet {
+		return &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: typ}
+	}
+	ip4 := func(flags layers.IPv4Flag, off uint16) *layers.IPv4 {
+		return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 77, Flags: flags, FragOffset: off, Protocol: layers.IPProtocolUDP,
+			SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 2}}
+	}
+	ip6 := func() *layers.IPv6 {
+		return &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6Fragment,
+			SrcIP: net.ParseIP("2001:db8::1"), DstIP: net.ParseIP("2001:db8::2")}
+	}
+	// an IPv6 fragment header: next header UDP, offset (8-byte units) and M, id 0x01020304
+	frag6 := func(off uint16, more bool) gopacket.Payload {
+		v := off << 3
+		if more {
+			v |= 1
+		}
+		return gopacket.Payload{17, 0, byte(v >> 8), byte(v), 1, 2, 3, 4}
+	}
+	udpHeader := gopacket.Payload{0x13, 0x88, 0x00, 0x35, 0, 16, 0, 0} // 5000 -> 53
+	for _, tt := range []struct {
+		name         string
+		data         []byte
+		first        bool
+		id           uint32
+		sport, dport uint16
+	}{
+		{"ipv4 first", serialize(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPv4MoreFragments, 0), udpHeader, gopacket.Payload(make([]byte, 16))), true, 77, 5000, 53},
+		{"ipv4 later", serialize(t, eth(layers.EthernetTypeIPv4), ip4(0, 3), udpHeader), false, 77, 0, 0},
+		{"ipv6 first", serialize(t, eth(layers.EthernetTypeIPv6), ip6(), frag6(0, true), udpHeader, gopacket.Payload(make([]byte, 16))), true, 0x01020304, 5000, 53},
+		{"ipv6 later", serialize(t, eth(layers.EthernetTypeIPv6), ip6(), frag6(3, false), udpHeader), false, 0x01020304, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var r flow.Record
+			info := NewParser().Parse(&r, layers.LayerTypeEthernet, tt.data)
+			if info.Result != OK || !info.Fragment || info.FragFirst != tt.first || info.FragID != tt.id {
+				t.Fatalf("info %+v", info)
+			}
+			if r.Proto != 17 || r.SrcPort != tt.sport || r.DstPort != tt.dport || !r.SrcIP.IsValid() {
+				t.Errorf("record %+v", r.Key)
+			}
+		})
+	}
+}
+
+// An MPLS stack: top, bottom and depth, then the IP packet under it; the
+// ethertype is the IP one, as pmacctd reports it.
+func TestParseMPLS(t *testing.T) {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{198, 51, 100, 2}}
+	data := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeMPLSUnicast},
+		&layers.MPLS{Label: 1000, TTL: 64}, &layers.MPLS{Label: 2000, TTL: 64}, &layers.MPLS{Label: 3000, TTL: 64, StackBottom: true},
+		ip, &layers.TCP{SrcPort: 40000, DstPort: 443, SYN: true}, gopacket.Payload(make([]byte, 10)))
+	var r flow.Record
+	info := NewParser().Parse(&r, layers.LayerTypeEthernet, data)
+	if info.Result != OK || r.MPLSLabelTop != 1000 || r.MPLSLabelBottom != 3000 || r.MPLSStackDepth != 3 {
+		t.Fatalf("info %+v labels %d %d depth %d", info, r.MPLSLabelTop, r.MPLSLabelBottom, r.MPLSStackDepth)
+	}
+	if r.EType != 0x800 || r.SrcIP != netip.MustParseAddr("192.0.2.1") || r.DstPort != 443 || r.TCPFlags != 0x02 || info.IPLength != 50 {
+		t.Errorf("record %+v length %d", r.Key, info.IPLength)
+	}
+	if r.SrcMAC != [6]byte{2, 0, 0, 0, 0, 1} {
+		t.Errorf("outer mac lost: %x", r.SrcMAC)
+	}
+}
+
+// A VXLAN packet: the outer primitives are the tunnel's endpoints, the
+// tunnel_* ones the inner frame's, vxlan its VNI.
+func TestParseVXLAN(t *testing.T) {
+	inner := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 1, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 1, 2}, EthernetType: layers.EthernetTypeIPv6},
+		&layers.IPv6{Version: 6, HopLimit: 64, TrafficClass: 0xb8, NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP("2001:db8::1"), DstIP: net.ParseIP("2001:db8::2")},
+		&layers.UDP{SrcPort: 5004, DstPort: 5006}, gopacket.Payload(make([]byte, 20)))
+	data := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{192, 0, 2, 2}},
+		&layers.UDP{SrcPort: 40000, DstPort: 4789}, gopacket.Payload{0x08, 0, 0, 0, 0, 0x12, 0x34, 0}, gopacket.Payload(inner))
+	var r flow.Record
+	p := NewParser()
+	info := p.Parse(&r, layers.LayerTypeEthernet, data)
+	if info.Result != OK || r.SrcIP != netip.MustParseAddr("192.0.2.1") || r.DstPort != 4789 || r.VXLAN != 0x1234 {
+		t.Fatalf("outer %+v", r.Key)
+	}
+	if r.TunnelSrcMAC != [6]byte{2, 0, 0, 0, 1, 1} || r.TunnelDstIP != netip.MustParseAddr("2001:db8::2") || r.TunnelProto != 17 ||
+		r.TunnelTOS != 0xb8 || r.TunnelSrcPort != 5004 || r.TunnelDstPort != 5006 {
+		t.Errorf("tunnel %+v", r.Key)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Parse(&r, layers.LayerTypeEthernet, data) }); n != 0 {
+		t.Errorf("%v allocations per VXLAN packet", n)
+	}
+}

@@ -34,7 +34,7 @@ var (
 		"sampling_rate", "tag", "tag2",
 		"export_proto_seqno", "export_proto_version", "export_proto_sysid",
 		"local_pref", "med", "local_pref_src", "med_src",
-		"mpls_pw_id", "mpls_label_top", "mpls_label_bottom",
+		"mpls_pw_id", "mpls_label_top", "mpls_label_bottom", "mpls_stack_depth",
 		"nat_event", "fw_event", "vxlan", "nvgre",
 		"path_delay_avg_usec", "path_delay_min_usec", "path_delay_max_usec",
 	}
