@@ -12,6 +12,7 @@ package cache
 import (
 	"fmt"
 	"hash/maphash"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -64,6 +65,14 @@ type Configuration struct {
 	Networks *networks.Table
 	// Filter, when set, is the aggregate_filter.
 	Filter *filter.Filter
+
+	// SamplingRate above 1 samples the records that pass the filter, 1 in
+	// SamplingRate on average, as pmacctd's sampling_rate: the gap to the
+	// next kept record is drawn uniformly from 1 to 2*SamplingRate-1. Kept
+	// records report the rate (and are renormalised by it with Renormalize).
+	SamplingRate uint32
+	// SamplingSeed seeds the draws; 0 picks a random seed.
+	SamplingSeed uint64
 }
 
 // Validate reports settings that New would have to ignore.
@@ -93,6 +102,7 @@ type Entry struct {
 type Stats struct {
 	Records  uint64 // records given to Add
 	Filtered uint64 // records the filter rejected
+	Sampled  uint64 // records passed over by sampling
 	Entries  int    // entries in the cache now
 	Flushes  uint64 // calls to Flush
 	Flushed  uint64 // entries handed out by Flush
@@ -124,7 +134,12 @@ type Cache struct {
 	flushMu sync.Mutex // one Flush at a time; guards spare
 	spare   *table
 
-	records, filtered, flushes, flushed atomic.Uint64
+	sampling uint32
+	sampleMu sync.Mutex // guards skip and rng
+	skip     uint32     // records to let go before the next kept one
+	rng      *rand.Rand
+
+	records, filtered, sampledOut, flushes, flushed atomic.Uint64
 }
 
 // New returns an empty cache. Settings that Validate rejects are tolerated:
@@ -142,6 +157,13 @@ func New(cfg Configuration) *Cache {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if cfg.SamplingRate > 1 {
+		seed := cfg.SamplingSeed
+		if seed == 0 {
+			seed = rand.Uint64()
+		}
+		c.sampling, c.rng = cfg.SamplingRate, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	}
 	set := cfg.Aggregate.Set
 	set.Each(func(p flow.Primitive) {
@@ -267,7 +289,14 @@ func (c *Cache) Add(r *flow.Record) {
 		c.filtered.Add(1)
 		return
 	}
+	if c.sampling > 0 && !c.sample() {
+		c.sampledOut.Add(1)
+		return
+	}
 	k := r.Key
+	if c.sampling > 0 {
+		k.SamplingRate = c.sampling
+	}
 	c.resolve(&k)
 	packets, bytes := r.Packets, r.Bytes
 	if c.renorm && k.SamplingRate > 0 {
@@ -383,6 +412,17 @@ func (c *Cache) Flush(emit func(*Entry)) {
 	c.spare = t
 }
 
+// sample reports whether the next record is kept.
+func (c *Cache) sample() bool {
+	c.sampleMu.Lock()
+	defer c.sampleMu.Unlock()
+	if c.skip == 0 {
+		c.skip = 1 + c.rng.Uint32N(2*c.sampling-1)
+	}
+	c.skip--
+	return c.skip == 0
+}
+
 // Stats returns the counters of the cache.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
@@ -391,6 +431,7 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		Records:  c.records.Load(),
 		Filtered: c.filtered.Load(),
+		Sampled:  c.sampledOut.Load(),
 		Entries:  n,
 		Flushes:  c.flushes.Load(),
 		Flushed:  c.flushed.Load(),

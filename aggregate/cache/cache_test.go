@@ -157,6 +157,10 @@ func TestEveryPrimitive(t *testing.T) {
 		SrcPort: 65535, DstPort: 1, Proto: 17, TOS: 0xb8, SamplingRate: 1000,
 		TimestampStart: 1, TimestampEnd: -2, TimestampArrival: 1 << 62, TimestampExport: 4,
 		ExportProtoSeqno: 0xfffffffe, ExportProtoSysID: 9, ExportProtoVersion: 10,
+		MPLSLabelTop: 1 << 19, MPLSLabelBottom: 16, MPLSStackDepth: 3,
+		TunnelSrcMAC: [6]byte{2, 0, 0, 0, 0, 1}, TunnelDstMAC: [6]byte{2, 0, 0, 0, 0, 2},
+		TunnelSrcIP: ip("198.51.100.7"), TunnelDstIP: ip("2001:db8::7"), TunnelProto: 6, TunnelTOS: 0x28,
+		TunnelSrcPort: 40000, TunnelDstPort: 443, VXLAN: 0xffffff,
 	}
 	full.SrcNet, full.DstNet = ip("2001:db8::"), ip("192.0.2.128")
 	for _, set := range []flow.Set{a.Set, aggregate(t, "dst_net", "peer_dst_ip", "vlan").Set, aggregate(t, "flows", "tcpflags").Set} {
@@ -321,6 +325,36 @@ func TestRenormalize(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, c.want)
 			}
 		})
+	}
+}
+
+// sampling_rate keeps about 1 record in N, each reporting N; renormalised,
+// the sums estimate the unsampled ones.
+func TestSampling(t *testing.T) {
+	const n, rate = 200000, 10
+	for _, renormalize := range []bool{false, true} {
+		c := New(Configuration{Aggregate: aggregate(t, "sampling_rate"), SamplingRate: rate, SamplingSeed: 1, Renormalize: renormalize})
+		for range n {
+			c.Add(rec())
+		}
+		got := flush(c)
+		if len(got) != 1 {
+			t.Fatalf("entries %+v", got)
+		}
+		kept := got[0].Flows // flows are never renormalised
+		wantRate, wantPackets := uint32(rate), kept
+		if renormalize {
+			wantRate, wantPackets = 1, kept*rate
+		}
+		if got[0].SamplingRate != wantRate || got[0].Packets != wantPackets {
+			t.Errorf("renormalize %v: %+v", renormalize, got[0])
+		}
+		if kept < n/rate*97/100 || kept > n/rate*103/100 {
+			t.Errorf("kept %d of %d at 1:%d", kept, n, rate)
+		}
+		if st := c.Stats(); st.Sampled != n-kept {
+			t.Errorf("sampled out %d, want %d", st.Sampled, n-kept)
+		}
 	}
 }
 

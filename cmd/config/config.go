@@ -75,6 +75,9 @@ type Input struct {
 	Snaplen   int    `toml:"snaplen,omitempty"`   // bytes captured per packet
 	Promisc   *bool  `toml:"promisc,omitempty"`   // promiscuous mode, default true
 	Direction string `toml:"direction,omitempty"` // in, out or inout (pcap_direction)
+	// the traffic reaching the interface is sampled already, 1 in N
+	// (pmacctd_ext_sampling_rate); pipelines with renormalize scale it back
+	ExtSamplingRate uint32 `toml:"ext_sampling_rate,omitempty"`
 }
 
 // SamplingOverride sets the sampling rate of the exporters in a prefix.
@@ -105,6 +108,7 @@ type Pipeline struct {
 	Renormalize     bool     `toml:"renormalize,omitempty"`      // multiply packets and bytes by the sampling rate
 	TimeNew         bool     `toml:"time_new,omitempty"`         // nfacctd_time_new: bin flows by arrival, not flow start
 	NetworksFile    string   `toml:"networks_file,omitempty"`    // prefix -> net, mask, AS (longest match)
+	SamplingRate    uint32   `toml:"sampling_rate,omitempty"`    // pcap inputs: keep 1 packet in N at random, as pmacctd
 
 	TimestampsUTC        bool `toml:"timestamps_utc,omitempty"`
 	TimestampsRFC3339    bool `toml:"timestamps_rfc3339,omitempty"`
@@ -593,6 +597,9 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 	if in.Sockets < 1 || in.Queue < 1 || in.ReadBuffer < 0 {
 		return fail(at("input", i, "sockets"), "sockets and queue must be at least 1, read_buffer not negative")
 	}
+	if in.ExtSamplingRate > 0 {
+		return fail(at("input", i, "ext_sampling_rate"), "ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)")
+	}
 	if in.TemplatesFile != "" && in.Type != "netflow" {
 		return fail(at("input", i, "templates_file"), "templates are a NetFlow v9/IPFIX matter (expected no templates_file on an sflow input)")
 	}
@@ -602,6 +609,11 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 		}
 		if s.Rate == 0 {
 			return fail([]string{"input#" + strconv.Itoa(i), "sampling#" + strconv.Itoa(j), "rate"}, "missing rate (expected 1 or more: one packet in rate was sampled)")
+		}
+	}
+	for _, name := range in.Pipelines {
+		if p := c.Pipeline(name); p != nil && p.SamplingRate > 0 {
+			return fail(at("input", i, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		}
 	}
 	return checkFlowInputCommon(i, in, pipelines, fail)
@@ -643,6 +655,13 @@ func (c *Config) checkPcapInput(i int, in *Input, pipelines map[string]bool, fai
 	}
 	if len(in.Listen) > 0 || in.Replay != "" || in.TemplatesFile != "" || in.Follow {
 		return fail(at("input", i, "listen"), "listen, replay, templates_file and follow are not for pcap inputs (expected interface or file)")
+	}
+	if in.ExtSamplingRate > 0 {
+		for _, name := range in.Pipelines {
+			if p := c.Pipeline(name); p != nil && p.SamplingRate > 0 {
+				return fail(at("input", i, "ext_sampling_rate"), "pipeline %q samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)", name)
+			}
+		}
 	}
 	return checkFlowInputCommon(i, in, pipelines, fail)
 }

@@ -251,6 +251,7 @@ type pmacctRun struct {
 	renormalize bool
 	samplingMap string // sampling_map
 	pcapFilter  string // pcap_filter (pmacctd)
+	extSampling int    // pmacctd_ext_sampling_rate
 	plugins     []pmacctPlugin
 }
 
@@ -270,6 +271,9 @@ func (r pmacctRun) config() string {
 	}
 	if r.pcapFilter != "" {
 		fmt.Fprintf(&b, "pcap_filter: %s\n", r.pcapFilter)
+	}
+	if r.extSampling > 0 {
+		fmt.Fprintf(&b, "pmacctd_ext_sampling_rate: %d\n", r.extSampling)
 	}
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {

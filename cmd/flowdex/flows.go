@@ -53,6 +53,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flo
 		Location:        time.Local,
 		Renormalize:     pc.Renormalize,
 		TimeNew:         pc.TimeNew,
+		SamplingRate:    pc.SamplingRate,
 	}
 	if pc.TimestampsUTC {
 		cc.Location = time.UTC
@@ -288,6 +289,14 @@ func (fi *flowInput) capture(ctx context.Context) error {
 	pc := pcap.DefaultConfiguration()
 	pc.Interface, pc.Filter, pc.Snaplen, pc.Promisc, pc.Direction, pc.Speed =
 		in.Interface, in.Filter, in.Snaplen, *in.Promisc, in.Direction, in.ReplaySpeed
+	pc.ExtSamplingRate = in.ExtSamplingRate
+	// pmacctd tracks fragments for every plugin as soon as one needs ports
+	for _, p := range fi.pipelines {
+		if p.agg.Set.Has(flow.SrcPort) || p.agg.Set.Has(flow.DstPort) || p.agg.Set.Has(flow.TCPFlags) ||
+			p.agg.Set.Has(flow.Flows) || p.agg.Sum == flow.SumPort {
+			pc.Fragments = true
+		}
+	}
 	if in.File != "" {
 		pc.File = fi.resolve(in.File)
 	}
@@ -301,5 +310,14 @@ func (fi *flowInput) capture(ctx context.Context) error {
 	fi.logger.Info("capture stopped", "packets", st.Packets, "records", st.Records, "not_ip", st.NotIP,
 		"truncated", st.Truncated, "received", st.Received, "dropped_by_kernel", st.KernelDrops,
 		"dropped_by_interface", st.InterfaceDrops)
+	if pc.Fragments {
+		level := slog.LevelInfo
+		if st.FragmentsOrphaned > 0 || st.FragmentsUntracked > 0 {
+			level = slog.LevelWarn
+		}
+		fi.logger.Log(ctx, level, "ip fragments", "held_for_first", st.FragmentsHeld,
+			"orphaned_packets", st.FragmentsOrphaned, "orphaned_bytes", st.FragmentBytesOrphaned,
+			"untracked_table_full", st.FragmentsUntracked)
+	}
 	return err
 }

@@ -75,7 +75,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, fp := range sess.flowPipelines {
 		fp.flush(context.WithoutCancel(ctx), time.Now(), &c, logger)
 		st := fp.cache.Stats()
-		logger.Info("pipeline stopped", "pipeline", fp.name, "records", st.Records, "filtered_out", st.Filtered,
+		logger.Info("pipeline stopped", "pipeline", fp.name, "records", st.Records, "filtered_out", st.Filtered, "sampled_out", st.Sampled,
 			"flushes", st.Flushes, "aggregates_written", st.Flushed)
 	}
 	for _, fi := range sess.flowInputs {

@@ -31,6 +31,15 @@ type Configuration struct {
 	Speed     float64 // files: 0 as fast as possible, 1 at recorded speed
 	// BufferSize is libpcap's kernel ring for an interface, in bytes.
 	BufferSize int
+	// Fragments gives the later fragments of a TCP/UDP datagram the ports of
+	// its first, as pmacctd does when a plugin aggregates ports or TCP flags
+	// (see fragments.go). Off, each fragment is a packet of its own and only
+	// a first one has ports.
+	Fragments bool
+	// ExtSamplingRate says the captured traffic is already sampled 1 in N
+	// (pmacctd_ext_sampling_rate): records report it as their sampling rate,
+	// for a pipeline to renormalise. 0: not sampled, the rate reported is 1.
+	ExtSamplingRate uint32
 }
 
 // DefaultConfiguration captures 512 bytes of each packet, enough for any
@@ -47,6 +56,10 @@ func DefaultConfiguration() Configuration {
 type Stats struct {
 	Packets, Records, NotIP, Truncated    uint64
 	Received, KernelDrops, InterfaceDrops uint64
+	// With Fragments: later fragments held for their first, held ones whose
+	// first never came (packets, bytes), fragments accounted alone because
+	// the fragment table was full.
+	FragmentsHeld, FragmentsOrphaned, FragmentBytesOrphaned, FragmentsUntracked uint64
 }
 
 // Capture reads packets into records.
@@ -56,6 +69,7 @@ type Capture struct {
 	handle *pcap.Handle
 	first  gopacket.LayerType
 	parser *packet.Parser
+	frags  *fragments // nil without Fragments
 
 	packets, records, notIP, truncated atomic.Uint64
 	received, kernelDrops, ifDrops     atomic.Uint64
@@ -67,6 +81,9 @@ func Open(cfg Configuration, logger *slog.Logger) (*Capture, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Capture{cfg: cfg, logger: logger, parser: packet.NewParser()}
+	if cfg.Fragments {
+		c.frags = newFragments(cfg.ExtSamplingRate == 0)
+	}
 	var err error
 	switch {
 	case cfg.File != "" && cfg.Interface != "":
@@ -148,6 +165,9 @@ func openLive(cfg Configuration) (*pcap.Handle, error) {
 // concurrent use.
 func (c *Capture) Run(ctx context.Context, emit func(*flow.Record)) error {
 	defer c.handle.Close()
+	if c.frags != nil {
+		defer c.frags.close()
+	}
 	var r flow.Record
 	var firstTS, start time.Time
 	for n := 0; ; n++ {
@@ -185,7 +205,7 @@ func (c *Capture) Run(ctx context.Context, emit func(*flow.Record)) error {
 }
 
 // record fills r from one packet, as pmacctd accounts it; false for a packet
-// that is not IP.
+// that is not IP, or a fragment held back for its first.
 func (c *Capture) record(r *flow.Record, data []byte, ci gopacket.CaptureInfo) bool {
 	*r = flow.Record{}
 	first := c.first
@@ -207,6 +227,10 @@ func (c *Capture) record(r *flow.Record, data []byte, ci gopacket.CaptureInfo) b
 	r.Packets = 1
 	r.Bytes = info.IPLength // pmacctd: the IP length, not the frame's
 	r.Flows = 0
+	r.SamplingRate = max(c.cfg.ExtSamplingRate, 1)
+	if c.frags != nil && info.Fragment && (r.Proto == 6 || r.Proto == 17) {
+		return c.frags.account(r, info, r.TimestampArrival)
+	}
 	return true
 }
 
@@ -223,6 +247,11 @@ func (c *Capture) updateStats() {
 
 // Stats returns the counters.
 func (c *Capture) Stats() Stats {
-	return Stats{Packets: c.packets.Load(), Records: c.records.Load(), NotIP: c.notIP.Load(), Truncated: c.truncated.Load(),
+	st := Stats{Packets: c.packets.Load(), Records: c.records.Load(), NotIP: c.notIP.Load(), Truncated: c.truncated.Load(),
 		Received: c.received.Load(), KernelDrops: c.kernelDrops.Load(), InterfaceDrops: c.ifDrops.Load()}
+	if f := c.frags; f != nil {
+		st.FragmentsHeld, st.FragmentsOrphaned = f.held.Load(), f.orphanPackets.Load()
+		st.FragmentBytesOrphaned, st.FragmentsUntracked = f.orphanBytes.Load(), f.untracked.Load()
+	}
+	return st
 }

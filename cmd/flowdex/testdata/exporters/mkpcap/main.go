@@ -4,6 +4,7 @@
 // 2001:db8::/32), starting 2024-01-01 00:00:00 UTC. It is deterministic:
 //
 //	go run ./testdata/exporters/mkpcap > testdata/exporters/traffic.pcap
+//	go run ./testdata/exporters/mkpcap -host > testdata/exporters/host.pcap
 //
 // What is in it, and why:
 //   - several hosts, IPv4 and IPv6, TCP (closed by FIN and by RST), UDP, ICMP
@@ -13,11 +14,17 @@
 //     starting exactly on one: one-minute history bins and pmacct's edge quirk;
 //   - more flows than one NetFlow v5 datagram holds, alternating IPv4 and IPv6
 //     so that NetFlow v9 exporters write many small FlowSets per datagram.
+//
+// host.pcap (-host) adds what only a packet capture sees, for the pmacctd
+// golden test: IPv4 and IPv6 UDP fragments in and out of order, a fragmented
+// ICMP echo, a fragment whose first never comes, MPLS (one label: pmacct
+// 1.7.7 walks longer stacks 16 bytes at a time) and VXLAN.
 package main
 
 import (
 	"bufio"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -61,21 +68,41 @@ const (
 	ack
 )
 
+// filler is n bytes of letters.
+func filler(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	return p
+}
+
 // send appends one frame from a to b carrying l4 (and payload bytes).
 func send(at time.Duration, a, b host, tos uint8, l4 gopacket.SerializableLayer, payload int) {
-	var ls []gopacket.SerializableLayer
-	eth := &layers.Ethernet{SrcMAC: a.mac, DstMAC: b.mac}
-	ls = append(ls, eth)
-	ipType := layers.EthernetTypeIPv4
-	if a.ip.To4() == nil {
-		ipType = layers.EthernetTypeIPv6
+	sendBytes(at, a, b, tos, l4, filler(payload))
+}
+
+// link is the Ethernet header (and 802.1Q tag) of a frame from a to b.
+func link(a, b host, typ layers.EthernetType) []gopacket.SerializableLayer {
+	eth := &layers.Ethernet{SrcMAC: a.mac, DstMAC: b.mac, EthernetType: typ}
+	if a.vlan == 0 {
+		return []gopacket.SerializableLayer{eth}
 	}
-	if a.vlan != 0 {
-		eth.EthernetType = layers.EthernetTypeDot1Q
-		ls = append(ls, &layers.Dot1Q{Priority: a.pcp, VLANIdentifier: a.vlan, Type: ipType})
-	} else {
-		eth.EthernetType = ipType
+	eth.EthernetType = layers.EthernetTypeDot1Q
+	return []gopacket.SerializableLayer{eth, &layers.Dot1Q{Priority: a.pcp, VLANIdentifier: a.vlan, Type: typ}}
+}
+
+func serialize(ls ...gopacket.SerializableLayer) []byte {
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		panic(err)
 	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+// ipPacket is the IP packet from a to b carrying l4 and payload, and its IP
+// header alone, for fragmenting.
+func ipPacket(a, b host, tos uint8, l4 gopacket.SerializableLayer, payload []byte) (pkt []byte, ip gopacket.SerializableLayer) {
 	var proto layers.IPProtocol
 	switch l := l4.(type) {
 	case *layers.TCP:
@@ -91,36 +118,39 @@ func send(at time.Duration, a, b host, tos uint8, l4 gopacket.SerializableLayer,
 	default:
 		panic(fmt.Sprintf("unexpected layer %T", l))
 	}
-	var net gopacket.NetworkLayer
-	if ipType == layers.EthernetTypeIPv4 {
+	var nl gopacket.NetworkLayer
+	if a.ip.To4() != nil {
 		ipID++
-		ip := &layers.IPv4{Version: 4, TTL: 64, TOS: tos, Id: ipID, Flags: layers.IPv4DontFragment, Protocol: proto, SrcIP: a.ip.To4(), DstIP: b.ip.To4()}
-		ls, net = append(ls, ip), ip
+		ip4 := &layers.IPv4{Version: 4, TTL: 64, TOS: tos, Id: ipID, Flags: layers.IPv4DontFragment, Protocol: proto, SrcIP: a.ip.To4(), DstIP: b.ip.To4()}
+		ip, nl = ip4, ip4
 	} else {
-		ip := &layers.IPv6{Version: 6, HopLimit: 64, TrafficClass: tos, NextHeader: proto, SrcIP: a.ip, DstIP: b.ip}
-		ls, net = append(ls, ip), ip
+		ip6 := &layers.IPv6{Version: 6, HopLimit: 64, TrafficClass: tos, NextHeader: proto, SrcIP: a.ip, DstIP: b.ip}
+		ip, nl = ip6, ip6
 	}
 	switch l := l4.(type) {
 	case *layers.TCP:
-		l.SetNetworkLayerForChecksum(net)
+		l.SetNetworkLayerForChecksum(nl)
 	case *layers.UDP:
-		l.SetNetworkLayerForChecksum(net)
+		l.SetNetworkLayerForChecksum(nl)
 	case *layers.ICMPv6:
-		l.SetNetworkLayerForChecksum(net)
+		l.SetNetworkLayerForChecksum(nl)
 	}
-	ls = append(ls, l4)
-	if payload > 0 {
-		p := make([]byte, payload)
-		for i := range p {
-			p[i] = byte('a' + i%26)
-		}
-		ls = append(ls, gopacket.Payload(p))
+	return serialize(ip, l4, gopacket.Payload(payload)), ip
+}
+
+// sendBytes appends one frame from a to b carrying l4 and payload.
+func sendBytes(at time.Duration, a, b host, tos uint8, l4 gopacket.SerializableLayer, payload []byte) {
+	pkt, _ := ipPacket(a, b, tos, l4, payload)
+	packets = append(packets, packet{at, frame(a, b, pkt)})
+}
+
+// frame puts an IP packet in an Ethernet frame from a to b.
+func frame(a, b host, pkt []byte) []byte {
+	typ := layers.EthernetTypeIPv4
+	if pkt[0]>>4 == 6 {
+		typ = layers.EthernetTypeIPv6
 	}
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		panic(err)
-	}
-	packets = append(packets, packet{at, append([]byte(nil), buf.Bytes()...)})
+	return serialize(append(link(a, b, typ), gopacket.Payload(pkt))...)
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -176,7 +206,88 @@ func ping(at time.Duration, c, s host, n int) {
 	}
 }
 
+// fragmented sends the packet from a to b carrying l4 and size payload bytes
+// in fragments of at most fragSize payload bytes (a multiple of 8), in the
+// order given (indexes of fragments), a millisecond apart.
+func fragmented(at time.Duration, a, b host, l4 gopacket.SerializableLayer, size, fragSize int, order []int) {
+	pkt, ip := ipPacket(a, b, 0, l4, filler(size))
+	var frags [][]byte
+	if ip4, ok := ip.(*layers.IPv4); ok {
+		body := pkt[20:]
+		for off := 0; off < len(body); off += fragSize {
+			end := min(off+fragSize, len(body))
+			h := *ip4
+			h.Flags, h.FragOffset = 0, uint16(off/8)
+			if end < len(body) {
+				h.Flags = layers.IPv4MoreFragments
+			}
+			frags = append(frags, serialize(&h, gopacket.Payload(body[off:end])))
+		}
+	} else {
+		ip6 := ip.(*layers.IPv6)
+		body := pkt[40:]
+		ipID++
+		for off := 0; off < len(body); off += fragSize {
+			end := min(off+fragSize, len(body))
+			v := uint16(off/8) << 3
+			if end < len(body) {
+				v |= 1
+			}
+			hdr := []byte{byte(ip6.NextHeader), 0, byte(v >> 8), byte(v), 0, 0, byte(ipID >> 8), byte(ipID)}
+			h := *ip6
+			h.NextHeader = layers.IPProtocolIPv6Fragment
+			frags = append(frags, serialize(&h, gopacket.Payload(append(hdr, body[off:end]...))))
+		}
+	}
+	for i, n := range order {
+		packets = append(packets, packet{at + ms(i), frame(a, b, frags[n])})
+	}
+}
+
+// mpls sends a TCP packet from a to b under one MPLS label.
+func mpls(at time.Duration, a, b host, label uint32, l4 gopacket.SerializableLayer, payload int) {
+	pkt, _ := ipPacket(a, b, 0, l4, filler(payload))
+	eth := &layers.Ethernet{SrcMAC: a.mac, DstMAC: b.mac, EthernetType: layers.EthernetTypeMPLSUnicast}
+	packets = append(packets, packet{at, serialize(eth, &layers.MPLS{Label: label, TTL: 64, StackBottom: true}, gopacket.Payload(pkt))})
+}
+
+// vxlan sends from VTEP a to VTEP b the frame from ia to ib carrying l4, in VNI vni.
+func vxlan(at time.Duration, a, b host, vni uint32, ia, ib host, l4 gopacket.SerializableLayer, payload int) {
+	inner, _ := ipPacket(ia, ib, 0x28, l4, filler(payload))
+	hdr := []byte{0x08, 0, 0, 0, byte(vni >> 16), byte(vni >> 8), byte(vni), 0}
+	sendBytes(at, a, b, 0, udp(49152, 4789), append(hdr, frame(ia, ib, inner)...))
+}
+
+// hostTraffic is what only a packet capture sees, in minute 0 between the
+// flows of the exporter traffic.
+func hostTraffic(c1, c5, c6, v1, web1, dns, v6dns host) {
+	// a 3000-byte DNS answer in three fragments, in order
+	fragmented(ms(30000), dns, c1, udp(53, 53001), 3000, 1480, []int{0, 1, 2})
+	// the same, last fragment first: pmacctd holds it for the first's ports
+	fragmented(ms(31000), dns, c5, udp(53, 53005), 2000, 1200, []int{1, 0})
+	// IPv6: a fragment header, three fragments
+	fragmented(ms(32000), v6dns, v1, udp(53, 50004), 2500, 1232, []int{0, 2, 1})
+	// a big ping: fragments of ICMP are packets of their own
+	fragmented(ms(33000), c1, web1, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 9}, 3000, 1480, []int{0, 1, 2})
+	// the last fragment of a datagram whose other fragments were lost
+	fragmented(ms(34000), c6, dns, udp(53106, 53), 3000, 1480, []int{2})
+	// MPLS-labelled TCP, two labels
+	mpls(ms(36000), c1, web1, 16001, tcp(40100, 80, syn), 0)
+	mpls(ms(36010), web1, c1, 16002, tcp(80, 40100, syn|ack), 0)
+	mpls(ms(36020), c1, web1, 16001, tcp(40100, 80, psh|ack), 200)
+	// VXLAN between two VTEPs: IPv4 TCP and IPv6 UDP inside, two VNIs
+	vtep1, vtep2 := newHost("192.0.2.61", 0x21, 0, 0), newHost("192.0.2.62", 0x22, 0, 0)
+	in1, in2 := newHost("198.51.100.201", 0x31, 0, 0), newHost("203.0.113.201", 0x32, 0, 0)
+	in3, in4 := newHost("2001:db8:0:3::1", 0x33, 0, 0), newHost("2001:db8:0:3::2", 0x34, 0, 0)
+	vxlan(ms(38000), vtep1, vtep2, 5001, in1, in2, tcp(40200, 443, syn), 0)
+	vxlan(ms(38010), vtep2, vtep1, 5001, in2, in1, tcp(443, 40200, syn|ack), 0)
+	vxlan(ms(38020), vtep1, vtep2, 5001, in1, in2, tcp(40200, 443, psh|ack), 300)
+	vxlan(ms(38030), vtep1, vtep2, 7002, in3, in4, udp(50300, 53), 40)
+}
+
 func main() {
+	withHost := flag.Bool("host", false, "add the traffic only a packet capture sees (host.pcap)")
+	flag.Parse()
 	// clients: two untagged, three on VLAN 10 (priority 3), IPv6 ones on VLAN 20
 	c1 := newHost("192.0.2.1", 0x01, 0, 0)
 	c2 := newHost("192.0.2.2", 0x02, 10, 3)
@@ -233,6 +344,9 @@ func main() {
 		exchange(ms(200000+100*i), c, dns, uint16(53100+i), 53, 0, 40+i, 100+i)
 	}
 	ping(ms(210000), v1, v6web, 1)
+	if *withHost {
+		hostTraffic(c1, c5, c6, v1, web1, dns, v6dns)
+	}
 
 	sort.SliceStable(packets, func(i, j int) bool { return packets[i].at < packets[j].at })
 	// the pcap format by hand: gopacket's pcapgo needs golang.org/x/sys,
