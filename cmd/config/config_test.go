@@ -73,6 +73,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:1: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
 		{"output twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"o\", \"o\"]\n[output.o]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: output "o" listed twice`},
 		{"one print file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.b]\ntype = \"print\"\n", `flowdex.toml:6:1: output.b.file: outputs "a" and "b" both print to "-"`},
+		{"ext sampling on netflow", "[[input]]\ntype = \"netflow\"\next_sampling_rate = 10\n", `flowdex.toml:3:1: input#0.ext_sampling_rate: ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)`},
+		{"sampling_rate on a netflow pipeline", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)`},
+		{"both samplings", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\next_sampling_rate = 10\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:4:1: input#0.ext_sampling_rate: pipeline "pipeline1" samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {
