@@ -9,7 +9,8 @@ import (
 	"math"
 	"net/netip"
 	"os"
-	"time"
+
+	"github.com/flowdex/flowdex/collector/pace"
 )
 
 // ReplayStats counts what a replay read. Packets = Datagrams + Skipped().
@@ -63,18 +64,11 @@ func ReplayReader(ctx context.Context, r io.Reader, speed float64, handler Handl
 		return st, err
 	}
 	var (
-		d      Datagram
-		first  = true
-		t0, w0 time.Time
-		timer  *time.Timer
-		done   = ctx.Done()
-		pacing = speed > 0 && !math.IsInf(speed, 1)
+		d     Datagram
+		done  = ctx.Done()
+		pacer = pace.New(speed)
 	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	defer pacer.Stop()
 	for {
 		select {
 		case <-done:
@@ -89,21 +83,8 @@ func ReplayReader(ctx context.Context, r io.Reader, speed float64, handler Handl
 			return st, fmt.Errorf("packet %d: %w", st.Packets+1, err)
 		}
 		st.Packets++
-		if pacing {
-			if first {
-				t0, w0, first = ts, time.Now(), false
-			} else if wait := time.Until(w0.Add(time.Duration(float64(ts.Sub(t0)) / speed))); wait > 0 {
-				if timer == nil {
-					timer = time.NewTimer(wait)
-				} else {
-					timer.Reset(wait)
-				}
-				select {
-				case <-done:
-					return st, ctx.Err()
-				case <-timer.C:
-				}
-			}
+		if !pacer.Wait(ctx, ts) {
+			return st, ctx.Err()
 		}
 		payload, src, why := udpPayload(link, data)
 		if why != delivered {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket/pcap"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/pace"
 	"github.com/flowdex/flowdex/collector/packet"
 )
 
@@ -169,7 +170,11 @@ func (c *Capture) Run(ctx context.Context, emit func(*flow.Record)) error {
 		defer c.frags.close()
 	}
 	var r flow.Record
-	var firstTS, start time.Time
+	pacer := pace.New(0)
+	if c.cfg.File != "" {
+		pacer = pace.New(c.cfg.Speed)
+	}
+	defer pacer.Stop()
 	for n := 0; ; n++ {
 		if n&63 == 0 && ctx.Err() != nil {
 			c.updateStats()
@@ -185,16 +190,8 @@ func (c *Capture) Run(ctx context.Context, emit func(*flow.Record)) error {
 		case err != nil:
 			return fmt.Errorf("pcap: %w", err)
 		}
-		if c.cfg.File != "" && c.cfg.Speed > 0 {
-			if firstTS.IsZero() {
-				firstTS, start = ci.Timestamp, time.Now()
-			} else if wait := time.Duration(float64(ci.Timestamp.Sub(firstTS))/c.cfg.Speed) - time.Since(start); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(wait):
-				}
-			}
+		if !pacer.Wait(ctx, ci.Timestamp) {
+			return nil
 		}
 		c.packets.Add(1)
 		if c.record(&r, data, ci) {
