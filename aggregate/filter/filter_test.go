@@ -210,3 +210,42 @@ func BenchmarkMatch(b *testing.B) {
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// Any expression libpcap compiles, on any record: Match does not panic and
+// agrees with libpcap's own bpf_filter on the same frame.
+func FuzzMatch(f *testing.F) {
+	for _, c := range []string{"tcp", "vlan 10 and tcp dst port 80", "mpls 16001 and tcp", "ip6[53] & 0x02 != 0", "less 60", "ether[0:4] = 0"} {
+		f.Add(c, []byte{6, 0, 80, 1, 0xc0, 0, 2, 1, 0x10, 0, 10, 3, 16})
+	}
+	f.Fuzz(func(t *testing.T, expr string, raw []byte) {
+		flt, err := Compile(expr)
+		if err != nil {
+			return
+		}
+		ref, err := pcap.NewBPF(layers.LinkTypeEthernet, snapLen, expr)
+		if err != nil {
+			t.Fatalf("compiles for flowdex, not for libpcap: %v", err)
+		}
+		// a record from the bytes: proto, ports, an address, a VLAN, labels, flags
+		at := func(i int) byte {
+			if i < len(raw) {
+				return raw[i]
+			}
+			return 0
+		}
+		r := &flow.Record{Key: flow.Key{
+			Proto: at(0), SrcPort: uint16(at(1))<<8 | uint16(at(2)), DstPort: uint16(at(3)),
+			SrcIP: netip.AddrFrom4([4]byte{at(4), at(5), at(6), at(7)}), TOS: at(8), VLAN: uint16(at(10)) & 0xfff,
+			CoS: at(11) & 7, MPLSStackDepth: at(12) % 6, MPLSLabelTop: uint32(at(1)) << 8, MPLSLabelBottom: uint32(at(2)),
+		}, TCPFlags: at(9)}
+		if at(13)&1 == 1 {
+			r.SrcIP = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: at(4)})
+		}
+		var buf [frameMax]byte
+		n := frame(&buf, r)
+		want := ref.Matches(gopacket.CaptureInfo{Length: wireLen, CaptureLength: n}, buf[:n])
+		if got := flt.Match(r); got != want {
+			t.Errorf("%q on %+v: flowdex %v, libpcap %v", expr, r.Key, got, want)
+		}
+	})
+}

@@ -188,3 +188,25 @@ func TestParseVXLAN(t *testing.T) {
 		t.Errorf("%v allocations per VXLAN packet", n)
 	}
 }
+
+// Any bytes, after any first layer: no panic, and what a parse reports stays
+// within the frame (an IP length is only claimed for an IP packet).
+func FuzzParse(f *testing.F) {
+	f.Add(uint8(0), serialize(f, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 0, 2, 1}, DstIP: net.IP{192, 0, 2, 2}},
+		&layers.UDP{SrcPort: 1, DstPort: 4789}, gopacket.Payload{0x08, 0, 0, 0, 0, 0, 1, 0}))
+	f.Add(uint8(0), serialize(f, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeMPLSUnicast}, &layers.MPLS{Label: 3, StackBottom: true}, gopacket.Payload{0x45}))
+	f.Add(uint8(4), []byte{0x60, 0, 0, 0, 0, 8, 44, 64})
+	firsts := []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL, layers.LayerTypeLoopback, layers.LayerTypeIPv4, layers.LayerTypeIPv6}
+	p := NewParser()
+	f.Fuzz(func(t *testing.T, first uint8, data []byte) {
+		var r flow.Record
+		info := p.Parse(&r, firsts[int(first)%len(firsts)], data)
+		if info.IPLength > 0 && !r.SrcIP.IsValid() && !r.DstIP.IsValid() {
+			t.Errorf("IP length %d without addresses", info.IPLength)
+		}
+		if r.MPLSStackDepth > 0 && r.MPLSStackDepth > uint8(min(len(data)/4, 255)) {
+			t.Errorf("%d labels in %d bytes", r.MPLSStackDepth, len(data))
+		}
+	})
+}
