@@ -170,6 +170,9 @@ type Output struct {
 	Workers         int      `toml:"workers"`
 	MaxRetries      *int     `toml:"max_retries"`
 	DeadLetterFile  string   `toml:"dead_letter_file"`
+	SpoolDir        string   `toml:"spool_dir"`       // requests Elasticsearch cannot take now wait here, across restarts
+	SpoolMaxBytes   int64    `toml:"spool_max_bytes"` // default 1 GiB
+	RequestTimeout  Duration `toml:"request_timeout"` // one bulk request; default 1m
 
 	// print
 	File string `toml:"file"` // "-" for standard output
@@ -272,14 +275,14 @@ var knownKeys = map[string][]string{
 	"log": {"level", "format", "file"},
 	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
 		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines",
-		"interface", "filter", "snaplen", "promisc", "direction"},
+		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate"},
 	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
-		"renormalize", "time_new", "networks_file", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
+		"renormalize", "time_new", "networks_file", "sampling_rate", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
 		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
 	"output": {"type", "urls", "username", "password", "password_file", "password_env", "index", "index_timezone",
 		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
 		"timestamp_fields", "flush_docs", "flush_bytes", "flush_interval", "workers", "max_retries",
-		"dead_letter_file", "file"},
+		"dead_letter_file", "spool_dir", "spool_max_bytes", "request_timeout", "file"},
 }
 
 func suggest(k toml.Key) string {

@@ -53,6 +53,18 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 			return nil, fmt.Errorf("dead_letter_file %s: %w", ec.DeadLetterFile, err)
 		}
 	}
+	if o.SpoolDir != "" {
+		ec.SpoolDir = cfg.Resolve(o.SpoolDir)
+		if err := creatableDir(ec.SpoolDir); err != nil {
+			return nil, fmt.Errorf("spool_dir %s: %w", ec.SpoolDir, err)
+		}
+	}
+	if o.SpoolMaxBytes > 0 {
+		ec.SpoolMaxBytes = o.SpoolMaxBytes
+	}
+	if o.RequestTimeout.Duration > 0 {
+		ec.RequestTimeout = o.RequestTimeout.Duration
+	}
 	if ec.InputLocation, err = inputLocation(name, cfg); err != nil {
 		return nil, err
 	}
@@ -60,7 +72,7 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	if err != nil {
 		return nil, err
 	}
-	return &esOutput{Sink: s, deadLetter: ec.DeadLetterFile}, nil
+	return &esOutput{Sink: s, deadLetter: ec.DeadLetterFile, spoolDir: ec.SpoolDir}, nil
 }
 
 // inputLocation is the time zone of the naive timestamps of the documents that
@@ -122,6 +134,7 @@ func secret(o config.Output) (string, error) {
 type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
+	spoolDir   string
 }
 
 // Start makes the dead-letter file's directory, then starts the sink.
@@ -155,5 +168,6 @@ func creatableDir(dir string) error {
 func (e *esOutput) report() deliveryReport {
 	s := e.Stats()
 	return deliveryReport{Written: s.Written, Indexed: s.Indexed, Duplicates: s.Duplicates, Failed: s.Failed,
-		DeadLettered: s.DeadLettered, Retried: s.Retried, DeadLetterFile: e.deadLetter}
+		DeadLettered: s.DeadLettered, Retried: s.Retried, DeadLetterFile: e.deadLetter,
+		Spooled: uint64(s.SpoolDocs), SpoolDir: e.spoolDir}
 }

@@ -96,16 +96,21 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		total.Failed += r.Failed
 		total.DeadLettered += r.DeadLettered
 		total.Retried += r.Retried
+		total.Spooled += r.Spooled
 	}
 	// every record must reach every output of its pipeline; failed counts those that
 	// did not, dead-lettered those of them kept in a dead-letter file
 	wanted := c.records.Load() * uint64(len(pipe.outputs))
-	delivered := total.Indexed + total.Duplicates
+	// spooled documents are safe on disk, sent by the next run with the same spool
+	delivered := total.Indexed + total.Duplicates + total.Spooled
 	failed := wanted - min(delivered, wanted)
 	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
 		c.lines.Load(), c.records.Load(), total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
 		c.markers.Load(), c.badLines.Load())
 	for name, r := range reports {
+		if r.Spooled > 0 {
+			fmt.Fprintf(stderr, "flowdex: output %q: %d documents wait in the spool %s: the next run sends them\n", name, r.Spooled, r.SpoolDir)
+		}
 		if r.DeadLettered > 0 {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents rejected, kept in %s\n", name, r.DeadLettered, r.DeadLetterFile)
 		}

@@ -35,6 +35,8 @@ type output interface {
 type deliveryReport struct {
 	Written, Indexed, Duplicates, Failed, DeadLettered, Retried uint64
 	DeadLetterFile                                              string
+	Spooled                                                     uint64 // documents waiting in the spool at stop
+	SpoolDir                                                    string
 }
 
 type reporter interface{ report() deliveryReport }

@@ -44,7 +44,11 @@ type bulkItem struct {
 func (s *Sink) work(w *worker) {
 	defer s.workers.Done()
 	for b := range s.send {
-		s.process(w, b)
+		if s.spool != nil && s.spool.isActive() {
+			s.toSpool(w, b) // behind what is queued on disk, in order
+		} else {
+			s.process(w, b)
+		}
 		b.reset(s.cfg.FlushBytes)
 		s.free <- b
 	}
@@ -55,8 +59,12 @@ func (s *Sink) work(w *worker) {
 func (s *Sink) process(w *worker, b *batch) {
 	for attempt := 0; len(b.items) > 0; attempt++ {
 		if attempt > 0 {
+			if s.spool != nil && s.isStopping() {
+				s.toSpool(w, b) // the next start sends it; stopping does not wait for retries
+				return
+			}
 			if !s.sleep(s.backoff(attempt)) {
-				s.giveUpAll(w, b, 0, stoppedError(s.runCtx.Err()))
+				s.stopped(w, b)
 				return
 			}
 			s.retried.Add(uint64(len(b.items)))
@@ -74,7 +82,7 @@ func (s *Sink) process(w *worker, b *batch) {
 		// the request failed as a whole
 		s.bulkErrors.Add(1)
 		if err != nil && s.runCtx.Err() != nil {
-			s.giveUpAll(w, b, 0, stoppedError(s.runCtx.Err()))
+			s.stopped(w, b)
 			return
 		}
 		var errJSON []byte
@@ -87,6 +95,12 @@ func (s *Sink) process(w *worker, b *batch) {
 			errJSON = answerError(status, body)
 		}
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
+		if retryable && last && s.spool != nil {
+			s.logger.Warn("elasticsearch: bulk request failed after the retries; spooling", "documents", len(b.items),
+				"status", status, "error", msg, "retries", attempt, "dir", s.cfg.SpoolDir)
+			s.toSpool(w, b)
+			return
+		}
 		if !retryable || last {
 			if retryable {
 				msg = fmt.Sprintf("%s (after %d retries)", msg, attempt)
@@ -166,10 +180,10 @@ func (s *Sink) results(w *worker, b *batch, last bool) {
 		case st == http.StatusConflict && it.create:
 			duplicates++
 		case st == http.StatusTooManyRequests || st >= 500:
-			if last {
+			if last && s.spool == nil {
 				s.reject(w, b, it, st, r.Error, true)
 			} else {
-				w.kept = append(w.kept, i)
+				w.kept = append(w.kept, i) // the spool takes them after the last attempt
 			}
 		default:
 			s.reject(w, b, it, st, r.Error, false)
@@ -190,6 +204,9 @@ func (s *Sink) results(w *worker, b *batch, last bool) {
 		}
 	}
 	b.keep(w.kept)
+	if last && len(b.items) > 0 && s.spool != nil {
+		s.toSpool(w, b)
+	}
 }
 
 // giveUpAll rejects every document left in the batch with the same error.

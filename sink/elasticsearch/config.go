@@ -86,6 +86,17 @@ type Configuration struct {
 	// It is created when first needed and appended to. Empty: such documents
 	// are only logged and counted as failed.
 	DeadLetterFile string
+
+	// SpoolDir keeps, on disk, the bulk requests Elasticsearch could not take
+	// (unreachable, overloaded past the retries, or the sink stopping): they
+	// are sent again, oldest first, when it answers, also after a restart.
+	// While anything is spooled, new requests join the queue on disk, so the
+	// order is kept and memory stays bounded whatever the outage length.
+	// Empty: no spool; such documents go to the dead-letter file.
+	SpoolDir string
+	// SpoolMaxBytes caps the spool; a request that does not fit is
+	// dead-lettered, with an error saying the spool is full.
+	SpoolMaxBytes int64
 }
 
 // DefaultConfiguration returns the defaults: a local Elasticsearch, daily
@@ -108,6 +119,7 @@ func DefaultConfiguration() Configuration {
 		MaxRetries:      10,
 		BackoffMin:      100 * time.Millisecond,
 		BackoffMax:      10 * time.Second,
+		SpoolMaxBytes:   1 << 30,
 	}
 }
 

@@ -51,6 +51,11 @@ type Stats struct {
 	Retried      uint64 // documents sent again (each new attempt counts)
 	Requests     uint64 // bulk requests sent
 	BulkErrors   uint64 // bulk requests that failed as a whole
+	Spooled      uint64 // documents written to the spool (each time)
+	Replayed     uint64 // documents read back from the spool and sent
+	SpoolLost    uint64 // spooled documents lost to corrupt records (a torn write)
+	SpoolBytes   int64  // what the spool holds now
+	SpoolDocs    int64  // documents it holds now
 }
 
 // Errors of Write.
@@ -94,12 +99,18 @@ type Sink struct {
 	cancelRun context.CancelFunc
 
 	deadLetter *deadLetterFile
-	rejected   limiter // log of documents Elasticsearch rejected
-	gaveUp     limiter // log of documents given up after retries
-	retrying   limiter // log of retried requests
+	spool      *spool        // nil without SpoolDir
+	kick       chan struct{} // wakes the drain when something is spooled
+	drainer    sync.WaitGroup
+	needSetup  atomic.Bool // Elasticsearch was unreachable at Start: version and template are to do
+	spoolErr   limiter     // log of spool failures
+	rejected   limiter     // log of documents Elasticsearch rejected
+	gaveUp     limiter     // log of documents given up after retries
+	retrying   limiter     // log of retried requests
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
+	spooled, replayed, spoolLost                       atomic.Uint64
 }
 
 // New checks the configuration and returns an inert sink: nothing is
@@ -122,7 +133,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, c: c, logger: logger, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
-	s.rejected.every, s.gaveUp.every, s.retrying.every = every, every, every
+	s.rejected.every, s.gaveUp.every, s.retrying.every, s.spoolErr.every = every, every, every, every
 	if cfg.DeadLetterFile != "" {
 		s.deadLetter = &deadLetterFile{path: cfg.DeadLetterFile}
 	}
@@ -154,19 +165,24 @@ func (s *Sink) Start(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
 	s.client = client
-	if err := s.checkVersion(ctx); err != nil {
-		return fmt.Errorf("elasticsearch: %w", err)
-	}
-	if s.cfg.DocType != "" {
-		s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
-			"doc_type", s.cfg.DocType, "version", s.version)
-	}
-	if s.c.template != nil {
-		if err := s.installTemplate(ctx); err != nil {
+	if s.cfg.SpoolDir != "" {
+		if s.spool, err = openSpool(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
 		}
+		if b := s.spool.bytes(); b > 0 {
+			s.logger.Info("elasticsearch: the spool holds documents of an earlier run; sending them first", "dir", s.cfg.SpoolDir,
+				"documents", s.spool.documents(), "bytes", b)
+		}
 	}
-
+	if err := s.setup(ctx); err != nil {
+		var u *unreachableError
+		if s.spool == nil || !errors.As(err, &u) {
+			return fmt.Errorf("elasticsearch: %w", err)
+		}
+		// with a spool, an outage at start is an outage like any other
+		s.logger.Warn("elasticsearch: unreachable at start; spooling until it answers", "error", err, "dir", s.cfg.SpoolDir)
+		s.needSetup.Store(true)
+	}
 	n := s.cfg.Workers + 1 // one being filled, one per worker in flight
 	s.free = make(chan *batch, n)
 	s.send = make(chan *batch, n)
@@ -180,9 +196,38 @@ func (s *Sink) Start(ctx context.Context) error {
 	}
 	s.ticker.Add(1)
 	go s.tick()
+	if s.spool != nil {
+		s.kick = make(chan struct{}, 1)
+		s.drainer.Add(1)
+		go s.drain()
+	}
 	s.state = stateStarted
 	return nil
 }
+
+// setup reads the server's version and installs the index template.
+func (s *Sink) setup(ctx context.Context) error {
+	if err := s.checkVersion(ctx); err != nil {
+		return err
+	}
+	if s.cfg.DocType != "" {
+		s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
+			"doc_type", s.cfg.DocType, "version", s.version)
+	}
+	if s.c.template != nil {
+		if err := s.installTemplate(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unreachableError is a server that did not answer (as opposed to one that
+// refused): with a spool, the sink starts anyway.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
 
 // checkVersion reads the server's version: from GET /, or, where that is
 // missing (the integ-test distribution has no handler for it), from the local
@@ -199,7 +244,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 	var version string
 	status, body, err := s.do(ctx, esapi.InfoRequest{FilterPath: []string{"version.number"}})
 	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", where, err)
+		return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
 	}
 	if status == http.StatusOK {
 		var r struct {
@@ -216,7 +261,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 			NodeID: []string{"_local"}, FilterPath: []string{"nodes.*.version"},
 		})
 		if err != nil {
-			return fmt.Errorf("cannot reach %s: %w", where, err)
+			return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
 		}
 		if status == http.StatusOK {
 			var r struct {
@@ -437,6 +482,7 @@ func (s *Sink) Stop(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.workers.Wait()
+		s.drainer.Wait() // it ends after the record it is sending (s.stopping)
 		close(done)
 	}()
 	var err error
@@ -449,6 +495,15 @@ func (s *Sink) Stop(ctx context.Context) error {
 	}
 	s.cancelRun()
 	s.logSuppressed()
+	if s.spool != nil {
+		if cerr := s.spool.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("elasticsearch: %w", cerr))
+		}
+		if b := s.spool.bytes(); b > 0 {
+			s.logger.Warn("elasticsearch: documents left in the spool, sent at the next start", "dir", s.cfg.SpoolDir,
+				"documents", s.spool.documents(), "bytes", b)
+		}
+	}
 	if s.deadLetter != nil {
 		if cerr := s.deadLetter.close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("elasticsearch: dead-letter file: %w", cerr))
@@ -457,13 +512,14 @@ func (s *Sink) Stop(ctx context.Context) error {
 	st := s.Stats()
 	s.logger.Info("elasticsearch: stopped", "written", st.Written, "indexed", st.Indexed,
 		"duplicates", st.Duplicates, "failed", st.Failed, "dead_lettered", st.DeadLettered,
-		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors)
+		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors,
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost)
 	return err
 }
 
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Written:      s.written.Load(),
 		Indexed:      s.indexed.Load(),
 		Duplicates:   s.duplicates.Load(),
@@ -472,7 +528,14 @@ func (s *Sink) Stats() Stats {
 		Retried:      s.retried.Load(),
 		Requests:     s.requests.Load(),
 		BulkErrors:   s.bulkErrors.Load(),
+		Spooled:      s.spooled.Load(),
+		Replayed:     s.replayed.Load(),
+		SpoolLost:    s.spoolLost.Load(),
 	}
+	if s.spool != nil {
+		st.SpoolBytes, st.SpoolDocs = s.spool.bytes(), s.spool.documents()
+	}
+	return st
 }
 
 // TemplateName is the name of the index template Start installs ("" if none).

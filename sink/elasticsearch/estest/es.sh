@@ -7,6 +7,7 @@
 #   es.sh stop   [VERSION]   stop the node started by `start`
 #   es.sh status [VERSION]   exit 0 if running and healthy, 3 if not
 #   es.sh url    [VERSION]   print the base URL
+#   es.sh pid    [VERSION]   print the pid of the running node
 #
 # VERSION: a full version (8.19.21) or 8 / 9 for the defaults below, or
 # 8s (alias: secure) for Elasticsearch 8 with security on (see below).
@@ -32,6 +33,8 @@
 #   FLOWDEX_ES_JAVA_HOME  JDK to run ES with (default: picked from /usr/lib/jvm)
 #   FLOWDEX_ES_USER       user ES runs as when we are root (default flowdex-es)
 #   FLOWDEX_ES_KEEP_DATA  1 = keep data and logs from the previous run
+#   FLOWDEX_ES_INSTANCE   a name: a node of its own (state dir, cluster name)
+#                         beside the default one, e.g. for a test that kills it
 #   FLOWDEX_ES_WAIT       seconds to wait for a healthy node (default 120)
 #   FLOWDEX_ES_SECURE_USER      user of the secure server (default flowdex-test)
 #   FLOWDEX_ES_SECURE_PASSWORD  its password (default: a fixed test password)
@@ -99,6 +102,10 @@ setup() {
 	dist_dir=$cache/$version
 	vdir=$dist_dir
 	((secure)) && vdir=$cache/$version-secure
+	if [[ -n ${FLOWDEX_ES_INSTANCE:-} ]]; then
+		[[ $FLOWDEX_ES_INSTANCE =~ ^[a-z0-9-]+$ ]] || die "bad FLOWDEX_ES_INSTANCE '$FLOWDEX_ES_INSTANCE' (want lowercase letters, digits, -)"
+		vdir=$vdir-$FLOWDEX_ES_INSTANCE
+	fi
 	es_home=$dist_dir/elasticsearch-$version
 	conf_dir=$vdir/config # the secure server's ES_PATH_CONF
 	data_dir=$vdir/data
@@ -538,5 +545,6 @@ stop)
 	;;
 status) status ;;
 url) url_for "$(running_port)" ;;
+pid) pid_alive && cat "$pidfile" ;;
 *) usage ;;
 esac

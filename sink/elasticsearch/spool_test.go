@@ -1,0 +1,225 @@
+package elasticsearch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+)
+
+// testBatch encodes n documents as the sink would.
+func testBatch(t *testing.T, from, n int) *batch {
+	t.Helper()
+	s, err := New(DefaultConfiguration(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &batch{}
+	var doc document.Document
+	var enc []byte
+	for i := from; i < from+n; i++ {
+		pmacctDoc(&doc, i)
+		var it item
+		enc, it = s.encode(enc[:0], &doc, "id-"+strconv.Itoa(i), time.Unix(1704067200, 0))
+		b.add(enc, it)
+	}
+	return b
+}
+
+// Records read back as the batches they were, oldest first, across segments
+// and a reopen; a torn last record reads as corrupt; the cap is enforced.
+func TestSpoolRecords(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 5 {
+		b := testBatch(t, i*10, 10)
+		want = append(want, string(b.buf))
+		if err := sp.append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sp.isActive() || sp.bytes() == 0 {
+		t.Fatalf("active %v, %d bytes", sp.isActive(), sp.bytes())
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	sp, err = openSpool(dir, 1<<20) // a restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, ok := sp.next()
+	if !ok {
+		t.Fatal("the reopened spool is empty")
+	}
+	var got []string
+	b := &batch{}
+	n, err := sp.read(seq, 1, b, func(b *batch) error {
+		got = append(got, string(b.buf))
+		for i := range b.items {
+			id := string(b.items[i].id(b.buf))
+			if !strings.HasPrefix(id, `"id-`) || !strings.Contains(string(b.items[i].document(b.buf)), `"packets":7`) {
+				t.Errorf("item %d: id %s document %s", i, id, b.items[i].document(b.buf))
+			}
+		}
+		return nil
+	})
+	if err != nil || n != 4 || strings.Join(got, "") != strings.Join(want[1:], "") {
+		t.Fatalf("read %d records (%v), want the 4 after the first, in order", n, err)
+	}
+	if err := sp.remove(seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sp.next(); ok || sp.isActive() || sp.bytes() != 0 {
+		t.Errorf("after remove: active %v, %d bytes", sp.isActive(), sp.bytes())
+	}
+
+	// a torn write: the record is cut in the middle
+	if err := sp.append(testBatch(t, 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.append(testBatch(t, 3, 3)); err != nil {
+		t.Fatal(err)
+	}
+	sp.close()
+	seq, _ = sp.next()
+	path := filepath.Join(dir, segmentName(seq))
+	info, _ := os.Stat(path)
+	if err := os.Truncate(path, info.Size()-10); err != nil {
+		t.Fatal(err)
+	}
+	n, err = sp.read(seq, 0, b, func(*batch) error { return nil })
+	if n != 1 || !errors.Is(err, errSpoolCorrupt) {
+		t.Errorf("torn segment: %d records, %v; want 1 and a corrupt record", n, err)
+	}
+
+	small, err := openSpool(t.TempDir(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.append(testBatch(t, 0, 5)); !errors.Is(err, errSpoolFull) || !strings.Contains(err.Error(), "spool_max_bytes is 100") {
+		t.Errorf("over the cap: %v", err)
+	}
+}
+
+// waitSpoolEmpty waits until the drain has sent everything.
+func waitSpoolEmpty(t *testing.T, s *Sink) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); s.Stats().SpoolBytes > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool still holds %d bytes", s.Stats().SpoolBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// An outage longer than the retries: the requests go to the spool, later
+// ones queue behind them, and everything is indexed once the server answers;
+// nothing is dead-lettered.
+func TestFakeOutageSpools(t *testing.T) {
+	const n = 200
+	f, srv := newFakeES(t, func(i int) string {
+		if i < 30 {
+			return "503"
+		}
+		return ""
+	})
+	cfg := fakeConfig(srv.URL)
+	cfg.MaxRetries, cfg.Workers = 2, 1
+	cfg.SpoolDir = t.TempDir()
+	cfg.DeadLetterFile = filepath.Join(t.TempDir(), "dead.ndjson")
+	s, _ := startSink(t, cfg)
+	var doc document.Document
+	for i := range n {
+		pmacctDoc(&doc, i)
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.lock <- struct{}{}
+	s.flushLocked()
+	s.unlock()
+	waitSpoolEmpty(t, s)
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Spooled == 0 || st.Replayed != st.Spooled || st.Indexed+st.Duplicates != n || st.DeadLettered != 0 || st.Failed != 0 {
+		t.Errorf("stats %+v: want some spooled, all replayed, all %d indexed", st, n)
+	}
+	if f.count() != n {
+		t.Errorf("the server holds %d documents, want %d", f.count(), n)
+	}
+}
+
+// Stopping during an outage spools what is queued; the next start, with the
+// same spool and the server back, indexes it. A sink started while the server
+// is unreachable spools too and sets up the server when it comes.
+func TestFakeSpoolAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	_, down := newFakeES(t, func(int) string { return "503" })
+	cfg := fakeConfig(down.URL)
+	cfg.MaxRetries, cfg.SpoolDir = 2, dir
+	s, _ := startSink(t, cfg)
+	writeDocs(t, s, 50, true) // writes and stops
+	if st := s.Stats(); st.Spooled != 50 || st.SpoolDocs != 50 || st.SpoolBytes == 0 || st.DeadLettered+st.Failed != 0 {
+		t.Fatalf("stats %+v: want 50 spooled", st)
+	}
+
+	// the next start: nothing listens on the port yet
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg.URLs = []string{"http://" + addr}
+	s2, logs := startSink(t, cfg)
+	if st := s2.Stats(); st.SpoolDocs != 50 {
+		t.Errorf("the reopened spool holds %d documents, want 50", st.SpoolDocs)
+	}
+	if !strings.Contains(logs.String(), "unreachable at start; spooling") {
+		t.Errorf("no warning about the start without Elasticsearch:\n%s", logs)
+	}
+	var doc document.Document
+	for i := 50; i < 80; i++ {
+		pmacctDoc(&doc, i)
+		if err := s2.Write(context.Background(), &doc, "id-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the server comes up on that port
+	f := &fakeES{t: t, docs: map[string]json.RawMessage{}, script: func(int) string { return "" }, release: make(chan struct{})}
+	up := httptest.NewUnstartedServer(f)
+	if up.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+	up.Start()
+	defer up.Close()
+	s2.lock <- struct{}{}
+	s2.flushLocked()
+	s2.unlock()
+	waitSpoolEmpty(t, s2)
+	if err := s2.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.count() != 80 {
+		t.Errorf("the server holds %d documents, want 80 (50 from the first run's spool)", f.count())
+	}
+	if st := s2.Stats(); st.DeadLettered+st.Failed != 0 || st.SpoolBytes != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
