@@ -67,6 +67,7 @@ type Input struct {
 	ReplaySpeed   float64            `toml:"replay_speed,omitempty"`   // 0: as fast as possible; 1: recorded speed
 	TemplatesFile string             `toml:"templates_file,omitempty"` // netflow: where templates are kept across restarts
 	Sampling      []SamplingOverride `toml:"sampling,omitempty"`       // per-exporter sampling rate, over what the exporter says
+	Exporters     []string           `toml:"exporters,omitempty"`      // allow-list: addresses or prefixes; others are dropped and counted
 	Pipelines     []string           `toml:"pipelines,omitempty"`      // the pipelines its flows go to (default: all)
 
 	// pcap (file is shared with pmacct inputs: a capture file read instead of an interface)
@@ -275,7 +276,7 @@ var knownKeys = map[string][]string{
 	"log": {"level", "format", "file"},
 	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
 		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines",
-		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate"},
+		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate", "exporters"},
 	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
 		"renormalize", "time_new", "networks_file", "sampling_rate", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
 		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
@@ -599,6 +600,11 @@ func (c *Config) checkFlowInput(i int, in *Input, pipelines map[string]bool, fai
 	}
 	if in.Sockets < 1 || in.Queue < 1 || in.ReadBuffer < 0 {
 		return fail(at("input", i, "sockets"), "sockets and queue must be at least 1, read_buffer not negative")
+	}
+	for _, e := range in.Exporters {
+		if _, err := ParsePrefix(e); err != nil {
+			return fail(at("input", i, "exporters"), "%v", err)
+		}
 	}
 	if in.ExtSamplingRate > 0 {
 		return fail(at("input", i, "ext_sampling_rate"), "ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)")

@@ -76,6 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"ext sampling on netflow", "[[input]]\ntype = \"netflow\"\next_sampling_rate = 10\n", `flowdex.toml:3:1: input#0.ext_sampling_rate: ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)`},
 		{"sampling_rate on a netflow pipeline", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)`},
 		{"both samplings", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\next_sampling_rate = 10\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:4:1: input#0.ext_sampling_rate: pipeline "pipeline1" samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)`},
+		{"bad exporter prefix", "[[input]]\ntype = \"sflow\"\nexporters = [\"192.0.2.0/33\"]\n", `flowdex.toml:3:1: input#0.exporters: "192.0.2.0/33" is not a prefix (expected e.g. "192.0.2.0/24" or "2001:db8::/32")`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {

@@ -146,13 +146,21 @@ type flowInput struct {
 	resolve   func(string) string
 	logger    *slog.Logger
 
-	datagrams, malformed atomic.Uint64
-	lastLog              atomic.Int64 // Unix seconds of the last malformed-datagram log line
-	suppressed           atomic.Uint64
+	allow []netip.Prefix // exporters accepted; nil: any
+
+	datagrams, malformed, rejected atomic.Uint64
+	lastLog                        atomic.Int64 // Unix seconds of the last malformed-datagram log line
+	suppressed                     atomic.Uint64
+	lastReject                     atomic.Int64 // the same for datagrams from exporters not allowed
+	rejectSuppressed               atomic.Uint64
 }
 
 func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
 	fi := &flowInput{cfg: in, pipelines: pipelines, resolve: cfg.Resolve, logger: logger.With("input", in.Name)}
+	for _, e := range in.Exporters {
+		p, _ := config.ParsePrefix(e) // checked with the configuration
+		fi.allow = append(fi.allow, p)
+	}
 	overrides := in.Sampling
 	switch in.Type {
 	case "netflow":
@@ -197,6 +205,19 @@ func (fi *flowInput) emit(r *flow.Record) {
 // handle decodes one datagram. A malformed one is counted and logged with its
 // exporter, at most once a second so that a broken exporter cannot flood the log.
 func (fi *flowInput) handle(d *datagram.Datagram) {
+	if fi.allow != nil && !fi.allowed(d.Source.Addr()) {
+		// before any decoding: a stranger can neither cost CPU nor add an
+		// exporter to the template store
+		fi.rejected.Add(1)
+		now := time.Now().Unix()
+		if last := fi.lastReject.Load(); now != last && fi.lastReject.CompareAndSwap(last, now) {
+			fi.logger.Warn("datagram from an exporter not in exporters; dropped", "exporter", d.Source.String(),
+				"suppressed_since_last", fi.rejectSuppressed.Swap(0))
+		} else {
+			fi.rejectSuppressed.Add(1)
+		}
+		return
+	}
 	fi.datagrams.Add(1)
 	err := fi.decode(d.Payload, d.Source.Addr(), d.Received, fi.emit)
 	if err == nil {
@@ -212,6 +233,16 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 	fi.suppressed.Add(1)
 }
 
+func (fi *flowInput) allowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range fi.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // run receives until ctx is done (sockets, interfaces) or the pcap ends (replay, file).
 func (fi *flowInput) run(ctx context.Context) error {
 	in := fi.cfg
@@ -221,7 +252,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 	if in.Replay != "" {
 		st, err := datagram.Replay(ctx, fi.resolve(in.Replay), in.ReplaySpeed, fi.handle)
 		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
-			"malformed", fi.malformed.Load(), "skipped", st.Skipped())
+			"malformed", fi.malformed.Load(), "rejected_exporters", fi.rejected.Load(), "skipped", st.Skipped())
 		fi.logDecoderStats()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
@@ -252,6 +283,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 	stopErr := l.Stop()
 	st := l.Stats()
 	fi.logger.Info("input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
+		"rejected_exporters", fi.rejected.Load(),
 		"received", st.Received, "dropped_queue_full", st.Dropped, "dropped_by_kernel", st.KernelDrops,
 		"truncated", st.Truncated, "read_errors", st.ReadErrors)
 	fi.logDecoderStats()

@@ -122,3 +122,48 @@ file = "replay.json"
 		})
 	}
 }
+
+// exporters is an allow-list: datagrams from other sources are dropped before
+// decoding, counted and logged with their source.
+func TestExporterAllowList(t *testing.T) {
+	export, err := filepath.Abs("../../collector/netflow/testdata/softflowd-v9.pcap") // one exporter, 192.0.2.1
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		allow    string
+		rejected string
+		records  bool
+	}{
+		{`["192.0.2.0/24"]`, "rejected_exporters=0", true},
+		{`["198.51.100.0/24", "2001:db8::/32"]`, "rejected_exporters=1", false},
+	} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out.json")
+		conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+replay = %q
+exporters = %s
+[[pipeline]]
+aggregate = ["src_host", "dst_host"]
+[output.p]
+type = "print"
+file = %q
+`, export, tt.allow, out))
+		code, _, stderr := runCLI(t, "", "run", "-c", conf)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if !strings.Contains(stderr, tt.rejected) {
+			t.Errorf("allow %s: want %s in\n%s", tt.allow, tt.rejected, stderr)
+		}
+		if !tt.records && !strings.Contains(stderr, `exporter=192.0.2.1:`) {
+			t.Errorf("the dropped datagram's source is not logged:\n%s", stderr)
+		}
+		lines, _ := readLines(out)
+		if (len(lines) > 0) != tt.records {
+			t.Errorf("allow %s: %d records written", tt.allow, len(lines))
+		}
+	}
+}
