@@ -32,6 +32,7 @@ test: deps
 	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
 	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_REQUIRE_ES=1 \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
+	[ $$status -ne 0 ] || $(MAKE) --no-print-directory fuzz FUZZTIME=3s || status=$$?; \
 	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
 
@@ -67,7 +68,8 @@ vet:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-# Each fuzz target for a short while (FUZZTIME=10m for a long run).
+# Each fuzz target for a short while (FUZZTIME=10m for a long run); make test
+# runs them for 3 s each after the tests.
 FUZZTIME ?= 30s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

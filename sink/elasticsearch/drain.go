@@ -68,6 +68,9 @@ func (s *Sink) drain() {
 		}
 		if s.needSetup.Load() {
 			if err := s.setup(s.runCtx); err != nil {
+				if ok, suppressed := s.spoolErr.allow(); ok {
+					s.logger.Warn("elasticsearch: not ready yet; the spool waits", "error", err, "similar_not_logged", suppressed)
+				}
 				if !s.pause(&wait) {
 					return
 				}
