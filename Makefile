@@ -7,7 +7,7 @@ BIN := bin/flowdex
 # softflowd exports NetFlow for the collector tests, tcpdump and ping make and see
 # live traffic for the capture test, libpcap-dev and gcc build the
 # BPF filters (cgo), unzip unpacks Elasticsearch's test distribution.
-DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless
+DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openssl
 
 .PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 

@@ -155,6 +155,11 @@ type Output struct {
 	Password        string   `toml:"password"`
 	PasswordFile    string   `toml:"password_file"`
 	PasswordEnv     string   `toml:"password_env"`
+	APIKey          string   `toml:"api_key"`      // an Elasticsearch API key (base64), instead of username/password
+	APIKeyFile      string   `toml:"api_key_file"` // the key read from this file
+	APIKeyEnv       string   `toml:"api_key_env"`  // the key read from this environment variable
+	CACert          string   `toml:"ca_cert"`      // PEM CA file trusted for https URLs, besides the system's
+	TLSInsecure     bool     `toml:"tls_insecure_skip_verify"`
 	Index           string   `toml:"index"`           // strftime pattern
 	IndexTimezone   string   `toml:"index_timezone"`  // UTC or Local
 	DocType         string   `toml:"doc_type"`        // p2es ES_Type: ignored on ES >= 7
@@ -280,7 +285,8 @@ var knownKeys = map[string][]string{
 	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
 		"renormalize", "time_new", "networks_file", "sampling_rate", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
 		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
-	"output": {"type", "urls", "username", "password", "password_file", "password_env", "index", "index_timezone",
+	"output": {"type", "urls", "username", "password", "password_file", "password_env", "api_key", "api_key_file", "api_key_env", "ca_cert",
+		"tls_insecure_skip_verify", "index", "index_timezone",
 		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
 		"timestamp_fields", "flush_docs", "flush_bytes", "flush_interval", "workers", "max_retries",
 		"dead_letter_file", "spool_dir", "spool_max_bytes", "request_timeout", "file"},
@@ -531,6 +537,18 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			}
 			if n > 1 {
 				return fail(path("password"), "give one of password, password_file and password_env")
+			}
+			keys := 0
+			for _, v := range []string{o.APIKey, o.APIKeyFile, o.APIKeyEnv} {
+				if v != "" {
+					keys++
+				}
+			}
+			if keys > 1 {
+				return fail(path("api_key"), "give one of api_key, api_key_file and api_key_env")
+			}
+			if keys > 0 && (n > 0 || o.Username != "") {
+				return fail(path("api_key"), "an API key and a username/password: give one way to authenticate")
 			}
 			if o.FlushDocs < -1 {
 				return fail(path("flush_docs"), "%d is not a document count (expected -1 for no limit, or more)", o.FlushDocs)

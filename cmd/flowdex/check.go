@@ -44,6 +44,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		if o.Password != "" {
 			o.Password = "********"
 		}
+		if o.APIKey != "" {
+			o.APIKey = "********"
+		}
 		urls := make([]string, len(o.URLs))
 		for i, u := range o.URLs {
 			urls[i] = redactURL(u)

@@ -26,6 +26,12 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 		return nil, err
 	}
 	ec.Password = password
+	o.APIKeyFile = cfg.Resolve(o.APIKeyFile)
+	if ec.APIKey, err = readSecret("api_key", o.APIKey, o.APIKeyFile, o.APIKeyEnv); err != nil {
+		return nil, err
+	}
+	ec.CACert = cfg.Resolve(o.CACert)
+	ec.InsecureSkipVerify = o.TLSInsecure
 	ec.Index = o.Index
 	if ec.IndexLocation, err = config.LoadLocation(o.IndexTimezone); err != nil {
 		return nil, err
@@ -114,21 +120,27 @@ func inputLocation(name string, cfg *config.Config) (*time.Location, error) {
 
 // secret returns the password from the configuration, a file or the environment.
 func secret(o config.Output) (string, error) {
+	return readSecret("password", o.Password, o.PasswordFile, o.PasswordEnv)
+}
+
+// readSecret is a secret given in the configuration, in a file (NAME_file)
+// or in an environment variable (NAME_env).
+func readSecret(name, value, file, env string) (string, error) {
 	switch {
-	case o.PasswordFile != "":
-		b, err := os.ReadFile(o.PasswordFile)
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("password_file: %w", err)
+			return "", fmt.Errorf("%s_file: %w", name, err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
-	case o.PasswordEnv != "":
-		v, ok := os.LookupEnv(o.PasswordEnv)
+	case env != "":
+		v, ok := os.LookupEnv(env)
 		if !ok {
-			return "", fmt.Errorf("password_env: %s is not set", o.PasswordEnv)
+			return "", fmt.Errorf("%s_env: %s is not set", name, env)
 		}
 		return v, nil
 	}
-	return o.Password, nil
+	return value, nil
 }
 
 type esOutput struct {

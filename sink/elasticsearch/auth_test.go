@@ -1,12 +1,15 @@
 package elasticsearch
 
-// HTTP basic authentication against a real Elasticsearch 8 with security on
-// (estest.Secure: a file-realm superuser, plain HTTP).
+// HTTP basic authentication over TLS against a real Elasticsearch 8 with
+// security on (estest.Secure: a file-realm superuser, HTTPS with a
+// certificate signed by a CA es.sh makes).
 
 import (
 	"context"
 	"log/slog"
 	neturl "net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,7 +21,7 @@ import (
 // indexes; the password is never logged.
 func TestRealAuth(t *testing.T) {
 	url, user, password := estest.Secure(t)
-	cfg, prefix := realConfig(t, url)
+	cfg, prefix := secureConfig(t, url)
 	cfg.Username, cfg.Password = user, password
 	s, logs := startSink(t, cfg)
 	s.logger.Info("configuration", "cfg", cfg)
@@ -49,7 +52,7 @@ func TestRealAuth(t *testing.T) {
 // Credentials in the URL (http://user:password@host) work as well.
 func TestRealAuthInURL(t *testing.T) {
 	url, user, password := estest.Secure(t)
-	cfg, prefix := realConfig(t, url)
+	cfg, prefix := secureConfig(t, url)
 	cfg.URLs = []string{withUser(t, url, user, password)}
 	s, logs := startSink(t, cfg)
 	writeDocs(t, s, 5, true)
@@ -87,7 +90,7 @@ func TestRealAuthRefused(t *testing.T) {
 		{"wrong password in the URL", user, wrong, true, []string{"authentication failed", "HTTP 401", user}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, prefix := realConfig(t, url)
+			cfg, prefix := secureConfig(t, url)
 			cfg.Username, cfg.Password = c.user, c.password
 			if c.inURL {
 				cfg.Username, cfg.Password = "", ""
@@ -126,5 +129,52 @@ func TestRealAuthRefused(t *testing.T) {
 				t.Errorf("%d documents indexed", n)
 			}
 		})
+	}
+}
+
+// secureConfig is realConfig for the secure server, trusting its CA.
+func secureConfig(t *testing.T, url string) (Configuration, string) {
+	t.Helper()
+	cfg, prefix := realConfig(t, url)
+	cfg.CACert = estest.SecureCA(t)
+	return cfg, prefix
+}
+
+// Without the CA that signed the server's certificate, Start fails and says
+// so, with or without a spool (a certificate that does not verify is not an
+// outage to wait out); a CA file that is not one is refused by New.
+func TestRealTLSUnknownCA(t *testing.T) {
+	url, user, password := estest.Secure(t)
+	for _, spool := range []bool{false, true} {
+		cfg, _ := realConfig(t, url)
+		cfg.Username, cfg.Password = user, password
+		if spool {
+			cfg.SpoolDir = t.TempDir()
+		}
+		s, err := New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Start(context.Background())
+		if err == nil {
+			s.Stop(context.Background())
+			t.Fatalf("spool %v: Start succeeded without the CA", spool)
+		}
+		for _, w := range []string{"not trusted", "give ca_cert", "unknown authority", url} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("spool %v: the error does not say %q: %v", spool, w, err)
+			}
+		}
+	}
+	cfg, _ := realConfig(t, url)
+	cfg.CACert = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "CA certificate") {
+		t.Errorf("a missing CA file: %v", err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	cfg.CACert = notPEM
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("a CA file without a certificate: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,11 +19,16 @@ type Configuration struct {
 	URLs []string
 	// Username and Password for HTTP basic authentication (p2es ES_AuthType
 	// "basic", ES_UserName, ES_Password). The password is never logged.
-	//
-	// API keys and a CA certificate for TLS will be fields beside these; they
-	// map onto go-elasticsearch's Config.APIKey and Config.CACert.
 	Username string
 	Password string
+	// APIKey authenticates with an Elasticsearch API key (the base64
+	// "encoded" value), instead of a username and password. Never logged.
+	APIKey string
+	// CACert is a PEM file of certificate authorities trusted for https URLs,
+	// besides the system's. Certificates are always verified unless
+	// InsecureSkipVerify, which Start warns about.
+	CACert             string
+	InsecureSkipVerify bool
 
 	// Index is the index name, with Python strftime codes (p2es ES_IndexName),
 	// rendered for each document from the document's own time (see
@@ -125,9 +131,12 @@ func DefaultConfiguration() Configuration {
 
 // LogValue shows the configuration without its password.
 func (c Configuration) LogValue() slog.Value {
-	pw := ""
+	pw, key := "", ""
 	if c.Password != "" {
 		pw = "REDACTED"
+	}
+	if c.APIKey != "" {
+		key = "REDACTED"
 	}
 	urls := make([]string, len(c.URLs))
 	for i, u := range c.URLs {
@@ -137,6 +146,8 @@ func (c Configuration) LogValue() slog.Value {
 		slog.Any("urls", urls),
 		slog.String("username", c.Username),
 		slog.String("password", pw),
+		slog.String("api_key", key),
+		slog.String("ca_cert", c.CACert),
 		slog.String("index", c.Index),
 		slog.String("template_name", c.TemplateName),
 		slog.String("index_body_file", c.IndexBodyFile),
@@ -164,12 +175,14 @@ type compiled struct {
 	templatePattern string // e.g. "flows-*"
 	templateName    string
 	template        []byte // the PUT _index_template body; nil when Template is false
+	caPEM           []byte // CACert's content
 }
 
 // validate checks c and derives what the sink needs from it.
 func (c *Configuration) validate() (*compiled, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	out := &compiled{}
 
 	if len(c.URLs) == 0 {
 		bad("no Elasticsearch URL")
@@ -187,6 +200,20 @@ func (c *Configuration) validate() (*compiled, error) {
 	}
 	if c.Password != "" && c.Username == "" {
 		bad("a password without a username")
+	}
+	if c.APIKey != "" && (c.Username != "" || c.Password != "") {
+		bad("an API key and a username/password: give one way to authenticate")
+	}
+	if c.CACert != "" {
+		pem, err := os.ReadFile(c.CACert)
+		switch {
+		case err != nil:
+			bad("CA certificate: %v", err)
+		case !x509.NewCertPool().AppendCertsFromPEM(pem):
+			bad("CA certificate %s: no PEM certificate in it", c.CACert)
+		default:
+			out.caPEM = pem
+		}
 	}
 	if c.FlushBytes <= 0 {
 		bad("flush bytes must be positive, not %d", c.FlushBytes)
@@ -218,7 +245,6 @@ func (c *Configuration) validate() (*compiled, error) {
 		}
 	}
 
-	out := &compiled{}
 	if c.Index == "" {
 		bad("no index name")
 	} else if p, err := compilePattern(c.Index); err != nil {

@@ -21,6 +21,8 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,12 +154,21 @@ func (s *Sink) Start(ctx context.Context) error {
 	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = s.cfg.Workers + 2
+		tc, err := s.tlsConfig()
+		if err != nil {
+			return fmt.Errorf("elasticsearch: %w", err)
+		}
+		t.TLSClientConfig = tc
 		transport = t
+	}
+	if s.cfg.InsecureSkipVerify {
+		s.logger.Warn("elasticsearch: TLS certificates are NOT verified (tls_insecure_skip_verify): anyone on the path can read and change what is sent")
 	}
 	client, err := es.NewClient(es.Config{
 		Addresses:    s.cfg.URLs,
 		Username:     s.cfg.Username,
 		Password:     s.cfg.Password,
+		APIKey:       s.cfg.APIKey,
 		DisableRetry: true, // the sink retries itself, with backoff and per document
 		Transport:    transport,
 	})
@@ -205,6 +216,21 @@ func (s *Sink) Start(ctx context.Context) error {
 	return nil
 }
 
+// tlsConfig trusts the system's authorities and CACert's.
+func (s *Sink) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.cfg.InsecureSkipVerify} //nolint:gosec // off unless asked, with a warning
+	if s.c.caPEM == nil {
+		return tc, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AppendCertsFromPEM(s.c.caPEM)
+	tc.RootCAs = pool
+	return tc, nil
+}
+
 // setup reads the server's version and installs the index template.
 func (s *Sink) setup(ctx context.Context) error {
 	if err := s.checkVersion(ctx); err != nil {
@@ -220,6 +246,19 @@ func (s *Sink) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// reachError says why a request got no answer. A certificate that does not
+// verify is a configuration error, not an outage: it is not an
+// unreachableError, so a spool does not hide it.
+func reachError(where string, err error) error {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) {
+		return fmt.Errorf("%s: TLS: the server's certificate is not trusted (give ca_cert, the CA that signed it): %w", where, err)
+	}
+	return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
 }
 
 // unreachableError is a server that did not answer (as opposed to one that
@@ -244,7 +283,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 	var version string
 	status, body, err := s.do(ctx, esapi.InfoRequest{FilterPath: []string{"version.number"}})
 	if err != nil {
-		return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
+		return reachError(where, err)
 	}
 	if status == http.StatusOK {
 		var r struct {
@@ -261,7 +300,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 			NodeID: []string{"_local"}, FilterPath: []string{"nodes.*.version"},
 		})
 		if err != nil {
-			return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
+			return reachError(where, err)
 		}
 		if status == http.StatusOK {
 			var r struct {
@@ -278,6 +317,8 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 		}
 	}
 	switch {
+	case status == http.StatusUnauthorized && s.cfg.APIKey != "":
+		return fmt.Errorf("%s: authentication failed with the API key (check api_key): %s", where, errorBody(status, body))
 	case status == http.StatusUnauthorized && s.user() == "":
 		return fmt.Errorf("%s: authentication required, and no username is configured (give a username and password): %s", where, errorBody(status, body))
 	case status == http.StatusUnauthorized:

@@ -8,6 +8,7 @@
 #   es.sh status [VERSION]   exit 0 if running and healthy, 3 if not
 #   es.sh url    [VERSION]   print the base URL
 #   es.sh pid    [VERSION]   print the pid of the running node
+#   es.sh ca     8s          print the path of the secure server's CA certificate
 #
 # VERSION: a full version (8.19.21) or 8 / 9 for the defaults below, or
 # 8s (alias: secure) for Elasticsearch 8 with security on (see below).
@@ -18,10 +19,12 @@
 # no ILM, ingest pipelines, painless, data streams or even `GET /`.
 #
 # The secure server (8s) is the same 8.x distribution with x-pack security on:
-# HTTP basic authentication against a file-realm superuser that `start` creates
-# with bin/elasticsearch-users, plain HTTP (no TLS), its own port (9202), config,
-# data and logs dirs (under <cache>/<version>-secure), so it runs beside the
-# plain 8. Its URL carries no credentials: they are in the variables below.
+# HTTPS with a certificate for 127.0.0.1 and localhost signed by a CA that
+# `start` makes with openssl (`es.sh ca 8s` prints its path), HTTP basic
+# authentication against a file-realm superuser that `start` creates with
+# bin/elasticsearch-users, API keys, its own port (9202), config, data and logs
+# dirs (under <cache>/<version>-secure), so it runs beside the plain 8. Its URL
+# carries no credentials: they are in the variables below.
 #
 # Environment:
 #   FLOWDEX_ES_HOME       cache dir (default ~/.cache/flowdex/es; as root
@@ -78,7 +81,9 @@ setup() {
 	name=flowdex-es$major          # cluster and node name; the server log is $name.log
 	label="Elasticsearch $version" # for messages
 	auth=""                        # base64 of user:password for the health checks
+	scheme=http
 	if ((secure)); then
+		scheme=https
 		default_port=9202
 		name=flowdex-es$major-secure
 		label="Elasticsearch $version with security"
@@ -113,6 +118,7 @@ setup() {
 	tmp_dir=$vdir/tmp
 	run_dir=$vdir/run
 	pidfile=$run_dir/es.pid
+	ca_dir=$vdir/ca # the secure server's CA (kept outside conf_dir, which start remakes)
 	portfile=$run_dir/port # the HTTP port of the running node, for url/status
 
 	port=${FLOWDEX_ES_PORT:-$default_port}
@@ -138,7 +144,7 @@ running_port() {
 	fi
 }
 
-url_for() { echo "http://127.0.0.1:$1"; }
+url_for() { echo "$scheme://127.0.0.1:$1"; }
 
 # ---------------------------------------------------------------------------
 # Minimal HTTP over bash's /dev/tcp, so that curl is not needed.
@@ -151,11 +157,20 @@ http_get() {
 	[[ -z $auth ]] || hdr="Authorization: Basic $auth"$'\r\n'
 	# The header goes through the environment, not the command line that
 	# ps shows.
-	# shellcheck disable=SC2016 # $0, $1 and $HDR expand in the inner bash
-	resp=$(HDR=$hdr timeout "${3:-5}" bash -c '
-		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
-		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n" "$1" "$HDR" >&3
-		cat <&3' "$1" "$2" 2>/dev/null) || return 1
+	if [[ $scheme == https ]]; then
+		# TLS through openssl, verifying the server against our CA
+		[[ -s $ca_dir/ca.pem ]] || return 1
+		resp=$(printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n" "$2" "$hdr" |
+			timeout "${3:-5}" openssl s_client -quiet -verify_return_error -CAfile "$ca_dir/ca.pem" \
+				-verify_ip 127.0.0.1 -connect "127.0.0.1:$1" 2>/dev/null) || true
+		[[ -n $resp ]] || return 1
+	else
+		# shellcheck disable=SC2016 # $0, $1 and $HDR expand in the inner bash
+		resp=$(HDR=$hdr timeout "${3:-5}" bash -c '
+			exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+			printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n" "$1" "$HDR" >&3
+			cat <&3' "$1" "$2" 2>/dev/null) || return 1
+	fi
 	[[ $resp == HTTP/* ]] || return 1
 	first=${resp%%$'\r'*}
 	http_status=${first#* }
@@ -365,6 +380,35 @@ secure_config() {
 		die "elasticsearch-users could not create user $secure_user"
 	fi
 	cut -d: -f1 "$conf_dir/users" | grep -qxF -- "$secure_user" || die "elasticsearch-users did not write $conf_dir/users"
+	make_certs
+	if ((EUID == 0)); then
+		chown -R "$es_user:" "$conf_dir/certs"
+	fi
+}
+
+# make_certs: a fresh CA (in ca_dir, readable by the tests) and the node's key
+# and certificate for 127.0.0.1 and localhost, signed by it (in conf_dir/certs:
+# Elasticsearch reads TLS files from its config dir only).
+make_certs() {
+	local certs=$conf_dir/certs out
+	command -v openssl >/dev/null || die "openssl is needed for the secure server (apt-get install openssl)"
+	rm -rf "$ca_dir"
+	mkdir -p "$ca_dir" "$certs"
+	if ! out=$(
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flowdex test CA" \
+			-keyout "$ca_dir/ca.key" -out "$ca_dir/ca.pem" 2>&1 &&
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+				-keyout "$certs/node.key" -out "$ca_dir/node.csr" 2>&1 &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$ca_dir/ext.cnf" &&
+			openssl x509 -req -in "$ca_dir/node.csr" -CA "$ca_dir/ca.pem" -CAkey "$ca_dir/ca.key" \
+				-CAcreateserial -days 3650 -extfile "$ca_dir/ext.cnf" -out "$certs/node.pem" 2>&1
+	); then
+		printf '%s\n' "$out" >&2
+		die "openssl could not make the test certificates"
+	fi
+	cp "$ca_dir/ca.pem" "$certs/ca.pem"
+	chmod 644 "$ca_dir/ca.pem"
+	chmod 600 "$ca_dir/ca.key"
 }
 
 start() {
@@ -414,10 +458,15 @@ start() {
 	if ((secure)); then
 		secure_config "$java"
 		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
-		# Plain HTTP; no transport TLS either: a single-node cluster skips the
-		# bootstrap check that asks for it, and binds transport to 127.0.0.1.
+		# HTTPS with our CA's certificate; no transport TLS: a single-node
+		# cluster skips the bootstrap check that asks for it, and binds
+		# transport to 127.0.0.1.
 		settings=(-E xpack.security.enabled=true
-			-E xpack.security.http.ssl.enabled=false
+			-E xpack.security.http.ssl.enabled=true
+			-E xpack.security.http.ssl.key=certs/node.key
+			-E xpack.security.http.ssl.certificate=certs/node.pem
+			-E xpack.security.http.ssl.certificate_authorities=certs/ca.pem
+			-E xpack.security.authc.api_key.enabled=true
 			-E xpack.security.transport.ssl.enabled=false)
 	fi
 
@@ -546,5 +595,10 @@ stop)
 status) status ;;
 url) url_for "$(running_port)" ;;
 pid) pid_alive && cat "$pidfile" ;;
+ca)
+	((secure)) || die "only the secure server (8s) has a CA"
+	[[ -s $ca_dir/ca.pem ]] || die "no CA yet: start the secure server first"
+	echo "$ca_dir/ca.pem"
+	;;
 *) usage ;;
 esac

@@ -32,6 +32,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -86,7 +89,74 @@ const (
 // 100 MB through Maven, unpacks it and waits up to 120 s for the node.
 const startTimeout = 10 * time.Minute
 
-var client = &http.Client{Timeout: 60 * time.Second}
+// client trusts the system's authorities and, once found, the secure
+// server's test CA (see trustCA).
+var client = &http.Client{Timeout: 60 * time.Second, Transport: &caTransport{}}
+
+// caTransport is an http.Transport that can be swapped for one trusting one
+// more CA while requests run.
+type caTransport struct {
+	t atomic.Pointer[http.Transport]
+}
+
+func (c *caTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t := c.t.Load(); t != nil {
+		return t.RoundTrip(r)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// secureCA is the path of the secure server's CA certificate, once known.
+var secureCA atomic.Value // string
+
+// trustCA makes client trust the CA in path (the secure server's).
+func trustCA(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("the secure server's CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("the secure server's CA %s holds no PEM certificate", path)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	client.Transport.(*caTransport).t.Store(t)
+	secureCA.Store(path)
+	return nil
+}
+
+// findCA is FLOWDEX_TEST_ES_SECURE_CA, else what `es.sh ca 8s` says ("" if
+// it has none yet).
+func findCA() string {
+	if p := os.Getenv("FLOWDEX_TEST_ES_SECURE_CA"); p != "" {
+		return p
+	}
+	script, err := scriptPath()
+	if err != nil {
+		return ""
+	}
+	out, err := exec.Command("bash", script, "ca", "8s").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// SecureCA returns the path of the CA certificate that signed the secure
+// server's (starting the server if need be).
+func SecureCA(t testing.TB) string {
+	t.Helper()
+	secure.get(t)
+	p, _ := secureCA.Load().(string)
+	if p == "" {
+		t.Fatalf("estest: the secure server's CA is unknown")
+	}
+	return p
+}
 
 // URL returns the base URL (no trailing slash) of a running Elasticsearch
 // 8, starting one if need be (see the package doc).
@@ -161,13 +231,18 @@ func (s *server) find() (u string, must bool, err error) {
 			password = defaultSecurePassword
 		}
 		s.user = url.UserPassword(user, password)
+		if ca := findCA(); ca != "" {
+			if err := trustCA(ca); err != nil {
+				return "", true, err
+			}
+		}
 	}
 	if v := os.Getenv(s.envURL); v != "" {
 		u = strings.TrimRight(v, "/")
 		if s.secure { // credentials in the URL win over the variables
 			pu, err := url.Parse(u)
 			if err != nil || pu.Scheme == "" || pu.Host == "" {
-				return "", true, fmt.Errorf("%s is not a URL like http://127.0.0.1:%d", s.envURL, s.port)
+				return "", true, fmt.Errorf("%s is not a URL like %s", s.envURL, s.defaultURL())
 			}
 			if pu.User != nil {
 				s.user, pu.User = pu.User, nil
@@ -179,7 +254,7 @@ func (s *server) find() (u string, must bool, err error) {
 		}
 		return u, false, nil
 	}
-	u = fmt.Sprintf("http://127.0.0.1:%d", s.port)
+	u = s.defaultURL()
 	switch herr := s.healthy(u); {
 	case herr == nil:
 		err = s.check(u)
@@ -263,7 +338,12 @@ func (s *server) start() (string, error) {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	// Another test process may have started it while we waited.
-	if u := fmt.Sprintf("http://127.0.0.1:%d", s.port); s.healthy(u) == nil {
+	if s.secure {
+		if ca := findCA(); ca != "" {
+			_ = trustCA(ca)
+		}
+	}
+	if u := s.defaultURL(); s.healthy(u) == nil {
 		return u, s.check(u)
 	}
 
@@ -285,10 +365,23 @@ func (s *server) start() (string, error) {
 		return "", fmt.Errorf("%s start %s: %v\n%s", script, s.arg, err, tail(stderr.String(), 40))
 	}
 	u := lastLine(stdout.String())
+	if s.secure { // a new CA with each start
+		if err := trustCA(findCA()); err != nil {
+			return "", err
+		}
+	}
 	if err := s.check(u); err != nil {
 		return "", fmt.Errorf("%s start %s printed %q: %w\n%s", script, s.arg, u, err, tail(stderr.String(), 40))
 	}
 	return u, nil
+}
+
+// defaultURL is where es.sh starts the server: the secure one serves HTTPS.
+func (s *server) defaultURL() string {
+	if s.secure {
+		return fmt.Sprintf("https://127.0.0.1:%d", s.port)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", s.port)
 }
 
 // scriptPath finds es.sh beside this source file.
@@ -457,7 +550,7 @@ func healthy(u string) error {
 		return fmt.Errorf("%s: %v", u, redact(err.Error(), u))
 	}
 	authorize(req, known)
-	c := http.Client{Timeout: 3 * time.Second}
+	c := http.Client{Timeout: 3 * time.Second, Transport: client.Transport}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
