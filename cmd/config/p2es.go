@@ -205,6 +205,9 @@ func (p *P2ES) Config() *Config {
 	if p.AuthType == "basic" {
 		out.Username, out.Password = p.UserName, p.Password
 	}
+	// p2es (python requests) trusts the CA file REQUESTS_CA_BUNDLE names, its
+	// only TLS setting: a migrated setup keeps working
+	out.CACert = os.Getenv("REQUESTS_CA_BUNDLE")
 	c := &Config{
 		File:      p.File,
 		Log:       Log{File: p.LogFile},

@@ -1,7 +1,7 @@
 package main
 
 // HTTP basic authentication end to end, against an Elasticsearch 8 with
-// security on (estest.Secure).
+// security on (estest.Secure: HTTPS with a CA the test server was made with).
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 // that reads the print-plugin sample into index-<date>.
 func p2esAuthConf(t *testing.T, dir, url, index, user, password string) (conf, input string) {
 	t.Helper()
+	t.Setenv("REQUESTS_CA_BUNDLE", estest.SecureCA(t)) // p2es's way to trust a CA
 	input, _ = filepath.Abs(samples + "print-default.json")
 	conf = writeFile(t, dir, "plugin.conf", fmt.Sprintf(`{
     "ES_URL": %q,
@@ -82,7 +83,8 @@ password_file = %q
 index = "%s-%%Y.%%m.%%d"
 replicas = 0
 dead_letter_file = %q
-`, input, url, user, pwFile, index, filepath.Join(dir, "dead.ndjson")))
+ca_cert = %q
+`, input, url, user, pwFile, index, filepath.Join(dir, "dead.ndjson"), estest.SecureCA(t)))
 	code, stdout, stderr := runCLI(t, "", "ingest", "-c", cfg)
 	checkIndexed(t, code, stdout, stderr, url, index+"-*", input, password)
 }
@@ -114,9 +116,11 @@ urls = [%q]
 username = %q
 password_env = "FLOWDEX_TEST_WRONG_PASSWORD"
 index = %q
-`, input, url, user, index))}
+ca_cert = %q
+`, input, url, user, index, estest.SecureCA(t)))}
 		}, []string{"authentication failed", "HTTP 401", user}},
 		{"p2es without ES_AuthType", func(t *testing.T, dir, index string) []string {
+			t.Setenv("REQUESTS_CA_BUNDLE", estest.SecureCA(t))
 			input, _ := filepath.Abs(samples + "print-default.json")
 			return []string{"--p2es-config", writeFile(t, dir, "plugin.conf", fmt.Sprintf(
 				`{"ES_URL": %q, "ES_IndexName": %q, "InputFile": %q}`, url, index, input))}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +222,44 @@ func TestFakeSpoolAcrossRestart(t *testing.T) {
 	}
 	if st := s2.Stats(); st.DeadLettered+st.Failed != 0 || st.SpoolBytes != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A full disk: the spool says so (ENOSPC), the record is not left torn, and
+// the sink dead-letters the documents with that reason. The disk is a 64 KiB
+// tmpfs (root only).
+func TestSpoolDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	sp, err := openSpool(filepath.Join(dir, "spool"), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appendErr error
+	n := 0
+	for ; n < 100; n++ {
+		if appendErr = sp.append(testBatch(t, n*20, 20)); appendErr != nil {
+			break
+		}
+	}
+	if appendErr == nil || !strings.Contains(appendErr.Error(), "disk full") || !errors.Is(appendErr, syscall.ENOSPC) {
+		t.Fatalf("after %d batches: %v, want a disk-full error", n, appendErr)
+	}
+	sp.close()
+	seq, _ := sp.next()
+	read := 0
+	for ok := true; ok; seq, ok = sp.next() {
+		k, err := sp.read(seq, 0, &batch{}, func(*batch) error { return nil })
+		if err != nil {
+			t.Fatalf("segment %d after the failed write: %v", seq, err)
+		}
+		read += k
+		sp.remove(seq)
+	}
+	if read != n {
+		t.Errorf("%d records read back, %d were written", read, n)
 	}
 }
