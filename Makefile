@@ -81,5 +81,12 @@ fuzz:
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./...
 
+# flowdex beside nfacctd, sfacctd, pmacctd and a goflow2 decode loop on the same
+# generated inputs: writes bench/RESULTS.md (RUNS=3 SCALE=1 by default).
+RUNS ?= 3
+SCALE ?= 1
+bench-peers:
+	$(GO) run ./bench/harness -runs $(RUNS) -scale $(SCALE)
+
 clean:
 	rm -rf bin var

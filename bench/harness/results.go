@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flowdex/flowdex/bench/gen"
+)
+
+type result struct {
+	sc     scenario
+	totals gen.Totals
+	tools  []measured
+}
+
+// stat is the median, minimum and maximum of a measure over the runs.
+type stat struct{ med, lo, hi float64 }
+
+func stats(xs []float64) stat {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return stat{}
+	}
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{m, s[0], s[len(s)-1]}
+}
+
+func (m measured) of(f func(usage) float64) stat {
+	var xs []float64
+	for _, u := range m.runs {
+		xs = append(xs, f(u))
+	}
+	return stats(xs)
+}
+
+func writeResults(path string, results []result, runs int, scale float64) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
+	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g` on %s. Every tool read the same\n", runs, scale, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	b.WriteString("generated input in the same run; every run's packet and byte sums were checked against the\n")
+	b.WriteString("input (the goflow2 loop's record count). CPU is user + system time of the whole process tree\n")
+	b.WriteString("(pmacct's plugins included); peak RSS is the largest single process's. Throughput is records\n")
+	b.WriteString("per CPU-second; the ratio is flowdex's throughput over the peer's (medians). Wall time of\n")
+	b.WriteString("the pmacct daemons includes the 2 s they sleep before reading a savefile.\n\n")
+	b.WriteString("## Machine\n\n")
+	for _, f := range machineFacts() {
+		fmt.Fprintf(&b, "- %s\n", f)
+	}
+	for _, r := range results {
+		fmt.Fprintf(&b, "\n## %s\n\n%s: %d %s, %d packets, %d bytes. Aggregation: %s.\n\n", r.sc.name, r.sc.what,
+			r.totals.Records, r.sc.unit, r.totals.Packets, r.totals.Bytes, strings.Join(aggregate, ", "))
+		b.WriteString("| tool | runs | wall s median (min-max) | CPU s median (min-max) | peak RSS MiB | " + r.sc.unit + "/CPU-s | flowdex / tool |\n")
+		b.WriteString("|---|---|---|---|---|---|---|\n")
+		var fdx float64
+		for i, m := range r.tools {
+			if m.err != nil && len(m.runs) == 0 {
+				fmt.Fprintf(&b, "| %s | 0 | failed: %s | | | | |\n", m.tool, oneLine(m.err.Error()))
+				continue
+			}
+			wall := m.of(func(u usage) float64 { return u.Wall.Seconds() })
+			cpu := m.of(func(u usage) float64 { return u.CPU.Seconds() })
+			rss := m.of(func(u usage) float64 { return float64(u.MaxRSS) / (1 << 20) })
+			tp := m.of(func(u usage) float64 { return float64(r.totals.Records) / u.CPU.Seconds() })
+			ratio := ""
+			if i == 0 {
+				fdx = tp.med
+			} else if tp.med > 0 {
+				ratio = fmt.Sprintf("%.2fx", fdx/tp.med)
+			}
+			note := ""
+			if m.err != nil {
+				note = " (then failed: " + oneLine(m.err.Error()) + ")"
+			}
+			fmt.Fprintf(&b, "| %s%s | %d | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.0f | %.0f (%.0f-%.0f) | %s |\n",
+				m.tool, note, len(m.runs), wall.med, wall.lo, wall.hi, cpu.med, cpu.lo, cpu.hi, rss.med, tp.med, tp.lo, tp.hi, ratio)
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+func machineFacts() []string {
+	facts := []string{fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d)", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				facts = append(facts, "CPU: "+strings.TrimSpace(strings.SplitN(l, ":", 2)[1]))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		facts = append(facts, "memory: "+strings.Join(strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1:], " "))
+	}
+	if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		facts = append(facts, "kernel: "+strings.TrimSpace(string(out)))
+	}
+	facts = append(facts, "Go: "+runtime.Version())
+	if out, err := exec.Command("nfacctd", "-V").CombinedOutput(); err == nil {
+		facts = append(facts, "pmacct: "+strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]))
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if strings.HasPrefix(d.Path, "github.com/netsampler/goflow2") {
+				facts = append(facts, "goflow2: "+d.Path+" "+d.Version)
+			}
+		}
+	}
+	return facts
+}
