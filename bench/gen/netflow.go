@@ -15,6 +15,8 @@ type NetFlow struct {
 	PerDatagram   int // records per datagram (25 fills a 1500-byte MTU)
 	TemplateEvery int // the template is sent first and again every N datagrams
 	Seed          uint64
+	// Distinct draws no key twice: record i has key i (Keys is ignored).
+	Distinct bool
 }
 
 // v9 fields: source and destination address, ports, protocol, ToS, input and
@@ -86,7 +88,12 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 		b = be.AppendUint16(b, templateID)
 		b = be.AppendUint16(b, 0) // length, set below
 		for range n {
-			k := keyOf(r.IntN(c.Keys))
+			var k key
+			if c.Distinct {
+				k = keyOf(int(t.Records))
+			} else {
+				k = keyOf(r.IntN(c.Keys))
+			}
 			packets := uint32(1 + r.IntN(20))
 			bytes := packets * uint32(40+r.IntN(1460))
 			b = append(b, k.src[:]...)

@@ -115,7 +115,15 @@ func main() {
 		}
 		results = append(results, res)
 	}
-	if err := writeResults(*out, results, *runs, *scale); err != nil {
+	var mem *memoryResult
+	if *only == "" || slices.Contains(strings.Split(*only, ","), "memory") {
+		m, err := measureMemory(bin, filepath.Join(*work, "memory"), *runs, n(*scale, 1_000_000))
+		if err != nil {
+			log.Printf("memory: %v", err)
+		}
+		mem = &m
+	}
+	if err := writeResults(*out, results, mem, *runs, *scale); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)
@@ -218,11 +226,14 @@ func pmacctTool(daemon string) tool {
 	}}
 }
 
+// n scales an input size, to at least 1000.
+func n(scale float64, x int) int { return max(1000, int(float64(x)*scale)) }
+
 func makeScenarios(bin, self string, scale float64) []scenario {
-	n := func(x int) int { return max(1000, int(float64(x)*scale)) }
+	n := func(x int) int { return n(scale, x) }
 	netflowInput := func(version int) func(string) (string, gen.Totals, error) {
 		return func(dir string) (string, gen.Totals, error) {
-			return write(dir, fmt.Sprintf("netflow%d.pcap", version), func(f *os.File) (gen.Totals, error) {
+			return write(dir, fmt.Sprintf("netflow%d-%d.pcap", version, n(2_000_000)), func(f *os.File) (gen.Totals, error) {
 				return gen.WriteNetFlow(f, gen.NetFlow{Version: version, Records: n(2_000_000), Keys: 50_000, PerDatagram: 25, TemplateEvery: 20, Seed: 1})
 			})
 		}
@@ -240,22 +251,23 @@ func makeScenarios(bin, self string, scale float64) []scenario {
 		{name: "sflow", what: "replay of an sFlow v5 export: flow samples with raw Ethernet/IPv4 headers over 50k 5-tuples, 8 per datagram",
 			unit: "samples", flowdex: flowdexTool(bin, "sflow"), peers: []tool{pmacctTool("sfacctd")},
 			input: func(dir string) (string, gen.Totals, error) {
-				return write(dir, "sflow.pcap", func(f *os.File) (gen.Totals, error) {
+				return write(dir, fmt.Sprintf("sflow-%d.pcap", n(1_000_000)), func(f *os.File) (gen.Totals, error) {
 					return gen.WriteSFlow(f, gen.SFlow{Samples: n(1_000_000), Keys: 50_000, PerDatagram: 8, Rate: 1000, Seed: 2})
 				})
 			}},
 		{name: "pcap", what: "a raw packet capture: Ethernet/IPv4 TCP and UDP packets (64-byte snapshots) over 50k 5-tuples",
 			unit: "packets", flowdex: flowdexTool(bin, "pcap"), peers: []tool{pmacctTool("pmacctd")},
 			input: func(dir string) (string, gen.Totals, error) {
-				return write(dir, "traffic.pcap", func(f *os.File) (gen.Totals, error) {
+				return write(dir, fmt.Sprintf("traffic-%d.pcap", n(5_000_000)), func(f *os.File) (gen.Totals, error) {
 					return gen.WriteTraffic(f, gen.Traffic{Packets: n(5_000_000), Keys: 50_000, Seed: 3})
 				})
 			}},
 	}
 }
 
-// write makes dir/name with fn unless it exists from an earlier run of the
-// same inputs (they are deterministic); the totals are kept beside it.
+// write makes dir/name with fn unless it exists from an earlier run (the
+// inputs are deterministic and their names carry their size); the totals are
+// kept beside it.
 func write(dir, name string, fn func(*os.File) (gen.Totals, error)) (string, gen.Totals, error) {
 	path := filepath.Join(dir, name)
 	meta := path + ".totals.json"

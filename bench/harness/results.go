@@ -43,7 +43,7 @@ func (m measured) of(f func(usage) float64) stat {
 	return stats(xs)
 }
 
-func writeResults(path string, results []result, runs int, scale float64) error {
+func writeResults(path string, results []result, mem *memoryResult, runs int, scale float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
 	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g` on %s. Every tool read the same\n", runs, scale, time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -83,6 +83,18 @@ func writeResults(path string, results []result, runs int, scale float64) error 
 			}
 			fmt.Fprintf(&b, "| %s%s | %d | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.0f | %.0f (%.0f-%.0f) | %s |\n",
 				m.tool, note, len(m.runs), wall.med, wall.lo, wall.hi, cpu.med, cpu.lo, cpu.hi, rss.med, tp.med, tp.lo, tp.hi, ratio)
+		}
+	}
+	if mem != nil {
+		fmt.Fprintf(&b, "\n## memory\n\nflowdex replaying a NetFlow v9 export of %d records with distinct 5-tuples (one cache entry each, written out at the end), against one of 1000: (peak RSS difference) / (entries difference).\n\n", mem.entries)
+		if mem.err != nil {
+			fmt.Fprintf(&b, "failed: %s\n", oneLine(mem.err.Error()))
+		} else {
+			per := stats(mem.perEntry)
+			large := measured{runs: mem.large}.of(func(u usage) float64 { return float64(u.MaxRSS) / (1 << 20) })
+			small := measured{runs: mem.small}.of(func(u usage) float64 { return float64(u.MaxRSS) / (1 << 20) })
+			fmt.Fprintf(&b, "| runs | peak RSS MiB, %d entries | peak RSS MiB, 1000 entries | bytes per entry median (min-max) |\n|---|---|---|---|\n", mem.entries)
+			fmt.Fprintf(&b, "| %d | %.0f (%.0f-%.0f) | %.0f | %.0f (%.0f-%.0f) |\n", len(mem.perEntry), large.med, large.lo, large.hi, small.med, per.med, per.lo, per.hi)
 		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
