@@ -5,7 +5,7 @@
 // packet and byte sums are checked against what the input holds: a fast wrong
 // answer is an error, not a result.
 //
-//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,goflow2,memory] [-out bench/RESULTS.md]
+//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest] [-es URL] [-out bench/RESULTS.md]
 //
 // Peers: Debian's nfacctd, sfacctd and pmacctd (pcap_savefile, print plugin),
 // and a goflow2 v2 decode-and-count loop (this command with -goflow2, the
@@ -65,6 +65,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated scenarios (default all)")
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	work := flag.String("work", filepath.Join(os.TempDir(), "flowdex-bench"), "directory for inputs and outputs")
+	esURL := flag.String("es", "", "Elasticsearch for the ingest scenario (default: es.sh start 8)")
 	goflow2 := flag.String("goflow2", "", "internal: decode this NetFlow/IPFIX pcap with goflow2 and print the record count")
 	flag.Parse()
 	if *goflow2 != "" {
@@ -123,7 +124,20 @@ func main() {
 		}
 		mem = &m
 	}
-	if err := writeResults(*out, results, mem, *runs, *scale); err != nil {
+	var ing *ingestResult
+	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
+		url := *esURL
+		if url == "" {
+			out, err := exec.Command("sink/elasticsearch/estest/es.sh", "start", "8").Output()
+			if err != nil {
+				log.Fatalf("ingest: es.sh start 8: %v", err)
+			}
+			url = strings.TrimSpace(string(out))
+		}
+		r := measureIngest(bin, filepath.Join(*work, "ingest"), url, *runs, n(*scale, 200_000))
+		ing = &r
+	}
+	if err := writeResults(*out, results, mem, ing, *runs, *scale); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)

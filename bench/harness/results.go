@@ -43,7 +43,7 @@ func (m measured) of(f func(usage) float64) stat {
 	return stats(xs)
 }
 
-func writeResults(path string, results []result, mem *memoryResult, runs int, scale float64) error {
+func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, runs int, scale float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
 	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g` on %s. Every tool read the same\n", runs, scale, time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -95,6 +95,26 @@ func writeResults(path string, results []result, mem *memoryResult, runs int, sc
 			small := measured{runs: mem.small}.of(func(u usage) float64 { return float64(u.MaxRSS) / (1 << 20) })
 			fmt.Fprintf(&b, "| runs | peak RSS MiB, %d entries | peak RSS MiB, 1000 entries | bytes per entry median (min-max) |\n|---|---|---|---|\n", mem.entries)
 			fmt.Fprintf(&b, "| %d | %.0f (%.0f-%.0f) | %.0f | %.0f (%.0f-%.0f) |\n", len(mem.perEntry), large.med, large.lo, large.hi, small.med, per.med, per.lo, per.hi)
+		}
+	}
+	if ing != nil {
+		fmt.Fprintf(&b, "\n## ingest\n\npmacct print-plugin JSON (%d records, 5-tuple and ToS, 5-minute bins) into Elasticsearch 8 at %s, one node, each run into a fresh index (0 replicas), then the document count and the packet and byte sums checked in Elasticsearch. The measure is documents per wall second; the ceiling posts pre-built _bulk bodies of 5000 documents (create with an _id, as flowdex sends them), two at a time. p2es 0.3.2 (the release on PyPI, installed with pip) requires ES_Type and sends typed bulk URLs, which Elasticsearch 8 removed: it runs through a local proxy that rewrites /<index>/<type>/_bulk to /<index>/_bulk.\n\n", ing.totals.Records, ing.url)
+		b.WriteString("| loader | runs | wall s median (min-max) | docs/s median (min-max) | flowdex / loader |\n|---|---|---|---|---|\n")
+		var fdx float64
+		for i, m := range ing.tools {
+			if m.err != nil && len(m.runs) == 0 {
+				fmt.Fprintf(&b, "| %s | 0 | failed: %s | | |\n", m.tool, oneLine(m.err.Error()))
+				continue
+			}
+			wall := m.of(func(u usage) float64 { return u.Wall.Seconds() })
+			dps := m.of(func(u usage) float64 { return float64(ing.totals.Records) / u.Wall.Seconds() })
+			ratio := ""
+			if i == 0 {
+				fdx = dps.med
+			} else if dps.med > 0 {
+				ratio = fmt.Sprintf("%.2fx", fdx/dps.med)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f-%.2f) | %.0f (%.0f-%.0f) | %s |\n", m.tool, len(m.runs), wall.med, wall.lo, wall.hi, dps.med, dps.lo, dps.hi, ratio)
 		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
