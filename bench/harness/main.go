@@ -5,7 +5,7 @@
 // packet and byte sums are checked against what the input holds: a fast wrong
 // answer is an error, not a result.
 //
-//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest] [-es URL] [-out bench/RESULTS.md]
+//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest,live] [-es URL] [-out bench/RESULTS.md]
 //
 // Peers: Debian's nfacctd, sfacctd and pmacctd (pcap_savefile, print plugin),
 // and a goflow2 v2 decode-and-count loop (this command with -goflow2, the
@@ -124,20 +124,27 @@ func main() {
 		}
 		mem = &m
 	}
-	var ing *ingestResult
-	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
-		url := *esURL
-		if url == "" {
+	es := func() string {
+		if *esURL == "" {
 			out, err := exec.Command("sink/elasticsearch/estest/es.sh", "start", "8").Output()
 			if err != nil {
-				log.Fatalf("ingest: es.sh start 8: %v", err)
+				log.Fatalf("es.sh start 8: %v", err)
 			}
-			url = strings.TrimSpace(string(out))
+			*esURL = strings.TrimSpace(string(out))
 		}
-		r := measureIngest(bin, filepath.Join(*work, "ingest"), url, *runs, n(*scale, 200_000))
+		return *esURL
+	}
+	var ing *ingestResult
+	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
+		r := measureIngest(bin, filepath.Join(*work, "ingest"), es(), *runs, n(*scale, 200_000))
 		ing = &r
 	}
-	if err := writeResults(*out, results, mem, ing, *runs, *scale); err != nil {
+	var live *liveResult
+	if *only == "" || slices.Contains(strings.Split(*only, ","), "live") {
+		r := measureLive(bin, filepath.Join(*work, "live"), es(), *runs, n(*scale, 2_000_000))
+		live = &r
+	}
+	if err := writeResults(*out, results, mem, ing, live, *runs, *scale); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)

@@ -43,7 +43,7 @@ func (m measured) of(f func(usage) float64) stat {
 	return stats(xs)
 }
 
-func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, runs int, scale float64) error {
+func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, live *liveResult, runs int, scale float64) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
 	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g` on %s. Every tool read the same\n", runs, scale, time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -117,7 +117,41 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 			fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f-%.2f) | %.0f (%.0f-%.0f) | %s |\n", m.tool, len(m.runs), wall.med, wall.lo, wall.hi, dps.med, dps.lo, dps.hi, ratio)
 		}
 	}
+	if live != nil {
+		fmt.Fprintf(&b, "\n## live UDP\n\nA NetFlow v9 export of %d flows (25 per datagram, 50k 5-tuples) sent over UDP to 127.0.0.1 at rising rates (%s flows/s); a rate counts when the collector's output holds every packet and byte sent; the rate reported is the lower of the target and what the sender (one goroutine, one datagram per write) reached. flowdex indexes into Elasticsearch at the same time (refresh 1 s) and writes the print output the sums are read from; both have a 64 MiB receive buffer. One search per run.\n\n",
+			live.totals.Records, rateList())
+		b.WriteString("| collector | searches | highest zero-loss rate, flows/s: median (min-max) | flowdex / collector |\n|---|---|---|---|\n")
+		var fdx float64
+		for i, t := range live.tools {
+			if t.err != nil && len(t.best) == 0 {
+				fmt.Fprintf(&b, "| %s | 0 | failed: %s | |\n", t.name, oneLine(t.err.Error()))
+				continue
+			}
+			st := stats(t.best)
+			ratio := ""
+			if i == 0 {
+				fdx = st.med
+			} else if st.med > 0 {
+				ratio = fmt.Sprintf("%.2fx", fdx/st.med)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.0f (%.0f-%.0f) | %s |\n", t.name, len(t.best), st.med, st.lo, st.hi, ratio)
+		}
+		b.WriteString("\nTrials:\n\n")
+		for _, t := range live.tools {
+			for _, l := range t.trials {
+				fmt.Fprintf(&b, "- %s, %s\n", t.name, l)
+			}
+		}
+	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func rateList() string {
+	var s []string
+	for _, r := range liveRates {
+		s = append(s, fmt.Sprintf("%.0fk", r/1000))
+	}
+	return strings.Join(s, ", ")
 }
 
 func oneLine(s string) string {
