@@ -27,7 +27,8 @@ var nfFields = [][2]uint16{{8, 4}, {12, 4}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {10
 const templateID = 256
 
 // WriteNetFlow writes the export as a pcap of datagrams from 192.0.2.1:2055
-// to 127.0.0.1:2100, one millisecond apart, and returns its totals.
+// to 127.0.0.1:2100, 20 µs apart (pmacct replays a savefile at its recorded
+// pace), and returns its totals.
 func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 	if c.Version != 9 && c.Version != 10 {
 		return Totals{}, fmt.Errorf("gen: NetFlow version %d (want 9 or 10)", c.Version)
@@ -41,8 +42,8 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 	var t Totals
 	var b []byte
 	for d, seq := 0, uint32(0); int(t.Records) < c.Records; d++ {
-		at := Start.Add(time.Duration(d) * time.Millisecond)
-		uptime := uint32(3_600_000 + d) // an hour since the exporter's boot
+		at := Start.Add(time.Duration(d) * 20 * time.Microsecond)
+		uptime := uint32(3_600_000 + d/50) // an hour since the exporter's boot, in ms
 		n := min(c.PerDatagram, c.Records-int(t.Records))
 		withTemplate := d%c.TemplateEvery == 0
 		b = b[:0]

@@ -30,7 +30,7 @@ func WriteSFlow(out io.Writer, c SFlow) (Totals, error) {
 	var b, hdr []byte
 	var sampleSeq uint32
 	for d := 0; int(t.Records) < c.Samples; d++ {
-		at := Start.Add(time.Duration(d) * time.Millisecond)
+		at := Start.Add(time.Duration(d) * 20 * time.Microsecond) // see WriteNetFlow
 		n := min(c.PerDatagram, c.Samples-int(t.Records))
 		b = b[:0]
 		b = be.AppendUint32(b, 5) // version
@@ -38,7 +38,7 @@ func WriteSFlow(out io.Writer, c SFlow) (Totals, error) {
 		b = append(b, 192, 0, 2, 2)
 		b = be.AppendUint32(b, 0) // sub-agent
 		b = be.AppendUint32(b, uint32(d))
-		b = be.AppendUint32(b, uint32(3_600_000+d)) // uptime ms
+		b = be.AppendUint32(b, uint32(3_600_000+d/50)) // uptime ms
 		b = be.AppendUint32(b, uint32(n))
 		for range n {
 			k := keyOf(r.IntN(c.Keys))

@@ -83,7 +83,7 @@ replicas = 0
 		}},
 		{"nfacctd", func(port int, out string) (*exec.Cmd, error) {
 			conf := fmt.Sprintf("daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: %d\nnfacctd_pipe_size: 67108864\n"+
-				"plugin_pipe_size: 268435456\nplugin_buffer_size: 65536\nplugins: print[out]\naggregate[out]: %s\n"+
+				"plugin_pipe_size: 268435456\nplugin_buffer_size: 1048576\nplugins: print[out]\naggregate[out]: %s\n"+
 				"print_output[out]: json\nprint_output_file[out]: %s\nprint_refresh_time: 86400\nprint_cache_entries: 99991\n",
 				port, strings.Join(aggregate, ", "), out)
 			path := filepath.Join(dir, "nfacctd.conf")

@@ -51,7 +51,11 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 	b.WriteString("input (the goflow2 loop's record count). CPU is user + system time of the whole process tree\n")
 	b.WriteString("(pmacct's plugins included); peak RSS is the largest single process's. Throughput is records\n")
 	b.WriteString("per CPU-second; the ratio is flowdex's throughput over the peer's (medians). Wall time of\n")
-	b.WriteString("the pmacct daemons includes the 2 s they sleep before reading a savefile.\n\n")
+	b.WriteString("the pmacct daemons includes the 2 s they sleep before reading a savefile. pmacct runs with\n")
+	b.WriteString("plugin_pipe_size 256 MiB and plugin_buffer_size 1 MiB, as its documentation advises for\n")
+	b.WriteString("throughput (with the defaults its core waits on the plugin: 80 s of wall time for 3 s of CPU\n")
+	b.WriteString("on the NetFlow input; with a 4 MiB buffer nfacctd 1.7.7 silently lost 41% of the flows), and\n")
+	b.WriteString("print_cache_entries 99991 (preallocated: its RSS).\n\n")
 	b.WriteString("## Machine\n\n")
 	for _, f := range machineFacts() {
 		fmt.Fprintf(&b, "- %s\n", f)
