@@ -6,8 +6,10 @@ BIN := bin/flowdex
 # Debian packages the tests use: pmacct is the reference for compatibility,
 # softflowd exports NetFlow for the collector tests, tcpdump and ping make and see
 # live traffic for the capture test, libpcap-dev and gcc build the
-# BPF filters (cgo), unzip unpacks Elasticsearch's test distribution.
-DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openssl
+# BPF filters (cgo), unzip unpacks Elasticsearch's test distribution (fetched
+# with maven, run on OpenJDK 17), openssl makes the secure test server's CA and
+# the JDK's javac builds its plugin for API keys (see es.sh).
+DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl
 
 .PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 
@@ -30,7 +32,7 @@ test: deps
 	$(ES) start 8s >/dev/null
 	set -o pipefail; status=0; \
 	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
-	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_REQUIRE_ES=1 \
+	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_TEST_ES_SECURE_CA=$$($(ES) ca 8s) FLOWDEX_REQUIRE_ES=1 \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
 	[ $$status -ne 0 ] || $(MAKE) --no-print-directory fuzz FUZZTIME=3s || status=$$?; \
 	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \

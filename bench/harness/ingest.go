@@ -139,12 +139,11 @@ func typelessProxy(url string) (string, func(), error) {
 		return "", nil, err
 	}
 	typed := regexp.MustCompile(`^/([^/]+)/[^/]+/_bulk$`)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
-		r.URL.Path = typed.ReplaceAllString(r.URL.Path, "/$1/_bulk")
-	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.URL.Path = typed.ReplaceAllString(r.In.URL.Path, "/$1/_bulk")
+		r.Out.URL.RawPath = ""
+	}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err

@@ -48,6 +48,29 @@ func TestParseGood(t *testing.T) {
 	}
 }
 
+// The TLS and API key settings of an elasticsearch output; certificates are
+// verified unless told otherwise.
+func TestParseTLSAndAPIKey(t *testing.T) {
+	c, err := Parse("flowdex.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es := c.Outputs["es"]; es.TLSInsecure || es.CACert != "" || es.APIKey != "" {
+		t.Errorf("defaults: %+v", es)
+	}
+	src := good + "ca_cert = \"ca.pem\"\napi_key_env = \"FLOWDEX_ES_API_KEY\"\ntls_insecure_skip_verify = true\n"
+	if c, err = Parse("flowdex.toml", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	if es := c.Outputs["es"]; es.CACert != "ca.pem" || es.APIKeyEnv != "FLOWDEX_ES_API_KEY" || !es.TLSInsecure {
+		t.Errorf("keys not read: %+v", es)
+	}
+	src = good + "api_key_file = \"key\"\n"
+	if c, err = Parse("flowdex.toml", []byte(src)); err != nil || c.Outputs["es"].APIKeyFile != "key" {
+		t.Errorf("api_key_file: %v", err)
+	}
+}
+
 // Every mistake is reported at its line and column, with what was expected.
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
@@ -77,6 +100,10 @@ func TestParseErrors(t *testing.T) {
 		{"sampling_rate on a netflow pipeline", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)`},
 		{"both samplings", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\next_sampling_rate = 10\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:4:1: input#0.ext_sampling_rate: pipeline "pipeline1" samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)`},
 		{"bad exporter prefix", "[[input]]\ntype = \"sflow\"\nexporters = [\"192.0.2.0/33\"]\n", `flowdex.toml:3:1: input#0.exporters: "192.0.2.0/33" is not a prefix (expected e.g. "192.0.2.0/24" or "2001:db8::/32")`},
+		{"two api keys", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\napi_key = \"k\"\napi_key_env = \"K\"\n", `flowdex.toml:6:1: output.es.api_key: give one of api_key, api_key_file and api_key_env`},
+		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
+		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", `flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
+		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {

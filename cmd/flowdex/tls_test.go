@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,6 +70,60 @@ replicas = 0
 	}
 	code, stdout, _ = runCLI(t, "", "check", "-c", config(ca))
 	if code != 0 || strings.Contains(stdout, password) || !strings.Contains(stdout, "ca_cert") {
+		t.Errorf("check: exit %d\n%s", code, stdout)
+	}
+}
+
+// flowdex run into the secure Elasticsearch with an API key from the
+// environment (api_key_env) and the test CA (ca_cert): every record is
+// indexed, and neither run nor check prints the key. A key that Elasticsearch
+// does not know fails run with the 401.
+func TestRunOverTLSWithAPIKey(t *testing.T) {
+	url, _, _ := estest.Secure(t)
+	ca := estest.SecureCA(t)
+	key := estest.APIKey(t)
+	index := estest.Index(t, "flowdex-test-tls-key")
+	dir := t.TempDir()
+	input, err := filepath.Abs("../../collector/pmacct/testdata/out/print-default.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := readLines(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "pmacct"
+file = %q
+[output.es]
+type = "elasticsearch"
+urls = [%q]
+api_key_env = "FLOWDEX_TEST_TLS_API_KEY"
+ca_cert = %q
+index = "%s-%%Y.%%m"
+replicas = 0
+`, input, url, ca, index))
+
+	t.Setenv("FLOWDEX_TEST_TLS_API_KEY", base64.StdEncoding.EncodeToString([]byte("no-such-id:no-such-secret")))
+	code, _, stderr := runCLI(t, "", "run", "-c", config)
+	if code == 0 || !strings.Contains(stderr, "authentication failed with the API key") || !strings.Contains(stderr, "401") {
+		t.Errorf("unknown key: exit %d\n%s", code, stderr)
+	}
+	t.Setenv("FLOWDEX_TEST_TLS_API_KEY", key)
+	code, stdout, stderr := runCLI(t, "", "run", "-c", config)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, key) {
+		t.Errorf("the API key is printed:\n%s%s", stdout, stderr)
+	}
+	// every line of the pmacct file is one document
+	if n := estest.Count(t, url, index+"-*"); n != len(lines) || n == 0 {
+		t.Errorf("%d documents in %s-*, want %d", n, index, len(lines))
+	}
+	code, stdout, _ = runCLI(t, "", "check", "-c", config)
+	if code != 0 || strings.Contains(stdout, key) || !strings.Contains(stdout, `api_key_env = "FLOWDEX_TEST_TLS_API_KEY"`) {
 		t.Errorf("check: exit %d\n%s", code, stdout)
 	}
 }

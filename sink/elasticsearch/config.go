@@ -129,7 +129,8 @@ func DefaultConfiguration() Configuration {
 	}
 }
 
-// LogValue shows the configuration without its password.
+// LogValue shows the configuration without its password and API key: they
+// show as "REDACTED" when set, "" when not.
 func (c Configuration) LogValue() slog.Value {
 	pw, key := "", ""
 	if c.Password != "" {
@@ -148,6 +149,7 @@ func (c Configuration) LogValue() slog.Value {
 		slog.String("password", pw),
 		slog.String("api_key", key),
 		slog.String("ca_cert", c.CACert),
+		slog.Bool("tls_insecure_skip_verify", c.InsecureSkipVerify),
 		slog.String("index", c.Index),
 		slog.String("template_name", c.TemplateName),
 		slog.String("index_body_file", c.IndexBodyFile),
@@ -208,9 +210,9 @@ func (c *Configuration) validate() (*compiled, error) {
 		pem, err := os.ReadFile(c.CACert)
 		switch {
 		case err != nil:
-			bad("CA certificate: %v", err)
+			bad("ca_cert: %v", err) // "open X: no such file or directory"
 		case !x509.NewCertPool().AppendCertsFromPEM(pem):
-			bad("CA certificate %s: no PEM certificate in it", c.CACert)
+			bad("ca_cert %s: no PEM certificate in it", c.CACert)
 		default:
 			out.caPEM = pem
 		}

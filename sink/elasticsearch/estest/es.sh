@@ -22,9 +22,11 @@
 # HTTPS with a certificate for 127.0.0.1 and localhost signed by a CA that
 # `start` makes with openssl (`es.sh ca 8s` prints its path), HTTP basic
 # authentication against a file-realm superuser that `start` creates with
-# bin/elasticsearch-users, API keys, its own port (9202), config, data and logs
-# dirs (under <cache>/<version>-secure), so it runs beside the plain 8. Its URL
-# carries no credentials: they are in the variables below.
+# bin/elasticsearch-users, API keys (POST /_security/api_key; they need a
+# small plugin that `start` compiles with the JDK's javac, see secure_home),
+# its own port (9202), config, data and logs dirs and ES home (under
+# <cache>/<version>-secure), so it runs beside the plain 8. Its URL carries no
+# credentials: they are in the variables below.
 #
 # Environment:
 #   FLOWDEX_ES_HOME       cache dir (default ~/.cache/flowdex/es; as root
@@ -112,6 +114,10 @@ setup() {
 		vdir=$vdir-$FLOWDEX_ES_INSTANCE
 	fi
 	es_home=$dist_dir/elasticsearch-$version
+	run_home=$es_home # the ES home the server runs from
+	# The secure server runs from its own copy (hard links) of the
+	# distribution, with a plugin in it (see secure_home).
+	((secure)) && run_home=$vdir/home/elasticsearch-$version
 	conf_dir=$vdir/config # the secure server's ES_PATH_CONF
 	data_dir=$vdir/data
 	logs_dir=$vdir/logs
@@ -356,6 +362,139 @@ log_tail() {
 	echo "---- no log in $logs_dir" >&2
 }
 
+# The secure server's plugin: stand-ins for the three analysis components of
+# the analysis-common module (absent from the integ-test distribution) that
+# the settings of the .security index name (its "email" analyzer). Without
+# them Elasticsearch cannot create that index, where it keeps API keys, and
+# POST /_security/api_key fails with "Unknown filter type [pattern_capture]".
+# (The file realm needs no index: basic authentication works either way.)
+readonly PLUGIN_NAME=flowdex-security-analysis
+readonly PLUGIN_REV=1 # bump when plugin_source changes
+
+plugin_source() {
+	cat <<'EOF'
+package org.flowdex.estest;
+
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+import org.apache.lucene.analysis.TokenStream;
+import org.apache.lucene.analysis.email.UAX29URLEmailTokenizer;
+import org.apache.lucene.analysis.miscellaneous.RemoveDuplicatesTokenFilter;
+import org.apache.lucene.analysis.pattern.PatternCaptureGroupTokenFilter;
+import org.elasticsearch.index.analysis.AbstractTokenFilterFactory;
+import org.elasticsearch.index.analysis.TokenFilterFactory;
+import org.elasticsearch.index.analysis.TokenizerFactory;
+import org.elasticsearch.indices.analysis.AnalysisModule.AnalysisProvider;
+import org.elasticsearch.plugins.AnalysisPlugin;
+import org.elasticsearch.plugins.Plugin;
+
+/** pattern_capture, unique and uax_url_email, as the .security index uses them. */
+public class SecurityAnalysisPlugin extends Plugin implements AnalysisPlugin {
+    @Override
+    public Map<String, AnalysisProvider<TokenFilterFactory>> getTokenFilters() {
+        return Map.of("pattern_capture", (indexSettings, env, name, settings) -> {
+            List<String> list = settings.getAsList("patterns");
+            Pattern[] patterns = new Pattern[list.size()];
+            for (int i = 0; i < patterns.length; i++) {
+                patterns[i] = Pattern.compile(list.get(i));
+            }
+            boolean preserve = settings.getAsBoolean("preserve_original", true);
+            return new AbstractTokenFilterFactory(name, settings) {
+                @Override
+                public TokenStream create(TokenStream in) {
+                    return new PatternCaptureGroupTokenFilter(in, preserve, patterns);
+                }
+            };
+        }, "unique", (indexSettings, env, name, settings) -> new AbstractTokenFilterFactory(name, settings) {
+            @Override
+            public TokenStream create(TokenStream in) {
+                return new RemoveDuplicatesTokenFilter(in);
+            }
+        });
+    }
+
+    @Override
+    public Map<String, AnalysisProvider<TokenizerFactory>> getTokenizers() {
+        return Map.of("uax_url_email",
+            (indexSettings, env, name, settings) -> TokenizerFactory.newFactory(name, UAX29URLEmailTokenizer::new));
+    }
+}
+EOF
+}
+
+# jdk_bin JAVA: the bin dir of a JDK (with javac and jar) for Java
+# $min_java or later: JAVA's, else one in /usr/lib/jvm; fails if none.
+jdk_bin() {
+	local d v
+	if [[ -x $1/bin/javac && -x $1/bin/jar ]]; then
+		echo "$1/bin"
+		return
+	fi
+	for d in /usr/lib/jvm/*/; do
+		d=${d%/}
+		[[ -L $d || ! -x $d/bin/javac || ! -x $d/bin/jar ]] && continue
+		v=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$d/release" 2>/dev/null)
+		[[ -n $v ]] || continue
+		((v >= min_java)) || continue
+		echo "$d/bin"
+		return
+	done
+	return 1
+}
+
+# secure_home JAVA: the secure server's ES home (run_home), a copy of the
+# distribution made of hard links (a plain copy where links cannot be made)
+# with the plugin above compiled into its plugins dir, so that the shared
+# distribution and the plain server stay as they are. Made once, then kept.
+# Without a JDK to compile the plugin, the home has none and API keys do not
+# work (a warning says so); the next start tries again.
+secure_home() {
+	local stamp=$run_home/.flowdex-home parent=${run_home%/*} tmp build bin out
+	[[ -s $stamp && $(<"$stamp") == "$version $PLUGIN_REV" ]] && return
+	if [[ -x $run_home/bin/elasticsearch && ! -s $stamp ]] && ! jdk_bin "$1" >/dev/null; then
+		log "warning: no JDK (javac) to build $PLUGIN_NAME: API keys do not work on the secure server (apt-get install openjdk-17-jdk-headless)"
+		return
+	fi
+	log "making the secure server's home $run_home (hard links to $es_home, and a plugin for API keys)"
+	rm -rf "$parent"
+	mkdir -p "$parent"
+	tmp=$parent/.home.$$
+	build=$parent/.build.$$
+	if ! cp -al "$es_home" "$tmp" 2>/dev/null; then
+		rm -rf "$tmp"
+		cp -a "$es_home" "$tmp"
+	fi
+	if ! bin=$(jdk_bin "$1"); then
+		log "warning: no JDK (javac) to build $PLUGIN_NAME: API keys do not work on the secure server (apt-get install openjdk-17-jdk-headless)"
+	else
+		mkdir -p "$build/src/org/flowdex/estest" "$build/classes" "$tmp/plugins/$PLUGIN_NAME"
+		plugin_source >"$build/src/org/flowdex/estest/SecurityAnalysisPlugin.java"
+		if ! out=$("$bin/javac" --release "$min_java" -nowarn -cp "$tmp/lib/*" -d "$build/classes" \
+			"$build/src/org/flowdex/estest/SecurityAnalysisPlugin.java" 2>&1 &&
+			"$bin/jar" cf "$tmp/plugins/$PLUGIN_NAME/$PLUGIN_NAME.jar" -C "$build/classes" . 2>&1); then
+			printf '%s\n' "$out" >&2
+			rm -rf "$build" "$tmp"
+			die "could not build the $PLUGIN_NAME plugin with $bin/javac"
+		fi
+		cat >"$tmp/plugins/$PLUGIN_NAME/plugin-descriptor.properties" <<EOF
+description=flowdex tests: the analysis components the .security index needs (for API keys)
+version=$PLUGIN_REV
+name=$PLUGIN_NAME
+classname=org.flowdex.estest.SecurityAnalysisPlugin
+java.version=$min_java
+elasticsearch.version=$version
+EOF
+		rm -rf "$build"
+	fi
+	if ((EUID == 0)); then
+		chown -R "$es_user:" "$tmp"
+	fi
+	mv "$tmp" "$run_home"
+	[[ ! -d $run_home/plugins/$PLUGIN_NAME ]] || echo "$version $PLUGIN_REV" >"$stamp"
+}
+
 # secure_config JAVA: a fresh config dir for the secure server, a copy of the
 # distribution's (which stays untouched), with the file-realm superuser that
 # bin/elasticsearch-users writes into its users and users_roles files. The
@@ -365,7 +504,7 @@ secure_config() {
 	local out
 	rm -rf "$conf_dir"
 	mkdir -p "$conf_dir"
-	cp -R "$es_home/config/." "$conf_dir/"
+	cp -R "$run_home/config/." "$conf_dir/"
 	rm -f "$conf_dir/elasticsearch.keystore" "$conf_dir/users" "$conf_dir/users_roles"
 	: >"$conf_dir/users"
 	: >"$conf_dir/users_roles"
@@ -375,7 +514,7 @@ secure_config() {
 	chmod -R go-rwx "$conf_dir" # it holds a password hash
 	if ! out=$(printf '%s\n%s\n' "$secure_password" "$secure_password" |
 		"${run_as[@]}" env -u JAVA_HOME ES_JAVA_HOME="$1" ES_PATH_CONF="$conf_dir" \
-			"$es_home/bin/elasticsearch-users" useradd "$secure_user" -r superuser 2>&1); then
+			"$run_home/bin/elasticsearch-users" useradd "$secure_user" -r superuser 2>&1); then
 		printf '%s\n' "$out" >&2
 		die "elasticsearch-users could not create user $secure_user"
 	fi
@@ -456,6 +595,7 @@ start() {
 	fi
 	local env=(env -u JAVA_HOME -u ES_PATH_CONF) settings=(-E xpack.security.enabled=false)
 	if ((secure)); then
+		secure_home "$java"
 		secure_config "$java"
 		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
 		# HTTPS with our CA's certificate; no transport TLS: a single-node
@@ -482,7 +622,7 @@ start() {
 		ES_JAVA_HOME="$java" \
 		ES_JAVA_OPTS="-Xms$heap -Xmx$heap" \
 		ES_TMPDIR="$tmp_dir" \
-		"$es_home/bin/elasticsearch" -d -p "$pidfile" \
+		"$run_home/bin/elasticsearch" -d -p "$pidfile" \
 		-E discovery.type=single-node \
 		"${settings[@]}" \
 		-E network.host=127.0.0.1 \

@@ -12,11 +12,15 @@
 //     parallel, start it only once. The node is left running for the next
 //     run; `es.sh stop 8` (or `make es-stop`) stops it.
 //
-// Secure is the same for an Elasticsearch 8 with security on (HTTP basic
-// authentication, no TLS): FLOWDEX_TEST_ES_SECURE_URL, else port 9202, else
-// `es.sh start 8s`. Its credentials are FLOWDEX_ES_SECURE_USER and
-// FLOWDEX_ES_SECURE_PASSWORD (the defaults of es.sh when unset), or the
-// userinfo of FLOWDEX_TEST_ES_SECURE_URL (http://user:password@host:port).
+// Secure is the same for an Elasticsearch 8 with security on (HTTPS, HTTP
+// basic authentication, API keys): FLOWDEX_TEST_ES_SECURE_URL, else
+// https://127.0.0.1:9202, else `es.sh start 8s`. Its credentials are
+// FLOWDEX_ES_SECURE_USER and FLOWDEX_ES_SECURE_PASSWORD (the defaults of es.sh
+// when unset), or the userinfo of FLOWDEX_TEST_ES_SECURE_URL
+// (https://user:password@host:port). Its certificate is verified against the
+// CA of FLOWDEX_TEST_ES_SECURE_CA (a PEM file), else the one `es.sh ca 8s`
+// names, besides the system's; SecureCA returns that file's path, for the
+// code under test. APIKey makes an API key on it.
 //
 // When no server can be had the test is skipped, or fails when CI=true or
 // FLOWDEX_REQUIRE_ES=1. A URL given in the environment that does not answer
@@ -156,6 +160,45 @@ func SecureCA(t testing.TB) string {
 		t.Fatalf("estest: the secure server's CA is unknown")
 	}
 	return p
+}
+
+// APIKey creates an API key on the secure server (starting it if need be)
+// as its superuser, with the superuser's privileges, and returns its base64
+// "encoded" value, what an "Authorization: ApiKey ..." header carries. The
+// key is invalidated when the test ends.
+func APIKey(t testing.TB) string {
+	t.Helper()
+	u, _, _ := Secure(t)
+	body, err := json.Marshal(map[string]any{"name": indexName("flowdex", t.Name(), "key"), "expiration": "1d"})
+	if err != nil {
+		t.Fatalf("estest: %v", err)
+	}
+	code, b, err := do(http.MethodPost, u+"/_security/api_key", body)
+	if err != nil {
+		t.Fatalf("estest: POST %s/_security/api_key: %v", u, err)
+	}
+	if code != http.StatusOK {
+		hint := ""
+		if bytes.Contains(b, []byte("pattern_capture")) {
+			// see secure_home in es.sh
+			hint = " (the server lacks the analysis plugin es.sh builds for API keys: is there a JDK with javac? Restart it with es.sh stop 8s; es.sh start 8s)"
+		}
+		t.Fatalf("estest: POST %s/_security/api_key: HTTP %d: %s%s", u, code, b, hint)
+	}
+	var r struct {
+		ID      string `json:"id"`
+		Encoded string `json:"encoded"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.ID == "" || r.Encoded == "" {
+		t.Fatalf("estest: POST %s/_security/api_key: no key in the answer (%v)", u, err)
+	}
+	t.Cleanup(func() {
+		body, _ := json.Marshal(map[string]any{"ids": []string{r.ID}})
+		if code, b, err := do(http.MethodDelete, u+"/_security/api_key", body); err != nil || code != http.StatusOK {
+			t.Errorf("estest: invalidating API key %s: HTTP %d, %v: %s", r.ID, code, err, b)
+		}
+	})
+	return r.Encoded
 }
 
 // URL returns the base URL (no trailing slash) of a running Elasticsearch

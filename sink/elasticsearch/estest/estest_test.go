@@ -1,6 +1,7 @@
 package estest
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -64,6 +65,39 @@ func TestESSecure(t *testing.T) {
 		t.Errorf("the error shows the password: %v", err)
 	}
 	testServer(t, u, "8.")
+}
+
+// APIKey's key authenticates as the secure server's user, and is
+// invalidated when the test that asked for it ends.
+func TestSecureAPIKey(t *testing.T) {
+	u, user, _ := Secure(t)
+	if ca := SecureCA(t); !strings.HasSuffix(ca, ".pem") {
+		t.Errorf("SecureCA = %q", ca)
+	}
+	withKey := func(key string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "ApiKey "+key) }
+	}
+	var key string
+	t.Run("key", func(t *testing.T) {
+		key = APIKey(t)
+		code, b, err := doAs(http.MethodGet, u+"/_security/_authenticate", nil, withKey(key))
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("HTTP %d, %v: %s", code, err, b)
+		}
+		var r struct {
+			Username string `json:"username"`
+			Type     string `json:"authentication_type"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil || r.Username != user || r.Type != "api_key" {
+			t.Errorf("authenticated as %+v (%v), want %s by api_key: %s", r, err, user, b)
+		}
+	})
+	if key == "" {
+		return
+	}
+	if code, b, err := doAs(http.MethodGet, u+"/_security/_authenticate", nil, withKey(key)); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("the key after the test: HTTP %d, %v, want 401: %s", code, err, b)
+	}
 }
 
 func testServer(t *testing.T, url, major string) {
