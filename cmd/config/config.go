@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 // Config is the whole flowdex configuration.
 type Config struct {
 	Log       Log               `toml:"log"`
+	HTTP      HTTP              `toml:"http"`
 	Inputs    []Input           `toml:"input"`
 	Pipelines []Pipeline        `toml:"pipeline"`
 	Outputs   map[string]Output `toml:"output"`
@@ -41,6 +43,17 @@ type Log struct {
 	Format string `toml:"format"` // text or json
 	File   string `toml:"file"`   // "" or "-" for standard error
 }
+
+// HTTP is flowdex's own HTTP server: /metrics (Prometheus), /healthz, /readyz.
+type HTTP struct {
+	// Listen is the address to serve on; "" (no [http] table) serves nothing.
+	// An [http] table without it listens on DefaultHTTPListen: loopback only,
+	// since the metrics name exporters and the web view shows traffic.
+	Listen string `toml:"listen"`
+}
+
+// DefaultHTTPListen is where an [http] table without listen serves.
+const DefaultHTTPListen = "127.0.0.1:8090"
 
 // Input is one source of records.
 type Input struct {
@@ -266,6 +279,9 @@ func Parse(name string, src []byte) (*Config, error) {
 			Msg: fmt.Sprintf("unknown key %q%s", k.String(), suggest(k))}
 	}
 	c.File = name
+	if md.IsDefined("http") && c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
 	c.applyDefaults()
 	if err := c.check(name, loc); err != nil {
 		return nil, err
@@ -277,8 +293,9 @@ var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)
 
 // known keys per table, for "did you mean" on an unknown key
 var knownKeys = map[string][]string{
-	"":    {"log", "input", "pipeline", "output"},
-	"log": {"level", "format", "file"},
+	"":     {"log", "http", "input", "pipeline", "output"},
+	"log":  {"level", "format", "file"},
+	"http": {"listen"},
 	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
 		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines",
 		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate", "exporters"},
@@ -465,6 +482,11 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 	}
 	if len(c.Inputs) == 0 {
 		return &Error{File: name, Msg: "no [[input]] (expected at least one, e.g. type = \"pmacct\")"}
+	}
+	if l := c.HTTP.Listen; l != "" {
+		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
+			return fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", l, DefaultHTTPListen)
+		}
 	}
 	pipelines := map[string]bool{}
 	for i, p := range c.Pipelines {

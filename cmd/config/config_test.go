@@ -104,6 +104,8 @@ func TestParseErrors(t *testing.T) {
 		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", `flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
+		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
+		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: unknown key "http.lisen" (did you mean "listen"?)`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {
@@ -117,6 +119,23 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("got  %s\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// No [http] table serves nothing; an empty one serves on loopback.
+func TestHTTPListen(t *testing.T) {
+	for _, tt := range []struct{ src, want string }{
+		{"[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", ""},
+		{"[http]\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", "127.0.0.1:8090"},
+		{"[http]\nlisten = \"[::]:9100\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", "[::]:9100"},
+	} {
+		c, err := Parse("flowdex.toml", []byte(tt.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTP.Listen != tt.want {
+			t.Errorf("%q: listen %q, want %q", tt.src, c.HTTP.Listen, tt.want)
+		}
 	}
 }
 

@@ -55,13 +55,7 @@ name = "lo"
 aggregate = %s
 timestamps_utc = true
 outputs = ["es"]
-[output.es]
-type = "elasticsearch"
-urls = [%q]
-index = "%s-%%Y.%%m.%%d"
-replicas = 0
-flush_interval = "200ms"
-`, filter, tomlStrings(aggregate), url, index))
+`, filter, tomlStrings(aggregate))+esOutputTOML(url, index))
 	fdx, fdxErr := startFlowdex(t, conf)
 	trace := filepath.Join(dir, "lo.pcap")
 	dump := exec.Command("tcpdump", "-i", "lo", "-U", "-n", "-w", trace, filter)

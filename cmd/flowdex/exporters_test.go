@@ -560,13 +560,7 @@ aggregate = %s
 timestamps_utc = true
 outputs = ["es"]
 
-[output.es]
-type = "elasticsearch"
-urls = [%q]
-index = "%s-%%Y.%%m.%%d"
-replicas = 0
-flush_interval = "200ms"
-`, port, set.name, tomlStrings(set.aggregate), url, index))
+`, port, set.name, tomlStrings(set.aggregate))+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 

@@ -143,20 +143,26 @@ type flowInput struct {
 	pipelines []*flowPipeline
 	decode    func(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error
 	netflow   *netflow.Decoder // nil for sFlow
+	sflow     *sflow.Decoder   // nil for NetFlow
+	listener  atomic.Pointer[datagram.Listener]
+	capt      atomic.Pointer[pcap.Capture]
 	resolve   func(string) string
 	logger    *slog.Logger
 
 	allow []netip.Prefix // exporters accepted; nil: any
 
+	exporters                      exporterTable
+	emitters                       sync.Pool // *countingEmitter
 	datagrams, malformed, rejected atomic.Uint64
-	lastLog                        atomic.Int64 // Unix seconds of the last malformed-datagram log line
-	suppressed                     atomic.Uint64
-	lastReject                     atomic.Int64 // the same for datagrams from exporters not allowed
-	rejectSuppressed               atomic.Uint64
 }
 
 func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
 	fi := &flowInput{cfg: in, pipelines: pipelines, resolve: cfg.Resolve, logger: logger.With("input", in.Name)}
+	fi.emitters.New = func() any {
+		e := &countingEmitter{fi: fi}
+		e.emit = e.add
+		return e
+	}
 	for _, e := range in.Exporters {
 		p, _ := config.ParsePrefix(e) // checked with the configuration
 		fi.allow = append(fi.allow, p)
@@ -189,7 +195,7 @@ func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipelin
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", in.Name, err)
 		}
-		fi.decode = d.Decode
+		fi.sflow, fi.decode = d, d.Decode
 	default:
 		return nil, fmt.Errorf("input %q: not a flow input", in.Name)
 	}
@@ -203,34 +209,37 @@ func (fi *flowInput) emit(r *flow.Record) {
 }
 
 // handle decodes one datagram. A malformed one is counted and logged with its
-// exporter, at most once a second so that a broken exporter cannot flood the log.
+// exporter, at most once a second per exporter.
 func (fi *flowInput) handle(d *datagram.Datagram) {
 	if fi.allow != nil && !fi.allowed(d.Source.Addr()) {
 		// before any decoding: a stranger can neither cost CPU nor add an
 		// exporter to the template store
 		fi.rejected.Add(1)
-		now := time.Now().Unix()
-		if last := fi.lastReject.Load(); now != last && fi.lastReject.CompareAndSwap(last, now) {
+		ec := fi.exporters.get(d.Source.Addr())
+		ec.rejected.Add(1)
+		if ok, suppressed := ec.logAllowed(); ok {
 			fi.logger.Warn("datagram from an exporter not in exporters; dropped", "exporter", d.Source.String(),
-				"suppressed_since_last", fi.rejectSuppressed.Swap(0))
-		} else {
-			fi.rejectSuppressed.Add(1)
+				"suppressed_since_last", suppressed)
 		}
 		return
 	}
 	fi.datagrams.Add(1)
-	err := fi.decode(d.Payload, d.Source.Addr(), d.Received, fi.emit)
+	ec := fi.exporters.get(d.Source.Addr())
+	ec.datagrams.Add(1)
+	em := fi.emitters.Get().(*countingEmitter)
+	err := fi.decode(d.Payload, d.Source.Addr(), d.Received, em.emit)
+	ec.records.Add(em.n)
+	em.n = 0
+	fi.emitters.Put(em)
 	if err == nil {
 		return
 	}
 	fi.malformed.Add(1)
-	now := time.Now().Unix()
-	if last := fi.lastLog.Load(); now != last && fi.lastLog.CompareAndSwap(last, now) {
+	ec.malformed.Add(1)
+	if ok, suppressed := ec.logAllowed(); ok {
 		fi.logger.Warn("malformed datagram", "exporter", d.Source.String(), "bytes", len(d.Payload),
-			"error", err, "suppressed_since_last", fi.suppressed.Swap(0))
-		return
+			"error", err, "suppressed_since_last", suppressed)
 	}
-	fi.suppressed.Add(1)
 }
 
 func (fi *flowInput) allowed(a netip.Addr) bool {
@@ -268,6 +277,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 	if err := l.Start(); err != nil {
 		return err
 	}
+	fi.listener.Store(l)
 	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
 	// templates are saved as they come, so that a crash loses at most a minute of them
 	tick := time.NewTicker(time.Minute)
@@ -336,6 +346,7 @@ func (fi *flowInput) capture(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fi.capt.Store(c)
 	fi.logger.Info("capturing", "interface", in.Interface, "file", pc.File, "filter", in.Filter)
 	err = c.Run(ctx, fi.emit)
 	st := c.Stats()

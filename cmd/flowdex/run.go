@@ -36,9 +36,19 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status
 	}
 	ctx, logger := sess.ctx, sess.logger
+	var c counters
+	var web *httpServer
+	if cfg.HTTP.Listen != "" {
+		if web, err = newHTTPServer(cfg.HTTP.Listen, sess.graph, &c, logger); err != nil {
+			fmt.Fprintln(stderr, "flowdex:", err)
+			sess.finish()
+			return exitStartup
+		}
+		web.start()
+		defer web.stop()
+	}
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
 
-	var c counters
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfg.Inputs))
 	loops, stopLoops := context.WithCancel(ctx)
@@ -67,7 +77,13 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		})
 	}
+	if web != nil {
+		web.ready.Store(true)
+	}
 	wg.Wait()
+	if web != nil {
+		web.ready.Store(false) // stopping: the caches and outputs are flushed now
+	}
 	close(errs)
 	stopLoops()
 	loopsDone.Wait()

@@ -95,20 +95,14 @@ func TestRunFollowsPrintFile(t *testing.T) {
 	index := estest.Index(t, "follow")
 	dir := t.TempDir()
 	printFile := filepath.Join(dir, "plugin1.json")
-	cfg := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+	cfg := writeFile(t, dir, "flowdex.toml", `
 [[input]]
 type = "pmacct"
 file = "plugin1.json"
 follow = true
 poll = "50ms"
 timezone = "UTC"
-[output.es]
-type = "elasticsearch"
-urls = [%q]
-index = "%s-%%Y.%%m.%%d"
-replicas = 0
-flush_interval = "200ms"
-`, url, index))
+`+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, cfg)
 
 	purge := func(stamp string, n int) string {
@@ -191,4 +185,16 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// esOutputTOML is the [output.es] table the end-to-end tests write to: the
+// index pattern prefix-YYYY.MM.DD at url, no replicas, short flushes.
+func esOutputTOML(url, index string) string {
+	return fmt.Sprintf(`[output.es]
+type = "elasticsearch"
+urls = [%q]
+index = "%s-%%Y.%%m.%%d"
+replicas = 0
+flush_interval = "200ms"
+`, url, index)
 }

@@ -44,11 +44,13 @@ type bulkItem struct {
 func (s *Sink) work(w *worker) {
 	defer s.workers.Done()
 	for b := range s.send {
+		n := len(b.items)
 		if s.spool != nil && s.spool.isActive() {
 			s.toSpool(w, b) // behind what is queued on disk, in order
 		} else {
 			s.process(w, b)
 		}
+		s.queued.Add(-int64(n))
 		b.reset(s.cfg.FlushBytes)
 		s.free <- b
 	}
@@ -74,6 +76,7 @@ func (s *Sink) process(w *worker, b *batch) {
 		s.requests.Add(1)
 		if err == nil && status/100 == 2 {
 			if err = s.parse(w, body, len(b.items)); err == nil {
+				s.failing.Store(nil)
 				s.results(w, b, last)
 				continue
 			}
@@ -94,6 +97,7 @@ func (s *Sink) process(w *worker, b *batch) {
 			msg = errorBody(status, body)
 			errJSON = answerError(status, body)
 		}
+		s.failing.Store(&msg)
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
 		if retryable && last && s.spool != nil {
 			s.logger.Warn("elasticsearch: bulk request failed after the retries; spooling", "documents", len(b.items),
@@ -121,6 +125,7 @@ func (s *Sink) process(w *worker, b *batch) {
 func (s *Sink) bulk(w *worker, b *batch) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
 	defer cancel()
+	defer func(start time.Time) { s.latency.observe(time.Since(start)) }(time.Now())
 	w.reader.Reset(b.buf)
 	res, err := esapi.BulkRequest{Body: &w.reader, FilterPath: filterPath}.Do(ctx, s.client)
 	if err != nil {

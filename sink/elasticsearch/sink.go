@@ -58,6 +58,8 @@ type Stats struct {
 	SpoolLost    uint64 // spooled documents lost to corrupt records (a torn write)
 	SpoolBytes   int64  // what the spool holds now
 	SpoolDocs    int64  // documents it holds now
+	Queued       int64  // documents in memory: accepted by Write, not yet indexed, given up or spooled
+	Latency      Latency
 }
 
 // Errors of Write.
@@ -113,6 +115,12 @@ type Sink struct {
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
 	spooled, replayed, spoolLost                       atomic.Uint64
+	queued                                             atomic.Int64
+	latency                                            latency
+	// failing holds the error of the last bulk request that failed as a whole,
+	// nil once a request succeeds (for health checks)
+	failing atomic.Pointer[string]
+	started atomic.Bool // for Health, which must not wait for lock
 }
 
 // New checks the configuration and returns an inert sink: nothing is
@@ -213,6 +221,7 @@ func (s *Sink) Start(ctx context.Context) error {
 		go s.drain()
 	}
 	s.state = stateStarted
+	s.started.Store(true)
 	return nil
 }
 
@@ -444,6 +453,7 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string) err
 	}
 	s.cur.add(s.scratch, it)
 	s.written.Add(1)
+	s.queued.Add(1)
 	if len(s.cur.buf) >= s.cfg.FlushBytes || s.cfg.FlushDocs > 0 && len(s.cur.items) >= s.cfg.FlushDocs {
 		s.flushLocked()
 	}
@@ -572,6 +582,8 @@ func (s *Sink) Stats() Stats {
 		Spooled:      s.spooled.Load(),
 		Replayed:     s.replayed.Load(),
 		SpoolLost:    s.spoolLost.Load(),
+		Queued:       s.queued.Load(),
+		Latency:      s.latency.snapshot(),
 	}
 	if s.spool != nil {
 		st.SpoolBytes, st.SpoolDocs = s.spool.bytes(), s.spool.documents()

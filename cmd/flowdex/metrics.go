@@ -1,0 +1,199 @@
+package main
+
+import (
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+)
+
+// metrics exposes the counters every component keeps anyway: they are read
+// at scrape time, so the data path pays nothing for Prometheus.
+type metrics struct {
+	g *graph
+	c *counters
+}
+
+// newRegistry is the registry /metrics serves: flowdex's counters, the Go
+// runtime's and the process's.
+func newRegistry(g *graph, c *counters) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(metrics{g: g, c: c},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowdex_build_info", Help: "Always 1; the version is a label.",
+			ConstLabels: prometheus.Labels{"version": versionString()}}, func() float64 { return 1 }))
+	return r
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("flowdex_"+name, help, labels, nil)
+}
+
+var (
+	// inputs
+	mDatagrams      = desc("input_datagrams_total", "Datagrams handed to the decoder.", "input")
+	mMalformed      = desc("input_malformed_datagrams_total", "Datagrams the decoder could not read (all or part).", "input")
+	mRejected       = desc("input_rejected_datagrams_total", "Datagrams from sources outside the input's exporters allow-list, dropped before decoding.", "input")
+	mReceived       = desc("input_received_datagrams_total", "Datagrams read from the input's sockets.", "input")
+	mReceivedBytes  = desc("input_received_bytes_total", "Payload bytes read from the input's sockets.", "input")
+	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long).", "input", "reason")
+	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
+	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
+	mTemplateMisses = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
+	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter.", "input", "exporter")
+	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
+	mExpMalformed   = desc("exporter_decode_errors_total", "Malformed datagrams per exporter.", "input", "exporter")
+	mExpRejected    = desc("exporter_rejected_datagrams_total", "Datagrams dropped per source outside the allow-list.", "input", "exporter")
+	mCapPackets     = desc("capture_packets_total", "Packets read by a pcap input.", "input")
+	mCapDropped     = desc("capture_dropped_packets_total", "Packets libpcap reports lost: kernel (capture buffer full), interface.", "input", "reason")
+	mCapNotIP       = desc("capture_not_ip_packets_total", "Captured packets without IP, not accounted.", "input")
+	mCapOrphans     = desc("capture_orphaned_fragments_total", "IP fragments whose first fragment never came.", "input")
+	// pmacct inputs (all of them)
+	mLines     = desc("pmacct_lines_total", "Lines read from pmacct JSON/CSV inputs.")
+	mBadLines  = desc("pmacct_bad_lines_total", "pmacct lines that could not be read, skipped.")
+	mLostBytes = desc("pmacct_lost_bytes_total", "Bytes of followed pmacct files rewritten before they were read.")
+	mPRecords  = desc("records_total", "Records written to the outputs (pmacct records and flushed aggregates).")
+	mWriteErrs = desc("write_errors_total", "Documents an output refused at Write.")
+	// pipelines
+	mPipeRecords  = desc("pipeline_records_total", "Flow records given to the pipeline.", "pipeline")
+	mPipeFiltered = desc("pipeline_filtered_records_total", "Records the pipeline's filter rejected.", "pipeline")
+	mPipeSampled  = desc("pipeline_sampled_out_records_total", "Records passed over by the pipeline's sampling.", "pipeline")
+	mPipeFlushes  = desc("pipeline_flushes_total", "Cache flushes (refreshes and the last one at stop).", "pipeline")
+	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
+	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
+	// outputs
+	mOutDocs      = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records).", "output", "result")
+	mOutRequests  = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
+	mOutBulkErrs  = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
+	mOutQueued    = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")
+	mOutSpoolB    = desc("output_spool_bytes", "Bytes waiting in the spool.", "output")
+	mOutSpoolD    = desc("output_spool_documents", "Documents waiting in the spool.", "output")
+	mOutLatency   = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
+	mOutHealthy   = desc("output_healthy", "1 when the output is started and its last bulk request succeeded (or it spools), else 0.", "output")
+	allMetricDesc = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
+		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mExpRejected, mCapPackets, mCapDropped, mCapNotIP,
+		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
+		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
+		mOutLatency, mOutHealthy}
+)
+
+func (m metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allMetricDesc {
+		ch <- d
+	}
+}
+
+func (m metrics) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, fi := range m.g.flowInputs {
+		m.collectInput(fi, counter)
+	}
+	counter(mLines, m.c.lines.Load())
+	counter(mBadLines, m.c.badLines.Load())
+	counter(mLostBytes, m.c.lostBytes.Load())
+	counter(mPRecords, m.c.records.Load())
+	counter(mWriteErrs, m.c.writeErrors.Load())
+	for _, fp := range m.g.flowPipelines {
+		st := fp.cache.Stats()
+		counter(mPipeRecords, st.Records, fp.name)
+		counter(mPipeFiltered, st.Filtered, fp.name)
+		counter(mPipeSampled, st.Sampled, fp.name)
+		counter(mPipeFlushes, st.Flushes, fp.name)
+		counter(mPipeFlushed, st.Flushed, fp.name)
+		gauge(mPipeEntries, float64(st.Entries), fp.name)
+	}
+	for _, o := range m.g.outputs {
+		es, ok := o.output.(*esOutput)
+		if !ok {
+			continue
+		}
+		st := es.Stats()
+		for _, r := range []struct {
+			result string
+			n      uint64
+		}{{"written", st.Written}, {"indexed", st.Indexed}, {"duplicate", st.Duplicates}, {"failed", st.Failed},
+			{"dead_lettered", st.DeadLettered}, {"retried", st.Retried}, {"spooled", st.Spooled}, {"replayed", st.Replayed},
+			{"spool_lost", st.SpoolLost}} {
+			counter(mOutDocs, r.n, o.name, r.result)
+		}
+		counter(mOutRequests, st.Requests, o.name)
+		counter(mOutBulkErrs, st.BulkErrors, o.name)
+		gauge(mOutQueued, float64(st.Queued), o.name)
+		gauge(mOutSpoolB, float64(st.SpoolBytes), o.name)
+		gauge(mOutSpoolD, float64(st.SpoolDocs), o.name)
+		buckets := make(map[float64]uint64, len(elasticsearch.LatencyBuckets))
+		var total uint64
+		for i, le := range elasticsearch.LatencyBuckets {
+			total += st.Latency.Counts[i]
+			buckets[le] = total
+		}
+		total += st.Latency.Counts[len(st.Latency.Counts)-1]
+		ch <- prometheus.MustNewConstHistogram(mOutLatency, total, st.Latency.Seconds, buckets, o.name)
+		healthy := 0.0
+		if h := es.Health(); h.Started && (h.LastError == "" || h.Spooling) {
+			healthy = 1
+		}
+		gauge(mOutHealthy, healthy, o.name)
+	}
+}
+
+func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint64, ...string)) {
+	name := fi.cfg.Name
+	if c := fi.capt.Load(); c != nil {
+		st := c.Stats()
+		counter(mCapPackets, st.Packets, name)
+		counter(mInputRecords, st.Records, name)
+		counter(mCapDropped, st.KernelDrops, name, "kernel")
+		counter(mCapDropped, st.InterfaceDrops, name, "interface")
+		counter(mCapNotIP, st.NotIP, name)
+		counter(mCapOrphans, st.FragmentsOrphaned, name)
+		return
+	}
+	if fi.cfg.Type == "pcap" {
+		return // not open yet
+	}
+	counter(mDatagrams, fi.datagrams.Load(), name)
+	counter(mMalformed, fi.malformed.Load(), name)
+	counter(mRejected, fi.rejected.Load(), name)
+	if l := fi.listener.Load(); l != nil {
+		st := l.Stats()
+		counter(mReceived, st.Received, name)
+		counter(mReceivedBytes, st.Bytes, name)
+		counter(mDropped, st.Dropped, name, "queue_full")
+		counter(mDropped, st.KernelDrops, name, "kernel")
+		counter(mDropped, st.Truncated, name, "truncated")
+	}
+	switch {
+	case fi.netflow != nil:
+		st := fi.netflow.Stats()
+		counter(mInputRecords, st.Records, name)
+		counter(mTemplates, st.TemplatesAdded, name, "added")
+		counter(mTemplates, st.TemplatesRefreshed, name, "refreshed")
+		counter(mTemplates, st.TemplatesRefused, name, "refused")
+		counter(mTemplates, st.TemplatesWithdrawn, name, "withdrawn")
+		counter(mTemplates, st.TemplatesLoaded, name, "loaded")
+		for addr, n := range st.NoTemplate {
+			counter(mTemplateMisses, n, name, addr.String())
+		}
+	case fi.sflow != nil:
+		counter(mInputRecords, fi.sflow.Stats().Records, name)
+	}
+	fi.exporters.each(func(addr netip.Addr, c *exporterCounters) {
+		label := "other"
+		if addr.IsValid() {
+			label = addr.String()
+		}
+		counter(mExpDatagrams, c.datagrams.Load(), name, label)
+		counter(mExpRecords, c.records.Load(), name, label)
+		counter(mExpMalformed, c.malformed.Load(), name, label)
+		counter(mExpRejected, c.rejected.Load(), name, label)
+	})
+}

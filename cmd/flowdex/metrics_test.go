@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/netflow"
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
+)
+
+// freeTCPPort returns a port nothing listens on now.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// scrape reads /metrics into name -> label set ("k=v,k=v", sorted as served) -> value.
+func scrape(t *testing.T, base string) map[string]map[string]float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d", res.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	out := map[string]map[string]float64{}
+	for name, f := range families {
+		out[name] = map[string]float64{}
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out[name][strings.Join(labels, ",")] = metricValue(f.GetType(), m)
+		}
+	}
+	return out
+}
+
+func metricValue(typ dto.MetricType, m *dto.Metric) float64 {
+	switch typ {
+	case dto.MetricType_COUNTER:
+		return m.GetCounter().GetValue()
+	case dto.MetricType_GAUGE:
+		return m.GetGauge().GetValue()
+	case dto.MetricType_HISTOGRAM:
+		return float64(m.GetHistogram().GetSampleCount())
+	}
+	return m.GetUntyped().GetValue()
+}
+
+// The Prometheus endpoint after real traffic: softflowd's IPFIX export of a
+// trace (relayed by the test, which keeps every datagram) and one malformed
+// datagram reach flowdex's UDP input; /metrics then counts exactly those
+// datagrams and the records in them, per exporter, the pipeline's records and
+// aggregates, and the documents Elasticsearch indexed, as the index holds them.
+// /healthz and /readyz answer while it runs.
+func TestMetricsAfterTraffic(t *testing.T) {
+	requireTools(t, "softflowd")
+	url := estest.URL(t)
+	index := estest.Index(t, "flowdex-test-metrics")
+	dir := t.TempDir()
+	port := freeUDPPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+
+[[input]]
+name = "routers"
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+
+[[pipeline]]
+name = "five"
+aggregate = ["src_host", "dst_host", "src_port", "dst_port", "proto"]
+refresh = "1s"
+outputs = ["es"]
+
+`, strings.TrimPrefix(base, "http://"), port)+esOutputTOML(url, index))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP %d: %s", path, res.StatusCode, body)
+		}
+		if path == "/readyz" {
+			var r struct {
+				Ready   bool
+				Outputs map[string]outputHealth
+			}
+			if err := json.Unmarshal(body, &r); err != nil || !r.Ready || !r.Outputs["es"].Started {
+				t.Errorf("/readyz: %s (%v)", body, err)
+			}
+		}
+	}
+
+	relay := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	ds, log, err := captureExport(context.Background(), func(p int) (*exec.Cmd, error) {
+		return softflowd(exportTraffic, "-v", "10")(dir, p)
+	}, relay)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(relay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte{0, 10, 0, 99, 1, 2, 3}) // IPFIX header cut short
+	conn.Close()
+
+	// the records in what was sent, counted by a decoder of the test's own
+	dec, err := netflow.New(netflow.DefaultConfiguration(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := 0
+	for _, d := range ds {
+		if err := dec.Decode(d.payload, d.src.Addr(), d.at, func(*flow.Record) { records++ }); err != nil {
+			t.Fatalf("decoding what softflowd sent: %v", err)
+		}
+	}
+	if records == 0 {
+		t.Fatal("softflowd's export has no records")
+	}
+
+	var m map[string]map[string]float64
+	exp := "exporter=127.0.0.1,input=routers"
+	waitFor(t, "every datagram decoded and every aggregate indexed", 30*time.Second, func() bool {
+		m = scrape(t, base)
+		written := m["flowdex_pipeline_aggregates_written_total"]["pipeline=five"]
+		return m["flowdex_exporter_datagrams_total"][exp] == float64(len(ds)+1) && written > 0 &&
+			m["flowdex_pipeline_cache_entries"]["pipeline=five"] == 0 &&
+			m["flowdex_output_documents_total"]["output=es,result=indexed"] == written
+	})
+	docs := estest.Count(t, url, index+"-*")
+	checks := []struct {
+		metric, labels string
+		want           float64
+	}{
+		{"flowdex_exporter_datagrams_total", exp, float64(len(ds) + 1)},
+		{"flowdex_exporter_decode_errors_total", exp, 1},
+		{"flowdex_exporter_records_total", exp, float64(records)},
+		{"flowdex_input_datagrams_total", "input=routers", float64(len(ds) + 1)},
+		{"flowdex_input_malformed_datagrams_total", "input=routers", 1},
+		{"flowdex_input_received_datagrams_total", "input=routers", float64(len(ds) + 1)},
+		{"flowdex_input_records_total", "input=routers", float64(records)},
+		{"flowdex_input_dropped_datagrams_total", "input=routers,reason=kernel", 0},
+		{"flowdex_input_dropped_datagrams_total", "input=routers,reason=queue_full", 0},
+		{"flowdex_pipeline_records_total", "pipeline=five", float64(records)},
+		{"flowdex_output_documents_total", "output=es,result=indexed", float64(docs)},
+		{"flowdex_output_documents_total", "output=es,result=written", float64(docs)},
+		{"flowdex_output_documents_total", "output=es,result=failed", 0},
+		{"flowdex_output_queue_documents", "output=es", 0},
+		{"flowdex_output_bulk_duration_seconds", "output=es", m["flowdex_output_bulk_requests_total"]["output=es"]},
+		{"flowdex_output_healthy", "output=es", 1},
+	}
+	for _, c := range checks {
+		got, ok := m[c.metric][c.labels]
+		if !ok || got != c.want {
+			t.Errorf("%s{%s} = %v (present %v), want %v", c.metric, c.labels, got, ok, c.want)
+		}
+	}
+	if m["flowdex_input_netflow_templates_total"]["event=added,input=routers"] == 0 {
+		t.Errorf("no template counted: %v", m["flowdex_input_netflow_templates_total"])
+	}
+	if m["flowdex_output_bulk_requests_total"]["output=es"] == 0 || docs == 0 {
+		t.Errorf("%d documents, %v bulk requests", docs, m["flowdex_output_bulk_requests_total"])
+	}
+	if !strings.Contains(stderr.String(), "malformed datagram") || !strings.Contains(stderr.String(), "exporter=127.0.0.1") {
+		t.Errorf("the malformed datagram is not logged with its exporter:\n%s", stderr)
+	}
+	t.Logf("%d datagrams, %d records, %d documents", len(ds), records, docs)
+	terminate(t, cmd, stderr)
+}
