@@ -50,13 +50,16 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 		log.Fatalf("ingest: %v", err)
 	}
 	defer stopProxy()
+	// templates left by earlier runs would overlap the one flowdex installs
+	esDo(url, http.MethodDelete, "/_index_template/flowdex-bench*", nil)
+	var mappings json.RawMessage
 	loaders := []struct {
 		name string
 		run  func(index string) (usage, error)
 	}{
 		{"flowdex ingest", func(index string) (usage, error) {
-			conf := fmt.Sprintf("[log]\nlevel = \"warn\"\n[[input]]\ntype = \"pmacct\"\nfile = %q\n[output.es]\ntype = \"elasticsearch\"\nurls = [%q]\nindex = %q\nreplicas = 0\n",
-				input, url, index)
+			conf := fmt.Sprintf("[log]\nlevel = \"warn\"\n[[input]]\ntype = \"pmacct\"\nfile = %q\n[output.es]\ntype = \"elasticsearch\"\nurls = [%q]\nindex = %q\nreplicas = 0\ntemplate_name = %q\n",
+				input, url, index, benchTemplate)
 			path := filepath.Join(dir, "flowdex.toml")
 			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 				return usage{}, err
@@ -72,12 +75,20 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 				"InputFormat": "json", "LogFile": filepath.Join(dir, "p2es.log"), "ES_IndexTemplateFileName": "index.json"}
 			b, _ := json.Marshal(conf)
 			os.WriteFile(filepath.Join(dir, "bench.conf"), b, 0o644)
-			os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"settings":{"number_of_replicas":0}}`), 0o644)
+			os.WriteFile(filepath.Join(dir, "index.json"), indexBody(mappings), 0o644)
 			return runQuiet(exec.Command(p2es, "--config-dir", dir, "bench"))
 		}},
-		{"ceiling (_bulk loader)", func(index string) (usage, error) { return bulkLoad(url, input, index) }},
+		{"ceiling (_bulk loader)", func(index string) (usage, error) { return bulkLoad(url, input, index, mappings) }},
 	}
 	for _, l := range loaders {
+		if mappings == nil && l.name != "flowdex ingest" {
+			// the others index into flowdex's mappings, so that Elasticsearch
+			// does the same work for each (dynamic mappings would index every
+			// string as text and keyword)
+			if mappings, err = templateMappings(url, benchTemplate); err != nil {
+				log.Fatalf("ingest: %v", err)
+			}
+		}
 		m := measured{tool: l.name}
 		for i := range runs {
 			index := fmt.Sprintf("flowdex-bench-%s-%d", strings.Fields(l.name)[0], i)
@@ -155,7 +166,7 @@ func typelessProxy(url string) (string, func(), error) {
 
 // bulkLoad posts the records as pre-built _bulk bodies of 5000 documents,
 // two requests at a time: what the server takes at most from any client.
-func bulkLoad(url, input, index string) (usage, error) {
+func bulkLoad(url, input, index string, mappings json.RawMessage) (usage, error) {
 	f, err := os.Open(input)
 	if err != nil {
 		return usage{}, err
@@ -169,7 +180,10 @@ func bulkLoad(url, input, index string) (usage, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		body = fmt.Appendf(body, `{"create":{"_index":%q,"_id":"line-%d"}}`+"\n", index, n)
-		body = append(append(body, sc.Bytes()...), '\n')
+		if body, err = appendWithTimestamp(body, sc.Bytes()); err != nil {
+			return usage{}, fmt.Errorf("%s line %d: %v", input, n+1, err)
+		}
+		body = append(body, '\n')
 		if n++; n%5000 == 0 {
 			bodies, body = append(bodies, body), nil
 		}
@@ -177,7 +191,9 @@ func bulkLoad(url, input, index string) (usage, error) {
 	if len(body) > 0 {
 		bodies = append(bodies, body)
 	}
-	esDo(url, http.MethodPut, "/"+index, []byte(`{"settings":{"number_of_replicas":0}}`))
+	if code, answer, err := esDo(url, http.MethodPut, "/"+index, indexBody(mappings)); err != nil || code != 200 {
+		return usage{}, fmt.Errorf("creating %s: HTTP %d %v %.300s", index, code, err, answer)
+	}
 	start := time.Now()
 	work := make(chan []byte)
 	errs := make(chan error, 2)
@@ -250,4 +266,60 @@ func esDo(url, method, path string, body []byte) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// benchTemplate is the index template flowdex installs in the ingest scenario.
+const benchTemplate = "flowdex-bench"
+
+// templateMappings returns the mappings of an installed index template.
+func templateMappings(url, name string) (json.RawMessage, error) {
+	code, b, err := esDo(url, http.MethodGet, "/_index_template/"+name, nil)
+	if err != nil || code != 200 {
+		return nil, fmt.Errorf("index template %s: HTTP %d %v %.300s", name, code, err, b)
+	}
+	var r struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				Template struct {
+					Mappings json.RawMessage `json:"mappings"`
+				} `json:"template"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || len(r.IndexTemplates) != 1 || len(r.IndexTemplates[0].IndexTemplate.Template.Mappings) == 0 {
+		return nil, fmt.Errorf("index template %s: no mappings in %.300s (%v)", name, b, err)
+	}
+	return r.IndexTemplates[0].IndexTemplate.Template.Mappings, nil
+}
+
+// indexBody creates an index without replicas, with mappings when given.
+func indexBody(mappings json.RawMessage) []byte {
+	if mappings == nil {
+		return []byte(`{"settings":{"number_of_replicas":0}}`)
+	}
+	return fmt.Appendf(nil, `{"settings":{"number_of_replicas":0},"mappings":%s}`, mappings)
+}
+
+// appendWithTimestamp appends a pmacct JSON line with the @timestamp flowdex
+// gives it (stamp_inserted, read as UTC), so that the ceiling indexes the
+// documents flowdex sends: the same fields for Elasticsearch to parse.
+func appendWithTimestamp(dst, line []byte) ([]byte, error) {
+	var rec struct {
+		Stamp string `json:"stamp_inserted"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return dst, err
+	}
+	t, err := time.Parse(time.DateTime, rec.Stamp)
+	if err != nil {
+		return dst, err
+	}
+	line = bytes.TrimRight(line, " \r")
+	if len(line) == 0 || line[len(line)-1] != '}' {
+		return dst, fmt.Errorf("not a JSON object")
+	}
+	dst = append(dst, line[:len(line)-1]...)
+	dst = append(dst, `,"@timestamp":"`...)
+	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	return append(dst, `"}`...), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -32,8 +33,12 @@ type liveTool struct {
 }
 
 // liveRates are the send rates tried, in flows per second, lowest first; a
-// search stops at the first rate with a loss.
-var liveRates = []float64{100e3, 200e3, 300e3, 500e3, 700e3, 1e6, 1.4e6, 2e6, 2.8e6, 4e6}
+// search stops at the first rate with a loss. Each trial sends for at least
+// liveMinDuration, cycling through the input, so that a rate is sustained
+// well past what socket buffers absorb.
+var liveRates = []float64{250e3, 500e3, 1e6, 1.5e6, 2e6, 3e6, 4e6, 6e6}
+
+const liveMinDuration = 5 * time.Second
 
 func measureLive(bin, dir, esURL string, searches, records int) liveResult {
 	os.MkdirAll(dir, 0o755)
@@ -100,17 +105,20 @@ replicas = 0
 			for _, rate := range liveRates {
 				out := filepath.Join(dir, "live.json")
 				os.Remove(out)
-				got, sent, err := liveTrial(c.start, out, payloads, rate)
+				cycles := int(math.Ceil(liveMinDuration.Seconds() * rate / float64(totals.Records)))
+				got, sent, err := liveTrial(c.start, out, payloads, cycles, rate)
 				if err != nil {
 					lt.err = err
 					break
 				}
-				lost := totals.Packets - got.Packets
-				achieved := float64(totals.Records) / sent.Seconds() // the sender can fall short of the target
-				line := fmt.Sprintf("search %d: target %.0f flows/s, sent at %.0f flows/s for %.2f s: %d of %d packets lost", s+1, rate, achieved, sent.Seconds(), lost, totals.Packets)
+				k := int64(cycles)
+				want := gen.Totals{Records: totals.Records * k, Packets: totals.Packets * k, Bytes: totals.Bytes * k}
+				achieved := float64(want.Records) / sent.Seconds() // the sender can fall short of the target
+				line := fmt.Sprintf("search %d: target %.0f flows/s, sent %d flows at %.0f flows/s for %.2f s: %d of %d packets (summed over the flows) lost",
+					s+1, rate, want.Records, achieved, sent.Seconds(), want.Packets-got.Packets, want.Packets)
 				log.Printf("live/%s %s", c.name, line)
 				lt.trials = append(lt.trials, line)
-				if got.Packets != totals.Packets || got.Bytes != totals.Bytes {
+				if got.Packets != want.Packets || got.Bytes != want.Bytes {
 					break
 				}
 				best = min(rate, achieved)
@@ -125,9 +133,9 @@ replicas = 0
 	return res
 }
 
-// liveTrial starts a collector, sends every datagram at rate flows per
-// second, stops it gracefully and sums what it wrote.
-func liveTrial(start func(int, string) (*exec.Cmd, error), out string, payloads [][]byte, rate float64) (gen.Totals, time.Duration, error) {
+// liveTrial starts a collector, sends every datagram cycles times at rate
+// flows per second, stops it gracefully and sums what it wrote.
+func liveTrial(start func(int, string) (*exec.Cmd, error), out string, payloads [][]byte, cycles int, rate float64) (gen.Totals, time.Duration, error) {
 	port, err := freePort()
 	if err != nil {
 		return gen.Totals{}, 0, err
@@ -149,12 +157,12 @@ func liveTrial(start func(int, string) (*exec.Cmd, error), out string, payloads 
 	// pace in 1 ms steps: each step sends the datagrams due by then
 	perSecond := rate / 25 // datagrams
 	t0 := time.Now()
-	for i, p := range payloads {
+	for i := range cycles * len(payloads) {
 		due := t0.Add(time.Duration(float64(i) / perSecond * float64(time.Second)))
 		if d := time.Until(due); d > time.Millisecond {
 			time.Sleep(d)
 		}
-		conn.Write(p)
+		conn.Write(payloads[i%len(payloads)])
 	}
 	sent := time.Since(t0)
 	conn.Close()

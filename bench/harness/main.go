@@ -136,7 +136,7 @@ func main() {
 	}
 	var ing *ingestResult
 	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
-		r := measureIngest(bin, filepath.Join(*work, "ingest"), es(), *runs, n(*scale, 200_000))
+		r := measureIngest(bin, filepath.Join(*work, "ingest"), es(), *runs, n(*scale, 1_000_000))
 		ing = &r
 	}
 	var live *liveResult

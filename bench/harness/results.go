@@ -102,7 +102,7 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 		}
 	}
 	if ing != nil {
-		fmt.Fprintf(&b, "\n## ingest\n\npmacct print-plugin JSON (%d records, 5-tuple and ToS, 5-minute bins) into Elasticsearch 8 at %s, one node, each run into a fresh index (0 replicas), then the document count and the packet and byte sums checked in Elasticsearch. The measure is documents per wall second; the ceiling posts pre-built _bulk bodies of 5000 documents (create with an _id, as flowdex sends them), two at a time. p2es 0.3.2 (the release on PyPI, installed with pip) requires ES_Type and sends typed bulk URLs, which Elasticsearch 8 removed: it runs through a local proxy that rewrites /<index>/<type>/_bulk to /<index>/_bulk.\n\n", ing.totals.Records, ing.url)
+		fmt.Fprintf(&b, "\n## ingest\n\npmacct print-plugin JSON (%d records, 5-tuple and ToS, 5-minute bins) into Elasticsearch 8 at %s, one node, each run into a fresh index (0 replicas), then the document count and the packet and byte sums checked in Elasticsearch. The measure is documents per wall second, from the loader's start to its exit (flowdex's includes reading Elasticsearch's version and installing its index template; the ceiling's index is made before its clock starts). Every index has the mappings of flowdex's template (p2es gets them in its ES_IndexTemplateFileName, the ceiling when it creates its index), so that Elasticsearch does the same work for each. The ceiling posts pre-built _bulk bodies of 5000 documents (create with an _id, and the @timestamp flowdex adds, as flowdex sends them), two at a time. p2es 0.3.2 (the release on PyPI, installed with pip) requires ES_Type and sends typed bulk URLs, which Elasticsearch 8 removed: it runs through a local proxy that rewrites /<index>/<type>/_bulk to /<index>/_bulk.\n\n", ing.totals.Records, ing.url)
 		b.WriteString("| loader | runs | wall s median (min-max) | loader CPU s median | docs/s median (min-max) | flowdex / loader |\n|---|---|---|---|---|---|\n")
 		var fdx float64
 		for i, m := range ing.tools {
@@ -126,7 +126,7 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 		}
 	}
 	if live != nil {
-		fmt.Fprintf(&b, "\n## live UDP\n\nA NetFlow v9 export of %d flows (25 per datagram, 50k 5-tuples) sent over UDP to 127.0.0.1 at rising rates (%s flows/s); a rate counts when the collector's output holds every packet and byte sent; the rate reported is the lower of the target and what the sender (one goroutine, one datagram per write) reached. flowdex indexes into Elasticsearch at the same time (refresh 1 s) and writes the print output the sums are read from; both have a 64 MiB receive buffer. One search per run.\n\n",
+		fmt.Fprintf(&b, "\n## live UDP\n\nA NetFlow v9 export of %d flows (25 per datagram, 50k 5-tuples) sent over UDP to 127.0.0.1 at rising rates (%s flows/s), each for at least 5 s (the export is sent again as many times as that takes); a rate counts when the collector's output holds every packet and byte sent; the rate reported is the lower of the target and what the sender (one goroutine, one datagram per write) reached. flowdex indexes into Elasticsearch at the same time (refresh 1 s) and writes the print output the sums are read from; both have a 64 MiB receive buffer. One search per run.\n\n",
 			live.totals.Records, rateList())
 		b.WriteString("| collector | searches | highest zero-loss rate, flows/s: median (min-max) | flowdex / collector |\n|---|---|---|---|\n")
 		var fdx float64
