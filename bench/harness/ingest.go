@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,7 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 		log.Fatalf("ingest: %v", err)
 	}
 	defer stopProxy()
+	esPID := serverPID(url)
 	// templates left by earlier runs would overlap the one flowdex installs
 	esDo(url, http.MethodDelete, "/_index_template/flowdex-bench*", nil)
 	var mappings json.RawMessage
@@ -93,7 +95,11 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 		for i := range runs {
 			index := fmt.Sprintf("flowdex-bench-%s-%d", strings.Fields(l.name)[0], i)
 			esDo(url, http.MethodDelete, "/"+index, nil)
+			before := processCPU(esPID)
 			u, err := l.run(index)
+			if esPID > 0 {
+				u.Server = processCPU(esPID) - before
+			}
 			if err == nil {
 				err = checkIndex(url, index, totals)
 			}
@@ -323,3 +329,41 @@ func appendWithTimestamp(dst, line []byte) ([]byte, error) {
 	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
 	return append(dst, `"}`...), nil
 }
+
+// serverPID is the process of the Elasticsearch at url when es.sh runs it
+// (its plain 8), else 0: its CPU time is then not reported.
+func serverPID(url string) int {
+	out, err := exec.Command("sink/elasticsearch/estest/es.sh", "url", "8").Output()
+	if err != nil || strings.TrimSpace(string(out)) != url {
+		return 0
+	}
+	if out, err = exec.Command("sink/elasticsearch/estest/es.sh", "pid", "8").Output(); err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return pid
+}
+
+// processCPU is the user and system time of a process so far (its own, not
+// its children's), from /proc; 0 when it cannot be read.
+func processCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// the fields after the command name, which is in parentheses and may hold spaces
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every
+// architecture Go supports.
+const clockTicks = 100

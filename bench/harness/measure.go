@@ -14,7 +14,8 @@ import (
 // process tree, and the largest resident set of any process in it.
 type usage struct {
 	Wall, CPU time.Duration
-	MaxRSS    int64 // bytes
+	MaxRSS    int64         // bytes
+	Server    time.Duration // CPU of the Elasticsearch node meanwhile (ingest), 0 if unknown
 }
 
 // becomeSubreaper makes the processes a tool leaves behind (pmacct's

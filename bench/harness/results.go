@@ -103,11 +103,11 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 	}
 	if ing != nil {
 		fmt.Fprintf(&b, "\n## ingest\n\npmacct print-plugin JSON (%d records, 5-tuple and ToS, 5-minute bins) into Elasticsearch 8 at %s, one node, each run into a fresh index (0 replicas), then the document count and the packet and byte sums checked in Elasticsearch. The measure is documents per wall second, from the loader's start to its exit (flowdex's includes reading Elasticsearch's version and installing its index template; the ceiling's index is made before its clock starts). Every index has the mappings of flowdex's template (p2es gets them in its ES_IndexTemplateFileName, the ceiling when it creates its index), so that Elasticsearch does the same work for each. The ceiling posts pre-built _bulk bodies of 5000 documents (create with an _id, and the @timestamp flowdex adds, as flowdex sends them), two at a time. p2es 0.3.2 (the release on PyPI, installed with pip) requires ES_Type and sends typed bulk URLs, which Elasticsearch 8 removed: it runs through a local proxy that rewrites /<index>/<type>/_bulk to /<index>/_bulk.\n\n", ing.totals.Records, ing.url)
-		b.WriteString("| loader | runs | wall s median (min-max) | loader CPU s median | docs/s median (min-max) | flowdex / loader |\n|---|---|---|---|---|---|\n")
+		b.WriteString("| loader | runs | wall s median (min-max) | loader CPU s median | Elasticsearch CPU s median | docs/s median (min-max) | flowdex / loader |\n|---|---|---|---|---|---|---|\n")
 		var fdx float64
 		for i, m := range ing.tools {
 			if m.err != nil && len(m.runs) == 0 {
-				fmt.Fprintf(&b, "| %s | 0 | failed: %s | | | |\n", m.tool, oneLine(m.err.Error()))
+				fmt.Fprintf(&b, "| %s | 0 | failed: %s | | | | |\n", m.tool, oneLine(m.err.Error()))
 				continue
 			}
 			wall := m.of(func(u usage) float64 { return u.Wall.Seconds() })
@@ -122,7 +122,11 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 			if c := m.of(func(u usage) float64 { return u.CPU.Seconds() }); c.med > 0 {
 				cpu = fmt.Sprintf("%.2f", c.med)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f-%.2f) | %s | %.0f (%.0f-%.0f) | %s |\n", m.tool, len(m.runs), wall.med, wall.lo, wall.hi, cpu, dps.med, dps.lo, dps.hi, ratio)
+			server := "n/a"
+			if c := m.of(func(u usage) float64 { return u.Server.Seconds() }); c.med > 0 {
+				server = fmt.Sprintf("%.2f", c.med)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f-%.2f) | %s | %s | %.0f (%.0f-%.0f) | %s |\n", m.tool, len(m.runs), wall.med, wall.lo, wall.hi, cpu, server, dps.med, dps.lo, dps.hi, ratio)
 		}
 	}
 	if live != nil {
