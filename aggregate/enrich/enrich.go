@@ -219,9 +219,9 @@ func (e *Enricher) Enrich(d *document.Document) {
 
 // counts are one document's lookups, added to the atomics once.
 type counts struct {
-	geoLookups, geoHits, asnLookups, asnHits         uint64
+	geoLookups, geoHits, asnLookups, asnHits             uint64
 	serviceLookups, serviceHits, ifaceLookups, ifaceHits uint64
-	lookupErrors                                     uint64
+	lookupErrors                                         uint64
 }
 
 func (e *Enricher) add(n *counts) {

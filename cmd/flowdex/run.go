@@ -37,6 +37,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, logger := sess.ctx, sess.logger
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
+	stopEnrichment := sess.watchEnrichment(ctx, logger) // SIGHUP reloads the enrichment files
 
 	var c counters
 	var wg sync.WaitGroup
@@ -81,6 +82,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, fi := range sess.flowInputs {
 		fi.saveTemplates()
 	}
+	stopEnrichment()
 	logger.Info("flushing outputs")
 	reports, stopErr := sess.finish()
 	for name, r := range reports {
