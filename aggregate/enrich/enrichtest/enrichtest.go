@@ -28,8 +28,8 @@ type AS struct {
 	Org     string
 }
 
-// Geos and ASes are the networks the tests use: public ranges (MMDB writers
-// refuse reserved ones), so private addresses miss as with a real database.
+// Geos and ASes are the networks the tests use: public ranges, as in a real
+// database, where private addresses miss.
 var (
 	Geos = []Geo{
 		{Network: "81.2.69.0/24", Country: "GB", City: "London", Postal: "EC1A", Lat: 51.5142, Lon: -0.0931},
@@ -87,7 +87,10 @@ func WriteASN(t testing.TB, path string, ases []AS) {
 }
 
 func newTree(t testing.TB, dbType string) *mmdbwriter.Tree {
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, RecordSize: 24, BuildEpoch: Built.Unix()})
+	// reserved networks allowed: tests may give documentation prefixes
+	// (192.0.2.0/24); addresses of no network given still miss
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, RecordSize: 24, BuildEpoch: Built.Unix(),
+		IncludeReservedNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
