@@ -56,18 +56,18 @@ type Loaded struct {
 	Type    string    // MMDB database type
 }
 
-// Stats are the Enricher's counters. Misses are lookups minus hits.
+// Stats are the Enricher's counters.
 type Stats struct {
-	Documents                           uint64 // documents enriched
-	GeoLookups, GeoHits                 uint64 // per address (source and destination)
-	ASNLookups, ASNHits                 uint64
-	ServiceLookups, ServiceHits         uint64 // per port
-	InterfaceLookups, InterfaceHits     uint64 // per interface
-	BadAddresses                        uint64 // address fields that are not an address
-	LookupErrors                        uint64 // MMDB lookups that failed (a corrupt database)
-	Reloads, ReloadErrors               uint64
-	GeoMisses, ASNMisses, ServiceMisses uint64
-	InterfaceMisses                     uint64
+	Documents uint64 // documents enriched
+	// per address looked up (source and destination)
+	GeoLookups, GeoHits, GeoMisses uint64
+	ASNLookups, ASNHits, ASNMisses uint64
+	// per port and per interface looked up
+	ServiceLookups, ServiceHits, ServiceMisses       uint64
+	InterfaceLookups, InterfaceHits, InterfaceMisses uint64
+	BadAddresses                                     uint64 // address fields that are not an address
+	LookupErrors                                     uint64 // MMDB lookups that failed (a corrupt database)
+	Reloads, ReloadErrors                            uint64
 }
 
 // Enricher adds fields to documents. It is safe for concurrent use.
