@@ -131,6 +131,13 @@ type Pipeline struct {
 	NumProtos            bool `toml:"num_protos,omitempty"`               // print_num_protos
 	TCPFlagsArray        bool `toml:"tcpflags_encode_as_array,omitempty"` // tcpflags_encode_as_array
 
+	// Enrichment (cmd/config/enrich.go), before the transformations; reloaded on SIGHUP.
+	GeoIPDatabase  string `toml:"geoip_database,omitempty"`  // a City or Country MMDB
+	ASNDatabase    string `toml:"asn_database,omitempty"`    // an ASN MMDB
+	Services       bool   `toml:"services,omitempty"`        // port names from /etc/services
+	ServicesFile   string `toml:"services_file,omitempty"`   // port names from this file instead
+	InterfacesFile string `toml:"interfaces_file,omitempty"` // CSV: exporter,ifindex,name[,description]
+
 	// a p2es file's list, kept as JSON with the file it came from
 	transformations       []byte
 	transformationsSource string
@@ -301,7 +308,8 @@ var knownKeys = map[string][]string{
 		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate", "exporters"},
 	"pipeline": {"name", "transformations", "outputs", "aggregate", "filter", "refresh", "history", "history_roundoff",
 		"renormalize", "time_new", "networks_file", "sampling_rate", "timestamps_utc", "timestamps_rfc3339", "timestamps_since_epoch",
-		"timestamps_secs", "num_protos", "tcpflags_encode_as_array"},
+		"timestamps_secs", "num_protos", "tcpflags_encode_as_array",
+		"geoip_database", "asn_database", "services", "services_file", "interfaces_file"},
 	"output": {"type", "urls", "username", "password", "password_file", "password_env", "api_key", "api_key_file", "api_key_env", "ca_cert",
 		"tls_insecure_skip_verify", "index", "index_timezone",
 		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
@@ -531,6 +539,9 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 	}
 	for i := range c.Pipelines {
 		if err := c.checkAggregation(i, fail); err != nil {
+			return err
+		}
+		if err := c.checkEnrichment(i, fail); err != nil {
 			return err
 		}
 	}

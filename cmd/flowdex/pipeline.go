@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/transform"
 	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/collector/pmacct"
@@ -47,9 +48,10 @@ type namedOutput struct {
 }
 
 type pipeline struct {
-	name    string
-	program *transform.Program // nil: no transformations
-	outputs []*namedOutput
+	name     string
+	enricher *enrich.Enricher   // nil: no enrichment
+	program  *transform.Program // nil: no transformations
+	outputs  []*namedOutput
 }
 
 // graph is what a configuration builds: pipelines and the outputs they share.
@@ -96,6 +98,11 @@ func build(cfg *config.Config, stdout io.Writer, logger *slog.Logger) (*graph, e
 		if data != nil {
 			if p.program, err = transform.Parse(data, source, baseDir); err != nil {
 				return nil, err
+			}
+		}
+		if ec := pc.Enrichment(cfg); ec.Enabled() {
+			if p.enricher, err = enrich.New(ec); err != nil {
+				return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
 			}
 		}
 		for _, o := range pc.Outputs {
@@ -195,6 +202,9 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 		}
 		c.records.Add(1)
 		id := ids.make(rec.Line, rec.Raw)
+		if p.enricher != nil { // before the transformations, which may rename what it adds
+			p.enricher.Enrich(rec.Doc)
+		}
 		if p.program != nil {
 			p.program.Apply(rec.Doc)
 		}

@@ -48,6 +48,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer web.stop()
 	}
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
+	stopEnrichment := sess.watchEnrichment(ctx, logger) // SIGHUP reloads the enrichment files
 
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfg.Inputs))
@@ -97,6 +98,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, fi := range sess.flowInputs {
 		fi.saveTemplates()
 	}
+	stopEnrichment()
 	logger.Info("flushing outputs")
 	reports, stopErr := sess.finish()
 	for name, r := range reports {

@@ -51,6 +51,15 @@ var (
 	// value a new index sees: tcp_flags is a string ("27", pmacct <= 1.7.9), an
 	// integer (1.8.1+) or an array of names; ip_proto a name or a number.
 	keywordFields = []string{"ip_proto", "tunnel_ip_proto", "etype", "tcp_flags", "tunnel_tcp_flags"}
+
+	// enrichment's fields (aggregate/enrich): a geo_point per direction for
+	// Kibana maps and geo queries, coordinates as doubles (a first value of 51
+	// would make them long otherwise), names as keywords.
+	geoPointFields      = []string{"location_ip_src", "location_ip_dst"}
+	doubleFields        = []string{"lat_ip_src", "lon_ip_src", "lat_ip_dst", "lon_ip_dst"}
+	enrichKeywordFields = []string{"country_ip_src", "country_ip_dst", "city_ip_src", "city_ip_dst",
+		"pocode_ip_src", "pocode_ip_dst", "as_name_src", "as_name_dst", "port_src_name", "port_dst_name",
+		"iface_in_name", "iface_in_desc", "iface_out_name", "iface_out_desc"}
 )
 
 // pmacctDateFormat covers pmacct's five time formats: the default and
@@ -83,6 +92,15 @@ func buildTemplate(o templateOptions) []byte {
 	}
 	for _, f := range keywordFields {
 		props[f] = map[string]any{"type": "keyword"}
+	}
+	for _, f := range geoPointFields {
+		props[f] = map[string]any{"type": "geo_point"}
+	}
+	for _, f := range doubleFields {
+		props[f] = map[string]any{"type": "double"}
+	}
+	for _, f := range enrichKeywordFields {
+		props[f] = map[string]any{"type": "keyword", "ignore_above": 8191}
 	}
 	mappings := map[string]any{
 		"dynamic_templates": []any{
