@@ -198,7 +198,10 @@ func TestEnrichReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	enrichmentFiles(t, dir, enrichtest.Geos, enrichtest.ASes)
 	printFile := filepath.Join(dir, "plugin1.json")
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 	cfg := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
 [[input]]
 type = "pmacct"
 file = "plugin1.json"
@@ -208,13 +211,7 @@ timezone = "UTC"
 [[pipeline]]
 %s
 outputs = ["es"]
-[output.es]
-type = "elasticsearch"
-urls = [%q]
-index = "%s-%%Y.%%m.%%d"
-replicas = 0
-flush_interval = "200ms"
-`, enrichmentKeys, url, index))
+`, strings.TrimPrefix(base, "http://"), enrichmentKeys)+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, cfg)
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "enrichment loaded") })
 
@@ -248,6 +245,19 @@ flush_interval = "200ms"
 	writeFile(t, dir, "interfaces.csv", "192.0.2.1,3,et-0/0/0\n192.0.2.1,three,et-0/0/1\n")
 	hangup("enrichment reload failed")
 	purge(3)
+	// the same counts on /metrics: three documents looked up, one city each
+	m := scrape(t, base)
+	for _, c := range []struct {
+		labels string
+		want   float64
+	}{{"kind=geoip,pipeline=pipeline1,result=hit", 3}, {"kind=interface,pipeline=pipeline1,result=hit", 3}} {
+		if got := m["flowdex_enrich_lookups_total"][c.labels]; got != c.want {
+			t.Errorf("flowdex_enrich_lookups_total{%s} = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	if r := m["flowdex_enrich_reloads_total"]; r["pipeline=pipeline1,result=ok"] != 1 || r["pipeline=pipeline1,result=failed"] != 1 {
+		t.Errorf("flowdex_enrich_reloads_total %v, want 1 ok and 1 failed", r)
+	}
 	terminate(t, cmd, stderr) // SIGHUP did not end it: it stops on SIGTERM, with exit 0
 
 	want := map[string]string{"08:01": "GB London xe-0/0/1", "08:02": "FR Paris et-0/0/0", "08:03": "FR Paris et-0/0/0"}

@@ -65,19 +65,24 @@ var (
 	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
 	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
 	// outputs
-	mOutDocs      = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records).", "output", "result")
-	mOutRequests  = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
-	mOutBulkErrs  = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
-	mOutQueued    = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")
-	mOutSpoolB    = desc("output_spool_bytes", "Bytes waiting in the spool.", "output")
-	mOutSpoolD    = desc("output_spool_documents", "Documents waiting in the spool.", "output")
-	mOutLatency   = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
-	mOutHealthy   = desc("output_healthy", "1 when the output is started and its last bulk request succeeded (or it spools), else 0.", "output")
-	allMetricDesc = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
+	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records).", "output", "result")
+	mOutRequests = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
+	mOutBulkErrs = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
+	mOutQueued   = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")
+	mOutSpoolB   = desc("output_spool_bytes", "Bytes waiting in the spool.", "output")
+	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
+	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
+	mOutHealthy  = desc("output_healthy", "1 when the output is started and its last bulk request succeeded (or it spools), else 0.", "output")
+	// enrichment, per pipeline
+	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
+	mEnrichBad     = desc("enrich_bad_addresses_total", "Address fields enrichment could not parse.", "pipeline")
+	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
+	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
+	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mExpRejected, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy}
+		mOutLatency, mOutHealthy, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -109,6 +114,21 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mPipeFlushes, st.Flushes, fp.name)
 		counter(mPipeFlushed, st.Flushed, fp.name)
 		gauge(mPipeEntries, float64(st.Entries), fp.name)
+	}
+	for name, e := range m.g.enrichers() {
+		st := e.Stats()
+		for _, l := range []struct {
+			kind         string
+			hits, misses uint64
+		}{{"geoip", st.GeoHits, st.GeoMisses}, {"asn", st.ASNHits, st.ASNMisses},
+			{"service", st.ServiceHits, st.ServiceMisses}, {"interface", st.InterfaceHits, st.InterfaceMisses}} {
+			counter(mEnrichLookups, l.hits, name, l.kind, "hit")
+			counter(mEnrichLookups, l.misses, name, l.kind, "miss")
+		}
+		counter(mEnrichBad, st.BadAddresses, name)
+		counter(mEnrichErrors, st.LookupErrors, name)
+		counter(mEnrichReloads, st.Reloads, name, "ok")
+		counter(mEnrichReloads, st.ReloadErrors, name, "failed")
 	}
 	for _, o := range m.g.outputs {
 		es, ok := o.output.(*esOutput)
