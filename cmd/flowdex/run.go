@@ -37,6 +37,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, logger := sess.ctx, sess.logger
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
+	sess.startRetention()
 
 	var c counters
 	var wg sync.WaitGroup
