@@ -130,8 +130,9 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 		if *dryRun {
 			verb, n = "would be deleted", len(rep.Expired)
 		}
-		fmt.Fprintf(stdout, "%s: %d indices %s, %d kept (index %s, retention %s: indices that ended before %s); %d other indices starting like them left alone\n",
-			name, n, verb, rep.Kept, cfg.Outputs[name].Index, age(r.Configuration().MaxAge), rep.Cutoff.UTC().Format(time.RFC3339), len(rep.Ignored))
+		fmt.Fprintf(stdout, "%s: %s %s, %d kept (index %s, retention %s: indices that ended before %s); %s starting like them left alone\n",
+			name, count(n, "index", "indices"), verb, rep.Kept, cfg.Outputs[name].Index, age(r.Configuration().MaxAge),
+			rep.Cutoff.UTC().Format(time.RFC3339), count(len(rep.Ignored), "other index", "other indices"))
 	}
 	return status
 }
@@ -193,4 +194,11 @@ func age(d time.Duration) string {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	return d.String()
+}
+
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

@@ -3,6 +3,9 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -78,6 +81,7 @@ func TestIndexMatcher(t *testing.T) {
 		{"f-%Y.%m.%d", rome, "f-2026.03.29", true, "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z"},
 		{"f-%Y.%m.%d.%H", rome, "f-2026.03.29.03", true, "2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z"},
 		{"f-%Y.%m.%d.%H", rome, "f-2026.03.29.02", false, "", ""},                                        // 02:00 does not exist that night
+		{"f-%Y.%m.%d", rome, "f-2026.10.25", true, "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z"}, // 25 hours
 		{"f-%Y.%m.%d.%H", rome, "f-2026.10.25.02", true, "2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z"}, // 02:00-03:00 twice
 	}
 	for _, c := range cases {
@@ -394,3 +398,59 @@ func TestRetentionErrors(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// On the server with security on, retention uses the sink's TLS settings and
+// credentials: a dry run over HTTPS with basic auth, then an API key deletes.
+func TestRealRetentionSecure(t *testing.T) {
+	url, user, password := estest.Secure(t)
+	ca := estest.SecureCA(t)
+	prefix := estest.Index(t, "flowdex-ret")
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	old, recent := prefix+"-2020.01.01", prefix+"-"+time.Now().UTC().Format("2006.01.02")
+	for _, n := range []string{old, recent} {
+		req, _ := http.NewRequest(http.MethodPut, url+"/"+n, strings.NewReader(smallIndex))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(user, password)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT %s: HTTP %d", n, res.StatusCode)
+		}
+	}
+	cfg := DefaultConfiguration()
+	cfg.URLs = []string{url}
+	cfg.Username, cfg.Password, cfg.CACert = user, password, ca
+	cfg.Index = prefix + "-%Y.%m.%d"
+	rc := RetentionConfiguration{MaxAge: 24 * time.Hour, Interval: time.Hour}
+	r, err := NewRetention(cfg, rc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background(), true)
+	if err != nil || len(rep.Expired) != 1 || rep.Expired[0].Name != old || rep.Kept != 1 {
+		t.Fatalf("dry run: %v, %+v", err, rep)
+	}
+	cfg.Username, cfg.Password, cfg.APIKey = "", "", estest.APIKey(t)
+	if r, err = NewRetention(cfg, rc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = r.Run(context.Background(), false); err != nil || !slices.Equal(rep.Deleted, []string{old}) {
+		t.Fatalf("run with an API key: %v, %+v", err, rep)
+	}
+	cfg.APIKey = "bm90OmFrZXk=" // not a key
+	if r, err = NewRetention(cfg, rc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = r.Run(context.Background(), true); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("a wrong key: %v", err)
+	}
+}
