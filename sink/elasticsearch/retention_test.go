@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"os"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -81,7 +81,7 @@ func TestIndexMatcher(t *testing.T) {
 		{"f-%Y.%m.%d", rome, "f-2026.03.29", true, "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z"},
 		{"f-%Y.%m.%d.%H", rome, "f-2026.03.29.03", true, "2026-03-29T01:00:00Z", "2026-03-29T02:00:00Z"},
 		{"f-%Y.%m.%d.%H", rome, "f-2026.03.29.02", false, "", ""},                                        // 02:00 does not exist that night
-		{"f-%Y.%m.%d", rome, "f-2026.10.25", true, "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z"}, // 25 hours
+		{"f-%Y.%m.%d", rome, "f-2026.10.25", true, "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z"},       // 25 hours
 		{"f-%Y.%m.%d.%H", rome, "f-2026.10.25.02", true, "2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z"}, // 02:00-03:00 twice
 	}
 	for _, c := range cases {
