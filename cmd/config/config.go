@@ -23,6 +23,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/networks"
 	"github.com/flowdex/flowdex/aggregate/spelling"
 	"github.com/flowdex/flowdex/collector/pmacct"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // Config is the whole flowdex configuration.
@@ -199,6 +200,10 @@ type Output struct {
 	SpoolDir        string   `toml:"spool_dir"`       // requests Elasticsearch cannot take now wait here, across restarts
 	SpoolMaxBytes   int64    `toml:"spool_max_bytes"` // default 1 GiB
 	RequestTimeout  Duration `toml:"request_timeout"` // one bulk request; default 1m
+	// Retention deletes the indices of the pattern whose period ended longer ago
+	// (Curator's job); 0: never. RetentionInterval: how often the daemon does it.
+	Retention         Duration `toml:"retention"`
+	RetentionInterval Duration `toml:"retention_interval"`
 
 	// print
 	File string `toml:"file"` // "-" for standard output
@@ -314,7 +319,7 @@ var knownKeys = map[string][]string{
 		"tls_insecure_skip_verify", "index", "index_timezone",
 		"doc_type", "template", "template_name", "index_body_file", "shards", "replicas", "refresh_interval",
 		"timestamp_fields", "flush_docs", "flush_bytes", "flush_interval", "workers", "max_retries",
-		"dead_letter_file", "spool_dir", "spool_max_bytes", "request_timeout", "file"},
+		"dead_letter_file", "spool_dir", "spool_max_bytes", "request_timeout", "retention", "retention_interval", "file"},
 }
 
 func suggest(k toml.Key) string {
@@ -468,6 +473,9 @@ func (c *Config) applyDefaults() {
 				n := 10 // about 45 s of backoff: an Elasticsearch restart loses nothing
 				o.MaxRetries = &n
 			}
+			if o.Retention.Duration > 0 && o.RetentionInterval.Duration == 0 {
+				o.RetentionInterval.Duration = time.Hour
+			}
 		case "print":
 			if o.File == "" {
 				o.File = "-"
@@ -589,12 +597,37 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 			if o.FlushBytes < 0 || o.Workers < 0 || *o.MaxRetries < 0 {
 				return fail(path("flush_bytes"), "flush_bytes, workers and max_retries cannot be negative")
 			}
+			if err := checkRetention(&o, path, fail); err != nil {
+				return err
+			}
 		case "print":
+			if o.Retention.Duration != 0 || o.RetentionInterval.Duration != 0 {
+				return fail(path("retention"), "retention deletes Elasticsearch indices (expected it on an elasticsearch output)")
+			}
 		case "":
 			return fail([]string{"output", oname}, "missing type (expected \"elasticsearch\" or \"print\")")
 		default:
 			return fail(path("type"), "unknown output type %q (expected \"elasticsearch\" or \"print\")", o.Type)
 		}
+	}
+	return nil
+}
+
+// checkRetention checks an elasticsearch output's retention keys.
+func checkRetention(o *Output, path func(string) []string, fail failFunc) error {
+	r := o.Retention.Duration
+	switch {
+	case r == 0 && o.RetentionInterval.Duration != 0:
+		return fail(path("retention_interval"), "retention_interval without retention (expected retention, e.g. \"30d\")")
+	case r == 0:
+		return nil
+	case r < time.Hour:
+		return fail(path("retention"), "%v is too short (expected 1h or more, e.g. \"30d\")", r)
+	case o.RetentionInterval.Duration < time.Minute:
+		return fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.RetentionInterval.Duration)
+	}
+	if err := elasticsearch.CheckRetention(o.Index); err != nil {
+		return fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
 	}
 	return nil
 }

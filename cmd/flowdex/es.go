@@ -78,7 +78,11 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	if err != nil {
 		return nil, err
 	}
-	return &esOutput{Sink: s, deadLetter: ec.DeadLetterFile, spoolDir: ec.SpoolDir}, nil
+	out := &esOutput{Sink: s, deadLetter: ec.DeadLetterFile, spoolDir: ec.SpoolDir}
+	if out.retention, err = newRetention(name, o, ec, logger); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // inputLocation is the time zone of the naive timestamps of the documents that
@@ -147,6 +151,15 @@ type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
 	spoolDir   string
+	retention  *elasticsearch.Retention // nil without retention; started by the daemon only
+}
+
+// Stop ends retention's loop, then stops the sink.
+func (e *esOutput) Stop(ctx context.Context) error {
+	if e.retention != nil {
+		e.retention.Stop()
+	}
+	return e.Sink.Stop(ctx)
 }
 
 // Start makes the dead-letter file's directory, then starts the sink.

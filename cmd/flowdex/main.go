@@ -4,6 +4,7 @@
 //	flowdex run     -c flowdex.toml       the daemon
 //	flowdex check   -c flowdex.toml       validate and print the effective configuration
 //	flowdex ingest  [--p2es-config F]     one-shot pmacct JSON/CSV ingest, the p2es drop-in
+//	flowdex retention -c flowdex.toml     delete indices past their retention (--dry-run lists them)
 //	flowdex version
 package main
 
@@ -48,6 +49,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "ingest":
 		return cmdIngest(args[1:], stdin, stdout, stderr)
+	case "retention":
+		return cmdRetention(args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintln(stdout, "flowdex", versionString())
 		return exitOK
@@ -67,6 +70,8 @@ func usage(w io.Writer) {
                                             validate the configuration and print it with its defaults
   flowdex ingest  [-c flowdex.toml | --p2es-config plugin.conf] [--input FILE] [--format json|csv|auto]
                                             read pmacct JSON or CSV once and index it (the p2es drop-in)
+  flowdex retention -c flowdex.toml [--dry-run] [--output NAME] [--retention 30d]
+                                            delete the indices older than each output's retention (Curator's job)
   flowdex version
 
 Run "flowdex COMMAND -h" for the options of a command.

@@ -73,6 +73,7 @@ var (
 	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
 	mOutHealthy  = desc("output_healthy", "1 when the output is started and its last bulk request succeeded (or it spools), else 0.", "output")
+	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// enrichment, per pipeline
 	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
 	mEnrichBad     = desc("enrich_bad_addresses_total", "Address fields enrichment could not parse.", "pipeline")
@@ -82,7 +83,7 @@ var (
 		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mExpRejected, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
+		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -162,6 +163,12 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			healthy = 1
 		}
 		gauge(mOutHealthy, healthy, o.name)
+		if es.retention != nil {
+			rs := es.retention.Stats()
+			counter(mRetention, rs.Runs, o.name, "runs")
+			counter(mRetention, rs.Deleted, o.name, "deleted")
+			counter(mRetention, rs.Errors, o.name, "errors")
+		}
 	}
 }
 

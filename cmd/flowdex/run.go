@@ -48,6 +48,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer web.stop()
 	}
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(sess.outputs))
+	sess.startRetention()
 	stopEnrichment := sess.watchEnrichment(ctx, logger) // SIGHUP reloads the enrichment files
 
 	var wg sync.WaitGroup

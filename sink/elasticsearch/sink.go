@@ -158,28 +158,10 @@ func (s *Sink) Start(ctx context.Context) error {
 	if s.state != stateNew {
 		return errors.New("elasticsearch: Start called twice")
 	}
-	transport := s.transport
-	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = s.cfg.Workers + 2
-		tc, err := s.tlsConfig()
-		if err != nil {
-			return fmt.Errorf("elasticsearch: %w", err)
-		}
-		t.TLSClientConfig = tc
-		transport = t
-	}
 	if s.cfg.InsecureSkipVerify {
 		s.logger.Warn("elasticsearch: TLS certificates are NOT verified (tls_insecure_skip_verify): anyone on the path can read and change what is sent")
 	}
-	client, err := es.NewClient(es.Config{
-		Addresses:    s.cfg.URLs,
-		Username:     s.cfg.Username,
-		Password:     s.cfg.Password,
-		APIKey:       s.cfg.APIKey,
-		DisableRetry: true, // the sink retries itself, with backoff and per document
-		Transport:    transport,
-	})
+	client, err := newClient(&s.cfg, s.c, s.transport, s.cfg.Workers+2)
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
@@ -225,19 +207,38 @@ func (s *Sink) Start(ctx context.Context) error {
 	return nil
 }
 
-// tlsConfig trusts the system's authorities and CACert's.
-func (s *Sink) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.cfg.InsecureSkipVerify} //nolint:gosec // off unless asked, with a warning
-	if s.c.caPEM == nil {
-		return tc, nil
+// newClient makes a client for cfg's nodes, credentials and TLS settings (the
+// sink's and retention's); transport, when not nil, replaces the HTTP one (tests).
+func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idlePerHost int) (*es.Client, error) {
+	if transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idlePerHost
+		t.TLSClientConfig = tlsConfig(cfg, c.caPEM)
+		transport = t
+	}
+	return es.NewClient(es.Config{
+		Addresses:    cfg.URLs,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		APIKey:       cfg.APIKey,
+		DisableRetry: true, // callers retry themselves, with backoff and per document
+		Transport:    transport,
+	})
+}
+
+// tlsConfig trusts the system's authorities and caPEM's.
+func tlsConfig(cfg *Configuration, caPEM []byte) *tls.Config {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // off unless asked, with a warning
+	if caPEM == nil {
+		return tc
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	pool.AppendCertsFromPEM(s.c.caPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	tc.RootCAs = pool
-	return tc, nil
+	return tc
 }
 
 // setup reads the server's version and installs the index template.
@@ -397,7 +398,11 @@ func (s *Sink) installTemplate(ctx context.Context) error {
 
 // do runs one request and reads the whole answer.
 func (s *Sink) do(ctx context.Context, req esapi.Request) (int, []byte, error) {
-	res, err := req.Do(ctx, s.client)
+	return do(ctx, s.client, req)
+}
+
+func do(ctx context.Context, client *es.Client, req esapi.Request) (int, []byte, error) {
+	res, err := req.Do(ctx, client)
 	if err != nil {
 		return 0, nil, err
 	}
