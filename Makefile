@@ -9,8 +9,8 @@ BIN := bin/flowdex
 # BPF filters (cgo), unzip unpacks Elasticsearch's test distribution (fetched
 # with maven, run on OpenJDK 17), openssl makes the secure test server's CA and
 # the JDK's javac builds its plugin for API keys (see es.sh), systemd's
-# systemd-analyze verifies the shipped unit.
-DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd
+# systemd-analyze verifies the shipped unit, chromium runs the web view's test.
+DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
 .PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 

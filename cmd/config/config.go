@@ -51,6 +51,10 @@ type HTTP struct {
 	// An [http] table without it listens on DefaultHTTPListen: loopback only,
 	// since the metrics name exporters and the web view shows traffic.
 	Listen string `toml:"listen"`
+	// Web serves the web view at / (default true): traffic and top lists
+	// from the Elasticsearch output WebOutput (default: the first by name).
+	Web       *bool  `toml:"web,omitempty"`
+	WebOutput string `toml:"web_output,omitempty"`
 }
 
 // DefaultHTTPListen is where an [http] table without listen serves.
@@ -307,7 +311,7 @@ var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)
 var knownKeys = map[string][]string{
 	"":     {"log", "http", "input", "pipeline", "output"},
 	"log":  {"level", "format", "file"},
-	"http": {"listen"},
+	"http": {"listen", "web", "web_output"},
 	"input": {"name", "type", "file", "format", "csv_separator", "csv_names", "timezone", "follow", "poll", "pipeline",
 		"listen", "sockets", "read_buffer", "queue", "replay", "replay_speed", "templates_file", "sampling", "pipelines",
 		"interface", "filter", "snaplen", "promisc", "direction", "ext_sampling_rate", "exporters"},
@@ -483,6 +487,20 @@ func (c *Config) applyDefaults() {
 		}
 		c.Outputs[name] = o
 	}
+	if c.HTTP.Listen != "" {
+		if c.HTTP.Web == nil {
+			t := true
+			c.HTTP.Web = &t
+		}
+		if *c.HTTP.Web && c.HTTP.WebOutput == "" {
+			for _, name := range c.outputNames() {
+				if c.Outputs[name].Type == "elasticsearch" {
+					c.HTTP.WebOutput = name // the first by name; none: no web view
+					break
+				}
+			}
+		}
+	}
 }
 
 func (c *Config) check(name string, loc *tomlLocator) error {
@@ -503,6 +521,9 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
 			return fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", l, DefaultHTTPListen)
 		}
+	}
+	if w := c.HTTP.WebOutput; w != "" && c.Outputs[w].Type != "elasticsearch" {
+		return fail([]string{"http", "web_output"}, "%q is not an elasticsearch output (expected one of the [output.NAME] tables with type = \"elasticsearch\")", w)
 	}
 	pipelines := map[string]bool{}
 	for i, p := range c.Pipelines {

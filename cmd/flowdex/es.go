@@ -78,7 +78,7 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	if err != nil {
 		return nil, err
 	}
-	out := &esOutput{Sink: s, deadLetter: ec.DeadLetterFile, spoolDir: ec.SpoolDir}
+	out := &esOutput{Sink: s, deadLetter: ec.DeadLetterFile, spoolDir: ec.SpoolDir, sinkConfig: ec}
 	if out.retention, err = newRetention(name, o, ec, logger); err != nil {
 		return nil, err
 	}
@@ -151,7 +151,8 @@ type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
 	spoolDir   string
-	retention  *elasticsearch.Retention // nil without retention; started by the daemon only
+	retention  *elasticsearch.Retention    // nil without retention; started by the daemon only
+	sinkConfig elasticsearch.Configuration // for the web view's searches: the same nodes, TLS and credentials
 }
 
 // Stop ends retention's loop, then stops the sink.

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flowdex/flowdex/cmd/webview"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // httpServer serves /metrics, /healthz and /readyz, and whatever else is
@@ -23,6 +26,7 @@ type httpServer struct {
 	g      *graph
 	ready  atomic.Bool // inputs running, not stopping
 	logger *slog.Logger
+	web    string // the output the web view reads, "" without one
 }
 
 // newHTTPServer listens on addr now, so that a port in use fails the start,
@@ -40,6 +44,15 @@ func newHTTPServer(addr string, g *graph, c *counters, logger *slog.Logger) (*ht
 		fmt.Fprintln(w, "ok")
 	})
 	h.mux.HandleFunc("GET /readyz", h.readyz)
+	if name := g.cfg.HTTP.WebOutput; name != "" && *g.cfg.HTTP.Web {
+		view, err := newWebView(g, name, logger)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http: web view: %w", err)
+		}
+		h.mux.Handle("/", view)
+		h.web = name
+	}
 	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: 10 * time.Second}
 	return h, nil
 }
@@ -53,7 +66,27 @@ func (h *httpServer) start() {
 			h.logger.Error("http server stopped", "address", h.Addr(), "error", err)
 		}
 	}()
+	if h.web != "" {
+		h.logger.Info("http server listening", "address", h.Addr(), "paths", "/metrics /healthz /readyz", "web_view", "http://"+h.Addr()+"/", "web_output", h.web)
+		return
+	}
 	h.logger.Info("http server listening", "address", h.Addr(), "paths", "/metrics /healthz /readyz")
+}
+
+// newWebView serves the web view over the indices of Elasticsearch output name.
+func newWebView(g *graph, name string, logger *slog.Logger) (*webview.View, error) {
+	for _, o := range g.outputs {
+		es, ok := o.output.(*esOutput)
+		if !ok || o.name != name {
+			continue
+		}
+		searcher, err := elasticsearch.NewSearcher(es.sinkConfig)
+		if err != nil {
+			return nil, err
+		}
+		return webview.New(webview.Configuration{Searcher: searcher, Indices: searcher.Pattern(), Logger: logger.With("output", name)})
+	}
+	return nil, fmt.Errorf("no elasticsearch output %q", name)
 }
 
 func (h *httpServer) stop() {

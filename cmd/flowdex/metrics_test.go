@@ -203,6 +203,39 @@ outputs = ["es"]
 	if !strings.Contains(stderr.String(), "malformed datagram") || !strings.Contains(stderr.String(), "exporter=127.0.0.1") {
 		t.Errorf("the malformed datagram is not logged with its exporter:\n%s", stderr)
 	}
+	// the web view on the same server reads the same documents (their time is
+	// their arrival: the aggregate has no timestamps)
+	res, err := http.Get(base + "/api/traffic?from=now-1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traffic struct {
+		Documents int
+		Total     struct{ Packets int64 }
+	}
+	err = json.NewDecoder(res.Body).Decode(&traffic)
+	res.Body.Close()
+	var packets int64
+	for _, d := range estest.Docs(t, url, index+"-*") {
+		packets += int64(d.Source["packets"].(float64))
+	}
+	if err != nil || res.StatusCode != 200 || traffic.Documents != docs || traffic.Total.Packets != packets || packets == 0 {
+		t.Errorf("web view /api/traffic: HTTP %d %+v (%v), want %d documents, %d packets", res.StatusCode, traffic, err, docs, packets)
+	}
+	if code, body := httpGet(t, base+"/"); code != 200 || !strings.Contains(body, "vendor/chart.umd.min.js") {
+		t.Errorf("web view page: HTTP %d\n%.300s", code, body)
+	}
 	t.Logf("%d datagrams, %d records, %d documents", len(ds), records, docs)
 	terminate(t, cmd, stderr)
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }

@@ -1,0 +1,300 @@
+// Package webview serves flowdex's web page: traffic over time and the top
+// talkers, ports and protocols of a time range, read from Elasticsearch
+// aggregations over the indices an output writes.
+package webview
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Searcher runs an Elasticsearch search body over the output's indices.
+type Searcher interface {
+	Search(ctx context.Context, body []byte) (status int, answer []byte, err error)
+}
+
+// Configuration of the view.
+type Configuration struct {
+	Searcher  Searcher
+	Indices   string           // what the page says it shows (the index wildcard)
+	TimeField string           // default @timestamp, which every document flowdex writes has
+	Now       func() time.Time // default time.Now
+	Logger    *slog.Logger     // default slog.Default()
+}
+
+// View is the page and its JSON API.
+type View struct {
+	cfg Configuration
+	mux *http.ServeMux
+}
+
+//go:embed static
+var static embed.FS
+
+// New returns the view; nothing is contacted before a request.
+func New(cfg Configuration) (*View, error) {
+	if cfg.Searcher == nil {
+		return nil, errors.New("webview: no searcher")
+	}
+	if cfg.TimeField == "" {
+		cfg.TimeField = "@timestamp"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	v := &View{cfg: cfg, mux: http.NewServeMux()}
+	files, _ := fs.Sub(static, "static")
+	v.mux.Handle("GET /", http.FileServerFS(files))
+	v.mux.HandleFunc("GET /api/traffic", v.traffic)
+	v.mux.HandleFunc("GET /api/top", v.top)
+	v.mux.HandleFunc("GET /api/info", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"indices": cfg.Indices, "time_field": cfg.TimeField})
+	})
+	return v, nil
+}
+
+func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) { v.mux.ServeHTTP(w, r) }
+
+// dimensions are the fields a top list may be grouped by; no other name from
+// a request reaches Elasticsearch.
+var dimensions = map[string]bool{
+	"ip_src": true, "ip_dst": true, "port_src": true, "port_dst": true, "ip_proto": true,
+	"peer_ip_src": true, "as_src": true, "as_dst": true, "country_ip_src": true, "country_ip_dst": true,
+}
+
+// Sums are bytes and packets.
+type Sums struct {
+	Bytes   int64 `json:"bytes"`
+	Packets int64 `json:"packets"`
+}
+
+// Bucket is one step of the traffic chart: its start (Unix milliseconds).
+type Bucket struct {
+	Time int64 `json:"t"`
+	Sums
+}
+
+// Traffic is /api/traffic's answer.
+type Traffic struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Interval int64     `json:"interval_seconds"`
+	Buckets  []Bucket  `json:"buckets"`
+	Total    Sums      `json:"total"`
+	Docs     int64     `json:"documents"`
+}
+
+// Row is one entry of a top list.
+type Row struct {
+	Key string `json:"key"`
+	Sums
+}
+
+// Top is /api/top's answer: the rows by bytes, the total of the range and
+// what the rows leave out.
+type Top struct {
+	By    string    `json:"by"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Rows  []Row     `json:"rows"`
+	Total Sums      `json:"total"`
+	Other Sums      `json:"other"`
+}
+
+func (v *View) traffic(w http.ResponseWriter, r *http.Request) {
+	from, to, err := v.timeRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	step := interval(to.Sub(from))
+	body := fmt.Sprintf(`{"size":0,"track_total_hits":true,"query":%s,"aggs":{"t":{"date_histogram":{"field":%q,"fixed_interval":"%ds","min_doc_count":0,"extended_bounds":{"min":%d,"max":%d}},"aggs":%s},%s}}`,
+		v.rangeQuery(from, to), v.cfg.TimeField, int64(step.Seconds()), from.UnixMilli(), to.UnixMilli()-1, sumAggs, sumAggs[1:len(sumAggs)-1])
+	var answer struct {
+		Hits struct {
+			Total struct{ Value int64 }
+		}
+		Aggregations struct {
+			T struct {
+				Buckets []struct {
+					Key     int64
+					Bytes   sum
+					Packets sum
+				}
+			}
+			Bytes, Packets sum
+		}
+	}
+	if !v.search(w, r, body, &answer) {
+		return
+	}
+	out := Traffic{From: from, To: to, Interval: int64(step.Seconds()), Docs: answer.Hits.Total.Value,
+		Total: Sums{answer.Aggregations.Bytes.int(), answer.Aggregations.Packets.int()}, Buckets: []Bucket{}}
+	for _, b := range answer.Aggregations.T.Buckets {
+		out.Buckets = append(out.Buckets, Bucket{Time: b.Key, Sums: Sums{b.Bytes.int(), b.Packets.int()}})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (v *View) top(w http.ResponseWriter, r *http.Request) {
+	from, to, err := v.timeRange(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	by := r.URL.Query().Get("by")
+	if !dimensions[by] {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("by=%q: expected one of ip_src, ip_dst, port_src, port_dst, ip_proto, peer_ip_src, as_src, as_dst, country_ip_src, country_ip_dst", by))
+		return
+	}
+	size := 10
+	if s := r.URL.Query().Get("size"); s != "" {
+		if size, err = strconv.Atoi(s); err != nil || size < 1 || size > 100 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("size=%q: expected 1 to 100", s))
+			return
+		}
+	}
+	body := fmt.Sprintf(`{"size":0,"query":%s,"aggs":{"top":{"terms":{"field":%q,"size":%d,"order":{"bytes":"desc"}},"aggs":%s},%s}}`,
+		v.rangeQuery(from, to), by, size, sumAggs, sumAggs[1:len(sumAggs)-1])
+	var answer struct {
+		Aggregations struct {
+			Top struct {
+				Buckets []struct {
+					Key     json.RawMessage
+					Bytes   sum
+					Packets sum
+				}
+			}
+			Bytes, Packets sum
+		}
+	}
+	if !v.search(w, r, body, &answer) {
+		return
+	}
+	out := Top{By: by, From: from, To: to, Rows: []Row{},
+		Total: Sums{answer.Aggregations.Bytes.int(), answer.Aggregations.Packets.int()}}
+	out.Other = out.Total
+	for _, b := range answer.Aggregations.Top.Buckets {
+		row := Row{Key: keyString(b.Key), Sums: Sums{b.Bytes.int(), b.Packets.int()}}
+		out.Rows = append(out.Rows, row)
+		out.Other.Bytes -= row.Bytes
+		out.Other.Packets -= row.Packets
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+const sumAggs = `{"bytes":{"sum":{"field":"bytes"}},"packets":{"sum":{"field":"packets"}}}`
+
+// sum is a sum aggregation's answer: a double, exact for counts below 2^53.
+type sum struct{ Value float64 }
+
+func (s sum) int() int64 { return int64(math.Round(s.Value)) }
+
+// keyString is a terms key as text: addresses and names as they are,
+// numbers (ports, protocols, AS numbers) without a fraction.
+func keyString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return strings.TrimSuffix(string(raw), ".0")
+}
+
+func (v *View) rangeQuery(from, to time.Time) string {
+	return fmt.Sprintf(`{"range":{%q:{"gte":%q,"lt":%q,"format":"strict_date_optional_time"}}}`,
+		v.cfg.TimeField, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano))
+}
+
+// search runs body and decodes the answer into out; on failure it has
+// answered the request (502 with Elasticsearch's reason).
+func (v *View) search(w http.ResponseWriter, r *http.Request, body string, out any) bool {
+	_, answer, err := v.cfg.Searcher.Search(r.Context(), []byte(body))
+	if err == nil {
+		err = json.Unmarshal(answer, out)
+	}
+	if err != nil {
+		v.cfg.Logger.Warn("web view: search failed", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusBadGateway, err)
+		return false
+	}
+	return true
+}
+
+// timeRange reads from and to (RFC 3339, or now, now-15m, now-6h, now-7d);
+// the default is the last hour.
+func (v *View) timeRange(r *http.Request) (from, to time.Time, err error) {
+	now := v.cfg.Now()
+	q := r.URL.Query()
+	if from, err = parseTime(q.Get("from"), now, now.Add(-time.Hour)); err != nil {
+		return from, to, fmt.Errorf("from: %w", err)
+	}
+	if to, err = parseTime(q.Get("to"), now, now); err != nil {
+		return from, to, fmt.Errorf("to: %w", err)
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("from (%s) is not before to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if to.Sub(from) > 400*24*time.Hour {
+		return from, to, errors.New("the range is longer than 400 days")
+	}
+	return from, to, nil
+}
+
+func parseTime(s string, now, def time.Time) (time.Time, error) {
+	switch {
+	case s == "":
+		return def, nil
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "now-"):
+		n, err := strconv.Atoi(s[4 : len(s)-1])
+		unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}[s[len(s)-1]]
+		if err != nil || n < 1 || unit == 0 {
+			return time.Time{}, fmt.Errorf("%q: expected now-N followed by s, m, h or d", s)
+		}
+		return now.Add(-time.Duration(n) * unit), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: expected RFC 3339 (2026-11-24T08:00:00Z) or now-1h", s)
+	}
+	return t, nil
+}
+
+// steps are the chart's bucket lengths: the first that gives at most 150
+// buckets. None is under a minute: flows come in bins of a minute or more
+// (pmacct's history, refresh), and shorter buckets would show their teeth.
+var steps = []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+
+func interval(span time.Duration) time.Duration {
+	for _, s := range steps {
+		if span/s <= 150 {
+			return s
+		}
+	}
+	return steps[len(steps)-1] * time.Duration(math.Ceil(float64(span/steps[len(steps)-1])/150))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}

@@ -1,0 +1,112 @@
+package webview
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// recorder is a Searcher that keeps the bodies it is given and answers with
+// a canned answer or error: for the paths a real server does not take here
+// (bad requests never reach it; a failing server).
+type recorder struct {
+	bodies []string
+	answer string
+	err    error
+}
+
+func (r *recorder) Search(_ context.Context, body []byte) (int, []byte, error) {
+	r.bodies = append(r.bodies, string(body))
+	return 200, []byte(r.answer), r.err
+}
+
+var now = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+
+func get(t *testing.T, v *View, path string) (int, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	v.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+	return w.Code, w.Body.String()
+}
+
+// Bad parameters are 400s with what was expected, and never reach
+// Elasticsearch: no field name from the query string gets into a search.
+func TestBadRequests(t *testing.T) {
+	r := &recorder{answer: `{}`}
+	v, err := New(Configuration{Searcher: r, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, want string }{
+		{"/api/top?by=bytes", `by=\"bytes\": expected one of`},
+		{`/api/top?by=ip_src"}},"x":{"`, `expected one of`},
+		{"/api/top", `by=\"\"`},
+		{"/api/top?by=ip_src&size=0", `size=\"0\": expected 1 to 100`},
+		{"/api/top?by=ip_src&size=x", `size=\"x\"`},
+		{"/api/traffic?from=yesterday", `from: \"yesterday\": expected RFC 3339`},
+		{"/api/traffic?from=now-3w", `expected now-N followed by s, m, h or d`},
+		{"/api/traffic?from=now&to=now-1h", `is not before to`},
+		{"/api/traffic?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", `longer than 400 days`},
+	} {
+		code, body := get(t, v, tt.path)
+		if code != http.StatusBadRequest || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d %s, want 400 with %s", tt.path, code, body, tt.want)
+		}
+	}
+	if len(r.bodies) > 0 {
+		t.Errorf("bad requests reached Elasticsearch: %q", r.bodies)
+	}
+}
+
+// A good request builds the search from the whitelisted field and the range;
+// a failing Elasticsearch is a 502 with its reason.
+func TestSearches(t *testing.T) {
+	r := &recorder{answer: `{"aggregations":{"top":{"buckets":[{"key":443,"bytes":{"value":10},"packets":{"value":1}}]},"bytes":{"value":15},"packets":{"value":3}}}`}
+	v, _ := New(Configuration{Searcher: r, Now: func() time.Time { return now }})
+	code, body := get(t, v, "/api/top?by=port_dst&size=5&from=now-15m")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var top Top
+	if err := json.Unmarshal([]byte(body), &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Rows) != 1 || top.Rows[0].Key != "443" || top.Rows[0].Bytes != 10 || top.Other != (Sums{5, 2}) || top.Total != (Sums{15, 3}) {
+		t.Errorf("%+v", top)
+	}
+	for _, want := range []string{`"field":"port_dst","size":5`, `"gte":"2026-11-24T08:45:00Z","lt":"2026-11-24T09:00:00Z"`, `"range":{"@timestamp"`} {
+		if !strings.Contains(r.bodies[0], want) {
+			t.Errorf("search %s lacks %s", r.bodies[0], want)
+		}
+	}
+	r.err = errors.New("elasticsearch: search: HTTP 400: search_phase_execution_exception")
+	if code, body := get(t, v, "/api/traffic"); code != http.StatusBadGateway || !strings.Contains(body, "search_phase_execution_exception") {
+		t.Errorf("failing search: %d %s", code, body)
+	}
+}
+
+func TestInterval(t *testing.T) {
+	for _, tt := range []struct{ span, want time.Duration }{
+		{15 * time.Minute, time.Minute}, {time.Hour, time.Minute}, {6 * time.Hour, 5 * time.Minute},
+		{24 * time.Hour, 10 * time.Minute}, {7 * 24 * time.Hour, 3 * time.Hour}, {400 * 24 * time.Hour, 3 * 24 * time.Hour},
+	} {
+		if got := interval(tt.span); got != tt.want {
+			t.Errorf("%v: %v, want %v", tt.span, got, tt.want)
+		}
+	}
+}
+
+// The page and its vendored chart library are served from the binary.
+func TestStatic(t *testing.T) {
+	v, _ := New(Configuration{Searcher: &recorder{}})
+	for _, p := range []string{"/", "/app.js", "/style.css", "/vendor/chart.umd.min.js"} {
+		if code, body := get(t, v, p); code != 200 || len(body) < 100 {
+			t.Errorf("%s: %d, %d bytes", p, code, len(body))
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+
+	es "github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+)
+
+// Searcher runs searches over the indices an output writes, with the sink's
+// connection settings (nodes, TLS, credentials): what the web view reads.
+type Searcher struct {
+	cfg     Configuration
+	client  *es.Client
+	pattern string
+}
+
+// NewSearcher checks cfg (the sink's) and makes a client; nothing is
+// contacted before Search.
+func NewSearcher(cfg Configuration) (*Searcher, error) {
+	cfg.Template = false // searching needs neither the template nor its checks
+	cfg.IndexBodyFile = ""
+	c, err := cfg.validate()
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	client, err := newClient(&cfg, c, nil, 4)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	return &Searcher{cfg: cfg, client: client, pattern: c.templatePattern}, nil
+}
+
+// Pattern is the wildcard that matches every index the output writes.
+func (s *Searcher) Pattern() string { return s.pattern }
+
+// Search posts body to _search over Pattern (no index yet is no error) and
+// returns Elasticsearch's status and answer.
+func (s *Searcher) Search(ctx context.Context, body []byte) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	allow, ignore := true, true
+	status, answer, err := do(ctx, s.client, esapi.SearchRequest{
+		Index: []string{s.pattern}, Body: bytes.NewReader(body),
+		AllowNoIndices: &allow, IgnoreUnavailable: &ignore,
+	})
+	if err != nil {
+		return 0, nil, reachError(redactURL(s.cfg.URLs[0]), err)
+	}
+	if status != http.StatusOK {
+		return status, answer, fmt.Errorf("elasticsearch: search: %s", errorBody(status, answer))
+	}
+	return status, answer, nil
+}
