@@ -72,11 +72,16 @@ func main() {
 		goflow2Loop(*goflow2)
 		return
 	}
-	if err := becomeSubreaper(); err != nil {
-		log.Fatalf("harness: %v", err)
-	}
 	if err := os.MkdirAll(*work, 0o755); err != nil {
 		log.Fatal(err)
+	}
+	if *esURL == "" && (*only == "" || slices.ContainsFunc(strings.Split(*only, ","), func(s string) bool { return s == "ingest" || s == "live" })) {
+		// before becoming a subreaper: the node would be reparented to us,
+		// and every run's reaping would wait for it
+		*esURL = startES(*work)
+	}
+	if err := becomeSubreaper(); err != nil {
+		log.Fatalf("harness: %v", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -124,24 +129,14 @@ func main() {
 		}
 		mem = &m
 	}
-	es := func() string {
-		if *esURL == "" {
-			out, err := exec.Command("sink/elasticsearch/estest/es.sh", "start", "8").Output()
-			if err != nil {
-				log.Fatalf("es.sh start 8: %v", err)
-			}
-			*esURL = strings.TrimSpace(string(out))
-		}
-		return *esURL
-	}
 	var ing *ingestResult
 	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
-		r := measureIngest(bin, filepath.Join(*work, "ingest"), es(), *runs, n(*scale, 1_000_000))
+		r := measureIngest(bin, filepath.Join(*work, "ingest"), *esURL, *runs, n(*scale, 1_000_000))
 		ing = &r
 	}
 	var live *liveResult
 	if *only == "" || slices.Contains(strings.Split(*only, ","), "live") {
-		r := measureLive(bin, filepath.Join(*work, "live"), es(), *runs, n(*scale, 2_000_000))
+		r := measureLive(bin, filepath.Join(*work, "live"), *esURL, *runs, n(*scale, 2_000_000))
 		live = &r
 	}
 	if err := writeResults(*out, results, mem, ing, live, *runs, *scale); err != nil {
@@ -345,4 +340,28 @@ func goflow2Loop(path string) {
 		log.Fatal(err)
 	}
 	fmt.Println(records, "records", runtime.Version())
+}
+
+// startES starts es.sh's Elasticsearch 8 (if it is not running) and returns its URL.
+func startES(work string) string {
+	// the node keeps the descriptors es.sh was given: a pipe would never
+	// close, so its output goes to a file
+	esLog := filepath.Join(work, "es.sh.log")
+	f, err := os.Create(esLog)
+	if err != nil {
+		log.Fatal(err)
+	}
+	start := exec.Command("sink/elasticsearch/estest/es.sh", "start", "8")
+	start.Stdout, start.Stderr = f, f
+	err = start.Run()
+	f.Close()
+	if err != nil {
+		b, _ := os.ReadFile(esLog)
+		log.Fatalf("es.sh start 8: %v\n%s", err, b)
+	}
+	out, err := exec.Command("sink/elasticsearch/estest/es.sh", "url", "8").Output()
+	if err != nil {
+		log.Fatalf("es.sh url 8: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
