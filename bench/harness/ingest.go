@@ -82,18 +82,25 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 		}},
 		{"ceiling (_bulk loader)", func(index string) (usage, error) { return bulkLoad(url, input, index, mappings) }},
 	}
-	for _, l := range loaders {
-		if mappings == nil && l.name != "flowdex ingest" {
-			// the others index into flowdex's mappings, so that Elasticsearch
-			// does the same work for each (dynamic mappings would index every
-			// string as text and keyword)
-			if mappings, err = templateMappings(url, benchTemplate); err != nil {
-				log.Fatalf("ingest: %v", err)
+	// Rounds: each loader once per round, in turn, after a round that is not
+	// counted. Elasticsearch gets faster as its JIT warms up and its caches
+	// fill: timing one loader's runs after another's would favour the last.
+	ms := make([]measured, len(loaders))
+	for round := -1; round < runs; round++ {
+		for li, l := range loaders {
+			ms[li].tool = l.name
+			if ms[li].err != nil {
+				continue
 			}
-		}
-		m := measured{tool: l.name}
-		for i := range runs {
-			index := fmt.Sprintf("flowdex-bench-%s-%d", strings.Fields(l.name)[0], i)
+			if mappings == nil && l.name != "flowdex ingest" {
+				// the others index into flowdex's mappings, so that Elasticsearch
+				// does the same work for each (dynamic mappings would index every
+				// string as text and keyword)
+				if mappings, err = templateMappings(url, benchTemplate); err != nil {
+					log.Fatalf("ingest: %v", err)
+				}
+			}
+			index := fmt.Sprintf("flowdex-bench-%s-%d", strings.Fields(l.name)[0], round+1)
 			esDo(url, http.MethodDelete, "/"+index, nil)
 			before := processCPU(esPID)
 			u, err := l.run(index)
@@ -104,16 +111,22 @@ func measureIngest(bin, dir, url string, runs, records int) ingestResult {
 				err = checkIndex(url, index, totals)
 			}
 			esDo(url, http.MethodDelete, "/"+index, nil)
-			if err != nil {
-				m.err = err
-				log.Printf("ingest/%s run %d: %v", l.name, i+1, err)
-				break
+			what := fmt.Sprintf("run %d", round+1)
+			if round < 0 {
+				what = "warm-up (not counted)"
 			}
-			log.Printf("ingest/%s run %d: wall %v, %.0f docs/s", l.name, i+1, u.Wall.Round(time.Millisecond), float64(totals.Records)/u.Wall.Seconds())
-			m.runs = append(m.runs, u)
+			if err != nil {
+				ms[li].err = err
+				log.Printf("ingest/%s %s: %v", l.name, what, err)
+				continue
+			}
+			log.Printf("ingest/%s %s: wall %v, %.0f docs/s", l.name, what, u.Wall.Round(time.Millisecond), float64(totals.Records)/u.Wall.Seconds())
+			if round >= 0 {
+				ms[li].runs = append(ms[li].runs, u)
+			}
 		}
-		res.tools = append(res.tools, m)
 	}
+	res.tools = ms
 	return res
 }
 

@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os/signal"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -220,25 +219,35 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 	}
 }
 
-// idMaker derives document ids from the origin, the line number and the line.
+// idMaker derives document ids from the origin, the line number and the
+// line: the origin's hash, the line number (fixed width) and the line's hash.
+// The ids of one origin share their start and grow with the line, which is
+// what Elasticsearch checks fastest (a create looks the id up first): random
+// ids cost it a quarter more CPU per document in bench/'s ingest scenario.
+// The line's hash keeps a rewritten line from taking an indexed one's id.
 type idMaker struct {
-	h      hash.Hash
-	origin string
-	sum    []byte
+	h      hash.Hash64
+	prefix []byte // base64 of the origin's hash
 	buf    []byte
+	sum    []byte
 }
 
-func newIDMaker(origin string) *idMaker { return &idMaker{h: fnv.New128a(), origin: origin} }
+func newIDMaker(origin string) *idMaker {
+	h := fnv.New64a()
+	h.Write([]byte(origin))
+	return &idMaker{h: h, prefix: base64.RawURLEncoding.AppendEncode(nil, h.Sum(nil))}
+}
 
 func (m *idMaker) make(line int, raw []byte) string {
+	m.buf = append(m.buf[:0], m.prefix...)
+	const hex = "0123456789abcdef"
+	for shift := 36; shift >= 0; shift -= 4 { // 10 hex digits: a trillion lines
+		m.buf = append(m.buf, hex[uint64(line)>>shift&0xf])
+	}
 	m.h.Reset()
-	m.buf = append(append(m.buf[:0], m.origin...), 0)
-	m.buf = strconv.AppendInt(m.buf, int64(line), 10)
-	m.buf = append(m.buf, 0)
-	m.h.Write(m.buf)
 	m.h.Write(raw)
-	m.sum = m.h.Sum(m.sum[:0])
-	return base64.RawURLEncoding.EncodeToString(m.sum)
+	m.buf = base64.RawURLEncoding.AppendEncode(m.buf, m.h.Sum(m.sum[:0]))
+	return string(m.buf)
 }
 
 // printOutput adapts the file sink.
