@@ -97,7 +97,7 @@ func (s *Sink) process(w *worker, b *batch) {
 			msg = errorBody(status, body)
 			errJSON = answerError(status, body)
 		}
-		s.failing.Store(&msg)
+		s.setFailing(msg)
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
 		if retryable && last && s.spool != nil {
 			s.logger.Warn("elasticsearch: bulk request failed after the retries; spooling", "documents", len(b.items),

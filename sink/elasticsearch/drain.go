@@ -149,6 +149,7 @@ func (s *Sink) replay(w *worker, b *batch) error {
 		s.requests.Add(1)
 		if err == nil && status/100 == 2 {
 			if err = s.parse(w, body, len(b.items)); err == nil {
+				s.failing.Store(nil)
 				before := len(b.items)
 				s.results(w, b, false) // keeps what was refused for overload
 				s.replayed.Add(uint64(before - len(b.items)))
@@ -156,6 +157,11 @@ func (s *Sink) replay(w *worker, b *batch) error {
 			}
 		}
 		s.bulkErrors.Add(1)
+		if err != nil {
+			s.setFailing(err.Error())
+		} else {
+			s.setFailing(errorBody(status, body))
+		}
 		if err != nil || status == http.StatusTooManyRequests || status >= 500 {
 			if len(b.items) == total {
 				return errNotNow

@@ -27,8 +27,8 @@ func TestLatencyBuckets(t *testing.T) {
 		}
 	}
 	s := l.snapshot()
-	if len(s.Counts) != len(LatencyBuckets)+1 {
-		t.Fatalf("%d counts for %d bounds", len(s.Counts), len(LatencyBuckets))
+	if len(s.Counts) != len(s.Bounds)+1 {
+		t.Fatalf("%d counts for %d bounds", len(s.Counts), len(s.Bounds))
 	}
 	want := (time.Millisecond + 5*time.Millisecond + 6*time.Millisecond + time.Second + 59*time.Second + 2*time.Minute).Seconds()
 	if s.Seconds != want {

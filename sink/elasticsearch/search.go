@@ -27,6 +27,11 @@ func NewSearcher(cfg Configuration) (*Searcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
+	if c.index.prefix() == "" {
+		// its pattern would be "*": every index of the cluster, not the output's
+		return nil, fmt.Errorf("elasticsearch: index %q starts with a time code: searching its indices would search every index; "+
+			"begin the name with a fixed prefix such as \"flows-\"", cfg.Index)
+	}
 	client, err := newClient(&cfg, c, nil, 4)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)

@@ -154,6 +154,10 @@ func TestFakeOutageSpools(t *testing.T) {
 	s.flushLocked()
 	s.unlock()
 	waitSpoolEmpty(t, s)
+	// the replay succeeding clears the failure the outage left
+	if h := s.Health(); h.LastError != "" || h.Spooling || !h.Delivers() {
+		t.Errorf("health after the spool drained: %+v", h)
+	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
