@@ -17,28 +17,34 @@ const maxTrackedExporters = 1024
 
 // exporterCounters are the counters of one exporter of an input.
 type exporterCounters struct {
-	datagrams, records, malformed, rejected atomic.Uint64
-	// log lines about this exporter: at most one a second, so that one broken
-	// or unwanted exporter can neither flood the log nor hide another's
-	lastLog    atomic.Int64 // Unix seconds
+	datagrams, records, malformed atomic.Uint64
+	logs                          logLimit
+}
+
+// logLimit lets through at most one log line a second, so that one broken or
+// unwanted source can neither flood the log nor hide another's.
+type logLimit struct {
+	last       atomic.Int64 // Unix seconds
 	suppressed atomic.Uint64
 }
 
-// logAllowed reports whether a line about the exporter may be logged now, and
-// how many were suppressed since the last one.
-func (c *exporterCounters) logAllowed() (bool, uint64) {
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one.
+func (l *logLimit) allow() (bool, uint64) {
 	now := time.Now().Unix()
-	if last := c.lastLog.Load(); now != last && c.lastLog.CompareAndSwap(last, now) {
-		return true, c.suppressed.Swap(0)
+	if last := l.last.Load(); now != last && l.last.CompareAndSwap(last, now) {
+		return true, l.suppressed.Swap(0)
 	}
-	c.suppressed.Add(1)
+	l.suppressed.Add(1)
 	return false, 0
 }
 
-// exporterTable holds the counters of an input's exporters.
+// exporterTable holds the counters of an input's exporters: sources whose
+// datagrams were decoded (the allow-list passed), never rejected ones.
 type exporterTable struct {
 	mu    sync.RWMutex
 	m     map[netip.Addr]*exporterCounters
+	full  atomic.Bool // maxTrackedExporters reached: newcomers count as other
 	other exporterCounters
 }
 
@@ -51,12 +57,16 @@ func (t *exporterTable) get(addr netip.Addr) *exporterCounters {
 	if c != nil {
 		return c
 	}
+	if t.full.Load() {
+		return &t.other // a flood of new sources takes no write lock
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c = t.m[addr]; c != nil {
 		return c
 	}
 	if len(t.m) >= maxTrackedExporters {
+		t.full.Store(true)
 		return &t.other
 	}
 	if t.m == nil {
@@ -67,14 +77,31 @@ func (t *exporterTable) get(addr netip.Addr) *exporterCounters {
 	return c
 }
 
-// each calls fn for every exporter, "other" (the zero address) last when used.
-func (t *exporterTable) each(fn func(addr netip.Addr, c *exporterCounters)) {
+// tracked reports whether addr has its own counters.
+func (t *exporterTable) tracked(addr netip.Addr) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	for a, c := range t.m {
-		fn(a, c)
+	_, ok := t.m[addr.Unmap()]
+	return ok
+}
+
+// each calls fn for every exporter, "other" (the zero address) last when
+// used. fn runs outside the lock: a slow scrape does not hold up decoding.
+func (t *exporterTable) each(fn func(addr netip.Addr, c *exporterCounters)) {
+	type entry struct {
+		addr netip.Addr
+		c    *exporterCounters
 	}
-	if t.other.datagrams.Load()+t.other.rejected.Load() > 0 {
+	t.mu.RLock()
+	entries := make([]entry, 0, len(t.m))
+	for a, c := range t.m {
+		entries = append(entries, entry{a, c})
+	}
+	t.mu.RUnlock()
+	for _, e := range entries {
+		fn(e.addr, e.c)
+	}
+	if t.other.datagrams.Load() > 0 {
 		fn(netip.Addr{}, &t.other)
 	}
 }

@@ -154,7 +154,9 @@ type flowInput struct {
 
 	allow []netip.Prefix // exporters accepted; nil: any
 
+	bound                          atomic.Bool // receiving: socket bound, capture open, replay begun
 	exporters                      exporterTable
+	rejectedLog                    logLimit  // of datagrams refused by the allow-list
 	emitters                       sync.Pool // *countingEmitter
 	datagrams, malformed, rejected atomic.Uint64
 }
@@ -216,11 +218,11 @@ func (fi *flowInput) emit(r *flow.Record) {
 func (fi *flowInput) handle(d *datagram.Datagram) {
 	if fi.allow != nil && !fi.allowed(d.Source.Addr()) {
 		// before any decoding: a stranger can neither cost CPU nor add an
-		// exporter to the template store
+		// exporter to the template store, and it is counted per input, not
+		// in the exporter table (a spoofed flood must not take the slots of
+		// real exporters)
 		fi.rejected.Add(1)
-		ec := fi.exporters.get(d.Source.Addr())
-		ec.rejected.Add(1)
-		if ok, suppressed := ec.logAllowed(); ok {
+		if ok, suppressed := fi.rejectedLog.allow(); ok {
 			fi.logger.Warn("datagram from an exporter not in exporters; dropped", "exporter", d.Source.String(),
 				"suppressed_since_last", suppressed)
 		}
@@ -239,7 +241,7 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 	}
 	fi.malformed.Add(1)
 	ec.malformed.Add(1)
-	if ok, suppressed := ec.logAllowed(); ok {
+	if ok, suppressed := ec.logs.allow(); ok {
 		fi.logger.Warn("malformed datagram", "exporter", d.Source.String(), "bytes", len(d.Payload),
 			"error", err, "suppressed_since_last", suppressed)
 	}
@@ -262,6 +264,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 		return fi.capture(ctx)
 	}
 	if in.Replay != "" {
+		fi.bound.Store(true)
 		st, err := datagram.Replay(ctx, fi.resolve(in.Replay), in.ReplaySpeed, fi.handle)
 		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
 			"malformed", fi.malformed.Load(), "rejected_exporters", fi.rejected.Load(), "skipped", st.Skipped())
@@ -281,6 +284,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 		return err
 	}
 	fi.listener.Store(l)
+	fi.bound.Store(true)
 	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
 	// templates are saved as they come, so that a crash loses at most a minute of them
 	tick := time.NewTicker(time.Minute)
@@ -350,6 +354,7 @@ func (fi *flowInput) capture(ctx context.Context) error {
 		return err
 	}
 	fi.capt.Store(c)
+	fi.bound.Store(true)
 	fi.logger.Info("capturing", "interface", in.Interface, "file", pc.File, "filter", in.Filter)
 	err = c.Run(ctx, fi.emit)
 	st := c.Stats()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,13 +19,15 @@ import (
 // httpServer serves /metrics, /healthz and /readyz, and whatever else is
 // mounted on its mux (the web view).
 type httpServer struct {
-	srv    *http.Server
-	ln     net.Listener
-	mux    *http.ServeMux
-	g      *graph
-	ready  atomic.Bool // inputs running, not stopping
-	logger *slog.Logger
-	web    string // the output the web view reads, "" without one
+	srv *http.Server
+	ln  net.Listener
+	mux *http.ServeMux
+	g   *graph
+	// inputsUp reports whether the inputs receive and flowdex is not
+	// stopping; set before start
+	inputsUp func() bool
+	logger   *slog.Logger
+	web      string // the output the web view reads, "" without one
 }
 
 // newHTTPServer listens on addr now, so that a port in use fails the start,
@@ -104,14 +105,14 @@ type outputHealth struct {
 
 // readyz answers 200 when flowdex takes traffic and can deliver it: inputs
 // running and every Elasticsearch output started, its last bulk request a
-// success or its spool taking what Elasticsearch cannot. Otherwise 503, with
+// success or a spool configured to take what Elasticsearch cannot. Otherwise 503, with
 // the reasons in the body.
 func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 	body := struct {
 		Ready   bool                    `json:"ready"`
 		Inputs  bool                    `json:"inputs_running"`
 		Outputs map[string]outputHealth `json:"outputs"`
-	}{Inputs: h.ready.Load(), Outputs: map[string]outputHealth{}}
+	}{Inputs: h.inputsUp(), Outputs: map[string]outputHealth{}}
 	body.Ready = body.Inputs
 	for _, o := range h.g.outputs {
 		es, ok := o.output.(*esOutput)
@@ -120,7 +121,7 @@ func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 		}
 		st := es.Health()
 		body.Outputs[o.name] = outputHealth{Started: st.Started, Spooling: st.Spooling, LastError: st.LastError}
-		if !st.Started || st.LastError != "" && !st.Spooling {
+		if !st.Delivers() {
 			body.Ready = false
 		}
 	}

@@ -27,4 +27,13 @@ func TestIDs(t *testing.T) {
 	if !sort.StringsAreSorted(ordered) {
 		t.Errorf("ids of one origin do not follow the line order: %v ...", ordered[:3])
 	}
+	// an id is forever: a changed scheme indexes an already-read file again
+	line := []byte(`{"ip_src": "192.0.2.1", "bytes": 100}`)
+	m := newIDMaker("/var/lib/pmacct/flows.json|0")
+	if got, want := m.make(7, line), "dX0Nm6GgoAo0000000007jqd9zMBTAio"; got != want {
+		t.Errorf("id %s, want %s", got, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.make(7, line) }); n > 1 {
+		t.Errorf("%v allocations per id, want the string's only", n)
+	}
 }

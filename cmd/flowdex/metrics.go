@@ -5,8 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // metrics exposes the counters every component keeps anyway: they are read
@@ -46,7 +44,6 @@ var (
 	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter.", "input", "exporter")
 	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
 	mExpMalformed   = desc("exporter_decode_errors_total", "Malformed datagrams per exporter.", "input", "exporter")
-	mExpRejected    = desc("exporter_rejected_datagrams_total", "Datagrams dropped per source outside the allow-list.", "input", "exporter")
 	mCapPackets     = desc("capture_packets_total", "Packets read by a pcap input.", "input")
 	mCapDropped     = desc("capture_dropped_packets_total", "Packets libpcap reports lost: kernel (capture buffer full), interface.", "input", "reason")
 	mCapNotIP       = desc("capture_not_ip_packets_total", "Captured packets without IP, not accounted.", "input")
@@ -72,7 +69,7 @@ var (
 	mOutSpoolB   = desc("output_spool_bytes", "Bytes waiting in the spool.", "output")
 	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
-	mOutHealthy  = desc("output_healthy", "1 when the output is started and its last bulk request succeeded (or it spools), else 0.", "output")
+	mOutHealthy  = desc("output_healthy", "1 when the output is started and its last bulk request succeeded or it has a spool, else 0.", "output")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// enrichment, per pipeline
 	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
@@ -80,7 +77,7 @@ var (
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
-		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mExpRejected, mCapPackets, mCapDropped, mCapNotIP,
+		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
@@ -150,16 +147,16 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(mOutQueued, float64(st.Queued), o.name)
 		gauge(mOutSpoolB, float64(st.SpoolBytes), o.name)
 		gauge(mOutSpoolD, float64(st.SpoolDocs), o.name)
-		buckets := make(map[float64]uint64, len(elasticsearch.LatencyBuckets))
+		buckets := make(map[float64]uint64, len(st.Latency.Bounds))
 		var total uint64
-		for i, le := range elasticsearch.LatencyBuckets {
+		for i, le := range st.Latency.Bounds {
 			total += st.Latency.Counts[i]
 			buckets[le] = total
 		}
 		total += st.Latency.Counts[len(st.Latency.Counts)-1]
 		ch <- prometheus.MustNewConstHistogram(mOutLatency, total, st.Latency.Seconds, buckets, o.name)
 		healthy := 0.0
-		if h := es.Health(); h.Started && (h.LastError == "" || h.Spooling) {
+		if es.Health().Delivers() {
 			healthy = 1
 		}
 		gauge(mOutHealthy, healthy, o.name)
@@ -207,8 +204,16 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mTemplates, st.TemplatesRefused, name, "refused")
 		counter(mTemplates, st.TemplatesWithdrawn, name, "withdrawn")
 		counter(mTemplates, st.TemplatesLoaded, name, "loaded")
+		var other uint64 // exporters without their own counters share a label
 		for addr, n := range st.NoTemplate {
-			counter(mTemplateMisses, n, name, addr.String())
+			if fi.exporters.tracked(addr) {
+				counter(mTemplateMisses, n, name, addr.String())
+			} else {
+				other += n
+			}
+		}
+		if other > 0 {
+			counter(mTemplateMisses, other, name, "other")
 		}
 	case fi.sflow != nil:
 		counter(mInputRecords, fi.sflow.Stats().Records, name)
@@ -221,6 +226,5 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mExpDatagrams, c.datagrams.Load(), name, label)
 		counter(mExpRecords, c.records.Load(), name, label)
 		counter(mExpMalformed, c.malformed.Load(), name, label)
-		counter(mExpRejected, c.rejected.Load(), name, label)
 	})
 }

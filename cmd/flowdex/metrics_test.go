@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,21 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// getURL answers an HTTP GET's status and body; 0 when nothing answers.
+func getURL(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body)
 }
 
 // scrape reads /metrics into name -> label set ("k=v,k=v", sorted as served) -> value.
@@ -107,25 +123,18 @@ outputs = ["es"]
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 
-	for _, path := range []string{"/healthz", "/readyz"} {
-		res, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Errorf("%s: HTTP %d: %s", path, res.StatusCode, body)
-		}
-		if path == "/readyz" {
-			var r struct {
-				Ready   bool
-				Outputs map[string]outputHealth
-			}
-			if err := json.Unmarshal(body, &r); err != nil || !r.Ready || !r.Outputs["es"].Started {
-				t.Errorf("/readyz: %s (%v)", body, err)
-			}
-		}
+	// ready once the input's socket is bound, which follows "flowdex started"
+	waitFor(t, "/readyz", 10*time.Second, func() bool { code, _ := getURL(t, base+"/readyz"); return code == http.StatusOK })
+	if code, body := getURL(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: HTTP %d: %s", code, body)
+	}
+	var r struct {
+		Ready   bool
+		Inputs  bool `json:"inputs_running"`
+		Outputs map[string]outputHealth
+	}
+	if _, body := getURL(t, base+"/readyz"); json.Unmarshal([]byte(body), &r) != nil || !r.Ready || !r.Inputs || !r.Outputs["es"].Started {
+		t.Errorf("/readyz: %s", body)
 	}
 
 	relay := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
@@ -238,4 +247,57 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// /readyz is 503 once an input has failed, though the process runs on for the
+// others: here a second UDP input whose port another socket holds.
+func TestReadyzInputFailed(t *testing.T) {
+	dir := t.TempDir()
+	held, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+
+[[input]]
+name = "good"
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+
+[[input]]
+name = "taken"
+type = "netflow"
+listen = [%q]
+
+[[pipeline]]
+aggregate = ["src_host"]
+[output.file]
+type = "print"
+file = "out.json"
+`, strings.TrimPrefix(base, "http://"), freeUDPPort(t), held.LocalAddr().String()))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "the taken input to fail", 20*time.Second, func() bool {
+		return strings.Contains(stderr.String(), `msg="input stopped" input=taken`)
+	})
+	code, body := getURL(t, base+"/readyz")
+	var r struct {
+		Ready  bool
+		Inputs bool `json:"inputs_running"`
+	}
+	if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &r) != nil || r.Ready || r.Inputs {
+		t.Errorf("/readyz after an input failed: HTTP %d %s", code, body)
+	}
+	if code, _ := getURL(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: HTTP %d, want 200 (the process lives)", code)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Errorf("exit 0 after an input failed, want an error status\n%s", stderr)
+	}
 }

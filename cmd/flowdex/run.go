@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowdex/flowdex/cmd/config"
@@ -38,11 +39,26 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, logger := sess.ctx, sess.logger
 	var c counters
 	var web *httpServer
+	var inputFailed atomic.Bool
 	if cfg.HTTP.Listen != "" {
 		if web, err = newHTTPServer(cfg.HTTP.Listen, sess.graph, &c, logger); err != nil {
 			fmt.Fprintln(stderr, "flowdex:", err)
 			sess.finish()
 			return exitStartup
+		}
+		// ready once every flow input receives, no longer from the first
+		// signal (the caches and outputs are being flushed then) or once an
+		// input has failed
+		web.inputsUp = func() bool {
+			if ctx.Err() != nil || inputFailed.Load() {
+				return false
+			}
+			for _, fi := range sess.flowInputs {
+				if !fi.bound.Load() {
+					return false
+				}
+			}
+			return true
 		}
 		web.start()
 		defer web.stop()
@@ -62,6 +78,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		wg.Go(func() {
 			if err := fi.run(ctx); err != nil {
 				logger.Error("input stopped", "input", fi.cfg.Name, "error", err)
+				inputFailed.Store(true)
 				errs <- fmt.Errorf("input %q: %w", fi.cfg.Name, err)
 			}
 		})
@@ -75,17 +92,12 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		wg.Go(func() {
 			if err := runInput(ctx, in, cfg, p, stdin, &c, logger); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("input stopped", "input", in.Name, "error", err)
+				inputFailed.Store(true)
 				errs <- fmt.Errorf("input %q: %w", in.Name, err)
 			}
 		})
 	}
-	if web != nil {
-		web.ready.Store(true)
-	}
 	wg.Wait()
-	if web != nil {
-		web.ready.Store(false) // stopping: the caches and outputs are flushed now
-	}
 	close(errs)
 	stopLoops()
 	loopsDone.Wait()

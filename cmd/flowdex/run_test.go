@@ -16,9 +16,9 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
+	buildOnce   sync.Once
+	builtBinary string
+	buildErr    error
 )
 
 // flowdexBinary builds the command once per test run, for tests that need a
@@ -31,8 +31,8 @@ func flowdexBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binary = filepath.Join(dir, "flowdex")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		builtBinary = filepath.Join(dir, "flowdex")
+		out, err := exec.Command("go", "build", "-o", builtBinary, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -40,7 +40,7 @@ func flowdexBinary(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return binary
+	return builtBinary
 }
 
 // startFlowdex runs `flowdex run -c conf` as a process of its own, with its
