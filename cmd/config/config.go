@@ -51,7 +51,8 @@ type HTTP struct {
 	// An [http] table without it listens on DefaultHTTPListen: loopback only,
 	// since the metrics name exporters and the web view shows traffic.
 	Listen string `toml:"listen"`
-	// Web serves the web view at / (default true): traffic and top lists
+	// Web serves the web view at / (default: on when Listen is a loopback
+	// address, off otherwise): traffic and top lists
 	// from the Elasticsearch output WebOutput (default: the first by name).
 	Web       *bool  `toml:"web,omitempty"`
 	WebOutput string `toml:"web_output,omitempty"`
@@ -489,13 +490,17 @@ func (c *Config) applyDefaults() {
 	}
 	if c.HTTP.Listen != "" {
 		if c.HTTP.Web == nil {
-			t := true
-			c.HTTP.Web = &t
+			// the web view shows who talks to whom: on by itself only where
+			// nobody but this host can reach it
+			on := isLoopback(c.HTTP.Listen)
+			c.HTTP.Web = &on
 		}
 		if *c.HTTP.Web && c.HTTP.WebOutput == "" {
 			for _, name := range c.outputNames() {
-				if c.Outputs[name].Type == "elasticsearch" {
-					c.HTTP.WebOutput = name // the first by name; none: no web view
+				// the first by name that the view can read: an index name
+				// starting with a time code has no pattern of its own
+				if o := c.Outputs[name]; o.Type == "elasticsearch" && !strings.HasPrefix(o.Index, "%") {
+					c.HTTP.WebOutput = name // none: no web view
 					break
 				}
 			}
@@ -518,7 +523,7 @@ func (c *Config) check(name string, loc *tomlLocator) error {
 		return &Error{File: name, Msg: "no [[input]] (expected at least one, e.g. type = \"pmacct\")"}
 	}
 	if l := c.HTTP.Listen; l != "" {
-		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(l); err != nil || !isPort(port) {
 			return fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", l, DefaultHTTPListen)
 		}
 	}
@@ -890,4 +895,24 @@ func LoadLocation(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("unknown time zone %q (expected Local, UTC or a name such as Europe/Rome)", name)
 	}
 	return loc, nil
+}
+
+// isLoopback reports whether the host of listen (host:port) is a loopback
+// address or "localhost".
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// isPort reports whether s is a port number (0 picks a free one).
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
 }

@@ -105,6 +105,7 @@ func TestParseErrors(t *testing.T) {
 		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", `flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
 		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
+		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: unknown key "http.lisen" (did you mean "listen"?)`},
 		{"web output not elasticsearch", "[http]\nweb_output = \"stdout\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:2:1: http.web_output: "stdout" is not an elasticsearch output (expected one of the [output.NAME] tables with type = "elasticsearch")`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
@@ -138,19 +139,32 @@ func TestHTTPListen(t *testing.T) {
 			t.Errorf("%q: listen %q, want %q", tt.src, c.HTTP.Listen, tt.want)
 		}
 	}
-	// the web view reads the first elasticsearch output by name, unless told
+	// the web view reads the first elasticsearch output by name, unless
+	// told; it is on by itself only on a loopback address
 	for _, tt := range []struct{ http, want string }{
 		{"[http]\n", "b"},
 		{"[http]\nweb_output = \"c\"\n", "c"},
 		{"[http]\nweb = false\n", ""},
+		{"[http]\nlisten = \"[::1]:8090\"\n", "b"},
+		{"[http]\nlisten = \"localhost:8090\"\n", "b"},
+		{"[http]\nlisten = \"0.0.0.0:8090\"\n", ""},
+		{"[http]\nlisten = \"[::]:8090\"\n", ""},
+		{"[http]\nlisten = \"192.0.2.1:8090\"\nweb_output = \"c\"\n", ""},
+		{"[http]\nlisten = \"0.0.0.0:8090\"\nweb = true\n", "b"},
 	} {
-		src := tt.http + "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.c]\ntype = \"elasticsearch\"\n[output.b]\ntype = \"elasticsearch\"\n"
+		// output 0 comes first by name, but its indices have no prefix to search by
+		src := tt.http + "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.c]\ntype = \"elasticsearch\"\n[output.b]\ntype = \"elasticsearch\"\n" +
+			"[output.0]\ntype = \"elasticsearch\"\nindex = \"%Y-flows\"\ntemplate = false\n"
 		c, err := Parse("flowdex.toml", []byte(src))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.HTTP.WebOutput != tt.want {
-			t.Errorf("%q: web_output %q, want %q", tt.http, c.HTTP.WebOutput, tt.want)
+		served := ""
+		if *c.HTTP.Web {
+			served = c.HTTP.WebOutput
+		}
+		if served != tt.want {
+			t.Errorf("%q: web view of %q, want %q", tt.http, served, tt.want)
 		}
 	}
 }

@@ -34,8 +34,23 @@ type Configuration struct {
 
 // View is the page and its JSON API.
 type View struct {
-	cfg Configuration
-	mux *http.ServeMux
+	cfg      Configuration
+	mux      *http.ServeMux
+	searches chan struct{} // a slot per search running: the page must not swamp Elasticsearch
+}
+
+// maxSearches is how many API requests search at once (a page load makes
+// six); others wait up to searchWait for a slot, then get 503.
+const maxSearches = 4
+
+var searchWait = 10 * time.Second
+
+// securityHeaders keep the page to its own files: no inline or foreign
+// script, no framing by another site, no type sniffing.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+	"X-Content-Type-Options":  "nosniff",
+	"Referrer-Policy":         "no-referrer",
 }
 
 //go:embed static
@@ -55,18 +70,51 @@ func New(cfg Configuration) (*View, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	v := &View{cfg: cfg, mux: http.NewServeMux()}
+	v := &View{cfg: cfg, mux: http.NewServeMux(), searches: make(chan struct{}, maxSearches)}
 	files, _ := fs.Sub(static, "static")
-	v.mux.Handle("GET /", http.FileServerFS(files))
-	v.mux.HandleFunc("GET /api/traffic", v.traffic)
-	v.mux.HandleFunc("GET /api/top", v.top)
+	v.mux.Handle("GET /", noListing(http.FileServerFS(files)))
+	v.mux.HandleFunc("GET /api/traffic", v.limited(v.traffic))
+	v.mux.HandleFunc("GET /api/top", v.limited(v.top))
 	v.mux.HandleFunc("GET /api/info", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"indices": cfg.Indices, "time_field": cfg.TimeField})
 	})
 	return v, nil
 }
 
-func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) { v.mux.ServeHTTP(w, r) }
+func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for k, val := range securityHeaders {
+		w.Header().Set(k, val)
+	}
+	v.mux.ServeHTTP(w, r)
+}
+
+// noListing serves files and the page at /, but no directory listing.
+func noListing(files http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+// limited runs h once a search slot is free; 503 when none is in searchWait.
+func (v *View) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(searchWait)
+		defer t.Stop()
+		select {
+		case v.searches <- struct{}{}:
+			defer func() { <-v.searches }()
+			h(w, r)
+		case <-r.Context().Done():
+		case <-t.C:
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d searches are running; try again", maxSearches))
+		}
+	}
+}
 
 // dimensions are the fields a top list may be grouped by; no other name from
 // a request reaches Elasticsearch.
@@ -81,9 +129,12 @@ type Sums struct {
 	Packets int64 `json:"packets"`
 }
 
-// Bucket is one step of the traffic chart: its start (Unix milliseconds).
+// Bucket is one step of the traffic chart: its start (Unix milliseconds) and
+// how much of it lies in the range (the first and last buckets, aligned to
+// the interval, may stick out of it: their rate is over what they cover).
 type Bucket struct {
-	Time int64 `json:"t"`
+	Time    int64   `json:"t"`
+	Seconds float64 `json:"seconds"`
 	Sums
 }
 
@@ -144,7 +195,10 @@ func (v *View) traffic(w http.ResponseWriter, r *http.Request) {
 	out := Traffic{From: from, To: to, Interval: int64(step.Seconds()), Docs: answer.Hits.Total.Value,
 		Total: Sums{answer.Aggregations.Bytes.int(), answer.Aggregations.Packets.int()}, Buckets: []Bucket{}}
 	for _, b := range answer.Aggregations.T.Buckets {
-		out.Buckets = append(out.Buckets, Bucket{Time: b.Key, Sums: Sums{b.Bytes.int(), b.Packets.int()}})
+		startMs := max(b.Key, from.UnixMilli())
+		endMs := min(b.Key+step.Milliseconds(), to.UnixMilli())
+		covered := time.Duration(endMs-startMs) * time.Millisecond
+		out.Buckets = append(out.Buckets, Bucket{Time: b.Key, Seconds: covered.Seconds(), Sums: Sums{b.Bytes.int(), b.Packets.int()}})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -167,8 +221,10 @@ func (v *View) top(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body := fmt.Sprintf(`{"size":0,"query":%s,"aggs":{"top":{"terms":{"field":%q,"size":%d,"order":{"bytes":"desc"}},"aggs":%s},%s}}`,
-		v.rangeQuery(from, to), by, size, sumAggs, sumAggs[1:len(sumAggs)-1])
+	// each shard proposes more candidates than shown: ordered by a sum, a
+	// top list over daily indices is otherwise easily wrong
+	body := fmt.Sprintf(`{"size":0,"query":%s,"aggs":{"top":{"terms":{"field":%q,"size":%d,"shard_size":%d,"order":{"bytes":"desc"}},"aggs":%s},%s}}`,
+		v.rangeQuery(from, to), by, size, max(10*size, 200), sumAggs, sumAggs[1:len(sumAggs)-1])
 	var answer struct {
 		Aggregations struct {
 			Top struct {
@@ -260,9 +316,14 @@ func parseTime(s string, now, def time.Time) (time.Time, error) {
 	case s == "now":
 		return now, nil
 	case strings.HasPrefix(s, "now-"):
+		if len(s) < len("now-1s") {
+			return time.Time{}, fmt.Errorf("%q: expected now-N followed by s, m, h or d", s)
+		}
 		n, err := strconv.Atoi(s[4 : len(s)-1])
 		unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}[s[len(s)-1]]
-		if err != nil || n < 1 || unit == 0 {
+		// past 1000 days the range check refuses it anyway; the bound keeps
+		// n*unit from overflowing
+		if err != nil || unit == 0 || n < 1 || time.Duration(n) > 1000*24*time.Hour/unit {
 			return time.Time{}, fmt.Errorf("%q: expected now-N followed by s, m, h or d", s)
 		}
 		return now.Add(-time.Duration(n) * unit), nil

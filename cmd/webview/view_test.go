@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -50,6 +51,10 @@ func TestBadRequests(t *testing.T) {
 		{"/api/top?by=ip_src&size=x", `size=\"x\"`},
 		{"/api/traffic?from=yesterday", `from: \"yesterday\": expected RFC 3339`},
 		{"/api/traffic?from=now-3w", `expected now-N followed by s, m, h or d`},
+		{"/api/traffic?from=now-", `expected now-N followed by s, m, h or d`},
+		{"/api/traffic?from=now-d", `expected now-N followed by s, m, h or d`},
+		{"/api/traffic?from=now-9223372036854775807d", `expected now-N followed by s, m, h or d`},
+		{"/api/traffic?from=now-1001d", `expected now-N followed by s, m, h or d`},
 		{"/api/traffic?from=now&to=now-1h", `is not before to`},
 		{"/api/traffic?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", `longer than 400 days`},
 	} {
@@ -90,6 +95,31 @@ func TestSearches(t *testing.T) {
 	}
 }
 
+// The buckets at the range's edges, aligned to the interval, say how much of
+// them the range covers: their rate is over that part only.
+func TestEdgeBuckets(t *testing.T) {
+	first := time.Date(2026, 11, 24, 8, 45, 0, 0, time.UTC).UnixMilli()
+	r := &recorder{answer: fmt.Sprintf(`{"hits":{"total":{"value":3}},"aggregations":{"t":{"buckets":[`+
+		`{"key":%d,"bytes":{"value":300},"packets":{"value":1}},{"key":%d,"bytes":{"value":600},"packets":{"value":1}},`+
+		`{"key":%d,"bytes":{"value":60},"packets":{"value":1}}]},"bytes":{"value":960},"packets":{"value":3}}}`,
+		first, first+60000, first+14*60000)}
+	v, _ := New(Configuration{Searcher: r, Now: func() time.Time { return now }})
+	code, body := get(t, v, "/api/traffic?from=2026-11-24T08:45:30Z&to=2026-11-24T08:59:20Z")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var tr Traffic
+	if err := json.Unmarshal([]byte(body), &tr); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Interval != 60 || len(tr.Buckets) != 3 || tr.Buckets[0].Seconds != 30 || tr.Buckets[1].Seconds != 60 || tr.Buckets[2].Seconds != 20 {
+		t.Errorf("buckets %+v, want 30, 60 and 20 s covered", tr.Buckets)
+	}
+	if !strings.Contains(r.bodies[0], `"extended_bounds":{"min":`+fmt.Sprint(first+30000)) {
+		t.Errorf("search %s: bounds not from the range", r.bodies[0])
+	}
+}
+
 func TestInterval(t *testing.T) {
 	for _, tt := range []struct{ span, want time.Duration }{
 		{15 * time.Minute, time.Minute}, {time.Hour, time.Minute}, {6 * time.Hour, 5 * time.Minute},
@@ -101,12 +131,77 @@ func TestInterval(t *testing.T) {
 	}
 }
 
-// The page and its vendored chart library are served from the binary.
+// The page and its vendored chart library are served from the binary, with
+// a content security policy; directories are not listed.
 func TestStatic(t *testing.T) {
 	v, _ := New(Configuration{Searcher: &recorder{}})
 	for _, p := range []string{"/", "/app.js", "/style.css", "/vendor/chart.umd.min.js"} {
 		if code, body := get(t, v, p); code != 200 || len(body) < 100 {
 			t.Errorf("%s: %d, %d bytes", p, code, len(body))
 		}
+	}
+	for _, p := range []string{"/vendor/", "/vendor", "/nothing.js"} {
+		w := httptest.NewRecorder()
+		v.ServeHTTP(w, httptest.NewRequest(http.MethodGet, p, nil))
+		if w.Code == 200 || strings.Contains(w.Body.String(), "chart.umd.min.js") {
+			t.Errorf("%s: %d %s, want no listing", p, w.Code, w.Body)
+		}
+	}
+	w := httptest.NewRecorder()
+	v.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+}
+
+// blocking is a Searcher that holds every search until released.
+type blocking struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) Search(ctx context.Context, _ []byte) (int, []byte, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return 200, []byte(`{}`), nil
+}
+
+// At most maxSearches API requests search at once; the next waits for a slot
+// (503 after searchWait), and a slot is free again when a search ends.
+func TestSearchLimit(t *testing.T) {
+	defer func(d time.Duration) { searchWait = d }(searchWait)
+	searchWait = 50 * time.Millisecond
+	b := &blocking{started: make(chan struct{}, maxSearches+1), release: make(chan struct{})}
+	v, _ := New(Configuration{Searcher: b, Now: func() time.Time { return now }})
+	done := make(chan int, maxSearches+1)
+	for range maxSearches {
+		go func() {
+			code, _ := get(t, v, "/api/traffic")
+			done <- code
+		}()
+	}
+	for range maxSearches {
+		<-b.started
+	}
+	if code, body := get(t, v, "/api/top?by=ip_src"); code != http.StatusServiceUnavailable || !strings.Contains(body, "searches are running") {
+		t.Errorf("search %d: %d %s, want 503", maxSearches+1, code, body)
+	}
+	// one more waits, and runs once a slot is free
+	searchWait = time.Minute
+	go func() {
+		code, _ := get(t, v, "/api/traffic")
+		done <- code
+	}()
+	time.Sleep(10 * time.Millisecond)
+	b.release <- struct{}{}
+	<-b.started
+	close(b.release)
+	for range maxSearches + 1 {
+		if code := <-done; code != 200 {
+			t.Errorf("held search: %d", code)
+		}
+	}
+	if code, body := get(t, v, "/api/traffic"); code != 200 {
+		t.Errorf("after the others: %d %s", code, body)
 	}
 }

@@ -35,7 +35,8 @@ function range() {
 
 async function showTraffic(r) {
   const t = await get("api/traffic", r);
-  const perSecond = t.buckets.map(b => b.bytes * 8 / t.interval_seconds);
+  // edge buckets cover part of the range: their rate is over that part
+  const perSecond = t.buckets.map(b => b.seconds > 0 ? b.bytes * 8 / b.seconds : 0);
   document.getElementById("traffic-unit").textContent =
     "bits per second, averaged over " + t.interval_seconds + " s buckets";
   draw(document.getElementById("traffic-chart"), {
@@ -44,7 +45,7 @@ async function showTraffic(r) {
       labels: t.buckets.map(b => new Date(b.t).toISOString().slice(5, 19).replace("T", " ")),
       datasets: [{ data: perSecond, borderColor: "#1d6fb8", backgroundColor: "rgba(29,111,184,0.15)", fill: true, pointRadius: 0 }],
     },
-    options: { scales: { y: { ticks: { callback: v => bits(v) } } } },
+    options: { scales: { y: { beginAtZero: true, ticks: { callback: v => bits(v) } } } },
   });
   const total = document.getElementById("traffic-total");
   total.dataset.bytes = t.total.bytes;
