@@ -40,6 +40,7 @@ var (
 	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long).", "input", "reason")
 	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
 	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
+	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the decoder's bound (4096 per input): their templates are not kept.", "input")
 	mTemplateMisses = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
 	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter.", "input", "exporter")
 	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
@@ -77,7 +78,7 @@ var (
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
-		mTemplates, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
+		mTemplates, mUntracked, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
@@ -204,6 +205,8 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mTemplates, st.TemplatesRefused, name, "refused")
 		counter(mTemplates, st.TemplatesWithdrawn, name, "withdrawn")
 		counter(mTemplates, st.TemplatesLoaded, name, "loaded")
+		counter(mTemplates, st.TemplatesOverLimit, name, "over_limit")
+		counter(mUntracked, st.ExportersOverLimit, name)
 		var other uint64 // exporters without their own counters share a label
 		for addr, n := range st.NoTemplate {
 			if fi.exporters.tracked(addr) {

@@ -671,3 +671,53 @@ func TestStatsByVersion(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestBounds: past MaxTemplates an exporter's new templates are refused (a
+// known one is still refreshed); past MaxExporters a newcomer's templates are
+// not kept, its v5 still decodes, and both are counted.
+func TestBounds(t *testing.T) {
+	fields := []fld{{8, 4, 0}, {1, 4, 0}}
+	d := mustNew(t, Configuration{MaxExporters: 2, MaxTemplates: 2})
+	data := func(id uint16) []byte { return set(id, cat(ip("192.0.2.9"), u32(5))) }
+	withTemplate := func(id uint16) []byte {
+		return ipfix(set(ipfixTemplateSet, tmpl(10, id, fields...)), data(id))
+	}
+	count := func(exporter netip.Addr, payload []byte) int {
+		n := 0
+		if err := d.Decode(payload, exporter, arrival, func(*flow.Record) { n++ }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		id   uint16
+		want int
+	}{{300, 1}, {301, 1}, {302, 0}} {
+		if got := count(exporterA, withTemplate(tt.id)); got != tt.want {
+			t.Errorf("template %d: %d records, want %d", tt.id, got, tt.want)
+		}
+	}
+	if got := count(exporterA, withTemplate(300)); got != 1 {
+		t.Errorf("a known template resent: %d records, want 1", got)
+	}
+	if got := count(exporterB, withTemplate(300)); got != 1 {
+		t.Errorf("second exporter: %d records, want 1", got)
+	}
+	third := netip.MustParseAddr("198.51.100.3")
+	if got := count(third, withTemplate(300)); got != 0 {
+		t.Errorf("third exporter past MaxExporters: %d records from its own template, want 0", got)
+	}
+	rec := v5rec{src: "10.0.0.1", dst: "10.0.0.2", nh: "0.0.0.0", pkts: 1, octets: 60, proto: 6}
+	if got := count(third, v5(1, 0, rec.bytes())); got != 1 {
+		t.Errorf("third exporter, v5: %d records, want 1", got)
+	}
+	s := d.Stats()
+	if s.TemplatesOverLimit != 2 || s.ExportersOverLimit != 2 || s.TemplatesAdded != 3 || s.TemplatesRefreshed != 1 {
+		t.Errorf("stats %+v: want 2 templates over the limit (a third of A, the newcomer's), 2 datagrams of the newcomer, 3 added, 1 refreshed", s)
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if len(d.exporters) != 2 {
+		t.Errorf("%d exporters kept, want 2", len(d.exporters))
+	}
+}

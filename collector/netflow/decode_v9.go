@@ -432,7 +432,7 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 	}
 	if err != nil {
 		d.counters.tplRefused.Add(1)
-		if e.logAllowed(time.Now(), malformedLogInterval) {
+		if e.log.allow(time.Now(), malformedLogInterval) {
 			d.logger.Warn("template refused", "exporter", e.addr, "version", version,
 				"domain", domain, "template", id, "error", err)
 		}
@@ -445,5 +445,11 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 			"domain", domain, "template", id, "options", t.options, "fields", len(t.fields))
 	case tplRefreshed:
 		d.counters.tplRefreshed.Add(1)
+	case tplOverLimit:
+		d.counters.tplOverLimit.Add(1)
+		if e.log.allow(time.Now(), malformedLogInterval) {
+			d.logger.Warn("template refused: the exporter has too many", "exporter", e.addr, "version", version,
+				"domain", domain, "template", id, "max_templates", e.maxTemplates)
+		}
 	}
 }

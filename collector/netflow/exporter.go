@@ -13,15 +13,16 @@ import (
 // and sampling rates, keyed like nfacctd does (address without port,
 // version, source id / observation domain, template id).
 type exporter struct {
-	addr     netip.Addr
-	override uint32 // configured sampling rate, 0 = none
+	addr         netip.Addr
+	override     uint32 // configured sampling rate, 0 = none
+	maxTemplates int    // new templates beyond it are refused; 0: none kept
 
 	mu        sync.RWMutex
 	templates map[templateKey]*template
 	samplers  map[samplerKey]uint32
 
 	noTemplate atomic.Uint64
-	lastLog    atomic.Int64 // unix nanoseconds of the last warning
+	log        logGate // warnings about this exporter
 	suppressed atomic.Uint64
 }
 
@@ -40,12 +41,13 @@ type samplerKey struct {
 	id     uint64
 }
 
-func newExporter(addr netip.Addr, override uint32) *exporter {
+func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporter {
 	return &exporter{
-		addr:      addr,
-		override:  override,
-		templates: make(map[templateKey]*template),
-		samplers:  make(map[samplerKey]uint32),
+		addr:         addr,
+		override:     override,
+		maxTemplates: maxTemplates,
+		templates:    make(map[templateKey]*template),
+		samplers:     make(map[samplerKey]uint32),
 	}
 }
 
@@ -74,14 +76,18 @@ func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
 	e.mu.Unlock()
 }
 
-// logAllowed reports whether a warning may be logged now, at most one per
-// interval.
-func (e *exporter) logAllowed(now time.Time, interval time.Duration) bool {
-	last := e.lastLog.Load()
+// logGate lets a warning through at most once per interval.
+type logGate struct {
+	last atomic.Int64 // unix nanoseconds of the last warning
+}
+
+// allow reports whether a warning may be logged now.
+func (g *logGate) allow(now time.Time, interval time.Duration) bool {
+	last := g.last.Load()
 	if now.UnixNano()-last < int64(interval) {
 		return false
 	}
-	return e.lastLog.CompareAndSwap(last, now.UnixNano())
+	return g.last.CompareAndSwap(last, now.UnixNano())
 }
 
 // Template outcomes, for the counters.
@@ -91,7 +97,8 @@ const (
 	tplAdded addResult = iota
 	tplRefreshed
 	tplRefused
-	tplIgnored // padding that looks like a template record
+	tplIgnored   // padding that looks like a template record
+	tplOverLimit // a new template past maxTemplates
 )
 
 // addTemplate stores a template, replacing one with the same key.
@@ -99,6 +106,9 @@ func (e *exporter) addTemplate(t *template) addResult {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.templates[t.key]
+	if old == nil && len(e.templates) >= e.maxTemplates {
+		return tplOverLimit
+	}
 	e.templates[t.key] = t
 	if old != nil && old.sameLayout(t) {
 		return tplRefreshed

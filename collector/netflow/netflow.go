@@ -35,7 +35,21 @@ type Configuration struct {
 	// UseIPNextHop is pmacct's use_ip_next_hop: peer_dst_ip falls back to
 	// the IP next hop (v5 nexthop, IE 15/62) when there is no BGP next hop.
 	UseIPNextHop bool
+	// MaxExporters bounds the exporters whose templates and sampling rates
+	// are kept (0: DefaultMaxExporters); MaxTemplates bounds the templates
+	// of one exporter (0: DefaultMaxTemplates). Spoofed sources, or one
+	// source cycling through domains and template ids, must not grow the
+	// decoder without end: beyond the bounds templates are refused and
+	// counted (Stats.TemplatesOverLimit, Stats.ExportersOverLimit).
+	MaxExporters, MaxTemplates int
 }
+
+// The bounds' defaults: far above a real network's exporters, and above
+// what one exporter with many line cards (one domain each) announces.
+const (
+	DefaultMaxExporters = 4096
+	DefaultMaxTemplates = 4096
+)
 
 // SamplingOverride forces the sampling rate of the exporters in a prefix.
 type SamplingOverride struct {
@@ -57,8 +71,9 @@ type Decoder struct {
 	mu        sync.RWMutex
 	exporters map[netip.Addr]*exporter
 
-	counters counters
-	states   sync.Pool // *state
+	counters     counters
+	overLimitLog logGate   // warnings about exporters beyond MaxExporters
+	states       sync.Pool // *state
 }
 
 // state is the per-call scratch space, pooled so that Decode does not
@@ -80,6 +95,12 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		if !o.Exporters.IsValid() {
 			return nil, fmt.Errorf("netflow: sampling override %d: invalid exporter prefix", i)
 		}
+	}
+	if cfg.MaxExporters <= 0 {
+		cfg.MaxExporters = DefaultMaxExporters
+	}
+	if cfg.MaxTemplates <= 0 {
+		cfg.MaxTemplates = DefaultMaxTemplates
 	}
 	d := &Decoder{
 		cfg:       cfg,
@@ -161,21 +182,34 @@ var (
 	errTruncated = errors.New("truncated datagram")
 )
 
-// exporter returns the state of an exporter, created on first sight.
+// exporter returns the state of an exporter, created on first sight. Past
+// MaxExporters a newcomer gets a state of its own datagram that keeps no
+// template: v5 decodes, v9 and IPFIX data find no template.
 func (d *Decoder) exporter(addr netip.Addr) *exporter {
 	d.mu.RLock()
 	e := d.exporters[addr]
+	full := len(d.exporters) >= d.cfg.MaxExporters
 	d.mu.RUnlock()
 	if e != nil {
 		return e
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if e = d.exporters[addr]; e == nil {
-		e = newExporter(addr, d.override(addr))
-		d.exporters[addr] = e
+	if !full {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if e = d.exporters[addr]; e != nil {
+			return e
+		}
+		if len(d.exporters) < d.cfg.MaxExporters {
+			e = newExporter(addr, d.override(addr), d.cfg.MaxTemplates)
+			d.exporters[addr] = e
+			return e
+		}
 	}
-	return e
+	d.counters.exportersOverLimit.Add(1)
+	if d.overLimitLog.allow(time.Now(), malformedLogInterval) {
+		d.logger.Warn("too many exporters: templates of this one are not kept", "exporter", addr, "max_exporters", d.cfg.MaxExporters)
+	}
+	return newExporter(addr, d.override(addr), 0)
 }
 
 // override returns the configured sampling rate of an exporter, 0 if none.
@@ -194,7 +228,7 @@ func (d *Decoder) override(addr netip.Addr) uint32 {
 const malformedLogInterval = time.Minute
 
 func (d *Decoder) logMalformed(e *exporter, err error) {
-	if e.logAllowed(time.Now(), malformedLogInterval) {
+	if e.log.allow(time.Now(), malformedLogInterval) {
 		d.logger.Warn("malformed NetFlow/IPFIX datagram", "exporter", e.addr, "error", err,
 			"suppressed", e.suppressed.Swap(0))
 		return

@@ -23,6 +23,8 @@ type Stats struct {
 	TemplatesRefused   uint64 // zero record length, or template id below 256
 	TemplatesWithdrawn uint64 // IPFIX withdrawals of a known template
 	TemplatesLoaded    uint64 // read from TemplatesFile by New
+	TemplatesOverLimit uint64 // new templates refused: the exporter has MaxTemplates, or is past MaxExporters
+	ExportersOverLimit uint64 // datagrams from exporters past MaxExporters (no template of theirs is kept)
 
 	// NoTemplate counts, per exporter, the data sets skipped because their
 	// template was unknown (not yet received, or withdrawn).
@@ -33,7 +35,7 @@ type counters struct {
 	datagrams, v5, v9, ipfix, unsupported, malformed atomic.Uint64
 	records, optionRecords, unknownSets              atomic.Uint64
 	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
-	tplLoaded                                        atomic.Uint64
+	tplLoaded, tplOverLimit, exportersOverLimit      atomic.Uint64
 }
 
 // Stats returns a copy of the counters.
@@ -54,6 +56,8 @@ func (d *Decoder) Stats() Stats {
 		TemplatesRefused:   c.tplRefused.Load(),
 		TemplatesWithdrawn: c.tplWithdrawn.Load(),
 		TemplatesLoaded:    c.tplLoaded.Load(),
+		TemplatesOverLimit: c.tplOverLimit.Load(),
+		ExportersOverLimit: c.exportersOverLimit.Load(),
 		NoTemplate:         make(map[netip.Addr]uint64),
 	}
 	d.mu.RLock()
