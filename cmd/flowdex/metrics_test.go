@@ -301,3 +301,49 @@ file = "out.json"
 		t.Errorf("exit 0 after an input failed, want an error status\n%s", stderr)
 	}
 }
+
+// SIGHUP never ends the daemon: not while it starts (before the enrichment
+// watcher is up), not while it runs, not while it flushes after SIGTERM.
+func TestSIGHUPNeverEnds(t *testing.T) {
+	url := estest.URL(t)
+	index := estest.Index(t, "flowdex-test-sighup")
+	dir := t.TempDir()
+	// Elasticsearch makes the windows of interest longer: version and
+	// template at start, the last bulk request at stop
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+
+[[pipeline]]
+aggregate = ["src_host"]
+outputs = ["es"]
+`, freeUDPPort(t))+esOutputTOML(url, index))
+	cmd, stderr := startFlowdex(t, conf)
+	// the first log line comes after the handler is installed
+	waitFor(t, "flowdex to log", 20*time.Second, func() bool { return stderr.String() != "" })
+	stop := make(chan struct{})
+	spammed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { spammed <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if cmd.Process.Signal(syscall.SIGHUP) != nil {
+					return // exited
+				}
+				n++
+			}
+		}
+	}()
+	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	time.Sleep(100 * time.Millisecond)
+	terminate(t, cmd, stderr)
+	close(stop)
+	if n := <-spammed; n < 10 {
+		t.Errorf("only %d SIGHUPs sent", n)
+	}
+}

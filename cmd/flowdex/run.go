@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowdex/flowdex/cmd/config"
@@ -20,6 +22,11 @@ import (
 // input at its end) or, for followed files, until SIGINT or SIGTERM, then flushes every
 // output.
 func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// SIGHUP reloads the enrichment files (watchEnrichment); from here to the
+	// exit it never ends the daemon, not while it starts nor while it flushes
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf configFlags
