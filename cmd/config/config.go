@@ -499,7 +499,7 @@ func (c *Config) applyDefaults() {
 			for _, name := range c.outputNames() {
 				// the first by name that the view can read: an index name
 				// starting with a time code has no pattern of its own
-				if o := c.Outputs[name]; o.Type == "elasticsearch" && !strings.HasPrefix(o.Index, "%") {
+				if o := c.Outputs[name]; o.Type == "elasticsearch" && (!strings.HasPrefix(o.Index, "%") || strings.HasPrefix(o.Index, "%%")) {
 					c.HTTP.WebOutput = name // none: no web view
 					break
 				}

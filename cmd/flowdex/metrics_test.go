@@ -250,14 +250,10 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 // /readyz is 503 once an input has failed, though the process runs on for the
-// others: here a second UDP input whose port another socket holds.
+// others: here a pmacct file input whose file is missing, beside a flow input
+// that receives.
 func TestReadyzInputFailed(t *testing.T) {
 	dir := t.TempDir()
-	held, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
 	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
 [http]
@@ -267,21 +263,30 @@ listen = %q
 name = "good"
 type = "netflow"
 listen = ["127.0.0.1:%d"]
+pipelines = ["hosts"]
 
 [[input]]
-name = "taken"
-type = "netflow"
-listen = [%q]
+name = "missing"
+type = "pmacct"
+file = "missing.json"
+pipeline = "pmacct"
 
 [[pipeline]]
+name = "hosts"
 aggregate = ["src_host"]
+outputs = ["file"]
+
+[[pipeline]]
+name = "pmacct"
+outputs = ["file"]
+
 [output.file]
 type = "print"
 file = "out.json"
-`, strings.TrimPrefix(base, "http://"), freeUDPPort(t), held.LocalAddr().String()))
+`, strings.TrimPrefix(base, "http://"), freeUDPPort(t)))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "the taken input to fail", 20*time.Second, func() bool {
-		return strings.Contains(stderr.String(), `msg="input stopped" input=taken`)
+	waitFor(t, "the missing input to fail", 20*time.Second, func() bool {
+		return strings.Contains(stderr.String(), `msg="input stopped" input=missing`)
 	})
 	code, body := getURL(t, base+"/readyz")
 	var r struct {

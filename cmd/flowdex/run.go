@@ -46,18 +46,18 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, logger := sess.ctx, sess.logger
 	var c counters
 	var web *httpServer
-	var inputFailed atomic.Bool
+	var inputFailed, inputsDone atomic.Bool
 	if cfg.HTTP.Listen != "" {
 		if web, err = newHTTPServer(cfg.HTTP.Listen, sess.graph, &c, logger); err != nil {
 			fmt.Fprintln(stderr, "flowdex:", err)
 			sess.finish()
 			return exitStartup
 		}
-		// ready once every flow input receives, no longer from the first
-		// signal (the caches and outputs are being flushed then) or once an
-		// input has failed
+		// ready once every flow input receives; no longer from the first
+		// signal or the end of the inputs (the caches and outputs are
+		// flushed then), nor once an input has failed
 		web.inputsUp = func() bool {
-			if ctx.Err() != nil || inputFailed.Load() {
+			if ctx.Err() != nil || inputsDone.Load() || inputFailed.Load() {
 				return false
 			}
 			for _, fi := range sess.flowInputs {
@@ -84,8 +84,8 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, fi := range sess.flowInputs {
 		wg.Go(func() {
 			if err := fi.run(ctx); err != nil {
-				logger.Error("input stopped", "input", fi.cfg.Name, "error", err)
 				inputFailed.Store(true)
+				logger.Error("input stopped", "input", fi.cfg.Name, "error", err)
 				errs <- fmt.Errorf("input %q: %w", fi.cfg.Name, err)
 			}
 		})
@@ -98,13 +98,14 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		p := sess.pipelines[in.Pipeline]
 		wg.Go(func() {
 			if err := runInput(ctx, in, cfg, p, stdin, &c, logger); err != nil && !errors.Is(err, context.Canceled) {
-				logger.Error("input stopped", "input", in.Name, "error", err)
 				inputFailed.Store(true)
+				logger.Error("input stopped", "input", in.Name, "error", err)
 				errs <- fmt.Errorf("input %q: %w", in.Name, err)
 			}
 		})
 	}
 	wg.Wait()
+	inputsDone.Store(true)
 	close(errs)
 	stopLoops()
 	loopsDone.Wait()

@@ -73,8 +73,8 @@ func New(cfg Configuration) (*View, error) {
 	v := &View{cfg: cfg, mux: http.NewServeMux(), searches: make(chan struct{}, maxSearches)}
 	files, _ := fs.Sub(static, "static")
 	v.mux.Handle("GET /", noListing(http.FileServerFS(files)))
-	v.mux.HandleFunc("GET /api/traffic", v.limited(v.traffic))
-	v.mux.HandleFunc("GET /api/top", v.limited(v.top))
+	v.mux.HandleFunc("GET /api/traffic", v.traffic)
+	v.mux.HandleFunc("GET /api/top", v.top)
 	v.mux.HandleFunc("GET /api/info", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"indices": cfg.Indices, "time_field": cfg.TimeField})
 	})
@@ -97,23 +97,6 @@ func noListing(files http.Handler) http.Handler {
 		}
 		files.ServeHTTP(w, r)
 	})
-}
-
-// limited runs h once a search slot is free; 503 when none is in searchWait.
-func (v *View) limited(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		t := time.NewTimer(searchWait)
-		defer t.Stop()
-		select {
-		case v.searches <- struct{}{}:
-			defer func() { <-v.searches }()
-			h(w, r)
-		case <-r.Context().Done():
-		case <-t.C:
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d searches are running; try again", maxSearches))
-		}
-	}
 }
 
 // dimensions are the fields a top list may be grouped by; no other name from
@@ -277,6 +260,10 @@ func (v *View) rangeQuery(from, to time.Time) string {
 // search runs body and decodes the answer into out; on failure it has
 // answered the request (502 with Elasticsearch's reason).
 func (v *View) search(w http.ResponseWriter, r *http.Request, body string, out any) bool {
+	if !v.searchSlot(w, r) {
+		return false
+	}
+	defer func() { <-v.searches }()
 	_, answer, err := v.cfg.Searcher.Search(r.Context(), []byte(body))
 	if err == nil {
 		err = json.Unmarshal(answer, out)
@@ -287,6 +274,23 @@ func (v *View) search(w http.ResponseWriter, r *http.Request, body string, out a
 		return false
 	}
 	return true
+}
+
+// searchSlot waits up to searchWait for one of the maxSearches slots; on
+// failure it has answered the request (503).
+func (v *View) searchSlot(w http.ResponseWriter, r *http.Request) bool {
+	t := time.NewTimer(searchWait)
+	defer t.Stop()
+	select {
+	case v.searches <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-t.C:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d searches are running; try again", maxSearches))
+		return false
+	}
 }
 
 // timeRange reads from and to (RFC 3339, or now, now-15m, now-6h, now-7d);

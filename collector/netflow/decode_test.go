@@ -3,7 +3,9 @@ package netflow
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -716,8 +718,30 @@ func TestBounds(t *testing.T) {
 		t.Errorf("stats %+v: want 2 templates over the limit (a third of A, the newcomer's), 2 datagrams of the newcomer, 3 added, 1 refreshed", s)
 	}
 	d.mu.RLock()
-	defer d.mu.RUnlock()
 	if len(d.exporters) != 2 {
 		t.Errorf("%d exporters kept, want 2", len(d.exporters))
+	}
+	d.mu.RUnlock()
+
+	// many untracked exporters, malformed and templated datagrams: a log line
+	// a minute for all of them, and no allocation per datagram
+	var logs bytes.Buffer
+	d.logger = slog.New(slog.NewTextHandler(&logs, nil))
+	for i := range 100 {
+		src := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		count(src, withTemplate(400))
+		if d.Decode([]byte{0, 9, 0}, src, arrival, func(*flow.Record) {}) == nil {
+			t.Fatal("a malformed datagram decoded")
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n > 3 {
+		t.Errorf("%d warnings for 200 datagrams of untracked exporters, want at most 3 (a minute each of: too many exporters, template refused, malformed)\n%s", n, logs.String())
+	}
+	// (a template set costs goflow2's allocations, tracked or not)
+	src := netip.MustParseAddr("198.51.100.200")
+	for _, payload := range [][]byte{ipfix(data(400)), v5(1, 0, rec.bytes())} {
+		if n := testing.AllocsPerRun(100, func() { d.Decode(payload, src, arrival, func(*flow.Record) {}) }); n > 0 {
+			t.Errorf("%v allocations per datagram of an untracked exporter", n)
+		}
 	}
 }

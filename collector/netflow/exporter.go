@@ -22,8 +22,9 @@ type exporter struct {
 	samplers  map[samplerKey]uint32
 
 	noTemplate atomic.Uint64
-	log        logGate // warnings about this exporter
+	log        *logGate // warnings about this exporter; shared by the untracked ones
 	suppressed atomic.Uint64
+	tracked    bool // in the decoder's table; else a pooled stand-in for one datagram
 }
 
 type templateKey struct {
@@ -46,6 +47,8 @@ func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporter {
 		addr:         addr,
 		override:     override,
 		maxTemplates: maxTemplates,
+		log:          new(logGate),
+		tracked:      true,
 		templates:    make(map[templateKey]*template),
 		samplers:     make(map[samplerKey]uint32),
 	}
@@ -71,6 +74,9 @@ func (e *exporter) samplingRate(domain uint32, id uint64) (rate uint32, ok bool)
 }
 
 func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
+	if !e.tracked {
+		return // nothing is kept of an untracked exporter
+	}
 	e.mu.Lock()
 	e.samplers[k] = rate
 	e.mu.Unlock()

@@ -72,7 +72,9 @@ type Decoder struct {
 	exporters map[netip.Addr]*exporter
 
 	counters     counters
-	overLimitLog logGate   // warnings about exporters beyond MaxExporters
+	overLimitLog logGate   // the warning that exporters are past MaxExporters
+	untrackedLog logGate   // warnings about datagrams of those exporters
+	untracked    sync.Pool // *exporter, stand-ins for exporters past MaxExporters
 	states       sync.Pool // *state
 }
 
@@ -108,6 +110,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		exporters: make(map[netip.Addr]*exporter),
 	}
 	d.states.New = func() any { return new(state) }
+	d.untracked.New = func() any { return &exporter{log: &d.untrackedLog} }
 	if cfg.TemplatesFile != "" {
 		if err := d.load(cfg.TemplatesFile); err != nil {
 			return nil, err
@@ -131,6 +134,14 @@ const (
 func (d *Decoder) Decode(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error {
 	d.counters.datagrams.Add(1)
 	e := d.exporter(exporter.Unmap())
+	defer d.release(e)
+	if !e.tracked {
+		d.counters.exportersOverLimit.Add(1)
+		if d.overLimitLog.allow(time.Now(), malformedLogInterval) {
+			d.logger.Warn("too many exporters: templates and sampling rates of this one are not kept",
+				"exporter", e.addr, "max_exporters", d.cfg.MaxExporters, "untracked_datagrams", d.counters.exportersOverLimit.Load())
+		}
+	}
 	if len(payload) < 2 {
 		d.counters.malformed.Add(1)
 		err := d.malformed(e, errShort)
@@ -183,8 +194,9 @@ var (
 )
 
 // exporter returns the state of an exporter, created on first sight. Past
-// MaxExporters a newcomer gets a state of its own datagram that keeps no
-// template: v5 decodes, v9 and IPFIX data find no template.
+// MaxExporters a newcomer gets an untracked stand-in, pooled, that keeps no
+// template nor sampling rate (v5 decodes, v9 and IPFIX data find no
+// template); the caller gives it back with release.
 func (d *Decoder) exporter(addr netip.Addr) *exporter {
 	d.mu.RLock()
 	e := d.exporters[addr]
@@ -205,11 +217,17 @@ func (d *Decoder) exporter(addr netip.Addr) *exporter {
 			return e
 		}
 	}
-	d.counters.exportersOverLimit.Add(1)
-	if d.overLimitLog.allow(time.Now(), malformedLogInterval) {
-		d.logger.Warn("too many exporters: templates of this one are not kept", "exporter", addr, "max_exporters", d.cfg.MaxExporters)
+	e = d.untracked.Get().(*exporter)
+	e.addr, e.override = addr, d.override(addr)
+	e.noTemplate.Store(0)
+	return e
+}
+
+// release gives back an untracked stand-in; tracked exporters stay.
+func (d *Decoder) release(e *exporter) {
+	if !e.tracked {
+		d.untracked.Put(e)
 	}
-	return newExporter(addr, d.override(addr), 0)
 }
 
 // override returns the configured sampling rate of an exporter, 0 if none.

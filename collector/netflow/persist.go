@@ -188,8 +188,13 @@ func (d *Decoder) load(path string) error {
 			return fmt.Errorf("netflow: templates: %s: template %d (exporter %s, id %d): %w",
 				path, i, ft.Exporter, ft.ID, err)
 		}
-		d.exporter(ft.Exporter.Unmap()).addTemplate(t)
-		d.counters.tplLoaded.Add(1)
+		e := d.exporter(ft.Exporter.Unmap())
+		if r := e.addTemplate(t); r == tplOverLimit {
+			d.counters.tplOverLimit.Add(1) // a file from a build without the bounds, or other bounds
+		} else {
+			d.counters.tplLoaded.Add(1)
+		}
+		d.release(e)
 	}
 	for _, s := range f.Samplers {
 		if !s.Exporter.IsValid() {
@@ -199,7 +204,9 @@ func (d *Decoder) load(path string) error {
 		if s.Global {
 			k.domain = 0
 		}
-		d.exporter(s.Exporter.Unmap()).setSamplingRate(k, s.Rate)
+		e := d.exporter(s.Exporter.Unmap())
+		e.setSamplingRate(k, s.Rate)
+		d.release(e)
 	}
 	d.logger.Info("templates loaded", "file", path, "templates", len(f.Templates), "samplers", len(f.Samplers))
 	return nil

@@ -2,6 +2,7 @@ package netflow
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,5 +152,27 @@ func TestConcurrentDecode(t *testing.T) {
 	wg.Wait()
 	if got := d.Stats().Records; got != uint64(workers*20*len(want)) {
 		t.Errorf("%d records, want %d", got, workers*20*len(want))
+	}
+}
+
+// TestPersistenceBounds: a templates file with more exporters than the
+// decoder keeps (written by a build without the bounds, or with larger ones)
+// loads up to the bound and counts the rest as over the limit.
+func TestPersistenceBounds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "templates.json")
+	fields := []fld{{8, 4, 0}, {1, 4, 0}}
+	wide := mustNew(t, Configuration{TemplatesFile: path})
+	for i := range 3 {
+		src := netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+		if err := wide.Decode(ipfix(set(ipfixTemplateSet, tmpl(10, 300, fields...))), src, arrival, func(*flow.Record) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wide.Save(); err != nil {
+		t.Fatal(err)
+	}
+	narrow := mustNew(t, Configuration{TemplatesFile: path, MaxExporters: 2})
+	if s := narrow.Stats(); s.TemplatesLoaded != 2 || s.TemplatesOverLimit != 1 || s.ExportersOverLimit != 0 {
+		t.Errorf("stats %+v: want 2 loaded, 1 over the limit, no datagram counted", s)
 	}
 }

@@ -23,7 +23,7 @@ type Stats struct {
 	TemplatesRefused   uint64 // zero record length, or template id below 256
 	TemplatesWithdrawn uint64 // IPFIX withdrawals of a known template
 	TemplatesLoaded    uint64 // read from TemplatesFile by New
-	TemplatesOverLimit uint64 // new templates refused: the exporter has MaxTemplates, or is past MaxExporters
+	TemplatesOverLimit uint64 // new templates refused (received or loaded): the exporter has MaxTemplates, or is past MaxExporters
 	ExportersOverLimit uint64 // datagrams from exporters past MaxExporters (no template of theirs is kept)
 
 	// NoTemplate counts, per exporter, the data sets skipped because their

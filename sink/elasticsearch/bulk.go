@@ -97,8 +97,8 @@ func (s *Sink) process(w *worker, b *batch) {
 			msg = errorBody(status, body)
 			errJSON = answerError(status, body)
 		}
-		s.setFailing(msg)
-		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
+		retryable := retryableRequest(err, status)
+		s.setFailing(msg, !retryable)
 		if retryable && last && s.spool != nil {
 			s.logger.Warn("elasticsearch: bulk request failed after the retries; spooling", "documents", len(b.items),
 				"status", status, "error", msg, "retries", attempt, "dir", s.cfg.SpoolDir)
@@ -119,6 +119,13 @@ func (s *Sink) process(w *worker, b *batch) {
 				"status", status, "error", msg, "attempt", attempt+1, "similar_not_logged", suppressed)
 		}
 	}
+}
+
+// retryableRequest tells whether a bulk request that failed as a whole, or
+// one document of it (err nil), may succeed later: unreachable, timed out,
+// overloaded, a server error.
+func retryableRequest(err error, status int) bool {
+	return err != nil || status == http.StatusTooManyRequests || status >= 500
 }
 
 // bulk sends the batch and reads the answer.
@@ -184,7 +191,7 @@ func (s *Sink) results(w *worker, b *batch, last bool) {
 			indexed++
 		case st == http.StatusConflict && it.create:
 			duplicates++
-		case st == http.StatusTooManyRequests || st >= 500:
+		case retryableRequest(nil, st):
 			if last && s.spool == nil {
 				s.reject(w, b, it, st, r.Error, true)
 			} else {

@@ -2,7 +2,6 @@ package elasticsearch
 
 import (
 	"errors"
-	"net/http"
 	"time"
 )
 
@@ -13,6 +12,7 @@ func (s *Sink) toSpool(w *worker, b *batch) {
 		return
 	}
 	if err := s.spool.append(b); err != nil {
+		s.setFailing("spool: "+err.Error(), true)
 		if ok, suppressed := s.spoolErr.allow(); ok {
 			s.logger.Error("elasticsearch: cannot spool; documents dead-lettered", "dir", s.cfg.SpoolDir,
 				"documents", len(b.items), "error", err, "similar_not_logged", suppressed)
@@ -157,12 +157,13 @@ func (s *Sink) replay(w *worker, b *batch) error {
 			}
 		}
 		s.bulkErrors.Add(1)
+		retryable := retryableRequest(err, status)
 		if err != nil {
-			s.setFailing(err.Error())
+			s.setFailing(err.Error(), false)
 		} else {
-			s.setFailing(errorBody(status, body))
+			s.setFailing(errorBody(status, body), !retryable)
 		}
-		if err != nil || status == http.StatusTooManyRequests || status >= 500 {
+		if retryable {
 			if len(b.items) == total {
 				return errNotNow
 			}

@@ -36,7 +36,7 @@ type fakeES struct {
 	autoID int
 	bulks  int
 	auth   []string
-	// script decides for bulk request n: "" (normal), "429", "503", "drop"
+	// script decides for bulk request n: "" (normal), "403", "429", "503", "drop"
 	// (store, then cut the answer), "hang" (wait for release), or "items429:K"
 	// (refuse every K-th document with es_rejected_execution_exception).
 	script  func(n int) string
@@ -93,6 +93,10 @@ func (f *fakeES) bulk(w http.ResponseWriter, r *http.Request) {
 	case "429":
 		w.WriteHeader(http.StatusTooManyRequests)
 		fmt.Fprint(w, `{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}`)
+		return
+	case "403":
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"error":{"type":"security_exception","reason":"action [indices:data/write/bulk] is unauthorized for user [flowdex]"},"status":403}`)
 		return
 	case "503":
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -51,6 +51,9 @@ type Health struct {
 	Spool     bool   // a spool is configured: what Elasticsearch cannot take now waits on disk
 	Spooling  bool   // requests wait on disk for Elasticsearch
 	LastError string // the last bulk request that failed as a whole, "" once one succeeds
+	// DeadLettered: that failure sent its documents to the dead-letter file
+	// (refused as a whole, e.g. 401/403, or the spool could not take them)
+	DeadLettered bool
 }
 
 // Health says whether the sink takes documents and delivers them.
@@ -60,22 +63,27 @@ func (s *Sink) Health() Health {
 		h.Spool = true
 		h.Spooling = s.spool.isActive()
 	}
-	if msg := s.failing.Load(); msg != nil {
-		h.LastError = *msg
+	if f := s.failing.Load(); f != nil {
+		h.LastError, h.DeadLettered = f.msg, f.deadLettered
 	}
 	return h
 }
 
 // Delivers is true when documents given to the sink reach Elasticsearch or
-// wait for it on disk: started, and the last bulk request succeeded or a spool
-// takes over while Elasticsearch is away (also during the retries before it
-// does: nothing is lost meanwhile).
+// wait for it on disk: started, and the last bulk request succeeded, or it
+// failed in a way the spool takes over (unreachable, overloaded; also during
+// the retries before the spool does: nothing is lost meanwhile).
 func (h Health) Delivers() bool {
-	return h.Started && (h.LastError == "" || h.Spool)
+	return h.Started && (h.LastError == "" || h.Spool && !h.DeadLettered)
 }
 
-// setFailing records msg as the last whole-request failure. The string is
-// stored by its own copy: the caller may go on changing its variable.
-func (s *Sink) setFailing(msg string) {
-	s.failing.Store(&msg)
+// failure is the last whole-request failure.
+type failure struct {
+	msg          string
+	deadLettered bool
+}
+
+// setFailing records the last whole-request failure.
+func (s *Sink) setFailing(msg string, deadLettered bool) {
+	s.failing.Store(&failure{msg, deadLettered})
 }

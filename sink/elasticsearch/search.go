@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -27,10 +28,11 @@ func NewSearcher(cfg Configuration) (*Searcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	if c.index.prefix() == "" {
-		// its pattern would be "*": every index of the cluster, not the output's
-		return nil, fmt.Errorf("elasticsearch: index %q starts with a time code: searching its indices would search every index; "+
-			"begin the name with a fixed prefix such as \"flows-\"", cfg.Index)
+	if p := c.index.prefix(); strings.Trim(p, ".-_+") == "" {
+		// its pattern would be "*", ".*" or the like: every index of the
+		// cluster (system ones included), not the output's
+		return nil, fmt.Errorf("elasticsearch: index %q has no fixed prefix of letters or digits before its time codes: searching its indices would search every index; "+
+			"begin the name with a prefix such as \"flows-\"", cfg.Index)
 	}
 	client, err := newClient(&cfg, c, nil, 4)
 	if err != nil {

@@ -12,7 +12,9 @@ func TestSearcherPattern(t *testing.T) {
 	for _, tt := range []struct{ index, pattern, err string }{
 		{"flows-%Y.%m.%d", "flows-*", ""},
 		{"flows", "flows", ""},
-		{"%Y.%m.%d-flows", "", "starts with a time code"},
+		{"%Y.%m.%d-flows", "", "no fixed prefix"},
+		{".%Y.%m.%d", "", "no fixed prefix"},
+		{"%%flows-%Y", "%flows-*", ""},
 	} {
 		cfg := DefaultConfiguration()
 		cfg.URLs = []string{"http://127.0.0.1:1"}

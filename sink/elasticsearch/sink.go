@@ -119,7 +119,7 @@ type Sink struct {
 	latency                                            latency
 	// failing holds the error of the last bulk request that failed as a whole,
 	// nil once a request succeeds (for health checks)
-	failing atomic.Pointer[string]
+	failing atomic.Pointer[failure]
 	started atomic.Bool // for Health, which must not wait for lock
 }
 

@@ -127,6 +127,22 @@ func waitSpoolEmpty(t *testing.T, s *Sink) {
 	}
 }
 
+// writeAndFlush writes n documents with ids and hands them to the workers
+// now, without stopping the sink.
+func writeAndFlush(t *testing.T, s *Sink, n int) {
+	t.Helper()
+	var doc document.Document
+	for i := range n {
+		pmacctDoc(&doc, i)
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.lock <- struct{}{}
+	s.flushLocked()
+	s.unlock()
+}
+
 // An outage longer than the retries: the requests go to the spool, later
 // ones queue behind them, and everything is indexed once the server answers;
 // nothing is dead-lettered.
@@ -143,19 +159,11 @@ func TestFakeOutageSpools(t *testing.T) {
 	cfg.SpoolDir = t.TempDir()
 	cfg.DeadLetterFile = filepath.Join(t.TempDir(), "dead.ndjson")
 	s, _ := startSink(t, cfg)
-	var doc document.Document
-	for i := range n {
-		pmacctDoc(&doc, i)
-		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.lock <- struct{}{}
-	s.flushLocked()
-	s.unlock()
+	writeAndFlush(t, s, n)
 	waitSpoolEmpty(t, s)
-	// the replay succeeding clears the failure the outage left
-	if h := s.Health(); h.LastError != "" || h.Spooling || !h.Delivers() {
+	// the replay succeeding clears the failure the outage left (Spooling
+	// turns false only at the drain's next look at the spool: not checked)
+	if h := s.Health(); h.LastError != "" || !h.Delivers() {
 		t.Errorf("health after the spool drained: %+v", h)
 	}
 	if err := s.Stop(context.Background()); err != nil {
@@ -167,6 +175,38 @@ func TestFakeOutageSpools(t *testing.T) {
 	}
 	if f.count() != n {
 		t.Errorf("the server holds %d documents, want %d", f.count(), n)
+	}
+}
+
+// With a spool, an output delivers while Elasticsearch is away (the spool
+// takes over) but not when requests are refused as a whole (403 here): those
+// documents go to the dead-letter file, and health says so until a request
+// succeeds.
+func TestFakeHealthWithSpool(t *testing.T) {
+	for _, tt := range []struct {
+		action   string
+		delivers bool
+	}{{"503", true}, {"403", false}} {
+		_, srv := newFakeES(t, func(int) string { return tt.action })
+		cfg := fakeConfig(srv.URL)
+		cfg.MaxRetries, cfg.Workers = 0, 1
+		cfg.SpoolDir = t.TempDir()
+		cfg.DeadLetterFile = filepath.Join(t.TempDir(), "dead.ndjson")
+		s, _ := startSink(t, cfg)
+		writeAndFlush(t, s, 5)
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Health().LastError == "" && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if h := s.Health(); h.LastError == "" || h.Delivers() != tt.delivers || h.DeadLettered == tt.delivers {
+			t.Errorf("%s: health %+v, want delivers=%v", tt.action, h, tt.delivers)
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); tt.delivers && (st.DeadLettered != 0 || st.Spooled != 5) || !tt.delivers && st.DeadLettered != 5 {
+			t.Errorf("%s: stats %+v", tt.action, st)
+		}
 	}
 }
 
