@@ -70,7 +70,7 @@ var (
 	mOutSpoolB   = desc("output_spool_bytes", "Bytes waiting in the spool.", "output")
 	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
-	mOutHealthy  = desc("output_healthy", "1 when the output is started and its last bulk request succeeded or it has a spool, else 0.", "output")
+	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// enrichment, per pipeline
 	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
