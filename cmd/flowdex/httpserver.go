@@ -101,6 +101,8 @@ type outputHealth struct {
 	Started   bool   `json:"started"`
 	Spooling  bool   `json:"spooling,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// DeadLettered: that error sent documents to the dead-letter file
+	DeadLettered bool `json:"dead_lettered,omitempty"`
 }
 
 // readyz answers 200 when flowdex takes traffic and can deliver it: inputs
@@ -120,7 +122,7 @@ func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 			continue
 		}
 		st := es.Health()
-		body.Outputs[o.name] = outputHealth{Started: st.Started, Spooling: st.Spooling, LastError: st.LastError}
+		body.Outputs[o.name] = outputHealth{Started: st.Started, Spooling: st.Spooling, LastError: st.LastError, DeadLettered: st.DeadLettered}
 		if !st.Delivers() {
 			body.Ready = false
 		}
