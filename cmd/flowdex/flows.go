@@ -317,7 +317,8 @@ func (fi *flowInput) logDecoderStats() {
 	fi.logger.Info("netflow decoder", "records", st.Records, "option_records", st.OptionRecords,
 		"templates_added", st.TemplatesAdded, "templates_refused", st.TemplatesRefused,
 		"templates_withdrawn", st.TemplatesWithdrawn, "templates_over_limit", st.TemplatesOverLimit,
-		"untracked_exporter_datagrams", st.ExportersOverLimit, "unsupported_version", st.UnsupportedVersion)
+		"untracked_exporter_datagrams", st.ExportersOverLimit, "evicted_exporters", st.ExportersEvicted,
+		"unsupported_version", st.UnsupportedVersion)
 	for exporter, n := range st.NoTemplate {
 		fi.logger.Warn("data sets without their template (dropped)", "exporter", exporter, "sets", n)
 	}

@@ -41,6 +41,7 @@ var (
 	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
 	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
 	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the decoder's bound (4096 per input): their templates are not kept.", "input")
+	mEvicted        = desc("input_evicted_exporters_total", "Exporters that kept no template nor sampling rate, removed from a full decoder table to make room for one with a template.", "input")
 	mTemplateMisses = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
 	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter.", "input", "exporter")
 	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
@@ -78,7 +79,7 @@ var (
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
-		mTemplates, mUntracked, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
+		mTemplates, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
@@ -207,6 +208,7 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mTemplates, st.TemplatesLoaded, name, "loaded")
 		counter(mTemplates, st.TemplatesOverLimit, name, "over_limit")
 		counter(mUntracked, st.ExportersOverLimit, name)
+		counter(mEvicted, st.ExportersEvicted, name)
 		var other uint64 // exporters without their own counters share a label
 		for addr, n := range st.NoTemplate {
 			if fi.exporters.tracked(addr) {

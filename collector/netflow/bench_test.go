@@ -222,7 +222,7 @@ func decodeRawSets(d *Decoder, payload []byte, emit func(*flow.Record)) error {
 			}
 		case goflow.OptionsDataFlowSet:
 			for i := range s.Records {
-				samplingOption(e, &h, &s.Records[i])
+				d.samplingOption(e, &h, &s.Records[i])
 			}
 		}
 	}

@@ -745,3 +745,41 @@ func TestBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestEviction: with the table full, an exporter that keeps nothing (it sent
+// only v5 here) gives its slot to one with a template to keep; an exporter
+// keeping templates is never evicted.
+func TestEviction(t *testing.T) {
+	fields := []fld{{8, 4, 0}, {1, 4, 0}}
+	d := mustNew(t, Configuration{MaxExporters: 2})
+	rec := v5rec{src: "10.0.0.1", dst: "10.0.0.2", nh: "0.0.0.0", pkts: 1, octets: 60, proto: 6}
+	templated := ipfix(set(ipfixTemplateSet, tmpl(10, 300, fields...)))
+	dataOnly := ipfix(set(300, cat(ip("192.0.2.9"), u32(5))))
+	count := func(exporter netip.Addr, payload []byte) int {
+		n := 0
+		if err := d.Decode(payload, exporter, arrival, func(*flow.Record) { n++ }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	v5only, c, late := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.3"), netip.MustParseAddr("198.51.100.4")
+	count(v5only, v5(1, 0, rec.bytes()))
+	count(exporterA, templated)
+	count(c, templated) // the table is full: v5only makes room
+	if got := count(c, dataOnly); got != 1 {
+		t.Errorf("the exporter that took the free slot: %d records, want 1", got)
+	}
+	if got := count(exporterA, dataOnly); got != 1 {
+		t.Errorf("an exporter keeping a template lost it: %d records", got)
+	}
+	count(late, templated) // nothing to evict now
+	if got := count(late, dataOnly); got != 0 {
+		t.Errorf("an exporter past the bound: %d records, want 0", got)
+	}
+	if got := count(v5only, v5(1, 0, rec.bytes())); got != 1 {
+		t.Errorf("the evicted exporter's v5: %d records, want 1", got)
+	}
+	if s := d.Stats(); s.ExportersEvicted != 1 || s.TemplatesOverLimit != 1 || s.TemplatesAdded != 2 {
+		t.Errorf("stats %+v: want 1 evicted, 1 template over the limit, 2 added", s)
+	}
+}

@@ -217,7 +217,7 @@ func (d *Decoder) optionsDataSet(e *exporter, t *template, h *header, set []byte
 	records, err := goflow.DecodeOptionsDataSet(h.version, bytes.NewBuffer(set), t.scopes(), t.optionFields())
 	d.counters.optionRecords.Add(uint64(len(records)))
 	for i := range records {
-		samplingOption(e, h, &records[i])
+		d.samplingOption(e, h, &records[i])
 	}
 	return err
 }
@@ -227,7 +227,7 @@ func (d *Decoder) optionsDataSet(e *exporter, t *template, h *header, set []byte
 // has a sampler id (48), or an interval (34), packet interval (305) or
 // sampling size (309). Its rate is IE 34, or IE 50, or (305+306)/305, or
 // 310/309; system scope makes it exporter-wide, else it is the domain's.
-func samplingOption(e *exporter, h *header, r *goflow.OptionsDataRecord) {
+func (d *Decoder) samplingOption(e *exporter, h *header, r *goflow.OptionsDataRecord) {
 	if !hasOption(r, ieSamplerID) && !hasOption(r, ieSamplingInterval) &&
 		!hasOption(r, ieSamplingPacketInterval) && !hasOption(r, ieSamplingSize) {
 		return
@@ -267,7 +267,9 @@ func samplingOption(e *exporter, h *header, r *goflow.OptionsDataRecord) {
 			rate = population / size
 		}
 	}
-	e.setSamplingRate(k, uint32(rate))
+	if kept := d.keep(e); kept != nil {
+		kept.setSamplingRate(k, uint32(rate))
+	}
 }
 
 // optionValue returns the first value of an IANA element in an option
@@ -437,6 +439,9 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 				"domain", domain, "template", id, "error", err)
 		}
 		return
+	}
+	if k := d.keep(e); k != nil {
+		e = k
 	}
 	switch e.addTemplate(t) {
 	case tplAdded:

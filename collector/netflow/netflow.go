@@ -70,6 +70,11 @@ type Decoder struct {
 
 	mu        sync.RWMutex
 	exporters map[netip.Addr]*exporter
+	// empty holds the tracked exporters that keep nothing yet (no template,
+	// no sampling rate): when the table is full, one of them makes room for
+	// an exporter that has a template to keep, so that sources which only
+	// ever sent data, v5 or garbage cannot hold the slots for good
+	empty map[netip.Addr]struct{}
 
 	counters     counters
 	overLimitLog logGate   // the warning that exporters are past MaxExporters
@@ -108,6 +113,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		cfg:       cfg,
 		logger:    logger,
 		exporters: make(map[netip.Addr]*exporter),
+		empty:     make(map[netip.Addr]struct{}),
 	}
 	d.states.New = func() any { return new(state) }
 	d.untracked.New = func() any { return &exporter{log: &d.untrackedLog} }
@@ -214,6 +220,7 @@ func (d *Decoder) exporter(addr netip.Addr) *exporter {
 		if len(d.exporters) < d.cfg.MaxExporters {
 			e = newExporter(addr, d.override(addr), d.cfg.MaxTemplates)
 			d.exporters[addr] = e
+			d.empty[addr] = struct{}{}
 			return e
 		}
 	}
@@ -221,6 +228,33 @@ func (d *Decoder) exporter(addr netip.Addr) *exporter {
 	e.addr, e.override = addr, d.override(addr)
 	e.noTemplate.Store(0)
 	return e
+}
+
+// keep returns the exporter in which to store a template or a sampling rate
+// of e's address: e itself when it is in the table (and no longer evictable),
+// else a new one that takes the place of an exporter keeping nothing; nil
+// when every slot keeps something.
+func (d *Decoder) keep(e *exporter) *exporter {
+	if e.tracked && e.holds.Load() {
+		return e
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t := d.exporters[e.addr]; t != nil { // e itself, or one another datagram made meanwhile
+		delete(d.empty, e.addr)
+		t.holds.Store(true)
+		return t
+	}
+	for victim := range d.empty {
+		delete(d.empty, victim)
+		delete(d.exporters, victim)
+		d.counters.exportersEvicted.Add(1)
+		t := newExporter(e.addr, e.override, d.cfg.MaxTemplates)
+		t.holds.Store(true)
+		d.exporters[e.addr] = t
+		return t
+	}
+	return nil
 }
 
 // release gives back an untracked stand-in; tracked exporters stay.

@@ -189,7 +189,11 @@ func (d *Decoder) load(path string) error {
 				path, i, ft.Exporter, ft.ID, err)
 		}
 		e := d.exporter(ft.Exporter.Unmap())
-		if r := e.addTemplate(t); r == tplOverLimit {
+		into := e
+		if k := d.keep(e); k != nil {
+			into = k
+		}
+		if r := into.addTemplate(t); r == tplOverLimit {
 			d.counters.tplOverLimit.Add(1) // a file from a build without the bounds, or other bounds
 		} else {
 			d.counters.tplLoaded.Add(1)
@@ -205,7 +209,9 @@ func (d *Decoder) load(path string) error {
 			k.domain = 0
 		}
 		e := d.exporter(s.Exporter.Unmap())
-		e.setSamplingRate(k, s.Rate)
+		if kept := d.keep(e); kept != nil {
+			kept.setSamplingRate(k, s.Rate)
+		}
 		d.release(e)
 	}
 	d.logger.Info("templates loaded", "file", path, "templates", len(f.Templates), "samplers", len(f.Samplers))

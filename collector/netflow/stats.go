@@ -25,6 +25,7 @@ type Stats struct {
 	TemplatesLoaded    uint64 // read from TemplatesFile by New
 	TemplatesOverLimit uint64 // new templates refused (received or loaded): the exporter has MaxTemplates, or is past MaxExporters
 	ExportersOverLimit uint64 // datagrams from exporters past MaxExporters (no template of theirs is kept)
+	ExportersEvicted   uint64 // exporters that kept nothing, removed to make room for one with a template
 
 	// NoTemplate counts, per exporter, the data sets skipped because their
 	// template was unknown (not yet received, or withdrawn).
@@ -36,6 +37,7 @@ type counters struct {
 	records, optionRecords, unknownSets              atomic.Uint64
 	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
 	tplLoaded, tplOverLimit, exportersOverLimit      atomic.Uint64
+	exportersEvicted                                 atomic.Uint64
 }
 
 // Stats returns a copy of the counters.
@@ -58,6 +60,7 @@ func (d *Decoder) Stats() Stats {
 		TemplatesLoaded:    c.tplLoaded.Load(),
 		TemplatesOverLimit: c.tplOverLimit.Load(),
 		ExportersOverLimit: c.exportersOverLimit.Load(),
+		ExportersEvicted:   c.exportersEvicted.Load(),
 		NoTemplate:         make(map[netip.Addr]uint64),
 	}
 	d.mu.RLock()
