@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
 // The shipped systemd unit passes systemd's own checks (no unknown key, an
@@ -59,34 +65,72 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
+// kibanaObject is one saved object of configs/kibana/flowdex.ndjson.
+type kibanaObject struct {
+	ID         string
+	Type       string
+	Attributes map[string]any
+	References []struct{ Name, Type, ID string }
+}
+
+// kibanaObjects reads the saved objects, one JSON object per line.
+func kibanaObjects(t *testing.T) []kibanaObject {
+	t.Helper()
+	raw, err := os.ReadFile("../../configs/kibana/flowdex.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objects []kibanaObject
+	for i, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var o kibanaObject
+		if err := json.Unmarshal([]byte(line), &o); err != nil || o.ID == "" || o.Type == "" || o.Attributes == nil {
+			t.Fatalf("line %d: %v: %.200s", i+1, err, line)
+		}
+		objects = append(objects, o)
+	}
+	return objects
+}
+
+// fields returns the fields an object uses, and whether Kibana aggregates
+// on them (visualizations, the data view's time field) or only shows them.
+func (o kibanaObject) fields(t *testing.T) (fields []string, aggregated bool) {
+	t.Helper()
+	switch o.Type {
+	case "index-pattern":
+		return []string{o.Attributes["timeFieldName"].(string)}, true
+	case "search":
+		for _, c := range o.Attributes["columns"].([]any) {
+			fields = append(fields, c.(string))
+		}
+		return fields, false
+	case "visualization":
+		var vs struct {
+			Aggs []struct{ Params struct{ Field string } }
+		}
+		if err := json.Unmarshal([]byte(o.Attributes["visState"].(string)), &vs); err != nil || len(vs.Aggs) == 0 {
+			t.Fatalf("%s: visState: %v", o.ID, err)
+		}
+		for _, a := range vs.Aggs {
+			fields = append(fields, a.Params.Field)
+		}
+		return fields, true
+	}
+	return nil, false
+}
+
 // The Kibana saved objects (not imported into a real Kibana: none is available
 // here) are well formed: one JSON object per line with a unique type/id, every
 // reference resolves within the file, the data view covers the indices every
 // shipped configuration writes, and each field the visualizations and the
 // saved search use is one flowdex's index template maps.
 func TestKibanaObjects(t *testing.T) {
-	raw, err := os.ReadFile("../../configs/kibana/flowdex.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type object struct {
-		ID         string
-		Type       string
-		Attributes map[string]any
-		References []struct{ Name, Type, ID string }
-	}
-	var objects []object
+	objects := kibanaObjects(t)
 	seen := map[string]bool{}
-	for i, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		var o object
-		if err := json.Unmarshal([]byte(line), &o); err != nil || o.ID == "" || o.Type == "" || o.Attributes == nil {
-			t.Fatalf("line %d: %v: %.200s", i+1, err, line)
-		}
+	for _, o := range objects {
 		if seen[o.Type+"/"+o.ID] {
-			t.Errorf("line %d: %s/%s twice", i+1, o.Type, o.ID)
+			t.Errorf("%s/%s twice", o.Type, o.ID)
 		}
 		seen[o.Type+"/"+o.ID] = true
-		objects = append(objects, o)
 	}
 	var template struct {
 		Template struct {
@@ -106,31 +150,16 @@ func TestKibanaObjects(t *testing.T) {
 				t.Errorf("%s/%s: reference %s to %s/%s, which is not in the file", o.Type, o.ID, r.Name, r.Type, r.ID)
 			}
 		}
-		var used []string
 		switch o.Type {
 		case "index-pattern":
 			patterns = strings.Split(o.Attributes["title"].(string), ",")
-			used = append(used, o.Attributes["timeFieldName"].(string))
-		case "search":
-			for _, c := range o.Attributes["columns"].([]any) {
-				used = append(used, c.(string))
-			}
-		case "visualization":
-			var vs struct {
-				Aggs []struct{ Params struct{ Field string } }
-			}
-			if err := json.Unmarshal([]byte(o.Attributes["visState"].(string)), &vs); err != nil || len(vs.Aggs) == 0 {
-				t.Fatalf("%s: visState: %v", o.ID, err)
-			}
-			for _, a := range vs.Aggs {
-				used = append(used, a.Params.Field)
-			}
 		case "dashboard":
 			var panels []struct{ PanelRefName string }
 			if err := json.Unmarshal([]byte(o.Attributes["panelsJSON"].(string)), &panels); err != nil || len(panels) != len(o.References) {
 				t.Fatalf("dashboard panels: %v (%d panels, %d references)", err, len(panels), len(o.References))
 			}
 		}
+		used, _ := o.fields(t)
 		for _, f := range used {
 			fields++
 			if _, ok := mapped[f]; !ok {
@@ -154,5 +183,58 @@ func TestKibanaObjects(t *testing.T) {
 				t.Errorf("%s writes %s..., which the data view %v does not cover", f, m[1], patterns)
 			}
 		}
+	}
+}
+
+// What Elasticsearch makes of flowdex's template, as Kibana would ask it
+// (_field_caps over the data view's pattern, after flowdex ingest indexed
+// pmacct records): every field the saved objects use exists with one type,
+// and those Kibana aggregates on are aggregatable.
+func TestKibanaFieldsInElasticsearch(t *testing.T) {
+	url := estest.URL(t)
+	index := estest.Index(t, "flowdex-test-kibana") // matches the data view's flowdex-*
+	dir := t.TempDir()
+	input, _ := filepath.Abs("../../collector/pmacct/testdata/out/print-default.json")
+	cfg := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "pmacct"
+file = %q
+
+`, input)+esOutputTOML(url, index))
+	if code, stdout, stderr := runCLI(t, "", "ingest", "-c", cfg); code != exitOK {
+		t.Fatalf("ingest: exit %d\n%s%s", code, stdout, stderr)
+	}
+	aggregated := map[string]bool{}
+	for _, o := range kibanaObjects(t) {
+		fields, agg := o.fields(t)
+		for _, f := range fields {
+			aggregated[f] = aggregated[f] || agg
+		}
+	}
+	res, err := http.Get(url + "/" + index + "-*/_field_caps?fields=" + strings.Join(slices.Sorted(maps.Keys(aggregated)), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var caps struct {
+		Fields map[string]map[string]struct{ Searchable, Aggregatable bool }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&caps); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("_field_caps: HTTP %d: %v", res.StatusCode, err)
+	}
+	for f, agg := range aggregated {
+		types := caps.Fields[f]
+		if len(types) != 1 {
+			t.Errorf("field %s: types %v, want exactly one", f, types)
+			continue
+		}
+		for typ, c := range types {
+			if !c.Searchable || agg && !c.Aggregatable {
+				t.Errorf("field %s (%s): searchable %v, aggregatable %v; Kibana aggregates on it: %v", f, typ, c.Searchable, c.Aggregatable, agg)
+			}
+		}
+	}
+	if len(aggregated) < 8 {
+		t.Errorf("only %d fields checked", len(aggregated))
 	}
 }
