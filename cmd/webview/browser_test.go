@@ -3,8 +3,10 @@ package webview
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -180,6 +182,23 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("traffic total: bytes %s packets %s buckets %s; want %d, %d, 60 one-minute buckets",
 			attr(tot, "data-bytes"), attr(tot, "data-packets"), attr(tot, "data-buckets"), total.bytes, total.packets)
 	}
+	// the traffic chart plots each minute's bits per second
+	perMinute := make([]float64, 60)
+	for _, f := range fs {
+		if f.minute >= 0 && f.minute < 60 {
+			perMinute[f.minute] += float64(f.bytes) * 8 / 60
+		}
+	}
+	var plotted []float64
+	traffic := find(dom, func(n *html.Node) bool { return attr(n, "id") == "traffic-chart" })
+	if err := json.Unmarshal([]byte(attr(traffic, "data-values")), &plotted); err != nil || len(plotted) != 60 {
+		t.Errorf("traffic chart values %q: %v", attr(traffic, "data-values"), err)
+	}
+	for m := range plotted {
+		if math.Abs(plotted[m]-perMinute[m]) > 1e-6*perMinute[m] {
+			t.Errorf("traffic chart, minute %d: %v bit/s, want %v", m, plotted[m], perMinute[m])
+		}
+	}
 	for by, keys := range want {
 		section := find(dom, func(n *html.Node) bool { return n.Data == "section" && attr(n, "data-by") == by })
 		if section == nil {
@@ -210,6 +229,27 @@ func TestBrowser(t *testing.T) {
 		}
 		if strings.Join(gotRows, "\n") != strings.Join(wantRows, "\n") {
 			t.Errorf("%s table:\n%s\nwant\n%s", by, strings.Join(gotRows, "\n"), strings.Join(wantRows, "\n"))
+		}
+		// the bar chart plots the top rows' bytes (not "other")
+		var labels []string
+		var values []int64
+		canvas := find(section, func(n *html.Node) bool { return n.Data == "canvas" })
+		if json.Unmarshal([]byte(attr(canvas, "data-labels")), &labels) != nil || json.Unmarshal([]byte(attr(canvas, "data-values")), &values) != nil {
+			t.Errorf("%s chart: labels %q values %q", by, attr(canvas, "data-labels"), attr(canvas, "data-values"))
+			continue
+		}
+		var bars []string
+		for i := range labels {
+			bars = append(bars, fmt.Sprintf("%s %d", labels[i], values[i]))
+		}
+		var wantBars []string
+		for i, k := range ranked {
+			if i < 10 {
+				wantBars = append(wantBars, fmt.Sprintf("%s %d", k, keys[k].bytes))
+			}
+		}
+		if strings.Join(bars, "\n") != strings.Join(wantBars, "\n") {
+			t.Errorf("%s chart:\n%s\nwant\n%s", by, strings.Join(bars, "\n"), strings.Join(wantBars, "\n"))
 		}
 	}
 

@@ -18,7 +18,11 @@ function draw(canvas, config) {
     charts[canvas.id || canvas.parentElement.dataset.by].destroy();
   }
   config.options = Object.assign({ animation: false, responsive: true, plugins: { legend: { display: false } } }, config.options || {});
-  charts[canvas.id || canvas.parentElement.dataset.by] = new Chart(canvas, config);
+  const chart = new Chart(canvas, config);
+  charts[canvas.id || canvas.parentElement.dataset.by] = chart;
+  // what the chart plots, read back from it, for tests and scrapers
+  canvas.dataset.labels = JSON.stringify(chart.data.labels);
+  canvas.dataset.values = JSON.stringify(chart.data.datasets[0].data);
 }
 
 async function get(path, params) {
