@@ -497,9 +497,8 @@ func (c *Config) applyDefaults() {
 		}
 		if *c.HTTP.Web && c.HTTP.WebOutput == "" {
 			for _, name := range c.outputNames() {
-				// the first by name that the view can read: an index name
-				// starting with a time code has no pattern of its own
-				if o := c.Outputs[name]; o.Type == "elasticsearch" && (!strings.HasPrefix(o.Index, "%") || strings.HasPrefix(o.Index, "%%")) {
+				// the first by name whose indices the view can search
+				if o := c.Outputs[name]; o.Type == "elasticsearch" && elasticsearch.Searchable(o.Index) == nil {
 					c.HTTP.WebOutput = name // none: no web view
 					break
 				}

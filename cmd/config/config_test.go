@@ -152,9 +152,10 @@ func TestHTTPListen(t *testing.T) {
 		{"[http]\nlisten = \"192.0.2.1:8090\"\nweb_output = \"c\"\n", ""},
 		{"[http]\nlisten = \"0.0.0.0:8090\"\nweb = true\n", "b"},
 	} {
-		// output 0 comes first by name, but its indices have no prefix to search by
+		// outputs 0 and 1 come first by name, but their indices have no prefix to search by
 		src := tt.http + "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.c]\ntype = \"elasticsearch\"\n[output.b]\ntype = \"elasticsearch\"\n" +
-			"[output.0]\ntype = \"elasticsearch\"\nindex = \"%Y-flows\"\ntemplate = false\n"
+			"[output.0]\ntype = \"elasticsearch\"\nindex = \"%Y-flows\"\ntemplate = false\n" +
+			"[output.1]\ntype = \"elasticsearch\"\nindex = \".%Y\"\ntemplate = false\n"
 		c, err := Parse("flowdex.toml", []byte(src))
 		if err != nil {
 			t.Fatal(err)

@@ -74,10 +74,9 @@ func (e *exporter) samplingRate(domain uint32, id uint64) (rate uint32, ok bool)
 	return rate, ok
 }
 
+// setSamplingRate keeps a rate; e is one Decoder.keep returned (a stand-in
+// has no map to keep it in).
 func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
-	if !e.tracked {
-		return // nothing is kept of an untracked exporter
-	}
 	e.mu.Lock()
 	e.samplers[k] = rate
 	e.mu.Unlock()

@@ -28,17 +28,34 @@ func NewSearcher(cfg Configuration) (*Searcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	if p := c.index.prefix(); strings.Trim(p, ".-_+") == "" {
-		// its pattern would be "*", ".*" or the like: every index of the
-		// cluster (system ones included), not the output's
-		return nil, fmt.Errorf("elasticsearch: index %q has no fixed prefix of letters or digits before its time codes: searching its indices would search every index; "+
-			"begin the name with a prefix such as \"flows-\"", cfg.Index)
+	if err := searchable(cfg.Index, c.index); err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
 	client, err := newClient(&cfg, c, nil, 4)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
 	return &Searcher{cfg: cfg, client: client, pattern: c.templatePattern}, nil
+}
+
+// Searchable reports whether the indices an output names index writes can be
+// searched apart from the rest of the cluster: nil, or why not.
+func Searchable(index string) error {
+	p, err := compilePattern(index)
+	if err != nil {
+		return fmt.Errorf("index %q: %w", index, err)
+	}
+	return searchable(index, p)
+}
+
+func searchable(index string, p *pattern) error {
+	if strings.Trim(p.prefix(), ".-_+") == "" {
+		// its pattern would be "*", ".*" or the like: every index of the
+		// cluster (system ones included), not the output's
+		return fmt.Errorf("index %q has no fixed prefix of letters or digits before its time codes: searching its indices would search every index; "+
+			"begin the name with a prefix such as \"flows-\"", index)
+	}
+	return nil
 }
 
 // Pattern is the wildcard that matches every index the output writes.
