@@ -4,15 +4,16 @@ GO ?= go
 ES := sink/elasticsearch/estest/es.sh
 BIN := bin/flowdex
 # Debian packages the tests use: pmacct is the reference for compatibility,
-# softflowd exports NetFlow for the collector tests, tcpdump and ping make and see
+# softflowd exports NetFlow for the collector tests, faketime sets the clocks of
+# the exporters fed old captures (cmd/flowdex/clock_test.go), tcpdump and ping make and see
 # live traffic for the capture test, libpcap-dev and gcc build the
 # BPF filters (cgo), unzip unpacks Elasticsearch's test distribution (fetched
 # with maven, run on OpenJDK 17), openssl makes the secure test server's CA and
 # the JDK's javac builds its plugin for API keys (see es.sh), systemd's
 # systemd-analyze verifies the shipped unit, chromium runs the web view's test.
-DEBIAN_PACKAGES := pmacct softflowd tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
+DEBIAN_PACKAGES := pmacct softflowd faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
-.PHONY: all build run test deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
+.PHONY: all build run test test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 
 all: build
 
@@ -38,6 +39,14 @@ test: deps
 	[ $$status -ne 0 ] || $(MAKE) --no-print-directory fuzz FUZZTIME=3s || status=$$?; \
 	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
+
+# The goldens against pmacct's C programs with their clocks shifted by
+# libfaketime (cmd/flowdex/clock_test.go): no golden may depend on the date.
+test-dates: deps
+	set -e; for shift in -49d -25d +25d +49d; do \
+	  echo "== clocks of nfacctd, sfacctd and pmacctd shifted by $$shift"; \
+	  CI=true FLOWDEX_TEST_CLOCK_SHIFT=$$shift $(GO) test -count=1 -run 'TestExporterGolden|TestPcapFileMatchesPmacctd|TestPmacctRegressionCases' ./cmd/flowdex; \
+	done
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \

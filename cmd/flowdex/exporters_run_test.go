@@ -317,7 +317,7 @@ func runPmacct(ctx context.Context, dir string, r pmacctRun) error {
 			_ = os.Remove(p.file)
 		}
 		cctx, cancel := context.WithTimeout(ctx, daemonTimeout)
-		cmd := exec.CommandContext(cctx, r.daemon, "-f", conf)
+		cmd := collectorCommand(exec.CommandContext(cctx, r.daemon, "-f", conf))
 		var out bytes.Buffer
 		// A buffer, not a file: Wait returns once every process holding the
 		// pipe, the forked writers included, has closed it.

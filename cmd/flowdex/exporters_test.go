@@ -70,7 +70,7 @@ func softflowd(traffic string, args ...string) func(string, int) (*exec.Cmd, err
 		// socket (with -r, softflowd 1.1.0 makes none, but a -c after -r brings
 		// it back and softflowd then blocks in accept() after the export)
 		a := append([]string{"-a", "-d", "-c", "none", "-r", abs, "-n", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
-		return exec.Command("softflowd", a...), nil
+		return exporterCommand("softflowd", a...), nil
 	}
 }
 
@@ -141,7 +141,7 @@ func pmacctd(receiverKey, conf string, sampling int) func(string, int) (*exec.Cm
 		if err := os.WriteFile(path, []byte(c), 0o644); err != nil {
 			return nil, err
 		}
-		return exec.Command("pmacctd", "-f", path), nil
+		return exporterCommand("pmacctd", "-f", path), nil
 	}
 }
 
@@ -415,6 +415,7 @@ func TestExporterGolden(t *testing.T) {
 		tools = append(tools, e.tools()...)
 	}
 	requireTools(t, tools...)
+	requireFaketime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	// The runs mostly wait (pmacct sleeps 2 s before reading a savefile), so
 	// they all start now, pmacct daemons a few at a time (pmacctSlots), and
@@ -537,6 +538,7 @@ func freeUDPPort(t *testing.T) int {
 // of the same datagrams.
 func TestExporterLive(t *testing.T) {
 	requireTools(t, "softflowd", "nfacctd")
+	requireFaketime(t)
 	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
 		t.Run(es.name, func(t *testing.T) { exporterLive(t, es.url) })
 	}

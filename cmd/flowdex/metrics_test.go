@@ -99,6 +99,7 @@ func metricValue(typ dto.MetricType, m *dto.Metric) float64 {
 // /healthz and /readyz answer while it runs.
 func TestMetricsAfterTraffic(t *testing.T) {
 	requireTools(t, "softflowd")
+	requireFaketime(t)
 	url := estest.URL(t)
 	index := estest.Index(t, "flowdex-test-metrics")
 	dir := t.TempDir()
