@@ -66,6 +66,12 @@ type Configuration struct {
 	// Filter, when set, is the aggregate_filter.
 	Filter *filter.Filter
 
+	// TimestampsSecs cuts timestamp_start, _end, _arrival and _export to
+	// whole seconds before aggregating (pmacct's timestamps_secs, which its
+	// handlers apply as they fill a record), so that records a second apart
+	// at most share an aggregate.
+	TimestampsSecs bool
+
 	// SamplingRate above 1 samples the records that pass the filter, 1 in
 	// SamplingRate on average, as pmacctd's sampling_rate: the gap to the
 	// next kept record is drawn uniformly from 1 to 2*SamplingRate-1. Kept
@@ -115,6 +121,7 @@ type Cache struct {
 	filter *filter.Filter
 	nets   *networks.Table
 	renorm bool
+	secs   bool // TimestampsSecs
 
 	// Which derived fields Add must compute.
 	lookupSrc, lookupDst bool // networks_file lookups
@@ -151,6 +158,7 @@ func New(cfg Configuration) *Cache {
 		filter:  cfg.Filter,
 		nets:    cfg.Networks,
 		renorm:  cfg.Renormalize,
+		secs:    cfg.TimestampsSecs,
 		now:     cfg.Now,
 		timeNew: cfg.TimeNew,
 		seed:    maphash.MakeSeed(),
@@ -298,6 +306,10 @@ func (c *Cache) Add(r *flow.Record) {
 		k.SamplingRate = c.sampling
 	}
 	c.resolve(&k)
+	if c.secs {
+		k.TimestampStart, k.TimestampEnd = wholeSeconds(k.TimestampStart), wholeSeconds(k.TimestampEnd)
+		k.TimestampArrival, k.TimestampExport = wholeSeconds(k.TimestampArrival), wholeSeconds(k.TimestampExport)
+	}
 	packets, bytes := r.Packets, r.Bytes
 	if c.renorm && k.SamplingRate > 0 {
 		packets *= uint64(k.SamplingRate)
@@ -339,6 +351,15 @@ func (c *Cache) Add(r *flow.Record) {
 	c.cur.add(key, h, packets, bytes, r.Flows, r.TCPFlags)
 	c.cur.add(key2, h2, packets, bytes, r.Flows, r.TCPFlags)
 	c.mu.Unlock()
+}
+
+// wholeSeconds cuts Unix microseconds down to the second (before 1970 too).
+func wholeSeconds(us int64) int64 {
+	r := us % 1e6
+	if r < 0 {
+		r += 1e6
+	}
+	return us - r
 }
 
 // resolve fills nets, masks, ASes and next hop as configured.

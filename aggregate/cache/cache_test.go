@@ -328,6 +328,42 @@ func TestRenormalize(t *testing.T) {
 	}
 }
 
+// timestamps_secs: the times are cut to the second before aggregating, so
+// records within one second are one aggregate (pmacct's handlers zero the
+// microseconds as they fill a record), before 1970 as after.
+func TestTimestampsSecs(t *testing.T) {
+	at := func(start, arrival int64) *flow.Record {
+		return rec(func(r *flow.Record) {
+			r.TimestampStart, r.TimestampEnd, r.TimestampArrival = start, start+999_999, arrival
+		})
+	}
+	for _, secs := range []bool{false, true} {
+		t.Run(fmt.Sprint(secs), func(t *testing.T) {
+			c := New(Configuration{Aggregate: aggregate(t, "src_host", "timestamp_start", "timestamp_end", "timestamp_arrival"), TimestampsSecs: secs})
+			c.Add(at(1_704_067_200_100_000, 1_704_067_201_000_001))
+			c.Add(at(1_704_067_200_900_000, 1_704_067_201_999_999))
+			c.Add(at(-1_500_000, -500_000)) // 1969-12-31 23:59:58.5
+			c.Add(at(-1_000_001, -1))
+			got := flush(c)
+			if !secs {
+				if len(got) != 4 {
+					t.Fatalf("without timestamps_secs: %d aggregates, want 4", len(got))
+				}
+				return
+			}
+			want := []Entry{
+				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: 1_704_067_200_000_000, TimestampEnd: 1_704_067_201_000_000,
+					TimestampArrival: 1_704_067_201_000_000}, Packets: 2, Bytes: 200, Flows: 2},
+				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: -2_000_000, TimestampEnd: -1_000_000,
+					TimestampArrival: -1_000_000}, Packets: 2, Bytes: 200, Flows: 2},
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
 // sampling_rate keeps about 1 record in N, each reporting N; renormalised,
 // the sums estimate the unsampled ones.
 func TestSampling(t *testing.T) {

@@ -237,6 +237,7 @@ type pmacctPlugin struct {
 	aggregate []string
 	history   string // print_history, "" for none
 	filter    string // aggregate_filter, "" for none
+	secs      bool   // timestamps_secs
 	file      string // print_output_file
 	// mayBeEmpty: nothing to purge is an outcome, not a plugin that missed
 	// the savefile
@@ -287,6 +288,9 @@ func (r pmacctRun) config() string {
 		}
 		if p.filter != "" {
 			fmt.Fprintf(&b, "aggregate_filter[%s]: %s\n", p.name, p.filter)
+		}
+		if p.secs {
+			fmt.Fprintf(&b, "timestamps_secs[%s]: true\n", p.name)
 		}
 	}
 	return b.String()

@@ -54,6 +54,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flo
 		Renormalize:     pc.Renormalize,
 		TimeNew:         pc.TimeNew,
 		SamplingRate:    pc.SamplingRate,
+		TimestampsSecs:  pc.TimestampsSecs,
 	}
 	if pc.TimestampsUTC {
 		cc.Location = time.UTC

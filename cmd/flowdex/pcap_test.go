@@ -18,6 +18,7 @@ type hostSet struct {
 	name      string
 	aggregate []string
 	history   string
+	secs      bool   // timestamps_secs
 	filter    string // flowdex's aggregate_filter, pmacctd's pcap_filter (see the filter run)
 	// heldMissing is how many of pmacctd's keys lack the held fragment (see
 	// addHeldFragment)
@@ -64,6 +65,8 @@ var hostRuns = []struct {
 		{name: "sum_host", aggregate: []string{"sum_host"}, heldMissing: 2},
 		{name: "history", aggregate: []string{"src_host", "dst_host", "proto"}, history: "1m", heldMissing: 1},
 		{name: "arrival", aggregate: []string{"src_host", "dst_port", "timestamp_arrival"}, heldMissing: 1},
+		// arrival times cut to whole seconds before aggregating
+		{name: "arrival_secs", aggregate: []string{"src_host", "dst_host", "src_port", "dst_port", "proto", "tcpflags", "timestamp_arrival"}, secs: true, heldMissing: 1},
 		{name: "mpls", aggregate: []string{"src_host", "dst_host", "etype", "mpls_label_top", "mpls_label_bottom", "mpls_stack_depth"}, heldMissing: 1},
 	}},
 	// no ports: every fragment is a packet, the orphan one too
@@ -112,7 +115,7 @@ func TestPcapFileMatchesPmacctd(t *testing.T) {
 		pr := pmacctRun{daemon: "pmacctd", savefile: traffic, renormalize: run.renormalize, extSampling: run.extSampling}
 		var names []string
 		for _, s := range run.sets {
-			pr.plugins = append(pr.plugins, pmacctPlugin{name: s.name, aggregate: s.aggregate, history: s.history,
+			pr.plugins = append(pr.plugins, pmacctPlugin{name: s.name, aggregate: s.aggregate, history: s.history, secs: s.secs,
 				file: filepath.Join(dir, "pmacctd-"+s.name+".json")})
 			if s.filter != "" {
 				pr.pcapFilter = s.filter
@@ -128,8 +131,9 @@ func TestPcapFileMatchesPmacctd(t *testing.T) {
 			fmt.Fprintf(&conf, "ext_sampling_rate = %d\n", run.extSampling)
 		}
 		for _, s := range run.sets {
-			fmt.Fprintf(&conf, "[[pipeline]]\nname = %q\naggregate = %s\ntimestamps_utc = true\noutputs = [%q]\nrenormalize = %v\n",
-				s.name, tomlStrings(s.aggregate), s.name, run.renormalize)
+			// refresh: one purge at the end, as pmacctd's
+			fmt.Fprintf(&conf, "[[pipeline]]\nname = %q\naggregate = %s\ntimestamps_utc = true\nrefresh = \"24h\"\noutputs = [%q]\nrenormalize = %v\ntimestamps_secs = %v\n",
+				s.name, tomlStrings(s.aggregate), s.name, run.renormalize, s.secs)
 			if s.history != "" {
 				fmt.Fprintf(&conf, "history = %q\n", s.history)
 			}
@@ -153,8 +157,9 @@ func TestPcapFileMatchesPmacctd(t *testing.T) {
 	for _, run := range hostRuns {
 		for _, s := range run.sets {
 			t.Run(s.name, func(t *testing.T) {
-				want := loadSums(t, "pmacctd", filepath.Join(dir, "pmacctd-"+s.name+".json"))
-				got := loadSums(t, "flowdex", filepath.Join(dir, "flowdex-"+s.name+".json"))
+				// arrival times are the capture's, on both sides
+				want := loadSums(t, "pmacctd", filepath.Join(dir, "pmacctd-"+s.name+".json"), "timestamp_arrival")
+				got := loadSums(t, "flowdex", filepath.Join(dir, "flowdex-"+s.name+".json"), "timestamp_arrival")
 				if len(want) == 0 {
 					t.Fatal("pmacctd wrote nothing")
 				}
@@ -163,6 +168,9 @@ func TestPcapFileMatchesPmacctd(t *testing.T) {
 				}
 				if diffs := diffSums(got, want); len(diffs) > 0 {
 					t.Errorf("%d of %d keys differ from pmacctd's:\n%s", len(diffs), len(want), strings.Join(diffs, "\n"))
+				}
+				if diffs := diffRecords(got, want); len(diffs) > 0 {
+					t.Errorf("%d keys are not one record each as in pmacctd's one purge:\n%s", len(diffs), strings.Join(diffs, "\n"))
 				}
 			})
 		}
