@@ -25,11 +25,22 @@ import (
 	"github.com/flowdex/flowdex/sink/file"
 )
 
-// output is what a pipeline writes to.
+// output is what a pipeline writes to. Flush sends what Write has buffered:
+// pipelines call it at the end of each purge.
 type output interface {
 	Start(ctx context.Context) error
 	Write(ctx context.Context, doc *document.Document, id string) error
+	Flush(ctx context.Context) error
 	Stop(ctx context.Context) error
+}
+
+// flush ends a purge: what the outputs hold goes out now.
+func (p *pipeline) flush(ctx context.Context, logger *slog.Logger) {
+	for _, o := range p.outputs {
+		if err := o.Flush(ctx); err != nil {
+			logger.Error("flush failed", "pipeline", p.name, "output", o.name, "error", err)
+		}
+	}
 }
 
 // deliveryReport is what an output can say about documents after Stop.
@@ -176,17 +187,18 @@ type counters struct {
 // repeated delivery cannot index it twice.
 func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string, c *counters, logger *slog.Logger) error {
 	ids := newIDMaker(origin)
-	before := r.Stats()
-	defer func() {
-		after := r.Stats()
-		c.lines.Add(uint64(after.Lines - before.Lines))
-		c.badLines.Add(uint64(after.BadLines - before.BadLines))
-	}()
+	last := r.Stats()
 	for n := 0; ; n++ {
 		if n&255 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		rec, err := r.Next()
+		// the counters move as lines are read (a followed file may not end for days)
+		if st := r.Stats(); st.Lines != last.Lines {
+			c.lines.Add(uint64(st.Lines - last.Lines))
+			c.badLines.Add(uint64(st.BadLines - last.BadLines))
+			last = st
+		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}

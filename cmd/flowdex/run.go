@@ -171,6 +171,7 @@ func runInput(ctx context.Context, in *config.Input, cfg *config.Config, p *pipe
 		logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
 		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, logger), gen.Origin, c, logger)
 		gen.Close()
+		p.flush(context.WithoutCancel(ctx), logger) // a purge of pmacct's was read
 		if lost := gen.Lost(); lost > 0 {
 			c.lostBytes.Add(uint64(lost))
 			logger.Error("part of a pmacct purge was never read: the file was rewritten first", "input", in.Name, "file", fl.Path, "bytes", lost)

@@ -40,6 +40,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/aggregate/timestamp"
 )
 
@@ -107,10 +108,10 @@ type Sink struct {
 	kick       chan struct{} // wakes the drain when something is spooled
 	drainer    sync.WaitGroup
 	needSetup  atomic.Bool // Elasticsearch was unreachable at Start: version and template are to do
-	spoolErr   limiter     // log of spool failures
-	rejected   limiter     // log of documents Elasticsearch rejected
-	gaveUp     limiter     // log of documents given up after retries
-	retrying   limiter     // log of retried requests
+	spoolErr   ratelog.Limiter // log of spool failures
+	rejected   ratelog.Limiter // log of documents Elasticsearch rejected
+	gaveUp     ratelog.Limiter // log of documents given up after retries
+	retrying   ratelog.Limiter // log of retried requests
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
@@ -143,7 +144,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, c: c, logger: logger, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
-	s.rejected.every, s.gaveUp.every, s.retrying.every, s.spoolErr.every = every, every, every, every
+	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every = every, every, every, every
 	if cfg.DeadLetterFile != "" {
 		s.deadLetter = &deadLetterFile{path: cfg.DeadLetterFile}
 	}
@@ -466,6 +467,23 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string) err
 }
 
 func (s *Sink) unlock() { <-s.lock }
+
+// Flush hands what Write has buffered to the workers now instead of at the
+// next FlushInterval: pipelines call it at the end of each purge.
+func (s *Sink) Flush(ctx context.Context) error {
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopping:
+		return nil
+	}
+	defer s.unlock()
+	if s.state == stateStarted {
+		s.flushLocked()
+	}
+	return nil
+}
 
 // flushLocked hands the current batch to the workers. The send channel holds
 // every batch there is, so this never blocks.

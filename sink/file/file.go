@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 )
@@ -19,10 +20,14 @@ type Configuration struct {
 	Path string
 	// Stdout is where "-" writes; nil: os.Stdout.
 	Stdout io.Writer
+	// FlushInterval bounds how long a line waits in the buffer: people
+	// follow these files. Pipelines also call Flush at the end of each purge.
+	FlushInterval time.Duration
 }
 
-// DefaultConfiguration writes to standard output.
-func DefaultConfiguration() Configuration { return Configuration{Path: "-"} }
+// DefaultConfiguration writes to standard output, a second at most after a
+// line is written.
+func DefaultConfiguration() Configuration { return Configuration{Path: "-", FlushInterval: time.Second} }
 
 // Sink writes NDJSON. It is safe for concurrent use.
 type Sink struct {
@@ -32,10 +37,20 @@ type Sink struct {
 	closer  io.Closer
 	buf     []byte
 	written uint64
+	dirty   bool // written to since the last flush
+	err     error
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 // New returns an inert sink; Start opens the file.
-func New(cfg Configuration) *Sink { return &Sink{cfg: cfg} }
+func New(cfg Configuration) *Sink {
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultConfiguration().FlushInterval
+	}
+	return &Sink{cfg: cfg}
+}
 
 // Start opens the output.
 func (s *Sink) Start(context.Context) error {
@@ -51,43 +66,77 @@ func (s *Sink) Start(context.Context) error {
 		out, s.closer = f, f
 	}
 	s.w = bufio.NewWriterSize(out, 64<<10)
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.tick()
 	return nil
+}
+
+// tick writes out, every FlushInterval, what was buffered meanwhile.
+func (s *Sink) tick() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_ = s.Flush(context.Background()) // an error is kept for the next Write and Stop
+		}
+	}
 }
 
 // Write appends one document as a line. The document is not kept.
 func (s *Sink) Write(_ context.Context, doc *document.Document, _ string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
 	s.buf = doc.AppendJSON(s.buf[:0], document.Pmacct)
 	s.buf = append(s.buf, '\n')
 	if _, err := s.w.Write(s.buf); err != nil {
-		return fmt.Errorf("file sink %s: %w", s.cfg.Path, err)
+		s.err = fmt.Errorf("file sink %s: %w", s.cfg.Path, err)
+		return s.err
 	}
 	s.written++
+	s.dirty = true
 	return nil
 }
 
 // Flush writes out what is buffered.
-func (s *Sink) Flush() error {
+func (s *Sink) Flush(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Flush()
+	return s.flushLocked()
+}
+
+func (s *Sink) flushLocked() error {
+	if !s.dirty || s.err != nil {
+		return s.err
+	}
+	s.dirty = false
+	if err := s.w.Flush(); err != nil {
+		s.err = fmt.Errorf("file sink %s: %w", s.cfg.Path, err)
+	}
+	return s.err
 }
 
 // Stop flushes and closes the output.
 func (s *Sink) Stop(context.Context) error {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.w.Flush()
+	err := s.flushLocked()
 	if s.closer != nil {
-		if cerr := s.closer.Close(); err == nil {
-			err = cerr
+		if cerr := s.closer.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("file sink %s: %w", s.cfg.Path, cerr)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("file sink %s: %w", s.cfg.Path, err)
-	}
-	return nil
+	return err
 }
 
 // Written returns the number of documents written.

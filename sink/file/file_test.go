@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 )
@@ -49,5 +50,42 @@ func TestStartFailsOnBadPath(t *testing.T) {
 	s := New(Configuration{Path: filepath.Join(t.TempDir(), "missing", "out.json")})
 	if err := s.Start(context.Background()); err == nil {
 		t.Fatal("Start succeeded on a missing directory")
+	}
+}
+
+// A line is in the file a FlushInterval after Write at most, and at once after
+// Flush, without Stop.
+func TestFlush(t *testing.T) {
+	for _, explicit := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "out.json")
+		s := New(Configuration{Path: path, FlushInterval: 50 * time.Millisecond})
+		ctx := context.Background()
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var doc document.Document
+		doc.AppendInt("packets", 1)
+		if err := s.Write(ctx, &doc, ""); err != nil {
+			t.Fatal(err)
+		}
+		if explicit {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, _ := os.ReadFile(path)
+			if string(got) == "{\"packets\": 1}\n" {
+				break
+			}
+			if explicit || time.Now().After(deadline) {
+				t.Fatalf("flush (explicit %v): file holds %q", explicit, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The print output is written at each refresh, as pmacct's print plugin
+// writes at each purge: people follow those files. One NetFlow datagram, a
+// 1 s refresh: its record is in the file within a few refreshes, long before
+// the daemon stops.
+func TestPrintWrittenAtRefresh(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "flows.json")
+	port := freeUDPPort(t)
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+[[pipeline]]
+aggregate = ["src_host", "dst_host", "dst_port"]
+refresh = "1s"
+[output.print]
+type = "print"
+file = %q
+`, port, out))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	s := newV5Sender(t, port)
+	d, _, _ := s.datagram()
+	if _, err := s.conn.Write(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
+		lines, _ := readLines(out)
+		return len(lines) == 10 // 10 records, 10 keys
+	})
+	terminate(t, cmd, stderr)
+}
+
+// A followed pmacct print file gets to the print output as it is read, not
+// when the daemon stops.
+func TestPrintWrittenAsPmacctRecordsArrive(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "plugin1.json")
+	out := filepath.Join(dir, "out.json")
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "pmacct"
+file = %q
+follow = true
+poll = "50ms"
+[output.print]
+type = "print"
+file = %q
+`, in, out))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	f, err := os.OpenFile(in, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644) // print_output_file_append
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range 3 {
+		fmt.Fprintf(f, `{"event_type": "purge", "ip_src": "192.0.2.%d", "packets": 1, "bytes": 40}`+"\n", i+1)
+	}
+	waitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
+		lines, _ := readLines(out)
+		return len(lines) == 3
+	})
+	terminate(t, cmd, stderr)
+}
+
+
+// The pmacct line counters move as lines are read: an operator alerting on
+// bad lines of a followed print file sees them while pmacct appends to it.
+func TestPmacctCountersWhileFollowing(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "plugin1.json")
+	port := freeTCPPort(t)
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = "127.0.0.1:%d"
+[[input]]
+type = "pmacct"
+file = %q
+follow = true
+poll = "50ms"
+[output.print]
+type = "print"
+file = "out.json"
+`, port, in))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	f, err := os.OpenFile(in, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644) // print_output_file_append
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintln(f, `{"event_type": "purge", "ip_src": "192.0.2.1", "packets": 1, "bytes": 40}`)
+	fmt.Fprintln(f, `{"event_type": "purge", "ip_src": "192.0.2.2", "packets": 1, "bytes"`)
+	fmt.Fprintln(f, `{"event_type": "purge", "ip_src": "192.0.2.3", "packets": 1, "bytes": 40}`)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var lines, bad float64
+	waitFor(t, "the line counters on /metrics", 10*time.Second, func() bool {
+		m := scrape(t, base)
+		lines, bad = m["flowdex_pmacct_lines_total"][""], m["flowdex_pmacct_bad_lines_total"][""]
+		return lines == 3 && bad == 1
+	})
+	terminate(t, cmd, stderr)
+}
