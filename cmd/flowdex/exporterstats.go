@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // maxTrackedExporters bounds the per-exporter counters: without an allow-list
@@ -18,25 +19,13 @@ const maxTrackedExporters = 1024
 // exporterCounters are the counters of one exporter of an input.
 type exporterCounters struct {
 	datagrams, records, malformed atomic.Uint64
-	logs                          logLimit
+	// one warning a second at most, so that one broken or unwanted source
+	// can neither flood the log nor hide another's
+	logs ratelog.Limiter
 }
 
-// logLimit lets through at most one log line a second, so that one broken or
-// unwanted source can neither flood the log nor hide another's.
-type logLimit struct {
-	last       atomic.Int64 // Unix seconds
-	suppressed atomic.Uint64
-}
-
-// allow reports whether a line may be logged now, and how many were
-// suppressed since the last one.
-func (l *logLimit) allow() (bool, uint64) {
-	now := time.Now().Unix()
-	if last := l.last.Load(); now != last && l.last.CompareAndSwap(last, now) {
-		return true, l.suppressed.Swap(0)
-	}
-	l.suppressed.Add(1)
-	return false, 0
+func newExporterCounters() *exporterCounters {
+	return &exporterCounters{logs: ratelog.Limiter{Every: time.Second}}
 }
 
 // exporterTable holds the counters of an input's exporters: sources whose
@@ -72,7 +61,7 @@ func (t *exporterTable) get(addr netip.Addr) *exporterCounters {
 	if t.m == nil {
 		t.m = make(map[netip.Addr]*exporterCounters)
 	}
-	c = new(exporterCounters)
+	c = newExporterCounters()
 	t.m[addr] = c
 	return c
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
@@ -116,6 +117,7 @@ func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, l
 		}
 	})
 	if n > 0 {
+		fp.pipeline.flush(ctx, logger)
 		logger.Debug("pipeline flushed", "pipeline", fp.name, "entries", n)
 	}
 }
@@ -157,13 +159,14 @@ type flowInput struct {
 
 	bound                          atomic.Bool // receiving: socket bound, capture open, replay begun
 	exporters                      exporterTable
-	rejectedLog                    logLimit  // of datagrams refused by the allow-list
-	emitters                       sync.Pool // *countingEmitter
+	rejectedLog                    ratelog.Limiter // of datagrams refused by the allow-list
+	emitters                       sync.Pool       // *countingEmitter
 	datagrams, malformed, rejected atomic.Uint64
 }
 
 func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
 	fi := &flowInput{cfg: in, pipelines: pipelines, resolve: cfg.Resolve, logger: logger.With("input", in.Name)}
+	fi.rejectedLog.Every, fi.exporters.other.logs.Every = time.Second, time.Second
 	fi.emitters.New = func() any {
 		e := &countingEmitter{fi: fi}
 		e.emit = e.add
@@ -223,7 +226,7 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 		// in the exporter table (a spoofed flood must not take the slots of
 		// real exporters)
 		fi.rejected.Add(1)
-		if ok, suppressed := fi.rejectedLog.allow(); ok {
+		if ok, suppressed := fi.rejectedLog.Allow(); ok {
 			fi.logger.Warn("datagram from an exporter not in exporters; dropped", "exporter", d.Source.String(),
 				"suppressed_since_last", suppressed)
 		}
@@ -242,7 +245,7 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 	}
 	fi.malformed.Add(1)
 	ec.malformed.Add(1)
-	if ok, suppressed := ec.logs.allow(); ok {
+	if ok, suppressed := ec.logs.Allow(); ok {
 		fi.logger.Warn("malformed datagram", "exporter", d.Source.String(), "bytes", len(d.Payload),
 			"error", err, "suppressed_since_last", suppressed)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // Configuration of a Listener.
@@ -347,8 +349,7 @@ type socket struct {
 	limit int        // QueueSize+2: enough that a free slot always comes back
 
 	// Read loop only.
-	lastLog    time.Time
-	unlogged   uint64
+	errLog     ratelog.Limiter // read errors, every ten seconds at most
 	truncSeen  bool
 	received   atomic.Uint64
 	bytes      atomic.Uint64
@@ -365,6 +366,7 @@ type socket struct {
 
 func newSocket(addr netip.AddrPort, queueSize, maxDatagram int, logger *slog.Logger) *socket {
 	return &socket{
+		errLog: ratelog.Limiter{Every: 10 * time.Second},
 		addr:   addr,
 		max:    maxDatagram,
 		logger: logger,
@@ -442,13 +444,9 @@ func (s *socket) read() {
 
 // logError logs read errors at most every ten seconds per socket.
 func (s *socket) logError(err error) {
-	now := time.Now()
-	if now.Sub(s.lastLog) < 10*time.Second {
-		s.unlogged++
-		return
+	if ok, n := s.errLog.Allow(); ok {
+		s.logger.Warn("udp read failed", "addr", s.addr.String(), "error", err, "suppressed_since_last", n)
 	}
-	s.logger.Warn("udp read failed", "addr", s.addr.String(), "error", err, "unlogged", s.unlogged)
-	s.lastLog, s.unlogged = now, 0
 }
 
 func (s *socket) work(handler Handler) {

@@ -434,9 +434,9 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 	}
 	if err != nil {
 		d.counters.tplRefused.Add(1)
-		if e.log.allow(time.Now(), malformedLogInterval) {
+		if ok, n := e.log.Allow(); ok {
 			d.logger.Warn("template refused", "exporter", e.addr, "version", version,
-				"domain", domain, "template", id, "error", err)
+				"domain", domain, "template", id, "error", err, "suppressed_since_last", n)
 		}
 		return
 	}
@@ -452,9 +452,9 @@ func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, 
 		d.counters.tplRefreshed.Add(1)
 	case tplOverLimit:
 		d.counters.tplOverLimit.Add(1)
-		if e.log.allow(time.Now(), malformedLogInterval) {
+		if ok, n := e.log.Allow(); ok {
 			d.logger.Warn("template refused: the exporter has too many", "exporter", e.addr, "version", version,
-				"domain", domain, "template", id, "max_templates", e.maxTemplates)
+				"domain", domain, "template", id, "max_templates", e.maxTemplates, "suppressed_since_last", n)
 		}
 	}
 }

@@ -4,9 +4,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
+
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // exporter is what the decoder keeps about one exporter address: templates
@@ -22,8 +23,7 @@ type exporter struct {
 	samplers  map[samplerKey]uint32
 
 	noTemplate atomic.Uint64
-	log        *logGate // warnings about this exporter; shared by the untracked ones
-	suppressed atomic.Uint64
+	log        *ratelog.Limiter // warnings about this exporter; shared by the untracked ones
 	tracked    bool        // in the decoder's table; else a pooled stand-in for one datagram
 	holds      atomic.Bool // keeps a template or sampling rate: not evictable (see Decoder.keep)
 }
@@ -48,7 +48,7 @@ func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporter {
 		addr:         addr,
 		override:     override,
 		maxTemplates: maxTemplates,
-		log:          new(logGate),
+		log:          &ratelog.Limiter{Every: warnInterval},
 		tracked:      true,
 		templates:    make(map[templateKey]*template),
 		samplers:     make(map[samplerKey]uint32),
@@ -80,20 +80,6 @@ func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
 	e.mu.Lock()
 	e.samplers[k] = rate
 	e.mu.Unlock()
-}
-
-// logGate lets a warning through at most once per interval.
-type logGate struct {
-	last atomic.Int64 // unix nanoseconds of the last warning
-}
-
-// allow reports whether a warning may be logged now.
-func (g *logGate) allow(now time.Time, interval time.Duration) bool {
-	last := g.last.Load()
-	if now.UnixNano()-last < int64(interval) {
-		return false
-	}
-	return g.last.CompareAndSwap(last, now.UnixNano())
 }
 
 // Template outcomes, for the counters.

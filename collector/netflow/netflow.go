@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // Configuration of a Decoder.
@@ -77,8 +78,8 @@ type Decoder struct {
 	empty map[netip.Addr]struct{}
 
 	counters     counters
-	overLimitLog logGate   // the warning that exporters are past MaxExporters
-	untrackedLog logGate   // warnings about datagrams of those exporters
+	overLimitLog ratelog.Limiter // the warning that exporters are past MaxExporters
+	untrackedLog ratelog.Limiter // warnings about datagrams of those exporters
 	untracked    sync.Pool // *exporter, stand-ins for exporters past MaxExporters
 	states       sync.Pool // *state
 }
@@ -115,6 +116,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		exporters: make(map[netip.Addr]*exporter),
 		empty:     make(map[netip.Addr]struct{}),
 	}
+	d.overLimitLog.Every, d.untrackedLog.Every = warnInterval, warnInterval
 	d.states.New = func() any { return new(state) }
 	d.untracked.New = func() any { return &exporter{log: &d.untrackedLog} }
 	if cfg.TemplatesFile != "" {
@@ -143,16 +145,15 @@ func (d *Decoder) Decode(payload []byte, exporter netip.Addr, received time.Time
 	defer d.release(e)
 	if !e.tracked {
 		d.counters.exportersOverLimit.Add(1)
-		if d.overLimitLog.allow(time.Now(), malformedLogInterval) {
+		if ok, n := d.overLimitLog.Allow(); ok {
 			d.logger.Warn("too many exporters: templates and sampling rates of this one are not kept",
-				"exporter", e.addr, "max_exporters", d.cfg.MaxExporters, "untracked_datagrams", d.counters.exportersOverLimit.Load())
+				"exporter", e.addr, "max_exporters", d.cfg.MaxExporters, "untracked_datagrams", d.counters.exportersOverLimit.Load(),
+				"suppressed_since_last", n)
 		}
 	}
 	if len(payload) < 2 {
 		d.counters.malformed.Add(1)
-		err := d.malformed(e, errShort)
-		d.logMalformed(e, err)
-		return err
+		return d.malformed(e, errShort)
 	}
 	st := d.states.Get().(*state)
 	defer d.states.Put(st)
@@ -171,13 +172,10 @@ func (d *Decoder) Decode(payload []byte, exporter netip.Addr, received time.Time
 	default:
 		d.counters.unsupported.Add(1)
 		d.counters.malformed.Add(1)
-		err = d.malformed(e, fmt.Errorf("unsupported version %d", v))
-		d.logMalformed(e, err)
-		return err
+		return d.malformed(e, fmt.Errorf("unsupported version %d", v))
 	}
 	if err != nil {
 		d.counters.malformed.Add(1)
-		d.logMalformed(e, err)
 	}
 	return err
 }
@@ -274,17 +272,8 @@ func (d *Decoder) override(addr netip.Addr) uint32 {
 	return 0
 }
 
-// malformedLogInterval spaces the warnings about one exporter: a broken
-// exporter sends as many bad datagrams as good ones, the counters carry the
-// numbers and one line a minute names the exporter and the fault.
-const malformedLogInterval = time.Minute
-
-func (d *Decoder) logMalformed(e *exporter, err error) {
-	if e.log.allow(time.Now(), malformedLogInterval) {
-		d.logger.Warn("malformed NetFlow/IPFIX datagram", "exporter", e.addr, "error", err,
-			"suppressed", e.suppressed.Swap(0))
-		return
-	}
-	e.suppressed.Add(1)
-	d.logger.Debug("malformed NetFlow/IPFIX datagram", "exporter", e.addr, "error", err)
-}
+// warnInterval spaces the decoder's warnings about one exporter (refused
+// templates) and about exporters past the bound: the counters carry the
+// numbers, one line a minute names the source and the fault. A malformed
+// datagram is the caller's to log: Decode returns its error.
+const warnInterval = time.Minute

@@ -114,7 +114,7 @@ func (s *Sink) process(w *worker, b *batch) {
 			s.giveUpAll(w, b, status, errJSON)
 			return
 		}
-		if ok, suppressed := s.retrying.allow(); ok {
+		if ok, suppressed := s.retrying.Allow(); ok {
 			s.logger.Warn("elasticsearch: bulk request failed, retrying", "documents", len(b.items),
 				"status", status, "error", msg, "attempt", attempt+1, "similar_not_logged", suppressed)
 		}
@@ -205,7 +205,7 @@ func (s *Sink) results(w *worker, b *batch, last bool) {
 	s.duplicates.Add(duplicates)
 	s.flushDeadLetters(w)
 	if len(w.kept) > 0 {
-		if ok, suppressed := s.retrying.allow(); ok {
+		if ok, suppressed := s.retrying.Allow(); ok {
 			r := w.parsed.Items[w.kept[0]].Create
 			if r == nil {
 				r = w.parsed.Items[w.kept[0]].Index
@@ -240,7 +240,7 @@ func (s *Sink) reject(w *worker, b *batch, it *item, status int, errJSON []byte,
 	if gaveUp {
 		l, msg = &s.gaveUp, "elasticsearch: document not delivered"
 	}
-	if ok, suppressed := l.allow(); ok {
+	if ok, suppressed := l.Allow(); ok {
 		e := parseError(errJSON)
 		var id string
 		if raw := it.id(b.buf); raw != nil {

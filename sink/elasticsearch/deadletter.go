@@ -3,7 +3,6 @@ package elasticsearch
 import (
 	"os"
 	"sync"
-	"time"
 )
 
 // deadLetterFile is opened on first use and appended to.
@@ -38,44 +37,13 @@ func (d *deadLetterFile) close() error {
 	return err
 }
 
-// limiter lets one log message through per period and counts the others.
-type limiter struct {
-	mu         sync.Mutex
-	every      time.Duration
-	last       time.Time
-	suppressed uint64
-}
-
-// allow reports whether to log now, and how many were suppressed since the
-// last message.
-func (l *limiter) allow() (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.suppressed, l.last = 0, now
-	return true, n
-}
-
-func (l *limiter) pending() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := l.suppressed
-	l.suppressed = 0
-	return n
-}
-
 // logSuppressed reports, at Stop, the messages the limiters held back.
 func (s *Sink) logSuppressed() {
-	if n := s.rejected.pending(); n > 0 {
+	if n := s.rejected.Pending(); n > 0 {
 		s.logger.Warn("elasticsearch: more documents rejected than logged", "not_logged", n)
 	}
-	if n := s.gaveUp.pending(); n > 0 {
+	if n := s.gaveUp.Pending(); n > 0 {
 		s.logger.Warn("elasticsearch: more documents not delivered than logged", "not_logged", n)
 	}
-	s.retrying.pending()
+	s.retrying.Pending()
 }

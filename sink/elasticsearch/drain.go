@@ -13,7 +13,7 @@ func (s *Sink) toSpool(w *worker, b *batch) {
 	}
 	if err := s.spool.append(b); err != nil {
 		s.setFailing("spool: "+err.Error(), true)
-		if ok, suppressed := s.spoolErr.allow(); ok {
+		if ok, suppressed := s.spoolErr.Allow(); ok {
 			s.logger.Error("elasticsearch: cannot spool; documents dead-lettered", "dir", s.cfg.SpoolDir,
 				"documents", len(b.items), "error", err, "similar_not_logged", suppressed)
 		}
@@ -68,7 +68,7 @@ func (s *Sink) drain() {
 		}
 		if s.needSetup.Load() {
 			if err := s.setup(s.runCtx); err != nil {
-				if ok, suppressed := s.spoolErr.allow(); ok {
+				if ok, suppressed := s.spoolErr.Allow(); ok {
 					s.logger.Warn("elasticsearch: not ready yet; the spool waits", "error", err, "similar_not_logged", suppressed)
 				}
 				if !s.pause(&wait) {

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// One malformed datagram is one warning, naming its exporter: the README
+// promises one line a second per exporter at most, and a second line from
+// another layer would double what an operator counts in the log.
+func TestMalformedDatagramWarnsOnce(t *testing.T) {
+	dir := t.TempDir()
+	port := freeUDPPort(t)
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+[[pipeline]]
+aggregate = ["src_host"]
+[output.print]
+type = "print"
+file = "out.json"
+`, port))
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// a NetFlow v5 header announcing 3 records, and none of them
+	if _, err := conn.Write([]byte{0, 5, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "malformed") })
+	time.Sleep(1500 * time.Millisecond) // a second warning from elsewhere would be out by now
+	terminate(t, cmd, stderr)
+	var warnings []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(strings.ToLower(l), "malformed") {
+			warnings = append(warnings, l)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "exporter=127.0.0.1:") {
+		t.Fatalf("%d warnings for one malformed datagram, want 1 naming the exporter:\n%s", len(warnings), strings.Join(warnings, "\n"))
+	}
+}
