@@ -75,7 +75,6 @@ file = %q
 	terminate(t, cmd, stderr)
 }
 
-
 // The pmacct line counters move as lines are read: an operator alerting on
 // bad lines of a followed print file sees them while pmacct appends to it.
 func TestPmacctCountersWhileFollowing(t *testing.T) {

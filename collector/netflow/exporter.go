@@ -24,8 +24,8 @@ type exporter struct {
 
 	noTemplate atomic.Uint64
 	log        *ratelog.Limiter // warnings about this exporter; shared by the untracked ones
-	tracked    bool        // in the decoder's table; else a pooled stand-in for one datagram
-	holds      atomic.Bool // keeps a template or sampling rate: not evictable (see Decoder.keep)
+	tracked    bool             // in the decoder's table; else a pooled stand-in for one datagram
+	holds      atomic.Bool      // keeps a template or sampling rate: not evictable (see Decoder.keep)
 }
 
 type templateKey struct {

@@ -80,8 +80,8 @@ type Decoder struct {
 	counters     counters
 	overLimitLog ratelog.Limiter // the warning that exporters are past MaxExporters
 	untrackedLog ratelog.Limiter // warnings about datagrams of those exporters
-	untracked    sync.Pool // *exporter, stand-ins for exporters past MaxExporters
-	states       sync.Pool // *state
+	untracked    sync.Pool       // *exporter, stand-ins for exporters past MaxExporters
+	states       sync.Pool       // *state
 }
 
 // state is the per-call scratch space, pooled so that Decode does not

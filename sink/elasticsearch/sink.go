@@ -107,7 +107,7 @@ type Sink struct {
 	spool      *spool        // nil without SpoolDir
 	kick       chan struct{} // wakes the drain when something is spooled
 	drainer    sync.WaitGroup
-	needSetup  atomic.Bool // Elasticsearch was unreachable at Start: version and template are to do
+	needSetup  atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
 	spoolErr   ratelog.Limiter // log of spool failures
 	rejected   ratelog.Limiter // log of documents Elasticsearch rejected
 	gaveUp     ratelog.Limiter // log of documents given up after retries

@@ -27,7 +27,9 @@ type Configuration struct {
 
 // DefaultConfiguration writes to standard output, a second at most after a
 // line is written.
-func DefaultConfiguration() Configuration { return Configuration{Path: "-", FlushInterval: time.Second} }
+func DefaultConfiguration() Configuration {
+	return Configuration{Path: "-", FlushInterval: time.Second}
+}
 
 // Sink writes NDJSON. It is safe for concurrent use.
 type Sink struct {
