@@ -24,8 +24,8 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
-// flow is one document of the test's data.
-type flow struct {
+// testFlow is one document of the test's data.
+type testFlow struct {
 	src, dst       string
 	sport, dport   int
 	proto          string
@@ -37,25 +37,26 @@ var start = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
 // testFlows is an hour of traffic with a clear ranking, and two documents
 // outside the hour the page is asked for (they must not count).
-func testFlows() []flow {
-	var fs []flow
+func testFlows() []testFlow {
+	var fs []testFlow
 	for m := range 60 {
 		fs = append(fs,
-			flow{"10.0.0.1", "192.0.2.10", 40000 + m, 443, "tcp", m, 100, 150_000 + int64(m)}, // no two ports tie
-			flow{"10.0.0.2", "192.0.2.53", 50000 + m, 53, "udp", m, 10, 1_200},
-			flow{"10.0.0.3", "192.0.2.10", 60000 + m, 22, "tcp", m, 20, 3_000})
+			testFlow{"10.0.0.1", "192.0.2.10", 40000 + m, 443, "tcp", m, 100, 150_000 + int64(m)}, // no two ports tie
+			testFlow{"10.0.0.2", "192.0.2.53", 50000 + m, 53, "udp", m, 10, 1_200},
+			// pmacct with num_protos writes 6 for tcp: one row all the same
+			testFlow{"10.0.0.3", "192.0.2.10", 60000 + m, 22, []string{"tcp", "6"}[m%2], m, 20, 3_000})
 		if m%10 == 0 {
-			fs = append(fs, flow{"2001:db8::7", "2001:db8::1", 123, 123, "udp", m, 1, 90})
+			fs = append(fs, testFlow{"2001:db8::7", "2001:db8::1", 123, 123, "udp", m, 1, 90})
 		}
 	}
-	return append(fs, flow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", -5, 1000, 9_999_999},
-		flow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", 61, 1000, 9_999_999})
+	return append(fs, testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", -5, 1000, 9_999_999},
+		testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", 61, 1000, 9_999_999})
 }
 
 // indexFlows writes the flows through flowdex's own sink, so that the
 // documents have its template and its @timestamp, and returns the searcher
 // of the same output.
-func indexFlows(t *testing.T, url string, fs []flow) *elasticsearch.Searcher {
+func indexFlows(t *testing.T, url string, fs []testFlow) *elasticsearch.Searcher {
 	t.Helper()
 	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
@@ -157,8 +158,12 @@ func TestBrowser(t *testing.T) {
 		}
 		total.bytes += f.bytes
 		total.packets += f.packets
+		proto := f.proto
+		if proto == "6" {
+			proto = "tcp"
+		}
 		for by, key := range map[string]string{"ip_src": f.src, "ip_dst": f.dst, "port_dst": strconv.Itoa(f.dport),
-			"port_src": strconv.Itoa(f.sport), "ip_proto": f.proto} {
+			"port_src": strconv.Itoa(f.sport), "ip_proto": proto} {
 			if want[by] == nil {
 				want[by] = map[string]sums{}
 			}
@@ -191,6 +196,9 @@ func TestBrowser(t *testing.T) {
 	}
 	var plotted []float64
 	traffic := find(dom, func(n *html.Node) bool { return attr(n, "id") == "traffic-chart" })
+	if title := attr(traffic, "data-x-title"); title != "time (UTC)" {
+		t.Errorf("the traffic chart's time axis is titled %q, want it to say its zone: \"time (UTC)\"", title)
+	}
 	if err := json.Unmarshal([]byte(attr(traffic, "data-values")), &plotted); err != nil || len(plotted) != 60 {
 		t.Errorf("traffic chart values %q: %v", attr(traffic, "data-values"), err)
 	}

@@ -4,6 +4,7 @@
 package webview
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -13,9 +14,12 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 // Searcher runs an Elasticsearch search body over the output's indices.
@@ -206,8 +210,15 @@ func (v *View) top(w http.ResponseWriter, r *http.Request) {
 	}
 	// each shard proposes more candidates than shown: ordered by a sum, a
 	// top list over daily indices is otherwise easily wrong
+	terms, shard := size, max(10*size, 200)
+	if by == "ip_proto" {
+		// pmacct writes a protocol as its name or, with num_protos, its
+		// number: every bucket is asked for (256 numbers and their names at
+		// most) and "6" and "tcp" are summed into one row below
+		terms, shard = 512, 512
+	}
 	body := fmt.Sprintf(`{"size":0,"query":%s,"aggs":{"top":{"terms":{"field":%q,"size":%d,"shard_size":%d,"order":{"bytes":"desc"}},"aggs":%s},%s}}`,
-		v.rangeQuery(from, to), by, size, max(10*size, 200), sumAggs, sumAggs[1:len(sumAggs)-1])
+		v.rangeQuery(from, to), by, terms, shard, sumAggs, sumAggs[1:len(sumAggs)-1])
 	var answer struct {
 		Aggregations struct {
 			Top struct {
@@ -226,13 +237,39 @@ func (v *View) top(w http.ResponseWriter, r *http.Request) {
 	out := Top{By: by, From: from, To: to, Rows: []Row{},
 		Total: Sums{answer.Aggregations.Bytes.int(), answer.Aggregations.Packets.int()}}
 	out.Other = out.Total
+	index := map[string]int{} // row of a key
 	for _, b := range answer.Aggregations.Top.Buckets {
-		row := Row{Key: keyString(b.Key), Sums: Sums{b.Bytes.int(), b.Packets.int()}}
-		out.Rows = append(out.Rows, row)
+		key := keyString(b.Key)
+		if by == "ip_proto" {
+			key = protoName(key)
+		}
+		i, ok := index[key]
+		if !ok {
+			i = len(out.Rows)
+			index[key] = i
+			out.Rows = append(out.Rows, Row{Key: key})
+		}
+		out.Rows[i].Bytes += b.Bytes.int()
+		out.Rows[i].Packets += b.Packets.int()
+	}
+	slices.SortStableFunc(out.Rows, func(a, b Row) int { return cmp.Compare(b.Bytes, a.Bytes) })
+	out.Rows = out.Rows[:min(len(out.Rows), size)]
+	for _, row := range out.Rows {
 		out.Other.Bytes -= row.Bytes
 		out.Other.Packets -= row.Packets
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// protoName is the name pmacct gives a protocol number ("6": "tcp"); names,
+// and numbers without one, are kept.
+func protoName(key string) string {
+	if n, err := strconv.ParseUint(key, 10, 8); err == nil {
+		if name := flow.ProtoName(uint8(n)); name != "" {
+			return name
+		}
+	}
+	return key
 }
 
 const sumAggs = `{"bytes":{"sum":{"field":"bytes"}},"packets":{"sum":{"field":"packets"}}}`

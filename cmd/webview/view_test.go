@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,32 @@ func TestSearches(t *testing.T) {
 	r.err = errors.New("elasticsearch: search: HTTP 400: search_phase_execution_exception")
 	if code, body := get(t, v, "/api/traffic"); code != http.StatusBadGateway || !strings.Contains(body, "search_phase_execution_exception") {
 		t.Errorf("failing search: %d %s", code, body)
+	}
+}
+
+// Protocols written as names by some records and as numbers by others
+// (pmacct's num_protos) are one row, the name pmacct gives the number; the
+// rows are ranked after merging and cut to size.
+func TestProtocolNamesAndNumbersMerge(t *testing.T) {
+	r := &recorder{answer: `{"aggregations":{"top":{"buckets":[` +
+		`{"key":"udp","bytes":{"value":50},"packets":{"value":5}},{"key":"tcp","bytes":{"value":40},"packets":{"value":4}},` +
+		`{"key":"6","bytes":{"value":30},"packets":{"value":3}},{"key":"253","bytes":{"value":7},"packets":{"value":1}},` +
+		`{"key":"17","bytes":{"value":1},"packets":{"value":1}}]},"bytes":{"value":128},"packets":{"value":14}}}`}
+	v, _ := New(Configuration{Searcher: r, Now: func() time.Time { return now }})
+	code, body := get(t, v, "/api/top?by=ip_proto&size=2")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var top Top
+	if err := json.Unmarshal([]byte(body), &top); err != nil {
+		t.Fatal(err)
+	}
+	want := []Row{{Key: "tcp", Sums: Sums{70, 7}}, {Key: "udp", Sums: Sums{51, 6}}}
+	if !slices.Equal(top.Rows, want) || top.Other != (Sums{7, 1}) {
+		t.Errorf("rows %+v other %+v; want %+v other {7 1}", top.Rows, top.Other, want)
+	}
+	if !strings.Contains(r.bodies[0], `"size":512`) {
+		t.Errorf("every protocol bucket is not asked for: %s", r.bodies[0])
 	}
 }
 

@@ -23,6 +23,8 @@ function draw(canvas, config) {
   // what the chart plots, read back from it, for tests and scrapers
   canvas.dataset.labels = JSON.stringify(chart.data.labels);
   canvas.dataset.values = JSON.stringify(chart.data.datasets[0].data);
+  const x = chart.options.scales.x;
+  canvas.dataset.xTitle = x && x.title && x.title.display ? x.title.text : "";
 }
 
 async function get(path, params) {
@@ -49,7 +51,8 @@ async function showTraffic(r) {
       labels: t.buckets.map(b => new Date(b.t).toISOString().slice(5, 19).replace("T", " ")),
       datasets: [{ data: perSecond, borderColor: "#1d6fb8", backgroundColor: "rgba(29,111,184,0.15)", fill: true, pointRadius: 0 }],
     },
-    options: { scales: { y: { beginAtZero: true, ticks: { callback: v => bits(v) } } } },
+    // the labels are UTC, as Elasticsearch's buckets and the range's RFC 3339 times
+    options: { scales: { x: { title: { display: true, text: "time (UTC)" } }, y: { beginAtZero: true, ticks: { callback: v => bits(v) } } } },
   });
   const total = document.getElementById("traffic-total");
   total.dataset.bytes = t.total.bytes;
