@@ -98,6 +98,9 @@ func TestDecodeFlowSamples(t *testing.T) {
 	agent := [4]byte{192, 0, 2, 254}
 	hbh := &layers.IPv6HopByHop{Options: []*layers.IPv6HopByHopOption{{OptionType: 1, OptionData: []byte{0, 0, 0, 0}}}}
 	hbh.NextHeader = layers.IPProtocolUDP
+	// tos is the whole traffic class, 0x20 (CS1); sfacctd 1.7.7 to 1.7.9
+	// report 2, the low nibble of the header's first byte (fixed upstream
+	// after 1.7.9; cmd/flowdex's golden test shows it on a real sfacctd)
 	ip6 := frame(t,
 		&layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6},
 		&layers.IPv6{Version: 6, TrafficClass: 0x20, HopLimit: 64, NextHeader: layers.IPProtocolIPv6HopByHop,

@@ -9,7 +9,8 @@
 // What is in it, and why:
 //   - several hosts, IPv4 and IPv6, TCP (closed by FIN and by RST), UDP, ICMP
 //     echo and unreachable, ICMPv6 echo, GRE: the primitives of every protocol;
-//   - 802.1Q VLANs 10 and 20 with a priority, DSCP marks: L2 primitives and tos;
+//   - 802.1Q VLANs 10 and 20 with a priority, DSCP marks on IPv4 and IPv6: L2
+//     primitives and tos;
 //   - flows in four different minutes, one crossing a minute boundary and some
 //     starting exactly on one: one-minute history bins and pmacct's edge quirk;
 //   - more flows than one NetFlow v5 datagram holds, alternating IPv4 and IPv6
@@ -339,7 +340,9 @@ func main() {
 	session(ms(140000), c3, routerOn("198.51.100.12", c3), 40013, 8080, 0x28, []int{400, 400}, []int{800}, false)
 	// minute 3
 	exchange(ms(185000), c4, routerOn("203.0.113.123", c4), 123, 123, 0xb8, 48, 48)
-	session(ms(190000), v2, routerOn("2001:db8:0:2::10", v2), 50010, 80, 0, []int{100}, []int{500}, false)
+	// IPv6 marked AF11 (traffic class 0x28): sfacctd 1.7.7 to 1.7.9 reads
+	// the low nibble of the first header byte (2)
+	session(ms(190000), v2, routerOn("2001:db8:0:2::10", v2), 50010, 80, 0x28, []int{100}, []int{500}, false)
 	for i, c := range []host{c1, c5, c6} {
 		exchange(ms(200000+100*i), c, dns, uint16(53100+i), 53, 0, 40+i, 100+i)
 	}
