@@ -8,6 +8,8 @@ import (
 	"net/url"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/flowdex/flowdex/aggregate/engine"
 )
 
 // cmdCheck validates a configuration as run would (transformations, lookup files,
@@ -26,7 +28,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := cf.load(stderr)
 	if err == nil {
-		_, err = build(cfg, io.Discard, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		_, err = engine.New(cfg, engine.Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -6,14 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/flowdex/flowdex/cmd/config"
-	"github.com/flowdex/flowdex/collector/pmacct"
+	"github.com/flowdex/flowdex/aggregate/engine"
 )
 
 // cmdIngest reads pmacct output once, to its end, and delivers it: what p2es does
@@ -68,27 +65,20 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cfg.Outputs[name] = o
 		}
 	}
-	sess, status := startSession(cfg, stdout, stderr)
-	if sess == nil {
+	e, ctx, finish, status := startEngine(cfg, stdin, stdout, stderr)
+	if e == nil {
 		if status == exitStartup && in.File == "-" {
 			// `pmacct -s -e` has already cleared its table: keep what it sent
 			saveStdin(stdin, in.Name, stderr)
 		}
 		return status
 	}
-	reader, origin, closeInput, err := openInput(sess.ctx, in, cfg, stdin, sess.logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "flowdex:", err)
-		_, _ = sess.finish()
-		return exitData
-	}
-	defer closeInput()
-	var c counters
-	pipe := sess.pipelines[in.Pipeline]
-	consumeErr := pipe.consume(sess.ctx, reader, origin, &c, sess.logger)
-	reports, stopErr := sess.finish()
+	defer finish()
+	outputs, consumeErr := e.Ingest(ctx)
+	reports, stopErr := e.Stop()
+	c := e.Counters()
 
-	var total deliveryReport
+	var total engine.DeliveryReport
 	for _, r := range reports {
 		total.Written += r.Written
 		total.Indexed += r.Indexed
@@ -100,13 +90,13 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// every record must reach every output of its pipeline; failed counts those that
 	// did not, dead-lettered those of them kept in a dead-letter file
-	wanted := c.records.Load() * uint64(len(pipe.outputs))
+	wanted := c.Records * uint64(outputs)
 	// spooled documents are safe on disk, sent by the next run with the same spool
 	delivered := total.Indexed + total.Duplicates + total.Spooled
 	failed := wanted - min(delivered, wanted)
 	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
-		c.lines.Load(), c.records.Load(), total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
-		c.markers.Load(), c.badLines.Load())
+		c.Lines, c.Records, total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
+		c.Markers, c.BadLines)
 	for name, r := range reports {
 		if r.Spooled > 0 {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents wait in the spool %s: the next run sends them\n", name, r.Spooled, r.SpoolDir)
@@ -126,53 +116,10 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowdex:", stopErr)
 		status = exitData
 	}
-	if failed > 0 || total.Failed > 0 || c.badLines.Load() > 0 || c.writeErrors.Load() > 0 {
+	if failed > 0 || total.Failed > 0 || c.BadLines > 0 || c.WriteErrors > 0 {
 		status = exitData
 	}
 	return status
-}
-
-// openInput opens a pmacct input for one pass to its end.
-func openInput(ctx context.Context, in *config.Input, cfg *config.Config, stdin io.Reader, logger *slog.Logger) (*pmacct.Reader, string, func(), error) {
-	opts, err := readerOptions(in)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	if in.File == "-" {
-		// the same line of another run from stdin is another record
-		origin := "stdin|" + strconv.FormatInt(time.Now().UnixNano(), 10)
-		return pmacct.NewReader(interruptible(ctx, stdin), opts, "stdin", logger), origin, func() {}, nil
-	}
-	path := cfg.Resolve(in.File)
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, "", nil, err
-	}
-	abs, _ := filepath.Abs(path)
-	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice
-	origin := abs + "|" + strconv.FormatInt(st.ModTime().UnixNano(), 10) + "|" + strconv.FormatInt(st.Size(), 10)
-	return pmacct.NewReader(fh, opts, path, logger), origin, func() { fh.Close() }, nil
-}
-
-// readerOptions turns an input's configuration into pmacct reader options.
-func readerOptions(in *config.Input) (pmacct.Options, error) {
-	var opts pmacct.Options
-	var err error
-	if opts.Format, err = pmacct.ParseFormat(in.Format); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	if opts.Separator, err = pmacct.ParseSeparator(in.CSVSeparator); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	if opts.Names, err = pmacct.ParseNames(in.CSVNames); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	return opts, nil
 }
 
 // absPath makes a path given on the command line absolute, so that it stays

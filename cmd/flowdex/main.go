@@ -18,7 +18,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise it comes

@@ -132,7 +132,7 @@ outputs = ["es"]
 	var r struct {
 		Ready   bool
 		Inputs  bool `json:"inputs_running"`
-		Outputs map[string]outputHealth
+		Outputs map[string]struct{ Started bool }
 	}
 	if _, body := getURL(t, base+"/readyz"); json.Unmarshal([]byte(body), &r) != nil || !r.Ready || !r.Inputs || !r.Outputs["es"].Started {
 		t.Errorf("/readyz: %s", body)

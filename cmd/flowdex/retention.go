@@ -5,58 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/aggregate/engine"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
-
-// retentionTiming, when set (tests), replaces the daemon's delay before the
-// first retention run and the interval between runs: the configuration
-// refuses intervals under a minute.
-var retentionTiming struct{ delay, interval time.Duration }
-
-// newRetention makes the retention of elasticsearch output name (nil when
-// it has none), on the sink's configuration ec.
-func newRetention(name string, o config.Output, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
-	if o.Retention.Duration <= 0 {
-		return nil, nil
-	}
-	rc := elasticsearch.DefaultRetentionConfiguration()
-	rc.MaxAge = o.Retention.Duration
-	if o.RetentionInterval.Duration > 0 {
-		rc.Interval = o.RetentionInterval.Duration
-	}
-	if retentionTiming.interval > 0 {
-		rc.Interval = retentionTiming.interval
-	}
-	if retentionTiming.delay > 0 {
-		rc.Delay = retentionTiming.delay
-	}
-	return elasticsearch.NewRetention(ec, rc, logger.With("output", name))
-}
-
-// startRetention starts the retention of every elasticsearch output that has
-// one: the daemon's job, not ingest's. A failure to start is logged; the
-// data path does not depend on it.
-func (s *session) startRetention() {
-	for _, o := range s.outputs {
-		e, ok := o.output.(*esOutput)
-		if !ok || e.retention == nil {
-			continue
-		}
-		if err := e.retention.Start(s.ctx); err != nil {
-			s.logger.Error("retention not started", "output", o.name, "error", err)
-			continue
-		}
-		rc := e.retention.Configuration()
-		s.logger.Info("retention started", "output", o.name, "retention", age(rc.MaxAge), "interval", rc.Interval, "first_run_in", rc.Delay)
-	}
-}
 
 // cmdRetention deletes, once, the indices of each elasticsearch output that
 // are older than its retention, or lists them with --dry-run.
@@ -99,12 +56,11 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 
 	status := exitOK
 	for _, name := range names {
-		out, err := newElasticsearch(name, cfg.Outputs[name], cfg, logger)
+		r, err := engine.Retention(cfg, name, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "flowdex retention: output %q: %v\n", name, err)
 			return exitUsage
 		}
-		r := out.retention
 		rep, err := r.Run(ctx, *dryRun)
 		now := rep.Cutoff.Add(r.Configuration().MaxAge)
 		if *dryRun {

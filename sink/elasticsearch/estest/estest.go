@@ -868,6 +868,26 @@ func Docs(t testing.TB, url, indexPattern string) []Doc {
 	return docs
 }
 
+// CreateIndex makes the empty index name, one shard and no replica.
+func CreateIndex(t testing.TB, url, name string) {
+	t.Helper()
+	call(t, http.MethodPut, url+"/"+name, []byte(`{"settings":{"number_of_shards":1,"number_of_replicas":0}}`), nil)
+}
+
+// Indices lists every index whose name starts with prefix, hidden and
+// closed ones too, sorted.
+func Indices(t testing.TB, url, prefix string) []string {
+	t.Helper()
+	var rows []struct{ Index string }
+	call(t, http.MethodGet, url+"/_cat/indices/"+prefix+"*?format=json&h=index&expand_wildcards=all", nil, &rows)
+	names := make([]string, 0, len(rows))
+	for _, r := range rows {
+		names = append(names, r.Index)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Count refreshes indexPattern and returns how many documents it holds.
 func Count(t testing.TB, url, indexPattern string) int {
 	t.Helper()

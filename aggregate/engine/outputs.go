@@ -1,9 +1,10 @@
-package main
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,9 +12,59 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowdex/flowdex/cmd/config"
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/file"
 )
+
+// output is what a pipeline writes to. Flush sends what Write has buffered:
+// pipelines call it at the end of each purge.
+type output interface {
+	Start(ctx context.Context) error
+	Write(ctx context.Context, doc *document.Document, id string) error
+	Flush(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// DeliveryReport is what an output says about its documents after Stop.
+type DeliveryReport struct {
+	Written, Indexed, Duplicates, Failed, DeadLettered, Retried uint64
+	DeadLetterFile                                              string
+	Spooled                                                     uint64 // documents waiting in the spool at stop
+	SpoolDir                                                    string
+}
+
+type reporter interface{ report() DeliveryReport }
+
+type namedOutput struct {
+	name string
+	output
+}
+
+// newOutput makes output name of cfg.
+func newOutput(name string, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (output, error) {
+	o := cfg.Outputs[name]
+	switch o.Type {
+	case "print":
+		return printOutput{file.New(file.Configuration{Path: cfg.Resolve(o.File), Stdout: stdout})}, nil
+	case "elasticsearch":
+		es, err := newElasticsearch(name, o, cfg, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%s: output %q: %w", cfg.File, name, err)
+		}
+		return es, nil
+	}
+	return nil, fmt.Errorf("output %q: unknown type %q", name, o.Type)
+}
+
+// printOutput adapts the file sink.
+type printOutput struct{ *file.Sink }
+
+func (p printOutput) report() DeliveryReport {
+	n := p.Written()
+	return DeliveryReport{Written: n, Indexed: n}
+}
 
 // newElasticsearch makes the Elasticsearch sink of output name.
 func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *slog.Logger) (*esOutput, error) {
@@ -191,9 +242,9 @@ func creatableDir(dir string) error {
 	}
 }
 
-func (e *esOutput) report() deliveryReport {
+func (e *esOutput) report() DeliveryReport {
 	s := e.Stats()
-	return deliveryReport{Written: s.Written, Indexed: s.Indexed, Duplicates: s.Duplicates, Failed: s.Failed,
+	return DeliveryReport{Written: s.Written, Indexed: s.Indexed, Duplicates: s.Duplicates, Failed: s.Failed,
 		DeadLettered: s.DeadLettered, Retried: s.Retried, DeadLetterFile: e.deadLetter,
 		Spooled: uint64(s.SpoolDocs), SpoolDir: e.spoolDir}
 }

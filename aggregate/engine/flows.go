@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/cache"
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
-	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"

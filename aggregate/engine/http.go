@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -12,41 +12,38 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/flowdex/flowdex/cmd/webview"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/webview"
 )
 
 // httpServer serves /metrics, /healthz and /readyz, and whatever else is
 // mounted on its mux (the web view).
 type httpServer struct {
-	srv *http.Server
-	ln  net.Listener
-	mux *http.ServeMux
-	g   *graph
-	// inputsUp reports whether the inputs receive and flowdex is not
-	// stopping; set before start
-	inputsUp func() bool
-	logger   *slog.Logger
-	web      string // the output the web view reads, "" without one
+	srv    *http.Server
+	ln     net.Listener
+	mux    *http.ServeMux
+	e      *Engine
+	logger *slog.Logger
+	web    string // the output the web view reads, "" without one
 }
 
 // newHTTPServer listens on addr now, so that a port in use fails the start,
 // and serves once start is called.
-func newHTTPServer(addr string, g *graph, c *counters, logger *slog.Logger) (*httpServer, error) {
+func newHTTPServer(addr string, e *Engine, logger *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	h := &httpServer{ln: ln, mux: http.NewServeMux(), g: g, logger: logger}
-	reg := newRegistry(g, c)
+	h := &httpServer{ln: ln, mux: http.NewServeMux(), e: e, logger: logger}
+	reg := newRegistry(e)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	h.mux.HandleFunc("GET /readyz", h.readyz)
-	if name := g.cfg.HTTP.WebOutput; name != "" && *g.cfg.HTTP.Web {
-		view, err := newWebView(g, name, logger)
+	if name := e.cfg.HTTP.WebOutput; name != "" && *e.cfg.HTTP.Web {
+		view, err := newWebView(e, name, logger)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("http: web view: %w", err)
@@ -75,8 +72,8 @@ func (h *httpServer) start() {
 }
 
 // newWebView serves the web view over the indices of Elasticsearch output name.
-func newWebView(g *graph, name string, logger *slog.Logger) (*webview.View, error) {
-	for _, o := range g.outputs {
+func newWebView(e *Engine, name string, logger *slog.Logger) (*webview.View, error) {
+	for _, o := range e.outputs {
 		es, ok := o.output.(*esOutput)
 		if !ok || o.name != name {
 			continue
@@ -114,9 +111,9 @@ func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 		Ready   bool                    `json:"ready"`
 		Inputs  bool                    `json:"inputs_running"`
 		Outputs map[string]outputHealth `json:"outputs"`
-	}{Inputs: h.inputsUp(), Outputs: map[string]outputHealth{}}
+	}{Inputs: h.e.inputsUp(), Outputs: map[string]outputHealth{}}
 	body.Ready = body.Inputs
-	for _, o := range h.g.outputs {
+	for _, o := range h.e.outputs {
 		es, ok := o.output.(*esOutput)
 		if !ok {
 			continue

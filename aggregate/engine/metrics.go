@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"net/netip"
@@ -9,20 +9,17 @@ import (
 
 // metrics exposes the counters every component keeps anyway: they are read
 // at scrape time, so the data path pays nothing for Prometheus.
-type metrics struct {
-	g *graph
-	c *counters
-}
+type metrics struct{ e *Engine }
 
 // newRegistry is the registry /metrics serves: flowdex's counters, the Go
 // runtime's and the process's.
-func newRegistry(g *graph, c *counters) *prometheus.Registry {
+func newRegistry(e *Engine) *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(metrics{g: g, c: c},
+	r.MustRegister(metrics{e},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowdex_build_info", Help: "Always 1; the version is a label.",
-			ConstLabels: prometheus.Labels{"version": versionString()}}, func() float64 { return 1 }))
+			ConstLabels: prometheus.Labels{"version": e.opts.Version}}, func() float64 { return 1 }))
 	return r
 }
 
@@ -98,15 +95,15 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, fi := range m.g.flowInputs {
+	for _, fi := range m.e.flowInputs {
 		m.collectInput(fi, counter)
 	}
-	counter(mLines, m.c.lines.Load())
-	counter(mBadLines, m.c.badLines.Load())
-	counter(mLostBytes, m.c.lostBytes.Load())
-	counter(mPRecords, m.c.records.Load())
-	counter(mWriteErrs, m.c.writeErrors.Load())
-	for _, fp := range m.g.flowPipelines {
+	counter(mLines, m.e.counters.lines.Load())
+	counter(mBadLines, m.e.counters.badLines.Load())
+	counter(mLostBytes, m.e.counters.lostBytes.Load())
+	counter(mPRecords, m.e.counters.records.Load())
+	counter(mWriteErrs, m.e.counters.writeErrors.Load())
+	for _, fp := range m.e.flowPipelines {
 		st := fp.cache.Stats()
 		counter(mPipeRecords, st.Records, fp.name)
 		counter(mPipeFiltered, st.Filtered, fp.name)
@@ -115,7 +112,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mPipeFlushed, st.Flushed, fp.name)
 		gauge(mPipeEntries, float64(st.Entries), fp.name)
 	}
-	for name, e := range m.g.enrichers() {
+	for name, e := range m.e.enrichers() {
 		st := e.Stats()
 		for _, l := range []struct {
 			kind         string
@@ -130,7 +127,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mEnrichReloads, st.Reloads, name, "ok")
 		counter(mEnrichReloads, st.ReloadErrors, name, "failed")
 	}
-	for _, o := range m.g.outputs {
+	for _, o := range m.e.outputs {
 		es, ok := o.output.(*esOutput)
 		if !ok {
 			continue

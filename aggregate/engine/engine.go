@@ -1,0 +1,212 @@
+// Package engine runs a flowdex configuration: it builds the inputs, pipelines
+// and outputs the configuration describes, moves records from the inputs
+// through the pipelines to the outputs, serves the HTTP endpoints and stops
+// everything, flushing what the caches and outputs hold. The commands of
+// cmd/flowdex parse their command line and drive an Engine; tests drive one
+// the same way.
+//
+// An Engine goes New (inert: everything is built and checked, nothing is
+// contacted), Start (outputs started, the HTTP port bound), then Run (the
+// daemon: every input until it ends or the context is done, then the caches
+// flushed) or Ingest (the one pmacct input, read once), then Stop (outputs
+// flushed and stopped, what each delivered reported).
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/enrich"
+	"github.com/flowdex/flowdex/aggregate/transform"
+)
+
+// Options are what an Engine takes from its process.
+type Options struct {
+	Stdin   io.Reader    // read by a pmacct input of file "-"; nil: os.Stdin
+	Stdout  io.Writer    // written by a print output of file "-"; nil: os.Stdout
+	Logger  *slog.Logger // nil: slog.Default()
+	Version string       // reported by the flowdex_build_info metric
+}
+
+// Engine is a built configuration.
+type Engine struct {
+	cfg    *config.Config
+	opts   Options
+	logger *slog.Logger
+
+	outputs       []*namedOutput
+	pipelines     map[string]*pipeline
+	flowPipelines []*flowPipeline // the pipelines that aggregate flows
+	flowInputs    []*flowInput
+
+	counters counters
+	web      *httpServer // nil without [http]
+
+	// readiness (/readyz): inputs receiving, none failed, not stopping
+	running                 atomic.Pointer[context.Context]
+	inputFailed, inputsDone atomic.Bool
+}
+
+// counters of what the inputs read.
+type counters struct {
+	lines, records, markers, badLines, writeErrors atomic.Uint64
+	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
+}
+
+// Counters are what the inputs read and the pipelines wrote.
+type Counters struct {
+	Lines, Records, Markers, BadLines uint64 // pmacct input lines; records also counts flushed aggregates
+	WriteErrors                       uint64 // documents an output refused at Write
+	LostBytes                         uint64 // of followed pmacct files, rewritten before they were read
+}
+
+// Counters returns the counters so far.
+func (e *Engine) Counters() Counters {
+	c := &e.counters
+	return Counters{Lines: c.lines.Load(), Records: c.records.Load(), Markers: c.markers.Load(), BadLines: c.badLines.Load(),
+		WriteErrors: c.writeErrors.Load(), LostBytes: c.lostBytes.Load()}
+}
+
+// New builds every input, pipeline and output of cfg without starting
+// anything, so that check finds the mistakes run would.
+func New(cfg *config.Config, o Options) (*Engine, error) {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	e := &Engine{cfg: cfg, opts: o, logger: o.Logger, pipelines: map[string]*pipeline{}}
+	byName := map[string]*namedOutput{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
+		out, err := newOutput(name, cfg, o.Stdout, e.logger)
+		if err != nil {
+			return nil, err
+		}
+		n := &namedOutput{name: name, output: out}
+		byName[name] = n
+		e.outputs = append(e.outputs, n)
+	}
+	for i := range cfg.Pipelines {
+		pc := &cfg.Pipelines[i]
+		p := &pipeline{name: pc.Name}
+		data, source, baseDir, err := pc.TransformationsJSON(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			if p.program, err = transform.Parse(data, source, baseDir); err != nil {
+				return nil, err
+			}
+		}
+		if ec := pc.Enrichment(cfg); ec.Enabled() {
+			if p.enricher, err = enrich.New(ec); err != nil {
+				return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+			}
+		}
+		for _, o := range pc.Outputs {
+			p.outputs = append(p.outputs, byName[o])
+		}
+		e.pipelines[pc.Name] = p
+	}
+	byPipeline := map[string]*flowPipeline{}
+	for i := range cfg.Inputs {
+		in := &cfg.Inputs[i]
+		if !in.IsFlow() {
+			continue
+		}
+		var fps []*flowPipeline
+		for _, name := range in.Pipelines {
+			fp := byPipeline[name]
+			if fp == nil {
+				var err error
+				if fp, err = newFlowPipeline(e.pipelines[name], cfg.Pipeline(name), cfg); err != nil {
+					return nil, err
+				}
+				byPipeline[name] = fp
+				e.flowPipelines = append(e.flowPipelines, fp)
+			}
+			fps = append(fps, fp)
+		}
+		fi, err := newFlowInput(in, cfg, fps, e.logger)
+		if err != nil {
+			return nil, err
+		}
+		e.flowInputs = append(e.flowInputs, fi)
+	}
+	return e, nil
+}
+
+// Start starts the outputs and binds the HTTP port (served by Run), so that
+// an unreachable Elasticsearch or a port in use fails the start.
+func (e *Engine) Start(ctx context.Context) error {
+	for i, o := range e.outputs {
+		if err := o.Start(ctx); err != nil {
+			for _, started := range e.outputs[:i] {
+				_ = started.Stop(ctx)
+			}
+			return fmt.Errorf("output %q: %w", o.name, err)
+		}
+	}
+	if e.cfg.HTTP.Listen != "" {
+		web, err := newHTTPServer(e.cfg.HTTP.Listen, e, e.logger)
+		if err != nil {
+			for _, o := range e.outputs {
+				_ = o.Stop(ctx)
+			}
+			return err
+		}
+		e.web = web
+	}
+	e.logEnrichment("enrichment loaded")
+	return nil
+}
+
+// HTTPAddr is the address the HTTP endpoints are served on, "" without
+// [http]; valid after Start (with the port chosen when the configuration
+// gave 0).
+func (e *Engine) HTTPAddr() string {
+	if e.web == nil {
+		return ""
+	}
+	return e.web.Addr()
+}
+
+// Stop flushes and stops every output, with a context of its own bounded by
+// five minutes, so that after a signal what is in flight still reaches
+// Elasticsearch, the spool or the dead-letter file. It reports what each
+// output delivered.
+func (e *Engine) Stop() (map[string]DeliveryReport, error) {
+	if e.web != nil {
+		defer e.web.stop() // /metrics answers during the last flush
+	}
+	e.logEnrichmentStats()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	reports := map[string]DeliveryReport{}
+	var errs []error
+	for _, o := range e.outputs {
+		if err := o.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+		}
+		if r, ok := o.output.(reporter); ok {
+			reports[o.name] = r.report()
+		}
+	}
+	return reports, errors.Join(errs...)
+}
+
+// Logger is the engine's logger.
+func (e *Engine) Logger() *slog.Logger { return e.logger }

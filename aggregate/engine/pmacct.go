@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/collector/pmacct"
+)
+
+// runPmacctInput reads one pmacct input into its pipeline: once, or, for a
+// followed file, every version pmacct writes until ctx is done.
+func (e *Engine) runPmacctInput(ctx context.Context, in *config.Input, p *pipeline) error {
+	if !in.Follow {
+		reader, origin, closeInput, err := e.openInput(ctx, in)
+		if err != nil {
+			return err
+		}
+		defer closeInput()
+		return p.consume(ctx, reader, origin, &e.counters, e.logger)
+	}
+	opts, err := readerOptions(in)
+	if err != nil {
+		return err
+	}
+	fl := &pmacct.Follower{Path: e.cfg.Resolve(in.File), Poll: in.Poll.Duration}
+	if _, err := os.Stat(fl.Path); err != nil {
+		e.logger.Warn("waiting for pmacct to write the file", "input", in.Name, "file", fl.Path, "error", err)
+	}
+	for {
+		gen, err := fl.Next(ctx)
+		if err != nil {
+			return err
+		}
+		e.logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
+		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, e.logger), gen.Origin, &e.counters, e.logger)
+		gen.Close()
+		p.flush(context.WithoutCancel(ctx), e.logger) // a purge of pmacct's was read
+		if lost := gen.Lost(); lost > 0 {
+			e.counters.lostBytes.Add(uint64(lost))
+			e.logger.Error("part of a pmacct purge was never read: the file was rewritten first", "input", in.Name, "file", fl.Path, "bytes", lost)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// a followed file is pmacct's: keep following it after a read error
+			e.logger.Error("reading failed, reopening", "input", in.Name, "file", fl.Path, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(in.Poll.Duration):
+			}
+		}
+	}
+}
+
+// ErrNotIngestible is Ingest's error for a configuration it cannot read once.
+var ErrNotIngestible = errors.New("ingest reads one pmacct input")
+
+// Ingest reads the configuration's one pmacct input once, to its end, into
+// its pipeline: what p2es does from cron or a print_trigger_exec. It returns
+// how many outputs each record was to reach.
+func (e *Engine) Ingest(ctx context.Context) (outputs int, err error) {
+	if len(e.cfg.Inputs) != 1 || e.cfg.Inputs[0].IsFlow() {
+		return 0, ErrNotIngestible
+	}
+	in := &e.cfg.Inputs[0]
+	reader, origin, closeInput, err := e.openInput(ctx, in)
+	if err != nil {
+		return 0, err
+	}
+	defer closeInput()
+	p := e.pipelines[in.Pipeline]
+	return len(p.outputs), p.consume(ctx, reader, origin, &e.counters, e.logger)
+}
+
+// openInput opens a pmacct input for one pass to its end.
+func (e *Engine) openInput(ctx context.Context, in *config.Input) (*pmacct.Reader, string, func(), error) {
+	opts, err := readerOptions(in)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if in.File == "-" {
+		// the same line of another run from stdin is another record
+		origin := "stdin|" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		return pmacct.NewReader(interruptible(ctx, e.opts.Stdin), opts, "stdin", e.logger), origin, func() {}, nil
+	}
+	path := e.cfg.Resolve(in.File)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, "", nil, err
+	}
+	abs, _ := filepath.Abs(path)
+	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice
+	origin := abs + "|" + strconv.FormatInt(st.ModTime().UnixNano(), 10) + "|" + strconv.FormatInt(st.Size(), 10)
+	return pmacct.NewReader(fh, opts, path, e.logger), origin, func() { fh.Close() }, nil
+}
+
+// readerOptions turns an input's configuration into pmacct reader options.
+func readerOptions(in *config.Input) (pmacct.Options, error) {
+	var opts pmacct.Options
+	var err error
+	if opts.Format, err = pmacct.ParseFormat(in.Format); err != nil {
+		return opts, fmt.Errorf("input %q: %w", in.Name, err)
+	}
+	if opts.Separator, err = pmacct.ParseSeparator(in.CSVSeparator); err != nil {
+		return opts, fmt.Errorf("input %q: %w", in.Name, err)
+	}
+	if opts.Names, err = pmacct.ParseNames(in.CSVNames); err != nil {
+		return opts, fmt.Errorf("input %q: %w", in.Name, err)
+	}
+	return opts, nil
+}
+
+// interruptible lets a signal end a read that blocks, such as standard input
+// waiting for a slow `pmacct -s`: reads fail with the context's error once it is done.
+func interruptible(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	return pr
+}

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+)
+
+// retentionTiming, when set (tests), replaces the daemon's delay before the
+// first retention run and the interval between runs: the configuration
+// refuses intervals under a minute.
+var retentionTiming struct{ delay, interval time.Duration }
+
+// newRetention makes the retention of elasticsearch output name (nil when
+// it has none), on the sink's configuration ec.
+func newRetention(name string, o config.Output, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
+	if o.Retention.Duration <= 0 {
+		return nil, nil
+	}
+	rc := elasticsearch.DefaultRetentionConfiguration()
+	rc.MaxAge = o.Retention.Duration
+	if o.RetentionInterval.Duration > 0 {
+		rc.Interval = o.RetentionInterval.Duration
+	}
+	if retentionTiming.interval > 0 {
+		rc.Interval = retentionTiming.interval
+	}
+	if retentionTiming.delay > 0 {
+		rc.Delay = retentionTiming.delay
+	}
+	return elasticsearch.NewRetention(ec, rc, logger.With("output", name))
+}
+
+// startRetention starts the retention of every elasticsearch output that has
+// one: the daemon's job, not ingest's. A failure to start is logged; the
+// data path does not depend on it.
+func (e *Engine) startRetention(ctx context.Context) {
+	for _, o := range e.outputs {
+		es, ok := o.output.(*esOutput)
+		if !ok || es.retention == nil {
+			continue
+		}
+		if err := es.retention.Start(ctx); err != nil {
+			e.logger.Error("retention not started", "output", o.name, "error", err)
+			continue
+		}
+		rc := es.retention.Configuration()
+		e.logger.Info("retention started", "output", o.name, "retention", rc.MaxAge, "interval", rc.Interval, "first_run_in", rc.Delay)
+	}
+}
+
+// Retention is the retention of elasticsearch output name of cfg, for a
+// one-shot run (flowdex retention): nil when it has none.
+func Retention(cfg *config.Config, name string, logger *slog.Logger) (*elasticsearch.Retention, error) {
+	o, ok := cfg.Outputs[name]
+	if !ok || o.Type != "elasticsearch" {
+		return nil, fmt.Errorf("no elasticsearch output %q", name)
+	}
+	es, err := newElasticsearch(name, o, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return es.retention, nil
+}
