@@ -21,11 +21,13 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/enrich"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/aggregate/transform"
 )
 
@@ -89,11 +91,24 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		o.Logger = slog.Default()
 	}
 	e := &Engine{cfg: cfg, opts: o, logger: o.Logger, pipelines: map[string]*pipeline{}}
+	// every mistake is reported, each at its key
+	var errs config.Errors
+	failed := func(err error, path ...string) {
+		var ce config.Errors
+		switch {
+		case err == nil:
+		case errors.As(err, &ce):
+			errs = append(errs, ce...)
+		default:
+			errs = append(errs, cfg.ErrorAt(err, path...))
+		}
+	}
 	byName := map[string]*namedOutput{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
 		out, err := newOutput(name, cfg, o.Stdout, e.logger)
 		if err != nil {
-			return nil, err
+			failed(err, "output", name)
+			continue
 		}
 		n := &namedOutput{name: name, output: out}
 		byName[name] = n
@@ -101,53 +116,64 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 	}
 	for i := range cfg.Pipelines {
 		pc := &cfg.Pipelines[i]
-		p := &pipeline{name: pc.Name}
+		p := &pipeline{name: pc.Name, times: pc.TimestampFields}
 		data, source, baseDir, err := pc.TransformationsJSON(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if data != nil {
+		switch {
+		case err != nil:
+			failed(setting.Key("transformations", err), pipelinePath(i)...)
+		case data != nil:
 			if p.program, err = transform.Parse(data, source, baseDir); err != nil {
-				return nil, err
+				errs = append(errs, cfg.TransformationsError(i, err))
 			}
 		}
-		if ec := pc.Enrichment(cfg); ec.Enabled() {
-			if p.enricher, err = enrich.New(ec); err != nil {
-				return nil, fmt.Errorf("pipeline %q: %w", pc.Name, err)
+		if pc.Configuration.Enabled() {
+			if p.enricher, err = enrich.New(pc.Configuration); err != nil {
+				failed(err, pipelinePath(i)...)
 			}
 		}
 		for _, o := range pc.Outputs {
-			p.outputs = append(p.outputs, byName[o])
+			if n := byName[o]; n != nil {
+				p.outputs = append(p.outputs, n)
+			}
 		}
 		e.pipelines[pc.Name] = p
 	}
 	byPipeline := map[string]*flowPipeline{}
-	for i := range cfg.Inputs {
-		in := &cfg.Inputs[i]
-		if !in.IsFlow() {
+	for i, in := range cfg.Inputs {
+		fin, ok := in.(config.FlowInput)
+		if !ok {
 			continue
 		}
 		var fps []*flowPipeline
-		for _, name := range in.Pipelines {
+		for _, name := range fin.Targets().Pipelines {
 			fp := byPipeline[name]
 			if fp == nil {
+				j := slices.IndexFunc(cfg.Pipelines, func(p config.Pipeline) bool { return p.Name == name })
 				var err error
-				if fp, err = newFlowPipeline(e.pipelines[name], cfg.Pipeline(name), cfg); err != nil {
-					return nil, err
+				if fp, err = newFlowPipeline(e.pipelines[name], &cfg.Pipelines[j]); err != nil {
+					failed(err, pipelinePath(j)...)
+					continue
 				}
 				byPipeline[name] = fp
 				e.flowPipelines = append(e.flowPipelines, fp)
 			}
 			fps = append(fps, fp)
 		}
-		fi, err := newFlowInput(in, cfg, fps, e.logger)
+		fi, err := newFlowInput(fin, fps, e.logger)
 		if err != nil {
-			return nil, err
+			failed(err, "input#"+strconv.Itoa(i))
+			continue
 		}
 		e.flowInputs = append(e.flowInputs, fi)
 	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	return e, nil
 }
+
+// pipelinePath is the path of [[pipeline]] number i, for errors.
+func pipelinePath(i int) []string { return []string{"pipeline#" + strconv.Itoa(i)} }
 
 // Start starts the outputs and binds the HTTP port (served by Run), so that
 // an unreachable Elasticsearch or a port in use fails the start.

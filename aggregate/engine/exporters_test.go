@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
 )
 
@@ -44,7 +45,7 @@ func TestExporterTableBound(t *testing.T) {
 // Datagrams the allow-list refuses are counted per input and take no slot
 // in the exporter table.
 func TestRejectedTakeNoSlot(t *testing.T) {
-	fi := &flowInput{allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	fi := &flowInput{allow: []setting.Prefix{{Prefix: netip.MustParsePrefix("192.0.2.0/24")}}, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for i := range 2 * maxTrackedExporters {
 		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 2055)
 		fi.handle(&datagram.Datagram{Source: src, Payload: []byte{0, 9}})

@@ -18,6 +18,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"
@@ -33,19 +34,22 @@ type flowPipeline struct {
 	format  flow.Format
 	history bool
 	refresh time.Duration
+	times   []flowTime // timestamp_fields the documents have, in order
 
 	mu  sync.Mutex // one flush at a time: doc and ids are reused
 	doc document.Document
 }
 
-func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flowPipeline, error) {
+// newFlowPipeline makes the aggregation of pipeline pc around p; an error
+// is a setting.KeyError naming the key at fault.
+func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	agg, err := flow.ParseAggregate(pc.Aggregate)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: aggregate: %w", pc.Name, err)
+		return nil, setting.Key("aggregate", err)
 	}
 	history, err := config.ParseHistory(pc.History)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: history: %w", pc.Name, err)
+		return nil, setting.Key("history", err)
 	}
 	cc := cache.Configuration{
 		Aggregate:       agg,
@@ -62,12 +66,12 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flo
 	}
 	if pc.Filter != "" {
 		if cc.Filter, err = filter.Compile(pc.Filter); err != nil {
-			return nil, fmt.Errorf("pipeline %q: filter: %w", pc.Name, err)
+			return nil, setting.Key("filter", err)
 		}
 	}
 	if pc.NetworksFile != "" {
-		if cc.Networks, err = networks.Load(cfg.Resolve(pc.NetworksFile)); err != nil {
-			return nil, fmt.Errorf("pipeline %q: networks_file: %w", pc.Name, err)
+		if cc.Networks, err = networks.Load(pc.NetworksFile); err != nil {
+			return nil, setting.Key("networks_file", err)
 		}
 	}
 	return &flowPipeline{
@@ -80,7 +84,69 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline, cfg *config.Config) (*flo
 		},
 		history: history > 0,
 		refresh: pc.Refresh.Duration,
+		times:   flowTimes(pc.TimestampFields, agg, history > 0),
 	}, nil
+}
+
+// flowTime is a time an aggregate's document holds.
+type flowTime uint8
+
+const (
+	timeInserted flowTime = iota // stamp_inserted: the bin's start
+	timeUpdated                  // stamp_updated: the flush
+	timeStart                    // timestamp_start
+	timeEnd                      // timestamp_end
+	timeArrival                  // timestamp_arrival
+	timeExport                   // timestamp_export
+)
+
+// flowTimes are the timestamp fields an aggregate's document has, of names,
+// in their order.
+func flowTimes(names []string, agg flow.Aggregate, history bool) []flowTime {
+	var times []flowTime
+	for _, n := range names {
+		switch {
+		case n == "stamp_inserted" && history:
+			times = append(times, timeInserted)
+		case n == "stamp_updated" && history:
+			times = append(times, timeUpdated)
+		case n == "timestamp_start" && agg.Set.Has(flow.TimestampStart):
+			times = append(times, timeStart)
+		case n == "timestamp_end" && agg.Set.Has(flow.TimestampEnd):
+			times = append(times, timeEnd)
+		case n == "timestamp_arrival" && agg.Set.Has(flow.TimestampArrival):
+			times = append(times, timeArrival)
+		case n == "timestamp_export" && agg.Set.Has(flow.TimestampExport):
+			times = append(times, timeExport)
+		}
+	}
+	return times
+}
+
+// recordTime is an aggregate's time: its first known time of fp.times, else
+// the flush's.
+func (fp *flowPipeline) recordTime(e *cache.Entry, flushed time.Time) time.Time {
+	for _, ft := range fp.times {
+		var us int64
+		switch ft {
+		case timeInserted:
+			us = e.Bin * 1e6
+		case timeUpdated:
+			return time.Unix(flushed.Unix(), 0) // as stamp_updated is written
+		case timeStart:
+			us = e.TimestampStart
+		case timeEnd:
+			us = e.TimestampEnd
+		case timeArrival:
+			us = e.TimestampArrival
+		case timeExport:
+			us = e.TimestampExport
+		}
+		if us != 0 { // 0: unknown, pmacct's "0000-00-00 00:00:00"
+			return time.UnixMicro(us)
+		}
+	}
+	return flushed
 }
 
 // flush writes out and empties the cache. Every partial bin is a document of its
@@ -108,9 +174,10 @@ func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, l
 			fp.program.Apply(&fp.doc)
 		}
 		id := ids.make(n, nil)
+		t := fp.recordTime(e, now)
 		c.records.Add(1)
 		for _, o := range fp.outputs {
-			if err := o.Write(ctx, &fp.doc, id); err != nil {
+			if err := o.Write(ctx, &fp.doc, id, t); err != nil {
 				c.writeErrors.Add(1)
 				logger.Error("write failed", "pipeline", fp.name, "output", o.name, "error", err)
 			}
@@ -142,20 +209,20 @@ func (fp *flowPipeline) refreshLoop(ctx context.Context, c *counters, logger *sl
 	}
 }
 
-// flowInput is a NetFlow/IPFIX or sFlow input: sockets or a replayed pcap,
-// a decoder, and the pipelines its records go to.
+// flowInput is a NetFlow/IPFIX, sFlow or pcap input: sockets, a replayed
+// capture or libpcap, a decoder, and the pipelines its records go to.
 type flowInput struct {
-	cfg       *config.Input
+	cfg       config.FlowInput
+	name      string
 	pipelines []*flowPipeline
 	decode    func(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error
-	netflow   *netflow.Decoder // nil for sFlow
-	sflow     *sflow.Decoder   // nil for NetFlow
+	netflow   *netflow.Decoder // nil but for NetFlow
+	sflow     *sflow.Decoder   // nil but for sFlow
 	listener  atomic.Pointer[datagram.Listener]
 	capt      atomic.Pointer[pcap.Capture]
-	resolve   func(string) string
 	logger    *slog.Logger
 
-	allow []netip.Prefix // exporters accepted; nil: any
+	allow []setting.Prefix // exporters accepted; nil: any
 
 	bound                          atomic.Bool // receiving: socket bound, capture open, replay begun
 	exporters                      exporterTable
@@ -164,49 +231,34 @@ type flowInput struct {
 	datagrams, malformed, rejected atomic.Uint64
 }
 
-func newFlowInput(in *config.Input, cfg *config.Config, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
-	fi := &flowInput{cfg: in, pipelines: pipelines, resolve: cfg.Resolve, logger: logger.With("input", in.Name)}
+// newFlowInput makes flow input in; an error is a setting.KeyError naming
+// the key at fault.
+func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
+	name := in.Common().Name
+	fi := &flowInput{cfg: in, name: name, pipelines: pipelines, logger: logger.With("input", name)}
 	fi.rejectedLog.Every, fi.exporters.other.logs.Every = time.Second, time.Second
 	fi.emitters.New = func() any {
 		e := &countingEmitter{fi: fi}
 		e.emit = e.add
 		return e
 	}
-	for _, e := range in.Exporters {
-		p, _ := config.ParsePrefix(e) // checked with the configuration
-		fi.allow = append(fi.allow, p)
-	}
-	overrides := in.Sampling
-	switch in.Type {
-	case "netflow":
-		nc := netflow.DefaultConfiguration()
-		if in.TemplatesFile != "" {
-			nc.TemplatesFile = cfg.Resolve(in.TemplatesFile)
-		}
-		for _, s := range overrides {
-			p, _ := config.ParsePrefix(s.Exporters)
-			nc.Sampling = append(nc.Sampling, netflow.SamplingOverride{Exporters: p, Rate: s.Rate})
-		}
-		d, err := netflow.New(nc, fi.logger)
+	switch in := in.(type) {
+	case *config.NetFlowInput:
+		fi.allow = in.Exporters
+		d, err := netflow.New(in.Configuration, fi.logger)
 		if err != nil {
-			return nil, fmt.Errorf("input %q: %w", in.Name, err)
+			return nil, setting.Key("templates_file", err)
 		}
 		fi.netflow, fi.decode = d, d.Decode
-	case "pcap":
-		// packets are read and parsed by the capture itself (run)
-	case "sflow":
-		sc := sflow.DefaultConfiguration()
-		for _, s := range overrides {
-			p, _ := config.ParsePrefix(s.Exporters)
-			sc.Sampling = append(sc.Sampling, sflow.SamplingOverride{Exporters: p, Rate: s.Rate})
-		}
-		d, err := sflow.New(sc, fi.logger)
+	case *config.SFlowInput:
+		fi.allow = in.Exporters
+		d, err := sflow.New(in.Configuration, fi.logger)
 		if err != nil {
-			return nil, fmt.Errorf("input %q: %w", in.Name, err)
+			return nil, err
 		}
 		fi.sflow, fi.decode = d, d.Decode
-	default:
-		return nil, fmt.Errorf("input %q: not a flow input", in.Name)
+	case *config.PcapInput:
+		// packets are read and parsed by the capture itself (run)
 	}
 	return fi, nil
 }
@@ -263,13 +315,18 @@ func (fi *flowInput) allowed(a netip.Addr) bool {
 
 // run receives until ctx is done (sockets, interfaces) or the pcap ends (replay, file).
 func (fi *flowInput) run(ctx context.Context) error {
-	in := fi.cfg
-	if in.Type == "pcap" {
-		return fi.capture(ctx)
+	var in *config.Receive
+	switch c := fi.cfg.(type) {
+	case *config.PcapInput:
+		return fi.capture(ctx, c)
+	case *config.NetFlowInput:
+		in = &c.Receive
+	case *config.SFlowInput:
+		in = &c.Receive
 	}
 	if in.Replay != "" {
 		fi.bound.Store(true)
-		st, err := datagram.Replay(ctx, fi.resolve(in.Replay), in.ReplaySpeed, fi.handle)
+		st, err := datagram.Replay(ctx, in.Replay, in.ReplaySpeed, fi.handle)
 		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
 			"malformed", fi.malformed.Load(), "rejected_exporters", fi.rejected.Load(), "skipped", st.Skipped())
 		fi.logDecoderStats()
@@ -278,9 +335,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 		}
 		return nil
 	}
-	dc := datagram.DefaultConfiguration()
-	dc.Listen, dc.Sockets, dc.ReadBuffer, dc.QueueSize = in.Listen, in.Sockets, in.ReadBuffer, in.Queue
-	l, err := datagram.New(dc, fi.handle, fi.logger)
+	l, err := datagram.New(in.Configuration, fi.handle, fi.logger)
 	if err != nil {
 		return err
 	}
@@ -330,30 +385,24 @@ func (fi *flowInput) logDecoderStats() {
 
 // saveTemplates keeps NetFlow v9/IPFIX templates for the next start.
 func (fi *flowInput) saveTemplates() {
-	if fi.netflow == nil || fi.cfg.TemplatesFile == "" {
+	nf, ok := fi.cfg.(*config.NetFlowInput)
+	if !ok || nf.TemplatesFile == "" {
 		return
 	}
 	if err := fi.netflow.Save(); err != nil {
-		fi.logger.Error("saving templates failed", "file", fi.cfg.TemplatesFile, "error", err)
+		fi.logger.Error("saving templates failed", "file", nf.TemplatesFile, "error", err)
 	}
 }
 
 // capture runs a pcap input: libpcap on an interface or a file, as pmacctd.
-func (fi *flowInput) capture(ctx context.Context) error {
-	in := fi.cfg
-	pc := pcap.DefaultConfiguration()
-	pc.Interface, pc.Filter, pc.Snaplen, pc.Promisc, pc.Direction, pc.Speed =
-		in.Interface, in.Filter, in.Snaplen, *in.Promisc, in.Direction, in.ReplaySpeed
-	pc.ExtSamplingRate = in.ExtSamplingRate
+func (fi *flowInput) capture(ctx context.Context, in *config.PcapInput) error {
+	pc := in.Configuration
 	// pmacctd tracks fragments for every plugin as soon as one needs ports
 	for _, p := range fi.pipelines {
 		if p.agg.Set.Has(flow.SrcPort) || p.agg.Set.Has(flow.DstPort) || p.agg.Set.Has(flow.TCPFlags) ||
 			p.agg.Set.Has(flow.Flows) || p.agg.Sum == flow.SumPort {
 			pc.Fragments = true
 		}
-	}
-	if in.File != "" {
-		pc.File = fi.resolve(in.File)
 	}
 	c, err := pcap.Open(pc, fi.logger)
 	if err != nil {

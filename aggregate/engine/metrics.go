@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 )
 
 // metrics exposes the counters every component keeps anyway: they are read
@@ -169,7 +171,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint64, ...string)) {
-	name := fi.cfg.Name
+	name := fi.name
 	if c := fi.capt.Load(); c != nil {
 		st := c.Stats()
 		counter(mCapPackets, st.Packets, name)
@@ -180,7 +182,7 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mCapOrphans, st.FragmentsOrphaned, name)
 		return
 	}
-	if fi.cfg.Type == "pcap" {
+	if _, ok := fi.cfg.(*config.PcapInput); ok {
 		return // not open yet
 	}
 	counter(mDatagrams, fi.datagrams.Load(), name)

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/file"
 )
@@ -22,7 +22,7 @@ import (
 // pipelines call it at the end of each purge.
 type output interface {
 	Start(ctx context.Context) error
-	Write(ctx context.Context, doc *document.Document, id string) error
+	Write(ctx context.Context, doc *document.Document, id string, t time.Time) error
 	Flush(ctx context.Context) error
 	Stop(ctx context.Context) error
 }
@@ -42,24 +42,26 @@ type namedOutput struct {
 	output
 }
 
-// newOutput makes output name of cfg.
+// newOutput makes output name of cfg; an error is a setting.KeyError
+// naming the key at fault where it can.
 func newOutput(name string, cfg *config.Config, stdout io.Writer, logger *slog.Logger) (output, error) {
-	o := cfg.Outputs[name]
-	switch o.Type {
-	case "print":
-		return printOutput{file.New(file.Configuration{Path: cfg.Resolve(o.File), Stdout: stdout})}, nil
-	case "elasticsearch":
-		es, err := newElasticsearch(name, o, cfg, logger)
-		if err != nil {
-			return nil, fmt.Errorf("%s: output %q: %w", cfg.File, name, err)
-		}
-		return es, nil
+	switch o := cfg.Outputs[name].(type) {
+	case *config.PrintOutput:
+		fc := o.Configuration
+		fc.Stdout = stdout
+		return printOutput{file.New(fc)}, nil
+	case *config.ElasticsearchOutput:
+		return newElasticsearch(name, o, logger)
 	}
-	return nil, fmt.Errorf("output %q: unknown type %q", name, o.Type)
+	return nil, fmt.Errorf("output %q: unknown type", name)
 }
 
-// printOutput adapts the file sink.
+// printOutput adapts the file sink, which writes each document as it comes.
 type printOutput struct{ *file.Sink }
+
+func (p printOutput) Write(ctx context.Context, doc *document.Document, id string, _ time.Time) error {
+	return p.Sink.Write(ctx, doc, id)
+}
 
 func (p printOutput) report() DeliveryReport {
 	n := p.Written()
@@ -67,64 +69,51 @@ func (p printOutput) report() DeliveryReport {
 }
 
 // newElasticsearch makes the Elasticsearch sink of output name.
-func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *slog.Logger) (*esOutput, error) {
+func newElasticsearch(name string, o *config.ElasticsearchOutput, logger *slog.Logger) (*esOutput, error) {
 	ec := elasticsearch.DefaultConfiguration()
 	ec.URLs = o.URLs
 	ec.Username = o.Username
-	o.PasswordFile = cfg.Resolve(o.PasswordFile) // like every path, relative to the configuration
-	password, err := secret(o)
-	if err != nil {
+	var err error
+	if ec.Password, err = readSecret("password", o.Password, o.PasswordFile, o.PasswordEnv); err != nil {
 		return nil, err
 	}
-	ec.Password = password
-	o.APIKeyFile = cfg.Resolve(o.APIKeyFile)
 	if ec.APIKey, err = readSecret("api_key", o.APIKey, o.APIKeyFile, o.APIKeyEnv); err != nil {
 		return nil, err
 	}
-	ec.CACert = cfg.Resolve(o.CACert)
+	ec.CACert = o.CACert
 	ec.InsecureSkipVerify = o.TLSInsecure
 	ec.Index = o.Index
-	if ec.IndexLocation, err = config.LoadLocation(o.IndexTimezone); err != nil {
-		return nil, err
-	}
+	ec.IndexLocation = o.IndexTimezone.Get()
 	ec.DocType = o.DocType
-	ec.Template = *o.Template
+	ec.Template = o.Template
 	ec.TemplateName = o.TemplateName
-	ec.IndexBodyFile = cfg.Resolve(o.IndexBodyFile)
+	ec.IndexBodyFile = o.IndexBodyFile
 	ec.Shards = o.Shards
 	if o.Replicas != nil {
 		ec.Replicas = *o.Replicas
 	}
 	ec.RefreshInterval = o.RefreshInterval
-	ec.TimestampFields = o.TimestampFields
 	ec.FlushDocs = o.FlushDocs // -1: no count limit
 	ec.FlushBytes = o.FlushBytes
 	ec.FlushInterval = o.FlushInterval.Duration
 	ec.Workers = o.Workers
-	ec.MaxRetries = *o.MaxRetries
-	ec.DeadLetterFile = cfg.Resolve(o.DeadLetterFile)
+	ec.MaxRetries = o.MaxRetries
+	ec.DeadLetterFile = o.DeadLetterFile
 	if ec.DeadLetterFile != "" {
 		// found now rather than when the first rejected document needs it: the
 		// directory exists, or Start can make it under an existing one
 		if err := creatableDir(filepath.Dir(ec.DeadLetterFile)); err != nil {
-			return nil, fmt.Errorf("dead_letter_file %s: %w", ec.DeadLetterFile, err)
+			return nil, setting.Errorf("dead_letter_file", "%s: %w", ec.DeadLetterFile, err)
 		}
 	}
 	if o.SpoolDir != "" {
-		ec.SpoolDir = cfg.Resolve(o.SpoolDir)
+		ec.SpoolDir = o.SpoolDir
 		if err := creatableDir(ec.SpoolDir); err != nil {
-			return nil, fmt.Errorf("spool_dir %s: %w", ec.SpoolDir, err)
+			return nil, setting.Errorf("spool_dir", "%s: %w", ec.SpoolDir, err)
 		}
 	}
-	if o.SpoolMaxBytes > 0 {
-		ec.SpoolMaxBytes = o.SpoolMaxBytes
-	}
-	if o.RequestTimeout.Duration > 0 {
-		ec.RequestTimeout = o.RequestTimeout.Duration
-	}
-	if ec.InputLocation, err = inputLocation(name, cfg); err != nil {
-		return nil, err
-	}
+	ec.SpoolMaxBytes = o.SpoolMaxBytes
+	ec.RequestTimeout = o.RequestTimeout.Duration
 	s, err := elasticsearch.New(ec, logger.With("output", name))
 	if err != nil {
 		return nil, err
@@ -136,48 +125,6 @@ func newElasticsearch(name string, o config.Output, cfg *config.Config, logger *
 	return out, nil
 }
 
-// inputLocation is the time zone of the naive timestamps of the documents that
-// reach output name; the pipelines writing to it must agree.
-func inputLocation(name string, cfg *config.Config) (*time.Location, error) {
-	var zone string
-	agree := func(z string) error {
-		if zone != "" && !strings.EqualFold(zone, z) {
-			return fmt.Errorf("pipelines writing to it have timestamps in different time zones (%s, %s): give them one timezone (pmacct inputs) or the same timestamps_utc (flows)", zone, z)
-		}
-		zone = z
-		return nil
-	}
-	for _, p := range cfg.Pipelines {
-		if !slices.Contains(p.Outputs, name) {
-			continue
-		}
-		for _, in := range cfg.Inputs {
-			z := ""
-			switch {
-			case !in.IsFlow() && in.Pipeline == p.Name:
-				z = in.Timezone
-			case in.IsFlow() && slices.Contains(in.Pipelines, p.Name):
-				// flowdex writes flow times itself: local time unless timestamps_utc
-				z = "Local"
-				if p.TimestampsUTC {
-					z = "UTC"
-				}
-			default:
-				continue
-			}
-			if err := agree(z); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return config.LoadLocation(zone)
-}
-
-// secret returns the password from the configuration, a file or the environment.
-func secret(o config.Output) (string, error) {
-	return readSecret("password", o.Password, o.PasswordFile, o.PasswordEnv)
-}
-
 // readSecret is a secret given in the configuration, in a file (NAME_file)
 // or in an environment variable (NAME_env).
 func readSecret(name, value, file, env string) (string, error) {
@@ -185,13 +132,13 @@ func readSecret(name, value, file, env string) (string, error) {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("%s_file: %w", name, err)
+			return "", setting.Key(name+"_file", err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	case env != "":
 		v, ok := os.LookupEnv(env)
 		if !ok {
-			return "", fmt.Errorf("%s_env: %s is not set", name, env)
+			return "", setting.Errorf(name+"_env", "%s is not set", env)
 		}
 		return v, nil
 	}

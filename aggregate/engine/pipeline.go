@@ -9,8 +9,10 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/enrich"
+	"github.com/flowdex/flowdex/aggregate/timestamp"
 	"github.com/flowdex/flowdex/aggregate/transform"
 	"github.com/flowdex/flowdex/collector/pmacct"
 )
@@ -23,12 +25,14 @@ type pipeline struct {
 	enricher *enrich.Enricher   // nil: no enrichment
 	program  *transform.Program // nil: no transformations
 	outputs  []*namedOutput
+	times    []string // timestamp_fields: where a record's time is read
 }
 
 // consume sends every record of r through pipeline p. origin names the input for
 // document ids: the same line of the same origin gets the same id, so a retried or
-// repeated delivery cannot index it twice.
-func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string, c *counters, logger *slog.Logger) error {
+// repeated delivery cannot index it twice. A record's time is read from it
+// before enrichment and transformations, naive times in zone.
+func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string, zone *time.Location, c *counters, logger *slog.Logger) error {
 	ids := newIDMaker(origin)
 	last := r.Stats()
 	for n := 0; ; n++ {
@@ -57,14 +61,15 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 		}
 		c.records.Add(1)
 		id := ids.make(rec.Line, rec.Raw)
-		if p.enricher != nil { // before the transformations, which may rename what it adds
+		t, _ := timestamp.Of(rec.Doc, p.times, zone) // none: the time of writing
+		if p.enricher != nil {                       // before the transformations, which may rename what it adds
 			p.enricher.Enrich(rec.Doc)
 		}
 		if p.program != nil {
 			p.program.Apply(rec.Doc)
 		}
 		for _, o := range p.outputs {
-			if err := o.Write(ctx, rec.Doc, id); err != nil {
+			if err := o.Write(ctx, rec.Doc, id, t); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}

@@ -16,20 +16,18 @@ import (
 
 // runPmacctInput reads one pmacct input into its pipeline: once, or, for a
 // followed file, every version pmacct writes until ctx is done.
-func (e *Engine) runPmacctInput(ctx context.Context, in *config.Input, p *pipeline) error {
+func (e *Engine) runPmacctInput(ctx context.Context, in *config.PmacctInput, p *pipeline) error {
+	zone := in.Timezone.Get()
 	if !in.Follow {
 		reader, origin, closeInput, err := e.openInput(ctx, in)
 		if err != nil {
 			return err
 		}
 		defer closeInput()
-		return p.consume(ctx, reader, origin, &e.counters, e.logger)
+		return p.consume(ctx, reader, origin, zone, &e.counters, e.logger)
 	}
-	opts, err := readerOptions(in)
-	if err != nil {
-		return err
-	}
-	fl := &pmacct.Follower{Path: e.cfg.Resolve(in.File), Poll: in.Poll.Duration}
+	opts := in.Options()
+	fl := &pmacct.Follower{Path: in.File, Poll: in.Poll.Duration}
 	if _, err := os.Stat(fl.Path); err != nil {
 		e.logger.Warn("waiting for pmacct to write the file", "input", in.Name, "file", fl.Path, "error", err)
 	}
@@ -39,7 +37,7 @@ func (e *Engine) runPmacctInput(ctx context.Context, in *config.Input, p *pipeli
 			return err
 		}
 		e.logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
-		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, e.logger), gen.Origin, &e.counters, e.logger)
+		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, e.logger), gen.Origin, zone, &e.counters, e.logger)
 		gen.Close()
 		p.flush(context.WithoutCancel(ctx), e.logger) // a purge of pmacct's was read
 		if lost := gen.Lost(); lost > 0 {
@@ -68,31 +66,28 @@ var ErrNotIngestible = errors.New("ingest reads one pmacct input")
 // its pipeline: what p2es does from cron or a print_trigger_exec. It returns
 // how many outputs each record was to reach.
 func (e *Engine) Ingest(ctx context.Context) (outputs int, err error) {
-	if len(e.cfg.Inputs) != 1 || e.cfg.Inputs[0].IsFlow() {
+	in, ok := e.cfg.Inputs[0].(*config.PmacctInput)
+	if len(e.cfg.Inputs) != 1 || !ok {
 		return 0, ErrNotIngestible
 	}
-	in := &e.cfg.Inputs[0]
 	reader, origin, closeInput, err := e.openInput(ctx, in)
 	if err != nil {
 		return 0, err
 	}
 	defer closeInput()
 	p := e.pipelines[in.Pipeline]
-	return len(p.outputs), p.consume(ctx, reader, origin, &e.counters, e.logger)
+	return len(p.outputs), p.consume(ctx, reader, origin, in.Timezone.Get(), &e.counters, e.logger)
 }
 
 // openInput opens a pmacct input for one pass to its end.
-func (e *Engine) openInput(ctx context.Context, in *config.Input) (*pmacct.Reader, string, func(), error) {
-	opts, err := readerOptions(in)
-	if err != nil {
-		return nil, "", nil, err
-	}
+func (e *Engine) openInput(ctx context.Context, in *config.PmacctInput) (*pmacct.Reader, string, func(), error) {
+	opts := in.Options()
 	if in.File == "-" {
 		// the same line of another run from stdin is another record
 		origin := "stdin|" + strconv.FormatInt(time.Now().UnixNano(), 10)
 		return pmacct.NewReader(interruptible(ctx, e.opts.Stdin), opts, "stdin", e.logger), origin, func() {}, nil
 	}
-	path := e.cfg.Resolve(in.File)
+	path := in.File
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
@@ -106,22 +101,6 @@ func (e *Engine) openInput(ctx context.Context, in *config.Input) (*pmacct.Reade
 	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice
 	origin := abs + "|" + strconv.FormatInt(st.ModTime().UnixNano(), 10) + "|" + strconv.FormatInt(st.Size(), 10)
 	return pmacct.NewReader(fh, opts, path, e.logger), origin, func() { fh.Close() }, nil
-}
-
-// readerOptions turns an input's configuration into pmacct reader options.
-func readerOptions(in *config.Input) (pmacct.Options, error) {
-	var opts pmacct.Options
-	var err error
-	if opts.Format, err = pmacct.ParseFormat(in.Format); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	if opts.Separator, err = pmacct.ParseSeparator(in.CSVSeparator); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	if opts.Names, err = pmacct.ParseNames(in.CSVNames); err != nil {
-		return opts, fmt.Errorf("input %q: %w", in.Name, err)
-	}
-	return opts, nil
 }
 
 // interruptible lets a signal end a read that blocks, such as standard input

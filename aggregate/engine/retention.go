@@ -17,15 +17,13 @@ var retentionTiming struct{ delay, interval time.Duration }
 
 // newRetention makes the retention of elasticsearch output name (nil when
 // it has none), on the sink's configuration ec.
-func newRetention(name string, o config.Output, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
+func newRetention(name string, o *config.ElasticsearchOutput, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
 	if o.Retention.Duration <= 0 {
 		return nil, nil
 	}
 	rc := elasticsearch.DefaultRetentionConfiguration()
 	rc.MaxAge = o.Retention.Duration
-	if o.RetentionInterval.Duration > 0 {
-		rc.Interval = o.RetentionInterval.Duration
-	}
+	rc.Interval = o.RetentionInterval.Duration
 	if retentionTiming.interval > 0 {
 		rc.Interval = retentionTiming.interval
 	}
@@ -56,11 +54,11 @@ func (e *Engine) startRetention(ctx context.Context) {
 // Retention is the retention of elasticsearch output name of cfg, for a
 // one-shot run (flowdex retention): nil when it has none.
 func Retention(cfg *config.Config, name string, logger *slog.Logger) (*elasticsearch.Retention, error) {
-	o, ok := cfg.Outputs[name]
-	if !ok || o.Type != "elasticsearch" {
+	o, ok := cfg.Outputs[name].(*config.ElasticsearchOutput)
+	if !ok {
 		return nil, fmt.Errorf("no elasticsearch output %q", name)
 	}
-	es, err := newElasticsearch(name, o, cfg, logger)
+	es, err := newElasticsearch(name, o, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 )
 
 // Run is the daemon: it serves the HTTP endpoints, runs retention and reads
@@ -32,14 +35,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		wg.Go(func() {
 			if err := fi.run(ctx); err != nil {
 				e.inputFailed.Store(true)
-				e.logger.Error("input stopped", "input", fi.cfg.Name, "error", err)
-				errs <- fmt.Errorf("input %q: %w", fi.cfg.Name, err)
+				e.logger.Error("input stopped", "input", fi.name, "error", err)
+				errs <- fmt.Errorf("input %q: %w", fi.name, err)
 			}
 		})
 	}
-	for i := range e.cfg.Inputs {
-		in := &e.cfg.Inputs[i]
-		if in.IsFlow() {
+	for _, in := range e.cfg.Inputs {
+		in, ok := in.(*config.PmacctInput)
+		if !ok {
 			continue
 		}
 		p := e.pipelines[in.Pipeline]

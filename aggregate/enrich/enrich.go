@@ -18,6 +18,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
+
 	"github.com/flowdex/flowdex/aggregate/document"
 )
 
@@ -28,15 +30,26 @@ const DefaultServicesFile = "/etc/services"
 // Configuration says which files an Enricher reads. Empty paths turn a kind of
 // enrichment off.
 type Configuration struct {
-	GeoIPDatabase  string // a City or Country MMDB (GeoLite2-City, GeoIP2-Country, ...)
-	ASNDatabase    string // an ASN MMDB (GeoLite2-ASN)
-	ServicesFile   string // /etc/services format
-	InterfacesFile string // CSV: exporter,ifindex,name[,description]
+	GeoIPDatabase string `toml:"geoip_database,omitempty"` // a City or Country MMDB (GeoLite2-City, GeoIP2-Country, ...)
+	ASNDatabase   string `toml:"asn_database,omitempty"`   // an ASN MMDB (GeoLite2-ASN)
+	// Services names ports from ServicesFile, /etc/services when it is not
+	// set.
+	Services       bool   `toml:"services,omitempty"`
+	ServicesFile   string `toml:"services_file,omitempty"`   // /etc/services format
+	InterfacesFile string `toml:"interfaces_file,omitempty"` // CSV: exporter,ifindex,name[,description]
 }
 
 // Enabled reports whether c asks for any enrichment.
 func (c Configuration) Enabled() bool {
-	return c.GeoIPDatabase != "" || c.ASNDatabase != "" || c.ServicesFile != "" || c.InterfacesFile != ""
+	return c.GeoIPDatabase != "" || c.ASNDatabase != "" || c.Services || c.ServicesFile != "" || c.InterfacesFile != ""
+}
+
+// servicesFile is the services file to read, "" for none.
+func (c Configuration) servicesFile() string {
+	if c.ServicesFile == "" && c.Services {
+		return DefaultServicesFile
+	}
+	return c.ServicesFile
 }
 
 // tables is one consistent load of every file.
@@ -97,31 +110,37 @@ func New(c Configuration) (*Enricher, error) {
 	return e, nil
 }
 
+// load reads every file of c; an error is a setting.KeyError naming the key
+// of the file at fault.
 func load(c Configuration) (*tables, []Loaded, error) {
 	t := &tables{}
 	var loaded []Loaded
 	var err error
 	if c.GeoIPDatabase != "" {
 		if t.geo, err = openGeo(c.GeoIPDatabase); err != nil {
-			return nil, nil, err
+			return nil, nil, setting.Key("geoip_database", err)
 		}
 		loaded = append(loaded, t.geo.describe("geoip", c.GeoIPDatabase))
 	}
 	if c.ASNDatabase != "" {
 		if t.asn, err = openASN(c.ASNDatabase); err != nil {
-			return nil, nil, err
+			return nil, nil, setting.Key("asn_database", err)
 		}
 		loaded = append(loaded, t.asn.describe("asn", c.ASNDatabase))
 	}
-	if c.ServicesFile != "" {
-		if t.services, err = LoadServices(c.ServicesFile); err != nil {
-			return nil, nil, err
+	if file := c.servicesFile(); file != "" {
+		if t.services, err = LoadServices(file); err != nil {
+			key := "services_file"
+			if c.ServicesFile == "" {
+				key = "services"
+			}
+			return nil, nil, setting.Key(key, err)
 		}
-		loaded = append(loaded, Loaded{Kind: "services", File: c.ServicesFile, Entries: t.services.Len()})
+		loaded = append(loaded, Loaded{Kind: "services", File: file, Entries: t.services.Len()})
 	}
 	if c.InterfacesFile != "" {
 		if t.ifaces, err = LoadInterfaces(c.InterfacesFile); err != nil {
-			return nil, nil, err
+			return nil, nil, setting.Key("interfaces_file", err)
 		}
 		loaded = append(loaded, Loaded{Kind: "interfaces", File: c.InterfacesFile, Entries: t.ifaces.Len()})
 	}

@@ -174,3 +174,16 @@ func digits(b []byte) (int, bool) {
 	}
 	return n, true
 }
+
+// Of is a record's time: the value of the first of fields that doc has and
+// that Parse reads, naive times read in loc.
+func Of(doc *document.Document, fields []string, loc *time.Location) (time.Time, bool) {
+	for _, f := range fields {
+		if v, ok := doc.Get(f); ok {
+			if t, ok := Parse(v, loc); ok {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
+}

@@ -66,3 +66,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The first field that parses gives the time; none, no time.
+func TestOf(t *testing.T) {
+	var d document.Document
+	d.AppendString("stamp_inserted", "0000-00-00 00:00:00")
+	d.AppendString("timestamp_start", "2024-01-01 01:00:00.500000")
+	d.AppendString("timestamp_arrival", "2024-01-01 02:00:00")
+	fields := []string{"stamp_inserted", "timestamp_start", "timestamp_arrival"}
+	got, ok := Of(&d, fields, time.FixedZone("pmacct", 3600))
+	if want := time.Date(2024, 1, 1, 0, 0, 0, 500_000_000, time.UTC); !ok || !got.Equal(want) {
+		t.Errorf("Of = %v %v, want %v", got, ok, want)
+	}
+	if _, ok := Of(&d, []string{"stamp_updated"}, time.UTC); ok {
+		t.Error("a time from a field the document lacks")
+	}
+}

@@ -159,7 +159,7 @@ func TestExample2AsWritten(t *testing.T) {
                   ]
           ]`
 	_, err := Parse([]byte(asWritten), "p2es.conf", "")
-	want := "p2es.conf: invalid JSON at line 2, column 31: invalid character ':' after array element"
+	want := "p2es.conf:2:31: invalid JSON: invalid character ':' after array element"
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
@@ -190,7 +190,7 @@ const example3 = `[
 
 func TestExample3AsWritten(t *testing.T) {
 	_, err := Parse([]byte(example3), "p2es.conf", "")
-	want := `p2es.conf: transformation #1: "Actions" is missing (found "Action": did you mean "Actions"?)`
+	want := `p2es.conf:2:9: transformation #1: "Actions" is missing (found "Action": did you mean "Actions"?)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 )
@@ -63,25 +64,43 @@ type jsonError struct {
 	msg    string
 }
 
-// decodeTree parses one JSON value and rejects anything after it.
-func decodeTree(data []byte) (any, *jsonError) {
+// decodeTree parses one JSON value and rejects anything after it. The
+// offsets say where each value of a list of transformations starts, by
+// "N/path": N the transformation's number (from 1), path as the parser
+// names it ("", "Conditions", "Actions[1].Type").
+func decodeTree(data []byte) (any, map[string]int64, *jsonError) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	r := treeReader{dec: dec, data: data}
-	v, jerr := r.read(0)
+	r := treeReader{dec: dec, data: data, offsets: map[string]int64{}}
+	v, jerr := r.read(0, "")
 	if jerr != nil {
-		return nil, jerr
+		return nil, nil, jerr
 	}
 	off := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, &jsonError{off, "unexpected data after the JSON value"}
+		return nil, nil, &jsonError{off, "unexpected data after the JSON value"}
 	}
-	return v, nil
+	return v, r.offsets, nil
 }
 
 type treeReader struct {
-	dec  *json.Decoder
-	data []byte
+	dec     *json.Decoder
+	data    []byte
+	offsets map[string]int64
+}
+
+// child is the path of a list element (key "") or an object value below
+// path: at the root, the element's transformation number.
+func child(path string, depth, i int, key string) string {
+	switch {
+	case depth == 0:
+		return strconv.Itoa(i+1) + "/"
+	case key == "":
+		return path + "[" + strconv.Itoa(i) + "]"
+	case strings.HasSuffix(path, "/"):
+		return path + key
+	}
+	return path + "." + key
 }
 
 // next returns the offset of the next token: InputOffset is where the
@@ -99,9 +118,12 @@ func (r *treeReader) next() int64 {
 	return off
 }
 
-func (r *treeReader) read(depth int) (any, *jsonError) {
+func (r *treeReader) read(depth int, path string) (any, *jsonError) {
 	dec := r.dec
 	off := r.next()
+	if path != "" {
+		r.offsets[path] = off
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, r.tokenError(err, off)
@@ -117,7 +139,7 @@ func (r *treeReader) read(depth int) (any, *jsonError) {
 	case '[':
 		list := []any{}
 		for dec.More() {
-			v, jerr := r.read(depth + 1)
+			v, jerr := r.read(depth+1, child(path, depth, len(list), ""))
 			if jerr != nil {
 				return nil, jerr
 			}
@@ -142,7 +164,7 @@ func (r *treeReader) read(depth int) (any, *jsonError) {
 			if _, dup := obj.get(key); dup {
 				return nil, &jsonError{koff, "duplicate key " + strconv.Quote(key)}
 			}
-			v, jerr := r.read(depth + 1)
+			v, jerr := r.read(depth+1, child(path, depth, 0, key))
 			if jerr != nil {
 				return nil, jerr
 			}
@@ -180,13 +202,14 @@ func (r *treeReader) tokenError(err error, off int64) *jsonError {
 
 // position turns a byte offset into "line L, column C" (both 1-based).
 func position(data []byte, off int64) string {
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	if off < 0 {
-		off = 0
-	}
-	line, col := 1, 1
+	line, col := lineCol(data, off)
+	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col)
+}
+
+// lineCol turns a byte offset into a line and a column (both 1-based).
+func lineCol(data []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(data)))
+	line, col = 1, 1
 	for _, c := range data[:off] {
 		if c == '\n' {
 			line++
@@ -195,7 +218,7 @@ func position(data []byte, off int64) string {
 			col++
 		}
 	}
-	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col)
+	return line, col
 }
 
 // appendTree writes v as compact JSON, object keys in their original order and

@@ -34,6 +34,8 @@ func Parse(data []byte, source string, baseDir string) (*Program, error) {
 
 type parser struct {
 	source  string
+	data    []byte
+	offsets map[string]int64 // where each value starts (decodeTree)
 	baseDir string
 	read    func(path string) ([]byte, error)
 	tr      int // 1-based number of the transformation being compiled
@@ -42,12 +44,14 @@ type parser struct {
 }
 
 func parse(data []byte, source, baseDir string, read func(string) ([]byte, error)) (*Program, error) {
-	p := &parser{source: source, baseDir: baseDir, read: read}
-	tree, jerr := decodeTree(data)
+	p := &parser{source: source, data: data, baseDir: baseDir, read: read}
+	tree, offsets, jerr := decodeTree(data)
 	if jerr != nil {
-		p.fail("", "invalid JSON at %s: %s", position(data, jerr.offset), jerr.msg)
+		e := p.fail("", "invalid JSON: %s", jerr.msg)
+		e.Line, e.Col = lineCol(data, jerr.offset)
 		return nil, p.err()
 	}
+	p.offsets = offsets
 	list, ok := tree.([]any)
 	if !ok {
 		p.fail("", "want a list of transformations, got %s", describe(tree))
@@ -73,6 +77,14 @@ func (p *parser) fail(path, format string, args ...any) *Error {
 		return nil
 	}
 	e := &Error{Source: p.source, Transformation: p.tr, Path: path, Reason: fmt.Sprintf(format, args...)}
+	if off, ok := p.offsets[strconv.Itoa(p.tr)+"/"+path]; ok && p.tr > 0 {
+		e.Line, e.Col = lineCol(p.data, off)
+	} else if p.tr > 0 && path != "" {
+		// a key that is missing: the transformation's object holds it
+		if off, ok := p.offsets[strconv.Itoa(p.tr)+"/"]; ok {
+			e.Line, e.Col = lineCol(p.data, off)
+		}
+	}
 	p.errs = append(p.errs, e)
 	return e
 }
@@ -381,7 +393,7 @@ func (p *parser) tableFile(path string, v any, a *action) {
 		}
 		return
 	}
-	tree, jerr := decodeTree(data)
+	tree, _, jerr := decodeTree(data)
 	if jerr != nil {
 		p.fail(path, "%q: invalid JSON at %s: %s", file, position(data, jerr.offset), jerr.msg)
 		return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,14 +29,14 @@ func TestParseErrors(t *testing.T) {
 		want      []string // one line per problem, after "t.json: "
 	}{
 		// the JSON and the list
-		{"empty", ``, []string{`invalid JSON at line 1, column 1: empty input`}},
-		{"blank", " \n ", []string{`invalid JSON at line 1, column 1: empty input`}},
-		{"truncated", "[\n  {", []string{`invalid JSON at line 2, column 4: unexpected end of input`}},
-		{"syntax", `[{"Conditions": {"a": 1,}}]`, []string{`invalid JSON at line 1, column 25: invalid character '}' looking for beginning of object key string`}},
-		{"trailing comma, as in CONFIGURATION.md", `[{"Conditions": {"a": 1}, "Actions": []},]`, []string{`invalid JSON at line 1, column 42: invalid character ']' looking for beginning of value`}},
-		{"two values", `[] []`, []string{`invalid JSON at line 1, column 3: unexpected data after the JSON value`}},
-		{"duplicate key", `[{"Conditions": {"a": 1}, "Conditions": {"a": 2}, "Actions": []}]`, []string{`invalid JSON at line 1, column 27: duplicate key "Conditions"`}},
-		{"too deep", strings.Repeat("[", 300), []string{`invalid JSON at line 1, column 201: nested more than 200 levels deep`}},
+		{"empty", ``, []string{`invalid JSON: empty input`}},
+		{"blank", " \n ", []string{`invalid JSON: empty input`}},
+		{"truncated", "[\n  {", []string{`invalid JSON: unexpected end of input`}},
+		{"syntax", `[{"Conditions": {"a": 1,}}]`, []string{`invalid JSON: invalid character '}' looking for beginning of object key string`}},
+		{"trailing comma, as in CONFIGURATION.md", `[{"Conditions": {"a": 1}, "Actions": []},]`, []string{`invalid JSON: invalid character ']' looking for beginning of value`}},
+		{"two values", `[] []`, []string{`invalid JSON: unexpected data after the JSON value`}},
+		{"duplicate key", `[{"Conditions": {"a": 1}, "Conditions": {"a": 2}, "Actions": []}]`, []string{`invalid JSON: duplicate key "Conditions"`}},
+		{"too deep", strings.Repeat("[", 300), []string{`invalid JSON: nested more than 200 levels deep`}},
 		{"object", `{"Conditions": {"a": 1}, "Actions": []}`, []string{`want a list of transformations, got an object`}},
 		{"null", `null`, []string{`want a list of transformations, got null`}},
 		{"string", `"x"`, []string{`want a list of transformations, got string "x"`}},
@@ -150,15 +151,45 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("%s: a Program with an error", tt.name)
 		}
 		want := "t.json: " + strings.Join(tt.want, "\nt.json: ")
-		if err.Error() != want {
-			t.Errorf("%s:\n got %s\nwant %s", tt.name, err, want)
+		if got := atLineCol.ReplaceAllString(err.Error(), "t.json: "); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, want)
 		}
+	}
+}
+
+// atLineCol is the position of an error, which TestPositions checks.
+var atLineCol = regexp.MustCompile(`t\.json:\d+:\d+: `)
+
+// Errors say where in the file: the value at fault, or the transformation
+// missing a key, or where the JSON stops making sense.
+func TestPositions(t *testing.T) {
+	src := `[
+  {"Conditions": {"a": 1}, "Actions": []},
+  {
+    "Conditions": ["OR", {"a": 1}, {"b": 1, "__op__": "~"}],
+    "Actions": [{"Type": "AddField", "Name": "x", "Value": "y"},
+                {"Type": "Del", "Name": "z"}]
+  },
+  {"Actions": []}
+]`
+	_, err := Parse([]byte(src), "t.json", "")
+	want := strings.Join([]string{
+		`t.json:4:36: transformation #2: Conditions[2]: unknown operator "~" (want one of ` + opList + `)`,
+		`t.json:6:26: transformation #2: Actions[1].Type: unknown action type "Del" (want AddField, AddFieldLookup or DelField)`,
+		`t.json:8:3: transformation #3: "Conditions" is missing`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+	_, err = Parse([]byte("[\n  {\"Conditions\": {\"a\": 1,}}]"), "t.json", "")
+	if want := `t.json:2:26: invalid JSON: invalid character '}' looking for beginning of object key string`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }
 
 func TestErrorValue(t *testing.T) {
 	_, err := Parse([]byte(`[{"Conditions": {"a": 1}, "Actions": []}, {"Conditions": ["OR", {"a": 1}, {"b": 1, "__op__": "~"}], "Actions": []}]`), "transformations.json", "")
-	want := `transformations.json: transformation #2: Conditions[2]: unknown operator "~" (want one of = != < <= > >= in notin)`
+	want := `transformations.json:1:75: transformation #2: Conditions[2]: unknown operator "~" (want one of = != < <= > >= in notin)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
@@ -166,12 +197,12 @@ func TestErrorValue(t *testing.T) {
 	if !errors.As(err, &e) {
 		t.Fatalf("%T is not an *Error", err)
 	}
-	if e.Source != "transformations.json" || e.Transformation != 2 || e.Path != "Conditions[2]" || !strings.HasPrefix(e.Reason, `unknown operator "~"`) {
+	if e.Source != "transformations.json" || e.Line != 1 || e.Col != 75 || e.Transformation != 2 || e.Path != "Conditions[2]" || !strings.HasPrefix(e.Reason, `unknown operator "~"`) {
 		t.Errorf("fields: %+v", e)
 	}
-	// without a source the message starts at the transformation
+	// without a source the message starts with the position
 	_, err = Parse([]byte(`[{}]`), "", "")
-	if err == nil || !strings.HasPrefix(err.Error(), `transformation #1: "Conditions" is missing`) {
+	if err == nil || !strings.HasPrefix(err.Error(), `line 1, column 2: transformation #1: "Conditions" is missing`) {
 		t.Errorf("no source: %v", err)
 	}
 	// a file error keeps its cause
@@ -191,7 +222,7 @@ func TestTooManyErrors(t *testing.T) {
 	if got, want := lines[maxErrors], "t.json: 15 more problems not shown"; got != want {
 		t.Errorf("last line %q, want %q", got, want)
 	}
-	if got, want := lines[maxErrors-1], `t.json: transformation #13: Conditions: empty condition list`; got != want {
+	if got, want := lines[maxErrors-1], `t.json:1:413: transformation #13: Conditions: empty condition list`; got != want {
 		t.Errorf("line %d %q, want %q", maxErrors, got, want)
 	}
 }

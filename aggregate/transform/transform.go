@@ -165,6 +165,7 @@ type action struct {
 // Actions[2].LookupTable["36040"].
 type Error struct {
 	Source         string // the name given to Parse, e.g. a file name
+	Line, Col      int    // where in the data given to Parse (1-based); 0 when unknown
 	Transformation int
 	Path           string
 	Reason         string
@@ -178,7 +179,12 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	if e.Source != "" {
 		b.WriteString(e.Source)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col))
+		}
 		b.WriteString(": ")
+	} else if e.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(e.Line) + ", column " + strconv.Itoa(e.Col) + ": ")
 	}
 	if e.Transformation > 0 {
 		b.WriteString("transformation #")

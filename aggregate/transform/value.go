@@ -198,7 +198,7 @@ func (o *operand) equal(k *constant) bool {
 	}
 	if !o.treed {
 		o.treed = true
-		t, jerr := decodeTree(o.v.Bytes)
+		t, _, jerr := decodeTree(o.v.Bytes)
 		o.tree, o.bad = t, jerr != nil
 	}
 	return !o.bad && treeEqual(o.tree, k.tree)

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/flowdex/flowdex/aggregate/engine"
 )
@@ -34,44 +31,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitData
 	}
-	// a p2es file's transformations, shown inline
-	for i := range cfg.Pipelines {
-		p := &cfg.Pipelines[i]
-		if data, _, _, _ := p.TransformationsJSON(cfg); data != nil && p.Transformations == "" {
-			p.Transformations = string(data)
-		}
-	}
-	// secrets are never printed
-	for name, o := range cfg.Outputs {
-		if o.Password != "" {
-			o.Password = "********"
-		}
-		if o.APIKey != "" {
-			o.APIKey = "********"
-		}
-		urls := make([]string, len(o.URLs))
-		for i, u := range o.URLs {
-			urls[i] = redactURL(u)
-		}
-		o.URLs = urls
-		cfg.Outputs[name] = o
-	}
 	fmt.Fprintf(stdout, "# %s: configuration is valid; effective configuration:\n", cfg.File)
-	if err := toml.NewEncoder(stdout).Encode(cfg); err != nil {
+	if err := cfg.WriteEffective(stdout); err != nil {
 		fmt.Fprintln(stderr, "flowdex check:", err)
 		return exitData
 	}
 	return exitOK
-}
-
-// redactURL hides a password given in a URL's user information.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "********")
-	}
-	return u.String()
 }

@@ -37,7 +37,7 @@ func TestCheckReportsPositions(t *testing.T) {
 		want                string
 	}{
 		{"toml", "flowdex.toml", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[output.es]\ntype = \"elasticsearch\"\nflush_intervall = \"5s\"\n",
-			[]string{"-c"}, `flowdex.toml:7:1: unknown key "output.es.flush_intervall"`},
+			[]string{"-c"}, `flowdex.toml:7:1: output.es.flush_intervall: unknown key (did you mean "flush_interval"?)`},
 		{"index pattern", "index.toml", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nindex = \"Flows-%Y\"\n",
 			[]string{"-c"}, `must be lowercase`},
 		{"p2es trailing comma", "plugin.conf", "{\n  \"ES_IndexName\": \"x\",\n}\n",

@@ -354,8 +354,10 @@ func TestEnrichCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	// paths as run uses them: relative to the configuration's directory
 	for _, k := range strings.Split(strings.TrimSpace(enrichmentKeys), "\n") {
-		if !strings.Contains(stdout, k) {
+		key, file, _ := strings.Cut(k, " = ")
+		if k := fmt.Sprintf("%s = %q", key, filepath.Join(dir, strings.Trim(file, `"`))); !strings.Contains(stdout, k) {
 			t.Errorf("check does not show %s:\n%s", k, stdout)
 		}
 	}

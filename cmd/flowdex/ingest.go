@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/engine"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 )
 
 // cmdIngest reads pmacct output once, to its end, and delivers it: what p2es does
@@ -42,27 +43,30 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flowdex: ingest reads one input, the configuration has %d\n", len(cfg.Inputs))
 		return exitUsage
 	}
-	in := &cfg.Inputs[0]
-	if in.IsFlow() {
-		fmt.Fprintf(stderr, "flowdex: ingest reads pmacct output; input %q is %s: use flowdex run (replay = FILE reads a pcap once)\n", in.Name, in.Type)
+	in, ok := cfg.Inputs[0].(*config.PmacctInput)
+	if !ok {
+		c := cfg.Inputs[0].Common()
+		fmt.Fprintf(stderr, "flowdex: ingest reads pmacct output; input %q is %s: use flowdex run (replay = FILE reads a pcap once)\n", c.Name, c.Type)
 		return exitUsage
 	}
 	if *input != "" {
 		in.File = absPath(*input) // relative to where the command runs, not to the configuration
 	}
 	if *format != "" {
-		in.Format = *format
+		if err := in.Format.UnmarshalText([]byte(*format)); err != nil {
+			fmt.Fprintln(stderr, "flowdex ingest: --format:", err)
+			return exitUsage
+		}
 	}
 	for name, o := range cfg.Outputs {
-		if o.Type == "elasticsearch" {
+		if es, ok := o.(*config.ElasticsearchOutput); ok {
 			switch {
 			case *deadLetter != "":
-				o.DeadLetterFile = absPath(*deadLetter)
-			case o.DeadLetterFile == "":
+				es.DeadLetterFile = absPath(*deadLetter)
+			case es.DeadLetterFile == "":
 				// named after the input: p2es plugins run from one directory keep apart
-				o.DeadLetterFile = absPath("flowdex-" + in.Name + "-" + name + "-dead-letter.ndjson")
+				es.DeadLetterFile = absPath("flowdex-" + in.Name + "-" + name + "-dead-letter.ndjson")
 			}
-			cfg.Outputs[name] = o
 		}
 	}
 	e, ctx, finish, status := startEngine(cfg, stdin, stdout, stderr)

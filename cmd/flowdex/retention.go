@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/engine"
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
@@ -24,8 +25,8 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 	cf.register(fs)
 	dryRun := fs.Bool("dry-run", false, "list the indices that would be deleted; delete nothing")
 	only := fs.String("output", "", "only this elasticsearch `output` (default: every one with retention)")
-	var override config.Duration
-	fs.TextVar(&override, "retention", config.Duration{}, "the retention `age` (e.g. 30d), over the configuration's")
+	var override setting.Duration
+	fs.TextVar(&override, "retention", setting.Duration{}, "the retention `age` (e.g. 30d), over the configuration's")
 	if done, status := parseFlags(fs, args); done {
 		return status
 	}
@@ -87,7 +88,7 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 			verb, n = "would be deleted", len(rep.Expired)
 		}
 		fmt.Fprintf(stdout, "%s: %s %s, %d kept (index %s, retention %s: indices that ended before %s); %s starting like them left alone\n",
-			name, count(n, "index", "indices"), verb, rep.Kept, cfg.Outputs[name].Index, age(r.Configuration().MaxAge),
+			name, count(n, "index", "indices"), verb, rep.Kept, cfg.Outputs[name].(*config.ElasticsearchOutput).Index, age(r.Configuration().MaxAge),
 			rep.Cutoff.UTC().Format(time.RFC3339), count(len(rep.Ignored), "other index", "other indices"))
 	}
 	return status
@@ -101,8 +102,8 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 	}
 	var names []string
 	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
-		o := cfg.Outputs[name]
-		if only != "" && name != only || o.Type != "elasticsearch" {
+		o, ok := cfg.Outputs[name].(*config.ElasticsearchOutput)
+		if only != "" && name != only || !ok {
 			continue
 		}
 		if override > 0 {
@@ -110,7 +111,6 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 			if err := elasticsearch.CheckRetention(o.Index); err != nil {
 				return nil, fmt.Errorf("output %q: retention cannot apply to index %q: %w", name, o.Index, err)
 			}
-			cfg.Outputs[name] = o
 		}
 		if o.Retention.Duration > 0 {
 			names = append(names, name)
@@ -127,7 +127,7 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 	case !ok:
 		all := slices.Sorted(maps.Keys(cfg.Outputs))
 		return nil, fmt.Errorf("no output %q (the outputs are: %v)", only, all)
-	case o.Type != "elasticsearch":
+	case o.Common().Type != "elasticsearch":
 		return nil, fmt.Errorf("output %q is not an elasticsearch output", only)
 	}
 	return nil, fmt.Errorf("output %q has no retention (set retention in [output.%s], or give --retention)", only, only)

@@ -132,7 +132,7 @@ type = "elasticsearch"
 retention = "30d"
 `)
 	code, stdout, stderr := runCLI(t, "", "check", "-c", conf)
-	if code != 0 || !strings.Contains(stdout, `retention = "720h0m0s"`) || !strings.Contains(stdout, `retention_interval = "1h0m0s"`) {
+	if code != 0 || !strings.Contains(stdout, `retention = "30d"`) || !strings.Contains(stdout, `retention_interval = "1h0m0s"`) {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // Configuration of a Listener.
@@ -23,33 +24,33 @@ type Configuration struct {
 	// arrive on it too) unless an IPv4 address with the same port is listed,
 	// in which case it is IPv6-only so that both can bind. An empty host is
 	// the IPv6 wildcard.
-	Listen []string
+	Listen []string `toml:"listen,omitempty"`
 	// Sockets is the number of SO_REUSEPORT sockets bound to each address,
 	// each with its own read loop and worker. The kernel hashes an exporter's
 	// address and port to one of them, which keeps its datagrams in order.
-	Sockets int
+	Sockets int `toml:"sockets"`
 	// ReadBuffer is the SO_RCVBUF size asked for each socket, in bytes; 0
 	// keeps the system default. When net.core.rmem_max clamps it and the
 	// process has CAP_NET_ADMIN, SO_RCVBUFFORCE is used instead.
-	ReadBuffer int
+	ReadBuffer int `toml:"read_buffer"`
 	// QueueSize is the number of datagrams queued per socket between its read
 	// loop and its worker. A datagram that finds the queue full is dropped and
 	// counted, so that a slow handler never stalls the read loop (the kernel
 	// buffer would then overflow, uncounted by us).
-	QueueSize int
+	QueueSize int `toml:"queue"`
 	// MaxDatagram is the largest payload accepted, in bytes (at most 65535).
 	// Buffers of this size are allocated as the queue fills, up to
 	// QueueSize+2 per socket, and kept. Longer datagrams are counted as
 	// truncated and dropped. Exporters keep below the path MTU, so the default
 	// covers jumbo frames.
-	MaxDatagram int
+	MaxDatagram int `toml:"-"`
 }
 
-// DefaultConfiguration returns a configuration that listens for NetFlow/IPFIX
-// on port 2055 (IPv4 and IPv6) with one socket.
+// DefaultConfiguration returns one socket per address, an 8 MiB receive
+// buffer and a queue of 4096 datagrams. It listens nowhere: the protocol's
+// port is the caller's to give.
 func DefaultConfiguration() Configuration {
 	return Configuration{
-		Listen:      []string{"[::]:2055"},
 		Sockets:     1,
 		ReadBuffer:  8 << 20,
 		QueueSize:   4096,
@@ -124,30 +125,33 @@ func New(cfg Configuration, handler Handler, logger *slog.Logger) (*Listener, er
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if len(cfg.Listen) == 0 {
-		return nil, errors.New("datagram: no listen address")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("datagram: %w", err)
 	}
-	if cfg.Sockets < 1 {
-		return nil, fmt.Errorf("datagram: sockets %d, want at least 1", cfg.Sockets)
-	}
-	if cfg.Sockets > 1 && !reusePortSupported {
-		return nil, fmt.Errorf("datagram: sockets %d needs SO_REUSEPORT, unsupported here", cfg.Sockets)
-	}
-	if cfg.QueueSize < 1 {
-		return nil, fmt.Errorf("datagram: queue size %d, want at least 1", cfg.QueueSize)
-	}
-	if cfg.MaxDatagram < 1 || cfg.MaxDatagram > 65535 {
-		return nil, fmt.Errorf("datagram: max datagram %d, want 1 to 65535", cfg.MaxDatagram)
-	}
-	if cfg.ReadBuffer < 0 {
-		return nil, fmt.Errorf("datagram: read buffer %d, want 0 or more", cfg.ReadBuffer)
-	}
-	binds, err := parseListen(cfg.Listen)
-	if err != nil {
-		return nil, err
-	}
+	binds, _ := parseListen(cfg.Listen)
 	cfg.Listen = append([]string(nil), cfg.Listen...)
 	return &Listener{cfg: cfg, binds: binds, handler: handler, logger: logger}, nil
+}
+
+// Validate reports the first setting New would refuse, as a
+// setting.KeyError naming its key.
+func (cfg Configuration) Validate() error {
+	switch {
+	case len(cfg.Listen) == 0:
+		return setting.Errorf("listen", "no address (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")")
+	case cfg.Sockets < 1:
+		return setting.Errorf("sockets", "%d, want at least 1", cfg.Sockets)
+	case cfg.Sockets > 1 && !reusePortSupported:
+		return setting.Errorf("sockets", "%d needs SO_REUSEPORT, unsupported here", cfg.Sockets)
+	case cfg.QueueSize < 1:
+		return setting.Errorf("queue", "%d, want at least 1", cfg.QueueSize)
+	case cfg.MaxDatagram < 1 || cfg.MaxDatagram > 65535:
+		return setting.Errorf("max_datagram", "%d, want 1 to 65535", cfg.MaxDatagram)
+	case cfg.ReadBuffer < 0:
+		return setting.Errorf("read_buffer", "%d, want 0 or more", cfg.ReadBuffer)
+	}
+	_, err := parseListen(cfg.Listen)
+	return setting.Key("listen", err)
 }
 
 func parseListen(list []string) ([]bind, error) {
@@ -157,22 +161,22 @@ func parseListen(list []string) ([]bind, error) {
 	for _, s := range list {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("datagram: listen %q: %w", s, err)
+			return nil, fmt.Errorf("%q is not an address and port (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")", s)
 		}
 		p, err := strconv.ParseUint(port, 10, 16)
 		if err != nil {
-			return nil, fmt.Errorf("datagram: listen %q: bad port: %w", s, err)
+			return nil, fmt.Errorf("%q: bad port (expected 0 to 65535)", s)
 		}
 		addr := netip.IPv6Unspecified()
 		if host != "" {
 			if addr, err = netip.ParseAddr(host); err != nil {
-				return nil, fmt.Errorf("datagram: listen %q: want an IP address: %w", s, err)
+				return nil, fmt.Errorf("%q: the host is not an IP address (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")", s)
 			}
 		}
 		addr = addr.Unmap()
 		ap := netip.AddrPortFrom(addr, uint16(p))
 		if p != 0 && seen[ap] {
-			return nil, fmt.Errorf("datagram: listen %q: listed twice", s)
+			return nil, fmt.Errorf("%q listed twice", s)
 		}
 		seen[ap] = true
 		b := bind{network: "udp6", addr: ap, text: s}

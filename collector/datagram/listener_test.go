@@ -298,6 +298,8 @@ func TestListenerTruncated(t *testing.T) {
 	}
 }
 
+// New refuses a bad configuration with an error naming the key, for the
+// configuration loader to point at.
 func TestNewErrors(t *testing.T) {
 	ok := func(d *Datagram) {}
 	cases := []struct {
@@ -306,15 +308,15 @@ func TestNewErrors(t *testing.T) {
 		handler Handler
 		want    string
 	}{
-		{"no address", func(c *Configuration) { c.Listen = nil }, ok, "no listen"},
+		{"no address", func(c *Configuration) { c.Listen = nil }, ok, "listen: no address"},
 		{"host name", func(c *Configuration) { c.Listen = []string{"localhost:2055"} }, ok, "IP address"},
-		{"no port", func(c *Configuration) { c.Listen = []string{"127.0.0.1"} }, ok, "missing port"},
+		{"no port", func(c *Configuration) { c.Listen = []string{"127.0.0.1"} }, ok, "not an address and port"},
 		{"bad port", func(c *Configuration) { c.Listen = []string{"127.0.0.1:70000"} }, ok, "bad port"},
 		{"listed twice", func(c *Configuration) { c.Listen = []string{"127.0.0.1:2055", "127.0.0.1:2055"} }, ok, "twice"},
 		{"zero sockets", func(c *Configuration) { c.Sockets = 0 }, ok, "sockets"},
 		{"zero queue", func(c *Configuration) { c.QueueSize = 0 }, ok, "queue"},
-		{"huge datagram", func(c *Configuration) { c.MaxDatagram = 70000 }, ok, "max datagram"},
-		{"negative buffer", func(c *Configuration) { c.ReadBuffer = -1 }, ok, "read buffer"},
+		{"huge datagram", func(c *Configuration) { c.MaxDatagram = 70000 }, ok, "max_datagram: 70000"},
+		{"negative buffer", func(c *Configuration) { c.ReadBuffer = -1 }, ok, "read_buffer: -1"},
 		{"nil handler", func(c *Configuration) {}, nil, "handler"},
 	}
 	for _, tc := range cases {

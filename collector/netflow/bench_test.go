@@ -194,7 +194,7 @@ func (s rawSetsSystem) GetTemplate(version uint16, domain uint32, id uint16) (an
 // raw, with ErrorTemplateNotFound joined into the error, for the compiled
 // templates to read.
 func decodeRawSets(d *Decoder, payload []byte, emit func(*flow.Record)) error {
-	e := d.exporter(exporterA)
+	e := d.lookup(exporterA)
 	var p9 goflow.NFv9Packet
 	var p10 goflow.IPFIXPacket
 	err := goflow.DecodeMessageVersion(bytes.NewBuffer(payload), rawSetsSystem{templateSystem{d, e}}, &p9, &p10)

@@ -12,6 +12,7 @@ import (
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 var (
@@ -326,7 +327,7 @@ func TestRecordFields(t *testing.T) {
 		{
 			name:    "configured sampling rate wins",
 			version: versionV9,
-			cfg:     Configuration{Sampling: []SamplingOverride{{netip.MustParsePrefix("192.0.2.0/24"), 1000}}},
+			cfg:     Configuration{Sampling: exporter.SamplingOverrides{{Exporters: prefix("192.0.2.0/24"), Rate: 1000}}},
 			fields:  []fld{{34, 4, 0}},
 			values:  u32(10),
 			check:   func(r flow.Record) bool { return r.SamplingRate == 1000 },
@@ -484,7 +485,7 @@ func TestWithdrawal(t *testing.T) {
 				known[id] = true
 			}
 			for _, id := range []uint16{300, 301, 400, 401} {
-				if got := d.exporter(exporterA).template(templateKey{10, tDomain, id}) != nil; got != known[id] {
+				if got := d.lookup(exporterA).template(templateKey{10, tDomain, id}) != nil; got != known[id] {
 					t.Errorf("template %d known: %v, want %v", id, got, known[id])
 				}
 			}
@@ -505,7 +506,7 @@ func TestWithdrawal(t *testing.T) {
 	decodeOne(t, d, v9(1, set(v9TemplateSet, tmpl(9, 300, fields...))))
 	decodeOne(t, d, v9(1, set(v9TemplateSet, tmpl(9, 300))))
 	if s := d.Stats(); s.TemplatesWithdrawn != 0 || s.TemplatesRefused != 1 ||
-		d.exporter(exporterA).template(templateKey{9, tDomain, 300}) == nil {
+		d.lookup(exporterA).template(templateKey{9, tDomain, 300}) == nil {
 		t.Errorf("v9 zero-field template: %+v", s)
 	}
 }

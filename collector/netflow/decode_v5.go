@@ -18,7 +18,7 @@ const (
 // are read at their offsets; goflow2's netflowlegacy decoder reads the same
 // fields (the tests compare both on every fixture) but allocates per field
 // and sizes its record slice from the untrusted header count.
-func (d *Decoder) decodeV5(st *state, e *exporter, p []byte, received time.Time, emit func(*flow.Record)) error {
+func (d *Decoder) decodeV5(st *state, e *exporterState, p []byte, received time.Time, emit func(*flow.Record)) error {
 	if len(p) < v5HeaderLen {
 		return d.malformed(e, errShort)
 	}

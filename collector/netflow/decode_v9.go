@@ -23,7 +23,7 @@ const (
 // trusted (softflowd counts records, nfacctd and goflow2 stop after that
 // many sets). Template and option sets go to goflow2's decoders, flow data
 // sets through the compiled templates.
-func (d *Decoder) decodeTemplated(st *state, e *exporter, p []byte, received time.Time, emit func(*flow.Record)) error {
+func (d *Decoder) decodeTemplated(st *state, e *exporterState, p []byte, received time.Time, emit func(*flow.Record)) error {
 	h := header{version: binary.BigEndian.Uint16(p), timeSecs: d.cfg.TimeSecs}
 	var body []byte
 	var firstErr error
@@ -116,12 +116,12 @@ func (d *Decoder) decodeTemplated(st *state, e *exporter, p []byte, received tim
 	return nil
 }
 
-func (d *Decoder) malformed(e *exporter, err error) error {
+func (d *Decoder) malformed(e *exporterState, err error) error {
 	return &DecodeError{Exporter: e.addr, Err: err}
 }
 
 // dataSet emits the records of a flow data set.
-func (d *Decoder) dataSet(st *state, e *exporter, t *template, h *header, set []byte, emit func(*flow.Record)) error {
+func (d *Decoder) dataSet(st *state, e *exporterState, t *template, h *header, set []byte, emit func(*flow.Record)) error {
 	var smp samplingCache
 	var n uint64
 	defer func() { d.counters.records.Add(n) }()
@@ -161,7 +161,7 @@ func (d *Decoder) dataSet(st *state, e *exporter, t *template, h *header, set []
 
 var errRecordOverrun = errors.New("record overruns its set")
 
-func (d *Decoder) fillRecord(st *state, e *exporter, t *template, v *view, h *header, smp *samplingCache) {
+func (d *Decoder) fillRecord(st *state, e *exporterState, t *template, v *view, h *header, smp *samplingCache) {
 	r := &st.rec
 	*r = st.base
 	t.plan.fill(r, v, h)
@@ -180,7 +180,7 @@ type samplingCache struct {
 // (NF_sampling_rate_handler): the configured override; the rate of the
 // record's sampler id (IE 48/302) from option data; the record's own
 // interval (IE 34, 50 winning); option data without sampler id.
-func (c *samplingCache) rate(e *exporter, p *plan, v *view, domain uint32) uint32 {
+func (c *samplingCache) rate(e *exporterState, p *plan, v *view, domain uint32) uint32 {
 	if e.override != 0 {
 		return e.override
 	}
@@ -213,7 +213,7 @@ func (c *samplingCache) rate(e *exporter, p *plan, v *view, domain uint32) uint3
 
 // optionsDataSet reads option data records with goflow2 and keeps the
 // sampling rates they announce.
-func (d *Decoder) optionsDataSet(e *exporter, t *template, h *header, set []byte) error {
+func (d *Decoder) optionsDataSet(e *exporterState, t *template, h *header, set []byte) error {
 	records, err := goflow.DecodeOptionsDataSet(h.version, bytes.NewBuffer(set), t.scopes(), t.optionFields())
 	d.counters.optionRecords.Add(uint64(len(records)))
 	for i := range records {
@@ -227,7 +227,7 @@ func (d *Decoder) optionsDataSet(e *exporter, t *template, h *header, set []byte
 // has a sampler id (48), or an interval (34), packet interval (305) or
 // sampling size (309). Its rate is IE 34, or IE 50, or (305+306)/305, or
 // 310/309; system scope makes it exporter-wide, else it is the domain's.
-func (d *Decoder) samplingOption(e *exporter, h *header, r *goflow.OptionsDataRecord) {
+func (d *Decoder) samplingOption(e *exporterState, h *header, r *goflow.OptionsDataRecord) {
 	if !hasOption(r, ieSamplerID) && !hasOption(r, ieSamplingInterval) &&
 		!hasOption(r, ieSamplingPacketInterval) && !hasOption(r, ieSamplingSize) {
 		return
@@ -304,7 +304,7 @@ func optionUint(r *goflow.OptionsDataRecord, ie uint16) (uint64, bool) {
 // withdrawals (4 octets, which goflow2 misreads in options template sets)
 // and padding through, and bounds what goflow2 allocates for a lying field
 // count by the set's real length.
-func (d *Decoder) templateSet(e *exporter, h *header, id uint16, set []byte) error {
+func (d *Decoder) templateSet(e *exporterState, h *header, id uint16, set []byte) error {
 	options := id == v9OptionsTemplateSet || id == ipfixOptionsTemplateSet
 	for len(set) >= 4 {
 		tid := binary.BigEndian.Uint16(set)
@@ -400,7 +400,7 @@ func templateRecordSize(version, id uint16, set []byte) (int, error) {
 var errTemplateOverrun = errors.New("template record overruns its set")
 
 // withdraw applies an IPFIX template withdrawal record.
-func (d *Decoder) withdraw(e *exporter, h *header, tid uint16, options bool) {
+func (d *Decoder) withdraw(e *exporterState, h *header, tid uint16, options bool) {
 	var n int
 	switch {
 	case tid >= firstDataSet:
@@ -421,7 +421,7 @@ func (d *Decoder) withdraw(e *exporter, h *header, tid uint16, options bool) {
 // those that cannot be used.
 // raw is the template record as it came, to recognise it when it is resent
 // (nil when unknown).
-func (d *Decoder) addGoflowTemplate(e *exporter, version uint16, domain uint32, id uint16, record any, raw []byte) {
+func (d *Decoder) addGoflowTemplate(e *exporterState, version uint16, domain uint32, id uint16, record any, raw []byte) {
 	if r, ok := record.(goflow.TemplateRecord); ok && len(r.Fields) == 0 && version == versionIPFIX {
 		// A withdrawal, when goflow2 decoded the set (reference path).
 		d.withdraw(e, &header{version: version, domain: domain}, id, false)

@@ -13,7 +13,7 @@ import (
 // exporter is what the decoder keeps about one exporter address: templates
 // and sampling rates, keyed like nfacctd does (address without port,
 // version, source id / observation domain, template id).
-type exporter struct {
+type exporterState struct {
 	addr         netip.Addr
 	override     uint32 // configured sampling rate, 0 = none
 	maxTemplates int    // new templates beyond it are refused; 0: none kept
@@ -43,8 +43,8 @@ type samplerKey struct {
 	id     uint64
 }
 
-func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporter {
-	return &exporter{
+func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporterState {
+	return &exporterState{
 		addr:         addr,
 		override:     override,
 		maxTemplates: maxTemplates,
@@ -55,7 +55,7 @@ func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporter {
 	}
 }
 
-func (e *exporter) template(k templateKey) *template {
+func (e *exporterState) template(k templateKey) *template {
 	e.mu.RLock()
 	t := e.templates[k]
 	e.mu.RUnlock()
@@ -64,7 +64,7 @@ func (e *exporter) template(k templateKey) *template {
 
 // samplingRate returns the rate of sampler id in domain, else of the
 // exporter-wide sampler id; ok is false when neither is known.
-func (e *exporter) samplingRate(domain uint32, id uint64) (rate uint32, ok bool) {
+func (e *exporterState) samplingRate(domain uint32, id uint64) (rate uint32, ok bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if rate, ok = e.samplers[samplerKey{domain: domain, id: id}]; ok {
@@ -76,7 +76,7 @@ func (e *exporter) samplingRate(domain uint32, id uint64) (rate uint32, ok bool)
 
 // setSamplingRate keeps a rate; e is one Decoder.keep returned (a stand-in
 // has no map to keep it in).
-func (e *exporter) setSamplingRate(k samplerKey, rate uint32) {
+func (e *exporterState) setSamplingRate(k samplerKey, rate uint32) {
 	e.mu.Lock()
 	e.samplers[k] = rate
 	e.mu.Unlock()
@@ -94,7 +94,7 @@ const (
 )
 
 // addTemplate stores a template, replacing one with the same key.
-func (e *exporter) addTemplate(t *template) addResult {
+func (e *exporterState) addTemplate(t *template) addResult {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.templates[t.key]
@@ -110,7 +110,7 @@ func (e *exporter) addTemplate(t *template) addResult {
 
 // withdrawOne removes a template (IPFIX withdrawal) and reports whether it
 // was known.
-func (e *exporter) withdrawOne(k templateKey) bool {
+func (e *exporterState) withdrawOne(k templateKey) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.templates[k]; !ok {
@@ -122,7 +122,7 @@ func (e *exporter) withdrawOne(k templateKey) bool {
 
 // withdrawAll removes all data templates, or all options templates, of a
 // domain (IPFIX template id 2 in set 2, 3 in set 3) and returns how many.
-func (e *exporter) withdrawAll(version uint16, domain uint32, options bool) int {
+func (e *exporterState) withdrawAll(version uint16, domain uint32, options bool) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
@@ -140,13 +140,13 @@ func (e *exporter) withdrawAll(version uint16, domain uint32, options bool) int 
 // reference path of the tests). It applies the same guards as Decode.
 type templateSystem struct {
 	d *Decoder
-	e *exporter
+	e *exporterState
 }
 
 var _ goflow.NetFlowTemplateSystem = templateSystem{}
 
 func (d *Decoder) templateSystem(addr netip.Addr) templateSystem {
-	return templateSystem{d: d, e: d.exporter(addr.Unmap())}
+	return templateSystem{d: d, e: d.lookup(addr.Unmap())}
 }
 
 func (ts templateSystem) AddTemplate(version uint16, domain uint32, id uint16, record any) error {

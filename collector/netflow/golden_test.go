@@ -2,13 +2,13 @@ package netflow
 
 import (
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // TestCompiledMatchesGoflow decodes every capture with the compiled path and
@@ -18,7 +18,7 @@ func TestCompiledMatchesGoflow(t *testing.T) {
 	configs := map[string]Configuration{
 		"default":      DefaultConfiguration(),
 		"ip-next-hop":  {UseIPNextHop: true, TimeSecs: true},
-		"sampling-set": {Sampling: []SamplingOverride{{Exporters: netip.MustParsePrefix("0.0.0.0/0"), Rate: 7}}},
+		"sampling-set": {Sampling: exporter.SamplingOverrides{{Exporters: prefix("0.0.0.0/0"), Rate: 7}}},
 	}
 	for _, path := range captures(t) {
 		dgs := readPcap(t, path)

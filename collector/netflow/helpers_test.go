@@ -18,6 +18,7 @@ import (
 	"github.com/netsampler/goflow2/v2/decoders/netflowlegacy"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // sharedTests is where pmacct's regression captures live: /work/shared is a
@@ -214,7 +215,7 @@ func (ref *reference) decodeV5(dg datagram) ([]flow.Record, error) {
 		r.ExportProtoSysID = uint32(p.EngineId)
 		r.ExportProtoVersion = 5
 		r.SamplingRate = uint32(p.SamplingInterval & 0x3fff)
-		if o := ref.d.override(dg.exporter); o != 0 {
+		if o := ref.d.cfg.Sampling.Rate(dg.exporter); o != 0 {
 			r.SamplingRate = o
 		}
 		r.SrcIP = v4(uint32(v.SrcAddr))
@@ -527,7 +528,7 @@ func (ref *reference) lookup(h refHeader, id uint64) uint32 {
 }
 
 func (ref *reference) rate(h refHeader, m refValues) uint32 {
-	if o := ref.d.override(h.exporter); o != 0 {
+	if o := ref.d.cfg.Sampling.Rate(h.exporter); o != 0 {
 		return o
 	}
 	if id, ok := m.numFirst(48, 302); ok {
@@ -589,4 +590,13 @@ func (ref *reference) option(h refHeader, r goflow.OptionsDataRecord) {
 		}
 	}
 	ref.samplers[k] = uint32(rate)
+}
+
+// prefix reads an address or a prefix as the configuration does.
+func prefix(s string) setting.Prefix {
+	p, err := setting.ParsePrefix(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -20,29 +20,30 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // Configuration of a Decoder.
 type Configuration struct {
 	// TemplatesFile holds templates (and learnt sampling rates) across
 	// restarts: loaded by New, written by Save. Empty: memory only.
-	TemplatesFile string
+	TemplatesFile string `toml:"templates_file,omitempty"`
 	// Sampling overrides the sampling rate of matching exporters: the first
 	// matching entry wins, whatever the exporter says.
-	Sampling []SamplingOverride
+	Sampling exporter.SamplingOverrides `toml:"sampling,omitempty"`
 	// TimeSecs is nfacctd_time_secs: the exporter sends seconds where
 	// NetFlow v5/v9 expect milliseconds (first/last switched, uptime).
-	TimeSecs bool
+	TimeSecs bool `toml:"-"`
 	// UseIPNextHop is pmacct's use_ip_next_hop: peer_dst_ip falls back to
 	// the IP next hop (v5 nexthop, IE 15/62) when there is no BGP next hop.
-	UseIPNextHop bool
+	UseIPNextHop bool `toml:"-"`
 	// MaxExporters bounds the exporters whose templates and sampling rates
 	// are kept (0: DefaultMaxExporters); MaxTemplates bounds the templates
 	// of one exporter (0: DefaultMaxTemplates). Spoofed sources, or one
 	// source cycling through domains and template ids, must not grow the
 	// decoder without end: beyond the bounds templates are refused and
 	// counted (Stats.TemplatesOverLimit, Stats.ExportersOverLimit).
-	MaxExporters, MaxTemplates int
+	MaxExporters, MaxTemplates int `toml:"-"`
 }
 
 // The bounds' defaults: far above a real network's exporters, and above
@@ -51,12 +52,6 @@ const (
 	DefaultMaxExporters = 4096
 	DefaultMaxTemplates = 4096
 )
-
-// SamplingOverride forces the sampling rate of the exporters in a prefix.
-type SamplingOverride struct {
-	Exporters netip.Prefix
-	Rate      uint32
-}
 
 // DefaultConfiguration returns the defaults: templates in memory, the
 // exporters' own sampling rates, milliseconds, BGP next hops only.
@@ -70,7 +65,7 @@ type Decoder struct {
 	logger *slog.Logger
 
 	mu        sync.RWMutex
-	exporters map[netip.Addr]*exporter
+	exporters map[netip.Addr]*exporterState
 	// empty holds the tracked exporters that keep nothing yet (no template,
 	// no sampling rate): when the table is full, one of them makes room for
 	// an exporter that has a template to keep, so that sources which only
@@ -99,10 +94,8 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	for i, o := range cfg.Sampling {
-		if !o.Exporters.IsValid() {
-			return nil, fmt.Errorf("netflow: sampling override %d: invalid exporter prefix", i)
-		}
+	if err := cfg.Sampling.Validate(); err != nil {
+		return nil, fmt.Errorf("netflow: %w", err)
 	}
 	if cfg.MaxExporters <= 0 {
 		cfg.MaxExporters = DefaultMaxExporters
@@ -113,12 +106,12 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 	d := &Decoder{
 		cfg:       cfg,
 		logger:    logger,
-		exporters: make(map[netip.Addr]*exporter),
+		exporters: make(map[netip.Addr]*exporterState),
 		empty:     make(map[netip.Addr]struct{}),
 	}
 	d.overLimitLog.Every, d.untrackedLog.Every = warnInterval, warnInterval
 	d.states.New = func() any { return new(state) }
-	d.untracked.New = func() any { return &exporter{log: &d.untrackedLog} }
+	d.untracked.New = func() any { return &exporterState{log: &d.untrackedLog} }
 	if cfg.TemplatesFile != "" {
 		if err := d.load(cfg.TemplatesFile); err != nil {
 			return nil, err
@@ -139,9 +132,9 @@ const (
 // copy what it keeps. Option data records feed the sampling tables and are
 // not emitted. A malformed datagram gives an error naming the exporter,
 // after the records decodable before the fault were emitted.
-func (d *Decoder) Decode(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error {
+func (d *Decoder) Decode(payload []byte, from netip.Addr, received time.Time, emit func(*flow.Record)) error {
 	d.counters.datagrams.Add(1)
-	e := d.exporter(exporter.Unmap())
+	e := d.lookup(from.Unmap())
 	defer d.release(e)
 	if !e.tracked {
 		d.counters.exportersOverLimit.Add(1)
@@ -201,7 +194,7 @@ var (
 // MaxExporters a newcomer gets an untracked stand-in, pooled, that keeps no
 // template nor sampling rate (v5 decodes, v9 and IPFIX data find no
 // template); the caller gives it back with release.
-func (d *Decoder) exporter(addr netip.Addr) *exporter {
+func (d *Decoder) lookup(addr netip.Addr) *exporterState {
 	d.mu.RLock()
 	e := d.exporters[addr]
 	full := len(d.exporters) >= d.cfg.MaxExporters
@@ -216,14 +209,14 @@ func (d *Decoder) exporter(addr netip.Addr) *exporter {
 			return e
 		}
 		if len(d.exporters) < d.cfg.MaxExporters {
-			e = newExporter(addr, d.override(addr), d.cfg.MaxTemplates)
+			e = newExporter(addr, d.cfg.Sampling.Rate(addr), d.cfg.MaxTemplates)
 			d.exporters[addr] = e
 			d.empty[addr] = struct{}{}
 			return e
 		}
 	}
-	e = d.untracked.Get().(*exporter)
-	e.addr, e.override = addr, d.override(addr)
+	e = d.untracked.Get().(*exporterState)
+	e.addr, e.override = addr, d.cfg.Sampling.Rate(addr)
 	e.noTemplate.Store(0)
 	return e
 }
@@ -232,7 +225,7 @@ func (d *Decoder) exporter(addr netip.Addr) *exporter {
 // of e's address: e itself when it is in the table (and no longer evictable),
 // else a new one that takes the place of an exporter keeping nothing; nil
 // when every slot keeps something.
-func (d *Decoder) keep(e *exporter) *exporter {
+func (d *Decoder) keep(e *exporterState) *exporterState {
 	if e.tracked && e.holds.Load() {
 		return e
 	}
@@ -256,20 +249,10 @@ func (d *Decoder) keep(e *exporter) *exporter {
 }
 
 // release gives back an untracked stand-in; tracked exporters stay.
-func (d *Decoder) release(e *exporter) {
+func (d *Decoder) release(e *exporterState) {
 	if !e.tracked {
 		d.untracked.Put(e)
 	}
-}
-
-// override returns the configured sampling rate of an exporter, 0 if none.
-func (d *Decoder) override(addr netip.Addr) uint32 {
-	for _, o := range d.cfg.Sampling {
-		if o.Exporters.Contains(addr) {
-			return o.Rate
-		}
-	}
-	return 0
 }
 
 // warnInterval spaces the decoder's warnings about one exporter (refused

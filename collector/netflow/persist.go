@@ -89,7 +89,7 @@ func (d *Decoder) Save() error {
 func (d *Decoder) snapshot() fileFormat {
 	f := fileFormat{Format: fileFormatVersion, Templates: []fileTemplate{}}
 	d.mu.RLock()
-	exporters := make([]*exporter, 0, len(d.exporters))
+	exporters := make([]*exporterState, 0, len(d.exporters))
 	for _, e := range d.exporters {
 		exporters = append(exporters, e)
 	}
@@ -188,7 +188,7 @@ func (d *Decoder) load(path string) error {
 			return fmt.Errorf("netflow: templates: %s: template %d (exporter %s, id %d): %w",
 				path, i, ft.Exporter, ft.ID, err)
 		}
-		e := d.exporter(ft.Exporter.Unmap())
+		e := d.lookup(ft.Exporter.Unmap())
 		into := e
 		if k := d.keep(e); k != nil {
 			into = k
@@ -208,7 +208,7 @@ func (d *Decoder) load(path string) error {
 		if s.Global {
 			k.domain = 0
 		}
-		e := d.exporter(s.Exporter.Unmap())
+		e := d.lookup(s.Exporter.Unmap())
 		if kept := d.keep(e); kept != nil {
 			kept.setSamplingRate(k, s.Rate)
 		}

@@ -1,11 +1,11 @@
 package netflow
 
 import (
-	"net/netip"
 	"path/filepath"
 	"testing"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // TestSamplingCaptures checks the rates of real exports: pmacct's test 104
@@ -44,10 +44,10 @@ func TestSamplingCaptures(t *testing.T) {
 				t.Errorf("%d option records, want %d", got, c.options)
 			}
 			// A configured rate overrides the exporter's.
-			o := mustNew(t, Configuration{Sampling: []SamplingOverride{
-				{Exporters: netip.MustParsePrefix("198.51.100.0/24"), Rate: 3},
-				{Exporters: netip.PrefixFrom(dgs[0].exporter, dgs[0].exporter.BitLen()), Rate: 1000},
-				{Exporters: netip.MustParsePrefix("::/0"), Rate: 5},
+			o := mustNew(t, Configuration{Sampling: exporter.SamplingOverrides{
+				{Exporters: prefix("198.51.100.0/24"), Rate: 3},
+				{Exporters: prefix(dgs[0].exporter.String()), Rate: 1000},
+				{Exporters: prefix("::/0"), Rate: 5},
 			}})
 			recs, _ = decodeAll(o, dgs)
 			for i, r := range recs {

@@ -16,31 +16,56 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcap"
 
+	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/pace"
 	"github.com/flowdex/flowdex/collector/packet"
 )
 
 // Configuration of a capture.
 type Configuration struct {
-	Interface string  // a device, or "any"; "" when File is set
-	File      string  // a pcap or pcapng file read instead of an interface
-	Filter    string  // capture filter, libpcap syntax (pmacct's pcap_filter)
-	Snaplen   int     // bytes captured per packet
-	Promisc   bool    // promiscuous mode (interfaces)
-	Direction string  // "", "in", "out" or "inout" (interfaces, where libpcap supports it)
-	Speed     float64 // files: 0 as fast as possible, 1 at recorded speed
+	Interface string  `toml:"interface,omitempty"`   // a device, or "any"; "" when File is set
+	File      string  `toml:"file,omitempty"`        // a pcap or pcapng file read instead of an interface
+	Filter    string  `toml:"filter,omitempty"`      // capture filter, libpcap syntax (pmacct's pcap_filter)
+	Snaplen   int     `toml:"snaplen"`               // bytes captured per packet
+	Promisc   bool    `toml:"promisc"`               // promiscuous mode (interfaces)
+	Direction string  `toml:"direction,omitempty"`   // "", "in", "out" or "inout" (interfaces, where libpcap supports it)
+	Speed     float64 `toml:"replay_speed,omitzero"` // files: 0 as fast as possible, 1 at recorded speed
 	// BufferSize is libpcap's kernel ring for an interface, in bytes.
-	BufferSize int
+	BufferSize int `toml:"-"`
 	// Fragments gives the later fragments of a TCP/UDP datagram the ports of
 	// its first, as pmacctd does when a plugin aggregates ports or TCP flags
 	// (see fragments.go). Off, each fragment is a packet of its own and only
-	// a first one has ports.
-	Fragments bool
+	// a first one has ports. The pipelines decide it, not a key.
+	Fragments bool `toml:"-"`
 	// ExtSamplingRate says the captured traffic is already sampled 1 in N
 	// (pmacctd_ext_sampling_rate): records report it as their sampling rate,
 	// for a pipeline to renormalise. 0: not sampled, the rate reported is 1.
-	ExtSamplingRate uint32
+	ExtSamplingRate uint32 `toml:"ext_sampling_rate,omitzero"`
+}
+
+// Validate reports the first setting Open would refuse, naming its key.
+func (c Configuration) Validate() error {
+	switch {
+	case (c.Interface == "") == (c.File == ""):
+		return setting.Errorf("interface", "give interface (a device or \"any\") or file (a pcap or pcapng file), one of them")
+	case c.Snaplen < 64:
+		return setting.Errorf("snaplen", "%d is too small (expected 64 or more)", c.Snaplen)
+	case c.Speed < 0:
+		return setting.Errorf("replay_speed", "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", c.Speed)
+	}
+	switch c.Direction {
+	case "", "in", "out", "inout":
+	default:
+		return setting.Errorf("direction", "unknown direction %q (expected in, out or inout)", c.Direction)
+	}
+	if c.Filter != "" {
+		if _, err := filter.Compile(c.Filter); err != nil {
+			return setting.Key("filter", err)
+		}
+	}
+	return nil
 }
 
 // DefaultConfiguration captures 512 bytes of each packet, enough for any
@@ -81,24 +106,23 @@ func Open(cfg Configuration, logger *slog.Logger) (*Capture, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("pcap: %w", err)
+	}
 	c := &Capture{cfg: cfg, logger: logger, parser: packet.NewParser()}
 	if cfg.Fragments {
 		c.frags = newFragments(cfg.ExtSamplingRate == 0)
 	}
 	var err error
 	switch {
-	case cfg.File != "" && cfg.Interface != "":
-		return nil, errors.New("pcap: give an interface or a file, not both")
 	case cfg.File != "":
 		if c.handle, err = pcap.OpenOffline(cfg.File); err != nil {
 			return nil, fmt.Errorf("pcap: %s: %w", cfg.File, err)
 		}
-	case cfg.Interface != "":
+	default:
 		if c.handle, err = openLive(cfg); err != nil {
 			return nil, fmt.Errorf("pcap: interface %s: %w", cfg.Interface, err)
 		}
-	default:
-		return nil, errors.New("pcap: give an interface or a file")
 	}
 	if cfg.Filter != "" {
 		if err := c.handle.SetBPFFilter(cfg.Filter); err != nil {

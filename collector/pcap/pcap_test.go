@@ -101,19 +101,25 @@ func TestFile(t *testing.T) {
 	}
 }
 
+// Open refuses a bad configuration, naming the key.
 func TestOpenErrors(t *testing.T) {
 	file := writePcap(t, testFrames()...)
 	for _, tt := range []struct {
-		cfg  Configuration
+		set  func(*Configuration)
 		want string
 	}{
-		{Configuration{File: file, Filter: "tcp port nonsense"}, `filter "tcp port nonsense"`},
-		{Configuration{File: filepath.Join(t.TempDir(), "missing.pcap")}, "missing.pcap"},
-		{Configuration{}, "give an interface or a file"},
-		{Configuration{File: file, Interface: "lo"}, "not both"},
+		{func(c *Configuration) { c.File, c.Filter = file, "tcp port nonsense" }, `filter: `},
+		{func(c *Configuration) { c.File = filepath.Join(t.TempDir(), "missing.pcap") }, "missing.pcap"},
+		{func(c *Configuration) {}, "interface: give interface"},
+		{func(c *Configuration) { c.File, c.Interface = file, "lo" }, "one of them"},
+		{func(c *Configuration) { c.File, c.Snaplen = file, 10 }, "snaplen: 10 is too small"},
+		{func(c *Configuration) { c.Interface, c.Direction = "lo", "sideways" }, `direction: unknown direction "sideways"`},
+		{func(c *Configuration) { c.File, c.Speed = file, -1 }, "replay_speed: -1 is negative"},
 	} {
-		if _, err := Open(tt.cfg, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%+v: error %v, want one with %q", tt.cfg, err, tt.want)
+		cfg := DefaultConfiguration()
+		tt.set(&cfg)
+		if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: error %v, want one with %q", cfg, err, tt.want)
 		}
 	}
 }

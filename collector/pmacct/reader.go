@@ -55,6 +55,15 @@ func (f Format) String() string {
 	return "auto"
 }
 
+// UnmarshalText reads "json", "csv" or "auto".
+func (f *Format) UnmarshalText(b []byte) (err error) {
+	*f, err = ParseFormat(string(b))
+	return err
+}
+
+// MarshalText writes the format's name.
+func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
 // ParseFormat parses "json", "csv" or "auto".
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(s) {
@@ -88,6 +97,15 @@ func (n Names) String() string {
 	return "lowercase"
 }
 
+// UnmarshalText reads "lowercase" (or "p2es") and "pmacct" (or "json").
+func (n *Names) UnmarshalText(b []byte) (err error) {
+	*n, err = ParseNames(string(b))
+	return err
+}
+
+// MarshalText writes the names' choice.
+func (n Names) MarshalText() ([]byte, error) { return []byte(n.String()), nil }
+
 // ParseNames parses "lowercase" (or "p2es") and "pmacct" (or "json").
 func ParseNames(s string) (Names, error) {
 	switch strings.ToLower(s) {
@@ -97,6 +115,27 @@ func ParseNames(s string) (Names, error) {
 		return PmacctNames, nil
 	}
 	return LowerNames, fmt.Errorf("unknown CSV names %q (expected lowercase or pmacct)", s)
+}
+
+// Separator is pmacct's print_output_separator.
+type Separator byte
+
+// UnmarshalText reads one character, or the strings \t (tab) and \s (space).
+func (sep *Separator) UnmarshalText(b []byte) error {
+	c, err := ParseSeparator(string(b))
+	*sep = Separator(c)
+	return err
+}
+
+// MarshalText writes the separator as pmacct's configuration does.
+func (sep Separator) MarshalText() ([]byte, error) {
+	switch sep {
+	case '\t':
+		return []byte(`\t`), nil
+	case ' ':
+		return []byte(`\s`), nil
+	}
+	return []byte{byte(sep)}, nil
 }
 
 // ParseSeparator parses pmacct's print_output_separator: one character, or the

@@ -22,6 +22,7 @@ import (
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/collector/exporter"
 	"github.com/flowdex/flowdex/collector/packet"
 )
 
@@ -29,13 +30,7 @@ import (
 type Configuration struct {
 	// Sampling overrides the rate the agents report, for the agents in a
 	// prefix (the first match wins).
-	Sampling []SamplingOverride
-}
-
-// SamplingOverride sets the sampling rate of the agents in a prefix.
-type SamplingOverride struct {
-	Exporters netip.Prefix
-	Rate      uint32
+	Sampling exporter.SamplingOverrides `toml:"sampling,omitempty"`
 }
 
 // DefaultConfiguration is a decoder that believes the agents.
@@ -65,10 +60,8 @@ type Decoder struct {
 
 // New returns a decoder.
 func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
-	for _, s := range cfg.Sampling {
-		if !s.Exporters.IsValid() || s.Rate == 0 {
-			return nil, fmt.Errorf("sflow: sampling override %v: expected a prefix and a rate of 1 or more", s.Exporters)
-		}
+	if err := cfg.Sampling.Validate(); err != nil {
+		return nil, fmt.Errorf("sflow: %w", err)
 	}
 	d := &Decoder{cfg: cfg, logger: logger}
 	d.parsers.New = func() any { return packet.NewParser() }
@@ -162,10 +155,8 @@ func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, 
 // rate is the sampling rate of a sample from agent: the configuration's, else
 // the sample's own (meanSkipCount).
 func (d *Decoder) rate(agent netip.Addr, sampled uint32) uint32 {
-	for _, s := range d.cfg.Sampling {
-		if s.Exporters.Contains(agent) {
-			return s.Rate
-		}
+	if r := d.cfg.Sampling.Rate(agent); r != 0 {
+		return r
 	}
 	return sampled
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/setting"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // xdr builds sFlow's big-endian 32-bit words.
@@ -203,7 +205,7 @@ func TestDecodeFlowSamples(t *testing.T) {
 }
 
 func TestSamplingOverride(t *testing.T) {
-	d, err := New(Configuration{Sampling: []SamplingOverride{{netip.MustParsePrefix("192.0.2.0/24"), 1000}}}, nil)
+	d, err := New(Configuration{Sampling: exporter.SamplingOverrides{{Exporters: prefix("192.0.2.0/24"), Rate: 1000}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +218,7 @@ func TestSamplingOverride(t *testing.T) {
 			t.Errorf("agent %v: %v %+v, want rate %d", tt.agent, err, recs, tt.want)
 		}
 	}
-	if _, err := New(Configuration{Sampling: []SamplingOverride{{netip.MustParsePrefix("192.0.2.0/24"), 0}}}, nil); err == nil {
+	if _, err := New(Configuration{Sampling: exporter.SamplingOverrides{{Exporters: prefix("192.0.2.0/24"), Rate: 0}}}, nil); err == nil {
 		t.Error("a zero rate was accepted")
 	}
 }
@@ -300,4 +302,13 @@ func TestExpandedSampleRecordCountGuard(t *testing.T) {
 	if time.Since(start) > time.Second {
 		t.Errorf("refusing took %v", time.Since(start))
 	}
+}
+
+// prefix reads an address or a prefix as the configuration does.
+func prefix(s string) setting.Prefix {
+	p, err := setting.ParsePrefix(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
@@ -121,7 +122,7 @@ func TestRealAuthRefused(t *testing.T) {
 			}
 			var doc document.Document
 			pmacctDoc(&doc, 1)
-			if err := s.Write(context.Background(), &doc, ""); err != ErrNotStarted {
+			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != ErrNotStarted {
 				t.Errorf("Write after a failed Start: %v, want ErrNotStarted", err)
 			}
 			if err := s.Stop(context.Background()); err != nil {

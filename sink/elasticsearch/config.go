@@ -31,8 +31,8 @@ type Configuration struct {
 	InsecureSkipVerify bool
 
 	// Index is the index name, with Python strftime codes (p2es ES_IndexName),
-	// rendered for each document from the document's own time (see
-	// TimestampFields) in IndexLocation.
+	// rendered for each document from the time its pipeline gives it (see
+	// Write) in IndexLocation.
 	Index string
 	// IndexLocation is the time zone the index name is rendered in: UTC by
 	// default; time.Local for p2es's habit.
@@ -41,14 +41,6 @@ type Configuration struct {
 	// (typed bulk URLs were removed in 8): it is accepted and ignored, with a
 	// warning.
 	DocType string
-
-	// TimestampFields are the fields giving a document its time, the first
-	// present and parseable one winning (pmacct's five formats); without any,
-	// the time of Write. That time is written as @timestamp and picks the index.
-	TimestampFields []string
-	// InputLocation is the zone of pmacct's naive "YYYY-MM-DD hh:mm:ss" times:
-	// the zone of the pmacct daemon, by default this machine's.
-	InputLocation *time.Location
 
 	// Template installs an index template for the index at Start.
 	Template bool
@@ -110,22 +102,20 @@ type Configuration struct {
 // every 5 seconds, two in flight, ten retries (about 45 s of backoff).
 func DefaultConfiguration() Configuration {
 	return Configuration{
-		URLs:            []string{"http://localhost:9200"},
-		Index:           "flows-%Y.%m.%d",
-		IndexLocation:   time.UTC,
-		TimestampFields: []string{"stamp_inserted", "timestamp_start", "timestamp_arrival"},
-		InputLocation:   time.Local,
-		Template:        true,
-		Replicas:        -1,
-		FlushDocs:       5000,
-		FlushBytes:      5_000_000,
-		FlushInterval:   5 * time.Second,
-		Workers:         2,
-		RequestTimeout:  time.Minute,
-		MaxRetries:      10,
-		BackoffMin:      100 * time.Millisecond,
-		BackoffMax:      10 * time.Second,
-		SpoolMaxBytes:   1 << 30,
+		URLs:           []string{"http://localhost:9200"},
+		Index:          "flows-%Y.%m.%d",
+		IndexLocation:  time.UTC,
+		Template:       true,
+		Replicas:       -1,
+		FlushDocs:      5000,
+		FlushBytes:     5_000_000,
+		FlushInterval:  5 * time.Second,
+		Workers:        2,
+		RequestTimeout: time.Minute,
+		MaxRetries:     10,
+		BackoffMin:     100 * time.Millisecond,
+		BackoffMax:     10 * time.Second,
+		SpoolMaxBytes:  1 << 30,
 	}
 }
 
@@ -240,11 +230,6 @@ func (c *Configuration) validate() (*compiled, error) {
 	}
 	if c.Replicas < -1 {
 		bad("replicas must be -1 (Elasticsearch's default) or more, not %d", c.Replicas)
-	}
-	for _, f := range c.TimestampFields {
-		if f == "" {
-			bad("an empty timestamp field name")
-		}
 	}
 
 	if c.Index == "" {

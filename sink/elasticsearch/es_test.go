@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/timestamp"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -104,8 +105,8 @@ func TestRealIndexing(t *testing.T) {
 
 func testRealIndexing(t *testing.T, url string) {
 	cfg, prefix := realConfig(t, url)
-	cfg.InputLocation = time.FixedZone("pmacct", 3600) // the daemon's zone for naive times
-	cfg.FlushDocs = 100                                // everything in one bulk request
+	zone := time.FixedZone("pmacct", 3600) // the daemon's zone for naive times
+	cfg.FlushDocs = 100                    // everything in one bulk request
 
 	common := func(d *document.Document) {
 		d.SetString("event_type", "purge")
@@ -198,7 +199,7 @@ func testRealIndexing(t *testing.T, url string) {
 		for _, td := range docs {
 			d.Reset()
 			td.fields(&d)
-			if err := s.Write(context.Background(), &d, td.id); err != nil {
+			if err := s.Write(context.Background(), &d, td.id, recordTime(&d, zone)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -360,7 +361,7 @@ func TestRealIndexBodyFile(t *testing.T) {
 			for i, stamp := range []string{"2024-01-01 23:00:00", "2024-01-02 01:00:00"} {
 				pmacctDoc(&d, i)
 				d.SetString("stamp_inserted", stamp)
-				if err := s.Write(context.Background(), &d, strconv.Itoa(i)); err != nil {
+				if err := s.Write(context.Background(), &d, strconv.Itoa(i), recordTime(&d, time.Local)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -437,7 +438,7 @@ func TestRealThroughput(t *testing.T) {
 					if ids {
 						id = strconv.Itoa(i)
 					}
-					if err := s.Write(context.Background(), &d, id); err != nil {
+					if err := s.Write(context.Background(), &d, id, recordTime(&d, time.Local)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -457,4 +458,11 @@ func TestRealThroughput(t *testing.T) {
 			})
 		}
 	}
+}
+
+// recordTime is a test document's time as a pipeline gives it: its first
+// pmacct timestamp, naive ones read in loc.
+func recordTime(d *document.Document, loc *time.Location) time.Time {
+	t, _ := timestamp.Of(d, []string{"stamp_inserted", "timestamp_start", "timestamp_arrival"}, loc)
+	return t
 }

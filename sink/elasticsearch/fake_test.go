@@ -251,7 +251,7 @@ func writeDocs(t *testing.T, s *Sink, n int, ids bool) {
 		if ids {
 			id = "id-" + strconv.Itoa(i)
 		}
-		if err := s.Write(context.Background(), &doc, id); err != nil {
+		if err := s.Write(context.Background(), &doc, id, recordTime(&doc, time.Local)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -411,7 +411,7 @@ func TestFakeStopDeadline(t *testing.T) {
 	var doc document.Document
 	for i := range 25 {
 		pmacctDoc(&doc, i)
-		if err := s.Write(context.Background(), &doc, ""); err != nil {
+		if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -430,7 +430,7 @@ func TestFakeStopDeadline(t *testing.T) {
 			t.Errorf("dead letter %+v", r)
 		}
 	}
-	if err := s.Write(context.Background(), &doc, ""); !errors.Is(err, ErrStopped) {
+	if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); !errors.Is(err, ErrStopped) {
 		t.Errorf("Write after Stop: %v", err)
 	}
 }
@@ -445,21 +445,21 @@ func TestFakeBackpressure(t *testing.T) {
 	var doc document.Document
 	pmacctDoc(&doc, 0)
 	for i := range 2 {
-		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i)); err != nil {
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.Local)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := s.Write(ctx, &doc, "id-2"); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Write(ctx, &doc, "id-2", recordTime(&doc, time.Local)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Write with every body in flight: %v, want to block until the deadline", err)
 	}
 	if d := time.Since(start); d < 90*time.Millisecond {
 		t.Errorf("Write returned after %s", d)
 	}
 	close(f.release)
-	if err := s.Write(context.Background(), &doc, "id-2"); err != nil {
+	if err := s.Write(context.Background(), &doc, "id-2", recordTime(&doc, time.Local)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Stop(context.Background()); err != nil {
@@ -480,7 +480,7 @@ func TestFakeFlushTriggers(t *testing.T) {
 	pmacctDoc(&doc, 0)
 	write := func(n int) {
 		for range n {
-			if err := s.Write(context.Background(), &doc, ""); err != nil {
+			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -41,7 +41,6 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
-	"github.com/flowdex/flowdex/aggregate/timestamp"
 )
 
 // Stats counts documents and requests since New.
@@ -131,12 +130,8 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 		logger = slog.Default()
 	}
 	cfg.URLs = append([]string(nil), cfg.URLs...)
-	cfg.TimestampFields = append([]string(nil), cfg.TimestampFields...)
 	if cfg.IndexLocation == nil {
 		cfg.IndexLocation = time.UTC
-	}
-	if cfg.InputLocation == nil {
-		cfg.InputLocation = time.Local
 	}
 	c, err := cfg.validate()
 	if err != nil {
@@ -415,12 +410,15 @@ func do(ctx context.Context, client *es.Client, req esapi.Request) (int, []byte,
 	return res.StatusCode, body, nil
 }
 
-// Write encodes the document for the index its time names, with @timestamp,
-// and queues it. The document is not kept nor changed: the caller may reuse it.
-// A non-empty id makes it a create with that _id. Write blocks while every
-// bulk body is in flight, until ctx is done.
-func (s *Sink) Write(ctx context.Context, doc *document.Document, id string) error {
-	t := s.docTime(doc)
+// Write encodes the document, whose time is t, for the index t names, with
+// @timestamp t, and queues it; a zero t is the time of Write. The document
+// is not kept nor changed: the caller may reuse it. A non-empty id makes it
+// a create with that _id. Write blocks while every bulk body is in flight,
+// until ctx is done.
+func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t time.Time) error {
+	if t.IsZero() {
+		t = time.Now()
+	}
 	select {
 	case s.lock <- struct{}{}:
 	default:
@@ -520,18 +518,6 @@ func (s *Sink) tick() {
 			return
 		}
 	}
-}
-
-// docTime is the time of the first TimestampFields field that parses, else now.
-func (s *Sink) docTime(doc *document.Document) time.Time {
-	for _, f := range s.cfg.TimestampFields {
-		if v, ok := doc.Get(f); ok {
-			if t, ok := timestamp.Parse(v, s.cfg.InputLocation); ok {
-				return t
-			}
-		}
-	}
-	return time.Now()
 }
 
 // Stop sends what is buffered and waits until every document is indexed,

@@ -17,12 +17,12 @@ import (
 // Configuration of a file sink.
 type Configuration struct {
 	// Path of the output file, appended to; "-" is standard output.
-	Path string
+	Path string `toml:"file"`
 	// Stdout is where "-" writes; nil: os.Stdout.
-	Stdout io.Writer
+	Stdout io.Writer `toml:"-"`
 	// FlushInterval bounds how long a line waits in the buffer: people
 	// follow these files. Pipelines also call Flush at the end of each purge.
-	FlushInterval time.Duration
+	FlushInterval time.Duration `toml:"flush_interval"`
 }
 
 // DefaultConfiguration writes to standard output, a second at most after a

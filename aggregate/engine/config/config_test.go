@@ -2,9 +2,12 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowdex/flowdex/collector/pmacct"
 )
 
 const good = `
@@ -39,12 +42,13 @@ func TestParseGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es := c.Outputs["es"]
-	if es.FlushInterval.Seconds() != 2 || es.FlushDocs != 5000 || es.URLs[0] != "http://127.0.0.1:9200" || !*es.Template {
+	es := c.Outputs["es"].(*ElasticsearchOutput)
+	if es.FlushInterval.Seconds() != 2 || es.FlushDocs != 5000 || es.URLs[0] != "http://127.0.0.1:9200" || !es.Template {
 		t.Errorf("defaults not applied: %+v", es)
 	}
-	if c.Inputs[1].Pipeline != "default" || c.Inputs[0].Format != "auto" || c.Inputs[0].Timezone != "Local" {
-		t.Errorf("input defaults: %+v", c.Inputs)
+	in0, in1 := c.Inputs[0].(*PmacctInput), c.Inputs[1].(*PmacctInput)
+	if in1.Pipeline != "default" || in0.Format != pmacct.Auto || in0.Timezone.Get() != time.Local {
+		t.Errorf("input defaults: %+v %+v", in0, in1)
 	}
 }
 
@@ -55,18 +59,18 @@ func TestParseTLSAndAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"]; es.TLSInsecure || es.CACert != "" || es.APIKey != "" {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.TLSInsecure || es.CACert != "" || es.APIKey != "" {
 		t.Errorf("defaults: %+v", es)
 	}
 	src := good + "ca_cert = \"ca.pem\"\napi_key_env = \"FLOWDEX_ES_API_KEY\"\ntls_insecure_skip_verify = true\n"
 	if c, err = Parse("flowdex.toml", []byte(src)); err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"]; es.CACert != "ca.pem" || es.APIKeyEnv != "FLOWDEX_ES_API_KEY" || !es.TLSInsecure {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.CACert != absolute("ca.pem") || es.APIKeyEnv != "FLOWDEX_ES_API_KEY" || !es.TLSInsecure {
 		t.Errorf("keys not read: %+v", es)
 	}
 	src = good + "api_key_file = \"key\"\n"
-	if c, err = Parse("flowdex.toml", []byte(src)); err != nil || c.Outputs["es"].APIKeyFile != "key" {
+	if c, err = Parse("flowdex.toml", []byte(src)); err != nil || c.Outputs["es"].(*ElasticsearchOutput).APIKeyFile != absolute("key") {
 		t.Errorf("api_key_file: %v", err)
 	}
 }
@@ -78,35 +82,36 @@ func TestParseErrors(t *testing.T) {
 		want      string // the whole message
 	}{
 		{"syntax", "[log]\nlevel = \"info\n", `flowdex.toml:2:14: log.level: strings cannot contain newlines`},
-		{"unknown key with suggestion", "[[input]]\ntype = \"pmacct\"\nfiel = \"x\"\n", `flowdex.toml:3:1: unknown key "input.fiel" (did you mean "file"?)`},
+		{"unknown key with suggestion", "[[input]]\ntype = \"pmacct\"\nfiel = \"x\"\n", "flowdex.toml:1:1: input#0.file: missing (expected a path, or \"-\" for standard input)\n" +
+			`flowdex.toml:3:1: input#0.fiel: unknown key (did you mean "file"?)`},
 		{"bad level", "[log]\nlevel = \"loud\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: log.level: unknown level "loud" (expected debug, info, warn or error)`},
 		{"no input", "[log]\nlevel = \"info\"\n", `flowdex.toml: no [[input]] (expected at least one, e.g. type = "pmacct")`},
 		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct", "netflow", "sflow" or "pcap")`},
-		{"bad listen", "[[input]]\ntype = \"netflow\"\nlisten = [\"localhost:2055\"]\n", `flowdex.toml:3:1: input#0.listen: "localhost:2055" is not an address and port (expected e.g. "0.0.0.0:2100" or "[::]:2100")`},
+		{"bad listen", "[[input]]\ntype = \"netflow\"\nlisten = [\"localhost:2055\"]\n", `flowdex.toml:3:1: input#0.listen: "localhost:2055": the host is not an IP address (expected e.g. "0.0.0.0:2100" or "[::]:2100")`},
 		{"unknown primitive", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_hots\"]\n", `flowdex.toml:4:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`},
 		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d or w, e.g. "1m" or "5m")`},
 		{"bad filter", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nfilter = \"tcp port http2x\"\n", `flowdex.toml:4:1: pipeline#0.filter: aggregate filter "tcp port http2x": libpcap: unknown port 'http2x'`},
 		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
 		{"pmacct records into an aggregating pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\naggregate = [\"src_host\"]\n", `flowdex.toml:1:1: input#0.pipeline: pipeline "pipeline1" aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)`},
-		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:1: input#0.format: unknown format "xml" (expected json, csv or auto)`},
+		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:11: input#0.format: unknown format "xml" (expected json, csv or auto)`},
 		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
 		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
-		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input.file: incompatible types: TOML value has type int64; destination has type string`},
-		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:1: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
+		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: incompatible types: TOML value has type int64; destination has type string`},
+		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:13: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
 		{"output twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"o\", \"o\"]\n[output.o]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: output "o" listed twice`},
 		{"one print file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.b]\ntype = \"print\"\n", `flowdex.toml:6:1: output.b.file: outputs "a" and "b" both print to "-"`},
 		{"ext sampling on netflow", "[[input]]\ntype = \"netflow\"\next_sampling_rate = 10\n", `flowdex.toml:3:1: input#0.ext_sampling_rate: ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)`},
 		{"sampling_rate on a netflow pipeline", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)`},
 		{"both samplings", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\next_sampling_rate = 10\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:4:1: input#0.ext_sampling_rate: pipeline "pipeline1" samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)`},
-		{"bad exporter prefix", "[[input]]\ntype = \"sflow\"\nexporters = [\"192.0.2.0/33\"]\n", `flowdex.toml:3:1: input#0.exporters: "192.0.2.0/33" is not a prefix (expected e.g. "192.0.2.0/24" or "2001:db8::/32")`},
+		{"bad exporter prefix", "[[input]]\ntype = \"sflow\"\nexporters = [\"192.0.2.0/33\"]\n", `flowdex.toml:3:14: input#0.exporters: "192.0.2.0/33" is not a prefix (expected e.g. "192.0.2.0/24" or "2001:db8::/32")`},
 		{"two api keys", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\napi_key = \"k\"\napi_key_env = \"K\"\n", `flowdex.toml:6:1: output.es.api_key: give one of api_key, api_key_file and api_key_env`},
 		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", `flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
 		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
-		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: unknown key "http.lisen" (did you mean "listen"?)`},
+		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.lisen: unknown key (did you mean "listen"?)`},
 		{"web output not elasticsearch", "[http]\nweb_output = \"stdout\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:2:1: http.web_output: "stdout" is not an elasticsearch output (expected one of the [output.NAME] tables with type = "elasticsearch")`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
@@ -172,7 +177,7 @@ func TestHTTPListen(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	c := Default()
-	if c.Inputs[0].File != "-" || c.Outputs["stdout"].Type != "print" || c.Pipelines[0].Outputs[0] != "stdout" {
+	if c.Inputs[0].(*PmacctInput).File != "-" || c.Outputs["stdout"].Common().Type != "print" || c.Pipelines[0].Outputs[0] != "stdout" {
 		t.Fatalf("default config: %+v", c)
 	}
 }
@@ -209,8 +214,8 @@ func TestP2ES(t *testing.T) {
 		t.Fatalf("warnings %q", p.Warnings)
 	}
 	c := p.Config()
-	es := c.Outputs["es"]
-	if es.Username != "elastic" || es.Password != "secret" || es.FlushDocs != 100 || es.DocType != "flow" || c.Inputs[0].Format != "csv" {
+	es := c.Outputs["es"].(*ElasticsearchOutput)
+	if es.Username != "elastic" || es.Password != "secret" || es.FlushDocs != 100 || es.DocType != "flow" || c.Inputs[0].(*PmacctInput).Format != pmacct.CSV {
 		t.Fatalf("config %+v", es)
 	}
 	data, source, _, err := c.Pipelines[0].TransformationsJSON(c)
@@ -300,16 +305,16 @@ history = "5m"
 	if err != nil {
 		t.Fatal(err)
 	}
-	nf, sf := c.Inputs[1], c.Inputs[2]
-	if len(nf.Listen) != 1 || nf.Listen[0] != "0.0.0.0:2100" || nf.Sockets != 1 || nf.Queue != 4096 {
+	nf, sf := c.Inputs[1].(*NetFlowInput), c.Inputs[2].(*SFlowInput)
+	if len(nf.Listen) != 1 || nf.Listen[0] != "0.0.0.0:2100" || nf.Sockets != 1 || nf.QueueSize != 4096 {
 		t.Errorf("netflow defaults: %+v", nf)
 	}
-	if len(sf.Listen) != 0 || sf.Replay != "exports.pcap" {
+	if len(sf.Listen) != 0 || sf.Replay != absolute("exports.pcap") {
 		t.Errorf("a replayed input listens: %+v", sf)
 	}
-	for _, in := range []Input{nf, sf} {
-		if len(in.Pipelines) != 1 || in.Pipelines[0] != "flows" {
-			t.Errorf("%s feeds %v, want [flows]", in.Name, in.Pipelines)
+	for _, in := range []FlowInput{nf, sf} {
+		if p := in.Targets().Pipelines; len(p) != 1 || p[0] != "flows" {
+			t.Errorf("%s feeds %v, want [flows]", in.Common().Name, p)
 		}
 	}
 	if c.Pipelines[1].Refresh.Duration != time.Minute || c.Pipelines[0].Refresh.Duration != 0 {
@@ -320,5 +325,119 @@ history = "5m"
 	}
 	if _, err := ParseHistory("1M"); err == nil || !strings.Contains(err.Error(), "month bins") {
 		t.Errorf("1M: %v", err)
+	}
+}
+
+// Every mistake of a file is reported in one run, each at its place, in the
+// order of the file.
+func TestEveryErrorReported(t *testing.T) {
+	src := `[log]
+level = "loud"
+[[input]]
+type = "netflow"
+listen = ["0.0.0.0"]
+[[input.sampling]]
+exporters = "192.0.2.0/24"
+[[input]]
+type = "pmacct"
+fiel = "x.json"
+pipeline = "records"
+[[pipeline]]
+name = "p"
+aggregate = ["src_hots"]
+history_roundoff = "q"
+[[pipeline]]
+name = "records"
+[output.es]
+type = "elasticsearch"
+urls = ["127.0.0.1:9200"]
+flush_docs = -5
+`
+	_, err := Parse("flowdex.toml", []byte(src))
+	want := []string{
+		`flowdex.toml:2:1: log.level: unknown level "loud" (expected debug, info, warn or error)`,
+		`flowdex.toml:5:1: input#0.listen: "0.0.0.0" is not an address and port (expected e.g. "0.0.0.0:2100" or "[::]:2100")`,
+		`flowdex.toml:6:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`,
+		`flowdex.toml:8:1: input#1.file: missing (expected a path, or "-" for standard input)`,
+		`flowdex.toml:10:1: input#1.fiel: unknown key (did you mean "file"?)`,
+		`flowdex.toml:14:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`,
+		`flowdex.toml:15:1: pipeline#0.history_roundoff: unknown roundoff "q" (expected m, h, d or w)`,
+		`flowdex.toml:15:1: pipeline#0.history_roundoff: history_roundoff without history`,
+		`flowdex.toml:20:1: output.es.urls: "127.0.0.1:9200" has no scheme (expected http:// or https:// before the host, e.g. "http://127.0.0.1:9200")`,
+		`flowdex.toml:21:1: output.es.flush_docs: -5 is not a document count (expected -1 for no limit, or more)`,
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want config.Errors", err)
+	}
+	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// check's effective configuration is what run uses: the defaults of every
+// component (not zeros), only the keys of each input's and output's type,
+// paths resolved, secrets hidden; read back, it is the same configuration.
+func TestWriteEffective(t *testing.T) {
+	src := `[[input]]
+type = "netflow"
+[[input]]
+type = "pmacct"
+file = "flows.json"
+pipeline = "records"
+[[pipeline]]
+name = "flows"
+aggregate = ["src_host", "dst_host"]
+[[pipeline]]
+name = "records"
+[output.es]
+type = "elasticsearch"
+urls = ["http://elastic:secret@127.0.0.1:9200"]
+api_key = "c2VjcmV0"
+retention = "30d"
+[output.print]
+type = "print"
+`
+	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := c.WriteEffective(&b); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
+		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
+		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "Local"`, `poll = "1s"`,
+		`flush_interval = "1s"`, `api_key = "********"`, `urls = ["http://elastic:xxxxx@127.0.0.1:9200"]`,
+		`timestamp_fields = ["stamp_inserted", "timestamp_start", "timestamp_arrival"]`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the effective configuration lacks %s:\n%s", want, got)
+		}
+	}
+	// each table has its type's keys: no file on the netflow input, no
+	// listen on the pmacct one
+	inputs := strings.Split(got, "[[input]]")
+	if len(inputs) != 3 || strings.Contains(inputs[1], "file =") || strings.Contains(inputs[1], "follow") ||
+		strings.Contains(inputs[2], "listen") || strings.Contains(inputs[2], "templates_file") {
+		t.Errorf("keys of another type:\n%s", got)
+	}
+	if strings.Contains(got, "secret") || strings.Contains(got, "c2VjcmV0") {
+		t.Errorf("a secret is shown:\n%s", got)
+	}
+	// read back (secrets apart), it prints the same
+	c2, err := Parse("/etc/flowdex/flowdex.toml", []byte(got))
+	if err != nil {
+		t.Fatalf("the effective configuration does not read back: %v\n%s", err, got)
+	}
+	var b2 strings.Builder
+	if err := c2.WriteEffective(&b2); err != nil {
+		t.Fatal(err)
+	}
+	if b2.String() != got {
+		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", b2.String(), got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/spelling"
+	"github.com/flowdex/flowdex/collector/pmacct"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
@@ -21,23 +22,23 @@ import (
 // (/etc/p2es/<plugin>.conf), read as p2es reads it: strict JSON, p2es's defaults
 // for missing keys.
 type P2ES struct {
-	File                    string
-	PluginName              string
-	LogFile                 string
-	URL                     string
-	IndexName               string
-	Type                    string
-	AuthType                string
-	UserName                string
-	Password                string
-	FlushSize               int
-	IndexTemplateFileName   string // resolved; "" when not set explicitly
-	ReaderThreads           int
-	InputFile               string // resolved, macros expanded; "-" is standard input
-	InputFormat             string
-	Transformations         []byte // the raw JSON list, nil when absent
-	Warnings                []string
-	transformationsPosition [2]int
+	File                  string
+	PluginName            string
+	LogFile               string
+	URL                   string
+	IndexName             string
+	Type                  string
+	AuthType              string
+	UserName              string
+	Password              string
+	FlushSize             int
+	IndexTemplateFileName string // resolved; "" when not set explicitly
+	ReaderThreads         int
+	InputFile             string // resolved, macros expanded; "-" is standard input
+	InputFormat           string
+	Transformations       []byte // the raw JSON list, nil when absent
+	Warnings              []string
+	where                 *p2esLocator
 }
 
 // p2es's own keys; anything else is reported as a warning, since p2es ignores it.
@@ -125,11 +126,28 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 	switch {
 	case p.URL == "":
 		return nil, fail("ES_URL", "empty (expected an address such as http://localhost:9200)")
+	case !strings.Contains(p.URL, "://"):
+		return nil, fail("ES_URL", "%q has no scheme (expected http:// or https:// before the host, e.g. \"http://%s\")", p.URL, p.URL)
 	case !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://"):
 		return nil, fail("ES_URL", "%q is not an http:// or https:// address", p.URL)
 	}
 	if p.IndexName == "" {
-		return nil, fail("ES_IndexName", "index name not provided (expected e.g. \"netflow-%%Y-%%m-%%d\")")
+		msg := "index name not provided (expected e.g. \"netflow-%Y-%m-%d\")"
+		if _, given := fields["ES_IndexName"]; !given {
+			// a misspelt key is ignored as p2es does: say which one it was
+			var unknown []string
+			for _, k := range order {
+				if !slices.Contains(p2esKeys, k) {
+					unknown = append(unknown, k)
+				}
+			}
+			if k := spelling.Closest("ES_IndexName", unknown); k != "" {
+				line, col := lineCol(src, fields[k].offset)
+				return nil, &Error{File: name, Line: line, Col: col,
+					Msg: fmt.Sprintf("ES_IndexName: missing; the file has %q, a misspelling of it? (expected \"ES_IndexName\": \"netflow-%%Y-%%m-%%d\")", k)}
+			}
+		}
+		return nil, fail("ES_IndexName", "%s", msg)
 	}
 	switch p.AuthType {
 	case "none", "basic":
@@ -168,9 +186,8 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 			return nil, fail("Transformations", "expected a list, found %s", describe(f.raw))
 		}
 		p.Transformations = f.raw
-		line, col := lineCol(src, f.offset)
-		p.transformationsPosition = [2]int{line, col}
 	}
+	p.where = &p2esLocator{src: src, fields: fields}
 	return p, nil
 }
 
@@ -189,16 +206,15 @@ func (p *P2ES) expandMacros(s string) string {
 
 // Config turns the p2es file into the flowdex configuration that does the same
 // work: one pmacct input, one pipeline with the transformations, one
-// Elasticsearch output.
+// Elasticsearch output. Its errors found later (by the engine) point at the
+// p2es keys they come from.
 func (p *P2ES) Config() *Config {
-	out := Output{
-		Type:          "elasticsearch",
-		URLs:          []string{p.URL},
-		Index:         p.IndexName,
-		DocType:       p.Type,
-		IndexBodyFile: p.IndexTemplateFileName,
-		FlushDocs:     p.FlushSize,
-	}
+	out := newOutput("elasticsearch").(*ElasticsearchOutput)
+	out.URLs = []string{p.URL}
+	out.Index = p.IndexName
+	out.DocType = p.Type
+	out.IndexBodyFile = p.IndexTemplateFileName
+	out.FlushDocs = p.FlushSize
 	if p.FlushSize == 0 {
 		out.FlushDocs = -1 // p2es documents 0 as "no limit"; the bytes limit still applies
 	}
@@ -208,15 +224,46 @@ func (p *P2ES) Config() *Config {
 	// p2es (python requests) trusts the CA file REQUESTS_CA_BUNDLE names, its
 	// only TLS setting: a migrated setup keeps working
 	out.CACert = os.Getenv("REQUESTS_CA_BUNDLE")
+	in := newInput("pmacct").(*PmacctInput)
+	in.Name, in.File = p.PluginName, p.InputFile
+	in.Format, _ = pmacct.ParseFormat(p.InputFormat) // checked: json or csv
+	pl := newPipeline()
+	pl.Name, pl.Outputs, pl.transformations, pl.transformationsSource = p.PluginName, []string{"es"}, p.Transformations, p.File
 	c := &Config{
 		File:      p.File,
 		Log:       Log{File: p.LogFile},
-		Inputs:    []Input{{Name: p.PluginName, Type: "pmacct", File: p.InputFile, Format: p.InputFormat}},
-		Pipelines: []Pipeline{{Name: p.PluginName, Outputs: []string{"es"}, transformations: p.Transformations, transformationsSource: p.File}},
+		Inputs:    []Input{in},
+		Pipelines: []Pipeline{pl},
 		Outputs:   map[string]Output{"es": out},
+		where:     p.where,
 	}
-	c.applyDefaults()
+	c.derive(nil)
 	return c
+}
+
+// p2esLocator places the keys of the configuration a p2es file makes at the
+// p2es keys they come from.
+type p2esLocator struct {
+	src    []byte
+	fields map[string]jsonField
+}
+
+// p2esKeyOf is the p2es key behind a key of the configuration.
+var p2esKeyOf = map[string]string{
+	"urls": "ES_URL", "index": "ES_IndexName", "doc_type": "ES_Type", "username": "ES_UserName",
+	"password": "ES_Password", "index_body_file": "ES_IndexTemplateFileName", "flush_docs": "ES_FlushSize",
+	"file": "InputFile", "format": "InputFormat", "transformations": "Transformations",
+}
+
+func (l *p2esLocator) find(path ...string) (line, col int) {
+	if len(path) == 0 {
+		return 0, 0
+	}
+	f, ok := l.fields[p2esKeyOf[path[len(path)-1]]]
+	if !ok {
+		return 0, 0
+	}
+	return lineCol(l.src, f.offset)
 }
 
 type jsonField struct {

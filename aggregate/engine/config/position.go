@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // Error is a configuration error at a place in a file.
@@ -26,6 +29,46 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
 	return b.String()
+}
+
+// Errors are every mistake found in one file, in the order of the file's
+// tables; each is an *Error.
+type Errors []error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap gives errors.As and errors.Is every error.
+func (es Errors) Unwrap() []error { return es }
+
+// locator finds where a key of the configuration is written: path is table
+// names, "name#N" for the N-th (0-based) table of an array, then the key.
+type locator interface {
+	find(path ...string) (line, col int)
+}
+
+// ErrorAt places err, found about the table or key path after loading (by
+// the engine building a component), at its line and column: a
+// setting.KeyError inside it names a key below path.
+func (c *Config) ErrorAt(err error, path ...string) error {
+	if err == nil {
+		return nil
+	}
+	var ke *setting.KeyError
+	if errors.As(err, &ke) {
+		path = append(append([]string(nil), path...), strings.Split(ke.Key, ".")...)
+		err = ke.Err
+	}
+	e := &Error{File: c.File, Msg: strings.Join(path, ".") + ": " + err.Error()}
+	if c.where != nil {
+		e.Line, e.Col = c.where.find(path...)
+	}
+	return e
 }
 
 // lineCol turns a byte offset of src into a 1-based line and column (in bytes).

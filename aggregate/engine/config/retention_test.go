@@ -12,17 +12,17 @@ func TestRetentionKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"]; es.Retention.Duration != 30*24*time.Hour || es.RetentionInterval.Duration != time.Hour {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.Retention.Duration != 30*24*time.Hour || es.RetentionInterval.Duration != time.Hour {
 		t.Errorf("retention %v, interval %v (want 720h, default 1h)", es.Retention, es.RetentionInterval)
 	}
 	c, err = Parse("flowdex.toml", []byte(retentionBase+"retention = \"7d\"\nretention_interval = \"5m\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"]; es.RetentionInterval.Duration != 5*time.Minute {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.RetentionInterval.Duration != 5*time.Minute {
 		t.Errorf("interval %v", es.RetentionInterval)
 	}
-	if c, err = Parse("flowdex.toml", []byte(retentionBase)); err != nil || c.Outputs["es"].Retention.Duration != 0 || c.Outputs["es"].RetentionInterval.Duration != 0 {
+	if c, err = Parse("flowdex.toml", []byte(retentionBase)); err != nil || c.Outputs["es"].(*ElasticsearchOutput).Retention.Duration != 0 {
 		t.Errorf("no retention by default: %v %+v", err, c)
 	}
 
@@ -33,7 +33,7 @@ func TestRetentionKeys(t *testing.T) {
 		{"no time code", retentionBase + "index = \"flows\"\nretention = \"30d\"\n", `flowdex.toml:7:1: output.es.retention: cannot apply to index "flows": the name has no time code (such as %Y.%m.%d): there is one index, never an old one`},
 		{"no year", retentionBase + "index = \"flows-%m.%d\"\nretention = \"30d\"\n", `flowdex.toml:7:1: output.es.retention: cannot apply to index "flows-%m.%d": the name has no year (%Y, %y or %G with %V): its indices repeat, retention cannot age them`},
 		{"print", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.p]\ntype = \"print\"\nretention = \"30d\"\n", `flowdex.toml:6:1: output.p.retention: retention deletes Elasticsearch indices (expected it on an elasticsearch output)`},
-		{"misspelt", retentionBase + "retension = \"30d\"\n", `flowdex.toml:6:1: unknown key "output.es.retension" (did you mean "retention"?)`},
+		{"misspelt", retentionBase + "retension = \"30d\"\n", `flowdex.toml:6:1: output.es.retension: unknown key (did you mean "retention"?)`},
 		{"bad duration", retentionBase + "retention = \"a month\"\n", `flowdex.toml:6:14: output.es.retention: invalid duration "a month" (expected e.g. "30s", "5m", "1h" or "30d")`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

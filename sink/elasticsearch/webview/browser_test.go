@@ -62,7 +62,6 @@ func indexFlows(t *testing.T, url string, fs []testFlow) *elasticsearch.Searcher
 	cfg.URLs = []string{url}
 	cfg.Index = estest.Index(t, "flowdex-test-web") + "-%Y.%m.%d"
 	cfg.Replicas = 0
-	cfg.InputLocation = time.UTC
 	sink, err := elasticsearch.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -78,10 +77,11 @@ func indexFlows(t *testing.T, url string, fs []testFlow) *elasticsearch.Searcher
 		d.SetInt("port_src", int64(f.sport))
 		d.SetInt("port_dst", int64(f.dport))
 		d.SetString("ip_proto", f.proto)
-		d.SetString("stamp_inserted", start.Add(time.Duration(f.minute)*time.Minute).Format(time.DateTime))
+		at := start.Add(time.Duration(f.minute) * time.Minute)
+		d.SetString("stamp_inserted", at.Format(time.DateTime))
 		d.SetInt("packets", f.packets)
 		d.SetInt("bytes", f.bytes)
-		if err := sink.Write(context.Background(), &d, "web-"+strconv.Itoa(i)); err != nil {
+		if err := sink.Write(context.Background(), &d, "web-"+strconv.Itoa(i), at); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package config
+package engine
 
 import (
 	"errors"
@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/enrich/enrichtest"
 )
 
+// Enrichment files are loaded by New, and a bad one is reported at its key.
 func TestEnrichmentConfig(t *testing.T) {
 	dir := t.TempDir()
 	enrichtest.WriteCity(t, filepath.Join(dir, "city.mmdb"), enrichtest.Geos)
@@ -25,16 +27,23 @@ func TestEnrichmentConfig(t *testing.T) {
 	const head = "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\n"
 	path := filepath.Join(dir, "flowdex.toml")
 
-	c, err := Parse(path, []byte(head+"geoip_database = \"city.mmdb\"\nasn_database = \"asn.mmdb\"\nservices = true\ninterfaces_file = \"ifaces.csv\"\n"))
+	c, err := config.Parse(path, []byte(head+"geoip_database = \"city.mmdb\"\nasn_database = \"asn.mmdb\"\nservices = true\ninterfaces_file = \"ifaces.csv\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := enrich.Configuration{
 		GeoIPDatabase: filepath.Join(dir, "city.mmdb"), ASNDatabase: filepath.Join(dir, "asn.mmdb"),
-		ServicesFile: "/etc/services", InterfacesFile: filepath.Join(dir, "ifaces.csv"),
+		Services: true, InterfacesFile: filepath.Join(dir, "ifaces.csv"),
 	}
-	if got := c.Pipelines[0].Enrichment(c); got != want {
+	if got := c.Pipelines[0].Configuration; got != want {
 		t.Errorf("enrichment %+v, want %+v", got, want)
+	}
+	e, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds := len(e.pipelines["pipeline1"].enricher.Loaded()); kinds != 4 {
+		t.Errorf("%d enrichment files loaded, want 4", kinds)
 	}
 
 	for _, tc := range []struct{ name, src, want string }{
@@ -48,11 +57,14 @@ func TestEnrichmentConfig(t *testing.T) {
 			path + ":5:1: pipeline#0.interfaces_file: " + filepath.Join(dir, "bad-ifaces.csv") + `:3: "x" is not an ifIndex (expected a number from 0 to 4294967295)`},
 		{"bad services line", "services_file = \"bad-services\"\n",
 			path + ":5:1: pipeline#0.services_file: " + filepath.Join(dir, "bad-services") + `:2: "https" has no port (expected "name port/protocol [aliases]", e.g. "http 80/tcp www")`},
-		{"misspelt key", "geoip_databse = \"city.mmdb\"\n", path + `:5:1: unknown key "pipeline.geoip_databse" (did you mean "geoip_database"?)`},
+		{"misspelt key", "geoip_databse = \"city.mmdb\"\n", path + `:5:1: pipeline#0.geoip_databse: unknown key (did you mean "geoip_database"?)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse(path, []byte(head+tc.src))
-			var ce *Error
+			c, err := config.Parse(path, []byte(head+tc.src))
+			if err == nil {
+				_, err = New(c, Options{})
+			}
+			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %v, want a config.Error", err)
 			}

@@ -1,0 +1,280 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/filter"
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+)
+
+// check runs the components' own checks on their tables and the checks that
+// span tables, recording every mistake.
+func (l *loader) check() {
+	c := l.c
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		l.fail([]string{"log", "level"}, "unknown level %q (expected debug, info, warn or error)", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		l.fail([]string{"log", "format"}, "unknown format %q (expected text or json)", c.Log.Format)
+	}
+	if len(c.Inputs) == 0 {
+		l.errs = append(l.errs, &Error{File: c.File, Msg: "no [[input]] (expected at least one, e.g. type = \"pmacct\")"})
+	}
+	if s := c.HTTP.Listen; s != "" {
+		if _, port, err := net.SplitHostPort(s); err != nil || !isPort(port) {
+			l.fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", s, DefaultHTTPListen)
+		}
+	}
+	if w := c.HTTP.WebOutput; w != "" {
+		if _, ok := c.Outputs[w].(*ElasticsearchOutput); !ok {
+			l.fail([]string{"http", "web_output"}, "%q is not an elasticsearch output (expected one of the [output.NAME] tables with type = \"elasticsearch\")", w)
+		}
+	}
+	pipelines := map[string]bool{}
+	for i := range c.Pipelines {
+		l.checkPipeline(i, pipelines)
+	}
+	inputs := map[string]bool{}
+	for i, in := range c.Inputs {
+		name := in.Common().Name
+		if inputs[name] {
+			l.fail(at("input", i, "name"), "input %q defined twice", name)
+		}
+		inputs[name] = true
+		l.checkInput(i, in, pipelines)
+	}
+	printFiles := map[string]string{}
+	for _, name := range c.outputNames() {
+		path := func(key string) []string { return []string{"output", name, key} }
+		switch o := c.Outputs[name].(type) {
+		case *PrintOutput:
+			// two writers on one file would interleave their buffers mid-line
+			f := o.Path
+			if other, ok := printFiles[f]; ok {
+				l.fail(path("file"), "outputs %q and %q both print to %q", other, name, o.Path)
+			}
+			printFiles[f] = name
+			if o.FlushInterval <= 0 {
+				l.fail(path("flush_interval"), "%v: expected a positive duration, e.g. \"1s\"", o.FlushInterval)
+			}
+		case *ElasticsearchOutput:
+			l.checkElasticsearch(o, path)
+		}
+	}
+}
+
+// checkPipeline checks pipeline i and records its name.
+func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
+	c := l.c
+	p := &c.Pipelines[i]
+	if pipelines[p.Name] {
+		l.fail(at("pipeline", i, "name"), "pipeline %q defined twice", p.Name)
+	}
+	pipelines[p.Name] = true
+	for j, o := range p.Outputs {
+		switch {
+		case slices.Contains(p.Outputs[:j], o):
+			l.fail(at("pipeline", i, "outputs"), "output %q listed twice", o)
+		case c.Outputs[o] == nil:
+			l.fail(at("pipeline", i, "outputs"), "unknown output %q (expected one of the [output.NAME] tables: %s)", o, strings.Join(c.outputNames(), ", "))
+		}
+	}
+	for _, f := range p.TimestampFields {
+		if f == "" {
+			l.fail(at("pipeline", i, "timestamp_fields"), "an empty field name (expected names such as %q)", DefaultTimestampFields[0])
+		}
+	}
+	if _, err := flow.ParseAggregate(p.Aggregate); err != nil {
+		l.fail(at("pipeline", i, "aggregate"), "%v", err)
+	}
+	if _, err := ParseHistory(p.History); err != nil {
+		l.fail(at("pipeline", i, "history"), "%v", err)
+	}
+	switch p.HistoryRoundoff {
+	case "", "m", "h", "d", "w":
+	default:
+		l.fail(at("pipeline", i, "history_roundoff"), "unknown roundoff %q (expected m, h, d or w)", p.HistoryRoundoff)
+	}
+	if p.HistoryRoundoff != "" && p.History == "" {
+		l.fail(at("pipeline", i, "history_roundoff"), "history_roundoff without history")
+	}
+	if p.Refresh.Duration != 0 && p.Refresh.Duration < time.Second {
+		l.fail(at("pipeline", i, "refresh"), "%v is too short (expected 1s or more; pmacct's default is 60s)", p.Refresh.Duration)
+	}
+	if p.TimestampsRFC3339 && p.TimestampsSinceEpoch {
+		l.fail(at("pipeline", i, "timestamps_rfc3339"), "timestamps_rfc3339 and timestamps_since_epoch exclude each other")
+	}
+	if p.Filter != "" {
+		if _, err := filter.Compile(p.Filter); err != nil {
+			l.fail(at("pipeline", i, "filter"), "%v", err)
+		}
+	}
+}
+
+// checkInput checks input i, of the pipelines named in pipelines.
+func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
+	c := l.c
+	path := at("input", i)
+	switch in := in.(type) {
+	case *PmacctInput:
+		l.failErr(in.Configuration.Validate(), path...)
+		switch p := c.Pipeline(in.Pipeline); {
+		case p == nil:
+			l.fail(append(path, "pipeline"), "unknown pipeline %q", in.Pipeline)
+		case len(p.Aggregate) > 0:
+			l.fail(append(path, "pipeline"), "pipeline %q aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)", in.Pipeline)
+		}
+		return
+	case *NetFlowInput:
+		l.checkReceive(path, &in.Receive)
+		l.failErr(in.Sampling.Validate(), path...)
+	case *SFlowInput:
+		l.checkReceive(path, &in.Receive)
+		l.failErr(in.Sampling.Validate(), path...)
+	case *PcapInput:
+		l.failErr(in.Configuration.Validate(), path...)
+		if in.ExtSamplingRate > 0 {
+			for _, name := range in.Pipelines {
+				if p := c.Pipeline(name); p != nil && p.SamplingRate > 0 {
+					l.fail(append(path, "ext_sampling_rate"), "pipeline %q samples the packets again (sampling_rate); pmacctd refuses both together (expected one of them)", name)
+				}
+			}
+		}
+	}
+	fi := in.(FlowInput)
+	if len(fi.Targets().Pipelines) == 0 {
+		l.fail(append(path, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
+	}
+	_, pcap := in.(*PcapInput)
+	for _, name := range fi.Targets().Pipelines {
+		switch p := c.Pipeline(name); {
+		case p == nil:
+			l.fail(append(path, "pipelines"), "unknown pipeline %q", name)
+		case p.SamplingRate > 0 && !pcap:
+			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
+		}
+	}
+}
+
+// checkReceive checks how a NetFlow or sFlow input receives.
+func (l *loader) checkReceive(path []string, r *Receive) {
+	switch {
+	case r.Replay != "" && len(r.Listen) > 0:
+		l.fail(append(path, "replay"), "give listen or replay, not both")
+	case r.Replay == "":
+		l.failErr(r.Configuration.Validate(), path...)
+	}
+	if r.ReplaySpeed < 0 {
+		l.fail(append(path, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", r.ReplaySpeed)
+	}
+}
+
+// checkElasticsearch checks an elasticsearch output's keys.
+func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []string) {
+	count := func(vs ...string) int {
+		n := 0
+		for _, v := range vs {
+			if v != "" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, u := range o.URLs {
+		if err := checkURL(u); err != nil {
+			l.fail(path("urls"), "%v", err)
+		}
+	}
+	if len(o.URLs) == 0 {
+		l.fail(path("urls"), "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
+	}
+	passwords, keys := count(o.Password, o.PasswordFile, o.PasswordEnv), count(o.APIKey, o.APIKeyFile, o.APIKeyEnv)
+	if passwords > 1 {
+		l.fail(path("password"), "give one of password, password_file and password_env")
+	}
+	switch {
+	case keys > 1:
+		l.fail(path("api_key"), "give one of api_key, api_key_file and api_key_env")
+	case keys > 0 && (passwords > 0 || o.Username != ""):
+		l.fail(path("api_key"), "an API key and a username/password: give one way to authenticate")
+	}
+	if o.FlushDocs < -1 {
+		l.fail(path("flush_docs"), "%d is not a document count (expected -1 for no limit, or more)", o.FlushDocs)
+	}
+	if o.FlushBytes < 0 || o.Workers < 0 || o.MaxRetries < 0 {
+		l.fail(path("flush_bytes"), "flush_bytes, workers and max_retries cannot be negative")
+	}
+	r := o.Retention.Duration
+	switch {
+	case r == 0:
+		if l.md.IsDefined(path("retention_interval")...) {
+			l.fail(path("retention_interval"), "retention_interval without retention (expected retention, e.g. \"30d\")")
+		}
+		return
+	case r < time.Hour:
+		l.fail(path("retention"), "%v is too short (expected 1h or more, e.g. \"30d\")", r)
+	case o.RetentionInterval.Duration < time.Minute:
+		l.fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.RetentionInterval.Duration)
+	}
+	if err := elasticsearch.CheckRetention(o.Index); err != nil {
+		l.fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
+	}
+}
+
+// checkURL says what is wrong with an Elasticsearch node's URL.
+func checkURL(s string) error {
+	shown := redactURL(s)
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("%q has no scheme (expected http:// or https:// before the host, e.g. %q)", shown, "http://"+shown)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL (expected e.g. \"http://127.0.0.1:9200\")", shown)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: the scheme must be http or https", shown)
+	case u.Host == "":
+		return fmt.Errorf("%q has no host (expected e.g. \"http://127.0.0.1:9200\")", shown)
+	}
+	return nil
+}
+
+// ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d
+// or w ("" means no bins). Month bins (pmacct's M) are not supported.
+func ParseHistory(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	unit, ok := units[s[len(s)-1]]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if !ok || err != nil || n < 1 {
+		if s[len(s)-1] == 'M' {
+			return 0, fmt.Errorf("month bins (%q) are not supported (expected s, m, h, d or w)", s)
+		}
+		return 0, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d or w, e.g. \"1m\" or \"5m\")", s)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+func (c *Config) outputNames() []string {
+	names := make([]string, 0, len(c.Outputs))
+	for n := range c.Outputs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// isPort reports whether s is a port number (0 picks a free one).
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}

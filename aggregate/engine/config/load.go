@@ -1,0 +1,341 @@
+package config
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/flowdex/flowdex/aggregate/spelling"
+)
+
+// Load reads and checks a TOML configuration file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// rawConfig is the first pass over a file: each table kept for a decoding
+// of its own, by type for inputs and outputs.
+type rawConfig struct {
+	Log      toml.Primitive            `toml:"log"`
+	HTTP     toml.Primitive            `toml:"http"`
+	Input    []toml.Primitive          `toml:"input"`
+	Pipeline []toml.Primitive          `toml:"pipeline"`
+	Output   map[string]toml.Primitive `toml:"output"`
+}
+
+// topLevel are the tables of a configuration.
+var topLevel = []string{"log", "http", "input", "pipeline", "output"}
+
+// loader reads one file, collecting every mistake.
+type loader struct {
+	c    *Config
+	md   toml.MetaData
+	src  []byte
+	tree map[string]any // the file as maps: which keys each table has
+	errs Errors
+	// broken: a table could not be decoded; checking the rest would report
+	// the consequences as mistakes of their own
+	broken bool
+}
+
+// Parse reads and checks a TOML configuration; name is used in messages and to
+// resolve relative paths. Every mistake found is reported (an Errors of
+// *Error), each at its line and column.
+func Parse(name string, src []byte) (*Config, error) {
+	var raw rawConfig
+	md, err := toml.Decode(string(src), &raw)
+	if err != nil {
+		return nil, decodeError(name, src, err) // the file cannot be read further
+	}
+	l := &loader{c: &Config{File: name, where: newTOMLLocator(src)}, md: md, src: src}
+	if _, err := toml.Decode(string(src), &l.tree); err != nil {
+		return nil, decodeError(name, src, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(l.tree)) {
+		if !slices.Contains(topLevel, k) {
+			hint := "expected one of " + strings.Join(topLevel, ", ")
+			if best := spelling.Closest(k, topLevel); best != "" {
+				hint = fmt.Sprintf("did you mean %q?", best)
+			}
+			l.fail([]string{k}, "unknown table (%s)", hint)
+		}
+	}
+	l.decode(raw.Log, &l.c.Log, []string{"log"}, l.tree["log"])
+	l.decode(raw.HTTP, &l.c.HTTP, []string{"http"}, l.tree["http"])
+	rawInputs, _ := l.tree["input"].([]map[string]any)
+	for i, p := range raw.Input {
+		l.input(i, p, rawInputs[i])
+	}
+	rawPipelines, _ := l.tree["pipeline"].([]map[string]any)
+	for i, p := range raw.Pipeline {
+		pl := newPipeline()
+		l.decode(p, &pl, at("pipeline", i), rawPipelines[i])
+		l.c.Pipelines = append(l.c.Pipelines, pl)
+	}
+	rawOutputs, _ := l.tree["output"].(map[string]any)
+	for _, n := range slices.Sorted(maps.Keys(raw.Output)) {
+		l.output(n, raw.Output[n], rawOutputs[n])
+	}
+	if !l.broken {
+		l.c.derive(&md)
+		l.check()
+	}
+	if len(l.errs) > 0 {
+		slices.SortStableFunc(l.errs, func(a, b error) int {
+			ea, eb := a.(*Error), b.(*Error)
+			if ea.Line != eb.Line {
+				return ea.Line - eb.Line
+			}
+			return ea.Col - eb.Col
+		})
+		return nil, l.errs
+	}
+	return l.c, nil
+}
+
+// input decodes [[input]] number i into the configuration of its type.
+func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
+	path := at("input", i)
+	var common InputCommon
+	if err := l.md.PrimitiveDecode(p, &common); err != nil {
+		l.decodeFailed(err, path)
+		return
+	}
+	in := newInput(common.Type)
+	switch {
+	case common.Type == "":
+		l.fail(append(path, "type"), "missing type (expected %s)", inputTypes)
+		l.broken = true
+		return
+	case in == nil:
+		l.fail(append(path, "type"), "unknown input type %q (expected %s)", common.Type, inputTypes)
+		l.broken = true
+		return
+	}
+	if _, replay := raw["replay"]; replay {
+		if _, listen := raw["listen"]; !listen {
+			// a replay listens nowhere by default
+			switch r := in.(type) {
+			case *NetFlowInput:
+				r.Listen = nil
+			case *SFlowInput:
+				r.Listen = nil
+			}
+		}
+	}
+	l.decode(p, in, path, raw)
+	l.c.Inputs = append(l.c.Inputs, in)
+}
+
+// output decodes [output.name] into the configuration of its type.
+func (l *loader) output(name string, p toml.Primitive, raw any) {
+	path := []string{"output", name}
+	var common OutputCommon
+	if err := l.md.PrimitiveDecode(p, &common); err != nil {
+		l.decodeFailed(err, path)
+		return
+	}
+	o := newOutput(common.Type)
+	switch {
+	case common.Type == "":
+		l.fail(path, "missing type (expected %s)", outputTypes)
+		l.broken = true
+		return
+	case o == nil:
+		l.fail(append(path, "type"), "unknown output type %q (expected %s)", common.Type, outputTypes)
+		l.broken = true
+		return
+	}
+	l.decode(p, o, path, raw)
+	if l.c.Outputs == nil {
+		l.c.Outputs = map[string]Output{}
+	}
+	l.c.Outputs[name] = o
+}
+
+// decode decodes the table p, whose keys are those of raw, into v, reporting
+// keys v has no field for.
+func (l *loader) decode(p toml.Primitive, v any, path []string, raw any) {
+	if err := l.md.PrimitiveDecode(p, v); err != nil {
+		l.decodeFailed(err, path)
+		return
+	}
+	l.unknown(raw, reflect.TypeOf(v), path)
+}
+
+// unknown reports the keys of the table raw that type t (a struct, or a
+// pointer to one) has no field for, and looks into the tables t knows.
+func (l *loader) unknown(raw any, t reflect.Type, path []string) {
+	table, ok := raw.(map[string]any)
+	if !ok {
+		return
+	}
+	fields := keysOf(t)
+	for _, k := range slices.Sorted(maps.Keys(table)) {
+		ft, ok := fields[k]
+		if !ok {
+			l.fail(append(slices.Clone(path), k), "%s", l.unknownHint(path, k, fields))
+			continue
+		}
+		switch v := table[k].(type) {
+		case map[string]any:
+			l.unknown(v, ft, append(slices.Clone(path), k))
+		case []map[string]any:
+			if ft.Kind() == reflect.Slice {
+				for i, sub := range v {
+					l.unknown(sub, ft.Elem(), append(slices.Clone(path), k+"#"+strconv.Itoa(i)))
+				}
+			}
+		}
+	}
+}
+
+// keysOf returns the TOML keys of the fields of struct type t (through
+// pointers and embedded structs) and their types; fields decoded from text
+// have no keys of their own.
+func keysOf(t reflect.Type) map[string]reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	keys := map[string]reflect.Type{}
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return keys
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case name == "-" || !f.IsExported() && !f.Anonymous:
+		case f.Anonymous && name == "":
+			maps.Copy(keys, keysOf(f.Type))
+		case name == "":
+			keys[strings.ToLower(f.Name)] = f.Type
+		default:
+			keys[name] = f.Type
+		}
+	}
+	return keys
+}
+
+// crossHints explain a key of another type of input or output, where the
+// usual mistake has a usual fix.
+var crossHints = map[string]string{
+	"ext_sampling_rate": "ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)",
+	"templates_file":    "templates are a NetFlow v9/IPFIX matter (expected no templates_file on an sflow input)",
+	"retention":         "retention deletes Elasticsearch indices (expected it on an elasticsearch output)",
+}
+
+// moved are keys that belong to another table now.
+var moved = map[string]string{
+	"output.timestamp_fields": "timestamp_fields is a key of [[pipeline]] now: a record's time is its pipeline's (expected it in the [[pipeline]] tables writing to this output)",
+}
+
+// unknownHint says what an unknown key is, or might be: the known key it is
+// closest to, or the type of input or output that has it.
+func (l *loader) unknownHint(path []string, k string, fields map[string]reflect.Type) string {
+	kind := ""
+	if len(path) > 0 {
+		kind, _, _ = strings.Cut(path[0], "#")
+	}
+	var others []string // the types of this kind of table that have k
+	switch {
+	case kind == "input" && len(path) == 1:
+		for _, typ := range []string{"pmacct", "netflow", "sflow", "pcap"} {
+			if _, ok := keysOf(reflect.TypeOf(newInput(typ)))[k]; ok {
+				others = append(others, typ)
+			}
+		}
+	case kind == "output" && len(path) == 2:
+		for _, typ := range []string{"elasticsearch", "print"} {
+			if _, ok := keysOf(reflect.TypeOf(newOutput(typ)))[k]; ok {
+				others = append(others, typ)
+			}
+		}
+	}
+	if h, ok := moved[kind+"."+k]; ok {
+		return h
+	}
+	if len(others) > 0 {
+		if h, ok := crossHints[k]; ok {
+			return h
+		}
+		return fmt.Sprintf("a key of %s %ss, not of this one's type", strings.Join(others, " and "), kind)
+	}
+	if best := spelling.Closest(k, slices.Sorted(maps.Keys(fields))); best != "" {
+		return fmt.Sprintf("unknown key (did you mean %q?)", best)
+	}
+	return "unknown key (expected one of " + strings.Join(slices.Sorted(maps.Keys(fields)), ", ") + ")"
+}
+
+var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// decodeFailed records an error of the TOML decoder in the table at path,
+// placed where the decoder says, the key named with the table's index.
+func (l *loader) decodeFailed(err error, path []string) {
+	l.broken = true
+	var e *Error
+	if !errors.As(decodeError(l.c.File, l.src, err), &e) {
+		return
+	}
+	if table, _, indexed := strings.Cut(path[0], "#"); indexed {
+		// the decoder's "input.format" is "input#2.format" here
+		e.Msg = strings.Replace(e.Msg, table+".", path[0]+".", 1)
+	}
+	l.errs = append(l.errs, e)
+}
+
+// decodeError places an error of the TOML decoder at its line and column.
+func decodeError(name string, src []byte, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = pe.LastKey + ": " + msg
+		}
+		if pe.Usage != "" {
+			msg += " (" + strings.TrimSpace(strings.SplitN(pe.Usage, "\n", 2)[0]) + ")"
+		}
+		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: msg}
+	}
+	// type mismatches come as plain errors: "toml: line N (last key "a.b"): ..."
+	if m := decodeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		col := 0
+		if l, c := newTOMLLocator(src).find(strings.Split(m[2], ".")...); l == line {
+			col = c
+		}
+		return &Error{File: name, Line: line, Col: col, Msg: m[2] + ": " + m[3]}
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+// fail records a mistake at a key of the file.
+func (l *loader) fail(path []string, format string, args ...any) {
+	l.errs = append(l.errs, l.c.ErrorAt(fmt.Errorf(format, args...), path...))
+}
+
+// failErr records a component's refusal of a table at path: a
+// setting.KeyError in err names the key.
+func (l *loader) failErr(err error, path ...string) {
+	if err != nil {
+		l.errs = append(l.errs, l.c.ErrorAt(err, path...))
+	}
+}
+
+// at is the path of the i-th table of the array table.
+func at(table string, i int, keys ...string) []string {
+	return append([]string{table + "#" + strconv.Itoa(i)}, keys...)
+}
