@@ -240,6 +240,11 @@ func TestP2ESErrors(t *testing.T) {
 		{"basic without password", "{\"ES_IndexName\": \"x\", \"ES_AuthType\": \"basic\"}", `plugin.conf:1:38: ES_AuthType: basic authentication needs ES_UserName and ES_Password`},
 		{"format", "{\"ES_IndexName\": \"x\", \"InputFormat\": \"xml\"}", `plugin.conf:1:38: InputFormat: unknown "xml" (expected "json" or "csv")`},
 		{"transformations not a list", "{\"ES_IndexName\": \"x\", \"Transformations\": {}}", `plugin.conf:1:42: Transformations: expected a list, found {}`},
+		// p2es ignores unknown keys: a misspelt required one is named
+		{"misspelt index", "{\n  \"ES_URL\": \"http://localhost:9200\",\n  \"ES_IndexNme\": \"netflow-%Y\"\n}",
+			`plugin.conf:3:18: ES_IndexName: missing; the file has "ES_IndexNme", a misspelling of it? (expected "ES_IndexName": "netflow-%Y-%m-%d")`},
+		{"url without scheme", "{\"ES_IndexName\": \"x\", \"ES_URL\": \"127.0.0.1:9200\"}",
+			`plugin.conf:1:33: ES_URL: "127.0.0.1:9200" has no scheme (expected http:// or https:// before the host, e.g. "http://127.0.0.1:9200")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
