@@ -20,6 +20,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
+	"github.com/flowdex/flowdex/collector/exporter"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"
 	"github.com/flowdex/flowdex/collector/sflow"
@@ -215,7 +216,7 @@ type flowInput struct {
 	cfg       config.FlowInput
 	name      string
 	pipelines []*flowPipeline
-	decode    func(payload []byte, exporter netip.Addr, received time.Time, emit func(*flow.Record)) error
+	decode    func(payload []byte, from netip.Addr, entry *exporter.Entry, received time.Time, emit func(*flow.Record)) error
 	netflow   *netflow.Decoder // nil but for NetFlow
 	sflow     *sflow.Decoder   // nil but for sFlow
 	listener  atomic.Pointer[datagram.Listener]
@@ -224,8 +225,10 @@ type flowInput struct {
 
 	allow []setting.Prefix // exporters accepted; nil: any
 
-	bound                          atomic.Bool // receiving: socket bound, capture open, replay begun
-	exporters                      exporterTable
+	bound atomic.Bool // receiving: socket bound, capture open, replay begun
+	// exporters keeps each exporter's counters and, for NetFlow, the
+	// decoder's templates: the decoder's table
+	exporters                      *exporter.Table
 	rejectedLog                    ratelog.Limiter // of datagrams refused by the allow-list
 	emitters                       sync.Pool       // *countingEmitter
 	datagrams, malformed, rejected atomic.Uint64
@@ -236,7 +239,7 @@ type flowInput struct {
 func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
 	name := in.Common().Name
 	fi := &flowInput{cfg: in, name: name, pipelines: pipelines, logger: logger.With("input", name)}
-	fi.rejectedLog.Every, fi.exporters.other.logs.Every = time.Second, time.Second
+	fi.rejectedLog.Every = time.Second
 	fi.emitters.New = func() any {
 		e := &countingEmitter{fi: fi}
 		e.emit = e.add
@@ -249,16 +252,21 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, logger *slog.L
 		if err != nil {
 			return nil, setting.Key("templates_file", err)
 		}
-		fi.netflow, fi.decode = d, d.Decode
+		fi.netflow, fi.decode, fi.exporters = d, d.DecodeFrom, d.Exporters()
 	case *config.SFlowInput:
 		fi.allow = in.Exporters
 		d, err := sflow.New(in.Configuration, fi.logger)
 		if err != nil {
 			return nil, err
 		}
-		fi.sflow, fi.decode = d, d.Decode
+		fi.sflow = d
+		fi.decode = func(payload []byte, from netip.Addr, _ *exporter.Entry, received time.Time, emit func(*flow.Record)) error {
+			return d.Decode(payload, from, received, emit)
+		}
+		fi.exporters = exporter.NewTable(0)
 	case *config.PcapInput:
 		// packets are read and parsed by the capture itself (run)
+		fi.exporters = exporter.NewTable(0)
 	}
 	return fi, nil
 }
@@ -285,19 +293,19 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 		return
 	}
 	fi.datagrams.Add(1)
-	ec := fi.exporters.get(d.Source.Addr())
-	ec.datagrams.Add(1)
+	ec := fi.exporters.Get(d.Source.Addr())
+	ec.Datagrams.Add(1)
 	em := fi.emitters.Get().(*countingEmitter)
-	err := fi.decode(d.Payload, d.Source.Addr(), d.Received, em.emit)
-	ec.records.Add(em.n)
+	err := fi.decode(d.Payload, d.Source.Addr(), ec, d.Received, em.emit)
+	ec.Records.Add(em.n)
 	em.n = 0
 	fi.emitters.Put(em)
 	if err == nil {
 		return
 	}
 	fi.malformed.Add(1)
-	ec.malformed.Add(1)
-	if ok, suppressed := ec.logs.Allow(); ok {
+	ec.Malformed.Add(1)
+	if ok, suppressed := ec.Log.Allow(); ok {
 		fi.logger.Warn("malformed datagram", "exporter", d.Source.String(), "bytes", len(d.Payload),
 			"error", err, "suppressed_since_last", suppressed)
 	}

@@ -1,12 +1,11 @@
 package engine
 
 import (
-	"net/netip"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // metrics exposes the counters every component keeps anyway: they are read
@@ -39,10 +38,10 @@ var (
 	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long).", "input", "reason")
 	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
 	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
-	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the decoder's bound (4096 per input): their templates are not kept.", "input")
-	mEvicted        = desc("input_evicted_exporters_total", "Exporters that kept no template nor sampling rate, removed from a full decoder table to make room for one with a template.", "input")
+	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the input's exporter table (4096 per input): their templates are not kept, they are counted as exporter \"other\".", "input")
+	mEvicted        = desc("input_evicted_exporters_total", "Exporters that kept no template nor sampling rate, removed from a full exporter table to make room for one with a template (their counters go with them).", "input")
 	mTemplateMisses = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
-	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter.", "input", "exporter")
+	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter (up to 4096 per input; the rest as \"other\").", "input", "exporter")
 	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
 	mExpMalformed   = desc("exporter_decode_errors_total", "Malformed datagrams per exporter.", "input", "exporter")
 	mCapPackets     = desc("capture_packets_total", "Packets read by a pcap input.", "input")
@@ -208,27 +207,18 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mTemplates, st.TemplatesOverLimit, name, "over_limit")
 		counter(mUntracked, st.ExportersOverLimit, name)
 		counter(mEvicted, st.ExportersEvicted, name)
-		var other uint64 // exporters without their own counters share a label
-		for addr, n := range st.NoTemplate {
-			if fi.exporters.tracked(addr) {
-				counter(mTemplateMisses, n, name, addr.String())
-			} else {
-				other += n
-			}
-		}
-		if other > 0 {
-			counter(mTemplateMisses, other, name, "other")
-		}
 	case fi.sflow != nil:
 		counter(mInputRecords, fi.sflow.Stats().Records, name)
 	}
-	fi.exporters.each(func(addr netip.Addr, c *exporterCounters) {
-		label := "other"
-		if addr.IsValid() {
-			label = addr.String()
+	fi.exporters.Each(func(e *exporter.Entry) {
+		label := entryOf(e)
+		if e.Datagrams.Load() > 0 {
+			counter(mExpDatagrams, e.Datagrams.Load(), name, label)
+			counter(mExpRecords, e.Records.Load(), name, label)
+			counter(mExpMalformed, e.Malformed.Load(), name, label)
 		}
-		counter(mExpDatagrams, c.datagrams.Load(), name, label)
-		counter(mExpRecords, c.records.Load(), name, label)
-		counter(mExpMalformed, c.malformed.Load(), name, label)
+		if n := e.TemplateMisses.Load(); n > 0 {
+			counter(mTemplateMisses, n, name, label)
+		}
 	})
 }

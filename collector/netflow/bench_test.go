@@ -183,7 +183,9 @@ func BenchmarkDecode(b *testing.B) {
 type rawSetsSystem struct{ templateSystem }
 
 func (s rawSetsSystem) GetTemplate(version uint16, domain uint32, id uint16) (any, error) {
-	if t := s.e.template(templateKey{version, domain, id}); t != nil && t.options {
+	e := s.state()
+	defer s.d.release(e)
+	if t := e.template(templateKey{version, domain, id}); t != nil && t.options {
 		return t.goflow, nil
 	}
 	return nil, goflow.ErrorTemplateNotFound
@@ -194,13 +196,14 @@ func (s rawSetsSystem) GetTemplate(version uint16, domain uint32, id uint16) (an
 // raw, with ErrorTemplateNotFound joined into the error, for the compiled
 // templates to read.
 func decodeRawSets(d *Decoder, payload []byte, emit func(*flow.Record)) error {
-	e := d.lookup(exporterA)
 	var p9 goflow.NFv9Packet
 	var p10 goflow.IPFIXPacket
-	err := goflow.DecodeMessageVersion(bytes.NewBuffer(payload), rawSetsSystem{templateSystem{d, e}}, &p9, &p10)
+	err := goflow.DecodeMessageVersion(bytes.NewBuffer(payload), rawSetsSystem{d.templateSystem(exporterA)}, &p9, &p10)
 	if err != nil && !errors.Is(err, goflow.ErrorTemplateNotFound) {
 		return err
 	}
+	e := d.lookup(exporterA, d.exporters.Get(exporterA))
+	defer d.release(e)
 	st := d.states.Get().(*state)
 	defer d.states.Put(st)
 	h := header{version: versionIPFIX, secs: p10.ExportTime, seq: p10.SequenceNumber, domain: p10.ObservationDomainId}

@@ -485,7 +485,7 @@ func TestWithdrawal(t *testing.T) {
 				known[id] = true
 			}
 			for _, id := range []uint16{300, 301, 400, 401} {
-				if got := d.lookup(exporterA).template(templateKey{10, tDomain, id}) != nil; got != known[id] {
+				if got := d.lookup(exporterA, d.exporters.Get(exporterA)).template(templateKey{10, tDomain, id}) != nil; got != known[id] {
 					t.Errorf("template %d known: %v, want %v", id, got, known[id])
 				}
 			}
@@ -506,7 +506,7 @@ func TestWithdrawal(t *testing.T) {
 	decodeOne(t, d, v9(1, set(v9TemplateSet, tmpl(9, 300, fields...))))
 	decodeOne(t, d, v9(1, set(v9TemplateSet, tmpl(9, 300))))
 	if s := d.Stats(); s.TemplatesWithdrawn != 0 || s.TemplatesRefused != 1 ||
-		d.lookup(exporterA).template(templateKey{9, tDomain, 300}) == nil {
+		d.lookup(exporterA, d.exporters.Get(exporterA)).template(templateKey{9, tDomain, 300}) == nil {
 		t.Errorf("v9 zero-field template: %+v", s)
 	}
 }
@@ -718,11 +718,9 @@ func TestBounds(t *testing.T) {
 	if s.TemplatesOverLimit != 2 || s.ExportersOverLimit != 2 || s.TemplatesAdded != 3 || s.TemplatesRefreshed != 1 {
 		t.Errorf("stats %+v: want 2 templates over the limit (a third of A, the newcomer's), 2 datagrams of the newcomer, 3 added, 1 refreshed", s)
 	}
-	d.mu.RLock()
-	if len(d.exporters) != 2 {
-		t.Errorf("%d exporters kept, want 2", len(d.exporters))
+	if n := d.exporters.Len(); n != 2 {
+		t.Errorf("%d exporters kept, want 2", n)
 	}
-	d.mu.RUnlock()
 
 	// many untracked exporters, malformed and templated datagrams: a log line
 	// a minute for all of them, and no allocation per datagram

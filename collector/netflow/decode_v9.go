@@ -89,11 +89,12 @@ func (d *Decoder) decodeTemplated(st *state, e *exporterState, p []byte, receive
 			t := e.template(templateKey{h.version, h.domain, id})
 			switch {
 			case t == nil:
-				e.noTemplate.Add(1)
+				e.entry.TemplateMisses.Add(1)
 			case t.options:
 				if err := d.optionsDataSet(e, t, &h, set); err != nil {
 					keep(fmt.Errorf("options data set %d: %w", id, err))
 				}
+				e = d.kept(e)
 			default:
 				if err := d.dataSet(st, e, t, &h, set, emit); err != nil {
 					keep(fmt.Errorf("data set %d: %w", id, err))
@@ -104,6 +105,7 @@ func (d *Decoder) decodeTemplated(st *state, e *exporterState, p []byte, receive
 			if err := d.templateSet(e, &h, id, set); err != nil {
 				keep(fmt.Errorf("template set %d: %w", id, err))
 			}
+			e = d.kept(e) // the templates of this set serve the sets after it
 		default:
 			d.counters.unknownSets.Add(1)
 		}

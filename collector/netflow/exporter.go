@@ -3,29 +3,28 @@ package netflow
 import (
 	"net/netip"
 	"sync"
-	"sync/atomic"
-
-	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
-// exporter is what the decoder keeps about one exporter address: templates
-// and sampling rates, keyed like nfacctd does (address without port,
-// version, source id / observation domain, template id).
+// exporterState is what the decoder keeps about one exporter address, in
+// its entry of the input's exporter table: templates and sampling rates,
+// keyed like nfacctd does (address without port, version, source id /
+// observation domain, template id). An exporter that keeps nothing yet gets
+// a pooled stand-in for each datagram.
 type exporterState struct {
 	addr         netip.Addr
-	override     uint32 // configured sampling rate, 0 = none
-	maxTemplates int    // new templates beyond it are refused; 0: none kept
+	entry        *exporter.Entry // its entry in the table (Other past the bound)
+	override     uint32          // configured sampling rate, 0 = none
+	maxTemplates int             // new templates beyond it are refused; 0: none kept
 
 	mu        sync.RWMutex
 	templates map[templateKey]*template
 	samplers  map[samplerKey]uint32
 
-	noTemplate atomic.Uint64
-	log        *ratelog.Limiter // warnings about this exporter; shared by the untracked ones
-	tracked    bool             // in the decoder's table; else a pooled stand-in for one datagram
-	holds      atomic.Bool      // keeps a template or sampling rate: not evictable (see Decoder.keep)
+	log     *ratelog.Limiter // warnings about this exporter; shared by the stand-ins
+	standIn bool             // a pooled stand-in for one datagram: nothing is kept in it
 }
 
 type templateKey struct {
@@ -43,13 +42,13 @@ type samplerKey struct {
 	id     uint64
 }
 
-func newExporter(addr netip.Addr, override uint32, maxTemplates int) *exporterState {
+func newExporter(addr netip.Addr, entry *exporter.Entry, override uint32, maxTemplates int) *exporterState {
 	return &exporterState{
 		addr:         addr,
+		entry:        entry,
 		override:     override,
 		maxTemplates: maxTemplates,
 		log:          &ratelog.Limiter{Every: warnInterval},
-		tracked:      true,
 		templates:    make(map[templateKey]*template),
 		samplers:     make(map[samplerKey]uint32),
 	}
@@ -133,51 +132,4 @@ func (e *exporterState) withdrawAll(version uint16, domain uint32, options bool)
 		}
 	}
 	return n
-}
-
-// templateSystem is an exporter's template store seen through goflow2's
-// interface, so that goflow2's own message decoder can run on it (the
-// reference path of the tests). It applies the same guards as Decode.
-type templateSystem struct {
-	d *Decoder
-	e *exporterState
-}
-
-var _ goflow.NetFlowTemplateSystem = templateSystem{}
-
-func (d *Decoder) templateSystem(addr netip.Addr) templateSystem {
-	return templateSystem{d: d, e: d.lookup(addr.Unmap())}
-}
-
-func (ts templateSystem) AddTemplate(version uint16, domain uint32, id uint16, record any) error {
-	ts.d.addGoflowTemplate(ts.e, version, domain, id, record, nil)
-	return nil
-}
-
-func (ts templateSystem) GetTemplate(version uint16, domain uint32, id uint16) (any, error) {
-	if t := ts.e.template(templateKey{version, domain, id}); t != nil {
-		return t.goflow, nil
-	}
-	return nil, goflow.ErrorTemplateNotFound
-}
-
-func (ts templateSystem) RemoveTemplate(version uint16, domain uint32, id uint16) (any, error) {
-	ts.e.mu.Lock()
-	defer ts.e.mu.Unlock()
-	k := templateKey{version, domain, id}
-	if t, ok := ts.e.templates[k]; ok {
-		delete(ts.e.templates, k)
-		return t.goflow, nil
-	}
-	return nil, goflow.ErrorTemplateNotFound
-}
-
-func (ts templateSystem) GetTemplates() goflow.FlowBaseTemplateSet {
-	ts.e.mu.RLock()
-	defer ts.e.mu.RUnlock()
-	set := make(goflow.FlowBaseTemplateSet, len(ts.e.templates))
-	for k, t := range ts.e.templates {
-		set[uint64(k.version)<<48|uint64(k.domain)<<16|uint64(k.id)] = t.goflow
-	}
-	return set
 }

@@ -37,21 +37,18 @@ type Configuration struct {
 	// UseIPNextHop is pmacct's use_ip_next_hop: peer_dst_ip falls back to
 	// the IP next hop (v5 nexthop, IE 15/62) when there is no BGP next hop.
 	UseIPNextHop bool `toml:"-"`
-	// MaxExporters bounds the exporters whose templates and sampling rates
-	// are kept (0: DefaultMaxExporters); MaxTemplates bounds the templates
-	// of one exporter (0: DefaultMaxTemplates). Spoofed sources, or one
-	// source cycling through domains and template ids, must not grow the
-	// decoder without end: beyond the bounds templates are refused and
-	// counted (Stats.TemplatesOverLimit, Stats.ExportersOverLimit).
+	// MaxExporters bounds the exporter table (0: exporter.DefaultMax);
+	// MaxTemplates bounds the templates of one exporter (0:
+	// DefaultMaxTemplates). Spoofed sources, or one source cycling through
+	// domains and template ids, must not grow the decoder without end:
+	// beyond the bounds templates are refused and counted
+	// (Stats.TemplatesOverLimit, Stats.ExportersOverLimit).
 	MaxExporters, MaxTemplates int `toml:"-"`
 }
 
-// The bounds' defaults: far above a real network's exporters, and above
-// what one exporter with many line cards (one domain each) announces.
-const (
-	DefaultMaxExporters = 4096
-	DefaultMaxTemplates = 4096
-)
+// DefaultMaxTemplates is above what one exporter with many line cards (one
+// domain each) announces.
+const DefaultMaxTemplates = 4096
 
 // DefaultConfiguration returns the defaults: templates in memory, the
 // exporters' own sampling rates, milliseconds, BGP next hops only.
@@ -64,18 +61,14 @@ type Decoder struct {
 	cfg    Configuration
 	logger *slog.Logger
 
-	mu        sync.RWMutex
-	exporters map[netip.Addr]*exporterState
-	// empty holds the tracked exporters that keep nothing yet (no template,
-	// no sampling rate): when the table is full, one of them makes room for
-	// an exporter that has a template to keep, so that sources which only
-	// ever sent data, v5 or garbage cannot hold the slots for good
-	empty map[netip.Addr]struct{}
+	// exporters holds each exporter's state (templates, sampling rates)
+	// and the counters the input keeps: one table per input
+	exporters *exporter.Table
 
 	counters     counters
 	overLimitLog ratelog.Limiter // the warning that exporters are past MaxExporters
-	untrackedLog ratelog.Limiter // warnings about datagrams of those exporters
-	untracked    sync.Pool       // *exporter, stand-ins for exporters past MaxExporters
+	standInLog   ratelog.Limiter // warnings about exporters that keep nothing
+	standIns     sync.Pool       // *exporterState, for exporters that keep nothing
 	states       sync.Pool       // *state
 }
 
@@ -98,20 +91,15 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 		return nil, fmt.Errorf("netflow: %w", err)
 	}
 	if cfg.MaxExporters <= 0 {
-		cfg.MaxExporters = DefaultMaxExporters
+		cfg.MaxExporters = exporter.DefaultMax
 	}
 	if cfg.MaxTemplates <= 0 {
 		cfg.MaxTemplates = DefaultMaxTemplates
 	}
-	d := &Decoder{
-		cfg:       cfg,
-		logger:    logger,
-		exporters: make(map[netip.Addr]*exporterState),
-		empty:     make(map[netip.Addr]struct{}),
-	}
-	d.overLimitLog.Every, d.untrackedLog.Every = warnInterval, warnInterval
+	d := &Decoder{cfg: cfg, logger: logger, exporters: exporter.NewTable(cfg.MaxExporters)}
+	d.overLimitLog.Every, d.standInLog.Every = warnInterval, warnInterval
 	d.states.New = func() any { return new(state) }
-	d.untracked.New = func() any { return &exporterState{log: &d.untrackedLog} }
+	d.standIns.New = func() any { return &exporterState{log: &d.standInLog, standIn: true} }
 	if cfg.TemplatesFile != "" {
 		if err := d.load(cfg.TemplatesFile); err != nil {
 			return nil, err
@@ -127,16 +115,26 @@ const (
 	versionIPFIX = 10
 )
 
-// Decode decodes one UDP payload from exporter, received at received, and
-// calls emit for each flow data record. emit's record is reused: emit must
-// copy what it keeps. Option data records feed the sampling tables and are
-// not emitted. A malformed datagram gives an error naming the exporter,
+// Exporters is the decoder's exporter table, for the input to keep its
+// counters in.
+func (d *Decoder) Exporters() *exporter.Table { return d.exporters }
+
+// Decode decodes one UDP payload from exporter from, received at received,
+// and calls emit for each flow data record. emit's record is reused: emit
+// must copy what it keeps. Option data records feed the sampling tables and
+// are not emitted. A malformed datagram gives an error naming the exporter,
 // after the records decodable before the fault were emitted.
 func (d *Decoder) Decode(payload []byte, from netip.Addr, received time.Time, emit func(*flow.Record)) error {
+	return d.DecodeFrom(payload, from, d.exporters.Get(from), received, emit)
+}
+
+// DecodeFrom is Decode with from's entry in the exporter table looked up
+// already.
+func (d *Decoder) DecodeFrom(payload []byte, from netip.Addr, entry *exporter.Entry, received time.Time, emit func(*flow.Record)) error {
 	d.counters.datagrams.Add(1)
-	e := d.lookup(from.Unmap())
+	e := d.lookup(from.Unmap(), entry)
 	defer d.release(e)
-	if !e.tracked {
+	if entry == d.exporters.Other() {
 		d.counters.exportersOverLimit.Add(1)
 		if ok, n := d.overLimitLog.Allow(); ok {
 			d.logger.Warn("too many exporters: templates and sampling rates of this one are not kept",
@@ -190,68 +188,52 @@ var (
 	errTruncated = errors.New("truncated datagram")
 )
 
-// exporter returns the state of an exporter, created on first sight. Past
-// MaxExporters a newcomer gets an untracked stand-in, pooled, that keeps no
-// template nor sampling rate (v5 decodes, v9 and IPFIX data find no
-// template); the caller gives it back with release.
-func (d *Decoder) lookup(addr netip.Addr) *exporterState {
-	d.mu.RLock()
-	e := d.exporters[addr]
-	full := len(d.exporters) >= d.cfg.MaxExporters
-	d.mu.RUnlock()
-	if e != nil {
+// lookup returns the state kept for an exporter, or a pooled stand-in that
+// keeps nothing (v5 decodes, v9 and IPFIX data find no template) when it has
+// none yet or shares the entry Other; release gives the stand-in back.
+func (d *Decoder) lookup(addr netip.Addr, entry *exporter.Entry) *exporterState {
+	if e, ok := entry.State().(*exporterState); ok {
 		return e
 	}
-	if !full {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if e = d.exporters[addr]; e != nil {
-			return e
-		}
-		if len(d.exporters) < d.cfg.MaxExporters {
-			e = newExporter(addr, d.cfg.Sampling.Rate(addr), d.cfg.MaxTemplates)
-			d.exporters[addr] = e
-			d.empty[addr] = struct{}{}
-			return e
-		}
-	}
-	e = d.untracked.Get().(*exporterState)
-	e.addr, e.override = addr, d.cfg.Sampling.Rate(addr)
-	e.noTemplate.Store(0)
+	e := d.standIns.Get().(*exporterState)
+	e.addr, e.entry, e.override = addr, entry, d.cfg.Sampling.Rate(addr)
 	return e
 }
 
-// keep returns the exporter in which to store a template or a sampling rate
-// of e's address: e itself when it is in the table (and no longer evictable),
-// else a new one that takes the place of an exporter keeping nothing; nil
-// when every slot keeps something.
+// keep returns the state in which to store a template or a sampling rate of
+// e's exporter, made the first time; nil when the table keeps nothing more
+// (every entry keeps something already).
 func (d *Decoder) keep(e *exporterState) *exporterState {
-	if e.tracked && e.holds.Load() {
+	if !e.standIn {
 		return e
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t := d.exporters[e.addr]; t != nil { // e itself, or one another datagram made meanwhile
-		delete(d.empty, e.addr)
-		t.holds.Store(true)
-		return t
+	addr := e.addr
+	kept := d.exporters.Keep(addr, func(entry *exporter.Entry) any {
+		return newExporter(addr, entry, d.cfg.Sampling.Rate(addr), d.cfg.MaxTemplates)
+	})
+	if kept == nil {
+		return nil
 	}
-	for victim := range d.empty {
-		delete(d.empty, victim)
-		delete(d.exporters, victim)
-		d.counters.exportersEvicted.Add(1)
-		t := newExporter(e.addr, e.override, d.cfg.MaxTemplates)
-		t.holds.Store(true)
-		d.exporters[e.addr] = t
-		return t
-	}
-	return nil
+	return kept.(*exporterState)
 }
 
-// release gives back an untracked stand-in; tracked exporters stay.
+// kept returns the state kept for a stand-in's exporter once the exporter
+// keeps something (a template or a sampling rate set by this datagram), e
+// itself otherwise.
+func (d *Decoder) kept(e *exporterState) *exporterState {
+	if e.standIn {
+		if k, ok := e.entry.State().(*exporterState); ok {
+			return k
+		}
+	}
+	return e
+}
+
+// release gives back a stand-in.
 func (d *Decoder) release(e *exporterState) {
-	if !e.tracked {
-		d.untracked.Put(e)
+	if e.standIn {
+		e.entry = nil
+		d.standIns.Put(e)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"slices"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
+
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // fileFormat is the layout of TemplatesFile. Sampling rates learnt from
@@ -88,12 +90,12 @@ func (d *Decoder) Save() error {
 // snapshot returns the state to save, sorted so that files diff well.
 func (d *Decoder) snapshot() fileFormat {
 	f := fileFormat{Format: fileFormatVersion, Templates: []fileTemplate{}}
-	d.mu.RLock()
-	exporters := make([]*exporterState, 0, len(d.exporters))
-	for _, e := range d.exporters {
-		exporters = append(exporters, e)
-	}
-	d.mu.RUnlock()
+	var exporters []*exporterState
+	d.exporters.Each(func(entry *exporter.Entry) {
+		if e, ok := entry.State().(*exporterState); ok {
+			exporters = append(exporters, e)
+		}
+	})
 	for _, e := range exporters {
 		e.mu.RLock()
 		for k, t := range e.templates {
@@ -188,7 +190,7 @@ func (d *Decoder) load(path string) error {
 			return fmt.Errorf("netflow: templates: %s: template %d (exporter %s, id %d): %w",
 				path, i, ft.Exporter, ft.ID, err)
 		}
-		e := d.lookup(ft.Exporter.Unmap())
+		e := d.lookup(ft.Exporter.Unmap(), d.exporters.Get(ft.Exporter))
 		into := e
 		if k := d.keep(e); k != nil {
 			into = k
@@ -208,7 +210,7 @@ func (d *Decoder) load(path string) error {
 		if s.Global {
 			k.domain = 0
 		}
-		e := d.lookup(s.Exporter.Unmap())
+		e := d.lookup(s.Exporter.Unmap(), d.exporters.Get(s.Exporter))
 		if kept := d.keep(e); kept != nil {
 			kept.setSamplingRate(k, s.Rate)
 		}

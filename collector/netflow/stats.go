@@ -3,6 +3,8 @@ package netflow
 import (
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // Stats are the decoder's counters since New.
@@ -37,7 +39,6 @@ type counters struct {
 	records, optionRecords, unknownSets              atomic.Uint64
 	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
 	tplLoaded, tplOverLimit, exportersOverLimit      atomic.Uint64
-	exportersEvicted                                 atomic.Uint64
 }
 
 // Stats returns a copy of the counters.
@@ -60,15 +61,13 @@ func (d *Decoder) Stats() Stats {
 		TemplatesLoaded:    c.tplLoaded.Load(),
 		TemplatesOverLimit: c.tplOverLimit.Load(),
 		ExportersOverLimit: c.exportersOverLimit.Load(),
-		ExportersEvicted:   c.exportersEvicted.Load(),
+		ExportersEvicted:   d.exporters.Evicted(),
 		NoTemplate:         make(map[netip.Addr]uint64),
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for addr, e := range d.exporters {
-		if n := e.noTemplate.Load(); n > 0 {
-			s.NoTemplate[addr] = n
+	d.exporters.Each(func(e *exporter.Entry) {
+		if n := e.TemplateMisses.Load(); n > 0 {
+			s.NoTemplate[e.Addr] = n // the zero address: exporters past the bound
 		}
-	}
+	})
 	return s
 }
