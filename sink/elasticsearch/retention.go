@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
@@ -75,7 +74,7 @@ type Retention struct {
 
 	transport http.RoundTripper // when set before Start or Run, replaces the HTTP transport (tests)
 	clientMu  sync.Mutex
-	client    *es.Client
+	client    *Client
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -122,7 +121,7 @@ func CheckRetention(index string) error {
 	return err
 }
 
-func (r *Retention) getClient() (*es.Client, error) {
+func (r *Retention) getClient() (*Client, error) {
 	r.clientMu.Lock()
 	defer r.clientMu.Unlock()
 	if r.client == nil {
@@ -199,7 +198,7 @@ func (r *Retention) run(ctx context.Context, dryRun bool) (RetentionReport, erro
 // pattern's prefix. Hidden indices (data streams' backing indices, system
 // indices) are not listed; an alias resolves to the indices behind it, which
 // the pattern then judges by their own names.
-func (r *Retention) list(ctx context.Context, client *es.Client) ([]string, error) {
+func (r *Retention) list(ctx context.Context, client *Client) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	status, body, err := do(ctx, client, esapi.CatIndicesRequest{
@@ -231,7 +230,7 @@ func (r *Retention) list(ctx context.Context, client *es.Client) ([]string, erro
 	return names, nil
 }
 
-func (r *Retention) delete(ctx context.Context, client *es.Client, names []string) error {
+func (r *Retention) delete(ctx context.Context, client *Client, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	ignore := true // an index someone else deleted meanwhile is no failure

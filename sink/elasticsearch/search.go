@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 )
 
@@ -15,7 +14,7 @@ import (
 // connection settings (nodes, TLS, credentials): what the web view reads.
 type Searcher struct {
 	cfg     Configuration
-	client  *es.Client
+	client  *Client
 	pattern string
 }
 
