@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
 // RetentionConfiguration says how long the indices of a sink's pattern are kept.
@@ -111,7 +113,7 @@ func NewRetention(cfg Configuration, rc RetentionConfiguration, logger *slog.Log
 		return nil, fmt.Errorf("elasticsearch: retention: index %q: %w", cfg.Index, err)
 	}
 	return &Retention{cfg: cfg, rc: rc, c: c, match: m, logger: logger, now: time.Now,
-		target: m.p.prefix() + "*", chunk: 2048}, nil
+		target: m.p.Prefix() + "*", chunk: 2048}, nil
 }
 
 // CheckRetention reports why retention cannot apply to index names made by
@@ -320,7 +322,7 @@ func (r *Retention) Configuration() RetentionConfiguration { return r.rc }
 // of the period it reads gives the name back, so invalid dates (month 13),
 // other spellings (no padding where the pattern pads) and lookalikes never do.
 type indexMatcher struct {
-	p     *pattern
+	p     *strftime.Pattern
 	re    *regexp.Regexp
 	codes []byte // the code of each capture group
 	loc   *time.Location
@@ -366,14 +368,14 @@ var digits = map[byte][2]string{
 
 // newIndexMatcher compiles the matcher of pattern src rendered in loc.
 func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
-	p, err := compilePattern(src)
+	p, err := strftime.Compile(src)
 	if err != nil {
 		return nil, err
 	}
-	if !p.hasCodes() {
+	if !p.HasCodes() {
 		return nil, errors.New("the name has no time code (such as %Y.%m.%d): there is one index, never an old one")
 	}
-	if strings.HasPrefix(p.prefix(), ".") {
+	if strings.HasPrefix(p.Prefix(), ".") {
 		return nil, errors.New("names starting with \".\" are hidden or system indices: retention does not touch them")
 	}
 	m := &indexMatcher{p: p, loc: loc}
@@ -394,11 +396,11 @@ func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
 		has[code] = true
 		return nil
 	}
-	for _, o := range p.ops {
+	for _, o := range p.Ops() {
 		switch {
-		case o.code == 0:
-			re.WriteString(regexp.QuoteMeta(o.lit))
-		case o.code == 'F': // %Y-%m-%d
+		case o.Code == 0:
+			re.WriteString(regexp.QuoteMeta(o.Lit))
+		case o.Code == 'F': // %Y-%m-%d
 			for i, c := range []byte{'Y', 'm', 'd'} {
 				if i > 0 {
 					re.WriteString("-")
@@ -406,7 +408,7 @@ func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
 				_ = add(c, false)
 			}
 		default:
-			if err := add(o.code, o.nopad); err != nil {
+			if err := add(o.Code, o.NoPad); err != nil {
 				return nil, err
 			}
 		}
@@ -599,17 +601,17 @@ func (m *indexMatcher) match(name string) (start, end time.Time, ok bool) {
 	}
 	// the name must be the one the pattern gives its period (this refuses
 	// 2026.13.45, which time.Date would carry into 2027)
-	if string(m.p.render(nil, start)) != name {
+	if string(m.p.Render(nil, start)) != name {
 		return start, end, false
 	}
 	if m.unit != 0 {
 		// when clocks go back, an hour's name covers two hours: the period
 		// runs from the first instant with the name to the first after it
 		step := map[timeUnit]time.Duration{unitHour: time.Hour, unitMinute: time.Minute, unitSecond: time.Second}[m.unit]
-		for string(m.p.render(nil, start.Add(-step).In(m.loc))) == name {
+		for string(m.p.Render(nil, start.Add(-step).In(m.loc))) == name {
 			start = start.Add(-step)
 		}
-		for end = start.Add(step); string(m.p.render(nil, end.In(m.loc))) == name; end = end.Add(step) {
+		for end = start.Add(step); string(m.p.Render(nil, end.In(m.loc))) == name; end = end.Add(step) {
 		}
 	}
 	return start, end, true

@@ -120,7 +120,7 @@ func TestIndexMatcherRoundTrip(t *testing.T) {
 			}
 			for at := time.Date(2025, 12, 1, 0, 30, 0, 0, time.UTC); at.Year() < 2028; at = at.Add(time.Hour) {
 				local := at.In(loc)
-				name := string(m.p.render(nil, local))
+				name := string(m.p.Render(nil, local))
 				start, end, ok := m.match(name)
 				if !ok || at.Before(start) || !at.Before(end) {
 					t.Fatalf("%s in %s: %s (rendered at %v): ok=%v, period %v - %v", src, loc, name, local, ok, start, end)
