@@ -24,6 +24,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/spelling"
 	"github.com/flowdex/flowdex/collector/pmacct"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // Config is the whole flowdex configuration.
@@ -651,7 +652,7 @@ func checkRetention(o *Output, path func(string) []string, fail failFunc) error 
 	case o.RetentionInterval.Duration < time.Minute:
 		return fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.RetentionInterval.Duration)
 	}
-	if err := elasticsearch.CheckRetention(o.Index); err != nil {
+	if err := retention.Check(o.Index); err != nil {
 		return fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
 	}
 	return nil

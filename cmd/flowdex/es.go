@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // newElasticsearch makes the Elasticsearch sink of output name.
@@ -151,7 +152,7 @@ type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
 	spoolDir   string
-	retention  *elasticsearch.Retention    // nil without retention; started by the daemon only
+	retention  *retention.Retention        // nil without retention; started by the daemon only
 	sinkConfig elasticsearch.Configuration // for the web view's searches: the same nodes, TLS and credentials
 }
 

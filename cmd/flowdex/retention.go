@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowdex/flowdex/cmd/config"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // retentionTiming, when set (tests), replaces the daemon's delay before the
@@ -22,11 +23,11 @@ var retentionTiming struct{ delay, interval time.Duration }
 
 // newRetention makes the retention of elasticsearch output name (nil when
 // it has none), on the sink's configuration ec.
-func newRetention(name string, o config.Output, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
+func newRetention(name string, o config.Output, ec elasticsearch.Configuration, logger *slog.Logger) (*retention.Retention, error) {
 	if o.Retention.Duration <= 0 {
 		return nil, nil
 	}
-	rc := elasticsearch.DefaultRetentionConfiguration()
+	rc := retention.DefaultConfiguration()
 	rc.MaxAge = o.Retention.Duration
 	if o.RetentionInterval.Duration > 0 {
 		rc.Interval = o.RetentionInterval.Duration
@@ -37,7 +38,7 @@ func newRetention(name string, o config.Output, ec elasticsearch.Configuration, 
 	if retentionTiming.delay > 0 {
 		rc.Delay = retentionTiming.delay
 	}
-	return elasticsearch.NewRetention(ec, rc, logger.With("output", name))
+	return retention.New(ec, rc, logger.With("output", name))
 }
 
 // startRetention starts the retention of every elasticsearch output that has
@@ -151,7 +152,7 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 		}
 		if override > 0 {
 			o.Retention.Duration = override
-			if err := elasticsearch.CheckRetention(o.Index); err != nil {
+			if err := retention.Check(o.Index); err != nil {
 				return nil, fmt.Errorf("output %q: retention cannot apply to index %q: %w", name, o.Index, err)
 			}
 			cfg.Outputs[name] = o

@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 // check that the server is Elasticsearch.
 type Client struct {
 	transport *elastictransport.Client
+	nodes     string      // the nodes' URLs, passwords hidden, for messages
 	compat    bool        // send the compatibility header (ELASTIC_CLIENT_APIVERSIONING)
 	genuine   atomic.Bool // a 2xx answer said X-Elastic-Product: Elasticsearch
 }
@@ -67,6 +69,24 @@ func metaVersion(v string) string {
 	return m[1]
 }
 
+// NewClient checks cfg (the sink's; its template settings are not needed
+// here) and makes a client for its nodes, credentials and TLS settings that
+// keeps up to idle connections per node open: how retention talks to the
+// sink's Elasticsearch. Nothing is contacted.
+func NewClient(cfg Configuration, idle int) (*Client, error) {
+	cfg.Template = false
+	cfg.IndexBodyFile = ""
+	c, err := cfg.validate()
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	client, err := newClient(&cfg, c, nil, idle)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: %w", err)
+	}
+	return client, nil
+}
+
 // newClient makes a client for cfg's nodes, credentials and TLS settings (the
 // sink's, the searcher's and retention's); transport, when not nil, replaces
 // the HTTP one (tests). Nothing is contacted.
@@ -78,7 +98,9 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 		transport = t
 	}
 	urls := make([]*url.URL, 0, len(cfg.URLs))
+	redacted := make([]string, 0, len(cfg.URLs))
 	for _, s := range cfg.URLs {
+		redacted = append(redacted, redactURL(s))
 		u, err := url.Parse(strings.TrimRight(s, "/"))
 		if err != nil {
 			return nil, fmt.Errorf("URL %q: %w", redactURL(s), err)
@@ -111,8 +133,27 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 		return nil, err
 	}
 	compat, _ := strconv.ParseBool(os.Getenv("ELASTIC_CLIENT_APIVERSIONING"))
-	return &Client{transport: tp, compat: compat}, nil
+	return &Client{transport: tp, nodes: strings.Join(redacted, ", "), compat: compat}, nil
 }
+
+// Nodes names the nodes, for messages: their URLs, passwords hidden.
+func (c *Client) Nodes() string { return c.nodes }
+
+// Do sends req and reads the whole answer. An error is a request that got no
+// answer: it names the nodes, and says so when their certificate is not
+// trusted.
+func (c *Client) Do(ctx context.Context, req esapi.Request) (status int, body []byte, err error) {
+	status, body, err = do(ctx, c, req)
+	if err != nil {
+		return 0, nil, reachError(c.nodes, err)
+	}
+	return status, body, nil
+}
+
+// ErrorMessage says what an answer that is not a success reports: its
+// status, and Elasticsearch's error type, reason and causes, else the start
+// of the body.
+func ErrorMessage(status int, body []byte) string { return errorBody(status, body) }
 
 // Perform sends req to the next live node (esapi's Transport). Until a 2xx
 // answer says the server is Elasticsearch, a 2xx answer that does not is an
