@@ -31,7 +31,7 @@ type captureReader struct {
 	order  binary.ByteOrder
 	nanos  bool
 	link   uint32
-	header [16]byte
+	header [16]byte // a pcap record header, or the start of a pcapng block
 
 	// pcapng: the current section's byte order and interfaces
 	ifaces []ngInterface
@@ -145,11 +145,11 @@ func unexpected(err error) error {
 
 func (c *captureReader) nextNg() ([]byte, time.Time, uint32, error) {
 	for {
-		var head [8]byte
-		if _, err := io.ReadFull(c.r, head[:]); err != nil {
+		head := c.header[:8]
+		if _, err := io.ReadFull(c.r, head); err != nil {
 			return nil, time.Time{}, 0, err
 		}
-		if binary.BigEndian.Uint32(head[:]) == ngSection {
+		if binary.BigEndian.Uint32(head) == ngSection {
 			// A section header sets the byte order of what follows.
 			bom, err := c.r.Peek(4)
 			if err != nil {
