@@ -15,6 +15,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 	"github.com/flowdex/flowdex/sink/file"
 )
 
@@ -149,7 +150,7 @@ type esOutput struct {
 	*elasticsearch.Sink
 	deadLetter string
 	spoolDir   string
-	retention  *elasticsearch.Retention    // nil without retention; started by the daemon only
+	retention  *retention.Retention        // nil without retention; started by the daemon only
 	sinkConfig elasticsearch.Configuration // for the web view's searches: the same nodes, TLS and credentials
 }
 

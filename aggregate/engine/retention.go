@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // retentionTiming, when set (tests), replaces the daemon's delay before the
@@ -17,11 +18,11 @@ var retentionTiming struct{ delay, interval time.Duration }
 
 // newRetention makes the retention of elasticsearch output name (nil when
 // it has none), on the sink's configuration ec.
-func newRetention(name string, o *config.ElasticsearchOutput, ec elasticsearch.Configuration, logger *slog.Logger) (*elasticsearch.Retention, error) {
+func newRetention(name string, o *config.ElasticsearchOutput, ec elasticsearch.Configuration, logger *slog.Logger) (*retention.Retention, error) {
 	if o.Retention.Duration <= 0 {
 		return nil, nil
 	}
-	rc := elasticsearch.DefaultRetentionConfiguration()
+	rc := retention.DefaultConfiguration()
 	rc.MaxAge = o.Retention.Duration
 	rc.Interval = o.RetentionInterval.Duration
 	if retentionTiming.interval > 0 {
@@ -30,7 +31,7 @@ func newRetention(name string, o *config.ElasticsearchOutput, ec elasticsearch.C
 	if retentionTiming.delay > 0 {
 		rc.Delay = retentionTiming.delay
 	}
-	return elasticsearch.NewRetention(ec, rc, logger.With("output", name))
+	return retention.New(ec, rc, logger.With("output", name))
 }
 
 // startRetention starts the retention of every elasticsearch output that has
@@ -53,7 +54,7 @@ func (e *Engine) startRetention(ctx context.Context) {
 
 // Retention is the retention of elasticsearch output name of cfg, for a
 // one-shot run (flowdex retention): nil when it has none.
-func Retention(cfg *config.Config, name string, logger *slog.Logger) (*elasticsearch.Retention, error) {
+func Retention(cfg *config.Config, name string, logger *slog.Logger) (*retention.Retention, error) {
 	o, ok := cfg.Outputs[name].(*config.ElasticsearchOutput)
 	if !ok {
 		return nil, fmt.Errorf("no elasticsearch output %q", name)

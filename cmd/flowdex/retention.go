@@ -13,7 +13,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/engine"
 	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/setting"
-	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // cmdRetention deletes, once, the indices of each elasticsearch output that
@@ -108,7 +108,7 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 		}
 		if override > 0 {
 			o.Retention.Duration = override
-			if err := elasticsearch.CheckRetention(o.Index); err != nil {
+			if err := retention.Check(o.Index); err != nil {
 				return nil, fmt.Errorf("output %q: retention cannot apply to index %q: %w", name, o.Index, err)
 			}
 		}

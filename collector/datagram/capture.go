@@ -12,9 +12,16 @@ import (
 )
 
 // captureReader reads pcap (microsecond or nanosecond, either byte order,
-// optionally gzip-compressed) and pcapng files. It is hand-written because
-// gopacket's pcapgo imports golang.org/x/sys/unix, which go.sum lacks.
-// Packet data returned by next is only valid until the following call.
+// optionally gzip-compressed) and pcapng files. Packet data returned by next
+// is only valid until the following call.
+//
+// It is hand-written rather than gopacket's pcapgo (v1.1.19), which uses more
+// CPU per packet (BenchmarkCaptureRead: about 30% more on pcap, 13% on
+// pcapng) and does not replay what this does: its layers.LinkType is a
+// uint8, so LINKTYPE_LINUX_SLL2 (276, what tcpdump writes for "-i any") reads
+// as 20; a pcapng cut in a block, or with a corrupt block length, reads as a
+// clean end; an if_tsresol of 2^-64 or finer panics (division by zero); a
+// corrupt packet length is allocated as it is, up to 4 GiB.
 type captureReader struct {
 	r   *bufio.Reader
 	buf []byte
@@ -24,7 +31,7 @@ type captureReader struct {
 	order  binary.ByteOrder
 	nanos  bool
 	link   uint32
-	header [16]byte
+	header [16]byte // a pcap record header, or the start of a pcapng block
 
 	// pcapng: the current section's byte order and interfaces
 	ifaces []ngInterface
@@ -138,11 +145,11 @@ func unexpected(err error) error {
 
 func (c *captureReader) nextNg() ([]byte, time.Time, uint32, error) {
 	for {
-		var head [8]byte
-		if _, err := io.ReadFull(c.r, head[:]); err != nil {
+		head := c.header[:8]
+		if _, err := io.ReadFull(c.r, head); err != nil {
 			return nil, time.Time{}, 0, err
 		}
-		if binary.BigEndian.Uint32(head[:]) == ngSection {
+		if binary.BigEndian.Uint32(head) == ngSection {
 			// A section header sets the byte order of what follows.
 			bom, err := c.r.Peek(4)
 			if err != nil {

@@ -5,8 +5,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // canForce reports whether this process may use SO_RCVBUFFORCE.
@@ -17,7 +18,7 @@ func canForce(t *testing.T) bool {
 	}
 	defer c.Close()
 	err = rawControl(c, func(fd uintptr) error {
-		return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 1<<20)
+		return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20)
 	})
 	return err == nil
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
 // Configuration of an Elasticsearch sink. Start from DefaultConfiguration: the
@@ -163,7 +165,7 @@ func redactURL(s string) string {
 
 // compiled is what New derives from a valid Configuration.
 type compiled struct {
-	index           *pattern
+	index           *strftime.Pattern
 	templatePattern string // e.g. "flows-*"
 	templateName    string
 	template        []byte // the PUT _index_template body; nil when Template is false
@@ -234,24 +236,24 @@ func (c *Configuration) validate() (*compiled, error) {
 
 	if c.Index == "" {
 		bad("no index name")
-	} else if p, err := compilePattern(c.Index); err != nil {
+	} else if p, err := strftime.Compile(c.Index); err != nil {
 		bad("index %q: %v", c.Index, err)
-	} else if err := p.validate(); err != nil {
+	} else if err := validateIndex(p); err != nil {
 		bad("index %q: %v", c.Index, err)
 	} else {
 		out.index = p
-		out.templatePattern = p.templatePattern()
+		out.templatePattern = templatePattern(p)
 	}
 
 	if c.Template && out.index != nil {
 		switch {
-		case out.index.prefix() == "":
+		case out.index.Prefix() == "":
 			bad("index %q starts with a time code: its template would match every index; "+
 				"begin the name with a fixed prefix such as \"flows-\", or disable the template", c.Index)
 		default:
 			out.templateName = c.TemplateName
 			if out.templateName == "" {
-				out.templateName = defaultTemplateName(out.index.prefix())
+				out.templateName = defaultTemplateName(out.index.Prefix())
 			}
 			if err := validateName(out.templateName); err != nil {
 				bad("template name %q: %v", out.templateName, err)

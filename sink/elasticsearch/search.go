@@ -7,15 +7,16 @@ import (
 	"net/http"
 	"strings"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
 // Searcher runs searches over the indices an output writes, with the sink's
 // connection settings (nodes, TLS, credentials): what the web view reads.
 type Searcher struct {
 	cfg     Configuration
-	client  *es.Client
+	client  *Client
 	pattern string
 }
 
@@ -41,15 +42,15 @@ func NewSearcher(cfg Configuration) (*Searcher, error) {
 // Searchable reports whether the indices an output names index writes can be
 // searched apart from the rest of the cluster: nil, or why not.
 func Searchable(index string) error {
-	p, err := compilePattern(index)
+	p, err := strftime.Compile(index)
 	if err != nil {
 		return fmt.Errorf("index %q: %w", index, err)
 	}
 	return searchable(index, p)
 }
 
-func searchable(index string, p *pattern) error {
-	if strings.Trim(p.prefix(), ".-_+") == "" {
+func searchable(index string, p *strftime.Pattern) error {
+	if strings.Trim(p.Prefix(), ".-_+") == "" {
 		// its pattern would be "*", ".*" or the like: every index of the
 		// cluster (system ones included), not the output's
 		return fmt.Errorf("index %q has no fixed prefix of letters or digits before its time codes: searching its indices would search every index; "+

@@ -36,7 +36,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/flowdex/flowdex/aggregate/document"
@@ -82,7 +81,7 @@ type Sink struct {
 
 	// transport, when set before Start, replaces the HTTP transport (tests).
 	transport http.RoundTripper
-	client    *es.Client
+	client    *Client
 	version   string
 
 	// lock (a channel, so that waiting for it can end with a context) guards
@@ -201,25 +200,6 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.state = stateStarted
 	s.started.Store(true)
 	return nil
-}
-
-// newClient makes a client for cfg's nodes, credentials and TLS settings (the
-// sink's and retention's); transport, when not nil, replaces the HTTP one (tests).
-func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idlePerHost int) (*es.Client, error) {
-	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = idlePerHost
-		t.TLSClientConfig = tlsConfig(cfg, c.caPEM)
-		transport = t
-	}
-	return es.NewClient(es.Config{
-		Addresses:    cfg.URLs,
-		Username:     cfg.Username,
-		Password:     cfg.Password,
-		APIKey:       cfg.APIKey,
-		DisableRetry: true, // callers retry themselves, with backoff and per document
-		Transport:    transport,
-	})
 }
 
 // tlsConfig trusts the system's authorities and caPEM's.
@@ -397,7 +377,7 @@ func (s *Sink) do(ctx context.Context, req esapi.Request) (int, []byte, error) {
 	return do(ctx, s.client, req)
 }
 
-func do(ctx context.Context, client *es.Client, req esapi.Request) (int, []byte, error) {
+func do(ctx context.Context, client *Client, req esapi.Request) (int, []byte, error) {
 	res, err := req.Do(ctx, client)
 	if err != nil {
 		return 0, nil, err

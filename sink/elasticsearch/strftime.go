@@ -3,125 +3,19 @@ package elasticsearch
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
-// pattern is an index name with Python strftime codes, compiled once and
-// rendered for each document without allocating.
-//
-// The codes are those of Python's time.strftime and datetime.strftime on
-// Linux (C standard, POSIX and the glibc extensions people use, with the C
-// locale), plus glibc's "-" flag that drops the padding (%-d):
-//
-//	%a %A %b %B %h  weekday and month names: Mon Monday Jan January Jan
-//	%d %e %m %y %Y %C %j  day, space-padded day, month, year, century, day of year
-//	%H %I %k %l %M %S %f %p %P  time of day, microseconds, AM/PM, am/pm
-//	%U %W %V %G %g %u %w  weeks (Sunday-, Monday-based, ISO 8601), ISO year, weekdays
-//	%F %D %T %R %r %c %x %X  composites: 2024-01-31 01/31/24 13:04:05 13:04 …
-//	%s %z %Z  Unix time, UTC offset (+0000), zone abbreviation
-//	%n %t %%  newline, tab, percent
-//
-// Names, %p, %Z and the composites with spaces, slashes or colons never make a
-// valid index name (uppercase, forbidden characters): validate says so.
-type pattern struct {
-	src string
-	ops []op
-}
-
-type op struct {
-	code  byte   // 0: literal
-	nopad bool   // the "-" flag
-	lit   string // literal text
-}
-
-// compilePattern parses a strftime pattern; an unknown code is an error naming it.
-func compilePattern(src string) (*pattern, error) {
-	p := &pattern{src: src}
-	var lit strings.Builder
-	flushLit := func() {
-		if lit.Len() > 0 {
-			p.ops = append(p.ops, op{lit: lit.String()})
-			lit.Reset()
-		}
+// templatePattern is the index pattern matching every name of p: the prefix
+// and "*", or the name itself when it has no codes.
+func templatePattern(p *strftime.Pattern) string {
+	if !p.HasCodes() {
+		return p.Prefix()
 	}
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if c != '%' {
-			lit.WriteByte(c)
-			continue
-		}
-		i++
-		if i >= len(src) {
-			return nil, errors.New("a lone % at the end (write %% for a percent sign)")
-		}
-		nopad := false
-		if src[i] == '-' {
-			nopad = true
-			i++
-			if i >= len(src) {
-				return nil, errors.New("a lone %- at the end")
-			}
-		}
-		c = src[i]
-		if c == '%' && !nopad {
-			lit.WriteByte('%')
-			continue
-		}
-		if !strings.ContainsRune(knownCodes, rune(c)) {
-			code := "%"
-			if nopad {
-				code += "-"
-			}
-			r, _ := utf8.DecodeRuneInString(src[i:])
-			return nil, fmt.Errorf("unknown strftime code %s%c", code, r)
-		}
-		if nopad && !strings.ContainsRune(paddedCodes, rune(c)) {
-			return nil, fmt.Errorf("the - flag does not apply to %%%c", c)
-		}
-		flushLit()
-		p.ops = append(p.ops, op{code: c, nopad: nopad})
-	}
-	flushLit()
-	return p, nil
-}
-
-const (
-	knownCodes  = "aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUVwWxXyYzZ"
-	paddedCodes = "CdegGHIjklmMSUVWyY"
-)
-
-// hasCodes reports whether the name changes with time.
-func (p *pattern) hasCodes() bool {
-	for _, o := range p.ops {
-		if o.code != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// prefix is the literal text before the first code.
-func (p *pattern) prefix() string {
-	var b strings.Builder
-	for _, o := range p.ops {
-		if o.code != 0 {
-			break
-		}
-		b.WriteString(o.lit)
-	}
-	return b.String()
-}
-
-// templatePattern is the index pattern matching every name: the prefix and
-// "*", or the name itself when it has no codes.
-func (p *pattern) templatePattern() string {
-	if !p.hasCodes() {
-		return p.prefix()
-	}
-	return p.prefix() + "*"
+	return p.Prefix() + "*"
 }
 
 // sampleTimes give every code its widest and its edge values.
@@ -131,13 +25,15 @@ var sampleTimes = []time.Time{
 	time.Date(2099, 12, 31, 23, 59, 59, 999999999, time.UTC),
 }
 
-// validate renders the pattern at sample times and checks the names against
-// Elasticsearch's rules for index names.
-func (p *pattern) validate() error {
+// validateIndex renders p at sample times and checks the names against
+// Elasticsearch's rules for index names: names, %p, %Z and the composites with
+// spaces, slashes or colons never make a valid one (uppercase, forbidden
+// characters).
+func validateIndex(p *strftime.Pattern) error {
 	for _, t := range sampleTimes {
-		name := string(p.render(nil, t))
+		name := string(p.Render(nil, t))
 		if err := validateName(name); err != nil {
-			if p.hasCodes() {
+			if p.HasCodes() {
 				return fmt.Errorf("renders as %q, which is not a valid Elasticsearch index name: %w", name, err)
 			}
 			return fmt.Errorf("not a valid Elasticsearch index name: %w", err)
@@ -173,197 +69,11 @@ func validateName(name string) error {
 	return nil
 }
 
-var (
-	shortDays   = [...]string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}
-	shortMonths = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-)
-
-// render appends the name for t (already in the wanted zone) to dst.
-func (p *pattern) render(dst []byte, t time.Time) []byte {
-	for i := range p.ops {
-		o := &p.ops[i]
-		if o.code == 0 {
-			dst = append(dst, o.lit...)
-			continue
-		}
-		dst = appendCode(dst, o.code, o.nopad, t)
-	}
-	return dst
-}
-
-func appendCode(dst []byte, code byte, nopad bool, t time.Time) []byte {
-	num := func(n, width int) []byte {
-		if nopad {
-			return strconv.AppendInt(dst, int64(n), 10)
-		}
-		return appendPadded(dst, n, width, '0')
-	}
-	space := func(n int) []byte { // %e %k %l
-		if nopad {
-			return strconv.AppendInt(dst, int64(n), 10)
-		}
-		return appendPadded(dst, n, 2, ' ')
-	}
-	switch code {
-	case 'a':
-		return append(dst, shortDays[t.Weekday()]...)
-	case 'A':
-		return append(dst, t.Weekday().String()...)
-	case 'b', 'h':
-		return append(dst, shortMonths[t.Month()-1]...)
-	case 'B':
-		return append(dst, t.Month().String()...)
-	case 'c':
-		dst = appendCode(dst, 'a', false, t)
-		dst = append(dst, ' ')
-		dst = appendCode(dst, 'b', false, t)
-		dst = append(dst, ' ')
-		dst = appendCode(dst, 'e', false, t)
-		dst = append(dst, ' ')
-		dst = appendCode(dst, 'T', false, t)
-		dst = append(dst, ' ')
-		return appendCode(dst, 'Y', false, t)
-	case 'C':
-		return num(t.Year()/100, 2)
-	case 'd':
-		return num(t.Day(), 2)
-	case 'D', 'x':
-		dst = appendPadded(dst, int(t.Month()), 2, '0')
-		dst = append(dst, '/')
-		dst = appendPadded(dst, t.Day(), 2, '0')
-		dst = append(dst, '/')
-		return appendPadded(dst, t.Year()%100, 2, '0')
-	case 'e':
-		return space(t.Day())
-	case 'f':
-		return appendPadded(dst, t.Nanosecond()/1000, 6, '0')
-	case 'F':
-		dst = appendPadded(dst, t.Year(), 4, '0')
-		dst = append(dst, '-')
-		dst = appendPadded(dst, int(t.Month()), 2, '0')
-		dst = append(dst, '-')
-		return appendPadded(dst, t.Day(), 2, '0')
-	case 'g':
-		y, _ := t.ISOWeek()
-		return num(y%100, 2)
-	case 'G':
-		y, _ := t.ISOWeek()
-		return num(y, 4)
-	case 'H':
-		return num(t.Hour(), 2)
-	case 'I':
-		return num(hour12(t), 2)
-	case 'j':
-		return num(t.YearDay(), 3)
-	case 'k':
-		return space(t.Hour())
-	case 'l':
-		return space(hour12(t))
-	case 'm':
-		return num(int(t.Month()), 2)
-	case 'M':
-		return num(t.Minute(), 2)
-	case 'n':
-		return append(dst, '\n')
-	case 'p':
-		if t.Hour() < 12 {
-			return append(dst, "AM"...)
-		}
-		return append(dst, "PM"...)
-	case 'P':
-		if t.Hour() < 12 {
-			return append(dst, "am"...)
-		}
-		return append(dst, "pm"...)
-	case 'r':
-		dst = appendPadded(dst, hour12(t), 2, '0')
-		dst = append(dst, ':')
-		dst = appendPadded(dst, t.Minute(), 2, '0')
-		dst = append(dst, ':')
-		dst = appendPadded(dst, t.Second(), 2, '0')
-		dst = append(dst, ' ')
-		return appendCode(dst, 'p', false, t)
-	case 'R':
-		dst = appendPadded(dst, t.Hour(), 2, '0')
-		dst = append(dst, ':')
-		return appendPadded(dst, t.Minute(), 2, '0')
-	case 's':
-		return strconv.AppendInt(dst, t.Unix(), 10)
-	case 'S':
-		return num(t.Second(), 2)
-	case 't':
-		return append(dst, '\t')
-	case 'T', 'X':
-		dst = appendPadded(dst, t.Hour(), 2, '0')
-		dst = append(dst, ':')
-		dst = appendPadded(dst, t.Minute(), 2, '0')
-		dst = append(dst, ':')
-		return appendPadded(dst, t.Second(), 2, '0')
-	case 'u':
-		wd := int(t.Weekday())
-		if wd == 0 {
-			wd = 7
-		}
-		return strconv.AppendInt(dst, int64(wd), 10)
-	case 'U': // weeks starting on Sunday; days before the first Sunday are week 0
-		return num((t.YearDay()+6-int(t.Weekday()))/7, 2)
-	case 'V':
-		_, w := t.ISOWeek()
-		return num(w, 2)
-	case 'w':
-		return strconv.AppendInt(dst, int64(t.Weekday()), 10)
-	case 'W': // weeks starting on Monday
-		return num((t.YearDay()+6-(int(t.Weekday())+6)%7)/7, 2)
-	case 'y':
-		return num(t.Year()%100, 2)
-	case 'Y':
-		return num(t.Year(), 4)
-	case 'z':
-		_, off := t.Zone()
-		sign := byte('+')
-		if off < 0 {
-			sign, off = '-', -off
-		}
-		dst = append(dst, sign)
-		dst = appendPadded(dst, off/3600, 2, '0')
-		return appendPadded(dst, off%3600/60, 2, '0')
-	case 'Z':
-		name, _ := t.Zone()
-		return append(dst, name...)
-	}
-	return dst // not reached: compilePattern knows the codes
-}
-
-func hour12(t time.Time) int {
-	h := t.Hour() % 12
-	if h == 0 {
-		h = 12
-	}
-	return h
-}
-
-// appendPadded appends n (>= 0) padded to width with pad.
-func appendPadded(dst []byte, n, width int, pad byte) []byte {
-	if n < 0 {
-		dst = append(dst, '-')
-		n = -n
-		width--
-	}
-	digits := 1
-	for x := n; x >= 10; x /= 10 {
-		digits++
-	}
-	for ; digits < width; digits++ {
-		dst = append(dst, pad)
-	}
-	return strconv.AppendInt(dst, int64(n), 10)
-}
-
 // Strftime renders a Python strftime pattern (the codes index names accept) for t.
 func Strftime(pattern string, t time.Time) (string, error) {
-	p, err := compilePattern(pattern)
+	p, err := strftime.Compile(pattern)
 	if err != nil {
 		return "", err
 	}
-	return string(p.render(nil, t)), nil
+	return string(p.Render(nil, t)), nil
 }

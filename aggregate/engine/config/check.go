@@ -11,7 +11,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
-	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
 // check runs the components' own checks on their tables and the checks that
@@ -223,7 +223,7 @@ func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []
 	case o.RetentionInterval.Duration < time.Minute:
 		l.fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.RetentionInterval.Duration)
 	}
-	if err := elasticsearch.CheckRetention(o.Index); err != nil {
+	if err := retention.Check(o.Index); err != nil {
 		l.fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
 	}
 }

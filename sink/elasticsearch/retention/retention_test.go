@@ -1,21 +1,31 @@
-package elasticsearch
+package retention
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
+
+var servers = []struct {
+	name string
+	url  func(testing.TB) string
+}{
+	{"es8", estest.URL},
+	{"es9", estest.URL9},
+}
 
 func utc(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
@@ -120,7 +130,7 @@ func TestIndexMatcherRoundTrip(t *testing.T) {
 			}
 			for at := time.Date(2025, 12, 1, 0, 30, 0, 0, time.UTC); at.Year() < 2028; at = at.Add(time.Hour) {
 				local := at.In(loc)
-				name := string(m.p.render(nil, local))
+				name := string(m.p.Render(nil, local))
 				start, end, ok := m.match(name)
 				if !ok || at.Before(start) || !at.Before(end) {
 					t.Fatalf("%s in %s: %s (rendered at %v): ok=%v, period %v - %v", src, loc, name, local, ok, start, end)
@@ -144,7 +154,7 @@ func TestIndexMatcherRefuses(t *testing.T) {
 		{"flows-%Y.%m.%d.%I", "am/pm"},
 		{"flows-%C", "%C needs %y"},
 	} {
-		err := CheckRetention(c.pattern)
+		err := Check(c.pattern)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", c.pattern, err, c.want)
 		}
@@ -235,10 +245,10 @@ func testRealRetention(t *testing.T, url string) {
 	slices.Sort(expired)
 	slices.Sort(survivors)
 
-	cfg := DefaultConfiguration()
+	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m.%d"
-	r, err := NewRetention(cfg, RetentionConfiguration{MaxAge: 30 * 24 * time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: 30 * 24 * time.Hour, Interval: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,10 +305,10 @@ func TestRealRetentionMonthly(t *testing.T) {
 	for _, m := range []string{"2025.11", "2026.08", "2026.09", "2026.11"} {
 		mustCall(t, http.MethodPut, url+"/"+prefix+"-"+m, smallIndex)
 	}
-	cfg := DefaultConfiguration()
+	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m"
-	r, err := NewRetention(cfg, RetentionConfiguration{MaxAge: 60 * 24 * time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: 60 * 24 * time.Hour, Interval: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,10 +332,10 @@ func TestRealRetentionStart(t *testing.T) {
 	old, recent := prefix+"-2020.01.01", prefix+"-"+time.Now().UTC().Format("2006.01.02")
 	mustCall(t, http.MethodPut, url+"/"+old, smallIndex)
 	mustCall(t, http.MethodPut, url+"/"+recent, smallIndex)
-	cfg := DefaultConfiguration()
+	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m.%d"
-	r, err := NewRetention(cfg, RetentionConfiguration{MaxAge: 24 * time.Hour, Interval: 100 * time.Millisecond, Delay: 10 * time.Millisecond}, nil)
+	r, err := New(cfg, Configuration{MaxAge: 24 * time.Hour, Interval: 100 * time.Millisecond, Delay: 10 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +367,10 @@ func TestRealRetentionStart(t *testing.T) {
 // refuses the delete (a user without the privilege: faked, the test servers
 // are superusers).
 func TestRetentionErrors(t *testing.T) {
-	cfg := DefaultConfiguration()
+	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{"http://127.0.0.1:1"}
 	cfg.Index = "flows-%Y.%m.%d"
-	r, err := NewRetention(cfg, RetentionConfiguration{MaxAge: time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: time.Hour, Interval: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,25 +378,33 @@ func TestRetentionErrors(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 
-	r, err = NewRetention(cfg, RetentionConfiguration{MaxAge: time.Hour, Interval: time.Hour}, nil)
+	var mu sync.Mutex
+	var deletes []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		if req.Method == http.MethodDelete {
+			mu.Lock()
+			deletes = append(deletes, req.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":{"type":"security_exception","reason":"action [indices:admin/delete] is unauthorized for user [flowdex]"},"status":403}`)
+			return
+		}
+		io.WriteString(w, `[{"index":"flows-2020.01.01"},{"index":"flows-2099.01.01"},{"index":"flows-old"}]`)
+	}))
+	defer srv.Close()
+	cfg.URLs = []string{srv.URL}
+	r, err = New(cfg, Configuration{MaxAge: time.Hour, Interval: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var deletes []string
-	r.transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		h := http.Header{"Content-Type": {"application/json"}, "X-Elastic-Product": {"Elasticsearch"}}
-		if req.Method == http.MethodDelete {
-			deletes = append(deletes, req.URL.Path)
-			body := `{"error":{"type":"security_exception","reason":"action [indices:admin/delete] is unauthorized for user [flowdex]"},"status":403}`
-			return &http.Response{StatusCode: 403, Header: h, Body: io.NopCloser(strings.NewReader(body))}, nil
-		}
-		body := `[{"index":"flows-2020.01.01"},{"index":"flows-2099.01.01"},{"index":"flows-old"}]`
-		return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(bytes.NewReader([]byte(body)))}, nil
-	})
 	rep, err := r.Run(context.Background(), false)
 	if err == nil || !strings.Contains(err.Error(), "security_exception") || !strings.Contains(err.Error(), "unauthorized for user [flowdex]") {
 		t.Fatalf("refused delete: %v", err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if !slices.Equal(deletes, []string{"/flows-2020.01.01"}) || len(rep.Deleted) != 0 || rep.Kept != 1 || !slices.Equal(rep.Ignored, []string{"flows-old"}) {
 		t.Fatalf("deletes %v, report %+v", deletes, rep)
 	}
@@ -394,10 +412,6 @@ func TestRetentionErrors(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // On the server with security on, retention uses the sink's TLS settings and
 // credentials: a dry run over HTTPS with basic auth, then an API key deletes.
@@ -426,12 +440,12 @@ func TestRealRetentionSecure(t *testing.T) {
 			t.Fatalf("PUT %s: HTTP %d", n, res.StatusCode)
 		}
 	}
-	cfg := DefaultConfiguration()
+	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Username, cfg.Password, cfg.CACert = user, password, ca
 	cfg.Index = prefix + "-%Y.%m.%d"
-	rc := RetentionConfiguration{MaxAge: 24 * time.Hour, Interval: time.Hour}
-	r, err := NewRetention(cfg, rc, nil)
+	rc := Configuration{MaxAge: 24 * time.Hour, Interval: time.Hour}
+	r, err := New(cfg, rc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,14 +454,14 @@ func TestRealRetentionSecure(t *testing.T) {
 		t.Fatalf("dry run: %v, %+v", err, rep)
 	}
 	cfg.Username, cfg.Password, cfg.APIKey = "", "", estest.APIKey(t)
-	if r, err = NewRetention(cfg, rc, nil); err != nil {
+	if r, err = New(cfg, rc, nil); err != nil {
 		t.Fatal(err)
 	}
 	if rep, err = r.Run(context.Background(), false); err != nil || !slices.Equal(rep.Deleted, []string{old}) {
 		t.Fatalf("run with an API key: %v, %+v", err, rep)
 	}
 	cfg.APIKey = "bm90OmFrZXk=" // not a key
-	if r, err = NewRetention(cfg, rc, nil); err != nil {
+	if r, err = New(cfg, rc, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err = r.Run(context.Background(), true); err == nil || !strings.Contains(err.Error(), "HTTP 401") {

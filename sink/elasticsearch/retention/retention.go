@@ -1,4 +1,8 @@
-package elasticsearch
+// Package retention deletes the indices of an Elasticsearch output that are
+// older than its retention: the Curator job pmacct users ran from cron. It
+// talks to Elasticsearch with the sink's client (elasticsearch.NewClient) and
+// reads index names back with the sink's strftime patterns.
+package retention
 
 import (
 	"context"
@@ -15,12 +19,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
-// RetentionConfiguration says how long the indices of a sink's pattern are kept.
-type RetentionConfiguration struct {
+// Configuration says how long the indices of a sink's pattern are kept.
+type Configuration struct {
 	// MaxAge: an index is deleted once the whole period its name covers (a
 	// day for "flows-%Y.%m.%d") ended longer than MaxAge ago.
 	MaxAge time.Duration
@@ -30,14 +36,14 @@ type RetentionConfiguration struct {
 	Delay time.Duration
 }
 
-// DefaultRetentionConfiguration has no MaxAge (which must be set): runs every
-// hour, the first a minute after Start.
-func DefaultRetentionConfiguration() RetentionConfiguration {
-	return RetentionConfiguration{Interval: time.Hour, Delay: time.Minute}
+// DefaultConfiguration has no MaxAge (which must be set): runs every hour,
+// the first a minute after Start.
+func DefaultConfiguration() Configuration {
+	return Configuration{Interval: time.Hour, Delay: time.Minute}
 }
 
-// RetentionStats counts what retention did since NewRetention.
-type RetentionStats struct {
+// Stats counts what retention did since New.
+type Stats struct {
 	Runs    uint64 // runs, dry runs included
 	Deleted uint64 // indices deleted
 	Errors  uint64 // runs that failed (listing or deleting)
@@ -49,8 +55,8 @@ type ExpiredIndex struct {
 	Start, End time.Time // the period its name covers, [Start, End)
 }
 
-// RetentionReport is what one run found.
-type RetentionReport struct {
+// Report is what one run found.
+type Report struct {
 	Cutoff  time.Time      // indices whose period ended at or before it are expired
 	Expired []ExpiredIndex // oldest first
 	Deleted []string       // the expired indices deleted (none on a dry run)
@@ -63,9 +69,9 @@ type RetentionReport struct {
 // Only names the pattern renders are touched; a name that merely starts like
 // them, hidden indices, aliases and data streams never are.
 type Retention struct {
-	cfg     Configuration
-	rc      RetentionConfiguration
-	c       *compiled
+	cfg     elasticsearch.Configuration
+	rc      Configuration
+	client  *elasticsearch.Client
 	match   *indexMatcher
 	logger  *slog.Logger
 	now     func() time.Time
@@ -73,31 +79,25 @@ type Retention struct {
 	chunk   int    // bytes of index names per DELETE
 	started bool
 
-	transport http.RoundTripper // when set before Start or Run, replaces the HTTP transport (tests)
-	clientMu  sync.Mutex
-	client    *es.Client
-
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 
 	runs, deleted, errors atomic.Uint64
 }
 
-// NewRetention checks both configurations and returns an inert Retention:
-// nothing is contacted before Run or Start. cfg is the sink's (nodes,
-// credentials, TLS, Index and IndexLocation). A nil logger is slog.Default().
-func NewRetention(cfg Configuration, rc RetentionConfiguration, logger *slog.Logger) (*Retention, error) {
+// New checks both configurations and returns an inert Retention: nothing is
+// contacted before Run or Start. cfg is the sink's (nodes, credentials, TLS,
+// Index and IndexLocation). A nil logger is slog.Default().
+func New(cfg elasticsearch.Configuration, rc Configuration, logger *slog.Logger) (*Retention, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if cfg.IndexLocation == nil {
 		cfg.IndexLocation = time.UTC
 	}
-	cfg.Template = false // retention has nothing to do with it; its checks need not pass here
-	cfg.IndexBodyFile = ""
-	c, err := cfg.validate()
+	client, err := elasticsearch.NewClient(cfg, 2)
 	if err != nil {
-		return nil, fmt.Errorf("elasticsearch: %w", err)
+		return nil, err
 	}
 	switch {
 	case rc.MaxAge <= 0:
@@ -111,34 +111,21 @@ func NewRetention(cfg Configuration, rc RetentionConfiguration, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: retention: index %q: %w", cfg.Index, err)
 	}
-	return &Retention{cfg: cfg, rc: rc, c: c, match: m, logger: logger, now: time.Now,
-		target: m.p.prefix() + "*", chunk: 2048}, nil
+	return &Retention{cfg: cfg, rc: rc, client: client, match: m, logger: logger, now: time.Now,
+		target: m.p.Prefix() + "*", chunk: 2048}, nil
 }
 
-// CheckRetention reports why retention cannot apply to index names made by
-// the strftime pattern index (nil if it can).
-func CheckRetention(index string) error {
+// Check reports why retention cannot apply to index names made by the
+// strftime pattern index (nil if it can).
+func Check(index string) error {
 	_, err := newIndexMatcher(index, time.UTC)
 	return err
-}
-
-func (r *Retention) getClient() (*es.Client, error) {
-	r.clientMu.Lock()
-	defer r.clientMu.Unlock()
-	if r.client == nil {
-		c, err := newClient(&r.cfg, r.c, r.transport, 2)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: %w", err)
-		}
-		r.client = c
-	}
-	return r.client, nil
 }
 
 // Run lists the indices of the pattern and deletes the expired ones, or
 // only reports them when dryRun. The report holds what was found even when
 // deleting failed part way.
-func (r *Retention) Run(ctx context.Context, dryRun bool) (RetentionReport, error) {
+func (r *Retention) Run(ctx context.Context, dryRun bool) (Report, error) {
 	r.runs.Add(1)
 	rep, err := r.run(ctx, dryRun)
 	if err != nil {
@@ -147,13 +134,9 @@ func (r *Retention) Run(ctx context.Context, dryRun bool) (RetentionReport, erro
 	return rep, err
 }
 
-func (r *Retention) run(ctx context.Context, dryRun bool) (RetentionReport, error) {
-	rep := RetentionReport{Cutoff: r.now().Add(-r.rc.MaxAge)}
-	client, err := r.getClient()
-	if err != nil {
-		return rep, err
-	}
-	names, err := r.list(ctx, client)
+func (r *Retention) run(ctx context.Context, dryRun bool) (Report, error) {
+	rep := Report{Cutoff: r.now().Add(-r.rc.MaxAge)}
+	names, err := r.list(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -186,7 +169,7 @@ func (r *Retention) run(ctx context.Context, dryRun bool) (RetentionReport, erro
 			batch = append(batch, rep.Expired[i].Name)
 			size += len(rep.Expired[i].Name) + 1
 		}
-		if err := r.delete(ctx, client, batch); err != nil {
+		if err := r.delete(ctx, batch); err != nil {
 			return rep, err
 		}
 		rep.Deleted = append(rep.Deleted, batch...)
@@ -199,29 +182,29 @@ func (r *Retention) run(ctx context.Context, dryRun bool) (RetentionReport, erro
 // pattern's prefix. Hidden indices (data streams' backing indices, system
 // indices) are not listed; an alias resolves to the indices behind it, which
 // the pattern then judges by their own names.
-func (r *Retention) list(ctx context.Context, client *es.Client) ([]string, error) {
+func (r *Retention) list(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
-	status, body, err := do(ctx, client, esapi.CatIndicesRequest{
+	status, body, err := r.client.Do(ctx, esapi.CatIndicesRequest{
 		Index:           []string{r.target},
 		Format:          "json",
 		H:               []string{"index"},
 		ExpandWildcards: "open,closed",
 	})
 	if err != nil {
-		return nil, reachError(r.where(), err)
+		return nil, err
 	}
 	switch {
 	case status == http.StatusNotFound:
 		return nil, nil
 	case status != http.StatusOK:
-		return nil, fmt.Errorf("%s: listing indices %s: %s", r.where(), r.target, errorBody(status, body))
+		return nil, fmt.Errorf("%s: listing indices %s: %s", r.client.Nodes(), r.target, elasticsearch.ErrorMessage(status, body))
 	}
 	var rows []struct {
 		Index string `json:"index"`
 	}
 	if err := json.Unmarshal(body, &rows); err != nil {
-		return nil, fmt.Errorf("%s: listing indices %s: %w", r.where(), r.target, err)
+		return nil, fmt.Errorf("%s: listing indices %s: %w", r.client.Nodes(), r.target, err)
 	}
 	names := make([]string, 0, len(rows))
 	for _, row := range rows {
@@ -231,26 +214,18 @@ func (r *Retention) list(ctx context.Context, client *es.Client) ([]string, erro
 	return names, nil
 }
 
-func (r *Retention) delete(ctx context.Context, client *es.Client, names []string) error {
+func (r *Retention) delete(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	ignore := true // an index someone else deleted meanwhile is no failure
-	status, body, err := do(ctx, client, esapi.IndicesDeleteRequest{Index: names, IgnoreUnavailable: &ignore})
+	status, body, err := r.client.Do(ctx, esapi.IndicesDeleteRequest{Index: names, IgnoreUnavailable: &ignore})
 	if err != nil {
-		return reachError(r.where(), err)
+		return err
 	}
 	if status/100 != 2 {
-		return fmt.Errorf("%s: deleting %s: %s", r.where(), strings.Join(names, ","), errorBody(status, body))
+		return fmt.Errorf("%s: deleting %s: %s", r.client.Nodes(), strings.Join(names, ","), elasticsearch.ErrorMessage(status, body))
 	}
 	return nil
-}
-
-func (r *Retention) where() string {
-	urls := make([]string, len(r.cfg.URLs))
-	for i, u := range r.cfg.URLs {
-		urls[i] = redactURL(u)
-	}
-	return strings.Join(urls, ", ")
 }
 
 // Start runs retention in the background: after Delay, then every
@@ -259,9 +234,6 @@ func (r *Retention) where() string {
 func (r *Retention) Start(ctx context.Context) error {
 	if r.started {
 		return errors.New("elasticsearch: retention started twice")
-	}
-	if _, err := r.getClient(); err != nil {
-		return err
 	}
 	r.started = true
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -306,12 +278,12 @@ func (r *Retention) Stop() {
 }
 
 // Stats returns the counters.
-func (r *Retention) Stats() RetentionStats {
-	return RetentionStats{Runs: r.runs.Load(), Deleted: r.deleted.Load(), Errors: r.errors.Load()}
+func (r *Retention) Stats() Stats {
+	return Stats{Runs: r.runs.Load(), Deleted: r.deleted.Load(), Errors: r.errors.Load()}
 }
 
 // Configuration returns the retention settings.
-func (r *Retention) Configuration() RetentionConfiguration { return r.rc }
+func (r *Retention) Configuration() Configuration { return r.rc }
 
 // ---------------------------------------------------------------------------
 // Reading index names back
@@ -321,7 +293,7 @@ func (r *Retention) Configuration() RetentionConfiguration { return r.rc }
 // of the period it reads gives the name back, so invalid dates (month 13),
 // other spellings (no padding where the pattern pads) and lookalikes never do.
 type indexMatcher struct {
-	p     *pattern
+	p     *strftime.Pattern
 	re    *regexp.Regexp
 	codes []byte // the code of each capture group
 	loc   *time.Location
@@ -367,14 +339,14 @@ var digits = map[byte][2]string{
 
 // newIndexMatcher compiles the matcher of pattern src rendered in loc.
 func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
-	p, err := compilePattern(src)
+	p, err := strftime.Compile(src)
 	if err != nil {
 		return nil, err
 	}
-	if !p.hasCodes() {
+	if !p.HasCodes() {
 		return nil, errors.New("the name has no time code (such as %Y.%m.%d): there is one index, never an old one")
 	}
-	if strings.HasPrefix(p.prefix(), ".") {
+	if strings.HasPrefix(p.Prefix(), ".") {
 		return nil, errors.New("names starting with \".\" are hidden or system indices: retention does not touch them")
 	}
 	m := &indexMatcher{p: p, loc: loc}
@@ -395,11 +367,11 @@ func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
 		has[code] = true
 		return nil
 	}
-	for _, o := range p.ops {
+	for _, o := range p.Ops() {
 		switch {
-		case o.code == 0:
-			re.WriteString(regexp.QuoteMeta(o.lit))
-		case o.code == 'F': // %Y-%m-%d
+		case o.Code == 0:
+			re.WriteString(regexp.QuoteMeta(o.Lit))
+		case o.Code == 'F': // %Y-%m-%d
 			for i, c := range []byte{'Y', 'm', 'd'} {
 				if i > 0 {
 					re.WriteString("-")
@@ -407,7 +379,7 @@ func newIndexMatcher(src string, loc *time.Location) (*indexMatcher, error) {
 				_ = add(c, false)
 			}
 		default:
-			if err := add(o.code, o.nopad); err != nil {
+			if err := add(o.Code, o.NoPad); err != nil {
 				return nil, err
 			}
 		}
@@ -600,17 +572,17 @@ func (m *indexMatcher) match(name string) (start, end time.Time, ok bool) {
 	}
 	// the name must be the one the pattern gives its period (this refuses
 	// 2026.13.45, which time.Date would carry into 2027)
-	if string(m.p.render(nil, start)) != name {
+	if string(m.p.Render(nil, start)) != name {
 		return start, end, false
 	}
 	if m.unit != 0 {
 		// when clocks go back, an hour's name covers two hours: the period
 		// runs from the first instant with the name to the first after it
 		step := map[timeUnit]time.Duration{unitHour: time.Hour, unitMinute: time.Minute, unitSecond: time.Second}[m.unit]
-		for string(m.p.render(nil, start.Add(-step).In(m.loc))) == name {
+		for string(m.p.Render(nil, start.Add(-step).In(m.loc))) == name {
 			start = start.Add(-step)
 		}
-		for end = start.Add(step); string(m.p.render(nil, end.In(m.loc))) == name; end = end.Add(step) {
+		for end = start.Add(step); string(m.p.Render(nil, end.In(m.loc))) == name; end = end.Add(step) {
 		}
 	}
 	return start, end, true
