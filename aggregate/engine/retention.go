@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
-	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
@@ -18,20 +17,18 @@ var retentionTiming struct{ delay, interval time.Duration }
 
 // newRetention makes the retention of elasticsearch output name (nil when
 // it has none), on the sink's configuration ec.
-func newRetention(name string, o *config.ElasticsearchOutput, ec elasticsearch.Configuration, logger *slog.Logger) (*retention.Retention, error) {
-	if o.Retention.Duration <= 0 {
+func newRetention(name string, o *config.ElasticsearchOutput, logger *slog.Logger) (*retention.Retention, error) {
+	if o.MaxAge.Duration <= 0 {
 		return nil, nil
 	}
-	rc := retention.DefaultConfiguration()
-	rc.MaxAge = o.Retention.Duration
-	rc.Interval = o.RetentionInterval.Duration
+	rc := o.RetentionConfiguration
 	if retentionTiming.interval > 0 {
-		rc.Interval = retentionTiming.interval
+		rc.Interval.Duration = retentionTiming.interval
 	}
 	if retentionTiming.delay > 0 {
 		rc.Delay = retentionTiming.delay
 	}
-	return retention.New(ec, rc, logger.With("output", name))
+	return retention.New(o.Configuration, rc, logger.With("output", name))
 }
 
 // startRetention starts the retention of every elasticsearch output that has

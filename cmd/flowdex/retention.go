@@ -63,7 +63,7 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		rep, err := r.Run(ctx, *dryRun)
-		now := rep.Cutoff.Add(r.Configuration().MaxAge)
+		now := rep.Cutoff.Add(r.Configuration().MaxAge.Duration)
 		if *dryRun {
 			for _, e := range rep.Expired {
 				fmt.Fprintf(stdout, "%s: would delete %s (ended %s, %s ago)\n", name, e.Name, e.End.UTC().Format(time.RFC3339), days(now.Sub(e.End)))
@@ -88,7 +88,7 @@ func cmdRetention(args []string, stdout, stderr io.Writer) int {
 			verb, n = "would be deleted", len(rep.Expired)
 		}
 		fmt.Fprintf(stdout, "%s: %s %s, %d kept (index %s, retention %s: indices that ended before %s); %s starting like them left alone\n",
-			name, count(n, "index", "indices"), verb, rep.Kept, cfg.Outputs[name].(*config.ElasticsearchOutput).Index, age(r.Configuration().MaxAge),
+			name, count(n, "index", "indices"), verb, rep.Kept, cfg.Outputs[name].(*config.ElasticsearchOutput).Index, age(r.Configuration().MaxAge.Duration),
 			rep.Cutoff.UTC().Format(time.RFC3339), count(len(rep.Ignored), "other index", "other indices"))
 	}
 	return status
@@ -107,12 +107,12 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 			continue
 		}
 		if override > 0 {
-			o.Retention.Duration = override
+			o.MaxAge.Duration = override
 			if err := retention.Check(o.Index); err != nil {
 				return nil, fmt.Errorf("output %q: retention cannot apply to index %q: %w", name, o.Index, err)
 			}
 		}
-		if o.Retention.Duration > 0 {
+		if o.MaxAge.Duration > 0 {
 			names = append(names, name)
 		}
 	}

@@ -177,7 +177,7 @@ func TestRealTLSUnknownCA(t *testing.T) {
 	notPEM := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
 	cfg.CACert = notPEM
-	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "ca_cert "+notPEM+": no PEM certificate") {
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "ca_cert: "+notPEM+": no PEM certificate") {
 		t.Errorf("a CA file without a certificate: %v", err)
 	}
 }

@@ -7,85 +7,95 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
-// Configuration of an Elasticsearch sink. Start from DefaultConfiguration: the
-// zero value is not valid.
+// Configuration of an Elasticsearch sink, with the keys of an
+// [output.NAME] table of type "elasticsearch". Start from
+// DefaultConfiguration: the zero value is not valid.
 type Configuration struct {
 	// URLs of the Elasticsearch nodes (p2es ES_URL); requests are spread over
 	// them and a node that fails is skipped for a while.
-	URLs []string
+	URLs []string `toml:"urls"`
 	// Username and Password for HTTP basic authentication (p2es ES_AuthType
-	// "basic", ES_UserName, ES_Password). The password is never logged.
-	Username string
-	Password string
+	// "basic", ES_UserName, ES_Password). The password is never logged; it
+	// can come from a file (PasswordFile) or an environment variable
+	// (PasswordEnv) instead, read by New.
+	Username     string `toml:"username,omitempty"`
+	Password     string `toml:"password,omitempty"`
+	PasswordFile string `toml:"password_file,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty"`
 	// APIKey authenticates with an Elasticsearch API key (the base64
-	// "encoded" value), instead of a username and password. Never logged.
-	APIKey string
+	// "encoded" value), instead of a username and password; likewise from
+	// a file or an environment variable. Never logged.
+	APIKey     string `toml:"api_key,omitempty"`
+	APIKeyFile string `toml:"api_key_file,omitempty"`
+	APIKeyEnv  string `toml:"api_key_env,omitempty"`
 	// CACert is a PEM file of certificate authorities trusted for https URLs,
 	// besides the system's. Certificates are always verified unless
 	// InsecureSkipVerify, which Start warns about.
-	CACert             string
-	InsecureSkipVerify bool
+	CACert             string `toml:"ca_cert,omitempty"`
+	InsecureSkipVerify bool   `toml:"tls_insecure_skip_verify"`
 
 	// Index is the index name, with Python strftime codes (p2es ES_IndexName),
 	// rendered for each document from the time its pipeline gives it (see
 	// Write) in IndexLocation.
-	Index string
+	Index string `toml:"index"`
 	// IndexLocation is the time zone the index name is rendered in: UTC by
-	// default; time.Local for p2es's habit.
-	IndexLocation *time.Location
+	// default; Local for p2es's habit.
+	IndexLocation setting.Location `toml:"index_timezone"`
 	// DocType is p2es ES_Type. Mapping types are gone since Elasticsearch 7
 	// (typed bulk URLs were removed in 8): it is accepted and ignored, with a
 	// warning.
-	DocType string
+	DocType string `toml:"doc_type,omitempty"`
 
 	// Template installs an index template for the index at Start.
-	Template bool
+	Template bool `toml:"template"`
 	// TemplateName names it; empty: "flowdex-" and the index prefix.
-	TemplateName string
+	TemplateName string `toml:"template_name,omitempty"`
 	// TemplatePriority of the composable template; 0 leaves it unset.
-	TemplatePriority int
+	TemplatePriority int `toml:"-"`
 	// IndexBodyFile is p2es ES_IndexTemplateFileName: a JSON index-creation body
 	// ({"settings":…, "mappings":…}) that replaces flowdex's mappings. It is
 	// installed as the template of the index pattern, so every new index gets it.
-	IndexBodyFile string
+	IndexBodyFile string `toml:"index_body_file,omitempty"`
 	// Shards, Replicas and RefreshInterval are the template's
 	// index.number_of_shards, number_of_replicas and refresh_interval: 0, -1
 	// and "" leave Elasticsearch's defaults.
-	Shards          int
-	Replicas        int
-	RefreshInterval string
+	Shards          int    `toml:"shards,omitzero"`
+	Replicas        int    `toml:"replicas"`
+	RefreshInterval string `toml:"refresh_interval,omitempty"`
 
 	// FlushDocs sends a bulk request when it holds this many documents (p2es
-	// ES_FlushSize); 0 or less: no count limit.
-	FlushDocs int
+	// ES_FlushSize); -1 (or 0): no count limit, FlushBytes alone.
+	FlushDocs int `toml:"flush_docs"`
 	// FlushBytes sends a bulk request before its body would exceed this size
 	// (a larger single document is sent alone).
-	FlushBytes int
+	FlushBytes int `toml:"flush_bytes"`
 	// FlushInterval sends what is buffered at least this often.
-	FlushInterval time.Duration
+	FlushInterval time.Duration `toml:"flush_interval"`
 	// Workers is the number of bulk requests in flight at once.
-	Workers int
+	Workers int `toml:"workers"`
 	// RequestTimeout bounds one bulk request; a request that times out is retried.
-	RequestTimeout time.Duration
+	RequestTimeout time.Duration `toml:"request_timeout"`
 
 	// MaxRetries is how many times a failed bulk request, or a document
 	// Elasticsearch refused for overload (429, 5xx), is sent again.
-	MaxRetries int
+	MaxRetries int `toml:"max_retries"`
 	// BackoffMin and BackoffMax bound the exponential backoff between retries.
-	BackoffMin time.Duration
-	BackoffMax time.Duration
+	BackoffMin time.Duration `toml:"-"`
+	BackoffMax time.Duration `toml:"-"`
 
 	// DeadLetterFile receives, one JSON object per line, the documents
 	// Elasticsearch rejected or that could not be delivered after the retries.
 	// It is created when first needed and appended to. Empty: such documents
 	// are only logged and counted as failed.
-	DeadLetterFile string
+	DeadLetterFile string `toml:"dead_letter_file,omitempty"`
 
 	// SpoolDir keeps, on disk, the bulk requests Elasticsearch could not take
 	// (unreachable, overloaded past the retries, or the sink stopping): they
@@ -93,24 +103,24 @@ type Configuration struct {
 	// While anything is spooled, new requests join the queue on disk, so the
 	// order is kept and memory stays bounded whatever the outage length.
 	// Empty: no spool; such documents go to the dead-letter file.
-	SpoolDir string
+	SpoolDir string `toml:"spool_dir,omitempty"`
 	// SpoolMaxBytes caps the spool; a request that does not fit is
 	// dead-lettered, with an error saying the spool is full.
-	SpoolMaxBytes int64
+	SpoolMaxBytes int64 `toml:"spool_max_bytes"`
 }
 
-// DefaultConfiguration returns the defaults: a local Elasticsearch, daily
-// indices "flows-YYYY.MM.DD" in UTC, bulk requests of 5000 documents or 5 MB or
-// every 5 seconds, two in flight, ten retries (about 45 s of backoff).
+// DefaultConfiguration returns the defaults: an Elasticsearch on this host,
+// daily indices "flowdex-YYYY.MM.DD" in UTC, bulk requests of 5000 documents
+// or 5 MiB or every 5 seconds, two in flight, ten retries (about 45 s of
+// backoff), a 1 GiB spool when one is set.
 func DefaultConfiguration() Configuration {
 	return Configuration{
-		URLs:           []string{"http://localhost:9200"},
-		Index:          "flows-%Y.%m.%d",
-		IndexLocation:  time.UTC,
+		URLs:           []string{"http://127.0.0.1:9200"},
+		Index:          "flowdex-%Y.%m.%d",
 		Template:       true,
 		Replicas:       -1,
 		FlushDocs:      5000,
-		FlushBytes:     5_000_000,
+		FlushBytes:     5 << 20,
 		FlushInterval:  5 * time.Second,
 		Workers:        2,
 		RequestTimeout: time.Minute,
@@ -154,13 +164,17 @@ func (c Configuration) LogValue() slog.Value {
 	)
 }
 
-// redactURL hides a password written in a URL.
+// redactURL hides a password written in a URL; one that does not parse is
+// shown only when it has no user information in it.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
+	switch {
+	case err == nil:
+		return u.Redacted()
+	case strings.Contains(s, "@"):
 		return "(unparseable URL)"
 	}
-	return u.Redacted()
+	return s
 }
 
 // compiled is what New derives from a valid Configuration.
@@ -172,106 +186,175 @@ type compiled struct {
 	caPEM           []byte // CACert's content
 }
 
-// validate checks c and derives what the sink needs from it.
-func (c *Configuration) validate() (*compiled, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	out := &compiled{}
+// Validate reports every setting New would refuse that it can see without
+// reading a file, each a setting.KeyError naming its key.
+func (c Configuration) Validate() error {
+	_, errs := c.check()
+	return errors.Join(errs...)
+}
 
+// check is Validate, giving also the index pattern when it is valid.
+func (c Configuration) check() (*strftime.Pattern, []error) {
+	var errs []error
+	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
 	if len(c.URLs) == 0 {
-		bad("no Elasticsearch URL")
+		bad("urls", "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
 	}
 	for _, s := range c.URLs {
+		shown := redactURL(s)
+		if !strings.Contains(s, "://") {
+			bad("urls", "%q has no scheme (expected http:// or https:// before the host, e.g. %q)", shown, "http://"+shown)
+			continue
+		}
 		u, err := url.Parse(s)
 		switch {
 		case err != nil:
-			bad("URL %q: %v", redactURL(s), err)
+			bad("urls", "%q is not a URL (expected e.g. \"http://127.0.0.1:9200\")", shown)
 		case u.Scheme != "http" && u.Scheme != "https":
-			bad("URL %q: the scheme must be http or https", redactURL(s))
+			bad("urls", "%q: the scheme must be http or https", shown)
 		case u.Host == "":
-			bad("URL %q: no host", redactURL(s))
+			bad("urls", "%q has no host (expected e.g. \"http://127.0.0.1:9200\")", shown)
 		}
 	}
-	if c.Password != "" && c.Username == "" {
-		bad("a password without a username")
+	count := func(vs ...string) int {
+		n := 0
+		for _, v := range vs {
+			if v != "" {
+				n++
+			}
+		}
+		return n
 	}
-	if c.APIKey != "" && (c.Username != "" || c.Password != "") {
-		bad("an API key and a username/password: give one way to authenticate")
+	passwords, keys := count(c.Password, c.PasswordFile, c.PasswordEnv), count(c.APIKey, c.APIKeyFile, c.APIKeyEnv)
+	switch {
+	case passwords > 1:
+		bad("password", "give one of password, password_file and password_env")
+	case passwords > 0 && c.Username == "":
+		bad("password", "a password without a username (expected username too)")
+	}
+	switch {
+	case keys > 1:
+		bad("api_key", "give one of api_key, api_key_file and api_key_env")
+	case keys > 0 && (passwords > 0 || c.Username != ""):
+		bad("api_key", "an API key and a username/password: give one way to authenticate")
+	}
+	if c.FlushDocs < -1 {
+		bad("flush_docs", "%d is not a document count (expected -1 for no limit, or more)", c.FlushDocs)
+	}
+	if c.FlushBytes <= 0 {
+		bad("flush_bytes", "%d: expected a positive size, e.g. 5242880", c.FlushBytes)
+	}
+	if c.FlushInterval <= 0 {
+		bad("flush_interval", "%s: expected a positive duration, e.g. \"5s\"", c.FlushInterval)
+	}
+	if c.Workers < 1 {
+		bad("workers", "%d: expected 1 or more", c.Workers)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("request_timeout", "%s: expected a positive duration, e.g. \"1m\"", c.RequestTimeout)
+	}
+	if c.MaxRetries < 0 {
+		bad("max_retries", "%d: expected 0 or more", c.MaxRetries)
+	}
+	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
+		bad("backoff", "must be 0 < min (%s) <= max (%s)", c.BackoffMin, c.BackoffMax)
+	}
+	if c.Shards < 0 {
+		bad("shards", "%d: expected 0 (Elasticsearch's default) or more", c.Shards)
+	}
+	if c.Replicas < -1 {
+		bad("replicas", "%d: expected -1 (Elasticsearch's default) or more", c.Replicas)
+	}
+	if c.SpoolMaxBytes <= 0 {
+		bad("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", c.SpoolMaxBytes)
+	}
+	var index *strftime.Pattern
+	if c.Index == "" {
+		bad("index", "no index name (expected e.g. \"flows-%%Y.%%m.%%d\")")
+	} else if p, err := strftime.Compile(c.Index); err != nil {
+		bad("index", "%q: %v", c.Index, err)
+	} else if err := validateIndex(p); err != nil {
+		bad("index", "%q: %v", c.Index, err)
+	} else {
+		index = p
+	}
+	if c.Template && index != nil {
+		if index.Prefix() == "" {
+			bad("index", "%q starts with a time code: its template would match every index; "+
+				"begin the name with a fixed prefix such as \"flows-\", or give template = false", c.Index)
+		} else if name := c.templateName(index); name != "" {
+			if err := validateName(name); err != nil {
+				bad("template_name", "%q: %v", name, err)
+			}
+		}
+		if c.IndexBodyFile != "" && (c.Shards != 0 || c.Replicas != -1 || c.RefreshInterval != "") {
+			bad("index_body_file", "shards, replicas and refresh_interval cannot be combined with an index body file: set them in %s", c.IndexBodyFile)
+		}
+	} else if c.IndexBodyFile != "" && !c.Template {
+		bad("index_body_file", "an index body file needs the template (expected template = true)")
+	}
+	return index, errs
+}
+
+// templateName is the index template's name: TemplateName, or one derived
+// from the index's prefix.
+func (c Configuration) templateName(index *strftime.Pattern) string {
+	if c.TemplateName != "" {
+		return c.TemplateName
+	}
+	return defaultTemplateName(index.Prefix())
+}
+
+// validate checks c, reads the files and secrets it names, and derives what
+// the sink needs from it.
+func (c *Configuration) validate() (*compiled, error) {
+	index, errs := c.check()
+	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
+	out := &compiled{index: index}
+	var err error
+	if c.Password, err = readSecret("password", c.Password, c.PasswordFile, c.PasswordEnv); err != nil {
+		errs = append(errs, err)
+	}
+	if c.APIKey, err = readSecret("api_key", c.APIKey, c.APIKeyFile, c.APIKeyEnv); err != nil {
+		errs = append(errs, err)
 	}
 	if c.CACert != "" {
 		pem, err := os.ReadFile(c.CACert)
 		switch {
 		case err != nil:
-			bad("ca_cert: %v", err) // "open X: no such file or directory"
+			bad("ca_cert", "%v", err) // "open X: no such file or directory"
 		case !x509.NewCertPool().AppendCertsFromPEM(pem):
-			bad("ca_cert %s: no PEM certificate in it", c.CACert)
+			bad("ca_cert", "%s: no PEM certificate in it", c.CACert)
 		default:
 			out.caPEM = pem
 		}
 	}
-	if c.FlushBytes <= 0 {
-		bad("flush bytes must be positive, not %d", c.FlushBytes)
-	}
-	if c.FlushInterval <= 0 {
-		bad("flush interval must be positive, not %s", c.FlushInterval)
-	}
-	if c.Workers < 1 {
-		bad("workers must be at least 1, not %d", c.Workers)
-	}
-	if c.RequestTimeout <= 0 {
-		bad("request timeout must be positive, not %s", c.RequestTimeout)
-	}
-	if c.MaxRetries < 0 {
-		bad("max retries must not be negative, not %d", c.MaxRetries)
-	}
-	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
-		bad("backoff must be 0 < min (%s) <= max (%s)", c.BackoffMin, c.BackoffMax)
-	}
-	if c.Shards < 0 {
-		bad("shards must not be negative, not %d", c.Shards)
-	}
-	if c.Replicas < -1 {
-		bad("replicas must be -1 (Elasticsearch's default) or more, not %d", c.Replicas)
-	}
-
-	if c.Index == "" {
-		bad("no index name")
-	} else if p, err := strftime.Compile(c.Index); err != nil {
-		bad("index %q: %v", c.Index, err)
-	} else if err := validateIndex(p); err != nil {
-		bad("index %q: %v", c.Index, err)
-	} else {
-		out.index = p
-		out.templatePattern = templatePattern(p)
-	}
-
-	if c.Template && out.index != nil {
-		switch {
-		case out.index.Prefix() == "":
-			bad("index %q starts with a time code: its template would match every index; "+
-				"begin the name with a fixed prefix such as \"flows-\", or disable the template", c.Index)
-		default:
-			out.templateName = c.TemplateName
-			if out.templateName == "" {
-				out.templateName = defaultTemplateName(out.index.Prefix())
-			}
-			if err := validateName(out.templateName); err != nil {
-				bad("template name %q: %v", out.templateName, err)
-			}
+	if c.DeadLetterFile != "" {
+		// found now rather than when the first rejected document needs it:
+		// the directory exists, or Start can make it under an existing one
+		if err := creatableDir(filepath.Dir(c.DeadLetterFile)); err != nil {
+			bad("dead_letter_file", "%s: %v", c.DeadLetterFile, err)
 		}
-		var body []byte
+	}
+	if c.SpoolDir != "" {
+		if err := creatableDir(c.SpoolDir); err != nil {
+			bad("spool_dir", "%s: %v", c.SpoolDir, err)
+		}
+	}
+	if index != nil {
+		out.templatePattern = templatePattern(index)
+	}
+	if c.Template && index != nil && index.Prefix() != "" {
+		out.templateName = c.templateName(index)
 		if c.IndexBodyFile != "" {
-			if c.Shards != 0 || c.Replicas != -1 || c.RefreshInterval != "" {
-				bad("shards, replicas and refresh interval cannot be combined with an index body file: set them in %s", c.IndexBodyFile)
-			}
 			data, err := os.ReadFile(c.IndexBodyFile)
 			if err != nil {
-				bad("index body file: %v", err)
-			} else if body, err = indexBodyTemplate(data, out.templatePattern, c.TemplatePriority); err != nil {
-				bad("index body file %s: %v", c.IndexBodyFile, err)
+				bad("index_body_file", "%v", err)
+			} else if out.template, err = indexBodyTemplate(data, out.templatePattern, c.TemplatePriority); err != nil {
+				bad("index_body_file", "%s: %v", c.IndexBodyFile, err)
 			}
 		} else {
-			body = buildTemplate(templateOptions{
+			out.template = buildTemplate(templateOptions{
 				pattern:         out.templatePattern,
 				priority:        c.TemplatePriority,
 				shards:          c.Shards,
@@ -279,14 +362,49 @@ func (c *Configuration) validate() (*compiled, error) {
 				refreshInterval: c.RefreshInterval,
 			})
 		}
-		out.template = body
-	} else if c.IndexBodyFile != "" {
-		bad("an index body file needs the template enabled")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// readSecret is a secret given as is, in a file (NAME_file) or in an
+// environment variable (NAME_env).
+func readSecret(name, value, file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", setting.Key(name+"_file", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", setting.Errorf(name+"_env", "%s is not set", env)
+		}
+		return v, nil
+	}
+	return value, nil
+}
+
+// creatableDir reports an error unless dir is a directory or can be made inside
+// the nearest directory above it that exists.
+func creatableDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		switch {
+		case err == nil && st.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a directory", d)
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		case filepath.Dir(d) == d:
+			return fmt.Errorf("no directory above %s exists", dir)
+		}
+	}
 }
 
 // defaultTemplateName is "flowdex-" and the index prefix without its trailing

@@ -88,7 +88,7 @@ func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time
 	}
 	it.ixOff = int32(len(dst) - base)
 	dst = append(dst, '"')
-	dst = s.c.index.Render(dst, t.In(s.cfg.IndexLocation))
+	dst = s.c.index.Render(dst, t.In(s.cfg.IndexLocation.Get()))
 	dst = append(dst, '"')
 	it.ixLen = int32(len(dst)-base) - it.ixOff
 	if id != "" {

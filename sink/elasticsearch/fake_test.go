@@ -361,7 +361,7 @@ func TestFakeGiveUp(t *testing.T) {
 			}
 			for i, r := range recs {
 				if r.Status != tt.status || r.Error.Type != tt.errType || r.ID != "id-"+strconv.Itoa(i) ||
-					r.Index != "flows-2024.01.01" || r.Document["@timestamp"] != "2024-01-01T00:00:00.000Z" {
+					r.Index != "flowdex-2024.01.01" || r.Document["@timestamp"] != "2024-01-01T00:00:00.000Z" {
 					t.Errorf("dead letter %d: %+v", i, r)
 				}
 			}

@@ -129,9 +129,6 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 		logger = slog.Default()
 	}
 	cfg.URLs = append([]string(nil), cfg.URLs...)
-	if cfg.IndexLocation == nil {
-		cfg.IndexLocation = time.UTC
-	}
 	c, err := cfg.validate()
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)

@@ -100,24 +100,29 @@ func TestConfigurationErrors(t *testing.T) {
 		want string
 	}{
 		{"default", func(*Configuration) {}, ""},
-		{"no url", func(c *Configuration) { c.URLs = nil }, "no Elasticsearch URL"},
+		{"no url", func(c *Configuration) { c.URLs = nil }, "urls: no URL"},
 		{"bad scheme", func(c *Configuration) { c.URLs = []string{"ftp://x"} }, "scheme must be http or https"},
 		{"no host", func(c *Configuration) { c.URLs = []string{"http://"} }, "no host"},
 		{"no index", func(c *Configuration) { c.Index = "" }, "no index name"},
-		{"unknown code", func(c *Configuration) { c.Index = "flows-%Q" }, `index "flows-%Q": unknown strftime code %Q`},
+		{"unknown code", func(c *Configuration) { c.Index = "flows-%Q" }, `index: "flows-%Q": unknown strftime code %Q`},
 		{"uppercase", func(c *Configuration) { c.Index = "flows-%b" }, "must be lowercase"},
 		{"code first", func(c *Configuration) { c.Index = "%Y-flows" }, "starts with a time code"},
 		{"code first, no template", func(c *Configuration) { c.Index = "%Y-flows"; c.Template = false }, ""},
-		{"bad template name", func(c *Configuration) { c.TemplateName = "Flows" }, `template name "Flows": must be lowercase`},
-		{"workers", func(c *Configuration) { c.Workers = 0 }, "workers must be at least 1"},
-		{"flush bytes", func(c *Configuration) { c.FlushBytes = 0 }, "flush bytes must be positive"},
+		{"bad template name", func(c *Configuration) { c.TemplateName = "Flows" }, `template_name: "Flows": must be lowercase`},
+		{"workers", func(c *Configuration) { c.Workers = 0 }, "workers: 0: expected 1 or more"},
+		{"flush bytes", func(c *Configuration) { c.FlushBytes = 0 }, "flush_bytes: 0: expected a positive size"},
 		{"flush docs unlimited", func(c *Configuration) { c.FlushDocs = -1 }, ""},
-		{"interval", func(c *Configuration) { c.FlushInterval = 0 }, "flush interval must be positive"},
-		{"retries", func(c *Configuration) { c.MaxRetries = -1 }, "max retries must not be negative"},
-		{"backoff", func(c *Configuration) { c.BackoffMax = c.BackoffMin / 2 }, "backoff must be"},
-		{"replicas", func(c *Configuration) { c.Replicas = -2 }, "replicas must be -1"},
-		{"password only", func(c *Configuration) { c.Password = "x" }, "a password without a username"},
-		{"body file missing", func(c *Configuration) { c.IndexBodyFile = "testdata/nonexistent.json" }, "index body file: open testdata/nonexistent.json"},
+		{"interval", func(c *Configuration) { c.FlushInterval = 0 }, "flush_interval: 0s: expected a positive duration"},
+		{"retries", func(c *Configuration) { c.MaxRetries = -1 }, "max_retries: -1: expected 0 or more"},
+		{"backoff", func(c *Configuration) { c.BackoffMax = c.BackoffMin / 2 }, "backoff: must be"},
+		{"replicas", func(c *Configuration) { c.Replicas = -2 }, "replicas: -2: expected -1"},
+		{"password only", func(c *Configuration) { c.Password = "x" }, "password: a password without a username"},
+		{"no scheme", func(c *Configuration) { c.URLs = []string{"127.0.0.1:9200"} }, `urls: "127.0.0.1:9200" has no scheme`},
+		{"two passwords", func(c *Configuration) { c.Username, c.Password, c.PasswordEnv = "u", "x", "P" }, "give one of password, password_file and password_env"},
+		{"api key and user", func(c *Configuration) { c.Username, c.APIKey = "u", "k" }, "an API key and a username/password"},
+		{"password env unset", func(c *Configuration) { c.Username, c.PasswordEnv = "u", "FLOWDEX_TEST_NO_SUCH_VARIABLE" }, "password_env: FLOWDEX_TEST_NO_SUCH_VARIABLE is not set"},
+		{"dead letter under a file", func(c *Configuration) { c.DeadLetterFile = "strftime_test.go/dead.ndjson" }, "dead_letter_file: strftime_test.go/dead.ndjson: strftime_test.go is not a directory"},
+		{"body file missing", func(c *Configuration) { c.IndexBodyFile = "testdata/nonexistent.json" }, "index_body_file: open testdata/nonexistent.json"},
 		{"body file and shards", func(c *Configuration) {
 			c.IndexBodyFile = "testdata/p2es-new-index-template.json"
 			c.Shards = 2
@@ -125,7 +130,7 @@ func TestConfigurationErrors(t *testing.T) {
 		{"body file without template", func(c *Configuration) {
 			c.IndexBodyFile = "testdata/p2es-new-index-template.json"
 			c.Template = false
-		}, "needs the template enabled"},
+		}, "needs the template (expected template = true)"},
 		{"ES 6 body", func(c *Configuration) { c.IndexBodyFile = "testdata/p2es-new-index-template-ES-6.x.json" }, "Elasticsearch 5 or 6"},
 	}
 	for _, tt := range tests {

@@ -17,8 +17,8 @@ func TestTemplateGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.TemplateName() != "flowdex-flows" || s.TemplatePattern() != "flows-*" {
-		t.Errorf("template %q for %q, want flowdex-flows for flows-*", s.TemplateName(), s.TemplatePattern())
+	if s.TemplateName() != "flowdex" || s.TemplatePattern() != "flowdex-*" {
+		t.Errorf("template %q for %q, want flowdex for flowdex-*", s.TemplateName(), s.TemplatePattern())
 	}
 	got := s.c.template
 	const golden = "testdata/template.json"

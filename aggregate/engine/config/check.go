@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,42 +175,13 @@ func (l *loader) checkReceive(path []string, r *Receive) {
 	}
 }
 
-// checkElasticsearch checks an elasticsearch output's keys.
+// checkElasticsearch checks an elasticsearch output: the sink's own rules,
+// then its retention against its index.
 func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []string) {
-	count := func(vs ...string) int {
-		n := 0
-		for _, v := range vs {
-			if v != "" {
-				n++
-			}
-		}
-		return n
+	for _, err := range unjoin(o.Configuration.Validate()) {
+		l.failErr(err, path("")[:2]...)
 	}
-	for _, u := range o.URLs {
-		if err := checkURL(u); err != nil {
-			l.fail(path("urls"), "%v", err)
-		}
-	}
-	if len(o.URLs) == 0 {
-		l.fail(path("urls"), "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
-	}
-	passwords, keys := count(o.Password, o.PasswordFile, o.PasswordEnv), count(o.APIKey, o.APIKeyFile, o.APIKeyEnv)
-	if passwords > 1 {
-		l.fail(path("password"), "give one of password, password_file and password_env")
-	}
-	switch {
-	case keys > 1:
-		l.fail(path("api_key"), "give one of api_key, api_key_file and api_key_env")
-	case keys > 0 && (passwords > 0 || o.Username != ""):
-		l.fail(path("api_key"), "an API key and a username/password: give one way to authenticate")
-	}
-	if o.FlushDocs < -1 {
-		l.fail(path("flush_docs"), "%d is not a document count (expected -1 for no limit, or more)", o.FlushDocs)
-	}
-	if o.FlushBytes < 0 || o.Workers < 0 || o.MaxRetries < 0 {
-		l.fail(path("flush_bytes"), "flush_bytes, workers and max_retries cannot be negative")
-	}
-	r := o.Retention.Duration
+	r := o.MaxAge.Duration
 	switch {
 	case r == 0:
 		if l.md.IsDefined(path("retention_interval")...) {
@@ -220,30 +190,12 @@ func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []
 		return
 	case r < time.Hour:
 		l.fail(path("retention"), "%v is too short (expected 1h or more, e.g. \"30d\")", r)
-	case o.RetentionInterval.Duration < time.Minute:
-		l.fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.RetentionInterval.Duration)
+	case o.Interval.Duration < time.Minute:
+		l.fail(path("retention_interval"), "%v is too short (expected 1m or more; default 1h)", o.Interval.Duration)
 	}
 	if err := retention.Check(o.Index); err != nil {
 		l.fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
 	}
-}
-
-// checkURL says what is wrong with an Elasticsearch node's URL.
-func checkURL(s string) error {
-	shown := redactURL(s)
-	if !strings.Contains(s, "://") {
-		return fmt.Errorf("%q has no scheme (expected http:// or https:// before the host, e.g. %q)", shown, "http://"+shown)
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URL (expected e.g. \"http://127.0.0.1:9200\")", shown)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q: the scheme must be http or https", shown)
-	case u.Host == "":
-		return fmt.Errorf("%q has no host (expected e.g. \"http://127.0.0.1:9200\")", shown)
-	}
-	return nil
 }
 
 // ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d

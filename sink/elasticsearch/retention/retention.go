@@ -21,25 +21,27 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
 )
 
-// Configuration says how long the indices of a sink's pattern are kept.
+// Configuration says how long the indices of a sink's pattern are kept,
+// with the keys of the sink's [output.NAME] table.
 type Configuration struct {
 	// MaxAge: an index is deleted once the whole period its name covers (a
-	// day for "flows-%Y.%m.%d") ended longer than MaxAge ago.
-	MaxAge time.Duration
+	// day for "flows-%Y.%m.%d") ended longer than MaxAge ago; 0: never.
+	MaxAge setting.Duration `toml:"retention,omitzero"`
 	// Interval between two runs of Start's loop.
-	Interval time.Duration
+	Interval setting.Duration `toml:"retention_interval"`
 	// Delay before the first run after Start: the daemon's start is busy enough.
-	Delay time.Duration
+	Delay time.Duration `toml:"-"`
 }
 
 // DefaultConfiguration has no MaxAge (which must be set): runs every hour,
 // the first a minute after Start.
 func DefaultConfiguration() Configuration {
-	return Configuration{Interval: time.Hour, Delay: time.Minute}
+	return Configuration{Interval: setting.Duration{Duration: time.Hour}, Delay: time.Minute}
 }
 
 // Stats counts what retention did since New.
@@ -92,22 +94,19 @@ func New(cfg elasticsearch.Configuration, rc Configuration, logger *slog.Logger)
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if cfg.IndexLocation == nil {
-		cfg.IndexLocation = time.UTC
-	}
 	client, err := elasticsearch.NewClient(cfg, 2)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case rc.MaxAge <= 0:
+	case rc.MaxAge.Duration <= 0:
 		return nil, fmt.Errorf("elasticsearch: retention must be positive, not %s", rc.MaxAge)
-	case rc.Interval <= 0:
+	case rc.Interval.Duration <= 0:
 		return nil, fmt.Errorf("elasticsearch: retention interval must be positive, not %s", rc.Interval)
 	case rc.Delay < 0:
 		return nil, fmt.Errorf("elasticsearch: retention delay must not be negative, not %s", rc.Delay)
 	}
-	m, err := newIndexMatcher(cfg.Index, cfg.IndexLocation)
+	m, err := newIndexMatcher(cfg.Index, cfg.IndexLocation.Get())
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: retention: index %q: %w", cfg.Index, err)
 	}
@@ -135,7 +134,7 @@ func (r *Retention) Run(ctx context.Context, dryRun bool) (Report, error) {
 }
 
 func (r *Retention) run(ctx context.Context, dryRun bool) (Report, error) {
-	rep := Report{Cutoff: r.now().Add(-r.rc.MaxAge)}
+	rep := Report{Cutoff: r.now().Add(-r.rc.MaxAge.Duration)}
 	names, err := r.list(ctx)
 	if err != nil {
 		return rep, err
@@ -265,7 +264,7 @@ func (r *Retention) loop(ctx context.Context) {
 		default:
 			r.logger.Debug("elasticsearch: retention found nothing to delete", "index", r.cfg.Index, "kept", rep.Kept)
 		}
-		t.Reset(r.rc.Interval)
+		t.Reset(r.rc.Interval.Duration)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
@@ -248,7 +249,7 @@ func testRealRetention(t *testing.T, url string) {
 	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m.%d"
-	r, err := New(cfg, Configuration{MaxAge: 30 * 24 * time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: dur(30 * 24 * time.Hour), Interval: dur(time.Hour)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestRealRetentionMonthly(t *testing.T) {
 	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m"
-	r, err := New(cfg, Configuration{MaxAge: 60 * 24 * time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: dur(60 * 24 * time.Hour), Interval: dur(time.Hour)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +336,7 @@ func TestRealRetentionStart(t *testing.T) {
 	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{url}
 	cfg.Index = prefix + "-%Y.%m.%d"
-	r, err := New(cfg, Configuration{MaxAge: 24 * time.Hour, Interval: 100 * time.Millisecond, Delay: 10 * time.Millisecond}, nil)
+	r, err := New(cfg, Configuration{MaxAge: dur(24 * time.Hour), Interval: dur(100 * time.Millisecond), Delay: 10 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +371,7 @@ func TestRetentionErrors(t *testing.T) {
 	cfg := elasticsearch.DefaultConfiguration()
 	cfg.URLs = []string{"http://127.0.0.1:1"}
 	cfg.Index = "flows-%Y.%m.%d"
-	r, err := New(cfg, Configuration{MaxAge: time.Hour, Interval: time.Hour}, nil)
+	r, err := New(cfg, Configuration{MaxAge: dur(time.Hour), Interval: dur(time.Hour)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +396,7 @@ func TestRetentionErrors(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg.URLs = []string{srv.URL}
-	r, err = New(cfg, Configuration{MaxAge: time.Hour, Interval: time.Hour}, nil)
+	r, err = New(cfg, Configuration{MaxAge: dur(time.Hour), Interval: dur(time.Hour)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +445,7 @@ func TestRealRetentionSecure(t *testing.T) {
 	cfg.URLs = []string{url}
 	cfg.Username, cfg.Password, cfg.CACert = user, password, ca
 	cfg.Index = prefix + "-%Y.%m.%d"
-	rc := Configuration{MaxAge: 24 * time.Hour, Interval: time.Hour}
+	rc := Configuration{MaxAge: dur(24 * time.Hour), Interval: dur(time.Hour)}
 	r, err := New(cfg, rc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -468,3 +469,6 @@ func TestRealRetentionSecure(t *testing.T) {
 		t.Fatalf("a wrong key: %v", err)
 	}
 }
+
+// dur is a duration as a configuration gives it.
+func dur(d time.Duration) setting.Duration { return setting.Duration{Duration: d} }
