@@ -50,8 +50,9 @@ type Engine struct {
 	flowPipelines []*flowPipeline // the pipelines that aggregate flows
 	flowInputs    []*flowInput
 
-	counters counters
-	web      *httpServer // nil without [http]
+	counters   counters
+	read, size atomic.Int64 // bytes read of the files read once, and their size (Progress)
+	web        *httpServer  // nil without [http]
 
 	// readiness (/readyz): inputs receiving, none failed, not stopping
 	running                 atomic.Pointer[context.Context]
@@ -60,6 +61,7 @@ type Engine struct {
 
 // counters of what the inputs read.
 type counters struct {
+	read                                           atomic.Uint64 // pmacct records read
 	lines, records, markers, badLines, writeErrors atomic.Uint64
 	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
 }
@@ -159,7 +161,7 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 			}
 			fps = append(fps, fp)
 		}
-		fi, err := newFlowInput(fin, fps, e.logger)
+		fi, err := newFlowInput(fin, fps, e.openCounted, e.logger)
 		if err != nil {
 			failed(err, "input#"+strconv.Itoa(i))
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -221,6 +222,7 @@ type flowInput struct {
 	sflow     *sflow.Decoder   // nil but for sFlow
 	listener  atomic.Pointer[datagram.Listener]
 	capt      atomic.Pointer[pcap.Capture]
+	open      func(path string) (io.ReadCloser, error) // a replay's capture, counted for Progress
 	logger    *slog.Logger
 
 	allow []setting.Prefix // exporters accepted; nil: any
@@ -236,9 +238,9 @@ type flowInput struct {
 
 // newFlowInput makes flow input in; an error is a setting.KeyError naming
 // the key at fault.
-func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, logger *slog.Logger) (*flowInput, error) {
+func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(string) (io.ReadCloser, error), logger *slog.Logger) (*flowInput, error) {
 	name := in.Common().Name
-	fi := &flowInput{cfg: in, name: name, pipelines: pipelines, logger: logger.With("input", name)}
+	fi := &flowInput{cfg: in, name: name, pipelines: pipelines, open: open, logger: logger.With("input", name)}
 	fi.rejectedLog.Every = time.Second
 	fi.emitters.New = func() any {
 		e := &countingEmitter{fi: fi}
@@ -333,8 +335,16 @@ func (fi *flowInput) run(ctx context.Context) error {
 		in = &c.Receive
 	}
 	if in.Replay != "" {
+		f, err := fi.open(in.Replay)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		defer f.Close()
 		fi.bound.Store(true)
-		st, err := datagram.Replay(ctx, in.Replay, in.ReplaySpeed, fi.handle)
+		st, err := datagram.ReplayReader(ctx, f, in.ReplaySpeed, fi.handle)
+		if err != nil {
+			err = fmt.Errorf("replay %s: %w", in.Replay, err)
+		}
 		fi.logger.Info("replay finished", "file", in.Replay, "packets", st.Packets, "datagrams", fi.datagrams.Load(),
 			"malformed", fi.malformed.Load(), "rejected_exporters", fi.rejected.Load(), "skipped", st.Skipped())
 		fi.logDecoderStats()

@@ -88,14 +88,13 @@ func (e *Engine) openInput(ctx context.Context, in *config.PmacctInput) (*pmacct
 		return pmacct.NewReader(interruptible(ctx, e.opts.Stdin), opts, "stdin", e.logger), origin, func() {}, nil
 	}
 	path := in.File
-	fh, err := os.Open(path)
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
 	}
-	st, err := fh.Stat()
+	fh, err := e.openCounted(path)
 	if err != nil {
-		fh.Close()
-		return nil, "", nil, err
+		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
 	}
 	abs, _ := filepath.Abs(path)
 	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice

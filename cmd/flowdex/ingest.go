@@ -69,6 +69,7 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	stderr = stderrFor(stderr)
 	e, ctx, finish, status := startEngine(cfg, stdin, stdout, stderr)
 	if e == nil {
 		if status == exitStartup && in.File == "-" {
@@ -78,7 +79,9 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status
 	}
 	defer finish()
+	progressDone := showProgress(e, stderr)
 	outputs, consumeErr := e.Ingest(ctx)
+	progressDone()
 	reports, stopErr := e.Stop()
 	c := e.Counters()
 

@@ -34,6 +34,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage
 	}
+	stderr = stderrFor(stderr)
 	e, ctx, finish, status := startEngine(cfg, stdin, stdout, stderr)
 	if e == nil {
 		return status
@@ -51,7 +52,12 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}()
 	logger := e.Logger()
 	logger.Info("flowdex started", "version", versionString(), "config", cfg.File, "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs))
+	progressDone := func() {}
+	if e.Progress().Finite { // a file or a capture read once: how far it has got
+		progressDone = showProgress(e, stderr)
+	}
 	runErr := e.Run(ctx)
+	progressDone()
 	logger.Info("flushing outputs")
 	reports, stopErr := e.Stop()
 	for name, r := range reports {
