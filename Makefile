@@ -13,7 +13,7 @@ BIN := bin/flowdex
 # systemd-analyze verifies the shipped unit, chromium runs the web view's test.
 DEBIAN_PACKAGES := pmacct softflowd faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
-.PHONY: all build run test test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
+.PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
 
 all: build
 
@@ -27,7 +27,8 @@ run: build es-start
 	$(BIN) run -c configs/quickstart.toml
 
 # Install everything, start Elasticsearch 8, 9 and 8 with security (basic
-# authentication, see es.sh), run every test, stop them.
+# authentication, see es.sh), run every test with the race detector (the
+# fuzz targets on their seed corpora), stop them.
 test: deps
 	$(ES) start 8 >/dev/null
 	$(ES) start 9 >/dev/null
@@ -36,9 +37,16 @@ test: deps
 	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
 	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_TEST_ES_SECURE_CA=$$($(ES) ca 8s) FLOWDEX_REQUIRE_ES=1 \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
-	[ $$status -ne 0 ] || $(MAKE) --no-print-directory fuzz FUZZTIME=3s || status=$$?; \
 	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
+
+# The quick suite, for development: formatting, vet and every test that needs
+# no Elasticsearch (those skip), without the race detector; the goldens
+# against pmacct run when its programs are installed (make deps).
+quick:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+	FLOWDEX_TEST_NO_ES=1 $(GO) test -count=1 ./...
 
 # The goldens against pmacct's C programs with their clocks shifted by
 # libfaketime (cmd/flowdex/clock_test.go): no golden may depend on the date.
@@ -80,8 +88,8 @@ vet:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-# Each fuzz target for a short while (FUZZTIME=10m for a long run); make test
-# runs them for 3 s each after the tests.
+# Each fuzz target for a while (FUZZTIME=10m for a long run); make test runs
+# their seed corpora only, as tests.
 FUZZTIME ?= 30s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

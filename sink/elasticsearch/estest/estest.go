@@ -22,8 +22,9 @@
 // names, besides the system's; SecureCA returns that file's path, for the
 // code under test. APIKey makes an API key on it.
 //
-// When no server can be had the test is skipped, or fails when CI=true or
-// FLOWDEX_REQUIRE_ES=1. A URL given in the environment that does not answer
+// FLOWDEX_TEST_NO_ES=1 skips the tests that need a server without looking
+// for one (make quick). When no server can be had the test is skipped, or
+// fails when CI=true or FLOWDEX_REQUIRE_ES=1. A URL given in the environment that does not answer
 // always fails the test: someone asked for that server.
 //
 // The helpers (Index's cleanup, Docs, Count, Refresh, Search, Version) send
@@ -229,6 +230,9 @@ func Secure(t testing.TB) (url, user, password string) {
 
 func (s *server) get(t testing.TB) string {
 	t.Helper()
+	if os.Getenv("FLOWDEX_TEST_NO_ES") == "1" && !required() {
+		t.Skipf("estest: FLOWDEX_TEST_NO_ES=1: no %s (the quick suite)", s)
+	}
 	s.mu.Lock()
 	if !s.done {
 		s.url, s.must, s.err = s.find()
