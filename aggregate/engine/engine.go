@@ -177,8 +177,8 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 // pipelinePath is the path of [[pipeline]] number i, for errors.
 func pipelinePath(i int) []string { return []string{"pipeline#" + strconv.Itoa(i)} }
 
-// Start starts the outputs and binds the HTTP port (served by Run), so that
-// an unreachable Elasticsearch or a port in use fails the start.
+// Start starts the outputs, so that an unreachable Elasticsearch fails
+// the start.
 func (e *Engine) Start(ctx context.Context) error {
 	for i, o := range e.outputs {
 		if err := o.Start(ctx); err != nil {
@@ -188,22 +188,27 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("output %q: %w", o.name, err)
 		}
 	}
-	if e.cfg.HTTP.Listen != "" {
-		web, err := newHTTPServer(e.cfg.HTTP.Listen, e, e.logger)
-		if err != nil {
-			for _, o := range e.outputs {
-				_ = o.Stop(ctx)
-			}
-			return err
-		}
-		e.web = web
-	}
 	e.logEnrichment("enrichment loaded")
 	return nil
 }
 
+// Listen binds the HTTP port of [http] (none: nothing), served by Run from
+// its start: the daemon's, not a one-shot ingest's, whose configuration may
+// be the daemon's own while the daemon holds the port.
+func (e *Engine) Listen() error {
+	if e.cfg.HTTP.Listen == "" || e.web != nil {
+		return nil
+	}
+	web, err := newHTTPServer(e.cfg.HTTP.Listen, e, e.logger)
+	if err != nil {
+		return err
+	}
+	e.web = web
+	return nil
+}
+
 // HTTPAddr is the address the HTTP endpoints are served on, "" without
-// [http]; valid after Start (with the port chosen when the configuration
+// [http]; valid after Listen (with the port chosen when the configuration
 // gave 0).
 func (e *Engine) HTTPAddr() string {
 	if e.web == nil {

@@ -57,6 +57,9 @@ func startEngine(t *testing.T, conf string, stdin io.Reader) *testEngine {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.Listen(); err != nil {
+		t.Fatal(err)
+	}
 	return &testEngine{Engine: e, log: log}
 }
 

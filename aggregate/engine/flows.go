@@ -225,7 +225,7 @@ type flowInput struct {
 	open      func(path string) (io.ReadCloser, error) // a replay's capture, counted for Progress
 	logger    *slog.Logger
 
-	allow []setting.Prefix // exporters accepted; nil: any
+	allow []setting.Prefix // exporters accepted; none: any (exporters = [] too)
 
 	bound atomic.Bool // receiving: socket bound, capture open, replay begun
 	// exporters keeps each exporter's counters and, for NetFlow, the
@@ -282,7 +282,7 @@ func (fi *flowInput) emit(r *flow.Record) {
 // handle decodes one datagram. A malformed one is counted and logged with its
 // exporter, at most once a second per exporter.
 func (fi *flowInput) handle(d *datagram.Datagram) {
-	if fi.allow != nil && !fi.allowed(d.Source.Addr()) {
+	if len(fi.allow) > 0 && !fi.allowed(d.Source.Addr()) {
 		// before any decoding: a stranger can neither cost CPU nor add an
 		// exporter to the template store, and it is counted per input, not
 		// in the exporter table (a spoofed flood must not take the slots of

@@ -28,6 +28,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		d.Duration = time.Duration(days) * 24 * time.Hour
 		return nil
 	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil && s != "0" {
+		return fmt.Errorf("duration %q has no unit (expected e.g. \"%ss\", \"%sm\" or \"%sd\")", s, s, s, s)
+	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < 0 {
 		return fmt.Errorf("invalid duration %q (expected e.g. \"30s\", \"5m\", \"1h\" or \"30d\")", s)

@@ -31,6 +31,12 @@ func TestDuration(t *testing.T) {
 			t.Errorf("%q accepted as %v", bad, d.Duration)
 		}
 	}
+	// TOML's 5 reaches UnmarshalText as "5": the unit is what is missing
+	var d Duration
+	want := `duration "5" has no unit (expected e.g. "5s", "5m" or "5d")`
+	if err := d.UnmarshalText([]byte("5")); err == nil || err.Error() != want {
+		t.Errorf("5: %v, want %s", err, want)
+	}
 }
 
 func TestPrefix(t *testing.T) {

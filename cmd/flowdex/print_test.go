@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,4 +112,32 @@ file = "out.json"
 		return lines == 3 && bad == 1
 	})
 	terminate(t, cmd, stderr)
+}
+
+// ingest serves no HTTP: with the daemon's configuration, whose [http] port
+// the running daemon holds, it reads and writes as usual.
+func TestIngestLeavesHTTPPortAlone(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	dir := t.TempDir()
+	writeFile(t, dir, "in.json", `{"event_type": "purge", "ip_src": "192.0.2.1", "packets": 1, "bytes": 40}`+"\n")
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+[[input]]
+type = "pmacct"
+file = "in.json"
+[output.print]
+type = "print"
+file = "out.json"
+`, held.Addr().String()))
+	if code, stdout, stderr := runCLI(t, "", "ingest", "-c", conf); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if lines, _ := readLines(filepath.Join(dir, "out.json")); len(lines) != 1 {
+		t.Errorf("%d records written, want 1", len(lines))
+	}
 }

@@ -40,6 +40,11 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status
 	}
 	defer finish()
+	if err := e.Listen(); err != nil { // a port in use fails the start
+		fmt.Fprintln(stderr, "flowdex:", err)
+		_, _ = e.Stop()
+		return exitStartup
+	}
 	go func() {
 		for {
 			select {

@@ -95,7 +95,7 @@ func BenchmarkWrite(b *testing.B) {
 		b.Run("workers="+string(rune('0'+workers)), func(b *testing.B) {
 			cfg := DefaultConfiguration()
 			cfg.Workers = workers
-			cfg.FlushInterval = time.Hour
+			cfg.FlushInterval.Duration = time.Hour
 			s := benchSink(b, cfg)
 			if err := s.Start(context.Background()); err != nil {
 				b.Fatal(err)

@@ -130,7 +130,7 @@ func retryableRequest(err error, status int) bool {
 
 // bulk sends the batch and reads the answer.
 func (s *Sink) bulk(w *worker, b *batch) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 	defer func(start time.Time) { s.latency.observe(time.Since(start)) }(time.Now())
 	w.reader.Reset(b.buf)

@@ -78,11 +78,11 @@ type Configuration struct {
 	// (a larger single document is sent alone).
 	FlushBytes int `toml:"flush_bytes"`
 	// FlushInterval sends what is buffered at least this often.
-	FlushInterval time.Duration `toml:"flush_interval"`
+	FlushInterval setting.Duration `toml:"flush_interval"`
 	// Workers is the number of bulk requests in flight at once.
 	Workers int `toml:"workers"`
 	// RequestTimeout bounds one bulk request; a request that times out is retried.
-	RequestTimeout time.Duration `toml:"request_timeout"`
+	RequestTimeout setting.Duration `toml:"request_timeout"`
 
 	// MaxRetries is how many times a failed bulk request, or a document
 	// Elasticsearch refused for overload (429, 5xx), is sent again.
@@ -121,9 +121,9 @@ func DefaultConfiguration() Configuration {
 		Replicas:       -1,
 		FlushDocs:      5000,
 		FlushBytes:     5 << 20,
-		FlushInterval:  5 * time.Second,
+		FlushInterval:  setting.Duration{Duration: 5 * time.Second},
 		Workers:        2,
-		RequestTimeout: time.Minute,
+		RequestTimeout: setting.Duration{Duration: time.Minute},
 		MaxRetries:     10,
 		BackoffMin:     100 * time.Millisecond,
 		BackoffMax:     10 * time.Second,
@@ -157,7 +157,7 @@ func (c Configuration) LogValue() slog.Value {
 		slog.String("index_body_file", c.IndexBodyFile),
 		slog.Int("flush_docs", c.FlushDocs),
 		slog.Int("flush_bytes", c.FlushBytes),
-		slog.Duration("flush_interval", c.FlushInterval),
+		slog.Duration("flush_interval", c.FlushInterval.Duration),
 		slog.Int("workers", c.Workers),
 		slog.Int("max_retries", c.MaxRetries),
 		slog.String("dead_letter_file", c.DeadLetterFile),
@@ -244,13 +244,13 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	if c.FlushBytes <= 0 {
 		bad("flush_bytes", "%d: expected a positive size, e.g. 5242880", c.FlushBytes)
 	}
-	if c.FlushInterval <= 0 {
+	if c.FlushInterval.Duration <= 0 {
 		bad("flush_interval", "%s: expected a positive duration, e.g. \"5s\"", c.FlushInterval)
 	}
 	if c.Workers < 1 {
 		bad("workers", "%d: expected 1 or more", c.Workers)
 	}
-	if c.RequestTimeout <= 0 {
+	if c.RequestTimeout.Duration <= 0 {
 		bad("request_timeout", "%s: expected a positive duration, e.g. \"1m\"", c.RequestTimeout)
 	}
 	if c.MaxRetries < 0 {

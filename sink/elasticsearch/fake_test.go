@@ -474,7 +474,7 @@ func TestFakeBackpressure(t *testing.T) {
 func TestFakeFlushTriggers(t *testing.T) {
 	f, srv := newFakeES(t, nil)
 	cfg := fakeConfig(srv.URL)
-	cfg.FlushDocs, cfg.FlushBytes, cfg.FlushInterval = 4, 1200, 50*time.Millisecond
+	cfg.FlushDocs, cfg.FlushBytes, cfg.FlushInterval.Duration = 4, 1200, 50*time.Millisecond
 	s, _ := startSink(t, cfg)
 	var doc document.Document
 	pmacctDoc(&doc, 0)

@@ -65,7 +65,7 @@ func (s *Searcher) Pattern() string { return s.pattern }
 // Search posts body to _search over Pattern (no index yet is no error) and
 // returns Elasticsearch's status and answer.
 func (s *Searcher) Search(ctx context.Context, body []byte) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 	allow, ignore := true, true
 	status, answer, err := do(ctx, s.client, esapi.SearchRequest{

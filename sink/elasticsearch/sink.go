@@ -260,7 +260,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 		urls[i] = redactURL(u)
 	}
 	where := strings.Join(urls, ", ")
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 
 	var version string
@@ -353,7 +353,7 @@ func parseVersion(v string) (major, minor int, ok bool) {
 }
 
 func (s *Sink) installTemplate(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 	status, body, err := s.do(ctx, esapi.IndicesPutIndexTemplateRequest{
 		Name: s.c.templateName,
@@ -477,7 +477,7 @@ func (s *Sink) flushLocked() {
 // tick sends what is buffered every FlushInterval.
 func (s *Sink) tick() {
 	defer s.ticker.Done()
-	t := time.NewTicker(s.cfg.FlushInterval)
+	t := time.NewTicker(s.cfg.FlushInterval.Duration)
 	defer t.Stop()
 	for {
 		select {

@@ -112,7 +112,7 @@ func TestConfigurationErrors(t *testing.T) {
 		{"workers", func(c *Configuration) { c.Workers = 0 }, "workers: 0: expected 1 or more"},
 		{"flush bytes", func(c *Configuration) { c.FlushBytes = 0 }, "flush_bytes: 0: expected a positive size"},
 		{"flush docs unlimited", func(c *Configuration) { c.FlushDocs = -1 }, ""},
-		{"interval", func(c *Configuration) { c.FlushInterval = 0 }, "flush_interval: 0s: expected a positive duration"},
+		{"interval", func(c *Configuration) { c.FlushInterval.Duration = 0 }, "flush_interval: 0s: expected a positive duration"},
 		{"retries", func(c *Configuration) { c.MaxRetries = -1 }, "max_retries: -1: expected 0 or more"},
 		{"backoff", func(c *Configuration) { c.BackoffMax = c.BackoffMin / 2 }, "backoff: must be"},
 		{"replicas", func(c *Configuration) { c.Replicas = -2 }, "replicas: -2: expected -1"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // Configuration of a file sink.
@@ -22,13 +23,13 @@ type Configuration struct {
 	Stdout io.Writer `toml:"-"`
 	// FlushInterval bounds how long a line waits in the buffer: people
 	// follow these files. Pipelines also call Flush at the end of each purge.
-	FlushInterval time.Duration `toml:"flush_interval"`
+	FlushInterval setting.Duration `toml:"flush_interval"`
 }
 
 // DefaultConfiguration writes to standard output, a second at most after a
 // line is written.
 func DefaultConfiguration() Configuration {
-	return Configuration{Path: "-", FlushInterval: time.Second}
+	return Configuration{Path: "-", FlushInterval: setting.Duration{Duration: time.Second}}
 }
 
 // Sink writes NDJSON. It is safe for concurrent use.
@@ -46,9 +47,17 @@ type Sink struct {
 	done chan struct{}
 }
 
+// Validate reports a setting New would replace, naming its key.
+func (cfg Configuration) Validate() error {
+	if cfg.FlushInterval.Duration <= 0 {
+		return setting.Errorf("flush_interval", "%v: expected a positive duration, e.g. \"1s\"", cfg.FlushInterval.Duration)
+	}
+	return nil
+}
+
 // New returns an inert sink; Start opens the file.
 func New(cfg Configuration) *Sink {
-	if cfg.FlushInterval <= 0 {
+	if cfg.FlushInterval.Duration <= 0 {
 		cfg.FlushInterval = DefaultConfiguration().FlushInterval
 	}
 	return &Sink{cfg: cfg}
@@ -76,7 +85,7 @@ func (s *Sink) Start(context.Context) error {
 // tick writes out, every FlushInterval, what was buffered meanwhile.
 func (s *Sink) tick() {
 	defer close(s.done)
-	t := time.NewTicker(s.cfg.FlushInterval)
+	t := time.NewTicker(s.cfg.FlushInterval.Duration)
 	defer t.Stop()
 	for {
 		select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 func TestWritesPmacctLines(t *testing.T) {
@@ -58,7 +59,7 @@ func TestStartFailsOnBadPath(t *testing.T) {
 func TestFlush(t *testing.T) {
 	for _, explicit := range []bool{false, true} {
 		path := filepath.Join(t.TempDir(), "out.json")
-		s := New(Configuration{Path: path, FlushInterval: 50 * time.Millisecond})
+		s := New(Configuration{Path: path, FlushInterval: setting.Duration{Duration: 50 * time.Millisecond}})
 		ctx := context.Background()
 		if err := s.Start(ctx); err != nil {
 			t.Fatal(err)

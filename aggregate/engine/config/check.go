@@ -60,9 +60,7 @@ func (l *loader) check() {
 				l.fail(path("file"), "outputs %q and %q both print to %q", other, name, o.Path)
 			}
 			printFiles[f] = name
-			if o.FlushInterval <= 0 {
-				l.fail(path("flush_interval"), "%v: expected a positive duration, e.g. \"1s\"", o.FlushInterval)
-			}
+			l.failErr(o.Configuration.Validate(), "output", name)
 		case *ElasticsearchOutput:
 			l.checkElasticsearch(o, path)
 		}

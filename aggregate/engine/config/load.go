@@ -308,7 +308,7 @@ func decodeError(name string, src []byte, err error) error {
 		if pe.Usage != "" {
 			msg += " (" + strings.TrimSpace(strings.SplitN(pe.Usage, "\n", 2)[0]) + ")"
 		}
-		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: withExpectation(msg)}
+		return &Error{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: msg}
 	}
 	// type mismatches come as plain errors: "toml: line N (last key "a.b"): ..."
 	if m := decodeErrorRE.FindStringSubmatch(err.Error()); m != nil {
@@ -317,18 +317,9 @@ func decodeError(name string, src []byte, err error) error {
 		if l, c := newTOMLLocator(src).find(strings.Split(m[2], ".")...); l == line {
 			col = c
 		}
-		return &Error{File: name, Line: line, Col: col, Msg: withExpectation(m[2] + ": " + m[3])}
+		return &Error{File: name, Line: line, Col: col, Msg: m[2] + ": " + m[3]}
 	}
 	return &Error{File: name, Msg: err.Error()}
-}
-
-// durationRE is the decoder's message for a time.Duration it cannot read.
-var durationRE = regexp.MustCompile(`invalid duration: ("[^"]*")$`)
-
-// withExpectation adds to a decoder's message what was expected, where it
-// does not say.
-func withExpectation(msg string) string {
-	return durationRE.ReplaceAllString(msg, `invalid duration $1 (expected e.g. "500ms", "5s", "1m" or "1h")`)
 }
 
 // fail records a mistake at a key of the file.

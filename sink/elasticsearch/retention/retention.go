@@ -182,7 +182,7 @@ func (r *Retention) run(ctx context.Context, dryRun bool) (Report, error) {
 // indices) are not listed; an alias resolves to the indices behind it, which
 // the pattern then judges by their own names.
 func (r *Retention) list(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout.Duration)
 	defer cancel()
 	status, body, err := r.client.Do(ctx, esapi.CatIndicesRequest{
 		Index:           []string{r.target},
@@ -214,7 +214,7 @@ func (r *Retention) list(ctx context.Context) ([]string, error) {
 }
 
 func (r *Retention) delete(ctx context.Context, names []string) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout.Duration)
 	defer cancel()
 	ignore := true // an index someone else deleted meanwhile is no failure
 	status, body, err := r.client.Do(ctx, esapi.IndicesDeleteRequest{Index: names, IgnoreUnavailable: &ignore})
