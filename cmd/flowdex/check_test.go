@@ -26,6 +26,21 @@ func TestCheckShippedConfigs(t *testing.T) {
 		if strings.Contains(stdout, "secret") {
 			t.Errorf("%s: a secret was printed", f)
 		}
+		// read back, the effective configuration is valid and the same
+		effective := filepath.Join(t.TempDir(), "effective.toml")
+		if err := os.WriteFile(effective, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, again, stderr := runCLI(t, "", "check", "-c", effective)
+		if code != 0 {
+			t.Errorf("%s: its effective configuration read back: exit %d\n%s", f, code, stderr)
+			continue
+		}
+		_, first, _ := strings.Cut(stdout, "\n")
+		_, second, _ := strings.Cut(again, "\n")
+		if first != second {
+			t.Errorf("%s: its effective configuration read back differs:\n%s\nthen:\n%s", f, first, second)
+		}
 	}
 }
 

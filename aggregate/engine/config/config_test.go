@@ -2,11 +2,14 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/transform"
 	"github.com/flowdex/flowdex/collector/pmacct"
 )
 
@@ -445,5 +448,41 @@ type = "print"
 	}
 	if b2.String() != got {
 		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", b2.String(), got)
+	}
+}
+
+// p2es reads a relative LookupTableFile from the working directory; the
+// effective configuration names it absolutely, so that it reads back from
+// any directory.
+func TestWriteEffectiveP2ESLookupFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "peers.json"), []byte(`{"65000": "transit", "*": "other"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	p, err := ParseP2ES("plugin.conf", []byte(`{"ES_IndexName": "flows", "Transformations": [{"Conditions": [{"peer_as_dst": "", "__op__": "!="}],
+		"Actions": [{"Type": "AddFieldLookup", "Name": "peer", "LookupFieldName": "peer_as_dst", "LookupTableFile": "peers.json"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := p.Config().WriteEffective(&b); err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(dir, "peers.json")
+	if !strings.Contains(b.String(), abs) {
+		t.Fatalf("the effective configuration does not name %s:\n%s", abs, b.String())
+	}
+	t.Chdir(t.TempDir())
+	c, err := Parse("effective.toml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("read back elsewhere: %v\n%s", err, b.String())
+	}
+	data, source, baseDir, err := c.Pipelines[0].TransformationsJSON(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transform.Parse(data, source, baseDir); err != nil {
+		t.Errorf("read back elsewhere, the transformations do not compile: %v", err)
 	}
 }

@@ -1,16 +1,22 @@
 package config
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/url"
+	"path/filepath"
 
 	"github.com/BurntSushi/toml"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // WriteEffective writes the configuration as run uses it, in TOML: every
 // default in place, each input and output with the keys of its type only, a
-// p2es file's transformations inline, passwords and API keys hidden. Read
-// back, it is the same configuration.
+// p2es file's transformations inline (a relative LookupTableFile made
+// absolute: p2es reads it from the working directory, the TOML from its own),
+// passwords and API keys hidden. Read back from any directory, it is the same
+// configuration, the secrets aside.
 func (c *Config) WriteEffective(w io.Writer) error {
 	doc := struct {
 		Log      Log               `toml:"log"`
@@ -23,8 +29,8 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		doc.HTTP = &c.HTTP
 	}
 	for _, p := range c.Pipelines {
-		if data, _, _, _ := p.TransformationsJSON(c); data != nil && p.Transformations == "" {
-			p.Transformations = string(data)
+		if data, _, dir, _ := p.TransformationsJSON(c); data != nil && p.Transformations == "" {
+			p.Transformations = string(absoluteLookupFiles(data, dir))
 		}
 		doc.Pipeline = append(doc.Pipeline, p)
 	}
@@ -36,6 +42,9 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			}
 			if shown.APIKey != "" {
 				shown.APIKey = "********"
+			}
+			if shown.MaxAge.Duration == 0 {
+				shown.Interval = setting.Duration{} // without retention, not a key of its own
 			}
 			shown.URLs = make([]string, len(es.URLs))
 			for i, u := range es.URLs {
@@ -55,4 +64,37 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// absoluteLookupFiles rewrites the relative LookupTableFile paths of
+// transformations read from dir; the text is kept as written when there are
+// none.
+func absoluteLookupFiles(data []byte, dir string) []byte {
+	var list []any
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber() // numbers written back as read
+	if d.Decode(&list) != nil {
+		return data
+	}
+	changed := false
+	for _, t := range list {
+		t, _ := t.(map[string]any)
+		actions, _ := t["Actions"].([]any)
+		for _, a := range actions {
+			a, _ := a.(map[string]any)
+			if f, ok := a["LookupTableFile"].(string); ok && f != "" && !filepath.IsAbs(f) {
+				if abs, err := filepath.Abs(filepath.Join(dir, f)); err == nil {
+					a["LookupTableFile"], changed = abs, true
+				}
+			}
+		}
+	}
+	if !changed {
+		return data
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return data
+	}
+	return out
 }

@@ -31,9 +31,9 @@ import (
 type Configuration struct {
 	// MaxAge: an index is deleted once the whole period its name covers (a
 	// day for "flows-%Y.%m.%d") ended longer than MaxAge ago; 0: never.
-	MaxAge setting.Duration `toml:"retention,omitzero"`
+	MaxAge setting.Duration `toml:"retention,omitempty"`
 	// Interval between two runs of Start's loop.
-	Interval setting.Duration `toml:"retention_interval"`
+	Interval setting.Duration `toml:"retention_interval,omitempty"`
 	// Delay before the first run after Start: the daemon's start is busy enough.
 	Delay time.Duration `toml:"-"`
 }
