@@ -39,6 +39,10 @@ func realConfig(t *testing.T, url string) (Configuration, string) {
 	cfg.TemplateName = prefix
 	cfg.DeadLetterFile = filepath.Join(t.TempDir(), "dead-letter.ndjson")
 	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
+	// the tests' naive times (pmacctDoc's "2024-01-01 00:00:00") are UTC;
+	// the default, time.Local, would move their index and @timestamp with
+	// the machine's time zone
+	cfg.InputLocation = time.UTC
 	return cfg, prefix
 }
 

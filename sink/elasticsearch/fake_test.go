@@ -212,6 +212,7 @@ func fakeConfig(url string) Configuration {
 	cfg.BackoffMin = time.Millisecond
 	cfg.BackoffMax = 5 * time.Millisecond
 	cfg.FlushDocs = 10
+	cfg.InputLocation = time.UTC // naive times in UTC, whatever the machine's zone (see realConfig)
 	return cfg
 }
 
