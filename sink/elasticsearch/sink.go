@@ -85,6 +85,10 @@ type Sink struct {
 	client    *es.Client
 	version   string
 
+	// now is the clock that dates a document without a time of its own;
+	// tests set it before Start.
+	now func() time.Time
+
 	// lock (a channel, so that waiting for it can end with a context) guards
 	// the fields below and the current batch
 	lock    chan struct{}
@@ -141,7 +145,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	s := &Sink{cfg: cfg, c: c, logger: logger, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
+	s := &Sink{cfg: cfg, c: c, logger: logger, now: time.Now, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
 	s.rejected.every, s.gaveUp.every, s.retrying.every, s.spoolErr.every = every, every, every, every
 	if cfg.DeadLetterFile != "" {
@@ -513,7 +517,7 @@ func (s *Sink) docTime(doc *document.Document) time.Time {
 			}
 		}
 	}
-	return time.Now()
+	return s.now()
 }
 
 // Stop sends what is buffered and waits until every document is indexed,
