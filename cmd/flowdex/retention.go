@@ -16,9 +16,12 @@ import (
 )
 
 // retentionTiming, when set (tests), replaces the daemon's delay before the
-// first retention run and the interval between runs: the configuration
-// refuses intervals under a minute.
-var retentionTiming struct{ delay, interval time.Duration }
+// first retention run and the interval between runs (the configuration
+// refuses intervals under a minute), and the clock the cutoff is taken from.
+var retentionTiming struct {
+	delay, interval time.Duration
+	now             func() time.Time
+}
 
 // newRetention makes the retention of elasticsearch output name (nil when
 // it has none), on the sink's configuration ec.
@@ -37,6 +40,7 @@ func newRetention(name string, o config.Output, ec elasticsearch.Configuration, 
 	if retentionTiming.delay > 0 {
 		rc.Delay = retentionTiming.delay
 	}
+	rc.Now = retentionTiming.now
 	return elasticsearch.NewRetention(ec, rc, logger.With("output", name))
 }
 

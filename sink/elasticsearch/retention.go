@@ -28,6 +28,8 @@ type RetentionConfiguration struct {
 	Interval time.Duration
 	// Delay before the first run after Start: the daemon's start is busy enough.
 	Delay time.Duration
+	// Now is the clock the cutoff is taken from; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultRetentionConfiguration has no MaxAge (which must be set): runs every
@@ -111,7 +113,11 @@ func NewRetention(cfg Configuration, rc RetentionConfiguration, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: retention: index %q: %w", cfg.Index, err)
 	}
-	return &Retention{cfg: cfg, rc: rc, c: c, match: m, logger: logger, now: time.Now,
+	now := rc.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Retention{cfg: cfg, rc: rc, c: c, match: m, logger: logger, now: now,
 		target: m.p.prefix() + "*", chunk: 2048}, nil
 }
 
