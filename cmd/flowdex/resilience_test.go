@@ -178,16 +178,29 @@ func TestSigtermKeepsEverything(t *testing.T) {
 	}
 }
 
-// esScript runs the project's es.sh for a node of this test's own, on its
-// own port and data directory, so that it can be stopped and killed.
-func esScript(t *testing.T, keepData bool, args ...string) (string, error) {
+// esNode is es.sh's environment for a node of a test's own, which it can
+// stop and kill: an instance named after the test process, on ports that were
+// free when the test began, so that two copies of the suite running at once
+// (two worktrees, two CI jobs on one host) each freeze and kill their own
+// node, never the other's.
+func esNode(t *testing.T) []string {
+	t.Helper()
+	return []string{
+		fmt.Sprintf("FLOWDEX_ES_INSTANCE=outage-%d", os.Getpid()),
+		fmt.Sprintf("FLOWDEX_ES_PORT=%d", freeTCPPort(t)),
+		fmt.Sprintf("FLOWDEX_ES_TRANSPORT_PORT=%d", freeTCPPort(t)),
+	}
+}
+
+// esScript runs the project's es.sh for the node of node (esNode).
+func esScript(t *testing.T, node []string, keepData bool, args ...string) (string, error) {
 	t.Helper()
 	script, err := filepath.Abs("../../sink/elasticsearch/estest/es.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(script, args...)
-	cmd.Env = append(os.Environ(), "FLOWDEX_ES_INSTANCE=outage", "FLOWDEX_ES_PORT=9210")
+	cmd.Env = append(os.Environ(), node...)
 	if keepData {
 		cmd.Env = append(cmd.Env, "FLOWDEX_ES_KEEP_DATA=1")
 	}
@@ -203,14 +216,15 @@ func esScript(t *testing.T, keepData bool, args ...string) (string, error) {
 // flowdex spools what it cannot send and replays it: the sums in
 // Elasticsearch equal what was sent, and no id appears twice.
 func TestOutageLosesNothing(t *testing.T) {
-	url, err := esScript(t, false, "start", "8")
+	node := esNode(t)
+	t.Cleanup(func() { esScript(t, node, false, "remove", "8") }) // also after a failed start
+	url, err := esScript(t, node, false, "start", "8")
 	if err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
 			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
 		}
 		t.Skipf("cannot start this test's Elasticsearch: %v", err)
 	}
-	t.Cleanup(func() { esScript(t, false, "stop", "8") })
 	index := estest.Index(t, "flowdex-test-outage")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
@@ -223,7 +237,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	go func() { sender.send(t, 200, stop); close(done) }()
 
 	time.Sleep(3 * time.Second)
-	pidText, err := esScript(t, false, "pid", "8")
+	pidText, err := esScript(t, node, false, "pid", "8")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +253,7 @@ func TestOutageLosesNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // connections refused for a while
-	if _, err := esScript(t, true, "start", "8"); err != nil {
+	if _, err := esScript(t, node, true, "start", "8"); err != nil {
 		t.Fatalf("restarting Elasticsearch on its data: %v", err)
 	}
 	time.Sleep(3 * time.Second)
