@@ -120,10 +120,14 @@ func esTotals(t *testing.T, url, pattern string) (docs int, packets, bytes int64
 }
 
 // flowdexConfig is a NetFlow collector on port writing 5-tuples to url,
-// refreshing every second, with a spool when spool is not "".
-func flowdexConfig(port int, url, index, spool string) string {
+// refreshing every second, with a spool when spool is not "", and its
+// metrics at base (waitReceived).
+func flowdexConfig(port int, url, index, spool, base string) string {
 	c := fmt.Sprintf(`
+[http]
+listen = %q
 [[input]]
+name = "netflow"
 type = "netflow"
 listen = ["127.0.0.1:%d"]
 [[pipeline]]
@@ -140,11 +144,21 @@ replicas = 0
 flush_interval = "200ms"
 request_timeout = "2s"
 max_retries = 2
-`, port, url, index)
+`, strings.TrimPrefix(base, "http://"), port, url, index)
 	if spool != "" {
 		c += fmt.Sprintf("spool_dir = %q\n", spool)
 	}
 	return c
+}
+
+// waitReceived waits until the flowdex serving base has read n datagrams
+// from its sockets since it started. SIGTERM closes the sockets, and the
+// datagrams the kernel still held are gone: they were sent, never received.
+func waitReceived(t *testing.T, base string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("flowdex to read the %d datagrams sent", n), 30*time.Second, func() bool {
+		return scrape(t, base)["flowdex_input_received_datagrams_total"]["input=netflow"] == float64(n)
+	})
 }
 
 // SIGTERM while flows sit in the cache and bulk requests are in flight, then
@@ -154,17 +168,21 @@ func TestSigtermKeepsEverything(t *testing.T) {
 	index := estest.Index(t, "flowdex-test-sigterm")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
-	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool")))
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool"), base))
 	sender := newV5Sender(t, port)
 	for run := range 2 {
 		cmd, stderr := startFlowdex(t, conf)
 		waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+		before, _, _ := sender.totals()
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() { sender.send(t, 400, stop); close(done) }()
 		time.Sleep(2500 * time.Millisecond) // mid-refresh: the cache holds flows
 		close(stop)
 		<-done
+		records, _, _ := sender.totals()
+		waitReceived(t, base, (records-before)/10) // the last datagrams too, on a loaded machine
 		terminate(t, cmd, stderr)
 		if !strings.Contains(stderr.String(), "malformed=0") {
 			t.Errorf("run %d: malformed datagrams?\n%s", run, stderr)
@@ -228,7 +246,8 @@ func TestOutageLosesNothing(t *testing.T) {
 	index := estest.Index(t, "flowdex-test-outage")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
-	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool")))
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool"), base))
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 	sender := newV5Sender(t, port)
@@ -259,6 +278,8 @@ func TestOutageLosesNothing(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	close(stop)
 	<-done
+	records, _, _ := sender.totals()
+	waitReceived(t, base, records/10)
 	waitFor(t, "the spool to be sent", 60*time.Second, func() bool { return spoolEmpty(filepath.Join(dir, "spool")) })
 	terminate(t, cmd, stderr)
 	out := stderr.String()
