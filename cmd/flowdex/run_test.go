@@ -21,6 +21,16 @@ var (
 	buildErr    error
 )
 
+// TestMain removes the binary flowdexBinary built: 25 MB in the temporary
+// directory at every run otherwise.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		os.RemoveAll(filepath.Dir(builtBinary))
+	}
+	os.Exit(code)
+}
+
 // flowdexBinary builds the command once per test run, for tests that need a
 // process of its own (signals).
 func flowdexBinary(t *testing.T) string {
