@@ -16,7 +16,7 @@ import (
 var retentionTiming struct{ delay, interval time.Duration }
 
 // newRetention makes the retention of elasticsearch output name (nil when
-// it has none), on the sink's configuration ec.
+// it has none).
 func newRetention(name string, o *config.ElasticsearchOutput, logger *slog.Logger) (*retention.Retention, error) {
 	if o.MaxAge.Duration <= 0 {
 		return nil, nil

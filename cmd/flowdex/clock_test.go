@@ -10,6 +10,9 @@ package main
 // 49.7 days). Exporters therefore run with libfaketime's clock set to
 // exportClock, an hour after the captures' first packet (2024-01-01 00:00:00
 // UTC) and after their last one: the export is the same whatever the date.
+// libfaketime reads an absolute time in the process's time zone, so exporters
+// run with TZ=UTC: east of UTC+1 (Pacific/Kiritimati, Australia/Lord_Howe)
+// the clock would otherwise start before the capture.
 //
 // FLOWDEX_TEST_CLOCK_SHIFT (a libfaketime offset such as "+25d" or "-49d")
 // shifts the clocks of the other C programs (nfacctd, sfacctd, pmacctd's
@@ -25,7 +28,7 @@ import (
 )
 
 // exportClock is the time exporters start at (libfaketime's "@" form: the
-// clock then runs from there).
+// clock then runs from there), in UTC (exporterCommand sets TZ=UTC).
 const exportClock = "@2024-01-01 01:00:00"
 
 // libfaketime returns the path of libfaketime's preload library, "" when it
@@ -74,9 +77,12 @@ func withClock(cmd *exec.Cmd, fake string) *exec.Cmd {
 	return cmd
 }
 
-// exporterCommand is an exporter fed an old capture, its clock at exportClock.
+// exporterCommand is an exporter fed an old capture, its clock at exportClock
+// UTC whatever the machine's time zone.
 func exporterCommand(name string, args ...string) *exec.Cmd {
-	return withClock(exec.Command(name, args...), exportClock)
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	return withClock(cmd, exportClock)
 }
 
 // collectorCommand is nfacctd, sfacctd or pmacctd on a savefile, its clock

@@ -595,7 +595,11 @@ func exporterLive(t *testing.T, url string) {
 	dir := t.TempDir()
 	set := aggregateSets[0] // five_tuple
 	port := freeUDPPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+
 [[input]]
 name = "softflowd"
 type = "netflow"
@@ -607,7 +611,7 @@ aggregate = %s
 timestamps_utc = true
 outputs = ["es"]
 
-`, port, set.name, tomlStrings(set.aggregate))+esOutputTOML(url, index))
+`, strings.TrimPrefix(base, "http://"), port, set.name, tomlStrings(set.aggregate))+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 
@@ -617,7 +621,12 @@ outputs = ["es"]
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}
-	time.Sleep(time.Second) // let flowdex read what the relay sent
+	// SIGTERM closes the socket: flowdex must have read every datagram the
+	// relay sent first (counted, not guessed with a second's sleep, which a
+	// loaded machine can outlast)
+	waitFor(t, "flowdex to read what the relay sent", 30*time.Second, func() bool {
+		return scrape(t, base)["flowdex_input_received_datagrams_total"]["input=softflowd"] == float64(len(ds))
+	})
 	terminate(t, cmd, stderr)
 
 	export := filepath.Join(dir, "export.pcap")

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -330,9 +331,9 @@ outputs = ["es"]
 	waitFor(t, "flowdex to log", 20*time.Second, func() bool { return stderr.String() != "" })
 	stop := make(chan struct{})
 	spammed := make(chan int)
+	var sent atomic.Int64
 	go func() {
-		n := 0
-		defer func() { spammed <- n }()
+		defer func() { spammed <- int(sent.Load()) }()
 		for {
 			select {
 			case <-stop:
@@ -341,12 +342,15 @@ outputs = ["es"]
 				if cmd.Process.Signal(syscall.SIGHUP) != nil {
 					return // exited
 				}
-				n++
+				sent.Add(1)
 			}
 		}
 	}()
 	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
-	time.Sleep(100 * time.Millisecond)
+	// ten SIGHUPs while it runs, counted rather than slept for: on a loaded
+	// machine the sender got one out in 100 ms
+	atStart := sent.Load()
+	waitFor(t, "ten SIGHUPs while it runs", 20*time.Second, func() bool { return sent.Load() >= atStart+10 })
 	terminate(t, cmd, stderr)
 	close(stop)
 	if n := <-spammed; n < 10 {

@@ -120,10 +120,14 @@ func esTotals(t *testing.T, url, pattern string) (docs int, packets, bytes int64
 }
 
 // flowdexConfig is a NetFlow collector on port writing 5-tuples to url,
-// refreshing every second, with a spool when spool is not "".
-func flowdexConfig(port int, url, index, spool string) string {
+// refreshing every second, with a spool when spool is not "", and its
+// metrics at base (waitReceived).
+func flowdexConfig(port int, url, index, spool, base string) string {
 	c := fmt.Sprintf(`
+[http]
+listen = %q
 [[input]]
+name = "netflow"
 type = "netflow"
 listen = ["127.0.0.1:%d"]
 [[pipeline]]
@@ -140,11 +144,21 @@ replicas = 0
 flush_interval = "200ms"
 request_timeout = "2s"
 max_retries = 2
-`, port, url, index)
+`, strings.TrimPrefix(base, "http://"), port, url, index)
 	if spool != "" {
 		c += fmt.Sprintf("spool_dir = %q\n", spool)
 	}
 	return c
+}
+
+// waitReceived waits until the flowdex serving base has read n datagrams
+// from its sockets since it started. SIGTERM closes the sockets, and the
+// datagrams the kernel still held are gone: they were sent, never received.
+func waitReceived(t *testing.T, base string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("flowdex to read the %d datagrams sent", n), 30*time.Second, func() bool {
+		return scrape(t, base)["flowdex_input_received_datagrams_total"]["input=netflow"] == float64(n)
+	})
 }
 
 // SIGTERM while flows sit in the cache and bulk requests are in flight, then
@@ -154,17 +168,21 @@ func TestSigtermKeepsEverything(t *testing.T) {
 	index := estest.Index(t, "flowdex-test-sigterm")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
-	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool")))
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool"), base))
 	sender := newV5Sender(t, port)
 	for run := range 2 {
 		cmd, stderr := startFlowdex(t, conf)
 		waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+		before, _, _ := sender.totals()
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() { sender.send(t, 400, stop); close(done) }()
 		time.Sleep(2500 * time.Millisecond) // mid-refresh: the cache holds flows
 		close(stop)
 		<-done
+		records, _, _ := sender.totals()
+		waitReceived(t, base, (records-before)/10) // the last datagrams too, on a loaded machine
 		terminate(t, cmd, stderr)
 		if !strings.Contains(stderr.String(), "malformed=0") {
 			t.Errorf("run %d: malformed datagrams?\n%s", run, stderr)
@@ -178,16 +196,29 @@ func TestSigtermKeepsEverything(t *testing.T) {
 	}
 }
 
-// esScript runs the project's es.sh for a node of this test's own, on its
-// own port and data directory, so that it can be stopped and killed.
-func esScript(t *testing.T, keepData bool, args ...string) (string, error) {
+// esNode is es.sh's environment for a node of a test's own, which it can
+// stop and kill: an instance named after the test process, on ports that were
+// free when the test began, so that two copies of the suite running at once
+// (two worktrees, two CI jobs on one host) each freeze and kill their own
+// node, never the other's.
+func esNode(t *testing.T) []string {
+	t.Helper()
+	return []string{
+		fmt.Sprintf("FLOWDEX_ES_INSTANCE=outage-%d", os.Getpid()),
+		fmt.Sprintf("FLOWDEX_ES_PORT=%d", freeTCPPort(t)),
+		fmt.Sprintf("FLOWDEX_ES_TRANSPORT_PORT=%d", freeTCPPort(t)),
+	}
+}
+
+// esScript runs the project's es.sh for the node of node (esNode).
+func esScript(t *testing.T, node []string, keepData bool, args ...string) (string, error) {
 	t.Helper()
 	script, err := filepath.Abs("../../sink/elasticsearch/estest/es.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(script, args...)
-	cmd.Env = append(os.Environ(), "FLOWDEX_ES_INSTANCE=outage", "FLOWDEX_ES_PORT=9210")
+	cmd.Env = append(os.Environ(), node...)
 	if keepData {
 		cmd.Env = append(cmd.Env, "FLOWDEX_ES_KEEP_DATA=1")
 	}
@@ -203,18 +234,20 @@ func esScript(t *testing.T, keepData bool, args ...string) (string, error) {
 // flowdex spools what it cannot send and replays it: the sums in
 // Elasticsearch equal what was sent, and no id appears twice.
 func TestOutageLosesNothing(t *testing.T) {
-	url, err := esScript(t, false, "start", "8")
+	node := esNode(t)
+	t.Cleanup(func() { esScript(t, node, false, "remove", "8") }) // also after a failed start
+	url, err := esScript(t, node, false, "start", "8")
 	if err != nil {
 		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
 			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
 		}
 		t.Skipf("cannot start this test's Elasticsearch: %v", err)
 	}
-	t.Cleanup(func() { esScript(t, false, "stop", "8") })
 	index := estest.Index(t, "flowdex-test-outage")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
-	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool")))
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool"), base))
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 	sender := newV5Sender(t, port)
@@ -223,7 +256,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	go func() { sender.send(t, 200, stop); close(done) }()
 
 	time.Sleep(3 * time.Second)
-	pidText, err := esScript(t, false, "pid", "8")
+	pidText, err := esScript(t, node, false, "pid", "8")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,12 +272,14 @@ func TestOutageLosesNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // connections refused for a while
-	if _, err := esScript(t, true, "start", "8"); err != nil {
+	if _, err := esScript(t, node, true, "start", "8"); err != nil {
 		t.Fatalf("restarting Elasticsearch on its data: %v", err)
 	}
 	time.Sleep(3 * time.Second)
 	close(stop)
 	<-done
+	records, _, _ := sender.totals()
+	waitReceived(t, base, records/10)
 	waitFor(t, "the spool to be sent", 60*time.Second, func() bool { return spoolEmpty(filepath.Join(dir, "spool")) })
 	terminate(t, cmd, stderr)
 	out := stderr.String()

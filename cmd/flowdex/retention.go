@@ -16,6 +16,10 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
+// retentionClock, when set (tests), is the clock the command's cutoffs are
+// taken from.
+var retentionClock func() time.Time
+
 // cmdRetention deletes, once, the indices of each elasticsearch output that
 // are older than its retention, or lists them with --dry-run.
 func cmdRetention(args []string, stdout, stderr io.Writer) int {
@@ -113,6 +117,7 @@ func retentionOutputs(cfg *config.Config, only string, override time.Duration) (
 			}
 		}
 		if o.MaxAge.Duration > 0 {
+			o.Now = retentionClock
 			names = append(names, name)
 		}
 	}

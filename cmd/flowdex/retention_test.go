@@ -31,9 +31,14 @@ func listed(stdout, verb string) []string {
 func TestRetentionCommand(t *testing.T) {
 	url := estest.URL(t)
 	prefix := estest.Index(t, "flowdex-ret")
-	today := time.Now().UTC()
-	day := func(ago int) string { return prefix + "-" + today.AddDate(0, 0, -ago).Format("2006.01.02") }
-	// with 30 days, the day 31 days ago always ended before now - 30d, and the day 30 days ago never
+	// retention's clock is pinned at noon: read from the wall clock, the day
+	// could change between naming the indices and a run (across midnight UTC,
+	// the day 30 days ago expired, and with --retention 1d yesterday too)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	retentionClock = func() time.Time { return now }
+	t.Cleanup(func() { retentionClock = nil })
+	day := func(ago int) string { return prefix + "-" + now.AddDate(0, 0, -ago).Format("2006.01.02") }
+	// with 30 days, the day 31 days ago ended before now - 30d, and the day 30 days ago did not
 	all := []string{day(40), day(31), day(30), day(1), day(0), prefix + "-2020.01.01-copy", prefix + "-x"}
 	for _, n := range all {
 		estest.CreateIndex(t, url, n)

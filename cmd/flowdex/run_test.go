@@ -21,6 +21,16 @@ var (
 	buildErr    error
 )
 
+// TestMain removes the binary flowdexBinary built: 25 MB in the temporary
+// directory at every run otherwise.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		os.RemoveAll(filepath.Dir(builtBinary))
+	}
+	os.Exit(code)
+}
+
 // flowdexBinary builds the command once per test run, for tests that need a
 // process of its own (signals).
 func flowdexBinary(t *testing.T) string {
@@ -142,9 +152,22 @@ timezone = "UTC"
 }
 
 // A signal ends the daemon even while standard input has nothing to read (a
-// `pmacct -s` that hangs): it stops reading, flushes and exits.
+// `pmacct -s` that hangs): it stops reading, flushes and exits. The
+// configuration is the default one (standard input to standard output) with
+// metrics, to see the record read before the signal: a sleep after "flowdex
+// started" let a loaded machine signal before the input read it.
 func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
-	cmd := exec.Command(flowdexBinary(t), "run")
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, t.TempDir(), "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+[[input]]
+type = "pmacct"
+file = "-"
+[output.stdout]
+type = "print"
+`, strings.TrimPrefix(base, "http://")))
+	cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
 	stdin, err := cmd.StdinPipe() // never written to, never closed
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +184,10 @@ func TestRunStopsOnSignalWhileReadingStdin(t *testing.T) {
 	if _, err := stdin.Write(io); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the record on stdout", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "the record read", 10*time.Second, func() bool {
+		code, body := getURL(t, base+"/metrics")
+		return code == 200 && strings.Contains(body, "\nflowdex_records_total 1\n")
+	})
 	terminate(t, cmd, &stderr)
 	if got := stdout.String(); got != string(io) {
 		t.Fatalf("printed %q, want the record read before the signal", got)

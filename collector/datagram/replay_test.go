@@ -549,14 +549,23 @@ func TestReplayCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var n int
 	done := make(chan struct{})
+	first := make(chan struct{}) // the first datagram is delivered: the replay waits 10 s for the second
 	var st ReplayStats
 	var err error
 	start := time.Now()
 	go func() {
 		defer close(done)
-		st, err = ReplayReader(ctx, bytes.NewReader(data), 1, func(*Datagram) { n++ })
+		st, err = ReplayReader(ctx, bytes.NewReader(data), 1, func(*Datagram) {
+			if n++; n == 1 {
+				close(first)
+			}
+		})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-first:
+	case <-done:
+		t.Fatalf("the replay ended before its first datagram: %v", err)
+	}
 	cancel()
 	<-done
 	if !errors.Is(err, context.Canceled) {

@@ -122,7 +122,7 @@ func TestRealAuthRefused(t *testing.T) {
 			}
 			var doc document.Document
 			pmacctDoc(&doc, 1)
-			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != ErrNotStarted {
+			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.UTC)); err != ErrNotStarted {
 				t.Errorf("Write after a failed Start: %v, want ErrNotStarted", err)
 			}
 			if err := s.Stop(context.Background()); err != nil {

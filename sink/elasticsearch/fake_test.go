@@ -251,7 +251,7 @@ func writeDocs(t *testing.T, s *Sink, n int, ids bool) {
 		if ids {
 			id = "id-" + strconv.Itoa(i)
 		}
-		if err := s.Write(context.Background(), &doc, id, recordTime(&doc, time.Local)); err != nil {
+		if err := s.Write(context.Background(), &doc, id, recordTime(&doc, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -411,7 +411,7 @@ func TestFakeStopDeadline(t *testing.T) {
 	var doc document.Document
 	for i := range 25 {
 		pmacctDoc(&doc, i)
-		if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != nil {
+		if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -430,7 +430,7 @@ func TestFakeStopDeadline(t *testing.T) {
 			t.Errorf("dead letter %+v", r)
 		}
 	}
-	if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); !errors.Is(err, ErrStopped) {
+	if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.UTC)); !errors.Is(err, ErrStopped) {
 		t.Errorf("Write after Stop: %v", err)
 	}
 }
@@ -445,21 +445,21 @@ func TestFakeBackpressure(t *testing.T) {
 	var doc document.Document
 	pmacctDoc(&doc, 0)
 	for i := range 2 {
-		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.Local)); err != nil {
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := s.Write(ctx, &doc, "id-2", recordTime(&doc, time.Local)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Write(ctx, &doc, "id-2", recordTime(&doc, time.UTC)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Write with every body in flight: %v, want to block until the deadline", err)
 	}
 	if d := time.Since(start); d < 90*time.Millisecond {
 		t.Errorf("Write returned after %s", d)
 	}
 	close(f.release)
-	if err := s.Write(context.Background(), &doc, "id-2", recordTime(&doc, time.Local)); err != nil {
+	if err := s.Write(context.Background(), &doc, "id-2", recordTime(&doc, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Stop(context.Background()); err != nil {
@@ -470,51 +470,67 @@ func TestFakeBackpressure(t *testing.T) {
 	}
 }
 
-// TestFakeFlushTriggers: by count, by bytes, by interval.
+// TestFakeFlushTriggers: by count, by bytes, by interval. The count and size
+// triggers are checked on a sink whose interval never comes: a 50 ms ticker
+// beside them flushed between two writes whenever the writes were slower
+// than the ticker (a loaded machine) and made an extra request. The
+// interval has a sink of its own.
 func TestFakeFlushTriggers(t *testing.T) {
 	f, srv := newFakeES(t, nil)
 	cfg := fakeConfig(srv.URL)
-	cfg.FlushDocs, cfg.FlushBytes, cfg.FlushInterval.Duration = 4, 1200, 50*time.Millisecond
+	cfg.FlushDocs, cfg.FlushBytes, cfg.FlushInterval.Duration = 4, 1200, time.Hour
 	s, _ := startSink(t, cfg)
 	var doc document.Document
 	pmacctDoc(&doc, 0)
-	write := func(n int) {
+	write := func(s *Sink, n int) {
 		for range n {
-			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.Local)); err != nil {
+			if err := s.Write(context.Background(), &doc, "", recordTime(&doc, time.UTC)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	waitFor := func(what string, cond func() bool) {
+	waitFor := func(s *Sink, what string, cond func(Stats) bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); !cond(s.Stats()); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timeout waiting for %s: stats %+v", what, s.Stats())
 			}
 		}
 	}
-	write(4) // count
-	waitFor("a flush by count", func() bool { return s.Stats().Indexed == 4 })
+	write(s, 4) // count
+	waitFor(s, "a flush by count", func(st Stats) bool { return st.Indexed == 4 })
 	if r := s.Stats().Requests; r != 1 {
 		t.Errorf("%d requests after 4 documents, want 1", r)
 	}
-	write(1) // interval
-	waitFor("a flush by interval", func() bool { return s.Stats().Indexed == 5 })
 	big := strings.Repeat("x", 700) // two do not fit in 1200 bytes
 	doc.SetString("label", big)
 	before := s.Stats().Requests
-	write(3)
-	waitFor("flushes by size", func() bool { return s.Stats().Indexed == 8 })
-	if r := s.Stats().Requests - before; r != 3 {
-		t.Errorf("%d requests for 3 documents of 700+ bytes with 1200 bytes a request, want 3", r)
+	write(s, 3)
+	// the first two go when the next does not fit; the third waits
+	waitFor(s, "flushes by size", func(st Stats) bool { return st.Indexed == 6 })
+	if r := s.Stats().Requests - before; r != 2 {
+		t.Errorf("%d requests for 3 documents of 700+ bytes with 1200 bytes a request, want 2 and the third waiting", r)
 	}
-	doc.SetString("label", strings.Repeat("y", 5000)) // larger than a request: sent alone
-	write(1)
+	doc.SetString("label", strings.Repeat("y", 5000)) // larger than a request: sent alone, after the third
+	write(s, 1)
+	waitFor(s, "the third and the large document", func(st Stats) bool { return st.Indexed == 8 })
+	if r := s.Stats().Requests - before; r != 4 {
+		t.Errorf("%d requests for the 4 large documents, want 4", r)
+	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Indexed != 9 || f.count() != 9 {
-		t.Errorf("stats %+v, fake %d", st, f.count())
+
+	cfg.FlushInterval.Duration = 50 * time.Millisecond
+	s, _ = startSink(t, cfg)
+	pmacctDoc(&doc, 0)
+	write(s, 1) // interval
+	waitFor(s, "a flush by interval", func(st Stats) bool { return st.Indexed == 1 })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Indexed != 1 || st.Requests != 1 || f.count() != 9 {
+		t.Errorf("stats %+v, fake %d, want 9 documents in all", st, f.count())
 	}
 }
 

@@ -84,6 +84,10 @@ type Sink struct {
 	client    *Client
 	version   string
 
+	// now is the clock that dates a document without a time of its own;
+	// tests set it before Start.
+	now func() time.Time
+
 	// lock (a channel, so that waiting for it can end with a context) guards
 	// the fields below and the current batch
 	lock    chan struct{}
@@ -133,7 +137,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	s := &Sink{cfg: cfg, c: c, logger: logger, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
+	s := &Sink{cfg: cfg, c: c, logger: logger, now: time.Now, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
 	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every = every, every, every, every
 	if cfg.DeadLetterFile != "" {
@@ -394,7 +398,7 @@ func do(ctx context.Context, client *Client, req esapi.Request) (int, []byte, er
 // until ctx is done.
 func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t time.Time) error {
 	if t.IsZero() {
-		t = time.Now()
+		t = s.now()
 	}
 	select {
 	case s.lock <- struct{}{}:

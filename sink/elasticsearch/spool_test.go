@@ -134,7 +134,7 @@ func writeAndFlush(t *testing.T, s *Sink, n int) {
 	var doc document.Document
 	for i := range n {
 		pmacctDoc(&doc, i)
-		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.Local)); err != nil {
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestFakeSpoolAcrossRestart(t *testing.T) {
 	var doc document.Document
 	for i := 50; i < 80; i++ {
 		pmacctDoc(&doc, i)
-		if err := s2.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.Local)); err != nil {
+		if err := s2.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@
 #   es.sh fetch  [VERSION]   download (Maven) and unpack; prints the ES home dir
 #   es.sh start  [VERSION]   fetch if needed, start, wait for health; prints the URL
 #   es.sh stop   [VERSION]   stop the node started by `start`
+#   es.sh remove [VERSION]   stop a FLOWDEX_ES_INSTANCE node, delete its state dir
 #   es.sh status [VERSION]   exit 0 if running and healthy, 3 if not
 #   es.sh url    [VERSION]   print the base URL
 #   es.sh pid    [VERSION]   print the pid of the running node
@@ -61,7 +62,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -776,6 +777,13 @@ start)
 stop)
 	lock
 	stop_pid
+	;;
+remove)
+	# only an instance's dir: the default node's holds the distribution
+	[[ -n ${FLOWDEX_ES_INSTANCE:-} ]] || die "remove is for a node of FLOWDEX_ES_INSTANCE (it deletes the node's state dir)"
+	lock
+	stop_pid
+	rm -rf "$vdir"
 	;;
 status) status ;;
 url) url_for "$(running_port)" ;;

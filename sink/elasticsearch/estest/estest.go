@@ -573,6 +573,33 @@ func redact(s, u string) string {
 func call(t testing.TB, method, u string, body []byte, out any) {
 	t.Helper()
 	code, b, err := do(method, u, body)
+	check(t, method, u, code, b, err, out)
+}
+
+// callIndex is call for a request that reads index (a name or pattern):
+// _refresh, _count, _search. While a primary shard of the index is starting
+// (an index that a sink under test has just created, still in its first bulk
+// request: slower on a loaded machine), Elasticsearch answers 503
+// no_shard_available_action_exception; the request is made again once the
+// cluster health says the index's primaries are active, for up to 30 s.
+func callIndex(t testing.TB, method, url, index, path string, body []byte, out any) {
+	t.Helper()
+	u := url + "/" + index + path
+	deadline := time.Now().Add(30 * time.Second)
+	code, b, err := do(method, u, body)
+	for err == nil && code == http.StatusServiceUnavailable && bytes.Contains(b, []byte("no_shard_available_action_exception")) &&
+		time.Now().Before(deadline) {
+		do(http.MethodGet, url+"/_cluster/health/"+index+"?wait_for_status=yellow&timeout=5s", nil)
+		time.Sleep(50 * time.Millisecond)
+		code, b, err = do(method, u, body)
+	}
+	check(t, method, u, code, b, err, out)
+}
+
+// check fails the test unless a request succeeded with a 2xx status, and
+// decodes a JSON answer into out (if not nil).
+func check(t testing.TB, method, u string, code int, b []byte, err error, out any) {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("estest: %s %s: %v", method, redact(u, u), err)
 	}
@@ -841,7 +868,7 @@ const maxHits = 10000
 // visible to search.
 func Refresh(t testing.TB, url, index string) {
 	t.Helper()
-	call(t, http.MethodPost, url+"/"+index+"/_refresh", nil, nil)
+	callIndex(t, http.MethodPost, url, index, "/_refresh", nil, nil)
 }
 
 // Search runs the query body (a JSON search request; "" for match_all) on
@@ -899,7 +926,7 @@ func Count(t testing.TB, url, indexPattern string) int {
 	var r struct {
 		Count int `json:"count"`
 	}
-	call(t, http.MethodGet, url+"/"+indexPattern+"/_count", nil, &r)
+	callIndex(t, http.MethodGet, url, indexPattern, "/_count", nil, &r)
 	return r.Count
 }
 
@@ -932,7 +959,7 @@ func search(t testing.TB, url, index, body string) []Doc {
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	call(t, http.MethodPost, url+"/"+index+"/_search", b, &r)
+	callIndex(t, http.MethodPost, url, index, "/_search", b, &r)
 	// Never truncate silently: without a size of the caller's, all hits count.
 	if tot := r.Hits.Total; !sized && tot != nil && (tot.Relation == "gte" || tot.Value > len(r.Hits.Hits)) {
 		t.Fatalf("estest: more documents match in %s than the %d one search returns", index, maxHits)

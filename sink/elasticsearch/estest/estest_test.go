@@ -3,7 +3,9 @@ package estest
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -26,6 +28,36 @@ func TestIndexName(t *testing.T) {
 	valid := regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	if n := Index(t, "Weird Prefix!"); !valid.MatchString(n) {
 		t.Errorf("Index gave %q, not a plain lowercase name", n)
+	}
+}
+
+// A search of an index whose primary shard is still starting (503
+// no_shard_available_action_exception) waits for the cluster health to say
+// it is active, then asks again.
+func TestCountWaitsForPrimaries(t *testing.T) {
+	var counts, healths int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/flows-*/_count" && counts < 2:
+			counts++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"root_cause":[{"type":"no_shard_available_action_exception","reason":null}],"type":"search_phase_execution_exception"},"status":503}`)
+		case r.URL.Path == "/flows-*/_count":
+			counts++
+			io.WriteString(w, `{"count":3}`)
+		case r.URL.Path == "/_cluster/health/flows-*" && r.URL.Query().Get("wait_for_status") == "yellow":
+			healths++
+			io.WriteString(w, `{"status":"yellow"}`)
+		case r.URL.Path == "/flows-*/_refresh":
+			io.WriteString(w, `{}`)
+		default:
+			t.Errorf("unexpected %s %s", r.Method, r.URL)
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	if n := Count(t, srv.URL, "flows-*"); n != 3 || counts != 3 || healths != 2 {
+		t.Errorf("Count = %d after %d counts and %d health checks, want 3 after 3 and 2", n, counts, healths)
 	}
 }
 

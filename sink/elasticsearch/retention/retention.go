@@ -36,6 +36,8 @@ type Configuration struct {
 	Interval setting.Duration `toml:"retention_interval,omitempty"`
 	// Delay before the first run after Start: the daemon's start is busy enough.
 	Delay time.Duration `toml:"-"`
+	// Now is the clock the cutoff is taken from; nil means time.Now.
+	Now func() time.Time `toml:"-"`
 }
 
 // DefaultConfiguration has no MaxAge (which must be set): runs every hour,
@@ -110,7 +112,11 @@ func New(cfg elasticsearch.Configuration, rc Configuration, logger *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: retention: index %q: %w", cfg.Index, err)
 	}
-	return &Retention{cfg: cfg, rc: rc, client: client, match: m, logger: logger, now: time.Now,
+	now := rc.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Retention{cfg: cfg, rc: rc, client: client, match: m, logger: logger, now: now,
 		target: m.p.Prefix() + "*", chunk: 2048}, nil
 }
 
