@@ -424,7 +424,7 @@ type = "print"
 	for _, want := range []string{
 		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
-		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "Local"`, `poll = "1s"`,
+		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "` + time.Local.String() + `"`, `poll = "1s"`,
 		`flush_interval = "1s"`, `api_key = "********"`, `urls = ["http://elastic:xxxxx@127.0.0.1:9200"]`,
 		`timestamp_fields = ["stamp_inserted", "timestamp_start", "timestamp_arrival"]`,
 	} {
