@@ -95,16 +95,7 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 	e := &Engine{cfg: cfg, opts: o, logger: o.Logger, pipelines: map[string]*pipeline{}}
 	// every mistake is reported, each at its key
 	var errs config.Errors
-	failed := func(err error, path ...string) {
-		var ce config.Errors
-		switch {
-		case err == nil:
-		case errors.As(err, &ce):
-			errs = append(errs, ce...)
-		default:
-			errs = append(errs, cfg.ErrorAt(err, path...))
-		}
-	}
+	failed := func(err error, path ...string) { errs = append(errs, cfg.ErrorsAt(err, path...)...) }
 	byName := map[string]*namedOutput{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
 		out, err := newOutput(name, cfg, o.Stdout, e.logger)
@@ -141,6 +132,7 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		e.pipelines[pc.Name] = p
 	}
 	byPipeline := map[string]*flowPipeline{}
+	broken := map[string]bool{} // pipelines that failed to build: reported once
 	for i, in := range cfg.Inputs {
 		fin, ok := in.(config.FlowInput)
 		if !ok {
@@ -149,11 +141,15 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		var fps []*flowPipeline
 		for _, name := range fin.Targets().Pipelines {
 			fp := byPipeline[name]
+			if broken[name] {
+				continue
+			}
 			if fp == nil {
 				j := slices.IndexFunc(cfg.Pipelines, func(p config.Pipeline) bool { return p.Name == name })
 				var err error
 				if fp, err = newFlowPipeline(e.pipelines[name], &cfg.Pipelines[j]); err != nil {
 					failed(err, pipelinePath(j)...)
+					broken[name] = true
 					continue
 				}
 				byPipeline[name] = fp

@@ -116,3 +116,29 @@ func scrape(t *testing.T, addr string) map[string]map[string]float64 {
 	}
 	return out
 }
+
+// A pipeline that cannot be built is reported once, at its key, however many
+// inputs feed it.
+func TestNewReportsABrokenPipelineOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flowdex.toml")
+	cfg, err := config.Parse(path, []byte(`[[input]]
+type = "netflow"
+listen = ["127.0.0.1:0"]
+pipelines = ["p"]
+[[input]]
+type = "sflow"
+listen = ["127.0.0.1:0"]
+pipelines = ["p"]
+[[pipeline]]
+name = "p"
+networks_file = "missing.lst"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, Options{Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler)})
+	want := path + `:11:1: pipeline#0.networks_file: networks file: open ` + filepath.Join(filepath.Dir(path), "missing.lst") + `: no such file or directory`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}

@@ -123,7 +123,12 @@ func (l *Location) UnmarshalText(b []byte) error {
 }
 
 // MarshalText writes the zone's name ("Local" for the machine's).
-func (l Location) MarshalText() ([]byte, error) { return []byte(l.Get().String()), nil }
+func (l Location) MarshalText() ([]byte, error) {
+	if l.Location == time.Local {
+		return []byte("Local"), nil // the machine's, whatever its name (TZ's, when set)
+	}
+	return []byte(l.Get().String()), nil
+}
 
 // Get returns the zone, UTC for the zero value.
 func (l Location) Get() *time.Location {

@@ -133,25 +133,31 @@ func New(cfg Configuration, handler Handler, logger *slog.Logger) (*Listener, er
 	return &Listener{cfg: cfg, binds: binds, handler: handler, logger: logger}, nil
 }
 
-// Validate reports the first setting New would refuse, as a
-// setting.KeyError naming its key.
+// Validate reports every setting New would refuse, each a setting.KeyError
+// naming its key (MaxDatagram, not a key, is the program's own).
 func (cfg Configuration) Validate() error {
-	switch {
-	case len(cfg.Listen) == 0:
-		return setting.Errorf("listen", "no address (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")")
-	case cfg.Sockets < 1:
-		return setting.Errorf("sockets", "%d, want at least 1", cfg.Sockets)
-	case cfg.Sockets > 1 && !reusePortSupported:
-		return setting.Errorf("sockets", "%d needs SO_REUSEPORT, unsupported here", cfg.Sockets)
-	case cfg.QueueSize < 1:
-		return setting.Errorf("queue", "%d, want at least 1", cfg.QueueSize)
-	case cfg.MaxDatagram < 1 || cfg.MaxDatagram > 65535:
-		return setting.Errorf("max_datagram", "%d, want 1 to 65535", cfg.MaxDatagram)
-	case cfg.ReadBuffer < 0:
-		return setting.Errorf("read_buffer", "%d, want 0 or more", cfg.ReadBuffer)
+	var errs []error
+	if len(cfg.Listen) == 0 {
+		errs = append(errs, setting.Errorf("listen", "no address (expected e.g. \"0.0.0.0:2100\" or \"[::]:2100\")"))
+	} else if _, err := parseListen(cfg.Listen); err != nil {
+		errs = append(errs, setting.Key("listen", err))
 	}
-	_, err := parseListen(cfg.Listen)
-	return setting.Key("listen", err)
+	switch {
+	case cfg.Sockets < 1:
+		errs = append(errs, setting.Errorf("sockets", "%d, want at least 1", cfg.Sockets))
+	case cfg.Sockets > 1 && !reusePortSupported:
+		errs = append(errs, setting.Errorf("sockets", "%d needs SO_REUSEPORT, unsupported here", cfg.Sockets))
+	}
+	if cfg.QueueSize < 1 {
+		errs = append(errs, setting.Errorf("queue", "%d, want at least 1", cfg.QueueSize))
+	}
+	if cfg.ReadBuffer < 0 {
+		errs = append(errs, setting.Errorf("read_buffer", "%d, want 0 (the kernel's default) or more", cfg.ReadBuffer))
+	}
+	if cfg.MaxDatagram < 1 || cfg.MaxDatagram > 65535 {
+		errs = append(errs, fmt.Errorf("MaxDatagram %d, want 1 to 65535", cfg.MaxDatagram))
+	}
+	return errors.Join(errs...)
 }
 
 func parseListen(list []string) ([]bind, error) {

@@ -315,7 +315,7 @@ func TestNewErrors(t *testing.T) {
 		{"listed twice", func(c *Configuration) { c.Listen = []string{"127.0.0.1:2055", "127.0.0.1:2055"} }, ok, "twice"},
 		{"zero sockets", func(c *Configuration) { c.Sockets = 0 }, ok, "sockets"},
 		{"zero queue", func(c *Configuration) { c.QueueSize = 0 }, ok, "queue"},
-		{"huge datagram", func(c *Configuration) { c.MaxDatagram = 70000 }, ok, "max_datagram: 70000"},
+		{"huge datagram", func(c *Configuration) { c.MaxDatagram = 70000 }, ok, "MaxDatagram 70000, want 1 to 65535"},
 		{"negative buffer", func(c *Configuration) { c.ReadBuffer = -1 }, ok, "read_buffer: -1"},
 		{"nil handler", func(c *Configuration) {}, nil, "handler"},
 	}

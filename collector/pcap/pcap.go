@@ -45,27 +45,29 @@ type Configuration struct {
 	ExtSamplingRate uint32 `toml:"ext_sampling_rate,omitzero"`
 }
 
-// Validate reports the first setting Open would refuse, naming its key.
+// Validate reports every setting Open would refuse, naming its key.
 func (c Configuration) Validate() error {
-	switch {
-	case (c.Interface == "") == (c.File == ""):
-		return setting.Errorf("interface", "give interface (a device or \"any\") or file (a pcap or pcapng file), one of them")
-	case c.Snaplen < 64:
-		return setting.Errorf("snaplen", "%d is too small (expected 64 or more)", c.Snaplen)
-	case c.Speed < 0:
-		return setting.Errorf("replay_speed", "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", c.Speed)
+	var errs []error
+	if (c.Interface == "") == (c.File == "") {
+		errs = append(errs, setting.Errorf("interface", "give interface (a device or \"any\") or file (a pcap or pcapng file), one of them"))
+	}
+	if c.Snaplen < 64 {
+		errs = append(errs, setting.Errorf("snaplen", "%d is too small (expected 64 or more)", c.Snaplen))
+	}
+	if c.Speed < 0 {
+		errs = append(errs, setting.Errorf("replay_speed", "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", c.Speed))
 	}
 	switch c.Direction {
 	case "", "in", "out", "inout":
 	default:
-		return setting.Errorf("direction", "unknown direction %q (expected in, out or inout)", c.Direction)
+		errs = append(errs, setting.Errorf("direction", "unknown direction %q (expected in, out or inout)", c.Direction))
 	}
 	if c.Filter != "" {
 		if _, err := filter.Compile(c.Filter); err != nil {
-			return setting.Key("filter", err)
+			errs = append(errs, setting.Key("filter", err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // DefaultConfiguration captures 512 bytes of each packet, enough for any

@@ -1,6 +1,7 @@
 package pmacct
 
 import (
+	"errors"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/setting"
@@ -39,17 +40,19 @@ func DefaultConfiguration() Configuration {
 	}
 }
 
-// Validate reports the first setting a reader could not use, naming its key.
+// Validate reports every setting a reader could not use, naming its key.
 func (c Configuration) Validate() error {
+	var errs []error
 	switch {
 	case c.File == "":
-		return setting.Errorf("file", "missing (expected a path, or \"-\" for standard input)")
+		errs = append(errs, setting.Errorf("file", "missing (expected a path, or \"-\" for standard input)"))
 	case c.Follow && c.File == "-":
-		return setting.Errorf("follow", "cannot follow standard input (expected a file path)")
-	case c.Follow && c.Poll.Duration <= 0:
-		return setting.Errorf("poll", "%v: expected a positive duration, e.g. \"1s\"", c.Poll.Duration)
+		errs = append(errs, setting.Errorf("follow", "cannot follow standard input (expected a file path)"))
 	}
-	return nil
+	if c.Follow && c.Poll.Duration <= 0 {
+		errs = append(errs, setting.Errorf("poll", "%v: expected a positive duration, e.g. \"1s\"", c.Poll.Duration))
+	}
+	return errors.Join(errs...)
 }
 
 // Options are the reader's options of the input.

@@ -257,7 +257,7 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 		bad("max_retries", "%d: expected 0 or more", c.MaxRetries)
 	}
 	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
-		bad("backoff", "must be 0 < min (%s) <= max (%s)", c.BackoffMin, c.BackoffMax)
+		errs = append(errs, fmt.Errorf("backoff must be 0 < BackoffMin (%s) <= BackoffMax (%s)", c.BackoffMin, c.BackoffMax)) // not keys: the program's own
 	}
 	if c.Shards < 0 {
 		bad("shards", "%d: expected 0 (Elasticsearch's default) or more", c.Shards)

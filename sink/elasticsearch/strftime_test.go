@@ -114,7 +114,7 @@ func TestConfigurationErrors(t *testing.T) {
 		{"flush docs unlimited", func(c *Configuration) { c.FlushDocs = -1 }, ""},
 		{"interval", func(c *Configuration) { c.FlushInterval.Duration = 0 }, "flush_interval: 0s: expected a positive duration"},
 		{"retries", func(c *Configuration) { c.MaxRetries = -1 }, "max_retries: -1: expected 0 or more"},
-		{"backoff", func(c *Configuration) { c.BackoffMax = c.BackoffMin / 2 }, "backoff: must be"},
+		{"backoff", func(c *Configuration) { c.BackoffMax = c.BackoffMin / 2 }, "backoff must be 0 < BackoffMin (100ms) <= BackoffMax (50ms)"},
 		{"replicas", func(c *Configuration) { c.Replicas = -2 }, "replicas: -2: expected -1"},
 		{"password only", func(c *Configuration) { c.Password = "x" }, "password: a password without a username"},
 		{"no scheme", func(c *Configuration) { c.URLs = []string{"127.0.0.1:9200"} }, `urls: "127.0.0.1:9200" has no scheme`},

@@ -100,7 +100,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
 		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
-		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: incompatible types: TOML value has type int64; destination has type string`},
+		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: got a number, expected a string`},
 		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:13: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
 		{"output twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"o\", \"o\"]\n[output.o]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: output "o" listed twice`},
 		{"one print file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.b]\ntype = \"print\"\n", `flowdex.toml:6:1: output.b.file: outputs "a" and "b" both print to "-"`},
@@ -112,7 +112,7 @@ func TestParseErrors(t *testing.T) {
 		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", "flowdex.toml:4:1: output.es.password: a password without a username (expected username too)\n" +
 			`flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
-		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: incompatible types: TOML value has type string; destination has type boolean`},
+		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: got a string, expected true or false`},
 		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.lisen: unknown key (did you mean "listen"?)`},
@@ -424,7 +424,7 @@ type = "print"
 	for _, want := range []string{
 		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
-		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "` + time.Local.String() + `"`, `poll = "1s"`,
+		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "Local"`, `poll = "1s"`,
 		`flush_interval = "1s"`, `api_key = "********"`, `urls = ["http://elastic:xxxxx@127.0.0.1:9200"]`,
 		`timestamp_fields = ["stamp_inserted", "timestamp_start", "timestamp_arrival"]`,
 	} {
@@ -489,5 +489,31 @@ func TestWriteEffectiveP2ESLookupFile(t *testing.T) {
 	}
 	if _, err := transform.Parse(data, source, baseDir); err != nil {
 		t.Errorf("read back elsewhere, the transformations do not compile: %v", err)
+	}
+}
+
+// A value of the wrong type stops the decoder in its table only: the other
+// tables are still checked, and the unknown keys of that one reported.
+func TestDecodeMistakeHidesNothingElse(t *testing.T) {
+	src := `[[input]]
+type = "pmacct"
+follow = "yes"
+fiel = "x"
+[output.es]
+type = "elasticsearch"
+flush_interval = 5
+[output.p]
+type = "print"
+flush_interval = "0s"
+`
+	_, err := Parse("flowdex.toml", []byte(src))
+	want := []string{
+		`flowdex.toml:3:1: input#0.follow: got a string, expected true or false`,
+		`flowdex.toml:4:1: input#0.fiel: unknown key (did you mean "file"?)`,
+		`flowdex.toml:7:18: output.es.flush_interval: duration "5" has no unit (expected e.g. "5s", "5m" or "5d")`,
+		`flowdex.toml:10:1: output.p.flush_interval: 0s: expected a positive duration, e.g. "1s"`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
 	}
 }

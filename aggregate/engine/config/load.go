@@ -46,9 +46,12 @@ type loader struct {
 	src  []byte
 	tree map[string]any // the file as maps: which keys each table has
 	errs Errors
-	// broken: a table could not be decoded; checking the rest would report
-	// the consequences as mistakes of their own
+	// broken: an input or output of no known type is missing, and checking
+	// the rest would report the consequences as mistakes of their own
 	broken bool
+	// undecoded are the tables the decoder stopped in: their keys after the
+	// mistake were not read, so no check speaks of them
+	undecoded map[string]bool
 }
 
 // Parse reads and checks a TOML configuration; name is used in messages and to
@@ -95,7 +98,10 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	if len(l.errs) > 0 {
 		slices.SortStableFunc(l.errs, func(a, b error) int {
-			ea, eb := a.(*Error), b.(*Error)
+			var ea, eb *Error
+			if !errors.As(a, &ea) || !errors.As(b, &eb) {
+				return 0
+			}
 			if ea.Line != eb.Line {
 				return ea.Line - eb.Line
 			}
@@ -112,6 +118,7 @@ func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
 	var common InputCommon
 	if err := l.md.PrimitiveDecode(p, &common); err != nil {
 		l.decodeFailed(err, path)
+		l.broken = true // left out: what names it would be a mistake
 		return
 	}
 	in := newInput(common.Type)
@@ -146,6 +153,7 @@ func (l *loader) output(name string, p toml.Primitive, raw any) {
 	var common OutputCommon
 	if err := l.md.PrimitiveDecode(p, &common); err != nil {
 		l.decodeFailed(err, path)
+		l.broken = true // left out: what names it would be a mistake
 		return
 	}
 	o := newOutput(common.Type)
@@ -169,11 +177,11 @@ func (l *loader) output(name string, p toml.Primitive, raw any) {
 // decode decodes the table p, whose keys are those of raw, into v, reporting
 // keys v has no field for.
 func (l *loader) decode(p toml.Primitive, v any, path []string, raw any) {
-	if err := l.md.PrimitiveDecode(p, v); err != nil {
+	err := l.md.PrimitiveDecode(p, v)
+	l.unknown(raw, reflect.TypeOf(v), path) // the decoder's mistake aside, known or not
+	if err != nil {
 		l.decodeFailed(err, path)
-		return
 	}
-	l.unknown(raw, reflect.TypeOf(v), path)
 }
 
 // unknown reports the keys of the table raw that type t (a struct, or a
@@ -285,7 +293,10 @@ var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)
 // decodeFailed records an error of the TOML decoder in the table at path,
 // placed where the decoder says, the key named with the table's index.
 func (l *loader) decodeFailed(err error, path []string) {
-	l.broken = true
+	if l.undecoded == nil {
+		l.undecoded = map[string]bool{}
+	}
+	l.undecoded[strings.Join(path, ".")] = true
 	var e *Error
 	if !errors.As(decodeError(l.c.File, l.src, err), &e) {
 		return
@@ -317,22 +328,60 @@ func decodeError(name string, src []byte, err error) error {
 		if l, c := newTOMLLocator(src).find(strings.Split(m[2], ".")...); l == line {
 			col = c
 		}
-		return &Error{File: name, Line: line, Col: col, Msg: m[2] + ": " + m[3]}
+		return &Error{File: name, Line: line, Col: col, Msg: m[2] + ": " + typeMismatch(m[3])}
 	}
 	return &Error{File: name, Msg: err.Error()}
 }
 
+var typeMismatchRE = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
+// tomlKinds name the decoder's types as a configuration's reader knows them.
+var tomlKinds = map[string]string{
+	"string": "a string", "int64": "a number", "integer": "a number", "float64": "a number", "float": "a number",
+	"bool": "true or false", "boolean": "true or false", "[]interface": "a list", "[]any": "a list", "slice": "a list",
+	"map[string]interface": "a table", "map[string]any": "a table", "struct": "a table", "map": "a table",
+}
+
+// typeMismatch rewrites the decoder's "incompatible types" message as what
+// was given and what was expected.
+func typeMismatch(msg string) string {
+	m := typeMismatchRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	name := func(t string) string {
+		t = strings.TrimSuffix(t, "{}")
+		if k, ok := tomlKinds[t]; ok {
+			return k
+		}
+		return t
+	}
+	return "got " + name(m[1]) + ", expected " + name(m[2])
+}
+
 // fail records a mistake at a key of the file.
 func (l *loader) fail(path []string, format string, args ...any) {
-	l.errs = append(l.errs, l.c.ErrorAt(fmt.Errorf(format, args...), path...))
+	if !l.inUndecoded(path) {
+		l.errs = append(l.errs, l.c.ErrorsAt(fmt.Errorf(format, args...), path...)...)
+	}
 }
 
 // failErr records a component's refusal of a table at path: a
 // setting.KeyError in err names the key.
 func (l *loader) failErr(err error, path ...string) {
-	if err != nil {
-		l.errs = append(l.errs, l.c.ErrorAt(err, path...))
+	if !l.inUndecoded(path) {
+		l.errs = append(l.errs, l.c.ErrorsAt(err, path...)...)
 	}
+}
+
+// inUndecoded tells whether path is in a table the decoder stopped in.
+func (l *loader) inUndecoded(path []string) bool {
+	for n := 1; n <= len(path); n++ {
+		if l.undecoded[strings.Join(path[:n], ".")] {
+			return true
+		}
+	}
+	return false
 }
 
 // at is the path of the i-th table of the array table.

@@ -32,7 +32,8 @@ func (e *Error) Error() string {
 }
 
 // Errors are every mistake found in one file, in the order of the file's
-// tables; each is an *Error.
+// tables; each is an *Error, or a transformation's error, which names its
+// own place.
 type Errors []error
 
 func (es Errors) Error() string {
@@ -52,12 +53,24 @@ type locator interface {
 	find(path ...string) (line, col int)
 }
 
-// ErrorAt places err, found about the table or key path after loading (by
+// ErrorsAt places err, found about the table or key path after loading (by
 // the engine building a component), at its line and column: a
-// setting.KeyError inside it names a key below path.
-func (c *Config) ErrorAt(err error, path ...string) error {
+// setting.KeyError inside it names a key below path. Joined errors (a
+// component's Validate gives every mistake) are placed one by one; errors
+// already placed are kept as they are.
+func (c *Config) ErrorsAt(err error, path ...string) Errors {
 	if err == nil {
 		return nil
+	}
+	if _, placed := err.(*Error); placed {
+		return Errors{err}
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var es Errors
+		for _, e := range joined.Unwrap() {
+			es = append(es, c.ErrorsAt(e, path...)...)
+		}
+		return es
 	}
 	var ke *setting.KeyError
 	if errors.As(err, &ke) {
@@ -68,7 +81,7 @@ func (c *Config) ErrorAt(err error, path ...string) error {
 	if c.where != nil {
 		e.Line, e.Col = c.where.find(path...)
 	}
-	return e
+	return Errors{e}
 }
 
 // lineCol turns a byte offset of src into a 1-based line and column (in bytes).
