@@ -100,10 +100,10 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 	urls := make([]*url.URL, 0, len(cfg.URLs))
 	redacted := make([]string, 0, len(cfg.URLs))
 	for _, s := range cfg.URLs {
-		redacted = append(redacted, redactURL(s))
+		redacted = append(redacted, RedactURL(s))
 		u, err := url.Parse(strings.TrimRight(s, "/"))
 		if err != nil {
-			return nil, fmt.Errorf("URL %q: %w", redactURL(s), err)
+			return nil, fmt.Errorf("URL %q: %w", RedactURL(s), err)
 		}
 		urls = append(urls, u)
 	}

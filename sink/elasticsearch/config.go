@@ -143,7 +143,7 @@ func (c Configuration) LogValue() slog.Value {
 	}
 	urls := make([]string, len(c.URLs))
 	for i, u := range c.URLs {
-		urls[i] = redactURL(u)
+		urls[i] = RedactURL(u)
 	}
 	return slog.GroupValue(
 		slog.Any("urls", urls),
@@ -164,17 +164,22 @@ func (c Configuration) LogValue() slog.Value {
 	)
 }
 
-// redactURL hides a password written in a URL; one that does not parse is
-// shown only when it has no user information in it.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	switch {
-	case err == nil:
+// RedactURL hides the user information (a password) of a URL, also of one
+// that does not parse or has no scheme ("elastic:secret@host:9200", which
+// url.Parse reads as scheme "elastic").
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
 		return u.Redacted()
-	case strings.Contains(s, "@"):
-		return "(unparseable URL)"
 	}
-	return s
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	from := 0
+	if i := strings.Index(s[:at], "://"); i >= 0 {
+		from = i + 3
+	}
+	return s[:from] + "xxxxx" + s[at:]
 }
 
 // compiled is what New derives from a valid Configuration.
@@ -201,7 +206,7 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 		bad("urls", "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
 	}
 	for _, s := range c.URLs {
-		shown := redactURL(s)
+		shown := RedactURL(s)
 		if !strings.Contains(s, "://") {
 			bad("urls", "%q has no scheme (expected http:// or https:// before the host, e.g. %q)", shown, "http://"+shown)
 			continue

@@ -73,7 +73,7 @@ func (s *Searcher) Search(ctx context.Context, body []byte) (int, []byte, error)
 		AllowNoIndices: &allow, IgnoreUnavailable: &ignore,
 	})
 	if err != nil {
-		return 0, nil, reachError(redactURL(s.cfg.URLs[0]), err)
+		return 0, nil, reachError(RedactURL(s.cfg.URLs[0]), err)
 	}
 	if status != http.StatusOK {
 		return status, answer, fmt.Errorf("elasticsearch: search: %s", errorBody(status, answer))

@@ -261,7 +261,7 @@ func (e *unreachableError) Unwrap() error { return e.err }
 func (s *Sink) checkVersion(ctx context.Context) error {
 	urls := make([]string, len(s.cfg.URLs))
 	for i, u := range s.cfg.URLs {
-		urls[i] = redactURL(u)
+		urls[i] = RedactURL(u)
 	}
 	where := strings.Join(urls, ", ")
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)

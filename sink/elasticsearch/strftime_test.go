@@ -147,3 +147,17 @@ func TestConfigurationErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, out string }{
+		{"http://127.0.0.1:9200", "http://127.0.0.1:9200"},
+		{"https://elastic:secret@es.example:9200/", "https://elastic:xxxxx@es.example:9200/"},
+		{"elastic:secret@es.example:9200", "xxxxx@es.example:9200"},        // read as scheme "elastic" by url.Parse
+		{"http://elastic:se%zzcret@es.example", "http://xxxxx@es.example"}, // does not parse
+		{"http://elastic@es.example", "http://elastic@es.example"},         // no password
+	} {
+		if got := RedactURL(tt.in); got != tt.out {
+			t.Errorf("%q: %q, want %q", tt.in, got, tt.out)
+		}
+	}
+}

@@ -254,6 +254,8 @@ func TestP2ESErrors(t *testing.T) {
 			`plugin.conf:3:18: ES_IndexName: missing; the file has "ES_IndexNme", a misspelling of it? (expected "ES_IndexName": "netflow-%Y-%m-%d")`},
 		{"url without scheme", "{\"ES_IndexName\": \"x\", \"ES_URL\": \"127.0.0.1:9200\"}",
 			`plugin.conf:1:33: ES_URL: "127.0.0.1:9200" has no scheme (expected http:// or https:// before the host, e.g. "http://127.0.0.1:9200")`},
+		{"url without scheme, with a password", "{\"ES_IndexName\": \"x\", \"ES_URL\": \"elastic:secret@127.0.0.1:9200\"}",
+			`plugin.conf:1:33: ES_URL: "xxxxx@127.0.0.1:9200" has no scheme (expected http:// or https:// before the host, e.g. "http://xxxxx@127.0.0.1:9200")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

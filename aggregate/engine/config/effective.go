@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net/url"
 	"path/filepath"
 
 	"github.com/BurntSushi/toml"
 	"github.com/flowdex/flowdex/aggregate/setting"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // WriteEffective writes the configuration as run uses it, in TOML: every
@@ -48,22 +48,13 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			}
 			shown.URLs = make([]string, len(es.URLs))
 			for i, u := range es.URLs {
-				shown.URLs[i] = redactURL(u)
+				shown.URLs[i] = elasticsearch.RedactURL(u)
 			}
 			o = &shown
 		}
 		doc.Output[name] = o
 	}
 	return toml.NewEncoder(w).Encode(doc)
-}
-
-// redactURL hides a password given in a URL's user information.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // absoluteLookupFiles rewrites the relative LookupTableFile paths of

@@ -123,13 +123,14 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 		}
 	}
 	p.URL = strings.TrimSuffix(p.URL, "/")
+	shown := elasticsearch.RedactURL(p.URL)
 	switch {
 	case p.URL == "":
 		return nil, fail("ES_URL", "empty (expected an address such as http://localhost:9200)")
 	case !strings.Contains(p.URL, "://"):
-		return nil, fail("ES_URL", "%q has no scheme (expected http:// or https:// before the host, e.g. \"http://%s\")", p.URL, p.URL)
+		return nil, fail("ES_URL", "%q has no scheme (expected http:// or https:// before the host, e.g. \"http://%s\")", shown, shown)
 	case !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://"):
-		return nil, fail("ES_URL", "%q is not an http:// or https:// address", p.URL)
+		return nil, fail("ES_URL", "%q is not an http:// or https:// address", shown)
 	}
 	if p.IndexName == "" {
 		msg := "index name not provided (expected e.g. \"netflow-%Y-%m-%d\")"
