@@ -308,9 +308,10 @@ file = "-"
 pipeline = "json"
 [[input]]
 type = "netflow"
+replay = ""
 [[input]]
 type = "sflow"
-replay = "exports.pcap"
+Replay = "exports.pcap"
 [[pipeline]]
 name = "json"
 [[pipeline]]
@@ -321,6 +322,8 @@ history = "5m"
 	if err != nil {
 		t.Fatal(err)
 	}
+	// replay = "" is no replay: the input listens; keys are read whatever
+	// their case, as the decoder does
 	nf, sf := c.Inputs[1].(*NetFlowInput), c.Inputs[2].(*SFlowInput)
 	if len(nf.Listen) != 1 || nf.Listen[0] != "0.0.0.0:2100" || nf.Sockets != 1 || nf.QueueSize != 4096 {
 		t.Errorf("netflow defaults: %+v", nf)

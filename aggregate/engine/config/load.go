@@ -132,18 +132,20 @@ func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
 		l.broken = true
 		return
 	}
-	if _, replay := raw["replay"]; replay {
-		if _, listen := raw["listen"]; !listen {
-			// a replay listens nowhere by default
-			switch r := in.(type) {
-			case *NetFlowInput:
+	l.decode(p, in, path, raw)
+	if _, listen := tableKey(raw, "listen"); !listen {
+		// a replay listens nowhere by default
+		switch r := in.(type) {
+		case *NetFlowInput:
+			if r.Replay != "" {
 				r.Listen = nil
-			case *SFlowInput:
+			}
+		case *SFlowInput:
+			if r.Replay != "" {
 				r.Listen = nil
 			}
 		}
 	}
-	l.decode(p, in, path, raw)
 	l.c.Inputs = append(l.c.Inputs, in)
 }
 
@@ -193,7 +195,7 @@ func (l *loader) unknown(raw any, t reflect.Type, path []string) {
 	}
 	fields := keysOf(t)
 	for _, k := range slices.Sorted(maps.Keys(table)) {
-		ft, ok := fields[k]
+		ft, ok := tableKey(fields, k)
 		if !ok {
 			l.fail(append(slices.Clone(path), k), "%s", l.unknownHint(path, k, fields))
 			continue
@@ -209,6 +211,21 @@ func (l *loader) unknown(raw any, t reflect.Type, path []string) {
 			}
 		}
 	}
+}
+
+// tableKey looks k up in table as the decoder matches keys to fields: the
+// same name, else the same but for case.
+func tableKey[V any](table map[string]V, k string) (V, bool) {
+	if v, ok := table[k]; ok {
+		return v, true
+	}
+	for name, v := range table {
+		if strings.EqualFold(name, k) {
+			return v, true
+		}
+	}
+	var zero V
+	return zero, false
 }
 
 // keysOf returns the TOML keys of the fields of struct type t (through
