@@ -154,6 +154,8 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 		switch p := c.Pipeline(name); {
 		case p == nil:
 			l.fail(append(path, "pipelines"), "unknown pipeline %q", name)
+		case l.pmacctInput(name) >= 0:
+			l.fail(append(path, "pipelines"), "pipeline %q takes the pmacct records of input %q (expected a pipeline of its own for flows)", name, c.Inputs[l.pmacctInput(name)].Common().Name)
 		case p.SamplingRate > 0 && !pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		}
@@ -176,9 +178,7 @@ func (l *loader) checkReceive(path []string, r *Receive) {
 // checkElasticsearch checks an elasticsearch output: the sink's own rules,
 // then its retention against its index.
 func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []string) {
-	for _, err := range unjoin(o.Configuration.Validate()) {
-		l.failErr(err, path("")[:2]...)
-	}
+	l.failErr(o.Configuration.Validate(), path("")[:2]...)
 	r := o.MaxAge.Duration
 	switch {
 	case r == 0:
@@ -227,4 +227,12 @@ func (c *Config) outputNames() []string {
 func isPort(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 16)
 	return err == nil
+}
+
+// pmacctInput is the index of the pmacct input feeding pipeline name, or -1.
+func (l *loader) pmacctInput(name string) int {
+	return slices.IndexFunc(l.c.Inputs, func(in Input) bool {
+		p, ok := in.(*PmacctInput)
+		return ok && p.Pipeline == name
+	})
 }

@@ -97,6 +97,8 @@ func TestParseErrors(t *testing.T) {
 		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
 		{"pmacct records into an aggregating pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\naggregate = [\"src_host\"]\n", `flowdex.toml:1:1: input#0.pipeline: pipeline "pipeline1" aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)`},
 		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:11: input#0.format: unknown format "xml" (expected json, csv or auto)`},
+		{"flows into a pmacct pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\npipeline = \"p\"\n[[input]]\ntype = \"netflow\"\npipelines = [\"p\"]\n[[pipeline]]\nname = \"p\"\n",
+			`flowdex.toml:7:1: input#1.pipelines: pipeline "p" takes the pmacct records of input "input1" (expected a pipeline of its own for flows)`},
 		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
 		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
