@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/exporter"
 )
@@ -21,9 +23,13 @@ func (e *countingEmitter) add(r *flow.Record) {
 
 // entryOf is the table entry a metric names: its address, or "other" for
 // the sources past the table's bound.
-func entryOf(e *exporter.Entry) string {
-	if e.Addr.IsValid() {
-		return e.Addr.String()
+func entryOf(e *exporter.Entry) string { return exporterName(e.Addr) }
+
+// exporterName is an exporter's address, or "other" for the zero address
+// that stands for the sources past the table's bound.
+func exporterName(a netip.Addr) string {
+	if a.IsValid() {
+		return a.String()
 	}
 	return "other"
 }

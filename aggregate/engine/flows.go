@@ -234,6 +234,7 @@ type flowInput struct {
 	rejectedLog                    ratelog.Limiter // of datagrams refused by the allow-list
 	emitters                       sync.Pool       // *countingEmitter
 	datagrams, malformed, rejected atomic.Uint64
+	records                        atomic.Uint64 // decoded, whatever the table kept of the exporters
 }
 
 // newFlowInput makes flow input in; an error is a setting.KeyError naming
@@ -300,6 +301,7 @@ func (fi *flowInput) handle(d *datagram.Datagram) {
 	em := fi.emitters.Get().(*countingEmitter)
 	err := fi.decode(d.Payload, d.Source.Addr(), ec, d.Received, em.emit)
 	ec.Records.Add(em.n)
+	fi.records.Add(em.n)
 	em.n = 0
 	fi.emitters.Put(em)
 	if err == nil {
@@ -397,7 +399,7 @@ func (fi *flowInput) logDecoderStats() {
 		"untracked_exporter_datagrams", st.ExportersOverLimit, "evicted_exporters", st.ExportersEvicted,
 		"unsupported_version", st.UnsupportedVersion)
 	for exporter, n := range st.NoTemplate {
-		fi.logger.Warn("data sets without their template (dropped)", "exporter", exporter, "sets", n)
+		fi.logger.Warn("data sets without their template (dropped)", "exporter", exporterName(exporter), "sets", n)
 	}
 }
 

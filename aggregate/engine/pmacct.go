@@ -88,12 +88,13 @@ func (e *Engine) openInput(ctx context.Context, in *config.PmacctInput) (*pmacct
 		return pmacct.NewReader(interruptible(ctx, e.opts.Stdin), opts, "stdin", e.logger), origin, func() {}, nil
 	}
 	path := in.File
-	st, err := os.Stat(path)
+	fh, err := e.openCounted(path)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
 	}
-	fh, err := e.openCounted(path)
+	st, err := fh.(countedFile).Stat() // the file read, even if path is replaced meanwhile
 	if err != nil {
+		fh.Close()
 		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
 	}
 	abs, _ := filepath.Abs(path)

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
-	"github.com/flowdex/flowdex/collector/exporter"
 )
 
 // Progress is how far the inputs that end by themselves have got: for a
@@ -27,7 +26,7 @@ func (e *Engine) Progress() Progress {
 		if capt := fi.capt.Load(); capt != nil {
 			p.Records += capt.Stats().Records
 		} else {
-			fi.exporters.Each(func(en *exporter.Entry) { p.Records += en.Records.Load() })
+			p.Records += fi.records.Load()
 		}
 	}
 	for _, in := range e.cfg.Inputs {
