@@ -13,7 +13,7 @@ import (
 // The print output is written at each refresh, as pmacct's print plugin
 // writes at each purge: people follow those files. One NetFlow datagram, a
 // 1 s refresh: its record is in the file within a few refreshes, long before
-// the daemon stops.
+// the daemon stops, and before the output's own hourly flush.
 func TestPrintWrittenAtRefresh(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "flows.json")
@@ -28,6 +28,7 @@ refresh = "1s"
 [output.print]
 type = "print"
 file = %q
+flush_interval = "1h"
 `, port, out))
 	cmd, stderr := startFlowdex(t, conf)
 	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
@@ -72,6 +73,60 @@ file = %q
 	waitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
 		lines, _ := readLines(out)
 		return len(lines) == 3
+	})
+	terminate(t, cmd, stderr)
+}
+
+// A pmacct print file rewritten at each purge (print_output_file_append
+// false) gets to the print output at each purge, before the output's own
+// hourly flush: the purge read ends when pmacct rewrites the file.
+func TestPrintWrittenAtEachPmacctPurge(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "plugin1.json")
+	out := filepath.Join(dir, "out.json")
+	port := freeTCPPort(t)
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = "127.0.0.1:%d"
+[[input]]
+type = "pmacct"
+file = %q
+follow = true
+poll = "50ms"
+[output.print]
+type = "print"
+file = %q
+flush_interval = "1h"
+`, port, in, out))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	read := func(lines float64) func() bool {
+		return func() bool { return scrape(t, base)["flowdex_pmacct_lines_total"][""] == lines }
+	}
+	cmd, stderr := startFlowdex(t, conf)
+	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	purge := func(n int, stamp string) {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"event_type": "purge", "ip_src": "192.0.2.%d", "packets": 1, "bytes": 40, "stamp_inserted": %q}`+"\n", i+1, stamp)
+		}
+		if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil { // truncated and written, as pmacct does
+			t.Fatal(err)
+		}
+	}
+	// each purge is read before the next replaces it: pmacct's refresh is
+	// minutes, the test's as short as it can be
+	purge(2, "2024-01-01 00:00:00")
+	waitFor(t, "the first purge read", 10*time.Second, read(2))
+	purge(3, "2024-01-01 00:05:00")
+	waitFor(t, "the second purge read", 10*time.Second, read(5))
+	waitFor(t, "the first purge in the print file", 10*time.Second, func() bool {
+		lines, _ := readLines(out)
+		return len(lines) == 2
+	})
+	purge(1, "2024-01-01 00:10:00")
+	waitFor(t, "the second purge in the print file", 10*time.Second, func() bool {
+		lines, _ := readLines(out)
+		return len(lines) == 5
 	})
 	terminate(t, cmd, stderr)
 }

@@ -23,7 +23,8 @@ const DefaultMax = 4096
 // which keeps no state. When the table is full, an entry that keeps no state
 // (its source only ever sent data, v5 or garbage) gives its place to the
 // next exporter with something to keep (Keep), so such sources cannot hold
-// the places for good. It is safe for concurrent use; Get takes no write
+// the places for good; its counts go to Other. The counters of the entries
+// Each gives add up to what was counted in the table, evictions included. It is safe for concurrent use; Get takes no write
 // lock once the table is full.
 type Table struct {
 	max int
@@ -99,10 +100,10 @@ func (t *Table) Get(addr netip.Addr) *Entry {
 }
 
 // Keep returns the state kept for addr, made by create (given the entry, the
-// table locked) the first time: in
-// addr's entry, or, when addr has none in a full table, in a new one that
-// takes the place of an entry keeping nothing (its counters go). It returns
-// nil when every entry keeps something.
+// table locked) the first time: in addr's entry, or, when addr has none in a
+// full table, in a new one that takes the place of an entry keeping nothing,
+// whose counts move to Other. It returns nil when every entry keeps
+// something.
 func (t *Table) Keep(addr netip.Addr, create func(*Entry) any) any {
 	addr = addr.Unmap()
 	t.mu.RLock()
@@ -120,6 +121,7 @@ func (t *Table) Keep(addr netip.Addr, create func(*Entry) any) any {
 		case len(t.m) < t.max:
 		case len(t.empty) > 0:
 			for victim := range t.empty {
+				t.other.absorb(t.m[victim])
 				delete(t.empty, victim)
 				delete(t.m, victim)
 				t.evicted.Add(1)
@@ -141,6 +143,16 @@ func (t *Table) Keep(addr netip.Addr, create func(*Entry) any) any {
 	return s
 }
 
+// absorb adds the counts of an evicted entry to Other's, so that the sums
+// over Each stay every datagram counted; an add racing the eviction (a
+// decoder holding the entry) may miss them: the input's own totals are exact.
+func (e *Entry) absorb(victim *Entry) {
+	e.Datagrams.Add(victim.Datagrams.Load())
+	e.Records.Add(victim.Records.Load())
+	e.Malformed.Add(victim.Malformed.Load())
+	e.TemplateMisses.Add(victim.TemplateMisses.Load())
+}
+
 // State returns the state kept for the entry's exporter, nil if none.
 func (e *Entry) State() any {
 	if s := e.state.Load(); s != nil {
@@ -151,14 +163,6 @@ func (e *Entry) State() any {
 
 // Other is the entry the sources past the bound share.
 func (t *Table) Other() *Entry { return &t.other }
-
-// Tracked reports whether addr has an entry of its own.
-func (t *Table) Tracked(addr netip.Addr) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	_, ok := t.m[addr.Unmap()]
-	return ok
-}
 
 // Len is the number of exporters with an entry of their own.
 func (t *Table) Len() int {
