@@ -50,9 +50,9 @@ type Engine struct {
 	flowPipelines []*flowPipeline // the pipelines that aggregate flows
 	flowInputs    []*flowInput
 
-	counters   counters
-	read, size atomic.Int64 // bytes read of the files read once, and their size (Progress)
-	web        *httpServer  // nil without [http]
+	counters              counters
+	bytesRead, bytesTotal atomic.Int64 // of the files read once (Progress)
+	web                   *httpServer  // nil without [http]
 
 	// readiness (/readyz): inputs receiving, none failed, not stopping
 	running                 atomic.Pointer[context.Context]
@@ -61,7 +61,7 @@ type Engine struct {
 
 // counters of what the inputs read.
 type counters struct {
-	read                                           atomic.Uint64 // pmacct records read
+	pmacctRecords                                  atomic.Uint64 // pmacct records read (records counts the documents of flows too)
 	lines, records, markers, badLines, writeErrors atomic.Uint64
 	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
 }

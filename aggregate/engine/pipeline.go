@@ -59,7 +59,7 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 			c.markers.Add(1)
 			continue
 		}
-		c.read.Add(1)
+		c.pmacctRecords.Add(1)
 		c.records.Add(1)
 		id := ids.make(rec.Line, rec.Raw)
 		t, _ := timestamp.Of(rec.Doc, p.times, zone) // none: the time of writing

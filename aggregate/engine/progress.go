@@ -21,7 +21,7 @@ type Progress struct {
 
 // Progress returns how far the inputs have got.
 func (e *Engine) Progress() Progress {
-	p := Progress{Records: e.counters.read.Load(), Read: e.read.Load(), Size: e.size.Load(), Finite: true}
+	p := Progress{Records: e.counters.pmacctRecords.Load(), Read: e.bytesRead.Load(), Size: e.bytesTotal.Load(), Finite: true}
 	for _, fi := range e.flowInputs {
 		if capt := fi.capt.Load(); capt != nil {
 			p.Records += capt.Stats().Records
@@ -51,9 +51,9 @@ func (e *Engine) openCounted(path string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		e.size.Add(st.Size())
+		e.bytesTotal.Add(st.Size())
 	}
-	return countedFile{f, &e.read}, nil
+	return countedFile{f, &e.bytesRead}, nil
 }
 
 // countedFile counts the bytes read from a file.

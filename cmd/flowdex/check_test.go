@@ -57,6 +57,8 @@ func TestCheckReportsPositions(t *testing.T) {
 			[]string{"-c"}, `must be lowercase`},
 		{"p2es trailing comma", "plugin.conf", "{\n  \"ES_IndexName\": \"x\",\n}\n",
 			[]string{"--p2es-config"}, "plugin.conf:2:22: invalid JSON: trailing comma"},
+		{"p2es index", "index.conf", `{"ES_IndexName": "Flows-%Y", "ES_URL": "http://localhost:9200"}`,
+			[]string{"--p2es-config"}, `index.conf:1:18: ES_IndexName: "Flows-%Y": renders as`},
 		{"transformation", "bad.conf", `{"ES_IndexName": "x", "Transformations": [{"Conditions": [{"a": 1, "__op__": "~"}], "Actions": []}]}`,
 			[]string{"--p2es-config"}, `transformation #1: Conditions[0]: unknown operator "~"`},
 	}

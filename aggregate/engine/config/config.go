@@ -20,7 +20,6 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -247,7 +246,7 @@ func (p *Pipeline) TransformationsJSON(c *Config) (data []byte, source, baseDir 
 		path := c.Resolve(t)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("pipeline %q: transformations: %w", p.Name, err)
+			return nil, "", "", err // the caller names the pipeline and the key
 		}
 		return data, path, filepath.Dir(path), nil
 	}
@@ -325,12 +324,6 @@ func (c *Config) Resolve(path string) string {
 		return path
 	}
 	return absolute(filepath.Join(filepath.Dir(c.File), path))
-}
-
-// IsFlow reports whether in receives flows (netflow, sflow, pcap).
-func IsFlow(in Input) bool {
-	_, ok := in.(FlowInput)
-	return ok
 }
 
 // isLoopback reports whether the host of listen (host:port) is a loopback

@@ -267,6 +267,17 @@ func (l *p2esLocator) find(path ...string) (line, col int) {
 	return lineCol(l.src, f.offset)
 }
 
+// name is the p2es key behind path, or path as the TOML would name it for a
+// setting p2es has no key for.
+func (l *p2esLocator) name(path ...string) string {
+	if len(path) > 0 {
+		if k, ok := p2esKeyOf[path[len(path)-1]]; ok {
+			return k
+		}
+	}
+	return strings.Join(path, ".")
+}
+
 type jsonField struct {
 	raw    json.RawMessage
 	offset int // where the value starts

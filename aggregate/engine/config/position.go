@@ -51,6 +51,8 @@ func (es Errors) Unwrap() []error { return es }
 // names, "name#N" for the N-th (0-based) table of an array, then the key.
 type locator interface {
 	find(path ...string) (line, col int)
+	// name is what the file calls the key at path
+	name(path ...string) string
 }
 
 // ErrorsAt places err, found about the table or key path after loading (by
@@ -80,9 +82,12 @@ func (c *Config) ErrorsAt(err error, path ...string) Errors {
 	e := &Error{File: c.File, Msg: strings.Join(path, ".") + ": " + err.Error()}
 	if c.where != nil {
 		e.Line, e.Col = c.where.find(path...)
+		e.Msg = c.where.name(path...) + ": " + err.Error()
 	}
 	return Errors{e}
 }
+
+func (l *tomlLocator) name(path ...string) string { return strings.Join(path, ".") }
 
 // lineCol turns a byte offset of src into a 1-based line and column (in bytes).
 func lineCol(src []byte, offset int) (line, col int) {
