@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -43,19 +44,19 @@ retention_interval = "1h"
 	current := prefix + "-" + now.Format("2006.01.02")
 	fmt.Fprintf(stdinW, `{"event_type": "purge", "ip_src": "192.0.2.1", "stamp_inserted": %q, "packets": 1, "bytes": 60}`+"\n", now.Format("2006-01-02 15:04:05"))
 
-	waitFor(t, "the old index deleted and the current one made", 20*time.Second, func() bool {
+	testwatch.WaitFor(t, "the old index deleted and the current one made", 20*time.Second, func() bool {
 		return slices.Equal(estest.Indices(t, url, prefix), []string{current})
 	})
 	old2 := prefix + "-2020.01.02"
 	estest.CreateIndex(t, url, old2)
-	waitFor(t, "the second old index deleted at the next run", 20*time.Second, func() bool {
+	testwatch.WaitFor(t, "the second old index deleted at the next run", 20*time.Second, func() bool {
 		return !slices.Contains(estest.Indices(t, url, prefix), old2)
 	})
 	// the run counts what it deleted once Elasticsearch has answered: a
 	// little after the index is gone
 	var m map[string]float64
-	waitFor(t, "the deletions counted", 20*time.Second, func() bool {
-		m = scrape(t, e.HTTPAddr())["flowdex_retention_total"]
+	testwatch.WaitFor(t, "the deletions counted", 20*time.Second, func() bool {
+		m = testwatch.Metrics(t, "http://"+e.HTTPAddr())["flowdex_retention_total"]
 		return m["event=deleted,output=es"] == 2
 	})
 	if m["event=runs,output=es"] < 2 || m["event=errors,output=es"] != 0 {
@@ -110,7 +111,7 @@ retention = "2d"
 		done <- err
 	}()
 	fmt.Fprintln(stdinW, `{"event_type": "purge", "ip_src": "192.0.2.1", "stamp_inserted": "2026-01-01 00:00:00", "packets": 1, "bytes": 60}`)
-	waitFor(t, "the record indexed", 20*time.Second, func() bool { return slices.Contains(estest.Indices(t, url, prefix), prefix+"-2026.01.01") })
+	testwatch.WaitFor(t, "the record indexed", 20*time.Second, func() bool { return slices.Contains(estest.Indices(t, url, prefix), prefix+"-2026.01.01") })
 	time.Sleep(time.Second) // the daemon would have deleted the old index by now (TestRunRetention)
 	stdinW.Close()
 	if err := <-done; err != nil {

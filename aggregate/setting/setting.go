@@ -1,7 +1,8 @@
 // Package setting holds the value types that the configurations of flowdex's
 // components share, each read from and written back to its TOML text, and the
 // error a component gives for a setting it refuses, naming the key so that
-// the configuration loader can point at its line and column.
+// the configuration loader can point at its line and column (LineCol, for
+// the readers of TOML, p2es and transformation files).
 package setting
 
 import (
@@ -160,4 +161,20 @@ func Key(key string, err error) error {
 		return err
 	}
 	return &KeyError{Key: key, Err: err}
+}
+
+// LineCol turns a byte offset of src into a line and a column, both 1-based
+// (the column in bytes), for messages that point into a configuration file.
+func LineCol(src []byte, offset int) (line, col int) {
+	offset = min(max(offset, 0), len(src))
+	line, col = 1, 1
+	for _, c := range src[:offset] {
+		if c == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // The configuration is read into a small tree that keeps what encoding/json's
@@ -202,23 +203,8 @@ func (r *treeReader) tokenError(err error, off int64) *jsonError {
 
 // position turns a byte offset into "line L, column C" (both 1-based).
 func position(data []byte, off int64) string {
-	line, col := lineCol(data, off)
+	line, col := setting.LineCol(data, int(off))
 	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col)
-}
-
-// lineCol turns a byte offset into a line and a column (both 1-based).
-func lineCol(data []byte, off int64) (line, col int) {
-	off = min(max(off, 0), int64(len(data)))
-	line, col = 1, 1
-	for _, c := range data[:off] {
-		if c == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
 }
 
 // appendTree writes v as compact JSON, object keys in their original order and

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/aggregate/spelling"
 )
 
@@ -48,7 +49,7 @@ func parse(data []byte, source, baseDir string, read func(string) ([]byte, error
 	tree, offsets, jerr := decodeTree(data)
 	if jerr != nil {
 		e := p.fail("", "invalid JSON: %s", jerr.msg)
-		e.Line, e.Col = lineCol(data, jerr.offset)
+		e.Line, e.Col = setting.LineCol(data, int(jerr.offset))
 		return nil, p.err()
 	}
 	p.offsets = offsets
@@ -78,11 +79,11 @@ func (p *parser) fail(path, format string, args ...any) *Error {
 	}
 	e := &Error{Source: p.source, Transformation: p.tr, Path: path, Reason: fmt.Sprintf(format, args...)}
 	if off, ok := p.offsets[strconv.Itoa(p.tr)+"/"+path]; ok && p.tr > 0 {
-		e.Line, e.Col = lineCol(p.data, off)
+		e.Line, e.Col = setting.LineCol(p.data, int(off))
 	} else if p.tr > 0 && path != "" {
 		// a key that is missing: the transformation's object holds it
 		if off, ok := p.offsets[strconv.Itoa(p.tr)+"/"]; ok {
-			e.Line, e.Col = lineCol(p.data, off)
+			e.Line, e.Col = setting.LineCol(p.data, int(off))
 		}
 	}
 	p.errs = append(p.errs, e)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/collector/pcap"
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -88,15 +89,15 @@ outputs = ["es"]
 	// 2 MB in frames of the default 256 KiB snaplen holds 8 packets, which a
 	// loaded machine overflows
 	dump := exec.Command("tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "512", "-B", "16384", "-n", "-w", trace, filter)
-	var dumpErr syncBuffer
+	var dumpErr testwatch.Log
 	dump.Stderr = &dumpErr
 	if err := dump.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer dump.Process.Kill()
 	// both log once their filter is installed
-	waitFor(t, "flowdex to capture", 20*time.Second, func() bool { return strings.Contains(fdxErr.String(), "capturing") })
-	waitFor(t, "tcpdump to capture", 20*time.Second, func() bool { return strings.Contains(dumpErr.String(), "listening on") })
+	testwatch.WaitFor(t, "flowdex to capture", 20*time.Second, func() bool { return strings.Contains(fdxErr.String(), "capturing") })
+	testwatch.WaitFor(t, "tcpdump to capture", 20*time.Second, func() bool { return strings.Contains(dumpErr.String(), "listening on") })
 
 	client := &http.Client{Transport: &http.Transport{}}
 	for range 5 {
@@ -123,7 +124,7 @@ outputs = ["es"]
 	var marked bool
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		packets, marked = pcapPackets(t, trace, mark)
-		read = scrape(t, base)["flowdex_capture_packets_total"]["input=lo"]
+		read = testwatch.Metrics(t, base)["flowdex_capture_packets_total"]["input=lo"]
 		if marked && read == float64(packets) {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/enrich/enrichtest"
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -213,7 +214,7 @@ timezone = "UTC"
 outputs = ["es"]
 `, strings.TrimPrefix(base, "http://"), enrichmentKeys)+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, cfg)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "enrichment loaded") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "enrichment loaded") })
 
 	n := 0
 	purge := func(minute int) {
@@ -223,7 +224,7 @@ outputs = ["es"]
 		if err := os.WriteFile(printFile, []byte(rec+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("purge %d in Elasticsearch", n), 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == n })
+		testwatch.WaitFor(t, fmt.Sprintf("purge %d in Elasticsearch", n), 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == n })
 	}
 	hangup := func(what string) {
 		t.Helper()
@@ -231,7 +232,7 @@ outputs = ["es"]
 		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, what, 20*time.Second, func() bool { return strings.Count(stderr.String(), what) > before })
+		testwatch.WaitFor(t, what, 20*time.Second, func() bool { return strings.Count(stderr.String(), what) > before })
 	}
 	purge(1)
 
@@ -246,7 +247,7 @@ outputs = ["es"]
 	hangup("enrichment reload failed")
 	purge(3)
 	// the same counts on /metrics: three documents looked up, one city each
-	m := scrape(t, base)
+	m := testwatch.Metrics(t, base)
 	for _, c := range []struct {
 		labels string
 		want   float64

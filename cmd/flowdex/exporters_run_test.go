@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // exportDatagram is one exported UDP datagram as the test received it.
@@ -79,7 +81,7 @@ func captureExport(ctx context.Context, command func(port int) (*exec.Cmd, error
 	if err != nil {
 		return nil, "", err
 	}
-	var out syncBuffer
+	var out testwatch.Log
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -613,7 +614,7 @@ outputs = ["es"]
 
 `, strings.TrimPrefix(base, "http://"), port, set.name, tomlStrings(set.aggregate))+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 
 	e := exporterCase{name: "softflowd-v10-live", command: softflowd(exportTraffic, "-v", "10")}
 	ds, log, err := captureExport(context.Background(), func(port int) (*exec.Cmd, error) { return e.command(dir, port) },
@@ -624,8 +625,8 @@ outputs = ["es"]
 	// SIGTERM closes the socket: flowdex must have read every datagram the
 	// relay sent first (counted, not guessed with a second's sleep, which a
 	// loaded machine can outlast)
-	waitFor(t, "flowdex to read what the relay sent", 30*time.Second, func() bool {
-		return scrape(t, base)["flowdex_input_received_datagrams_total"]["input=softflowd"] == float64(len(ds))
+	testwatch.WaitFor(t, "flowdex to read what the relay sent", 30*time.Second, func() bool {
+		return testwatch.Metrics(t, base)["flowdex_input_received_datagrams_total"]["input=softflowd"] == float64(len(ds))
 	})
 	terminate(t, cmd, stderr)
 

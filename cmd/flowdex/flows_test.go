@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/collector/datagram"
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -54,7 +55,7 @@ replicas = 0
 flush_interval = "100ms"
 `, port, aggregate, es.url, index))
 			cmd, stderr := startFlowdex(t, conf)
-			waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+			testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 			conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
 				t.Fatal(err)
@@ -68,10 +69,10 @@ flush_interval = "100ms"
 				}
 			}
 			send()
-			waitFor(t, "the first refresh to reach Elasticsearch", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") > 0 })
+			testwatch.WaitFor(t, "the first refresh to reach Elasticsearch", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") > 0 })
 			first := estest.Count(t, es.url, index+"-*")
 			send()
-			waitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") >= 2*first })
+			testwatch.WaitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") >= 2*first })
 			terminate(t, cmd, stderr)
 
 			replay := writeFile(t, dir, "replay.toml", fmt.Sprintf(`

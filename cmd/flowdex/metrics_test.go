@@ -15,12 +15,9 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/netflow"
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -48,48 +45,6 @@ func getURL(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, string(body)
-}
-
-// scrape reads /metrics into name -> label set ("k=v,k=v", sorted as served) -> value.
-func scrape(t *testing.T, base string) map[string]map[string]float64 {
-	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: HTTP %d", res.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
-	out := map[string]map[string]float64{}
-	for name, f := range families {
-		out[name] = map[string]float64{}
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out[name][strings.Join(labels, ",")] = metricValue(f.GetType(), m)
-		}
-	}
-	return out
-}
-
-func metricValue(typ dto.MetricType, m *dto.Metric) float64 {
-	switch typ {
-	case dto.MetricType_COUNTER:
-		return m.GetCounter().GetValue()
-	case dto.MetricType_GAUGE:
-		return m.GetGauge().GetValue()
-	case dto.MetricType_HISTOGRAM:
-		return float64(m.GetHistogram().GetSampleCount())
-	}
-	return m.GetUntyped().GetValue()
 }
 
 // The Prometheus endpoint after real traffic: softflowd's IPFIX export of a
@@ -123,10 +78,10 @@ outputs = ["es"]
 
 `, strings.TrimPrefix(base, "http://"), port)+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 
 	// ready once the input's socket is bound, which follows "flowdex started"
-	waitFor(t, "/readyz", 10*time.Second, func() bool { code, _ := getURL(t, base+"/readyz"); return code == http.StatusOK })
+	testwatch.WaitFor(t, "/readyz", 10*time.Second, func() bool { code, _ := getURL(t, base+"/readyz"); return code == http.StatusOK })
 	if code, body := getURL(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz: HTTP %d: %s", code, body)
 	}
@@ -170,8 +125,8 @@ outputs = ["es"]
 
 	var m map[string]map[string]float64
 	exp := "exporter=127.0.0.1,input=routers"
-	waitFor(t, "every datagram decoded and every aggregate indexed", 30*time.Second, func() bool {
-		m = scrape(t, base)
+	testwatch.WaitFor(t, "every datagram decoded and every aggregate indexed", 30*time.Second, func() bool {
+		m = testwatch.Metrics(t, base)
 		written := m["flowdex_pipeline_aggregates_written_total"]["pipeline=five"]
 		return m["flowdex_exporter_datagrams_total"][exp] == float64(len(ds)+1) && written > 0 &&
 			m["flowdex_pipeline_cache_entries"]["pipeline=five"] == 0 &&
@@ -287,7 +242,7 @@ type = "print"
 file = "out.json"
 `, strings.TrimPrefix(base, "http://"), freeUDPPort(t)))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "the missing input to fail", 20*time.Second, func() bool {
+	testwatch.WaitFor(t, "the missing input to fail", 20*time.Second, func() bool {
 		return strings.Contains(stderr.String(), `msg="input stopped" input=missing`)
 	})
 	code, body := getURL(t, base+"/readyz")
@@ -328,7 +283,7 @@ outputs = ["es"]
 `, freeUDPPort(t))+esOutputTOML(url, index))
 	cmd, stderr := startFlowdex(t, conf)
 	// the first log line comes after the handler is installed
-	waitFor(t, "flowdex to log", 20*time.Second, func() bool { return stderr.String() != "" })
+	testwatch.WaitFor(t, "flowdex to log", 20*time.Second, func() bool { return stderr.String() != "" })
 	stop := make(chan struct{})
 	spammed := make(chan int)
 	var sent atomic.Int64
@@ -346,11 +301,11 @@ outputs = ["es"]
 			}
 		}
 	}()
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 	// ten SIGHUPs while it runs, counted rather than slept for: on a loaded
 	// machine the sender got one out in 100 ms
 	atStart := sent.Load()
-	waitFor(t, "ten SIGHUPs while it runs", 20*time.Second, func() bool { return sent.Load() >= atStart+10 })
+	testwatch.WaitFor(t, "ten SIGHUPs while it runs", 20*time.Second, func() bool { return sent.Load() >= atStart+10 })
 	terminate(t, cmd, stderr)
 	close(stop)
 	if n := <-spammed; n < 10 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // The print output is written at each refresh, as pmacct's print plugin
@@ -31,13 +33,13 @@ file = %q
 flush_interval = "1h"
 `, port, out))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 	s := newV5Sender(t, port)
 	d, _, _ := s.datagram()
 	if _, err := s.conn.Write(d); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
+	testwatch.WaitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
 		lines, _ := readLines(out)
 		return len(lines) == 10 // 10 records, 10 keys
 	})
@@ -61,7 +63,7 @@ type = "print"
 file = %q
 `, in, out))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 	f, err := os.OpenFile(in, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644) // print_output_file_append
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +72,7 @@ file = %q
 	for i := range 3 {
 		fmt.Fprintf(f, `{"event_type": "purge", "ip_src": "192.0.2.%d", "packets": 1, "bytes": 40}`+"\n", i+1)
 	}
-	waitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
+	testwatch.WaitFor(t, "the records in the print file before stopping", 10*time.Second, func() bool {
 		lines, _ := readLines(out)
 		return len(lines) == 3
 	})
@@ -100,10 +102,10 @@ flush_interval = "1h"
 `, port, in, out))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	read := func(lines float64) func() bool {
-		return func() bool { return scrape(t, base)["flowdex_pmacct_lines_total"][""] == lines }
+		return func() bool { return testwatch.Metrics(t, base)["flowdex_pmacct_lines_total"][""] == lines }
 	}
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 	purge := func(n int, stamp string) {
 		var b strings.Builder
 		for i := range n {
@@ -116,15 +118,15 @@ flush_interval = "1h"
 	// each purge is read before the next replaces it: pmacct's refresh is
 	// minutes, the test's as short as it can be
 	purge(2, "2024-01-01 00:00:00")
-	waitFor(t, "the first purge read", 10*time.Second, read(2))
+	testwatch.WaitFor(t, "the first purge read", 10*time.Second, read(2))
 	purge(3, "2024-01-01 00:05:00")
-	waitFor(t, "the second purge read", 10*time.Second, read(5))
-	waitFor(t, "the first purge in the print file", 10*time.Second, func() bool {
+	testwatch.WaitFor(t, "the second purge read", 10*time.Second, read(5))
+	testwatch.WaitFor(t, "the first purge in the print file", 10*time.Second, func() bool {
 		lines, _ := readLines(out)
 		return len(lines) == 2
 	})
 	purge(1, "2024-01-01 00:10:00")
-	waitFor(t, "the second purge in the print file", 10*time.Second, func() bool {
+	testwatch.WaitFor(t, "the second purge in the print file", 10*time.Second, func() bool {
 		lines, _ := readLines(out)
 		return len(lines) == 5
 	})
@@ -150,7 +152,7 @@ type = "print"
 file = "out.json"
 `, port, in))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
+	testwatch.WaitFor(t, "flowdex to start", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "flowdex started") })
 	f, err := os.OpenFile(in, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644) // print_output_file_append
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +163,8 @@ file = "out.json"
 	fmt.Fprintln(f, `{"event_type": "purge", "ip_src": "192.0.2.3", "packets": 1, "bytes": 40}`)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var lines, bad float64
-	waitFor(t, "the line counters on /metrics", 10*time.Second, func() bool {
-		m := scrape(t, base)
+	testwatch.WaitFor(t, "the line counters on /metrics", 10*time.Second, func() bool {
+		m := testwatch.Metrics(t, base)
 		lines, bad = m["flowdex_pmacct_lines_total"][""], m["flowdex_pmacct_bad_lines_total"][""]
 		return lines == 3 && bad == 1
 	})

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -156,8 +157,8 @@ max_retries = 2
 // datagrams the kernel still held are gone: they were sent, never received.
 func waitReceived(t *testing.T, base string, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("flowdex to read the %d datagrams sent", n), 30*time.Second, func() bool {
-		return scrape(t, base)["flowdex_input_received_datagrams_total"]["input=netflow"] == float64(n)
+	testwatch.WaitFor(t, fmt.Sprintf("flowdex to read the %d datagrams sent", n), 30*time.Second, func() bool {
+		return testwatch.Metrics(t, base)["flowdex_input_received_datagrams_total"]["input=netflow"] == float64(n)
 	})
 }
 
@@ -173,7 +174,7 @@ func TestSigtermKeepsEverything(t *testing.T) {
 	sender := newV5Sender(t, port)
 	for run := range 2 {
 		cmd, stderr := startFlowdex(t, conf)
-		waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+		testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 		before, _, _ := sender.totals()
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -249,7 +250,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 	conf := writeFile(t, dir, "flowdex.toml", flowdexConfig(port, url, index, filepath.Join(dir, "spool"), base))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 	sender := newV5Sender(t, port)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -280,7 +281,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	<-done
 	records, _, _ := sender.totals()
 	waitReceived(t, base, records/10)
-	waitFor(t, "the spool to be sent", 60*time.Second, func() bool { return spoolEmpty(filepath.Join(dir, "spool")) })
+	testwatch.WaitFor(t, "the spool to be sent", 60*time.Second, func() bool { return spoolEmpty(filepath.Join(dir, "spool")) })
 	terminate(t, cmd, stderr)
 	out := stderr.String()
 	if !strings.Contains(out, "spooling") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -55,10 +56,10 @@ func flowdexBinary(t *testing.T) string {
 
 // startFlowdex runs `flowdex run -c conf` as a process of its own, with its
 // standard error kept for waitFor; the process is killed when the test ends.
-func startFlowdex(t *testing.T, conf string) (*exec.Cmd, *syncBuffer) {
+func startFlowdex(t *testing.T, conf string) (*exec.Cmd, *testwatch.Log) {
 	t.Helper()
 	cmd := exec.Command(flowdexBinary(t), "run", "-c", conf)
-	stderr := &syncBuffer{}
+	stderr := &testwatch.Log{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -82,18 +83,6 @@ func terminate(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("flowdex run did not stop on SIGTERM\n%s", stderr)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -129,11 +118,11 @@ timezone = "UTC"
 	if err := os.WriteFile(printFile, []byte(purge("2024-01-01 00:00:00", 3)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 3 })
+	testwatch.WaitFor(t, "the first purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 3 })
 	if err := os.WriteFile(printFile, []byte(purge("2024-01-01 00:01:00", 5)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 8 })
+	testwatch.WaitFor(t, "the second purge in Elasticsearch", 20*time.Second, func() bool { return estest.Count(t, url, index+"-*") == 8 })
 
 	terminate(t, cmd, stderr)
 	var packets float64
@@ -174,7 +163,7 @@ type = "print"
 	}
 	defer stdin.Close()
 	var stdout bytes.Buffer
-	var stderr syncBuffer // read while the process writes it
+	var stderr testwatch.Log // read while the process writes it
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,7 +173,7 @@ type = "print"
 	if _, err := stdin.Write(io); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the record read", 10*time.Second, func() bool {
+	testwatch.WaitFor(t, "the record read", 10*time.Second, func() bool {
 		code, body := getURL(t, base+"/metrics")
 		return code == 200 && strings.Contains(body, "\nflowdex_records_total 1\n")
 	})
@@ -192,24 +181,6 @@ type = "print"
 	if got := stdout.String(); got != string(io) {
 		t.Fatalf("printed %q, want the record read before the signal", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // esOutputTOML is the [output.es] table the end-to-end tests write to: the

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // One malformed datagram is one warning, naming its exporter: the README
@@ -25,7 +27,7 @@ type = "print"
 file = "out.json"
 `, port))
 	cmd, stderr := startFlowdex(t, conf)
-	waitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +37,7 @@ file = "out.json"
 	if _, err := conn.Write([]byte{0, 5, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "malformed") })
+	testwatch.WaitFor(t, "the warning", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "malformed") })
 	// any other warning about it is written while the datagram is decoded,
 	// before the engine's: no wait for it is needed
 	terminate(t, cmd, stderr)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -55,17 +57,6 @@ func send(t *testing.T, c *net.UDPConn, to netip.AddrPort, payload string) {
 
 func local(c *net.UDPConn) string {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().String()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // recorder keeps what a handler saw, by source.
@@ -126,7 +117,7 @@ func TestListenerReusePort(t *testing.T) {
 		}
 	}
 	total := 2 * clients * perClient
-	waitFor(t, "all datagrams", func() bool { return rec.count() == total })
+	testwatch.WaitFor(t, "all datagrams", 10*time.Second, func() bool { return rec.count() == total })
 
 	rec.mu.Lock()
 	// Sources are as sent (IPv4 not mapped) and each exporter's datagrams are in order.
@@ -163,7 +154,7 @@ func TestListenerDualStack(t *testing.T) {
 		c4, c6 := client(t, "127.0.0.1:0"), client(t, "[::1]:0")
 		send(t, c4, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), "from v4")
 		send(t, c6, netip.AddrPortFrom(netip.IPv6Loopback(), port), "from v6")
-		waitFor(t, "two datagrams", func() bool { return rec.count() == 2 })
+		testwatch.WaitFor(t, "two datagrams", 10*time.Second, func() bool { return rec.count() == 2 })
 		want := map[string][]string{local(c4): {"from v4"}, local(c6): {"from v6"}}
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
@@ -184,7 +175,7 @@ func TestListenerDualStack(t *testing.T) {
 		c4, c6 := client(t, "127.0.0.1:0"), client(t, "[::1]:0")
 		send(t, c4, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), "v4")
 		send(t, c6, netip.AddrPortFrom(netip.IPv6Loopback(), port), "v6")
-		waitFor(t, "two datagrams", func() bool { return rec.count() == 2 })
+		testwatch.WaitFor(t, "two datagrams", 10*time.Second, func() bool { return rec.count() == 2 })
 		st := l.Stats()
 		if st.Sockets[0].Received != 1 || st.Sockets[1].Received != 1 {
 			t.Errorf("IPv4 and IPv6 should each reach their own socket: %+v", st.Sockets)
@@ -214,7 +205,7 @@ func TestListenerQueueFull(t *testing.T) {
 	for i := 0; i < n; i++ {
 		send(t, c, l.Addrs()[0], fmt.Sprintf("%03d", i))
 	}
-	waitFor(t, "all read", func() bool { return l.Stats().Received == n })
+	testwatch.WaitFor(t, "all read", 10*time.Second, func() bool { return l.Stats().Received == n })
 	close(b.release)
 	if err := l.Stop(); err != nil {
 		t.Fatal(err)
@@ -247,7 +238,7 @@ func TestListenerStopDrains(t *testing.T) {
 		want = append(want, fmt.Sprint(i))
 		send(t, c, l.Addrs()[0], want[i])
 	}
-	waitFor(t, "all read", func() bool { return l.Stats().Received == 10 })
+	testwatch.WaitFor(t, "all read", 10*time.Second, func() bool { return l.Stats().Received == 10 })
 	stopped := make(chan error)
 	go func() { stopped <- l.Stop() }()
 	select {
@@ -285,8 +276,8 @@ func TestListenerTruncated(t *testing.T) {
 	for _, n := range []int{101, 100, 1, 5000} {
 		send(t, c, l.Addrs()[0], strings.Repeat("x", n))
 	}
-	waitFor(t, "all read", func() bool { return l.Stats().Received == 4 })
-	waitFor(t, "delivered", func() bool { return rec.count() == 2 })
+	testwatch.WaitFor(t, "all read", 10*time.Second, func() bool { return l.Stats().Received == 4 })
+	testwatch.WaitFor(t, "delivered", 10*time.Second, func() bool { return rec.count() == 2 })
 	st := l.Stats()
 	if st.Truncated != 2 || st.Delivered != 2 || st.Dropped != 0 {
 		t.Errorf("stats %+v, want 2 truncated, 2 delivered", st)
@@ -426,9 +417,9 @@ func TestListenerSteadyStateAllocs(t *testing.T) {
 		}
 	}
 	burst(cfg.QueueSize + 2)
-	waitFor(t, "read", func() bool { return s.received.Load() == uint64(cfg.QueueSize+2) })
+	testwatch.WaitFor(t, "read", 10*time.Second, func() bool { return s.received.Load() == uint64(cfg.QueueSize+2) })
 	close(release)
-	waitFor(t, "warm-up", settled(uint64(cfg.QueueSize+2)))
+	testwatch.WaitFor(t, "warm-up", 10*time.Second, settled(uint64(cfg.QueueSize+2)))
 
 	const n = 2000
 	var before, after runtime.MemStats
@@ -436,7 +427,7 @@ func TestListenerSteadyStateAllocs(t *testing.T) {
 	// In chunks that the socket buffer holds even when -race slows the reader.
 	for sent := 0; sent < n; sent += 100 {
 		burst(100)
-		waitFor(t, "chunk", settled(uint64(cfg.QueueSize+2+sent+100)))
+		testwatch.WaitFor(t, "chunk", 10*time.Second, settled(uint64(cfg.QueueSize+2+sent+100)))
 	}
 	runtime.ReadMemStats(&after)
 	mallocs := after.Mallocs - before.Mallocs

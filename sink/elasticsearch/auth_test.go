@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/internal/testwatch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
@@ -99,7 +100,7 @@ func TestRealAuthRefused(t *testing.T) {
 				cfg.Username, cfg.Password = "", ""
 				cfg.URLs = []string{withUser(t, url, c.user, c.password)}
 			}
-			var logs syncBuffer
+			var logs testwatch.Log
 			s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			if err != nil {
 				t.Fatal(err)
@@ -221,7 +222,7 @@ func TestRealAPIKeyRefused(t *testing.T) {
 	wrong := base64.StdEncoding.EncodeToString([]byte(id + ":wrong-secret-0123456789"))
 	cfg, prefix := secureConfig(t, url)
 	cfg.APIKey = wrong
-	var logs syncBuffer
+	var logs testwatch.Log
 	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // fakeES stores documents by id and answers bulk requests, asking script what
@@ -187,24 +188,6 @@ func (f *fakeES) count() int {
 	return len(f.docs)
 }
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fakeConfig is a configuration for srv with fast retries.
 func fakeConfig(url string) Configuration {
 	cfg := DefaultConfiguration()
@@ -215,9 +198,9 @@ func fakeConfig(url string) Configuration {
 	return cfg
 }
 
-func startSink(t *testing.T, cfg Configuration) (*Sink, *syncBuffer) {
+func startSink(t *testing.T, cfg Configuration) (*Sink, *testwatch.Log) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testwatch.Log
 	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

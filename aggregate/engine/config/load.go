@@ -115,21 +115,8 @@ func Parse(name string, src []byte) (*Config, error) {
 // input decodes [[input]] number i into the configuration of its type.
 func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
 	path := at("input", i)
-	var common InputCommon
-	if err := l.md.PrimitiveDecode(p, &common); err != nil {
-		l.decodeFailed(err, path)
-		l.broken = true // left out: what names it would be a mistake
-		return
-	}
-	in := newInput(common.Type)
-	switch {
-	case common.Type == "":
-		l.fail(append(path, "type"), "missing type (expected %s)", inputTypes)
-		l.broken = true
-		return
-	case in == nil:
-		l.fail(append(path, "type"), "unknown input type %q (expected %s)", common.Type, inputTypes)
-		l.broken = true
+	in, ok := typed(l, p, path, "input", inputTypes, newInput)
+	if !ok {
 		return
 	}
 	l.decode(p, in, path, raw)
@@ -152,21 +139,8 @@ func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
 // output decodes [output.name] into the configuration of its type.
 func (l *loader) output(name string, p toml.Primitive, raw any) {
 	path := []string{"output", name}
-	var common OutputCommon
-	if err := l.md.PrimitiveDecode(p, &common); err != nil {
-		l.decodeFailed(err, path)
-		l.broken = true // left out: what names it would be a mistake
-		return
-	}
-	o := newOutput(common.Type)
-	switch {
-	case common.Type == "":
-		l.fail(path, "missing type (expected %s)", outputTypes)
-		l.broken = true
-		return
-	case o == nil:
-		l.fail(append(path, "type"), "unknown output type %q (expected %s)", common.Type, outputTypes)
-		l.broken = true
+	o, ok := typed(l, p, path, "output", outputTypes, newOutput)
+	if !ok {
 		return
 	}
 	l.decode(p, o, path, raw)
@@ -174,6 +148,33 @@ func (l *loader) output(name string, p toml.Primitive, raw any) {
 		l.c.Outputs = map[string]Output{}
 	}
 	l.c.Outputs[name] = o
+}
+
+// typed reads the type of the input or output table p at path and returns a
+// configuration of that type with its defaults (made by make, nil for a type
+// unknown); false when there is none, the mistake recorded.
+func typed[T comparable](l *loader, p toml.Primitive, path []string, kind, types string, make func(string) T) (T, bool) {
+	var zero T
+	var common struct {
+		Type string `toml:"type"`
+	}
+	err := l.md.PrimitiveDecode(p, &common)
+	v := zero
+	switch {
+	case err != nil:
+		l.decodeFailed(err, path)
+	case common.Type == "":
+		l.fail(append(slices.Clone(path), "type"), "missing type (expected %s)", types)
+	default:
+		if v = make(common.Type); v == zero {
+			l.fail(append(slices.Clone(path), "type"), "unknown %s type %q (expected %s)", kind, common.Type, types)
+		}
+	}
+	if v == zero {
+		l.broken = true // left out: what names it would be a mistake
+		return zero, false
+	}
+	return v, true
 }
 
 // decode decodes the table p, whose keys are those of raw, into v, reporting

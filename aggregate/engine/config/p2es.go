@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/aggregate/spelling"
 	"github.com/flowdex/flowdex/collector/pmacct"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
@@ -68,7 +69,7 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 	fail := func(key, format string, args ...any) error {
 		e := &Error{File: name, Msg: key + ": " + fmt.Sprintf(format, args...)}
 		if f, ok := fields[key]; ok {
-			e.Line, e.Col = lineCol(src, f.offset)
+			e.Line, e.Col = setting.LineCol(src, f.offset)
 		}
 		return e
 	}
@@ -118,7 +119,7 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 	}
 	for _, k := range order {
 		if !slices.Contains(p2esKeys, k) {
-			line, col := lineCol(src, fields[k].offset)
+			line, col := setting.LineCol(src, fields[k].offset)
 			p.Warnings = append(p.Warnings, fmt.Sprintf("%s:%d:%d: unknown key %q, ignored as p2es does%s", name, line, col, k, didYouMean(k, p2esKeys)))
 		}
 	}
@@ -143,7 +144,7 @@ func ParseP2ES(name string, src []byte) (*P2ES, error) {
 				}
 			}
 			if k := spelling.Closest("ES_IndexName", unknown); k != "" {
-				line, col := lineCol(src, fields[k].offset)
+				line, col := setting.LineCol(src, fields[k].offset)
 				return nil, &Error{File: name, Line: line, Col: col,
 					Msg: fmt.Sprintf("ES_IndexName: missing; the file has %q, a misspelling of it? (expected \"ES_IndexName\": \"netflow-%%Y-%%m-%%d\")", k)}
 			}
@@ -264,7 +265,7 @@ func (l *p2esLocator) find(path ...string) (line, col int) {
 	if !ok {
 		return 0, 0
 	}
-	return lineCol(l.src, f.offset)
+	return setting.LineCol(l.src, f.offset)
 }
 
 // name is the p2es key behind path, or path as the TOML would name it for a
@@ -326,19 +327,19 @@ func jsonError(name string, src []byte, err error) error {
 		if off > 0 && off < len(src) {
 			off-- // Offset counts the byte that failed
 		}
-		line, col := lineCol(src, off)
+		line, col := setting.LineCol(src, off)
 		msg := "invalid JSON: " + se.Error()
 		if c := trailingComma(src, off); c >= 0 {
-			line, col = lineCol(src, c)
+			line, col = setting.LineCol(src, c)
 			msg = "invalid JSON: trailing comma before a closing bracket (JSON allows no comma after the last item; remove it)"
 		}
 		return &Error{File: name, Line: line, Col: col, Msg: msg}
 	case errors.As(err, &te):
 		start := len(src) - len(bytes.TrimLeft(src, " \t\r\n"))
-		line, col := lineCol(src, start)
+		line, col := setting.LineCol(src, start)
 		return &Error{File: name, Line: line, Col: col, Msg: "expected a JSON object at the top, found " + te.Value}
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		line, col := lineCol(src, len(src))
+		line, col := setting.LineCol(src, len(src))
 		return &Error{File: name, Line: line, Col: col, Msg: "invalid JSON: unexpected end of file (a missing } or ]?)"}
 	}
 	return &Error{File: name, Msg: "invalid JSON: " + err.Error()}

@@ -89,23 +89,6 @@ func (c *Config) ErrorsAt(err error, path ...string) Errors {
 
 func (l *tomlLocator) name(path ...string) string { return strings.Join(path, ".") }
 
-// lineCol turns a byte offset of src into a 1-based line and column (in bytes).
-func lineCol(src []byte, offset int) (line, col int) {
-	if offset > len(src) {
-		offset = len(src)
-	}
-	line, col = 1, 1
-	for _, c := range src[:offset] {
-		if c == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-	}
-	return line, col
-}
-
 // tomlLocator finds where a key of a TOML document is written. BurntSushi/toml
 // does not expose key positions, and errors found after decoding (a bad value,
 // an unknown name) must still point at a line, so this reads the few TOML forms a
