@@ -2,7 +2,6 @@ package flow
 
 import (
 	"fmt"
-	"math/bits"
 	"strings"
 
 	"github.com/flowdex/flowdex/aggregate/spelling"
@@ -133,31 +132,6 @@ func (p Primitive) Name() string { return infos[p].name }
 // JSONKey returns the key pmacct writes the primitive under.
 func (p Primitive) JSONKey() string { return infos[p].json }
 
-// Set is a set of primitives.
-type Set uint64
-
-// Has reports whether p is in s.
-func (s Set) Has(p Primitive) bool { return s&(1<<p) != 0 }
-
-// With returns s with p added.
-func (s Set) With(p Primitive) Set { return s | 1<<p }
-
-// Each calls fn for every primitive of s in pmacct's JSON order.
-func (s Set) Each(fn func(Primitive)) {
-	for s != 0 {
-		p := Primitive(bits.TrailingZeros64(uint64(s)))
-		fn(p)
-		s &^= 1 << p
-	}
-}
-
-// Names returns the aggregate names of s, in JSON order.
-func (s Set) Names() []string {
-	var names []string
-	s.Each(func(p Primitive) { names = append(names, p.Name()) })
-	return names
-}
-
 // Aggregate is a parsed pmacct aggregate list.
 type Aggregate struct {
 	Set Set
@@ -178,7 +152,7 @@ func (s Sum) Primitive() Primitive { return sumPrimitive[s] }
 func ParseAggregate(names []string) (Aggregate, error) {
 	var a Aggregate
 	if len(names) == 0 {
-		return Aggregate{Set: Set(0).With(SrcHost)}, nil
+		return Aggregate{Set: Set{}.With(SrcHost)}, nil
 	}
 	seenNone := false
 	for _, raw := range names {
@@ -203,11 +177,11 @@ func ParseAggregate(names []string) (Aggregate, error) {
 		}
 		a.Set = a.Set.With(p)
 	}
-	if seenNone && (a.Set != 0 || a.Sum != SumNone) {
+	if seenNone && (a.Set != (Set{}) || a.Sum != SumNone) {
 		return Aggregate{}, fmt.Errorf(`"none" cannot be combined with other primitives`)
 	}
 	if a.Sum != SumNone {
-		if a.Set&^Set(0).With(Flows) != 0 {
+		if a.Set.without(Flows) != (Set{}) {
 			return Aggregate{}, fmt.Errorf("a sum_* primitive cannot be combined with other primitives (flows aside)")
 		}
 		a.Set = a.Set.With(a.Sum.Primitive())
