@@ -1,6 +1,9 @@
 // Package flow holds the one record type that goes from the collectors to the
 // aggregation pipelines: a flow (or a sampled packet) in pmacct's schema, with
-// typed primitives and counters.
+// typed primitives and counters; and the table of pmacct's primitives
+// (primitives.go), from which their JSON form, the cache's keys, the
+// Elasticsearch template, pmacct's CSV names and the NetFlow/IPFIX plans
+// derive.
 //
 // A pipeline (aggregate/cache) keys its aggregates on a packed form of only the
 // primitives it aggregates on, not on a Key; Key stays comparable, so that two
