@@ -145,9 +145,7 @@ func TestEveryPrimitive(t *testing.T) {
 		}
 	}
 	a := aggregate(t, names...)
-	total := 8
-	a.Set.Each(func(p flow.Primitive) { total += int(keyBytes[p]) })
-	if total > maxKey {
+	if total := 8 + flow.NewKeyCodec(a.Set).MaxLen(); total > maxKey {
 		t.Fatalf("keys take up to %d bytes, maxKey is %d", total, maxKey)
 	}
 	full := flow.Key{
