@@ -116,7 +116,7 @@ type Stats struct {
 
 // Cache aggregates records. Add and Flush are safe for concurrent use.
 type Cache struct {
-	codec  *flow.KeyCodec // packs the key primitives
+	codec  flow.KeyCodec // packs the key primitives
 	sum    flow.Sum
 	filter *filter.Filter
 	nets   *networks.Table

@@ -145,7 +145,8 @@ func TestEveryPrimitive(t *testing.T) {
 		}
 	}
 	a := aggregate(t, names...)
-	if total := 8 + flow.NewKeyCodec(a.Set).MaxLen(); total > maxKey {
+	codec := flow.NewKeyCodec(a.Set)
+	if total := 8 + codec.MaxLen(); total > maxKey {
 		t.Fatalf("keys take up to %d bytes, maxKey is %d", total, maxKey)
 	}
 	full := flow.Key{

@@ -137,15 +137,17 @@ type keyOp struct {
 
 // NewKeyCodec returns the codec of the key primitives of s; counters and
 // what flowdex does not keep are left out.
-func NewKeyCodec(s Set) *KeyCodec {
-	c := &KeyCodec{}
-	var slots []Slot
-	s.Each(func(p Primitive) {
-		if w := table[p].KeyWidth(); w > 0 {
+func NewKeyCodec(s Set) KeyCodec {
+	var c KeyCodec
+	var buf [numPrimitives]Slot
+	slots := buf[:0]
+	for p := range numPrimitives {
+		if w := table[p].KeyWidth(); w > 0 && s.Has(p) {
 			slots = append(slots, table[p].slot)
 			c.max += w
 		}
-	})
+	}
+	c.ops = make([]keyOp, 0, len(slots))
 	// in memory order, so that neighbours can be copied as one
 	slices.SortFunc(slots, func(a, b Slot) int { return int(a.off) - int(b.off) })
 	for _, sl := range slots {
