@@ -13,7 +13,9 @@ package flow
 // read as a number, address or MAC needs no decoder code: its row names the
 // element. The document writer, the cache's key packing, the Elasticsearch
 // template, pmacct's CSV names and the NetFlow/IPFIX plans all come from the
-// row.
+// row. A value pmacct writes in a form no Kind has yet (a route
+// distinguisher, "0:65000:1") needs that kind too: its line in kinds and its
+// write operation (info.go), its writer in Format.Document (format.go).
 type Primitive uint8
 
 const (
