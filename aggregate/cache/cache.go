@@ -116,7 +116,7 @@ type Stats struct {
 
 // Cache aggregates records. Add and Flush are safe for concurrent use.
 type Cache struct {
-	prims  []flow.Primitive // key primitives, in Set order
+	codec  flow.KeyCodec // packs the key primitives
 	sum    flow.Sum
 	filter *filter.Filter
 	nets   *networks.Table
@@ -174,11 +174,7 @@ func New(cfg Configuration) *Cache {
 		c.sampling, c.rng = cfg.SamplingRate, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	}
 	set := cfg.Aggregate.Set
-	set.Each(func(p flow.Primitive) {
-		if keyBytes[p] > 0 {
-			c.prims = append(c.prims, p)
-		}
-	})
+	c.codec = flow.NewKeyCodec(set)
 	has := func(ps ...flow.Primitive) bool {
 		for _, p := range ps {
 			if set.Has(p) {

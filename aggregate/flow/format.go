@@ -33,123 +33,56 @@ type Stamps struct{ Inserted, Updated int64 }
 
 // Document fills doc (after resetting it) with an aggregate as pmacct's print and
 // Kafka plugins write it: event_type "purge", the primitives of agg in pmacct's
-// order and formats, stamps when given, then flows (when aggregated), packets and
-// bytes.
+// order and formats (the table's), stamps when given, then flows (when
+// aggregated), packets and bytes.
 func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Counters, s Stamps) {
 	doc.Reset()
-	doc.AppendString("event_type", "purge")
+	doc.AppendString(EventType.JSONKey(), "purge")
 	var buf [64]byte
-	set := agg.Set
-	for set != 0 {
-		p := Primitive(bits.TrailingZeros64(uint64(set)))
-		set &^= 1 << p
-		key := p.JSONKey()
-		switch p {
-		case SrcMAC:
-			doc.AppendStringBytes(key, appendMAC(buf[:0], k.SrcMAC))
-		case DstMAC:
-			doc.AppendStringBytes(key, appendMAC(buf[:0], k.DstMAC))
-		case VLAN:
-			doc.AppendInt(key, int64(k.VLAN))
-		case CoS:
-			doc.AppendInt(key, int64(k.CoS))
-		case EType:
-			doc.AppendStringBytes(key, strconv.AppendUint(buf[:0], uint64(k.EType), 16))
-		case SrcAS:
-			doc.AppendInt(key, int64(k.SrcAS))
-		case DstAS:
-			doc.AppendInt(key, int64(k.DstAS))
-		case PeerSrcAS:
-			doc.AppendInt(key, int64(k.PeerSrcAS))
-		case PeerDstAS:
-			doc.AppendInt(key, int64(k.PeerDstAS))
-		case PeerSrcIP:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.PeerSrcIP))
-		case PeerDstIP:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.PeerDstIP))
-		case InIface:
-			doc.AppendInt(key, int64(k.InIface))
-		case OutIface:
-			doc.AppendInt(key, int64(k.OutIface))
-		case SrcHost:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.SrcIP))
-		case SrcNet:
-			doc.AppendStringBytes(key, appendNet(buf[:0], k.SrcNet, k.SrcIP))
-		case DstHost:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.DstIP))
-		case DstNet:
-			doc.AppendStringBytes(key, appendNet(buf[:0], k.DstNet, k.DstIP))
-		case SrcMask:
-			doc.AppendInt(key, int64(k.SrcMask))
-		case DstMask:
-			doc.AppendInt(key, int64(k.DstMask))
-		case SrcPort:
-			doc.AppendInt(key, int64(k.SrcPort))
-		case DstPort:
-			doc.AppendInt(key, int64(k.DstPort))
-		case TCPFlags:
-			if f.TCPFlagsArray {
-				doc.AppendRaw(key, AppendTCPFlagsArray(buf[:0], c.TCPFlags))
-			} else {
-				doc.AppendStringBytes(key, strconv.AppendUint(buf[:0], uint64(c.TCPFlags), 10))
+	for i, w := range agg.Set.w {
+		for ; w != 0; w &= w - 1 {
+			in := &writers[i<<6+bits.TrailingZeros64(w)]
+			switch in.op {
+			case writeUint8:
+				doc.AppendInt(in.json, int64(in.slot.u8(k)))
+			case writeUint16:
+				doc.AppendInt(in.json, int64(in.slot.u16(k)))
+			case writeUint32:
+				doc.AppendInt(in.json, int64(in.slot.u32(k)))
+			case writeUint64:
+				doc.AppendInt(in.json, int64(in.slot.u64(k)))
+			case writeHex:
+				doc.AppendStringBytes(in.json, strconv.AppendUint(buf[:0], in.slot.uint(k), 16))
+			case writeIP:
+				doc.AppendStringBytes(in.json, appendAddr(buf[:0], in.slot.addr(k)))
+			case writeNet:
+				doc.AppendStringBytes(in.json, appendNet(buf[:0], in.slot.addr(k), in.host.addr(k)))
+			case writeMAC:
+				doc.AppendStringBytes(in.json, appendMAC(buf[:0], in.slot.mac(k)))
+			case writeProto:
+				doc.AppendStringBytes(in.json, f.appendProto(buf[:0], in.slot.u8(k)))
+			case writeTCPFlags:
+				if f.TCPFlagsArray {
+					doc.AppendRaw(in.json, AppendTCPFlagsArray(buf[:0], c.TCPFlags))
+				} else {
+					doc.AppendStringBytes(in.json, strconv.AppendUint(buf[:0], uint64(c.TCPFlags), 10))
+				}
+			case writeTime:
+				doc.AppendStringBytes(in.json, f.AppendTime(buf[:0], in.slot.i64(k), true))
 			}
-		case Proto:
-			doc.AppendStringBytes(key, f.appendProto(buf[:0], k.Proto))
-		case TOS:
-			doc.AppendInt(key, int64(k.TOS))
-		case SamplingRate:
-			doc.AppendInt(key, int64(k.SamplingRate))
-		case MPLSLabelTop:
-			doc.AppendInt(key, int64(k.MPLSLabelTop))
-		case MPLSLabelBottom:
-			doc.AppendInt(key, int64(k.MPLSLabelBottom))
-		case MPLSStackDepth:
-			doc.AppendInt(key, int64(k.MPLSStackDepth))
-		case TunnelSrcMAC:
-			doc.AppendStringBytes(key, appendMAC(buf[:0], k.TunnelSrcMAC))
-		case TunnelDstMAC:
-			doc.AppendStringBytes(key, appendMAC(buf[:0], k.TunnelDstMAC))
-		case TunnelSrcHost:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.TunnelSrcIP))
-		case TunnelDstHost:
-			doc.AppendStringBytes(key, appendAddr(buf[:0], k.TunnelDstIP))
-		case TunnelProto:
-			doc.AppendStringBytes(key, f.appendProto(buf[:0], k.TunnelProto))
-		case TunnelTOS:
-			doc.AppendInt(key, int64(k.TunnelTOS))
-		case TunnelSrcPort:
-			doc.AppendInt(key, int64(k.TunnelSrcPort))
-		case TunnelDstPort:
-			doc.AppendInt(key, int64(k.TunnelDstPort))
-		case VXLAN:
-			doc.AppendInt(key, int64(k.VXLAN))
-		case TimestampStart:
-			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampStart, true))
-		case TimestampEnd:
-			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampEnd, true))
-		case TimestampArrival:
-			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampArrival, true))
-		case ExportProtoSeqno:
-			doc.AppendInt(key, int64(k.ExportProtoSeqno))
-		case ExportProtoVersion:
-			doc.AppendInt(key, int64(k.ExportProtoVersion))
-		case ExportProtoSysID:
-			doc.AppendInt(key, int64(k.ExportProtoSysID))
-		case TimestampExport:
-			doc.AppendStringBytes(key, f.AppendTime(buf[:0], k.TimestampExport, true))
 		}
 	}
 	if s.Inserted != 0 {
-		doc.AppendStringBytes("stamp_inserted", f.AppendTime(buf[:0], s.Inserted*1e6, false))
+		doc.AppendStringBytes(StampInserted.JSONKey(), f.AppendTime(buf[:0], s.Inserted*1e6, false))
 	}
 	if s.Updated != 0 {
-		doc.AppendStringBytes("stamp_updated", f.AppendTime(buf[:0], s.Updated*1e6, false))
+		doc.AppendStringBytes(StampUpdated.JSONKey(), f.AppendTime(buf[:0], s.Updated*1e6, false))
 	}
 	if agg.Set.Has(Flows) {
-		doc.AppendInt("flows", int64(c.Flows))
+		doc.AppendInt(Flows.JSONKey(), int64(c.Flows))
 	}
-	doc.AppendInt("packets", int64(c.Packets))
-	doc.AppendInt("bytes", int64(c.Bytes))
+	doc.AppendInt(Packets.JSONKey(), int64(c.Packets))
+	doc.AppendInt(Bytes.JSONKey(), int64(c.Bytes))
 }
 
 // appendNet writes a network address; an unknown one is the zero address of the

@@ -96,10 +96,8 @@ func TestDocumentMatchesPmacct(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k := tt.key
-			agg.Set.Mask(&k)
 			tt.format.Location = berlin
-			tt.format.Document(&doc, agg, &k, tt.c, tt.s)
+			tt.format.Document(&doc, agg, &tt.key, tt.c, tt.s)
 			got := string(doc.AppendJSON(nil, document.Pmacct))
 			if want := realLine(t, tt.file, tt.line); got != want {
 				t.Errorf("\n got %s\nwant %s", got, want)
@@ -184,5 +182,54 @@ func BenchmarkDocument(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		f.Document(&doc, agg, &k, Counters{TCPFlags: 0x18, Packets: 10, Bytes: 1000}, Stamps{Inserted: 1704067200})
+	}
+}
+
+// everyKey sets every primitive of a Key; dst_net is unknown, so that it is
+// written as the zero address of dst_host's family.
+func everyKey() Key {
+	ip := netip.MustParseAddr
+	return Key{
+		SrcMAC: [6]byte{1, 2, 3, 4, 5, 6}, DstMAC: [6]byte{7, 8, 9, 10, 11, 12}, VLAN: 4094, CoS: 7, EType: 0x86dd,
+		SrcAS: 1, DstAS: 2, PeerSrcAS: 3, PeerDstAS: 4, PeerSrcIP: ip("203.0.113.9"), PeerDstIP: ip("2001:db8::99"),
+		InIface: 5, OutIface: 6, SrcIP: ip("2001:db8::1"), DstIP: ip("2001:db8::2"), SrcNet: ip("2001:db8::"),
+		SrcMask: 48, DstMask: 25, SrcPort: 65535, DstPort: 1, Proto: 17, TOS: 0xb8, SamplingRate: 1000,
+		MPLSLabelTop: 1 << 19, MPLSLabelBottom: 16, MPLSStackDepth: 3,
+		TunnelSrcMAC: [6]byte{2, 0, 0, 0, 0, 1}, TunnelDstMAC: [6]byte{2, 0, 0, 0, 0, 2},
+		TunnelSrcIP: ip("198.51.100.7"), TunnelDstIP: ip("2001:db8::7"), TunnelProto: 132, TunnelTOS: 0x28,
+		TunnelSrcPort: 40000, TunnelDstPort: 443, VXLAN: 0xffffff,
+		TimestampStart: 1704067200100000, TimestampEnd: 1704067201200000, TimestampArrival: 1704067202300000,
+		TimestampExport: 1704067203000000, ExportProtoSeqno: 0xfffffffe, ExportProtoSysID: 9, ExportProtoVersion: 10,
+	}
+}
+
+// Every primitive flowdex aggregates on, in two formats: pins the key order and
+// the value format of each.
+func TestDocumentEveryPrimitive(t *testing.T) {
+	var names []string
+	for _, n := range KnownNames() {
+		if n != "none" && !strings.HasPrefix(n, "sum_") {
+			names = append(names, n)
+		}
+	}
+	agg, err := ParseAggregate(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := everyKey()
+	c := Counters{TCPFlags: 0x1b, Packets: 3, Bytes: 200, Flows: 2}
+	s := Stamps{Inserted: 1704067200, Updated: 1704067260}
+	var doc document.Document
+	for _, tt := range []struct {
+		f    Format
+		want string
+	}{
+		{Format{UTC: true}, `{"event_type": "purge", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": "27", "ip_proto": "udp", "tos": 184, "sampling_rate": 1000, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "sctp", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "2024-01-01 00:00:00.100000", "timestamp_end": "2024-01-01 00:00:01.200000", "timestamp_arrival": "2024-01-01 00:00:02.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "2024-01-01 00:00:03.000000", "stamp_inserted": "2024-01-01 00:00:00", "stamp_updated": "2024-01-01 00:01:00", "flows": 2, "packets": 3, "bytes": 200}`},
+		{Format{SinceEpoch: true, NumProtos: true, TCPFlagsArray: true}, `{"event_type": "purge", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": ["ACK", "PSH", "SYN", "FIN"], "ip_proto": "17", "tos": 184, "sampling_rate": 1000, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "132", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "1704067200.100000", "timestamp_end": "1704067201.200000", "timestamp_arrival": "1704067202.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "1704067203.000000", "stamp_inserted": "1704067200", "stamp_updated": "1704067260", "flows": 2, "packets": 3, "bytes": 200}`},
+	} {
+		tt.f.Document(&doc, agg, &k, c, s)
+		if got := string(doc.AppendJSON(nil, document.Pmacct)); got != tt.want {
+			t.Errorf("%+v:\n got %s\nwant %s", tt.f, got, tt.want)
+		}
 	}
 }

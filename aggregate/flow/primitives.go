@@ -1,32 +1,63 @@
 package flow
 
-import (
-	"fmt"
-	"math/bits"
-	"strings"
-
-	"github.com/flowdex/flowdex/aggregate/spelling"
-)
-
-// Primitive is one of pmacct's aggregation primitives. The constants are in the
-// order pmacct writes their JSON keys, so walking a Set from its lowest bit
-// gives pmacct's key order.
+// Primitive is one of pmacct's aggregation primitives, or one of the other
+// fields of pmacct's documents (event_type, the time bins, the counters). The
+// constants are in the order pmacct writes their JSON keys (1.7.7's
+// compose_json, with the keys of later versions where those put them), so
+// walking a Set from its lowest bit gives pmacct's key order. pmacct writes
+// custom primitives after timestamp_export; they are not in the table.
+//
+// The table below is all flowdex knows about each: adding a primitive is its
+// constant here, its row, and, for one flowdex aggregates on, a field in Key
+// (record.go) and the decoder code that fills it. A NetFlow/IPFIX element
+// read as a number, address or MAC needs no decoder code: its row names the
+// element. The document writer, the cache's key packing, the Elasticsearch
+// template, pmacct's CSV names and the NetFlow/IPFIX plans all come from the
+// row. A value pmacct writes in a form no Kind has yet (a route
+// distinguisher, "0:65000:1") needs that kind too: its line in kinds and its
+// write operation (info.go), its writer in Format.Document (format.go).
 type Primitive uint8
 
 const (
-	SrcMAC Primitive = iota
+	EventType Primitive = iota
+	Tag
+	Tag2
+	Label
+	Class
+	SrcMAC
 	DstMAC
 	VLAN
+	InVLAN
+	OutVLAN
+	InCVLAN
+	OutCVLAN
 	CoS
 	EType
 	SrcAS
 	DstAS
+	StdComm
+	ExtComm
+	LrgComm
+	ASPath
+	LocalPref
+	MED
+	DstROA
 	PeerSrcAS
 	PeerDstAS
 	PeerSrcIP
 	PeerDstIP
+	SrcStdComm
+	SrcExtComm
+	SrcLrgComm
+	SrcASPath
+	SrcLocalPref
+	SrcMED
+	SrcROA
 	InIface
 	OutIface
+	MPLSVPNRD
+	MPLSVPNRDOrigin
+	MPLSPWID
 	SrcHost
 	SrcNet
 	DstHost
@@ -35,10 +66,32 @@ const (
 	DstMask
 	SrcPort
 	DstPort
+	SrcHostCountry
+	DstHostCountry
+	SrcHostPocode
+	DstHostPocode
+	SrcHostCoords
+	SrcHostLon
+	DstHostCoords
+	DstHostLon
 	TCPFlags
+	FwdStatus
+	MPLSLabelStack
+	SRv6SegIPv6List
+	PathDelayAvgUsec
+	PathDelayMinUsec
+	PathDelayMaxUsec
 	Proto
 	TOS
+	FlowLabel
 	SamplingRate
+	SamplingDirection
+	PostNATSrcHost
+	PostNATDstHost
+	PostNATSrcPort
+	PostNATDstPort
+	NATEvent
+	FWEvent
 	MPLSLabelTop
 	MPLSLabelBottom
 	MPLSStackDepth
@@ -48,331 +101,164 @@ const (
 	TunnelDstHost
 	TunnelProto
 	TunnelTOS
+	TunnelFlowLabel
 	TunnelSrcPort
 	TunnelDstPort
+	TunnelTCPFlags
 	VXLAN
+	NVGRE
 	TimestampStart
 	TimestampEnd
 	TimestampArrival
+	TimestampMin
+	TimestampMax
 	ExportProtoSeqno
 	ExportProtoVersion
 	ExportProtoSysID
 	TimestampExport
+	StampInserted
+	StampUpdated
 	Flows
+	VRFName
+	IngressVRFName
+	EgressVRFName
+	InIfaceName
+	OutIfaceName
+	Packets
+	Bytes
 	numPrimitives
 )
 
-// Sum modes: pmacct's sum_* primitives count each record twice, once under its
-// source and once under its destination, keyed by the source's JSON name.
-const (
-	SumNone Sum = iota
-	SumHost
-	SumNet
-	SumAS
-	SumPort
-	SumMAC
-)
+// table holds a row per primitive: row(aggregate name, JSON key, CSV header,
+// kind, Record field), then where NetFlow/IPFIX carries it (nf: the first of
+// these elements a template has; nf4/nf6: the same for records of one address
+// family). A row without a Record field is a primitive flowdex reads in
+// pmacct's output but does not aggregate on yet; one without an aggregate
+// name is a field of pmacct's documents that is no primitive.
+//
+// Where a comment says "master", the primitive is one of pmacct 1.8's, after
+// 1.7.7; "1.7.7 source", 1.7.7 has it but its Debian build does not print it
+// (collector/pmacct/testdata/generate.sh checked the others, csvnames.txt).
+// Decoders that set a field by hand say so: sFlow (collector/sflow), the
+// packet parser (collector/packet: pcap and sFlow's sampled headers), the
+// NetFlow/IPFIX header or special rules (collector/netflow), the pipeline
+// (aggregate/cache: networks_file, masks, sampling).
+var table = [numPrimitives]Info{
+	EventType: row("", "event_type", "", KindText, ""), // "purge"; pmacct's CSV has no such column
+	Tag:       row("tag", "tag", "TAG", KindUint, ""),
+	Tag2:      row("tag2", "tag2", "TAG2", KindUint, ""),
+	Label:     row("label", "label", "LABEL", KindText, "").freeText(),                 // labels chained in a pre_tag_map are joined with ','
+	Class:     row("class", "class", "CLASS", KindText, ""),                            // 1.7.7 source (Debian builds without nDPI)
+	SrcMAC:    row("src_mac", "mac_src", "SRC_MAC", KindMAC, "SrcMAC").nf(56, 81, 365), // sFlow, packet
+	DstMAC:    row("dst_mac", "mac_dst", "DST_MAC", KindMAC, "DstMAC").nf(80, 57),      // sFlow, packet
+	VLAN:      row("vlan", "vlan", "VLAN", KindUint, "VLAN"),                           // NetFlow: 58/243 or 59/254 by direction (IE 61); sFlow; pcap
+	InVLAN:    row("in_vlan", "vlan_in", "IN_VLAN", KindUint, ""),                      // master
+	OutVLAN:   row("out_vlan", "vlan_out", "OUT_VLAN", KindUint, ""),                   // master
+	InCVLAN:   row("in_cvlan", "cvlan_in", "IN_CVLAN", KindUint, ""),                   // master
+	OutCVLAN:  row("out_cvlan", "cvlan_out", "OUT_CVLAN", KindUint, ""),                // master
+	CoS:       row("cos", "cos", "COS", KindUint, "CoS").nf(244),                       // sFlow; pcap
+	EType:     row("etype", "etype", "ETYPE", KindHex, "EType").nf(256),                // NetFlow: else from the address family; sFlow, packet
+	SrcAS:     row("src_as", "as_src", "SRC_AS", KindUint, "SrcAS").nf(16),             // sFlow; networks_file
+	DstAS:     row("dst_as", "as_dst", "DST_AS", KindUint, "DstAS").nf(17),             // sFlow; networks_file
 
-// Sum is the sum_* mode of an aggregate, SumNone for a plain one.
-type Sum uint8
+	StdComm:         row("std_comm", "comms", "COMMS", KindText, ""),
+	ExtComm:         row("ext_comm", "ecomms", "ECOMMS", KindText, ""),
+	LrgComm:         row("lrg_comm", "lcomms", "LCOMMS", KindText, ""),
+	ASPath:          row("as_path", "as_path", "AS_PATH", KindText, "").freeText(), // an AS_SET is "{1,2}"
+	LocalPref:       row("local_pref", "local_pref", "PREF", KindUint, ""),
+	MED:             row("med", "med", "MED", KindUint, ""),
+	DstROA:          row("dst_roa", "roa_dst", "DST_ROA", KindText, ""),                              // 1.7.7 source: its JSON writer crashes on it
+	PeerSrcAS:       row("peer_src_as", "peer_as_src", "PEER_SRC_AS", KindUint, "PeerSrcAS").nf(129), // sFlow; networks_file
+	PeerDstAS:       row("peer_dst_as", "peer_as_dst", "PEER_DST_AS", KindUint, "PeerDstAS").nf(128), // sFlow; networks_file
+	PeerSrcIP:       row("peer_src_ip", "peer_ip_src", "PEER_SRC_IP", KindIP, "PeerSrcIP"),           // the exporter; sFlow: the agent
+	PeerDstIP:       row("peer_dst_ip", "peer_ip_dst", "PEER_DST_IP", KindIP, "PeerDstIP"),           // NetFlow: BGP, MPLS or IP next hop (compile.go); sFlow; networks_file
+	SrcStdComm:      row("src_std_comm", "comms_src", "SRC_COMMS", KindText, ""),
+	SrcExtComm:      row("src_ext_comm", "ecomms_src", "SRC_ECOMMS", KindText, ""),
+	SrcLrgComm:      row("src_lrg_comm", "lcomms_src", "SRC_LCOMMS", KindText, ""),
+	SrcASPath:       row("src_as_path", "as_path_src", "SRC_AS_PATH", KindText, "").freeText(),
+	SrcLocalPref:    row("src_local_pref", "local_pref_src", "SRC_PREF", KindUint, ""),
+	SrcMED:          row("src_med", "med_src", "SRC_MED", KindUint, ""),
+	SrcROA:          row("src_roa", "roa_src", "SRC_ROA", KindText, ""),                           // 1.7.7 source: its JSON writer crashes on it
+	InIface:         row("in_iface", "iface_in", "IN_IFACE", KindUint, "InIface").nf(10, 252),     // sFlow
+	OutIface:        row("out_iface", "iface_out", "OUT_IFACE", KindUint, "OutIface").nf(14, 253), // sFlow
+	MPLSVPNRD:       row("mpls_vpn_rd", "mpls_vpn_rd", "MPLS_VPN_RD", KindText, ""),
+	MPLSVPNRDOrigin: row("", "mpls_vpn_rd_origin", "", KindText, ""),             // master: written with mpls_vpn_rd; no CSV column
+	MPLSPWID:        row("mpls_pw_id", "mpls_pw_id", "MPLS_PW_ID", KindUint, ""), // 1.7.7 source: its JSON writer crashes on it
 
-// info describes a primitive: its aggregate name (pmacct's config) and JSON key.
-type info struct{ name, json string }
+	SrcHost:        row("src_host", "ip_src", "SRC_IP", KindIP, "SrcIP").nf4(8, 44, 366).nf6(27, 170), // sFlow, packet
+	SrcNet:         row("src_net", "net_src", "SRC_NET", KindNet, "SrcNet").hostIs(SrcHost),           // networks_file or masks
+	DstHost:        row("dst_host", "ip_dst", "DST_IP", KindIP, "DstIP").nf4(12, 45).nf6(28, 169),     // sFlow, packet
+	DstNet:         row("dst_net", "net_dst", "DST_NET", KindNet, "DstNet").hostIs(DstHost),           // networks_file or masks
+	SrcMask:        row("src_mask", "mask_src", "SRC_MASK", KindUint, "SrcMask").nf4(9).nf6(29),       // sFlow; networks_file
+	DstMask:        row("dst_mask", "mask_dst", "DST_MASK", KindUint, "DstMask").nf4(13).nf6(30),      // sFlow; networks_file
+	SrcPort:        row("src_port", "port_src", "SRC_PORT", KindUint, "SrcPort").nf(7, 180, 182),      // sFlow, packet
+	DstPort:        row("dst_port", "port_dst", "DST_PORT", KindUint, "DstPort").nf(11, 181, 183),     // sFlow, packet
+	SrcHostCountry: row("src_host_country", "country_ip_src", "SH_COUNTRY", KindText, ""),
+	DstHostCountry: row("dst_host_country", "country_ip_dst", "DH_COUNTRY", KindText, ""),
+	SrcHostPocode:  row("src_host_pocode", "pocode_ip_src", "SH_POCODE", KindText, ""),
+	DstHostPocode:  row("dst_host_pocode", "pocode_ip_dst", "DH_POCODE", KindText, ""),
+	SrcHostCoords:  row("src_host_coords", "lat_ip_src", "SH_LAT", KindReal, ""),
+	SrcHostLon:     row("", "lon_ip_src", "SH_LON", KindReal, ""), // src_host_coords' second key
+	DstHostCoords:  row("dst_host_coords", "lat_ip_dst", "DH_LAT", KindReal, ""),
+	DstHostLon:     row("", "lon_ip_dst", "DH_LON", KindReal, ""), // dst_host_coords' second key
 
-var infos = [numPrimitives]info{
-	SrcMAC:             {"src_mac", "mac_src"},
-	DstMAC:             {"dst_mac", "mac_dst"},
-	VLAN:               {"vlan", "vlan"},
-	CoS:                {"cos", "cos"},
-	EType:              {"etype", "etype"},
-	SrcAS:              {"src_as", "as_src"},
-	DstAS:              {"dst_as", "as_dst"},
-	PeerSrcAS:          {"peer_src_as", "peer_as_src"},
-	PeerDstAS:          {"peer_dst_as", "peer_as_dst"},
-	PeerSrcIP:          {"peer_src_ip", "peer_ip_src"},
-	PeerDstIP:          {"peer_dst_ip", "peer_ip_dst"},
-	InIface:            {"in_iface", "iface_in"},
-	OutIface:           {"out_iface", "iface_out"},
-	SrcHost:            {"src_host", "ip_src"},
-	SrcNet:             {"src_net", "net_src"},
-	DstHost:            {"dst_host", "ip_dst"},
-	DstNet:             {"dst_net", "net_dst"},
-	SrcMask:            {"src_mask", "mask_src"},
-	DstMask:            {"dst_mask", "mask_dst"},
-	SrcPort:            {"src_port", "port_src"},
-	DstPort:            {"dst_port", "port_dst"},
-	TCPFlags:           {"tcpflags", "tcp_flags"},
-	Proto:              {"proto", "ip_proto"},
-	TOS:                {"tos", "tos"},
-	SamplingRate:       {"sampling_rate", "sampling_rate"},
-	MPLSLabelTop:       {"mpls_label_top", "mpls_label_top"},
-	MPLSLabelBottom:    {"mpls_label_bottom", "mpls_label_bottom"},
-	MPLSStackDepth:     {"mpls_stack_depth", "mpls_stack_depth"},
-	TunnelSrcMAC:       {"tunnel_src_mac", "tunnel_mac_src"},
-	TunnelDstMAC:       {"tunnel_dst_mac", "tunnel_mac_dst"},
-	TunnelSrcHost:      {"tunnel_src_host", "tunnel_ip_src"},
-	TunnelDstHost:      {"tunnel_dst_host", "tunnel_ip_dst"},
-	TunnelProto:        {"tunnel_proto", "tunnel_ip_proto"},
-	TunnelTOS:          {"tunnel_tos", "tunnel_tos"},
-	TunnelSrcPort:      {"tunnel_src_port", "tunnel_port_src"},
-	TunnelDstPort:      {"tunnel_dst_port", "tunnel_port_dst"},
-	VXLAN:              {"vxlan", "vxlan"},
-	TimestampStart:     {"timestamp_start", "timestamp_start"},
-	TimestampEnd:       {"timestamp_end", "timestamp_end"},
-	TimestampArrival:   {"timestamp_arrival", "timestamp_arrival"},
-	ExportProtoSeqno:   {"export_proto_seqno", "export_proto_seqno"},
-	ExportProtoVersion: {"export_proto_version", "export_proto_version"},
-	ExportProtoSysID:   {"export_proto_sysid", "export_proto_sysid"},
-	TimestampExport:    {"timestamp_export", "timestamp_export"},
-	Flows:              {"flows", "flows"},
-}
+	TCPFlags:          row("tcpflags", "tcp_flags", "TCP_FLAGS", KindTCPFlags, "TCPFlags").nf(6),              // sFlow, packet
+	FwdStatus:         row("fwd_status", "fwd_status", "FWD_STATUS", KindText, ""),                            // master
+	MPLSLabelStack:    row("mpls_label_stack", "mpls_label_stack", "MPLS_LABEL_STACK", KindText, ""),          // master
+	SRv6SegIPv6List:   row("srv6_seg_ipv6_list", "srv6_seg_ipv6_list", "", KindText, ""),                      // master: an array of addresses; no CSV column
+	PathDelayAvgUsec:  row("path_delay_avg_usec", "path_delay_avg_usec", "PATH_DELAY_AVG_USEC", KindUint, ""), // master
+	PathDelayMinUsec:  row("path_delay_min_usec", "path_delay_min_usec", "PATH_DELAY_MIN_USEC", KindUint, ""), // master
+	PathDelayMaxUsec:  row("path_delay_max_usec", "path_delay_max_usec", "PATH_DELAY_MAX_USEC", KindUint, ""), // master
+	Proto:             row("proto", "ip_proto", "PROTOCOL", KindProto, "Proto").nf(4),                         // sFlow, packet
+	TOS:               row("tos", "tos", "TOS", KindUint, "TOS").nf(5),                                        // sFlow, packet
+	FlowLabel:         row("flow_label", "flow_label", "FLOW_LABEL", KindUint, ""),                            // master
+	SamplingRate:      row("sampling_rate", "sampling_rate", "SAMPLING_RATE", KindUint, "SamplingRate"),       // NetFlow: header or options (decode_v9.go); sFlow; pcap; pipeline
+	SamplingDirection: row("sampling_direction", "sampling_direction", "SAMPLING_DIRECTION", KindText, ""),
+	PostNATSrcHost:    row("post_nat_src_host", "post_nat_ip_src", "POST_NAT_SRC_IP", KindIP, ""),
+	PostNATDstHost:    row("post_nat_dst_host", "post_nat_ip_dst", "POST_NAT_DST_IP", KindIP, ""),
+	PostNATSrcPort:    row("post_nat_src_port", "post_nat_port_src", "POST_NAT_SRC_PORT", KindUint, ""),
+	PostNATDstPort:    row("post_nat_dst_port", "post_nat_port_dst", "POST_NAT_DST_PORT", KindUint, ""),
+	NATEvent:          row("nat_event", "nat_event", "NAT_EVENT", KindUint, ""),
+	FWEvent:           row("fw_event", "fw_event", "FW_EVENT", KindUint, ""), // master (1.7.7 prints fw_event as NAT_EVENT/nat_event)
 
-// Name returns the primitive's name in pmacct's aggregate list.
-func (p Primitive) Name() string { return infos[p].name }
+	MPLSLabelTop:    row("mpls_label_top", "mpls_label_top", "MPLS_LABEL_TOP", KindUint, "MPLSLabelTop"),             // packet
+	MPLSLabelBottom: row("mpls_label_bottom", "mpls_label_bottom", "MPLS_LABEL_BOTTOM", KindUint, "MPLSLabelBottom"), // packet
+	MPLSStackDepth:  row("mpls_stack_depth", "mpls_stack_depth", "MPLS_STACK_DEPTH", KindUint, "MPLSStackDepth"),     // packet; 1.7.7 only
+	// tunnel_* and vxlan: the packet parser, from a VXLAN frame's inner one;
+	// 1.7.7 source, its pmacctd crashes on them
+	TunnelSrcMAC:    row("tunnel_src_mac", "tunnel_mac_src", "TUNNEL_SRC_MAC", KindMAC, "TunnelSrcMAC"),
+	TunnelDstMAC:    row("tunnel_dst_mac", "tunnel_mac_dst", "TUNNEL_DST_MAC", KindMAC, "TunnelDstMAC"),
+	TunnelSrcHost:   row("tunnel_src_host", "tunnel_ip_src", "TUNNEL_SRC_IP", KindIP, "TunnelSrcIP"),
+	TunnelDstHost:   row("tunnel_dst_host", "tunnel_ip_dst", "TUNNEL_DST_IP", KindIP, "TunnelDstIP"),
+	TunnelProto:     row("tunnel_proto", "tunnel_ip_proto", "TUNNEL_PROTOCOL", KindProto, "TunnelProto"),
+	TunnelTOS:       row("tunnel_tos", "tunnel_tos", "TUNNEL_TOS", KindUint, "TunnelTOS"),
+	TunnelFlowLabel: row("tunnel_flow_label", "tunnel_flow_label", "TUNNEL_FLOW_LABEL", KindUint, ""), // master
+	TunnelSrcPort:   row("tunnel_src_port", "tunnel_port_src", "TUNNEL_SRC_PORT", KindUint, "TunnelSrcPort"),
+	TunnelDstPort:   row("tunnel_dst_port", "tunnel_port_dst", "TUNNEL_DST_PORT", KindUint, "TunnelDstPort"),
+	TunnelTCPFlags:  row("tunnel_tcpflags", "tunnel_tcp_flags", "TUNNEL_TCP_FLAGS", KindTCPFlags, ""), // master
+	VXLAN:           row("vxlan", "vxlan", "VXLAN", KindUint, "VXLAN"),
+	NVGRE:           row("nvgre", "nvgre", "NVGRE", KindUint, ""), // master
 
-// JSONKey returns the key pmacct writes the primitive under.
-func (p Primitive) JSONKey() string { return infos[p].json }
+	// NetFlow: the flow times by nfacctd's rules (compile.go), the others from
+	// the header; sFlow and pcap: the arrival time
+	TimestampStart:     row("timestamp_start", "timestamp_start", "TIMESTAMP_START", KindTime, "TimestampStart"),
+	TimestampEnd:       row("timestamp_end", "timestamp_end", "TIMESTAMP_END", KindTime, "TimestampEnd"),
+	TimestampArrival:   row("timestamp_arrival", "timestamp_arrival", "TIMESTAMP_ARRIVAL", KindTime, "TimestampArrival"),
+	TimestampMin:       row("", "timestamp_min", "TIMESTAMP_MIN", KindTime, ""), // 1.7.7 source: written with nfacctd_stitching
+	TimestampMax:       row("", "timestamp_max", "TIMESTAMP_MAX", KindTime, ""), // idem
+	ExportProtoSeqno:   row("export_proto_seqno", "export_proto_seqno", "EXPORT_PROTO_SEQNO", KindUint, "ExportProtoSeqno"),
+	ExportProtoVersion: row("export_proto_version", "export_proto_version", "EXPORT_PROTO_VERSION", KindUint, "ExportProtoVersion"),
+	ExportProtoSysID:   row("export_proto_sysid", "export_proto_sysid", "EXPORT_PROTO_SYSID", KindUint, "ExportProtoSysID"),
+	TimestampExport:    row("timestamp_export", "timestamp_export", "TIMESTAMP_EXPORT", KindTime, "TimestampExport"),
 
-// Set is a set of primitives.
-type Set uint64
-
-// Has reports whether p is in s.
-func (s Set) Has(p Primitive) bool { return s&(1<<p) != 0 }
-
-// With returns s with p added.
-func (s Set) With(p Primitive) Set { return s | 1<<p }
-
-// Each calls fn for every primitive of s in pmacct's JSON order.
-func (s Set) Each(fn func(Primitive)) {
-	for s != 0 {
-		p := Primitive(bits.TrailingZeros64(uint64(s)))
-		fn(p)
-		s &^= 1 << p
-	}
-}
-
-// Names returns the aggregate names of s, in JSON order.
-func (s Set) Names() []string {
-	var names []string
-	s.Each(func(p Primitive) { names = append(names, p.Name()) })
-	return names
-}
-
-// Aggregate is a parsed pmacct aggregate list.
-type Aggregate struct {
-	Set Set
-	Sum Sum
-}
-
-var sumNames = map[string]Sum{"sum_host": SumHost, "sum_net": SumNet, "sum_as": SumAS, "sum_port": SumPort, "sum_mac": SumMAC}
-
-// sumPrimitive is the source primitive a sum_* mode reports under.
-var sumPrimitive = [...]Primitive{SumHost: SrcHost, SumNet: SrcNet, SumAS: SrcAS, SumPort: SrcPort, SumMAC: SrcMAC}
-
-// SumPrimitive returns the primitive a sum mode is written as (sum_host: ip_src).
-func (s Sum) Primitive() Primitive { return sumPrimitive[s] }
-
-// ParseAggregate reads pmacct's aggregate list. An empty list means src_host, as in
-// pmacct; "none" alone means a single grand total; a sum_* primitive must be alone
-// (flows may go with it).
-func ParseAggregate(names []string) (Aggregate, error) {
-	var a Aggregate
-	if len(names) == 0 {
-		return Aggregate{Set: Set(0).With(SrcHost)}, nil
-	}
-	seenNone := false
-	for _, raw := range names {
-		n := strings.ToLower(strings.TrimSpace(raw))
-		if n == "none" {
-			seenNone = true
-			continue
-		}
-		if s, ok := sumNames[n]; ok {
-			if a.Sum != SumNone {
-				return Aggregate{}, fmt.Errorf("%q: only one sum_* primitive is allowed", raw)
-			}
-			a.Sum = s
-			continue
-		}
-		p, ok := byName[n]
-		if !ok {
-			return Aggregate{}, fmt.Errorf("unknown primitive %q%s", raw, didYouMean(n))
-		}
-		if a.Set.Has(p) {
-			return Aggregate{}, fmt.Errorf("primitive %q listed twice", raw)
-		}
-		a.Set = a.Set.With(p)
-	}
-	if seenNone && (a.Set != 0 || a.Sum != SumNone) {
-		return Aggregate{}, fmt.Errorf(`"none" cannot be combined with other primitives`)
-	}
-	if a.Sum != SumNone {
-		if a.Set&^Set(0).With(Flows) != 0 {
-			return Aggregate{}, fmt.Errorf("a sum_* primitive cannot be combined with other primitives (flows aside)")
-		}
-		a.Set = a.Set.With(a.Sum.Primitive())
-	}
-	return a, nil
-}
-
-var byName = func() map[string]Primitive {
-	m := make(map[string]Primitive, numPrimitives)
-	for p := range numPrimitives {
-		m[infos[p].name] = p
-	}
-	m["tcp_flags"] = TCPFlags // the JSON name, which people write too
-	return m
-}()
-
-// KnownNames lists every aggregate name flowdex accepts, for messages.
-func KnownNames() []string {
-	names := []string{"none"}
-	for p := range numPrimitives {
-		names = append(names, infos[p].name)
-	}
-	for n := range sumNames {
-		names = append(names, n)
-	}
-	return names
-}
-
-func didYouMean(n string) string {
-	if best := spelling.Closest(n, KnownNames()); best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return ""
-}
-
-// Mask zeroes the fields of k that s does not aggregate on, so that what is left
-// can serve as a map key. TCP flags and flows are counters, not key fields.
-func (s Set) Mask(k *Key) {
-	if !s.Has(SrcMAC) {
-		k.SrcMAC = [6]byte{}
-	}
-	if !s.Has(DstMAC) {
-		k.DstMAC = [6]byte{}
-	}
-	if !s.Has(VLAN) {
-		k.VLAN = 0
-	}
-	if !s.Has(CoS) {
-		k.CoS = 0
-	}
-	if !s.Has(EType) {
-		k.EType = 0
-	}
-	if !s.Has(SrcAS) {
-		k.SrcAS = 0
-	}
-	if !s.Has(DstAS) {
-		k.DstAS = 0
-	}
-	if !s.Has(PeerSrcAS) {
-		k.PeerSrcAS = 0
-	}
-	if !s.Has(PeerDstAS) {
-		k.PeerDstAS = 0
-	}
-	if !s.Has(PeerSrcIP) {
-		k.PeerSrcIP = netipZero
-	}
-	if !s.Has(PeerDstIP) {
-		k.PeerDstIP = netipZero
-	}
-	if !s.Has(InIface) {
-		k.InIface = 0
-	}
-	if !s.Has(OutIface) {
-		k.OutIface = 0
-	}
-	if !s.Has(MPLSLabelTop) {
-		k.MPLSLabelTop = 0
-	}
-	if !s.Has(MPLSLabelBottom) {
-		k.MPLSLabelBottom = 0
-	}
-	if !s.Has(MPLSStackDepth) {
-		k.MPLSStackDepth = 0
-	}
-	if !s.Has(TunnelSrcMAC) {
-		k.TunnelSrcMAC = [6]byte{}
-	}
-	if !s.Has(TunnelDstMAC) {
-		k.TunnelDstMAC = [6]byte{}
-	}
-	if !s.Has(TunnelSrcHost) {
-		k.TunnelSrcIP = netipZero
-	}
-	if !s.Has(TunnelDstHost) {
-		k.TunnelDstIP = netipZero
-	}
-	if !s.Has(TunnelProto) {
-		k.TunnelProto = 0
-	}
-	if !s.Has(TunnelTOS) {
-		k.TunnelTOS = 0
-	}
-	if !s.Has(TunnelSrcPort) {
-		k.TunnelSrcPort = 0
-	}
-	if !s.Has(TunnelDstPort) {
-		k.TunnelDstPort = 0
-	}
-	if !s.Has(VXLAN) {
-		k.VXLAN = 0
-	}
-	if !s.Has(SrcHost) {
-		k.SrcIP = netipZero
-	}
-	if !s.Has(DstHost) {
-		k.DstIP = netipZero
-	}
-	if !s.Has(SrcNet) {
-		k.SrcNet = netipZero
-	}
-	if !s.Has(DstNet) {
-		k.DstNet = netipZero
-	}
-	if !s.Has(SrcMask) {
-		k.SrcMask = 0
-	}
-	if !s.Has(DstMask) {
-		k.DstMask = 0
-	}
-	if !s.Has(SrcPort) {
-		k.SrcPort = 0
-	}
-	if !s.Has(DstPort) {
-		k.DstPort = 0
-	}
-	if !s.Has(Proto) {
-		k.Proto = 0
-	}
-	if !s.Has(TOS) {
-		k.TOS = 0
-	}
-	if !s.Has(SamplingRate) {
-		k.SamplingRate = 0
-	}
-	if !s.Has(TimestampStart) {
-		k.TimestampStart = 0
-	}
-	if !s.Has(TimestampEnd) {
-		k.TimestampEnd = 0
-	}
-	if !s.Has(TimestampArrival) {
-		k.TimestampArrival = 0
-	}
-	if !s.Has(TimestampExport) {
-		k.TimestampExport = 0
-	}
-	if !s.Has(ExportProtoSeqno) {
-		k.ExportProtoSeqno = 0
-	}
-	if !s.Has(ExportProtoVersion) {
-		k.ExportProtoVersion = 0
-	}
-	if !s.Has(ExportProtoSysID) {
-		k.ExportProtoSysID = 0
-	}
+	StampInserted:  row("", "stamp_inserted", "", KindStamp, ""), // the time bin; pmacct's CSV has none
+	StampUpdated:   row("", "stamp_updated", "", KindStamp, ""),
+	Flows:          row("flows", "flows", "FLOWS", KindCounter, "Flows").nf(3),                    // NetFlow: 1 without IE 3
+	VRFName:        row("vrf_name", "vrf_name", "VRF_NAME", KindText, ""),                         // master
+	IngressVRFName: row("ingress_vrf_name", "ingress_vrf_name", "INGRESS_VRF_NAME", KindText, ""), // master
+	EgressVRFName:  row("egress_vrf_name", "egress_vrf_name", "EGRESS_VRF_NAME", KindText, ""),    // master
+	InIfaceName:    row("in_iface_name", "iface_name_in", "IN_IFACE_NAME", KindText, ""),          // master
+	OutIfaceName:   row("out_iface_name", "iface_name_out", "OUT_IFACE_NAME", KindText, ""),       // master
+	Packets:        row("", "packets", "PACKETS", KindCounter, "Packets").nf(2, 86, 24),
+	Bytes:          row("", "bytes", "BYTES", KindCounter, "Bytes").nf(1, 85, 23, 352), // sFlow: the frame length; pcap: the IP length
 }

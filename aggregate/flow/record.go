@@ -1,15 +1,16 @@
 // Package flow holds the one record type that goes from the collectors to the
 // aggregation pipelines: a flow (or a sampled packet) in pmacct's schema, with
-// typed primitives and counters.
+// typed primitives and counters; and the table of pmacct's primitives
+// (primitives.go), from which their JSON form, the cache's keys, the
+// Elasticsearch template, pmacct's CSV names and the NetFlow/IPFIX plans
+// derive.
 //
-// Key is comparable on purpose: a pipeline zeroes the primitives it does not
-// aggregate on and uses what is left as a map key, as pmacct does with its
-// primitive structs.
+// A pipeline (aggregate/cache) keys its aggregates on a packed form of only the
+// primitives it aggregates on, not on a Key; Key stays comparable, so that two
+// records' primitives compare with ==.
 package flow
 
 import "net/netip"
-
-var netipZero netip.Addr
 
 // Key holds the primitives of a record, named after pmacct's aggregate keys.
 // A zero field means unknown or absent, as in pmacct's output.
@@ -26,15 +27,16 @@ type Key struct {
 	InIface, OutIface uint32 // in_iface, out_iface (ifIndex)
 
 	SrcIP, DstIP     netip.Addr // src_host, dst_host
-	SrcNet, DstNet   netip.Addr // src_net, dst_net: network address only
+	SrcNet, DstNet   netip.Addr // src_net, dst_net: network address only, set by a pipeline (networks_file or masks)
 	SrcMask, DstMask uint8      // src_mask, dst_mask
 	SrcPort, DstPort uint16     // src_port, dst_port
 	Proto            uint8      // proto
 	TOS              uint8      // tos
 
-	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation
+	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation or for unsampled captures
 
-	// MPLS label stack of a captured packet: top and bottom label, depth.
+	// MPLS label stack of a captured or sFlow-sampled packet: top and bottom
+	// label, depth.
 	MPLSLabelTop, MPLSLabelBottom uint32 // mpls_label_top, mpls_label_bottom
 	MPLSStackDepth                uint8  // mpls_stack_depth
 
@@ -47,7 +49,7 @@ type Key struct {
 
 	// Unix microseconds, 0 unknown.
 	TimestampStart, TimestampEnd      int64  // timestamp_start, timestamp_end (flow)
-	TimestampArrival, TimestampExport int64  // timestamp_arrival (datagram), timestamp_export (header)
+	TimestampArrival, TimestampExport int64  // timestamp_arrival (datagram or captured packet), timestamp_export (header)
 	ExportProtoSeqno                  uint32 // export_proto_seqno
 	ExportProtoSysID                  uint32 // export_proto_sysid: v5 engine id, v9 source id, IPFIX domain, sFlow sub-agent
 	ExportProtoVersion                uint16 // export_proto_version: 5, 9, 10; sFlow 5
@@ -58,6 +60,6 @@ type Record struct {
 	Key
 	TCPFlags uint8  // OR-ed over the aggregate, not part of the key
 	Packets  uint64 // as the exporter counted them (not renormalised)
-	Bytes    uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length
-	Flows    uint64 // IE 3 when present, else 1
+	Bytes    uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length; pcap: IP length
+	Flows    uint64 // NetFlow/IPFIX: IE 3 when present, else 1; sFlow and pcap: 0
 }

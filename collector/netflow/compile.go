@@ -10,54 +10,24 @@ import (
 )
 
 // Information elements (IANA IPFIX numbers; NetFlow v9 uses the same up to
-// 127) that nfacctd reads from flow and option records.
+// 127) that nfacctd reads by rules of its own: next hops, VLANs by direction,
+// flow times, sampling. The elements read as they are (ports, addresses,
+// counters...) are in the primitives table of aggregate/flow (Info.NetFlow).
 const (
-	ieOctetDeltaCount             = 1
-	iePacketDeltaCount            = 2
-	ieDeltaFlowCount              = 3
-	ieProtocol                    = 4
-	ieTOS                         = 5
-	ieTCPFlags                    = 6
-	ieSrcPort                     = 7
-	ieSrcIPv4                     = 8
-	ieSrcMaskIPv4                 = 9
-	ieInIface                     = 10
-	ieDstPort                     = 11
-	ieDstIPv4                     = 12
-	ieDstMaskIPv4                 = 13
-	ieOutIface                    = 14
 	ieIPNextHopIPv4               = 15
-	ieSrcAS                       = 16
-	ieDstAS                       = 17
 	ieBGPNextHopIPv4              = 18
 	ieLastSwitched                = 21
 	ieFirstSwitched               = 22
-	iePostOctetDeltaCount         = 23
-	iePostPacketDeltaCount        = 24
-	ieSrcIPv6                     = 27
-	ieDstIPv6                     = 28
-	ieSrcMaskIPv6                 = 29
-	ieDstMaskIPv6                 = 30
 	ieSamplingInterval            = 34
-	ieSrcPrefixIPv4               = 44
-	ieDstPrefixIPv4               = 45
 	ieMPLSTopLabelIPv4            = 47
 	ieSamplerID                   = 48
 	ieSamplerRandomInterval       = 50
-	ieSrcMAC                      = 56
-	iePostDstMAC                  = 57
 	ieVLAN                        = 58
 	iePostVLAN                    = 59
 	ieIPVersion                   = 60
 	ieDirection                   = 61
 	ieIPNextHopIPv6               = 62
 	ieBGPNextHopIPv6              = 63
-	ieDstMAC                      = 80
-	iePostSrcMAC                  = 81
-	ieOctetTotalCount             = 85
-	iePacketTotalCount            = 86
-	ieBGPNextAdjacentAS           = 128
-	ieBGPPrevAdjacentAS           = 129
 	ieMPLSTopLabelIPv6            = 140
 	ieTemplateID                  = 145
 	ieFlowStartSeconds            = 150
@@ -71,27 +41,14 @@ const (
 	ieFlowStartDeltaMicroseconds  = 158
 	ieFlowEndDeltaMicroseconds    = 159
 	ieSystemInitTimeMilliseconds  = 160
-	ieDstPrefixIPv6               = 169
-	ieSrcPrefixIPv6               = 170
-	ieUDPSrcPort                  = 180
-	ieUDPDstPort                  = 181
-	ieTCPSrcPort                  = 182
-	ieTCPDstPort                  = 183
 	ieDot1qVLAN                   = 243
-	ieDot1qPriority               = 244
-	ieIngressPhysicalIface        = 252
-	ieEgressPhysicalIface         = 253
 	iePostDot1qVLAN               = 254
-	ieEthernetType                = 256
 	ieSelectorID                  = 302
 	ieSamplingPacketInterval      = 305
 	ieSamplingPacketSpace         = 306
 	ieSamplingSize                = 309
 	ieSamplingPopulation          = 310
 	ieObservationTimeMilliseconds = 323
-	ieLayer2OctetDeltaCount       = 352
-	ieStaMAC                      = 365
-	ieStaIPv4                     = 366
 
 	scopeSystem = 1 // NetFlow v9 option scope "system" (nfacctd reads IPFIX IE 1 alike)
 )
@@ -104,43 +61,22 @@ const (
 	famMixed uint8 = 255 // both address families in the template: look at the IPv4 source
 )
 
-// opKind is one assignment of a record field from one template field.
-type opKind uint8
-
-const (
-	opSrcAS opKind = iota + 1
-	opDstAS
-	opPeerSrcAS
-	opPeerDstAS
-	opInIface
-	opOutIface
-	opTOS
-	opProto
-	opTCPFlags
-	opSrcPort
-	opDstPort
-	opSrcMAC
-	opDstMAC
-	opCoS
-	opEType
-	opBytes
-	opPackets
-	opFlows
-	opPeerDstIPv4
-	opPeerDstIPv6
-	opSrcIPv4
-	opDstIPv4
-	opSrcMask
-	opDstMask
-	opSrcIPv6
-	opDstIPv6
-)
-
+// op is one assignment of a record field from one template field.
 type op struct {
-	kind opKind
-	fam  uint8 // famNone: always; else only for records of that family
-	idx  int   // template field
+	slot flow.Slot // the record field
+	conv uint8     // how the field's octets become its value
+	fam  uint8     // famNone: always; else only for records of that family
+	idx  int       // template field
 }
+
+// How a template field's octets become a record field's value; one of
+// another length leaves the record field as it was.
+const (
+	convUint   uint8 = iota // an unsigned integer of 1 to 8 octets, cut to the record field's width
+	convAddr4               // an IPv4 address, 4 octets
+	convAddr16              // an IPv6 address, 16 octets
+	convMAC                 // a MAC address, 6 octets
+)
 
 // Flow time encodings.
 const (
@@ -209,70 +145,82 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	}
 	has := func(ie uint16) bool { return idx(ie) >= 0 }
 
-	p := plan{ipVersion: idx(ieIPVersion), v4Probe: firstOf(ieSrcIPv4, ieDstIPv4)}
-	add := func(kind opKind, fam uint8, i int) {
-		if i >= 0 {
-			p.ops = append(p.ops, op{kind: kind, fam: fam, idx: i})
+	// The address family: IPv4 with an IPv4 address of src_host or dst_host
+	// (the first element of their lists), IPv6 likewise, both: per record by
+	// the IPv4 address; else the family of any element of their lists
+	// (prefixes, station address).
+	src, dst := flow.SrcHost.Info().NetFlow, flow.DstHost.Info().NetFlow
+	p := plan{ipVersion: idx(ieIPVersion), v4Probe: firstOf(src.IPv4[0], dst.IPv4[0])}
+	hasAny := func(lists ...[]uint16) bool {
+		for _, l := range lists {
+			if firstOf(l...) >= 0 {
+				return true
+			}
 		}
+		return false
 	}
-
-	hasV4 := has(ieSrcIPv4) || has(ieDstIPv4)
-	hasV6 := has(ieSrcIPv6) || has(ieDstIPv6)
+	hasV4 := has(src.IPv4[0]) || has(dst.IPv4[0])
+	hasV6 := has(src.IPv6[0]) || has(dst.IPv6[0])
 	switch {
 	case hasV4 && hasV6:
 		p.fam = famMixed
-	case hasV4 || has(ieSrcPrefixIPv4) || has(ieDstPrefixIPv4) || has(ieStaIPv4):
+	case hasV4 || hasAny(src.IPv4, dst.IPv4):
 		p.fam = famIPv4
-	case hasV6 || has(ieSrcPrefixIPv6) || has(ieDstPrefixIPv6):
+	case hasV6 || hasAny(src.IPv6, dst.IPv6):
 		p.fam = famIPv6
 	}
 
-	add(opSrcIPv4, famIPv4, firstOf(ieSrcIPv4, ieSrcPrefixIPv4, ieStaIPv4))
-	add(opDstIPv4, famIPv4, firstOf(ieDstIPv4, ieDstPrefixIPv4))
-	add(opSrcMask, famIPv4, idx(ieSrcMaskIPv4))
-	add(opDstMask, famIPv4, idx(ieDstMaskIPv4))
-	add(opSrcIPv6, famIPv6, firstOf(ieSrcIPv6, ieSrcPrefixIPv6))
-	add(opDstIPv6, famIPv6, firstOf(ieDstIPv6, ieDstPrefixIPv6))
-	add(opSrcMask, famIPv6, idx(ieSrcMaskIPv6))
-	add(opDstMask, famIPv6, idx(ieDstMaskIPv6))
-
-	add(opSrcMAC, famNone, firstOf(ieSrcMAC, iePostSrcMAC, ieStaMAC))
-	add(opDstMAC, famNone, firstOf(ieDstMAC, iePostDstMAC))
-	add(opCoS, famNone, idx(ieDot1qPriority))
-	add(opEType, famNone, idx(ieEthernetType))
-	add(opSrcAS, famNone, idx(ieSrcAS))
-	add(opDstAS, famNone, idx(ieDstAS))
-	add(opPeerSrcAS, famNone, idx(ieBGPPrevAdjacentAS))
-	add(opPeerDstAS, famNone, idx(ieBGPNextAdjacentAS))
-	add(opInIface, famNone, firstOf(ieInIface, ieIngressPhysicalIface))
-	add(opOutIface, famNone, firstOf(ieOutIface, ieEgressPhysicalIface))
-	add(opSrcPort, famNone, firstOf(ieSrcPort, ieUDPSrcPort, ieTCPSrcPort))
-	add(opDstPort, famNone, firstOf(ieDstPort, ieUDPDstPort, ieTCPDstPort))
-	add(opProto, famNone, idx(ieProtocol))
-	add(opTOS, famNone, idx(ieTOS))
-	add(opTCPFlags, famNone, idx(ieTCPFlags))
-	add(opBytes, famNone, firstOf(ieOctetDeltaCount, ieOctetTotalCount, iePostOctetDeltaCount, ieLayer2OctetDeltaCount))
-	add(opPackets, famNone, firstOf(iePacketDeltaCount, iePacketTotalCount, iePostPacketDeltaCount))
-	add(opFlows, famNone, idx(ieDeltaFlowCount))
+	add := func(slot flow.Slot, conv, fam uint8, i int) {
+		if i >= 0 {
+			p.ops = append(p.ops, op{slot: slot, conv: conv, fam: fam, idx: i})
+		}
+	}
+	// every primitive the table says a template carries, the first element
+	// present of its lists
+	for prim := range flow.Primitives() {
+		slot := prim.Slot()
+		ies := prim.Info().NetFlow
+		conv := convUint
+		switch slot.Type() {
+		case flow.SlotMAC:
+			conv = convMAC
+		case flow.SlotAddr:
+			if i := firstOf(ies.Any...); i >= 0 {
+				switch fields[i].Length {
+				case 4:
+					add(slot, convAddr4, famNone, i)
+				case 16:
+					add(slot, convAddr16, famNone, i)
+				}
+			}
+			add(slot, convAddr4, famIPv4, firstOf(ies.IPv4...))
+			add(slot, convAddr16, famIPv6, firstOf(ies.IPv6...))
+			continue
+		}
+		add(slot, conv, famNone, firstOf(ies.Any...))
+		add(slot, conv, famIPv4, firstOf(ies.IPv4...))
+		add(slot, conv, famIPv6, firstOf(ies.IPv6...))
+	}
 
 	// peer_dst_ip: nfacctd takes the first of these present; an IP next hop
 	// present without use_ip_next_hop ends the search empty-handed.
+	peerDst := flow.PeerDstIP.Slot()
 	switch {
 	case has(ieBGPNextHopIPv4):
-		add(opPeerDstIPv4, famNone, idx(ieBGPNextHopIPv4))
+		add(peerDst, convAddr4, famNone, idx(ieBGPNextHopIPv4))
 	case has(ieMPLSTopLabelIPv4):
-		add(opPeerDstIPv4, famNone, idx(ieMPLSTopLabelIPv4))
+		add(peerDst, convAddr4, famNone, idx(ieMPLSTopLabelIPv4))
 	case has(ieIPNextHopIPv4):
 		if useIPNextHop {
-			add(opPeerDstIPv4, famNone, idx(ieIPNextHopIPv4))
+			add(peerDst, convAddr4, famNone, idx(ieIPNextHopIPv4))
 		}
 	case has(ieBGPNextHopIPv6):
-		add(opPeerDstIPv6, famNone, idx(ieBGPNextHopIPv6))
+		add(peerDst, convAddr16, famNone, idx(ieBGPNextHopIPv6))
 	case has(ieMPLSTopLabelIPv6):
-		add(opPeerDstIPv6, famNone, idx(ieMPLSTopLabelIPv6))
+		add(peerDst, convAddr16, famNone, idx(ieMPLSTopLabelIPv6))
 	case has(ieIPNextHopIPv6):
 		if useIPNextHop {
-			add(opPeerDstIPv6, famNone, idx(ieIPNextHopIPv6))
+			add(peerDst, convAddr16, famNone, idx(ieIPNextHopIPv6))
 		}
 	}
 
@@ -349,17 +297,15 @@ func (v *view) field(i int) []byte { return v.rec[v.offs[i] : v.offs[i]+v.lens[i
 // fill sets the fields of r that a record of the template carries. r holds
 // the header's fields already.
 func (p *plan) fill(r *flow.Record, rv *view, h *header) {
-	field := rv.field
-
 	fam := p.fam
 	if p.ipVersion >= 0 {
-		if v, ok := uintBE(field(p.ipVersion)); ok && (v == 4 || v == 6) {
+		if v, ok := uintBE(rv.field(p.ipVersion)); ok && (v == 4 || v == 6) {
 			fam = uint8(v)
 		}
 	}
 	if fam == famMixed {
 		fam = famIPv6
-		if p.v4Probe >= 0 && !allZero(field(p.v4Probe)) {
+		if p.v4Probe >= 0 && !allZero(rv.field(p.v4Probe)) {
 			fam = famIPv4
 		}
 	}
@@ -374,79 +320,33 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 		if o.fam != famNone && o.fam != fam {
 			continue
 		}
-		b := field(o.idx)
-		switch o.kind {
-		case opSrcIPv4:
-			r.SrcIP = addr4(b, r.SrcIP)
-		case opDstIPv4:
-			r.DstIP = addr4(b, r.DstIP)
-		case opSrcIPv6:
-			r.SrcIP = addr16(b, r.SrcIP)
-		case opDstIPv6:
-			r.DstIP = addr16(b, r.DstIP)
-		case opPeerDstIPv4:
-			r.PeerDstIP = addr4(b, r.PeerDstIP)
-		case opPeerDstIPv6:
-			r.PeerDstIP = addr16(b, r.PeerDstIP)
-		case opSrcMAC:
+		b := rv.field(o.idx)
+		switch o.conv {
+		case convUint:
+			if v, ok := uintBE(b); ok {
+				o.slot.SetUint(r, v) // a 2-octet TCP flags element: its low octet, as nfacctd
+			}
+		case convAddr4:
+			if len(b) == 4 {
+				o.slot.SetAddr(r, netip.AddrFrom4([4]byte(b)))
+			}
+		case convAddr16:
+			if len(b) == 16 {
+				o.slot.SetAddr(r, netip.AddrFrom16([16]byte(b)))
+			}
+		case convMAC:
 			if len(b) == 6 {
-				r.SrcMAC = [6]byte(b)
-			}
-		case opDstMAC:
-			if len(b) == 6 {
-				r.DstMAC = [6]byte(b)
-			}
-		default:
-			v, ok := uintBE(b)
-			if !ok {
-				continue
-			}
-			switch o.kind {
-			case opSrcMask:
-				r.SrcMask = uint8(v)
-			case opDstMask:
-				r.DstMask = uint8(v)
-			case opSrcAS:
-				r.SrcAS = uint32(v)
-			case opDstAS:
-				r.DstAS = uint32(v)
-			case opPeerSrcAS:
-				r.PeerSrcAS = uint32(v)
-			case opPeerDstAS:
-				r.PeerDstAS = uint32(v)
-			case opInIface:
-				r.InIface = uint32(v)
-			case opOutIface:
-				r.OutIface = uint32(v)
-			case opTOS:
-				r.TOS = uint8(v)
-			case opProto:
-				r.Proto = uint8(v)
-			case opTCPFlags:
-				r.TCPFlags = uint8(v) // a 2-octet field: the low octet, as nfacctd
-			case opSrcPort:
-				r.SrcPort = uint16(v)
-			case opDstPort:
-				r.DstPort = uint16(v)
-			case opCoS:
-				r.CoS = uint8(v)
-			case opEType:
-				r.EType = uint16(v)
-			case opBytes:
-				r.Bytes = v
-			case opPackets:
-				r.Packets = v
-			case opFlows:
-				if v != 0 {
-					r.Flows = v
-				}
+				o.slot.SetMAC(r, [6]byte(b))
 			}
 		}
+	}
+	if r.Flows == 0 {
+		r.Flows = 1 // IE 3 of 0 counts as absent
 	}
 
 	vlan := -1
 	if p.direction >= 0 {
-		if d, ok := uintBE(field(p.direction)); ok {
+		if d, ok := uintBE(rv.field(p.direction)); ok {
 			switch d {
 			case 0:
 				vlan = p.vlanIn
@@ -458,7 +358,7 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 		vlan = p.vlan
 	}
 	if vlan >= 0 {
-		if v, ok := uintBE(field(vlan)); ok {
+		if v, ok := uintBE(rv.field(vlan)); ok {
 			r.VLAN = uint16(v)
 		}
 	}
@@ -538,20 +438,6 @@ func uintBE(b []byte) (uint64, bool) {
 		return v, true
 	}
 	return 0, false
-}
-
-func addr4(b []byte, old netip.Addr) netip.Addr {
-	if len(b) != 4 {
-		return old
-	}
-	return netip.AddrFrom4([4]byte(b))
-}
-
-func addr16(b []byte, old netip.Addr) netip.Addr {
-	if len(b) != 16 {
-		return old
-	}
-	return netip.AddrFrom16([16]byte(b))
 }
 
 func allZero(b []byte) bool {

@@ -291,7 +291,7 @@ func TestCSVNamesTable(t *testing.T) {
 		t.Fatal("a custom primitive has no pmacct name")
 	}
 	seen := map[string]bool{}
-	for _, c := range csvNames {
+	for _, c := range csvByName {
 		if seen[c.json] {
 			t.Errorf("JSON key %s twice", c.json)
 		}

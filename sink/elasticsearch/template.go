@@ -7,51 +7,37 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
-// pmacct's fields by Elasticsearch type. Everything else that is a string
-// becomes a keyword through the dynamic template; numbers get Elasticsearch's
-// dynamic long or float.
-var (
-	// ipFields hold addresses, or "" (and "0.0.0.0"/"::") when pmacct has none:
+// esMappings maps pmacct's fields by the Elasticsearch type the primitives
+// table (aggregate/flow) gives them; strings without a type (MACs, labels,
+// AS paths...) become keywords through the dynamic template, and other
+// numbers get Elasticsearch's dynamic long or float.
+var esMappings = map[string]map[string]any{
+	// Addresses, or "" (and "0.0.0.0"/"::") when pmacct has none:
 	// ignore_malformed keeps the document when a value is not an address.
-	ipFields = []string{
-		"ip_src", "ip_dst", "net_src", "net_dst", "peer_ip_src", "peer_ip_dst",
-		"post_nat_ip_src", "post_nat_ip_dst", "tunnel_ip_src", "tunnel_ip_dst",
-	}
-	// longFields are pmacct's integers. No ignore_malformed: a counter that is
-	// not a number is a broken document, better rejected (dead-lettered) than
-	// indexed without it. (tag and tag2 are unsigned 64-bit in pmacct; values
-	// above 2^63-1 do not fit, and unsigned_long is not in every distribution.)
-	longFields = []string{
-		"packets", "bytes", "flows",
-		"port_src", "port_dst", "post_nat_port_src", "post_nat_port_dst",
-		"tunnel_port_src", "tunnel_port_dst",
-		"as_src", "as_dst", "peer_as_src", "peer_as_dst",
-		"iface_in", "iface_out",
-		"vlan", "vlan_in", "vlan_out", "cvlan_in", "cvlan_out", "cos",
-		"mask_src", "mask_dst", "tos", "tunnel_tos", "flow_label", "tunnel_flow_label",
-		"sampling_rate", "tag", "tag2",
-		"export_proto_seqno", "export_proto_version", "export_proto_sysid",
-		"local_pref", "med", "local_pref_src", "med_src",
-		"mpls_pw_id", "mpls_label_top", "mpls_label_bottom", "mpls_stack_depth",
-		"nat_event", "fw_event", "vxlan", "nvgre",
-		"path_delay_avg_usec", "path_delay_min_usec", "path_delay_max_usec",
-	}
-	// dateFields are pmacct's times, in any of its five formats. pmacct prints
-	// "0000-00-00 00:00:00.000000" for a missing one: ignore_malformed keeps the
-	// document. Naive times are read as UTC by Elasticsearch; @timestamp carries
-	// the right instant.
-	dateFields = []string{
-		"stamp_inserted", "stamp_updated",
-		"timestamp_start", "timestamp_end", "timestamp_arrival",
-		"timestamp_export", "timestamp_min", "timestamp_max",
-	}
-	// keywordFields are declared so that their type does not depend on the first
-	// value a new index sees: tcp_flags is a string ("27", pmacct <= 1.7.9), an
-	// integer (1.8.1+) or an array of names; ip_proto a name or a number.
-	keywordFields = []string{"ip_proto", "tunnel_ip_proto", "etype", "tcp_flags", "tunnel_tcp_flags"}
+	"ip": {"type": "ip", "ignore_malformed": true},
+	// pmacct's integers. No ignore_malformed: a counter that is not a number
+	// is a broken document, better rejected (dead-lettered) than indexed
+	// without it. (tag and tag2 are unsigned 64-bit in pmacct; values above
+	// 2^63-1 do not fit, and unsigned_long is not in every distribution.)
+	"long": {"type": "long"},
+	// pmacct's times, in any of its five formats. pmacct prints "0000-00-00
+	// 00:00:00.000000" for a missing one: ignore_malformed keeps the document.
+	// Naive times are read as UTC by Elasticsearch; @timestamp carries the
+	// right instant.
+	"date": {"type": "date", "format": pmacctDateFormat, "ignore_malformed": true},
+	// Declared so that their type does not depend on the first value a new
+	// index sees: tcp_flags is a string ("27", pmacct <= 1.7.9), an integer
+	// (1.8.1+) or an array of names; ip_proto a name or a number; etype hex.
+	"keyword": {"type": "keyword"},
+	// GeoIP coordinates: a first value of 51 would make them long otherwise.
+	"double": {"type": "double"},
+}
 
+var (
 	// enrichment's fields (aggregate/enrich): a geo_point per direction for
 	// Kibana maps and geo queries, coordinates as doubles (a first value of 51
 	// would make them long otherwise), names as keywords.
@@ -81,18 +67,13 @@ func buildTemplate(o templateOptions) []byte {
 	props := map[string]any{
 		"@timestamp": map[string]any{"type": "date"},
 	}
-	for _, f := range ipFields {
-		props[f] = map[string]any{"type": "ip", "ignore_malformed": true}
+	for p := range flow.Primitives() {
+		if m, ok := esMappings[p.Info().Kind.ESType()]; ok {
+			props[p.JSONKey()] = m
+		}
 	}
-	for _, f := range longFields {
-		props[f] = map[string]any{"type": "long"}
-	}
-	for _, f := range dateFields {
-		props[f] = map[string]any{"type": "date", "format": pmacctDateFormat, "ignore_malformed": true}
-	}
-	for _, f := range keywordFields {
-		props[f] = map[string]any{"type": "keyword"}
-	}
+	// enrichment's own mappings last: they name some of pmacct's GeoIP
+	// fields too, with the same types (a test checks)
 	for _, f := range geoPointFields {
 		props[f] = map[string]any{"type": "geo_point"}
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/template.json")
@@ -110,5 +112,24 @@ func TestIndexBodyTemplate(t *testing.T) {
 		if _, err := indexBodyTemplate([]byte(bad.body), "flows-*", 0); err == nil || !strings.Contains(err.Error(), bad.err) {
 			t.Errorf("%s: error %v, want %q", bad.body, err, bad.err)
 		}
+	}
+}
+
+// Enrichment's fields that are pmacct's too (GeoIP) get the type the
+// primitives table gives them, whichever mapping the template keeps.
+func TestTemplateEnrichmentAgreesWithPrimitives(t *testing.T) {
+	types := map[string]string{}
+	for p := range flow.Primitives() {
+		types[p.JSONKey()] = p.Info().Kind.ESType()
+	}
+	for typ, fields := range map[string][]string{"geo_point": geoPointFields, "double": doubleFields, "keyword": enrichKeywordFields} {
+		for _, f := range fields {
+			if pm, ok := types[f]; ok && pm != "" && pm != typ {
+				t.Errorf("%s: enrichment maps it as %s, the primitives table as %s", f, typ, pm)
+			}
+		}
+	}
+	if types["lat_ip_src"] != "double" {
+		t.Errorf("lat_ip_src is %q in the primitives table", types["lat_ip_src"])
 	}
 }
