@@ -14,6 +14,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,12 @@ import (
 type Configuration struct {
 	Aggregate flow.Aggregate // from flow.ParseAggregate
 
-	// History is the length of a time bin (pmacct's *_history); 0 disables
+	// History is the length of a time bin (pmacct's *_history, read by
+	// ParseHistory); 0 disables
 	// bins and stamp_inserted. Whole seconds; months cannot be expressed.
 	History time.Duration
-	// HistoryRoundoff aligns the first bin (pmacct's *_history_roundoff):
+	// HistoryRoundoff aligns the first bin (pmacct's *_history_roundoff,
+	// checked by CheckRoundoff):
 	// "m" to the hour, "h" to midnight, "d" to the 1st of the month, "w" to
 	// Sunday, "M" to the 1st of January; letters apply in turn.
 	HistoryRoundoff string
@@ -81,14 +84,30 @@ type Configuration struct {
 	SamplingSeed uint64
 }
 
-// Validate reports settings that New would have to ignore.
-func (cfg Configuration) Validate() error {
-	if cfg.History < 0 || cfg.History%time.Second != 0 {
-		return fmt.Errorf("history %s: expected a whole number of seconds", cfg.History)
+// ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d
+// or w ("" means no bins). Month bins (pmacct's M) are not supported.
+func ParseHistory(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
 	}
-	for _, l := range cfg.HistoryRoundoff {
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	unit, ok := units[s[len(s)-1]]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if !ok || err != nil || n < 1 {
+		if s[len(s)-1] == 'M' {
+			return 0, fmt.Errorf("month bins (%q) are not supported (expected s, m, h, d or w)", s)
+		}
+		return 0, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d or w, e.g. \"1m\" or \"5m\")", s)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// CheckRoundoff reports a history roundoff New cannot apply: letters other
+// than pmacct's m, h, d, w and M, which apply in turn ("mh").
+func CheckRoundoff(letters string) error {
+	for _, l := range letters {
 		if !strings.ContainsRune("mhdwM", l) {
-			return fmt.Errorf("history roundoff %q: unknown letter %q, expected m, h, d, w or M", cfg.HistoryRoundoff, string(l))
+			return fmt.Errorf("unknown roundoff %q (expected m, h, d, w or M, or several in turn such as \"mh\")", letters)
 		}
 	}
 	return nil
@@ -149,9 +168,9 @@ type Cache struct {
 	records, filtered, sampledOut, flushes, flushed atomic.Uint64
 }
 
-// New returns an empty cache. Settings that Validate rejects are tolerated:
-// unknown roundoff letters are ignored, as pmacct does, and History is
-// rounded up to whole seconds.
+// New returns an empty cache. Settings ParseHistory and CheckRoundoff would
+// refuse are tolerated: unknown roundoff letters are ignored, as pmacct
+// does, and History is rounded up to whole seconds.
 func New(cfg Configuration) *Cache {
 	c := &Cache{
 		sum:     cfg.Aggregate.Sum,

@@ -541,22 +541,25 @@ func TestBinsSplitAggregates(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
-	cases := []struct {
-		cfg  Configuration
-		want string
-	}{
-		{Configuration{}, ""},
-		{Configuration{History: time.Minute, HistoryRoundoff: "mh"}, ""},
-		{Configuration{History: 1500 * time.Millisecond}, "whole number of seconds"},
-		{Configuration{History: -time.Second}, "whole number of seconds"},
-		{Configuration{History: time.Minute, HistoryRoundoff: "x"}, `unknown letter "x"`},
-	}
-	for _, c := range cases {
-		err := c.cfg.Validate()
-		if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("Validate(%+v) = %v, want %q", c.cfg, err, c.want)
+// The pipeline's history settings are read and checked by the cache's rules.
+func TestParseHistoryAndRoundoff(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "30s": 30 * time.Second, "5m": 5 * time.Minute, "1w": 7 * 24 * time.Hour} {
+		if d, err := ParseHistory(in); err != nil || d != want {
+			t.Errorf("ParseHistory(%q) = %v, %v; want %v", in, d, err, want)
 		}
+	}
+	for in, want := range map[string]string{"1M": "month bins", "0m": "not a bin length", "m": "not a bin length", "5x": "not a bin length"} {
+		if _, err := ParseHistory(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseHistory(%q): %v, want %q", in, err, want)
+		}
+	}
+	for _, ok := range []string{"", "m", "h", "d", "w", "M", "mh", "mhd"} {
+		if err := CheckRoundoff(ok); err != nil {
+			t.Errorf("CheckRoundoff(%q): %v", ok, err)
+		}
+	}
+	if err := CheckRoundoff("mx"); err == nil || !strings.Contains(err.Error(), `unknown roundoff "mx"`) {
+		t.Errorf("CheckRoundoff(mx): %v", err)
 	}
 }
 

@@ -49,7 +49,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	if err != nil {
 		return nil, setting.Key("aggregate", err)
 	}
-	history, err := config.ParseHistory(pc.History)
+	history, err := cache.ParseHistory(pc.History)
 	if err != nil {
 		return nil, setting.Key("history", err)
 	}

@@ -186,7 +186,7 @@ func (s rawSetsSystem) GetTemplate(version uint16, domain uint32, id uint16) (an
 	e := s.state()
 	defer s.d.release(e)
 	if t := e.template(templateKey{version, domain, id}); t != nil && t.options {
-		return t.goflow, nil
+		return goflowOf(t), nil
 	}
 	return nil, goflow.ErrorTemplateNotFound
 }

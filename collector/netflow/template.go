@@ -35,8 +35,7 @@ type template struct {
 	lens  []int // fixed templates: length of each field
 	plan  plan  // data templates
 
-	goflow any    // the same template as goflow2 stores it
-	raw    []byte // the template record as received, nil when unknown
+	raw []byte // the template record as received, nil when unknown
 }
 
 var (
@@ -91,7 +90,6 @@ func newTemplate(k templateKey, record any, useIPNextHop bool) (*template, error
 	if !t.options {
 		t.plan = compile(k.version, t.fields, useIPNextHop)
 	}
-	t.goflow = t.goflowRecord()
 	return t, nil
 }
 
@@ -108,31 +106,6 @@ func normalize(fields []goflow.Field) []goflow.Field {
 		out[i] = f
 	}
 	return out
-}
-
-// goflowRecord rebuilds the template as goflow2 decodes it, from the
-// normalised fields, so that a reloaded template equals a received one.
-func (t *template) goflowRecord() any {
-	switch {
-	case !t.options:
-		return goflow.TemplateRecord{TemplateId: t.key.id, FieldCount: uint16(len(t.fields)), Fields: t.fields}
-	case t.key.version == versionV9:
-		return goflow.NFv9OptionsTemplateRecord{
-			TemplateId:   t.key.id,
-			ScopeLength:  uint16(4 * t.nScope),
-			OptionLength: uint16(4 * (len(t.fields) - t.nScope)),
-			Scopes:       t.scopes(),
-			Options:      t.optionFields(),
-		}
-	default:
-		return goflow.IPFIXOptionsTemplateRecord{
-			TemplateId:      t.key.id,
-			FieldCount:      uint16(len(t.fields)),
-			ScopeFieldCount: uint16(t.nScope),
-			Scopes:          t.scopes(),
-			Options:         t.optionFields(),
-		}
-	}
 }
 
 func (t *template) scopes() []goflow.Field       { return t.fields[:t.nScope:t.nScope] }

@@ -5,6 +5,7 @@ package netflow
 
 import (
 	"net/netip"
+	"sync"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 )
@@ -40,7 +41,7 @@ func (ts templateSystem) GetTemplate(version uint16, domain uint32, id uint16) (
 	e := ts.state()
 	defer ts.d.release(e)
 	if t := e.template(templateKey{version, domain, id}); t != nil {
-		return t.goflow, nil
+		return goflowOf(t), nil
 	}
 	return nil, goflow.ErrorTemplateNotFound
 }
@@ -53,7 +54,7 @@ func (ts templateSystem) RemoveTemplate(version uint16, domain uint32, id uint16
 	k := templateKey{version, domain, id}
 	if t, ok := e.templates[k]; ok {
 		delete(e.templates, k)
-		return t.goflow, nil
+		return goflowOf(t), nil
 	}
 	return nil, goflow.ErrorTemplateNotFound
 }
@@ -65,7 +66,43 @@ func (ts templateSystem) GetTemplates() goflow.FlowBaseTemplateSet {
 	defer e.mu.RUnlock()
 	set := make(goflow.FlowBaseTemplateSet, len(e.templates))
 	for k, t := range e.templates {
-		set[uint64(k.version)<<48|uint64(k.domain)<<16|uint64(k.id)] = t.goflow
+		set[uint64(k.version)<<48|uint64(k.domain)<<16|uint64(k.id)] = goflowOf(t)
 	}
 	return set
+}
+
+// goflowRecords are the templates as goflow2 stores them, made once each.
+var goflowRecords sync.Map // *template -> any
+
+func goflowOf(t *template) any {
+	if r, ok := goflowRecords.Load(t); ok {
+		return r
+	}
+	r, _ := goflowRecords.LoadOrStore(t, t.goflowRecord())
+	return r
+}
+
+// goflowRecord rebuilds the template as goflow2 decodes it, from the
+// normalised fields, so that a reloaded template equals a received one.
+func (t *template) goflowRecord() any {
+	switch {
+	case !t.options:
+		return goflow.TemplateRecord{TemplateId: t.key.id, FieldCount: uint16(len(t.fields)), Fields: t.fields}
+	case t.key.version == versionV9:
+		return goflow.NFv9OptionsTemplateRecord{
+			TemplateId:   t.key.id,
+			ScopeLength:  uint16(4 * t.nScope),
+			OptionLength: uint16(4 * (len(t.fields) - t.nScope)),
+			Scopes:       t.scopes(),
+			Options:      t.optionFields(),
+		}
+	default:
+		return goflow.IPFIXOptionsTemplateRecord{
+			TemplateId:      t.key.id,
+			FieldCount:      uint16(len(t.fields)),
+			ScopeFieldCount: uint16(t.nScope),
+			Scopes:          t.scopes(),
+			Options:         t.optionFields(),
+		}
+	}
 }

@@ -64,14 +64,3 @@ func lookupCSVBytes(name []byte) *csvName {
 	}
 	return csvByName[string(buf[:len(name)])]
 }
-
-// CSVToJSONKey returns the JSON key pmacct writes for the primitive it names name
-// in a CSV header (SRC_IP -> ip_src, PROTOCOL -> ip_proto), in any letter case;
-// false for names pmacct does not define (custom primitives, which keep their
-// name in both formats).
-func CSVToJSONKey(name string) (string, bool) {
-	if n := lookupCSV(name); n != nil {
-		return n.json, true
-	}
-	return "", false
-}

@@ -276,18 +276,17 @@ func TestCSVNamesTable(t *testing.T) {
 		if fields[2] == "fw_event" {
 			continue // 1.7.7 prints fw_event as NAT_EVENT/nat_event; master has FW_EVENT/fw_event
 		}
-		got, ok := CSVToJSONKey(csvName)
-		if !ok || got != jsonKey {
-			t.Errorf("%s: CSVToJSONKey = %q, %v; pmacct printed %q", csvName, got, ok, jsonKey)
+		if n := lookupCSV(csvName); n == nil || n.json != jsonKey {
+			t.Errorf("%s: read as %+v; pmacct printed %q", csvName, n, jsonKey)
 		}
-		if got, _ := CSVToJSONKey(strings.ToLower(csvName)); got != jsonKey {
-			t.Errorf("%s in lower case: %q", csvName, got)
+		if n := lookupCSV(strings.ToLower(csvName)); n == nil || n.json != jsonKey {
+			t.Errorf("%s in lower case: %+v", csvName, n)
 		}
 	}
 	if n < 60 {
 		t.Fatalf("only %d names in csvnames.txt", n)
 	}
-	if _, ok := CSVToJSONKey("ttl"); ok {
+	if lookupCSV("ttl") != nil {
 		t.Fatal("a custom primitive has no pmacct name")
 	}
 	seen := map[string]bool{}

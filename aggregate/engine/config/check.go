@@ -1,13 +1,13 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/cache"
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
@@ -91,13 +91,11 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 	if _, err := flow.ParseAggregate(p.Aggregate); err != nil {
 		l.fail(at("pipeline", i, "aggregate"), "%v", err)
 	}
-	if _, err := ParseHistory(p.History); err != nil {
+	if _, err := cache.ParseHistory(p.History); err != nil {
 		l.fail(at("pipeline", i, "history"), "%v", err)
 	}
-	switch p.HistoryRoundoff {
-	case "", "m", "h", "d", "w":
-	default:
-		l.fail(at("pipeline", i, "history_roundoff"), "unknown roundoff %q (expected m, h, d or w)", p.HistoryRoundoff)
+	if err := cache.CheckRoundoff(p.HistoryRoundoff); err != nil {
+		l.fail(at("pipeline", i, "history_roundoff"), "%v", err)
 	}
 	if p.HistoryRoundoff != "" && p.History == "" {
 		l.fail(at("pipeline", i, "history_roundoff"), "history_roundoff without history")
@@ -194,24 +192,6 @@ func (l *loader) checkElasticsearch(o *ElasticsearchOutput, path func(string) []
 	if err := retention.Check(o.Index); err != nil {
 		l.fail(path("retention"), "cannot apply to index %q: %v", o.Index, err)
 	}
-}
-
-// ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d
-// or w ("" means no bins). Month bins (pmacct's M) are not supported.
-func ParseHistory(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
-	unit, ok := units[s[len(s)-1]]
-	n, err := strconv.Atoi(s[:len(s)-1])
-	if !ok || err != nil || n < 1 {
-		if s[len(s)-1] == 'M' {
-			return 0, fmt.Errorf("month bins (%q) are not supported (expected s, m, h, d or w)", s)
-		}
-		return 0, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d or w, e.g. \"1m\" or \"5m\")", s)
-	}
-	return time.Duration(n) * unit, nil
 }
 
 func (c *Config) outputNames() []string {

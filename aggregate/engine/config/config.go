@@ -200,7 +200,7 @@ type Pipeline struct {
 	Filter          string           `toml:"filter,omitempty"`           // aggregate_filter, libpcap syntax
 	Refresh         setting.Duration `toml:"refresh,omitempty"`          // print_refresh_time
 	History         string           `toml:"history,omitempty"`          // print_history: N followed by s, m, h, d or w
-	HistoryRoundoff string           `toml:"history_roundoff,omitempty"` // print_history_roundoff: m, h, d or w
+	HistoryRoundoff string           `toml:"history_roundoff,omitempty"` // print_history_roundoff: m, h, d, w or M, in turn
 	Renormalize     bool             `toml:"renormalize,omitempty"`      // multiply packets and bytes by the sampling rate
 	TimeNew         bool             `toml:"time_new,omitempty"`         // nfacctd_time_new: bin flows by arrival, not flow start
 	NetworksFile    string           `toml:"networks_file,omitempty"`    // prefix -> net, mask, AS (longest match)
