@@ -61,9 +61,9 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 		Renormalize:     pc.Renormalize,
 		TimeNew:         pc.TimeNew,
 		SamplingRate:    pc.SamplingRate,
-		TimestampsSecs:  pc.TimestampsSecs,
+		TimestampsSecs:  pc.Secs,
 	}
-	if pc.TimestampsUTC {
+	if pc.UTC {
 		cc.Location = time.UTC
 	}
 	if pc.Filter != "" {
@@ -80,13 +80,10 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 		pipeline: p,
 		cache:    cache.New(cc),
 		agg:      agg,
-		format: flow.Format{
-			UTC: pc.TimestampsUTC, RFC3339: pc.TimestampsRFC3339, SinceEpoch: pc.TimestampsSinceEpoch,
-			Secs: pc.TimestampsSecs, NumProtos: pc.NumProtos, TCPFlagsArray: pc.TCPFlagsArray,
-		},
-		history: history > 0,
-		refresh: pc.Refresh.Duration,
-		times:   flowTimes(pc.TimestampFields, agg, history > 0),
+		format:   pc.Format,
+		history:  history > 0,
+		refresh:  pc.Refresh.Duration,
+		times:    flowTimes(pc.TimestampFields, agg, history > 0),
 	}, nil
 }
 

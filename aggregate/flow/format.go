@@ -7,19 +7,28 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // Format says how values are written, with pmacct's knobs of the same names.
 type Format struct {
-	UTC           bool // timestamps_utc: naive times in UTC instead of local time
-	RFC3339       bool // timestamps_rfc3339: 2024-01-01T00:00:00.100000Z, or the local offset
-	SinceEpoch    bool // timestamps_since_epoch: "1704067200.100000"
-	Secs          bool // timestamps_secs: microseconds zeroed (still printed)
-	NumProtos     bool // print_num_protos: ip_proto always as a decimal string
-	TCPFlagsArray bool // tcpflags_encode_as_array: ["ACK","SYN"] instead of "18"
+	UTC           bool `toml:"timestamps_utc,omitempty"`           // naive times in UTC instead of local time
+	RFC3339       bool `toml:"timestamps_rfc3339,omitempty"`       // 2024-01-01T00:00:00.100000Z, or the local offset
+	SinceEpoch    bool `toml:"timestamps_since_epoch,omitempty"`   // "1704067200.100000"
+	Secs          bool `toml:"timestamps_secs,omitempty"`          // microseconds zeroed (still printed)
+	NumProtos     bool `toml:"num_protos,omitempty"`               // print_num_protos: ip_proto always as a decimal string
+	TCPFlagsArray bool `toml:"tcpflags_encode_as_array,omitempty"` // ["ACK","SYN"] instead of "18"
 
 	// Location is the zone of naive local times; nil means time.Local.
-	Location *time.Location
+	Location *time.Location `toml:"-"`
+}
+
+// Validate reports settings that exclude each other, naming the key.
+func (f Format) Validate() error {
+	if f.RFC3339 && f.SinceEpoch {
+		return setting.Errorf("timestamps_rfc3339", "timestamps_rfc3339 and timestamps_since_epoch exclude each other")
+	}
+	return nil
 }
 
 // Counters are the summed values of an aggregate.

@@ -103,9 +103,7 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 	if p.Refresh.Duration != 0 && p.Refresh.Duration < time.Second {
 		l.fail(at("pipeline", i, "refresh"), "%v is too short (expected 1s or more; pmacct's default is 60s)", p.Refresh.Duration)
 	}
-	if p.TimestampsRFC3339 && p.TimestampsSinceEpoch {
-		l.fail(at("pipeline", i, "timestamps_rfc3339"), "timestamps_rfc3339 and timestamps_since_epoch exclude each other")
-	}
+	l.failErr(p.Format.Validate(), at("pipeline", i)...)
 	if p.Filter != "" {
 		if _, err := filter.Compile(p.Filter); err != nil {
 			l.fail(at("pipeline", i, "filter"), "%v", err)

@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/flowdex/flowdex/aggregate/enrich"
+	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
 	"github.com/flowdex/flowdex/collector/netflow"
@@ -206,12 +207,8 @@ type Pipeline struct {
 	NetworksFile    string           `toml:"networks_file,omitempty"`    // prefix -> net, mask, AS (longest match)
 	SamplingRate    uint32           `toml:"sampling_rate,omitzero"`     // pcap inputs: keep 1 packet in N at random, as pmacctd
 
-	TimestampsUTC        bool `toml:"timestamps_utc,omitempty"`
-	TimestampsRFC3339    bool `toml:"timestamps_rfc3339,omitempty"`
-	TimestampsSinceEpoch bool `toml:"timestamps_since_epoch,omitempty"`
-	TimestampsSecs       bool `toml:"timestamps_secs,omitempty"`
-	NumProtos            bool `toml:"num_protos,omitempty"`               // print_num_protos
-	TCPFlagsArray        bool `toml:"tcpflags_encode_as_array,omitempty"` // tcpflags_encode_as_array
+	// How aggregates are written: pmacct's timestamps_* and the like.
+	flow.Format
 
 	// Enrichment, before the transformations; reloaded on SIGHUP.
 	enrich.Configuration
