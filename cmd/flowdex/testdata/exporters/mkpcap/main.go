@@ -24,7 +24,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"net"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 )
 
 var start = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -352,25 +352,16 @@ func main() {
 	}
 
 	sort.SliceStable(packets, func(i, j int) bool { return packets[i].at < packets[j].at })
-	// the pcap format by hand: gopacket's pcapgo needs golang.org/x/sys,
-	// which the module does not require
 	out := bufio.NewWriter(os.Stdout)
-	var hdr [24]byte
-	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b2c3d4)
-	binary.LittleEndian.PutUint16(hdr[4:], 2)
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], uint32(layers.LinkTypeEthernet))
-	out.Write(hdr[:])
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		panic(err)
+	}
 	for _, p := range packets {
-		ts := start.Add(p.at)
-		var rec [16]byte
-		binary.LittleEndian.PutUint32(rec[0:], uint32(ts.Unix()))
-		binary.LittleEndian.PutUint32(rec[4:], uint32(ts.Nanosecond()/1000))
-		binary.LittleEndian.PutUint32(rec[8:], uint32(len(p.data)))
-		binary.LittleEndian.PutUint32(rec[12:], uint32(len(p.data)))
-		out.Write(rec[:])
-		out.Write(p.data)
+		ci := gopacket.CaptureInfo{Timestamp: start.Add(p.at), CaptureLength: len(p.data), Length: len(p.data)}
+		if err := w.WritePacket(ci, p.data); err != nil {
+			panic(err)
+		}
 	}
 	if err := out.Flush(); err != nil {
 		panic(err)
