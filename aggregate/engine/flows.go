@@ -324,15 +324,10 @@ func (fi *flowInput) allowed(a netip.Addr) bool {
 
 // run receives until ctx is done (sockets, interfaces) or the pcap ends (replay, file).
 func (fi *flowInput) run(ctx context.Context) error {
-	var in *config.Receive
-	switch c := fi.cfg.(type) {
-	case *config.PcapInput:
+	if c, ok := fi.cfg.(*config.PcapInput); ok {
 		return fi.capture(ctx, c)
-	case *config.NetFlowInput:
-		in = &c.Receive
-	case *config.SFlowInput:
-		in = &c.Receive
 	}
+	in := config.ReceiveOf(fi.cfg)
 	if in.Replay != "" {
 		f, err := fi.open(in.Replay)
 		if err != nil {

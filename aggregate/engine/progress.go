@@ -30,15 +30,14 @@ func (e *Engine) Progress() Progress {
 		}
 	}
 	for _, in := range e.cfg.Inputs {
-		switch in := in.(type) {
+		switch c := in.(type) {
 		case *config.PmacctInput:
-			p.Finite = p.Finite && !in.Follow
-		case *config.NetFlowInput:
-			p.Finite = p.Finite && in.Replay != ""
-		case *config.SFlowInput:
-			p.Finite = p.Finite && in.Replay != ""
+			p.Finite = p.Finite && !c.Follow
 		case *config.PcapInput:
-			p.Finite = p.Finite && in.File != ""
+			p.Finite = p.Finite && c.File != ""
+		default:
+			r := config.ReceiveOf(in)
+			p.Finite = p.Finite && r != nil && r.Replay != ""
 		}
 	}
 	return p

@@ -76,9 +76,9 @@ func fieldTypes(t *testing.T, url, pattern string, fields ...string) map[string]
 // number and name, service and interface names; location_ip_src is mapped as a
 // geo_point, and a geo_distance query around London finds the London flows.
 func TestEnrichIngest(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			url := srv.url(t)
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			index := estest.Index(t, "flowdex-test-enrich")
 			dir := t.TempDir()
 			enrichmentFiles(t, dir, enrichtest.Geos, enrichtest.ASes)

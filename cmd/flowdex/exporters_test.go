@@ -585,8 +585,8 @@ func freeUDPPort(t *testing.T) int {
 func TestExporterLive(t *testing.T) {
 	requireTools(t, "softflowd", "nfacctd")
 	requireFaketime(t)
-	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
-		t.Run(es.name, func(t *testing.T) { exporterLive(t, es.url) })
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) { exporterLive(t, srv.URL(t)) })
 	}
 }
 

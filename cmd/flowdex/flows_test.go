@@ -19,8 +19,9 @@ import (
 // twice, a flush between them, give every (key, bin) twice, with twice the
 // packets and bytes of one replay of them.
 func TestPartialBinsAddUp(t *testing.T) {
-	for _, es := range []struct{ name, url string }{{"es8", estest.URL(t)}, {"es9", estest.URL9(t)}} {
-		t.Run(es.name, func(t *testing.T) {
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			export, err := filepath.Abs("../../collector/netflow/testdata/softflowd-v9.pcap")
 			if err != nil {
 				t.Fatal(err)
@@ -53,7 +54,7 @@ urls = [%q]
 index = "%s-%%Y.%%m"
 replicas = 0
 flush_interval = "100ms"
-`, port, aggregate, es.url, index))
+`, port, aggregate, url, index))
 			cmd, stderr := startFlowdex(t, conf)
 			testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
 			conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -69,10 +70,10 @@ flush_interval = "100ms"
 				}
 			}
 			send()
-			testwatch.WaitFor(t, "the first refresh to reach Elasticsearch", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") > 0 })
-			first := estest.Count(t, es.url, index+"-*")
+			testwatch.WaitFor(t, "the first refresh to reach Elasticsearch", 30*time.Second, func() bool { return estest.Count(t, url, index+"-*") > 0 })
+			first := estest.Count(t, url, index+"-*")
 			send()
-			testwatch.WaitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, es.url, index+"-*") >= 2*first })
+			testwatch.WaitFor(t, "the second refresh", 30*time.Second, func() bool { return estest.Count(t, url, index+"-*") >= 2*first })
 			terminate(t, cmd, stderr)
 
 			replay := writeFile(t, dir, "replay.toml", fmt.Sprintf(`
@@ -93,7 +94,7 @@ file = "replay.json"
 			}
 			once := loadSums(t, "replay", dir+"/replay.json")
 
-			docs := estest.Docs(t, es.url, index+"-*")
+			docs := estest.Docs(t, url, index+"-*")
 			var sources []map[string]any
 			perKey := map[string]int{}
 			for _, d := range docs {

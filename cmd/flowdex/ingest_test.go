@@ -19,12 +19,6 @@ import (
 // samples are real pmacct 1.7.7 outputs (collector/pmacct/testdata/README.md).
 const samples = "../../collector/pmacct/testdata/out/"
 
-// servers are the Elasticsearch versions every end-to-end test runs against.
-var servers = []struct {
-	name string
-	url  func(testing.TB) string
-}{{"es8", estest.URL}, {"es9", estest.URL9}}
-
 // runCLI runs the flowdex command in-process.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -93,9 +87,9 @@ var summaryRE = regexp.MustCompile(`^flowdex ingest: read (\d+) lines, (\d+) rec
 // every document is pmacct's record plus @timestamp (its stamp_inserted) and the
 // transformation's field, in the daily index of its own bin.
 func TestIngestPrintFile(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			url := srv.url(t)
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			index := estest.Index(t, "ingest")
 			dir := t.TempDir()
 			input, _ := filepath.Abs(samples + "print-default.json")
@@ -170,9 +164,9 @@ replicas = 0
 // existing p2es configuration file: p2es's ES keys, its transformations with a
 // lookup table file, and ES_Type ignored with a warning.
 func TestIngestP2ESStdin(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			url := srv.url(t)
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			index := estest.Index(t, "p2es")
 			dir := t.TempDir()
 			writeFile(t, dir, "tags.json", `{"10": "web clients", "20": "dns clients", "*": "other"}`)

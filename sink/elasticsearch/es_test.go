@@ -22,14 +22,6 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
-var servers = []struct {
-	name string
-	url  func(testing.TB) string
-}{
-	{"es8", estest.URL},
-	{"es9", estest.URL9},
-}
-
 // realConfig writes to a fresh prefix on url; the template is named after
 // the prefix so that estest cleans it up.
 func realConfig(t *testing.T, url string) (Configuration, string) {
@@ -94,9 +86,9 @@ type testDoc struct {
 }
 
 func TestRealIndexing(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			url := srv.url(t)
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			t.Logf("Elasticsearch %s at %s", estest.Version(t, url), url)
 			testRealIndexing(t, url)
 		})
@@ -352,9 +344,9 @@ func testRealIndexing(t *testing.T, url string) {
 // TestRealIndexBodyFile: p2es's index body becomes the template of every
 // daily index, replacing flowdex's mappings.
 func TestRealIndexBodyFile(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
-			url := srv.url(t)
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			url := srv.URL(t)
 			cfg, prefix := realConfig(t, url)
 			cfg.IndexBodyFile = "testdata/p2es-new-index-template.json"
 			cfg.DocType = "flow" // p2es ES_Type: ignored with a warning
@@ -425,10 +417,10 @@ func TestRealThroughput(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set FLOWDEX_ES_THROUGHPUT=200000 to measure")
 	}
-	for _, srv := range servers {
+	for _, srv := range estest.Servers {
 		for _, ids := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/ids=%t", srv.name, ids), func(t *testing.T) {
-				url := srv.url(t)
+			t.Run(fmt.Sprintf("%s/ids=%t", srv.Name, ids), func(t *testing.T) {
+				url := srv.URL(t)
 				cfg, prefix := realConfig(t, url)
 				cfg.Replicas = 0
 				s, _ := startSink(t, cfg)

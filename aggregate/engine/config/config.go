@@ -130,6 +130,18 @@ type Receive struct {
 	Exporters []setting.Prefix `toml:"exporters,omitempty"`
 }
 
+// ReceiveOf gives the receive settings of an input that receives exported
+// datagrams (netflow, sflow), nil for the others.
+func ReceiveOf(in Input) *Receive {
+	switch in := in.(type) {
+	case *NetFlowInput:
+		return &in.Receive
+	case *SFlowInput:
+		return &in.Receive
+	}
+	return nil
+}
+
 // NetFlowInput receives NetFlow v5/v9 and IPFIX: type = "netflow".
 type NetFlowInput struct {
 	InputCommon

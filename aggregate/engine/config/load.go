@@ -120,17 +120,9 @@ func (l *loader) input(i int, p toml.Primitive, raw map[string]any) {
 		return
 	}
 	l.decode(p, in, path, raw)
-	if _, listen := tableKey(raw, "listen"); !listen {
-		// a replay listens nowhere by default
-		switch r := in.(type) {
-		case *NetFlowInput:
-			if r.Replay != "" {
-				r.Listen = nil
-			}
-		case *SFlowInput:
-			if r.Replay != "" {
-				r.Listen = nil
-			}
+	if r := ReceiveOf(in); r != nil && r.Replay != "" {
+		if _, listen := tableKey(raw, "listen"); !listen {
+			r.Listen = nil // a replay listens nowhere by default
 		}
 	}
 	l.c.Inputs = append(l.c.Inputs, in)
@@ -151,9 +143,9 @@ func (l *loader) output(name string, p toml.Primitive, raw any) {
 }
 
 // typed reads the type of the input or output table p at path and returns a
-// configuration of that type with its defaults (made by make, nil for a type
-// unknown); false when there is none, the mistake recorded.
-func typed[T comparable](l *loader, p toml.Primitive, path []string, kind, types string, make func(string) T) (T, bool) {
+// configuration of that type with its defaults (made by newConfig, nil for a
+// type unknown); false when there is none, the mistake recorded.
+func typed[T comparable](l *loader, p toml.Primitive, path []string, kind, types string, newConfig func(string) T) (T, bool) {
 	var zero T
 	var common struct {
 		Type string `toml:"type"`
@@ -166,7 +158,7 @@ func typed[T comparable](l *loader, p toml.Primitive, path []string, kind, types
 	case common.Type == "":
 		l.fail(append(slices.Clone(path), "type"), "missing type (expected %s)", types)
 	default:
-		if v = make(common.Type); v == zero {
+		if v = newConfig(common.Type); v == zero {
 			l.fail(append(slices.Clone(path), "type"), "unknown %s type %q (expected %s)", kind, common.Type, types)
 		}
 	}

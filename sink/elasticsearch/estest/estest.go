@@ -209,6 +209,15 @@ func URL(t testing.TB) string {
 	return es8.get(t)
 }
 
+// Server is a version of Elasticsearch the tests run against.
+type Server struct {
+	Name string // "es8", "es9": a subtest's name
+	URL  func(testing.TB) string
+}
+
+// Servers are the versions every indexing test runs against.
+var Servers = []Server{{"es8", URL}, {"es9", URL9}}
+
 // URL9 is URL for Elasticsearch 9.
 func URL9(t testing.TB) string {
 	t.Helper()

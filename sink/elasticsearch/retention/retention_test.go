@@ -20,14 +20,6 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
 
-var servers = []struct {
-	name string
-	url  func(testing.TB) string
-}{
-	{"es8", estest.URL},
-	{"es9", estest.URL9},
-}
-
 func utc(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -212,8 +204,8 @@ const smallIndex = `{"settings":{"number_of_shards":1,"number_of_replicas":0}}`
 // leaves lookalikes, a hidden index of the pattern, other prefixes and an
 // alias named like an old index alone; a dry run deletes nothing.
 func TestRealRetention(t *testing.T) {
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) { testRealRetention(t, srv.url(t)) })
+	for _, srv := range estest.Servers {
+		t.Run(srv.Name, func(t *testing.T) { testRealRetention(t, srv.URL(t)) })
 	}
 }
 
