@@ -173,8 +173,9 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 // pipelinePath is the path of [[pipeline]] number i, for errors.
 func pipelinePath(i int) []string { return []string{"pipeline#" + strconv.Itoa(i)} }
 
-// Start starts the outputs, so that an unreachable Elasticsearch fails
-// the start.
+// Start starts the outputs, so that an unreachable Elasticsearch without a
+// spool fails the start. ctx is the daemon's: its end (SIGTERM) starts the
+// outputs' stop_grace.
 func (e *Engine) Start(ctx context.Context) error {
 	for i, o := range e.outputs {
 		if err := o.Start(ctx); err != nil {

@@ -62,7 +62,7 @@ var (
 	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
 	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
 	// outputs
-	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records).", "output", "result")
+	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them).", "output", "result")
 	mOutRequests = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
 	mOutBulkErrs = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
 	mOutQueued   = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")
@@ -139,7 +139,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			n      uint64
 		}{{"written", st.Written}, {"indexed", st.Indexed}, {"duplicate", st.Duplicates}, {"failed", st.Failed},
 			{"dead_lettered", st.DeadLettered}, {"retried", st.Retried}, {"spooled", st.Spooled}, {"replayed", st.Replayed},
-			{"spool_lost", st.SpoolLost}} {
+			{"spool_lost", st.SpoolLost}, {"unconfirmed", st.Unconfirmed}} {
 			counter(mOutDocs, r.n, o.name, r.result)
 		}
 		counter(mOutRequests, st.Requests, o.name)

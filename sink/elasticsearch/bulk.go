@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -45,9 +47,12 @@ func (s *Sink) work(w *worker) {
 	defer s.workers.Done()
 	for b := range s.send {
 		n := len(b.items)
-		if s.spool != nil && s.spool.isActive() {
-			s.toSpool(w, b) // behind what is queued on disk, in order
-		} else {
+		switch {
+		case s.hurried():
+			s.stopped(w, b) // StopGrace is over: nothing more is sent
+		case s.spool != nil && (s.needSetup.Load() || s.spool.isActive()):
+			s.toSpool(w, b) // behind what is queued on disk, in order; or before the template is in place
+		default:
 			s.process(w, b)
 		}
 		s.queued.Add(-int64(n))
@@ -58,7 +63,15 @@ func (s *Sink) work(w *worker) {
 
 // process sends one batch until every document in it is indexed, a duplicate,
 // rejected, or given up after the retries.
+//
+// With a spool, a batch not delivered SpoolAfter after its first attempt is
+// spooled whatever retries are left, and so is one that fails while the sink
+// stops; once StopGrace is over, the request in flight is abandoned.
 func (s *Sink) process(w *worker, b *batch) {
+	var spoolAt time.Time // with a spool: the time it takes the batch over
+	if s.spool != nil {
+		spoolAt = time.Now().Add(s.cfg.SpoolAfter.Duration)
+	}
 	for attempt := 0; len(b.items) > 0; attempt++ {
 		if attempt > 0 {
 			if s.spool != nil && s.isStopping() {
@@ -69,10 +82,18 @@ func (s *Sink) process(w *worker, b *batch) {
 				s.stopped(w, b)
 				return
 			}
+			if s.spool != nil && !time.Now().Before(spoolAt) {
+				if ok, suppressed := s.retrying.Allow(); ok {
+					s.logger.Warn("elasticsearch: bulk request not delivered within spool_after; spooling", "documents", len(b.items),
+						"spool_after", s.cfg.SpoolAfter.Duration, "attempts", attempt, "dir", s.cfg.SpoolDir, "similar_not_logged", suppressed)
+				}
+				s.toSpool(w, b)
+				return
+			}
 			s.retried.Add(uint64(len(b.items)))
 		}
 		last := attempt >= s.cfg.MaxRetries
-		status, body, err := s.bulk(w, b)
+		status, body, err := s.bulk(w, b, spoolAt)
 		s.requests.Add(1)
 		if err == nil && status/100 == 2 {
 			if err = s.parse(w, body, len(b.items)); err == nil {
@@ -84,7 +105,10 @@ func (s *Sink) process(w *worker, b *batch) {
 
 		// the request failed as a whole
 		s.bulkErrors.Add(1)
-		if err != nil && s.runCtx.Err() != nil {
+		if mayHaveReached(err, status) {
+			b.maybeIndexed = true
+		}
+		if err != nil && s.sendCtx.Err() != nil {
 			s.stopped(w, b)
 			return
 		}
@@ -111,6 +135,9 @@ func (s *Sink) process(w *worker, b *batch) {
 			}
 			s.logger.Error("elasticsearch: bulk request failed", "documents", len(b.items),
 				"status", status, "error", msg, "retries", attempt)
+			if b.maybeIndexed {
+				s.confirm(w, b)
+			}
 			s.giveUpAll(w, b, status, errJSON)
 			return
 		}
@@ -121,6 +148,110 @@ func (s *Sink) process(w *worker, b *batch) {
 	}
 }
 
+// mayHaveReached tells whether a bulk request that failed as a whole may
+// have been applied: anything but a failure to connect, or a gateway's
+// answer (502, 504) for a request it may have passed on.
+func mayHaveReached(err error, status int) bool {
+	if err != nil {
+		var op *net.OpError
+		return !errors.As(err, &op) || op.Op != "dial"
+	}
+	return status == http.StatusBadGateway || status == http.StatusGatewayTimeout || status/100 == 2 // 2xx: an answer that did not parse
+}
+
+// confirm asks Elasticsearch which documents of a batch given up after a
+// request that may have been applied are indexed after all (their ids are
+// there): those count as duplicates, as a retry answered 409 would have
+// counted them, and leave the batch. When it cannot tell (no answer, no
+// ids), the documents left are counted as unconfirmed: dead-lettered or
+// failed, though Elasticsearch may hold them.
+func (s *Sink) confirm(w *worker, b *batch) {
+	var body bytes.Buffer
+	body.WriteString(`{"docs":[`)
+	n := 0
+	for i := range b.items {
+		it := &b.items[i]
+		if it.idLen == 0 {
+			continue
+		}
+		if n > 0 {
+			body.WriteByte(',')
+		}
+		n++
+		body.WriteString(`{"_index":`)
+		body.Write(it.index(b.buf))
+		body.WriteString(`,"_id":`)
+		body.Write(it.id(b.buf))
+		body.WriteByte('}')
+	}
+	body.WriteString(`]}`)
+	found := map[string]bool{}
+	var err error
+	if n > 0 {
+		found, err = s.indexedIDs(&body)
+	}
+	if n == 0 || err != nil {
+		s.unconfirmed.Add(uint64(len(b.items)))
+		if err != nil {
+			s.logger.Warn("elasticsearch: cannot check which documents of a cut request were indexed; counted as unconfirmed",
+				"documents", len(b.items), "error", err)
+		}
+		return
+	}
+	w.kept = w.kept[:0]
+	var dup uint64
+	for i := range b.items {
+		it := &b.items[i]
+		if it.idLen > 0 && found[unquote(it.index(b.buf))+"\x00"+unquote(it.id(b.buf))] {
+			dup++
+		} else {
+			w.kept = append(w.kept, i)
+		}
+	}
+	s.duplicates.Add(dup)
+	s.unconfirmed.Add(uint64(len(w.kept) - (n - int(dup)))) // those without an id
+	b.keep(w.kept)
+	s.logger.Info("elasticsearch: checked the documents of a cut request", "indexed_after_all", dup, "not_indexed", len(b.items))
+}
+
+// indexedIDs reads, with one multi-get, which of the documents of body
+// exist: the set of their index and id, joined by a NUL.
+func (s *Sink) indexedIDs(body io.Reader) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(s.sendCtx, min(s.cfg.RequestTimeout.Duration, 10*time.Second))
+	defer cancel()
+	status, answer, err := s.do(ctx, esapi.MgetRequest{Body: body, Source: []string{"false"}})
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, errors.New(errorBody(status, answer))
+	}
+	var r struct {
+		Docs []struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+			Found bool   `json:"found"`
+		} `json:"docs"`
+	}
+	if err := json.Unmarshal(answer, &r); err != nil {
+		return nil, fmt.Errorf("reading the multi-get answer: %w", err)
+	}
+	found := make(map[string]bool, len(r.Docs))
+	for _, d := range r.Docs {
+		if d.Found {
+			found[d.Index+"\x00"+d.ID] = true
+		}
+	}
+	return found, nil
+}
+
+// unquote reads a JSON string of a batch ("" if it is not one).
+func unquote(raw []byte) string {
+	var v string
+	_ = json.Unmarshal(raw, &v)
+	return v
+}
+
 // retryableRequest tells whether a bulk request that failed as a whole, or
 // one document of it (err nil), may succeed later: unreachable, timed out,
 // overloaded, a server error.
@@ -128,9 +259,14 @@ func retryableRequest(err error, status int) bool {
 	return err != nil || status == http.StatusTooManyRequests || status >= 500
 }
 
-// bulk sends the batch and reads the answer.
-func (s *Sink) bulk(w *worker, b *batch) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout.Duration)
+// bulk sends the batch and reads the answer, waiting RequestTimeout at most,
+// and not past until unless it is zero.
+func (s *Sink) bulk(w *worker, b *batch, until time.Time) (int, []byte, error) {
+	timeout := s.cfg.RequestTimeout.Duration
+	if !until.IsZero() {
+		timeout = min(timeout, max(time.Until(until), time.Millisecond))
+	}
+	ctx, cancel := context.WithTimeout(s.sendCtx, timeout)
 	defer cancel()
 	defer func(start time.Time) { s.latency.observe(time.Since(start)) }(time.Now())
 	w.reader.Reset(b.buf)
@@ -311,11 +447,8 @@ func answerError(status int, body []byte) []byte {
 	return errorJSON("http_error", errorBody(status, body))
 }
 
-func stoppedError(err error) []byte {
-	if err == nil {
-		err = errors.New("context canceled")
-	}
-	return errorJSON("stopped", "the sink stopped before the document could be delivered: "+err.Error())
+func stoppedError(why string) []byte {
+	return errorJSON("stopped", "the sink stopped before the document could be delivered: "+why)
 }
 
 func parseError(raw []byte) esError {
@@ -344,7 +477,7 @@ func (s *Sink) sleep(d time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-s.runCtx.Done():
+	case <-s.sendCtx.Done():
 		return false
 	}
 }

@@ -107,12 +107,25 @@ type Configuration struct {
 	// SpoolMaxBytes caps the spool; a request that does not fit is
 	// dead-lettered, with an error saying the spool is full.
 	SpoolMaxBytes int64 `toml:"spool_max_bytes"`
+	// SpoolAfter bounds, with a spool, how long a bulk request is tried
+	// before it goes to the spool, whatever MaxRetries and RequestTimeout
+	// allow: memory is freed after this long in an outage, not after the
+	// retries, which against a node that accepts connections and never
+	// answers take MaxRetries request timeouts.
+	SpoolAfter setting.Duration `toml:"spool_after"`
+	// StopGrace is how long, once the daemon is told to stop (the context of
+	// Start ends: SIGTERM, SIGINT), the sink goes on delivering; then
+	// requests in flight are abandoned and what is left goes to the spool at
+	// once, or to the dead-letter file without one. It keeps a stop against a
+	// dead Elasticsearch well inside a service manager's stop timeout.
+	StopGrace setting.Duration `toml:"stop_grace"`
 }
 
 // DefaultConfiguration returns the defaults: an Elasticsearch on this host,
 // daily indices "flowdex-YYYY.MM.DD" in UTC, bulk requests of 5000 documents
 // or 5 MiB or every 5 seconds, two in flight, ten retries (about 45 s of
-// backoff), a 1 GiB spool when one is set.
+// backoff), a 1 GiB spool when one is set, taking over a request after 30 s,
+// 15 s to deliver once told to stop.
 func DefaultConfiguration() Configuration {
 	return Configuration{
 		URLs:           []string{"http://127.0.0.1:9200"},
@@ -128,6 +141,8 @@ func DefaultConfiguration() Configuration {
 		BackoffMin:     100 * time.Millisecond,
 		BackoffMax:     10 * time.Second,
 		SpoolMaxBytes:  1 << 30,
+		SpoolAfter:     setting.Duration{Duration: 30 * time.Second},
+		StopGrace:      setting.Duration{Duration: 15 * time.Second},
 	}
 }
 
@@ -161,6 +176,8 @@ func (c Configuration) LogValue() slog.Value {
 		slog.Int("workers", c.Workers),
 		slog.Int("max_retries", c.MaxRetries),
 		slog.String("dead_letter_file", c.DeadLetterFile),
+		slog.Duration("spool_after", c.SpoolAfter.Duration),
+		slog.Duration("stop_grace", c.StopGrace.Duration),
 	)
 }
 
@@ -272,6 +289,12 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	}
 	if c.SpoolMaxBytes <= 0 {
 		bad("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", c.SpoolMaxBytes)
+	}
+	if c.SpoolAfter.Duration <= 0 {
+		bad("spool_after", "%s: expected a positive duration, e.g. \"30s\"", c.SpoolAfter)
+	}
+	if c.StopGrace.Duration <= 0 {
+		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
 	}
 	var index *strftime.Pattern
 	if c.Index == "" {

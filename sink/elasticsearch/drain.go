@@ -35,7 +35,14 @@ func (s *Sink) stopped(w *worker, b *batch) {
 		s.toSpool(w, b)
 		return
 	}
-	s.giveUpAll(w, b, 0, stoppedError(s.runCtx.Err()))
+	why := "stop_grace is over"
+	if !s.hurried() {
+		why = "its stop timed out"
+	}
+	if b.maybeIndexed {
+		s.unconfirmed.Add(uint64(len(b.items))) // no time left to ask
+	}
+	s.giveUpAll(w, b, 0, stoppedError(why))
 }
 
 func (s *Sink) isStopping() bool {
@@ -67,7 +74,18 @@ func (s *Sink) drain() {
 		default:
 		}
 		if s.needSetup.Load() {
-			if err := s.setup(s.runCtx); err != nil {
+			var err error
+			if s.pendingSetup != nil { // the one Start did not wait for
+				select {
+				case err = <-s.pendingSetup:
+					s.pendingSetup = nil
+				case <-s.stopping:
+					return
+				}
+			} else {
+				err = s.setup(s.sendCtx)
+			}
+			if err != nil {
 				if ok, suppressed := s.spoolErr.Allow(); ok {
 					s.logger.Warn("elasticsearch: not ready yet; the spool waits", "error", err, "similar_not_logged", suppressed)
 				}
@@ -129,6 +147,8 @@ func (s *Sink) pause(wait *time.Duration) bool {
 		return true
 	case <-s.stopping:
 		return false
+	case <-s.hurry:
+		return false
 	}
 }
 
@@ -145,7 +165,7 @@ func (s *Sink) replay(w *worker, b *batch) error {
 				return errNotNow
 			}
 		}
-		status, body, err := s.bulk(w, b)
+		status, body, err := s.bulk(w, b, time.Time{})
 		s.requests.Add(1)
 		if err == nil && status/100 == 2 {
 			if err = s.parse(w, body, len(b.items)); err == nil {

@@ -11,6 +11,10 @@ import (
 type batch struct {
 	buf   []byte
 	items []item
+	// maybeIndexed: an attempt failed after the request may have reached
+	// Elasticsearch (connection cut, no answer in time): its documents may
+	// be indexed though no answer said so
+	maybeIndexed bool
 }
 
 // item locates one document's two lines in a batch. The offsets after start
@@ -54,6 +58,7 @@ func (b *batch) reset(flushBytes int) {
 	}
 	b.buf = b.buf[:0]
 	b.items = b.items[:0]
+	b.maybeIndexed = false
 }
 
 // keep moves the kept items' lines to the front of the buffer, in order.

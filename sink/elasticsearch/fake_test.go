@@ -418,6 +418,113 @@ func TestFakeStopDeadline(t *testing.T) {
 	}
 }
 
+// TestFakeStopGrace: once the context of Start ends (SIGTERM), Stop waits
+// StopGrace for a server that never answers, not its retries nor its own
+// context: what is left is spooled, or dead-lettered without a spool.
+func TestFakeStopGrace(t *testing.T) {
+	for _, spool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spool=%v", spool), func(t *testing.T) {
+			f, srv := newFakeES(t, func(int) string { return "hang" })
+			cfg := fakeConfig(srv.URL)
+			cfg.RequestTimeout.Duration = time.Hour
+			cfg.StopGrace.Duration = 100 * time.Millisecond
+			cfg.DeadLetterFile = filepath.Join(t.TempDir(), "dead.ndjson")
+			if spool {
+				cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
+			}
+			s, err := New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			daemon, signal := context.WithCancel(context.Background())
+			if err := s.Start(daemon); err != nil {
+				t.Fatal(err)
+			}
+			var doc document.Document
+			for i := range 25 { // two requests hang, the third waits in memory
+				pmacctDoc(&doc, i)
+				if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testwatch.WaitFor(t, "two requests in flight", 10*time.Second, func() bool {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return f.bulks == 2
+			})
+			signal()
+			start := time.Now()
+			if err := s.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("Stop took %s; stop_grace is 100ms", took)
+			}
+			st := s.Stats()
+			if spool && (st.Spooled != 25 || st.SpoolDocs != 25 || st.DeadLettered != 0) ||
+				!spool && (st.DeadLettered != 25 || st.Spooled != 0) {
+				t.Errorf("stats %+v", st)
+			}
+			if !spool {
+				for _, r := range readDeadLetters(t, cfg.DeadLetterFile) {
+					if r.Error.Type != "stopped" || !strings.Contains(r.Error.Reason, "stop_grace") {
+						t.Errorf("dead letter %+v", r)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestFakeStartHangs: a server that accepts connections and never answers
+// does not hold Start up when a spool can take the documents; they wait
+// there, behind the setup still to do.
+func TestFakeStartHangs(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	cfg := fakeConfig(srv.URL)
+	cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	var logs testwatch.Log
+	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Start took %s with Elasticsearch not answering; request_timeout is %s", took, cfg.RequestTimeout)
+	}
+	var doc document.Document
+	for i := range 25 {
+		pmacctDoc(&doc, i)
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the documents to be spooled", 10*time.Second, func() bool { return s.Stats().SpoolDocs == 25 })
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Requests != 0 || st.Spooled != 25 {
+		t.Errorf("stats %+v", st)
+	}
+	if !strings.Contains(logs.String(), "no answer yet at start") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
 // TestFakeBackpressure: with every body in flight, Write blocks until its
 // context ends.
 func TestFakeBackpressure(t *testing.T) {

@@ -46,7 +46,7 @@ import (
 type Stats struct {
 	Written      uint64 // documents accepted by Write
 	Indexed      uint64 // documents Elasticsearch indexed
-	Duplicates   uint64 // documents whose id was already indexed (create conflict)
+	Duplicates   uint64 // documents whose id was already indexed (create conflict, or found so after a cut request)
 	Failed       uint64 // documents neither indexed nor dead-lettered
 	DeadLettered uint64 // documents written to the dead-letter file
 	Retried      uint64 // documents sent again (each new attempt counts)
@@ -55,10 +55,15 @@ type Stats struct {
 	Spooled      uint64 // documents written to the spool (each time)
 	Replayed     uint64 // documents read back from the spool and sent
 	SpoolLost    uint64 // spooled documents lost to corrupt records (a torn write)
-	SpoolBytes   int64  // what the spool holds now
-	SpoolDocs    int64  // documents it holds now
-	Queued       int64  // documents in memory: accepted by Write, not yet indexed, given up or spooled
-	Latency      Latency
+	// Unconfirmed counts documents among Failed and DeadLettered that a
+	// request cut short (no answer) may have indexed after all, and that no
+	// check could confirm either way: a replay of their dead-letter records,
+	// with their ids, answers 409 for those Elasticsearch holds.
+	Unconfirmed uint64
+	SpoolBytes  int64 // what the spool holds now
+	SpoolDocs   int64 // documents it holds now
+	Queued      int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
+	Latency     Latency
 }
 
 // Errors of Write.
@@ -104,6 +109,17 @@ type Sink struct {
 	ticker    sync.WaitGroup
 	runCtx    context.Context // cancelled when Stop gives up waiting
 	cancelRun context.CancelFunc
+	// sendCtx is runCtx, also cancelled when StopGrace is over (hurry): the
+	// requests in flight then are abandoned
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+	hurry      chan struct{} // closed when StopGrace is over: what is left is spooled at once
+	hurryOnce  sync.Once
+	stopWatch  func() bool                // stops the watch of Start's context
+	graceTimer atomic.Pointer[time.Timer] // runs from the end of Start's context to hurryUp
+	// pendingSetup is the setup Start did not wait for (Elasticsearch slow
+	// to answer), which the drain takes over; nil when none
+	pendingSetup chan error
 
 	deadLetter *deadLetterFile
 	spool      *spool        // nil without SpoolDir
@@ -117,7 +133,7 @@ type Sink struct {
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
-	spooled, replayed, spoolLost                       atomic.Uint64
+	spooled, replayed, spoolLost, unconfirmed          atomic.Uint64
 	queued                                             atomic.Int64
 	latency                                            latency
 	// failing holds the error of the last bulk request that failed as a whole,
@@ -137,7 +153,8 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	s := &Sink{cfg: cfg, c: c, logger: logger, now: time.Now, stopping: make(chan struct{}), lock: make(chan struct{}, 1)}
+	s := &Sink{cfg: cfg, c: c, logger: logger, now: time.Now, stopping: make(chan struct{}), hurry: make(chan struct{}),
+		lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
 	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every = every, every, every, every
 	if cfg.DeadLetterFile != "" {
@@ -146,8 +163,20 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	return s, nil
 }
 
+// startWait is how long Start waits for Elasticsearch when a spool can take
+// the documents meanwhile: the daemon's inputs open after Start, and every
+// second they wait loses what the exporters send.
+const startWait = time.Second
+
 // Start connects to Elasticsearch, checks its version, installs the index
-// template and starts the workers.
+// template and starts the workers. With a spool, an Elasticsearch that does
+// not answer within a second does not hold the start up: documents go to the
+// spool until it answers, and the setup is finished then.
+//
+// The end of ctx tells the sink that the daemon is stopping (SIGTERM): from
+// then on it has StopGrace to deliver, after which the requests in flight are
+// abandoned and everything left goes to the spool (or the dead-letter file).
+// Write and Stop work as before.
 func (s *Sink) Start(ctx context.Context) error {
 	s.lock <- struct{}{}
 	defer s.unlock()
@@ -171,14 +200,11 @@ func (s *Sink) Start(ctx context.Context) error {
 				"documents", s.spool.documents(), "bytes", b)
 		}
 	}
-	if err := s.setup(ctx); err != nil {
-		var u *unreachableError
-		if s.spool == nil || !errors.As(err, &u) {
-			return fmt.Errorf("elasticsearch: %w", err)
-		}
-		// with a spool, an outage at start is an outage like any other
-		s.logger.Warn("elasticsearch: unreachable at start; spooling until it answers", "error", err, "dir", s.cfg.SpoolDir)
-		s.needSetup.Store(true)
+	s.runCtx, s.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	s.sendCtx, s.cancelSend = context.WithCancel(s.runCtx)
+	if err := s.startSetup(ctx); err != nil {
+		s.cancelRun()
+		return err
 	}
 	n := s.cfg.Workers + 1 // one being filled, one per worker in flight
 	s.free = make(chan *batch, n)
@@ -186,7 +212,9 @@ func (s *Sink) Start(ctx context.Context) error {
 	for range n {
 		s.free <- &batch{}
 	}
-	s.runCtx, s.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	s.stopWatch = context.AfterFunc(ctx, func() {
+		s.graceTimer.Store(time.AfterFunc(s.cfg.StopGrace.Duration, s.hurryUp))
+	})
 	for range s.cfg.Workers {
 		s.workers.Add(1)
 		go s.work(&worker{})
@@ -201,6 +229,67 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.state = stateStarted
 	s.started.Store(true)
 	return nil
+}
+
+// startSetup runs the setup; with a spool, it waits startWait at most and
+// leaves the rest to the drain, and an unreachable Elasticsearch is an outage
+// like any other.
+func (s *Sink) startSetup(ctx context.Context) error {
+	if s.spool == nil {
+		if err := s.setup(ctx); err != nil {
+			return fmt.Errorf("elasticsearch: %w", err)
+		}
+		return nil
+	}
+	pending := make(chan error, 1)
+	go func() { pending <- s.setup(s.sendCtx) }()
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case err := <-pending:
+		if err == nil {
+			return nil
+		}
+		var u *unreachableError
+		if !errors.As(err, &u) {
+			return fmt.Errorf("elasticsearch: %w", err)
+		}
+		s.logger.Warn("elasticsearch: unreachable at start; spooling until it answers", "error", err, "dir", s.cfg.SpoolDir)
+	case <-t.C:
+		s.logger.Warn("elasticsearch: no answer yet at start; spooling until it answers", "waited", startWait, "dir", s.cfg.SpoolDir)
+		s.pendingSetup = pending
+	case <-ctx.Done():
+		return fmt.Errorf("elasticsearch: %w", ctx.Err())
+	}
+	s.needSetup.Store(true)
+	return nil
+}
+
+// hurryUp ends StopGrace: requests in flight are abandoned, and what is left
+// is spooled (dead-lettered without a spool) instead of sent.
+func (s *Sink) hurryUp() {
+	s.hurryOnce.Do(func() {
+		close(s.hurry)
+		s.cancelSend()
+		if st := s.Stats(); st.Queued > 0 {
+			where := "spooled"
+			if s.spool == nil {
+				where = "dead-lettered"
+			}
+			s.logger.Warn("elasticsearch: stop_grace is over; what is not delivered is "+where, "stop_grace", s.cfg.StopGrace.Duration,
+				"documents", st.Queued)
+		}
+	})
+}
+
+// hurried reports whether StopGrace is over.
+func (s *Sink) hurried() bool {
+	select {
+	case <-s.hurry:
+		return true
+	default:
+		return false
+	}
 }
 
 // tlsConfig trusts the system's authorities and caPEM's.
@@ -535,6 +624,10 @@ func (s *Sink) Stop(ctx context.Context) error {
 		err = fmt.Errorf("elasticsearch: stopped before every document was delivered: %w", ctx.Err())
 	}
 	s.cancelRun()
+	s.stopWatch()
+	if t := s.graceTimer.Load(); t != nil {
+		t.Stop()
+	}
 	s.logSuppressed()
 	if s.spool != nil {
 		if cerr := s.spool.close(); cerr != nil {
@@ -554,7 +647,7 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.logger.Info("elasticsearch: stopped", "written", st.Written, "indexed", st.Indexed,
 		"duplicates", st.Duplicates, "failed", st.Failed, "dead_lettered", st.DeadLettered,
 		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors,
-		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost)
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost, "unconfirmed", st.Unconfirmed)
 	return err
 }
 
@@ -572,6 +665,7 @@ func (s *Sink) Stats() Stats {
 		Spooled:      s.spooled.Load(),
 		Replayed:     s.replayed.Load(),
 		SpoolLost:    s.spoolLost.Load(),
+		Unconfirmed:  s.unconfirmed.Load(),
 		Queued:       s.queued.Load(),
 		Latency:      s.latency.snapshot(),
 	}
