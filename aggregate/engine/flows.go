@@ -368,14 +368,42 @@ func (fi *flowInput) run(ctx context.Context) error {
 			fi.saveTemplates()
 		}
 	}
-	stopErr := l.Stop()
+	// what the kernel queued is decoded; the port stays bound until close
+	l.Drain()
+	fi.logDecoderStats()
+	return nil
+}
+
+// close closes an input's sockets, last of all at stop: what arrived after
+// the drain (the caches were being written out, nothing could aggregate it)
+// was accepted by the kernel rather than refused, and is counted here.
+func (fi *flowInput) close() error {
+	l := fi.listener.Load()
+	if l == nil {
+		return nil
+	}
+	err := l.Close()
 	st := l.Stats()
-	fi.logger.Info("input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
+	unread := unreadBytes(st)
+	level := slog.LevelInfo
+	if st.Unhandled > 0 || unread > 0 {
+		level = slog.LevelWarn
+	}
+	fi.logger.Log(context.Background(), level, "input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
 		"rejected_exporters", fi.rejected.Load(),
 		"received", st.Received, "dropped_queue_full", st.Dropped, "dropped_by_kernel", st.KernelDrops,
-		"truncated", st.Truncated, "read_errors", st.ReadErrors)
-	fi.logDecoderStats()
-	return stopErr
+		"truncated", st.Truncated, "read_errors", st.ReadErrors,
+		"dropped_at_shutdown", st.Unhandled, "unread_bytes_at_close", unread)
+	return err
+}
+
+// unreadBytes is what the kernel still held when the sockets closed.
+func unreadBytes(st datagram.Stats) uint64 {
+	var n uint64
+	for _, s := range st.Sockets {
+		n += s.KernelQueued
+	}
+	return n
 }
 
 // logDecoderStats says what the decoder made of the datagrams, including the

@@ -35,7 +35,7 @@ var (
 	mRejected       = desc("input_rejected_datagrams_total", "Datagrams from sources outside the input's exporters allow-list, dropped before decoding.", "input")
 	mReceived       = desc("input_received_datagrams_total", "Datagrams read from the input's sockets.", "input")
 	mReceivedBytes  = desc("input_received_bytes_total", "Payload bytes read from the input's sockets.", "input")
-	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long).", "input", "reason")
+	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long), shutdown (arrived after the input stopped, read and counted as the sockets closed).", "input", "reason")
 	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
 	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
 	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the input's exporter table (4096 per input): their templates are not kept, they are counted as exporter \"other\".", "input")
@@ -194,6 +194,7 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mDropped, st.Dropped, name, "queue_full")
 		counter(mDropped, st.KernelDrops, name, "kernel")
 		counter(mDropped, st.Truncated, name, "truncated")
+		counter(mDropped, st.Unhandled, name, "shutdown")
 	}
 	switch {
 	case fi.netflow != nil:
