@@ -416,6 +416,7 @@ func (fi *flowInput) logDecoderStats() {
 	fi.logger.Info("netflow decoder", "records", st.Records, "option_records", st.OptionRecords,
 		"templates_added", st.TemplatesAdded, "templates_refused", st.TemplatesRefused,
 		"templates_withdrawn", st.TemplatesWithdrawn, "templates_over_limit", st.TemplatesOverLimit,
+		"templates_over_bytes", st.TemplatesOverBytes, "sampling_rates_refused", st.SamplersOverLimit, "store_bytes", st.StoreBytes,
 		"untracked_exporter_datagrams", st.ExportersOverLimit, "evicted_exporters", st.ExportersEvicted,
 		"unsupported_version", st.UnsupportedVersion)
 	for exporter, n := range st.NoTemplate {

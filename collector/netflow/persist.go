@@ -195,9 +195,13 @@ func (d *Decoder) load(path string) error {
 		if k := d.keep(e); k != nil {
 			into = k
 		}
-		if r := into.addTemplate(t); r == tplOverLimit {
-			d.counters.tplOverLimit.Add(1) // a file from a build without the bounds, or other bounds
-		} else {
+		// refusals: a file from a build without the bounds, or other bounds
+		switch into.addTemplate(t) {
+		case tplOverLimit:
+			d.counters.tplOverLimit.Add(1)
+		case tplOverBytes:
+			d.counters.tplOverBytes.Add(1)
+		default:
 			d.counters.tplLoaded.Add(1)
 		}
 		d.release(e)
@@ -212,7 +216,9 @@ func (d *Decoder) load(path string) error {
 		}
 		e := d.lookup(s.Exporter.Unmap(), d.exporters.Get(s.Exporter))
 		if kept := d.keep(e); kept != nil {
-			kept.setSamplingRate(k, s.Rate)
+			if r := kept.setSamplingRate(k, s.Rate); r != samplerKept {
+				d.samplerRefused(kept, r, k)
+			}
 		}
 		d.release(e)
 	}
