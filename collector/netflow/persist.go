@@ -1,15 +1,18 @@
 package netflow
 
 import (
+	"bufio"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 
@@ -55,22 +58,20 @@ type fileSampler struct {
 
 // Save writes the templates and sampling rates of all exporters to
 // TemplatesFile, atomically (temporary file, then rename). Without a
-// TemplatesFile it does nothing.
+// TemplatesFile it does nothing. It streams: one exporter's list of
+// template pointers is the most it holds, not a copy of the store and its
+// JSON (which took 2.2 GB for a store of 4096 large templates).
 func (d *Decoder) Save() error {
 	path := d.cfg.TemplatesFile
 	if path == "" {
 		return nil
-	}
-	data, err := json.MarshalIndent(d.snapshot(), "", "\t")
-	if err != nil {
-		return fmt.Errorf("netflow: templates: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("netflow: templates: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if err := d.write(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("netflow: templates: writing %s: %w", tmp.Name(), err)
 	}
@@ -87,41 +88,66 @@ func (d *Decoder) Save() error {
 	return nil
 }
 
-// snapshot returns the state to save, sorted so that files diff well.
-func (d *Decoder) snapshot() fileFormat {
-	f := fileFormat{Format: fileFormatVersion, Templates: []fileTemplate{}}
+// write writes the file's JSON (fileFormat) to w, one template or sampler
+// a line, sorted so that files diff well.
+func (d *Decoder) write(w io.Writer) error {
 	var exporters []*exporterState
 	d.exporters.Each(func(entry *exporter.Entry) {
 		if e, ok := entry.State().(*exporterState); ok {
 			exporters = append(exporters, e)
 		}
 	})
+	slices.SortFunc(exporters, func(a, b *exporterState) int { return a.addr.Compare(b.addr) })
+
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, "{\"format\": %d,\n\"templates\": [\n", fileFormatVersion)
+	var (
+		templates []*template // one exporter's; templates are never changed once stored
+		line      []byte      // one template's or sampler's JSON, reused
+		sep       string
+	)
 	for _, e := range exporters {
 		e.mu.RLock()
-		for k, t := range e.templates {
-			f.Templates = append(f.Templates, fileTemplate{
-				Exporter: e.addr, Version: k.version, Domain: k.domain, ID: k.id,
-				Options: t.options,
-				Scopes:  toFile(t.scopes()),
-				Fields:  toFile(t.optionFields()),
-			})
-		}
-		for k, rate := range e.samplers {
-			f.Samplers = append(f.Samplers, fileSampler{
-				Exporter: e.addr, Domain: k.domain, Global: k.global, ID: k.id, Rate: rate,
-			})
+		templates = templates[:0]
+		for _, t := range e.templates {
+			templates = append(templates, t)
 		}
 		e.mu.RUnlock()
+		slices.SortFunc(templates, func(a, b *template) int {
+			return cmp.Or(cmp.Compare(a.key.version, b.key.version), cmp.Compare(a.key.domain, b.key.domain),
+				cmp.Compare(a.key.id, b.key.id))
+		})
+		for _, t := range templates {
+			line = appendTemplate(append(line[:0], sep...), e.addr, t)
+			sep = ",\n"
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+		}
 	}
-	slices.SortFunc(f.Templates, func(a, b fileTemplate) int {
-		return cmp.Or(a.Exporter.Compare(b.Exporter), cmp.Compare(a.Version, b.Version),
-			cmp.Compare(a.Domain, b.Domain), cmp.Compare(a.ID, b.ID))
-	})
-	slices.SortFunc(f.Samplers, func(a, b fileSampler) int {
-		return cmp.Or(a.Exporter.Compare(b.Exporter), cmp.Compare(a.Domain, b.Domain),
-			compareBool(a.Global, b.Global), cmp.Compare(a.ID, b.ID))
-	})
-	return f
+	bw.WriteString("],\n\"samplers\": [\n")
+	sep = ""
+	var samplers []fileSampler
+	for _, e := range exporters {
+		e.mu.RLock()
+		samplers = samplers[:0]
+		for k, rate := range e.samplers {
+			samplers = append(samplers, fileSampler{Exporter: e.addr, Domain: k.domain, Global: k.global, ID: k.id, Rate: rate})
+		}
+		e.mu.RUnlock()
+		slices.SortFunc(samplers, func(a, b fileSampler) int {
+			return cmp.Or(cmp.Compare(a.Domain, b.Domain), compareBool(a.Global, b.Global), cmp.Compare(a.ID, b.ID))
+		})
+		for _, fs := range samplers {
+			line = appendSampler(append(line[:0], sep...), fs)
+			sep = ",\n"
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+		}
+	}
+	bw.WriteString("\n]}\n")
+	return bw.Flush()
 }
 
 func compareBool(a, b bool) int {
@@ -134,15 +160,62 @@ func compareBool(a, b bool) int {
 	return -1
 }
 
-func toFile(fields []goflow.Field) []fileField {
-	if len(fields) == 0 {
-		return nil
+// appendTemplate appends t of exporter as a fileTemplate's JSON; by hand,
+// for a save that allocates nothing per template.
+func appendTemplate(b []byte, exporter netip.Addr, t *template) []byte {
+	b = append(b, `{"exporter":"`...)
+	b = exporter.AppendTo(b)
+	b = append(b, `","version":`...)
+	b = strconv.AppendUint(b, uint64(t.key.version), 10)
+	b = append(b, `,"domain":`...)
+	b = strconv.AppendUint(b, uint64(t.key.domain), 10)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, uint64(t.key.id), 10)
+	if t.options {
+		b = append(b, `,"options":true`...)
 	}
-	out := make([]fileField, len(fields))
+	if scopes := t.scopes(); len(scopes) > 0 {
+		b = appendFields(append(b, `,"scopes":`...), scopes)
+	}
+	b = appendFields(append(b, `,"fields":`...), t.optionFields())
+	return append(b, '}')
+}
+
+func appendFields(b []byte, fields []goflow.Field) []byte {
+	b = append(b, '[')
 	for i, f := range fields {
-		out[i] = fileField{Type: f.Type, Length: f.Length, PEN: f.Pen, Enterprise: f.PenProvided}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"type":`...)
+		b = strconv.AppendUint(b, uint64(f.Type), 10)
+		b = append(b, `,"length":`...)
+		b = strconv.AppendUint(b, uint64(f.Length), 10)
+		if f.Pen != 0 {
+			b = append(b, `,"pen":`...)
+			b = strconv.AppendUint(b, uint64(f.Pen), 10)
+		}
+		if f.PenProvided {
+			b = append(b, `,"enterprise":true`...)
+		}
+		b = append(b, '}')
 	}
-	return out
+	return append(b, ']')
+}
+
+func appendSampler(b []byte, s fileSampler) []byte {
+	b = append(b, `{"exporter":"`...)
+	b = s.Exporter.AppendTo(b)
+	b = append(b, `","domain":`...)
+	b = strconv.AppendUint(b, uint64(s.Domain), 10)
+	if s.Global {
+		b = append(b, `,"global":true`...)
+	}
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, s.ID, 10)
+	b = append(b, `,"rate":`...)
+	b = strconv.AppendUint(b, uint64(s.Rate), 10)
+	return append(b, '}')
 }
 
 func fromFile(fields []fileField) []goflow.Field {

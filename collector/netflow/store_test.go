@@ -2,8 +2,11 @@ package netflow
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -37,6 +40,20 @@ func samplerOptions(ids []uint64, rate uint32) []byte {
 		set(400, recs...))
 }
 
+// saved is what Save would write of d.
+func saved(t *testing.T, d *Decoder) fileFormat {
+	t.Helper()
+	var b bytes.Buffer
+	if err := d.write(&b); err != nil {
+		t.Fatal(err)
+	}
+	var f fileFormat
+	if err := json.Unmarshal(b.Bytes(), &f); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	return f
+}
+
 func decodeQuiet(t *testing.T, d *Decoder, from netip.Addr, payload []byte) {
 	t.Helper()
 	if err := d.Decode(payload, from, arrival, func(*flow.Record) {}); err != nil {
@@ -60,7 +77,7 @@ func TestSamplersBounded(t *testing.T) {
 	}
 	decodeQuiet(t, d, exporterA, samplerOptions([]uint64{1000}, 77))
 	s := d.Stats()
-	if n := len(d.snapshot().Samplers); n != 100 || s.SamplersOverLimit != 150 {
+	if n := len(saved(t, d).Samplers); n != 100 || s.SamplersOverLimit != 150 {
 		t.Errorf("%d sampling rates kept, %d refused; want 100 and 150", n, s.SamplersOverLimit)
 	}
 	if rate, ok := d.exporters.Get(exporterA).State().(*exporterState).samplingRate(tDomain, 1000); !ok || rate != 77 {
@@ -78,7 +95,7 @@ func TestSamplersBounded(t *testing.T) {
 		}
 		decodeQuiet(t, d, exporterA, samplerOptions(ids, 10))
 	}
-	if n := len(d.snapshot().Samplers); n != DefaultMaxSamplers || d.Stats().SamplersOverLimit != uint64(2*len(ids)-DefaultMaxSamplers%len(ids)) {
+	if n := len(saved(t, d).Samplers); n != DefaultMaxSamplers || d.Stats().SamplersOverLimit != uint64(2*len(ids)-DefaultMaxSamplers%len(ids)) {
 		t.Errorf("%d sampling rates kept, %d refused; want %d kept", n, d.Stats().SamplersOverLimit, DefaultMaxSamplers)
 	}
 }
@@ -204,4 +221,30 @@ func TestStoreEstimates(t *testing.T) {
 		t.Errorf("sampling rate: estimated %d bytes, the heap holds %d", samplerCost, measured)
 	}
 	runtime.KeepAlive(d)
+}
+
+// A save streams: for an exporter's 16 MiB of the largest templates it
+// allocates a small part of what it writes (a build that marshalled the whole
+// store allocated 107 MB here, for a file of 24 MB).
+func TestSaveStreams(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "templates.json")
+	d := fullStore(t, path, 1)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := d.Save(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("saved %d bytes of %d templates, allocating %d bytes", fi.Size(), d.Stats().TemplatesAdded, allocated)
+	if allocated > 2<<20 {
+		t.Errorf("a save of %d bytes allocated %d bytes, want less than 2 MiB", fi.Size(), allocated)
+	}
+	if f := saved(t, d); len(f.Templates) != 224 {
+		t.Errorf("%d templates in the file, want 224", len(f.Templates))
+	}
 }
