@@ -224,7 +224,8 @@ type flowInput struct {
 
 	allow []setting.Prefix // exporters accepted; none: any (exporters = [] too)
 
-	bound atomic.Bool // receiving: socket bound, capture open, replay begun
+	bound  atomic.Bool // receiving: socket bound, capture open, replay begun
+	loaded atomic.Bool // NetFlow: the templates file was read (else it is not overwritten)
 	// exporters keeps each exporter's counters and, for NetFlow, the
 	// decoder's templates: the decoder's table
 	exporters                      *exporter.Table
@@ -248,7 +249,9 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(stri
 	switch in := in.(type) {
 	case *config.NetFlowInput:
 		fi.allow = in.Exporters
-		d, err := netflow.New(in.Configuration, fi.logger)
+		nc := in.Configuration
+		nc.DeferLoad = true // run loads the templates once the sockets are bound
+		d, err := netflow.New(nc, fi.logger)
 		if err != nil {
 			return nil, setting.Key("templates_file", err)
 		}
@@ -334,6 +337,9 @@ func (fi *flowInput) run(ctx context.Context) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 		defer f.Close()
+		if err := fi.loadTemplates(); err != nil {
+			return err
+		}
 		fi.bound.Store(true)
 		st, err := datagram.ReplayReader(ctx, f, in.ReplaySpeed, fi.handle)
 		if err != nil {
@@ -357,6 +363,13 @@ func (fi *flowInput) run(ctx context.Context) error {
 	fi.listener.Store(l)
 	fi.bound.Store(true)
 	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
+	// after binding: a file at the bounds takes seconds to read, and the
+	// datagrams meanwhile are decoded (their data before their template is
+	// loaded counted as without template, as after a start without file)
+	if err := fi.loadTemplates(); err != nil {
+		l.Drain()
+		return err
+	}
 	// templates are saved as they come, so that a crash loses at most a minute of them
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -424,10 +437,23 @@ func (fi *flowInput) logDecoderStats() {
 	}
 }
 
-// saveTemplates keeps NetFlow v9/IPFIX templates for the next start.
+// loadTemplates reads the NetFlow templates file, if any.
+func (fi *flowInput) loadTemplates() error {
+	if fi.netflow == nil {
+		return nil
+	}
+	if err := fi.netflow.Load(); err != nil {
+		return err
+	}
+	fi.loaded.Store(true)
+	return nil
+}
+
+// saveTemplates keeps NetFlow v9/IPFIX templates for the next start; not
+// over a file that could not be read.
 func (fi *flowInput) saveTemplates() {
 	nf, ok := fi.cfg.(*config.NetFlowInput)
-	if !ok || nf.TemplatesFile == "" {
+	if !ok || nf.TemplatesFile == "" || !fi.loaded.Load() {
 		return
 	}
 	if err := fi.netflow.Save(); err != nil {

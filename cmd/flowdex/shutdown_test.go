@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -76,5 +78,81 @@ file = %q
 	}
 	if got != packets || !strings.Contains(stderr.String(), fmt.Sprintf("received=%d ", datagrams)) {
 		t.Errorf("the output holds %d packets of the %d sent in %d datagrams\n%s", got, packets, datagrams, stderr)
+	}
+}
+
+// The port answers while the templates file loads: here the file is a pipe
+// the test writes only once a datagram was received and decoded. The loaded
+// template then reads data sets that come without it.
+func TestTemplatesLoadAfterBind(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "flows.json")
+	templates := filepath.Join(dir, "templates.json")
+	if err := syscall.Mkfifo(templates, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freeUDPPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+[[input]]
+name = "netflow"
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+templates_file = %q
+[[pipeline]]
+aggregate = ["src_host", "dst_host"]
+[output.print]
+type = "print"
+file = %q
+`, strings.TrimPrefix(base, "http://"), port, templates, out))
+	cmd, stderr := startFlowdex(t, conf)
+	testwatch.WaitFor(t, "flowdex to listen before its templates file is written", 20*time.Second, func() bool {
+		return strings.Contains(stderr.String(), "listening")
+	})
+	s := newV5Sender(t, port)
+	d, _, _ := s.datagram()
+	if _, err := s.conn.Write(d); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the datagram decoded while the file loads", 20*time.Second, func() bool {
+		return testwatch.Metrics(t, base)["flowdex_input_datagrams_total"]["input=netflow"] == 1
+	})
+	if strings.Contains(stderr.String(), "templates loaded") {
+		t.Fatal("templates loaded before the file was written")
+	}
+	// an IPFIX data template: source, destination, packets
+	file := `{"format": 1, "templates": [{"exporter": "127.0.0.1", "version": 10, "domain": 7, "id": 300,
+		"fields": [{"type": 8, "length": 4}, {"type": 12, "length": 4}, {"type": 2, "length": 8}]}]}`
+	if err := os.WriteFile(templates, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the templates loaded", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "templates loaded") })
+	data := []byte{192, 0, 2, 77, 198, 51, 100, 77, 0, 0, 0, 0, 0, 0, 0x03, 0xe8} // 1000 packets
+	msg := binary.BigEndian.AppendUint16(nil, 10)
+	msg = binary.BigEndian.AppendUint16(msg, uint16(16+4+len(data)))
+	msg = binary.BigEndian.AppendUint32(msg, uint32(time.Now().Unix()))
+	msg = binary.BigEndian.AppendUint32(msg, 0) // sequence
+	msg = binary.BigEndian.AppendUint32(msg, 7) // domain
+	msg = binary.BigEndian.AppendUint16(msg, 300)
+	msg = binary.BigEndian.AppendUint16(msg, uint16(4+len(data)))
+	if _, err := s.conn.Write(append(msg, data...)); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the data set decoded", 20*time.Second, func() bool {
+		return testwatch.Metrics(t, base)["flowdex_input_datagrams_total"]["input=netflow"] == 2
+	})
+	terminate(t, cmd, stderr)
+	lines, err := readLines(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range lines {
+		found = found || strings.Contains(l, `"ip_src": "192.0.2.77"`) && strings.Contains(l, `"packets": 1000`)
+	}
+	if !found {
+		t.Errorf("no record read with the loaded template in\n%s\n%s", strings.Join(lines, "\n"), stderr)
 	}
 }

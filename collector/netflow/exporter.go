@@ -134,9 +134,21 @@ const (
 // has no map to keep it in). A new sampler id past maxSamplers or the byte
 // bounds is refused; a known one always takes its new rate.
 func (e *exporterState) setSamplingRate(k samplerKey, rate uint32) samplerResult {
+	return e.putSamplingRate(k, rate, true)
+}
+
+// loadSamplingRate keeps a rate read from the templates file, unless the
+// exporter's own is known already (Load runs while datagrams are decoded).
+func (e *exporterState) loadSamplingRate(k samplerKey, rate uint32) samplerResult {
+	return e.putSamplingRate(k, rate, false)
+}
+
+func (e *exporterState) putSamplingRate(k samplerKey, rate uint32, replace bool) samplerResult {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.samplers[k]; !ok {
+	if _, ok := e.samplers[k]; ok && !replace {
+		return samplerKept
+	} else if !ok {
 		if len(e.samplers) >= e.store.maxSamplers {
 			return samplerOverLimit
 		}
@@ -164,9 +176,23 @@ const (
 // replacement the byte bounds refuse removes the template it replaces: data
 // read with the old layout would be garbage.
 func (e *exporterState) addTemplate(t *template) addResult {
+	return e.putTemplate(t, true)
+}
+
+// loadTemplate stores a template read from the templates file, unless the
+// exporter sent one with its key already (Load runs while datagrams are
+// decoded): tplRefreshed then.
+func (e *exporterState) loadTemplate(t *template) addResult {
+	return e.putTemplate(t, false)
+}
+
+func (e *exporterState) putTemplate(t *template, replace bool) addResult {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.templates[t.key]
+	if old != nil && !replace {
+		return tplRefreshed
+	}
 	if old == nil && len(e.templates) >= e.store.maxTemplates {
 		return tplOverLimit
 	}

@@ -29,6 +29,10 @@ type Configuration struct {
 	// TemplatesFile holds templates (and learnt sampling rates) across
 	// restarts: loaded by New, written by Save. Empty: memory only.
 	TemplatesFile string `toml:"templates_file,omitempty"`
+	// DeferLoad leaves TemplatesFile to Load, for a caller that binds its
+	// sockets first: a file at the bounds takes seconds to read, and
+	// exporters must not find the port closed meanwhile.
+	DeferLoad bool `toml:"-"`
 	// Sampling overrides the sampling rate of matching exporters: the first
 	// matching entry wins, whatever the exporter says.
 	Sampling exporter.SamplingOverrides `toml:"sampling,omitempty"`
@@ -169,7 +173,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 	d.states.New = func() any { return new(state) }
 	// a stand-in's store bounds are zero: it keeps nothing
 	d.standIns.New = func() any { return &exporterState{log: &d.standInLog, standIn: true, store: &store{}} }
-	if cfg.TemplatesFile != "" {
+	if cfg.TemplatesFile != "" && !cfg.DeferLoad {
 		if err := d.load(cfg.TemplatesFile); err != nil {
 			return nil, err
 		}

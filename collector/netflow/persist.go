@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 
@@ -226,75 +227,167 @@ func fromFile(fields []fileField) []goflow.Field {
 	return out
 }
 
-// load reads TemplatesFile. A missing file is a first start.
+// Load reads TemplatesFile into a decoder made with DeferLoad, which may be
+// decoding already: the templates and sampling rates it learnt from the
+// exporters meanwhile are newer than the file's and stay. A missing file is
+// a first start.
+func (d *Decoder) Load() error {
+	if d.cfg.TemplatesFile == "" {
+		return nil
+	}
+	return d.load(d.cfg.TemplatesFile)
+}
+
+// load reads the file at path, streaming: one template at a time, never the
+// whole file (one at the default bounds is 97 MB).
 func (d *Decoder) load(path string) error {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("netflow: templates: %w", err)
 	}
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
+	defer f.Close()
+	start := time.Now()
+	templates, samplers, err := d.read(bufio.NewReaderSize(f, 64<<10))
+	if err != nil {
 		return fmt.Errorf("netflow: templates: %s: %w", path, err)
 	}
-	if f.Format != fileFormatVersion {
-		return fmt.Errorf("netflow: templates: %s: unknown format %d", path, f.Format)
-	}
-	for i, ft := range f.Templates {
-		if !ft.Exporter.IsValid() {
-			return fmt.Errorf("netflow: templates: %s: template %d: no exporter", path, i)
-		}
-		var record any
-		switch {
-		case !ft.Options:
-			record = goflow.TemplateRecord{TemplateId: ft.ID, FieldCount: uint16(len(ft.Fields)), Fields: fromFile(ft.Fields)}
-		case ft.Version == versionV9:
-			record = goflow.NFv9OptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
-		default:
-			record = goflow.IPFIXOptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
-		}
-		if ft.Version != versionV9 && ft.Version != versionIPFIX {
-			return fmt.Errorf("netflow: templates: %s: template %d: version %d", path, i, ft.Version)
-		}
-		t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.UseIPNextHop)
+	d.logger.Info("templates loaded", "file", path, "templates", templates, "samplers", samplers,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// read reads a file's JSON (fileFormat) from r, the format first, and keeps
+// what it holds; it returns how many templates and samplers it read.
+func (d *Decoder) read(r io.Reader) (templates, samplers int, err error) {
+	dec := json.NewDecoder(r)
+	delim := func(want json.Delim) error {
+		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("netflow: templates: %s: template %d (exporter %s, id %d): %w",
-				path, i, ft.Exporter, ft.ID, err)
+			return err
 		}
-		e := d.lookup(ft.Exporter.Unmap(), d.exporters.Get(ft.Exporter))
-		into := e
-		if k := d.keep(e); k != nil {
-			into = k
+		if tok != want {
+			return fmt.Errorf("found %v where %v was expected", tok, want)
 		}
-		// refusals: a file from a build without the bounds, or other bounds
-		switch into.addTemplate(t) {
-		case tplOverLimit:
-			d.counters.tplOverLimit.Add(1)
-		case tplOverBytes:
-			d.counters.tplOverBytes.Add(1)
-		default:
-			d.counters.tplLoaded.Add(1)
-		}
-		d.release(e)
+		return nil
 	}
-	for _, s := range f.Samplers {
-		if !s.Exporter.IsValid() {
-			return fmt.Errorf("netflow: templates: %s: sampler without exporter", path)
+	if err := delim('{'); err != nil {
+		return 0, 0, err
+	}
+	format := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, 0, err
 		}
-		k := samplerKey{domain: s.Domain, global: s.Global, id: s.ID}
-		if s.Global {
-			k.domain = 0
+		key, _ := tok.(string)
+		if key == "format" {
+			if err := dec.Decode(&format); err != nil {
+				return 0, 0, err
+			}
+			continue
 		}
-		e := d.lookup(s.Exporter.Unmap(), d.exporters.Get(s.Exporter))
-		if kept := d.keep(e); kept != nil {
-			if r := kept.setSamplingRate(k, s.Rate); r != samplerKept {
-				d.samplerRefused(kept, r, k)
+		if format != fileFormatVersion {
+			return 0, 0, fmt.Errorf("unknown format %d", format)
+		}
+		switch key {
+		case "templates", "samplers":
+			if err := delim('['); err != nil {
+				return 0, 0, err
+			}
+			for dec.More() {
+				var err error
+				if key == "templates" {
+					var ft fileTemplate
+					if err = dec.Decode(&ft); err == nil {
+						err = d.loadTemplate(ft, templates)
+					}
+					templates++
+				} else {
+					var fs fileSampler
+					if err = dec.Decode(&fs); err == nil {
+						err = d.loadSampler(fs)
+					}
+					samplers++
+				}
+				if err != nil {
+					return 0, 0, err
+				}
+			}
+			if err := delim(']'); err != nil {
+				return 0, 0, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return 0, 0, err
 			}
 		}
-		d.release(e)
 	}
-	d.logger.Info("templates loaded", "file", path, "templates", len(f.Templates), "samplers", len(f.Samplers))
+	if format != fileFormatVersion {
+		return 0, 0, fmt.Errorf("unknown format %d", format)
+	}
+	return templates, samplers, delim('}')
+}
+
+// loadTemplate keeps template i of the file, unless its exporter sent one
+// with the same key since the start; the bounds apply as to received ones
+// (a file from a build without them, or with other bounds).
+func (d *Decoder) loadTemplate(ft fileTemplate, i int) error {
+	if !ft.Exporter.IsValid() {
+		return fmt.Errorf("template %d: no exporter", i)
+	}
+	if ft.Version != versionV9 && ft.Version != versionIPFIX {
+		return fmt.Errorf("template %d: version %d", i, ft.Version)
+	}
+	var record any
+	switch {
+	case !ft.Options:
+		record = goflow.TemplateRecord{TemplateId: ft.ID, FieldCount: uint16(len(ft.Fields)), Fields: fromFile(ft.Fields)}
+	case ft.Version == versionV9:
+		record = goflow.NFv9OptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
+	default:
+		record = goflow.IPFIXOptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
+	}
+	t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.UseIPNextHop)
+	if err != nil {
+		return fmt.Errorf("template %d (exporter %s, id %d): %w", i, ft.Exporter, ft.ID, err)
+	}
+	e := d.lookup(ft.Exporter.Unmap(), d.exporters.Get(ft.Exporter))
+	defer d.release(e)
+	into := e
+	if k := d.keep(e); k != nil {
+		into = k
+	}
+	switch into.loadTemplate(t) {
+	case tplOverLimit:
+		d.counters.tplOverLimit.Add(1)
+	case tplOverBytes:
+		d.counters.tplOverBytes.Add(1)
+	case tplAdded:
+		d.counters.tplLoaded.Add(1)
+	}
+	return nil
+}
+
+// loadSampler keeps a sampling rate of the file, unless its exporter sent
+// one for the same sampler since the start.
+func (d *Decoder) loadSampler(fs fileSampler) error {
+	if !fs.Exporter.IsValid() {
+		return errors.New("sampler without exporter")
+	}
+	k := samplerKey{domain: fs.Domain, global: fs.Global, id: fs.ID}
+	if fs.Global {
+		k.domain = 0
+	}
+	e := d.lookup(fs.Exporter.Unmap(), d.exporters.Get(fs.Exporter))
+	defer d.release(e)
+	if kept := d.keep(e); kept != nil {
+		if r := kept.loadSamplingRate(k, fs.Rate); r != samplerKept {
+			d.samplerRefused(kept, r, k)
+		}
+	}
 	return nil
 }
