@@ -48,22 +48,7 @@ file = %q
 		}
 		packets += p
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("flowdex run exited with %v after SIGTERM\n%s", err, stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("flowdex run did not stop on SIGTERM\n%s", stderr)
-	}
+	terminate(t, cmd, stderr, syscall.SIGCONT) // SIGTERM is there when it runs again
 	lines, err := readLines(out)
 	if err != nil {
 		t.Fatal(err)
