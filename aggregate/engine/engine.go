@@ -216,8 +216,9 @@ func (e *Engine) HTTPAddr() string {
 
 // Stop flushes and stops every output, with a context of its own bounded by
 // five minutes, so that after a signal what is in flight still reaches
-// Elasticsearch, the spool or the dead-letter file. It reports what each
-// output delivered.
+// Elasticsearch, the spool or the dead-letter file; then it closes the flow
+// inputs' sockets, which Run left bound. It reports what each output
+// delivered.
 func (e *Engine) Stop() (map[string]DeliveryReport, error) {
 	if e.web != nil {
 		defer e.web.stop() // /metrics answers during the last flush
@@ -233,6 +234,12 @@ func (e *Engine) Stop() (map[string]DeliveryReport, error) {
 		}
 		if r, ok := o.output.(reporter); ok {
 			reports[o.name] = r.report()
+		}
+	}
+	// the sockets close last: until now they took datagrams, counted
+	for _, fi := range e.flowInputs {
+		if err := fi.close(); err != nil {
+			errs = append(errs, fmt.Errorf("input %q: %w", fi.name, err))
 		}
 	}
 	return reports, errors.Join(errs...)

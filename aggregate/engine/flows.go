@@ -224,7 +224,8 @@ type flowInput struct {
 
 	allow []setting.Prefix // exporters accepted; none: any (exporters = [] too)
 
-	bound atomic.Bool // receiving: socket bound, capture open, replay begun
+	bound  atomic.Bool // receiving: socket bound, capture open, replay begun
+	loaded atomic.Bool // NetFlow: the templates file was read (else it is not overwritten)
 	// exporters keeps each exporter's counters and, for NetFlow, the
 	// decoder's templates: the decoder's table
 	exporters                      *exporter.Table
@@ -248,7 +249,9 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(stri
 	switch in := in.(type) {
 	case *config.NetFlowInput:
 		fi.allow = in.Exporters
-		d, err := netflow.New(in.Configuration, fi.logger)
+		nc := in.Configuration
+		nc.DeferLoad = true // run loads the templates once the sockets are bound
+		d, err := netflow.New(nc, fi.logger)
 		if err != nil {
 			return nil, setting.Key("templates_file", err)
 		}
@@ -334,6 +337,9 @@ func (fi *flowInput) run(ctx context.Context) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 		defer f.Close()
+		if err := fi.loadTemplates(); err != nil {
+			return err
+		}
 		fi.bound.Store(true)
 		st, err := datagram.ReplayReader(ctx, f, in.ReplaySpeed, fi.handle)
 		if err != nil {
@@ -357,6 +363,13 @@ func (fi *flowInput) run(ctx context.Context) error {
 	fi.listener.Store(l)
 	fi.bound.Store(true)
 	fi.logger.Info("listening", "addresses", fmt.Sprint(l.Addrs()))
+	// after binding: a file at the bounds takes seconds to read, and the
+	// datagrams meanwhile are decoded (their data before their template is
+	// loaded counted as without template, as after a start without file)
+	if err := fi.loadTemplates(); err != nil {
+		l.Drain()
+		return err
+	}
 	// templates are saved as they come, so that a crash loses at most a minute of them
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -368,14 +381,42 @@ func (fi *flowInput) run(ctx context.Context) error {
 			fi.saveTemplates()
 		}
 	}
-	stopErr := l.Stop()
+	// what the kernel queued is decoded; the port stays bound until close
+	l.Drain()
+	fi.logDecoderStats()
+	return nil
+}
+
+// close closes an input's sockets, last of all at stop: what arrived after
+// the drain (the caches were being written out, nothing could aggregate it)
+// was accepted by the kernel rather than refused, and is counted here.
+func (fi *flowInput) close() error {
+	l := fi.listener.Load()
+	if l == nil {
+		return nil
+	}
+	err := l.Close()
 	st := l.Stats()
-	fi.logger.Info("input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
+	unread := unreadBytes(st)
+	level := slog.LevelInfo
+	if st.Unhandled > 0 || unread > 0 {
+		level = slog.LevelWarn
+	}
+	fi.logger.Log(context.Background(), level, "input stopped", "datagrams", fi.datagrams.Load(), "malformed", fi.malformed.Load(),
 		"rejected_exporters", fi.rejected.Load(),
 		"received", st.Received, "dropped_queue_full", st.Dropped, "dropped_by_kernel", st.KernelDrops,
-		"truncated", st.Truncated, "read_errors", st.ReadErrors)
-	fi.logDecoderStats()
-	return stopErr
+		"truncated", st.Truncated, "read_errors", st.ReadErrors,
+		"dropped_at_shutdown", st.Unhandled, "unread_bytes_at_close", unread)
+	return err
+}
+
+// unreadBytes is what the kernel still held when the sockets closed.
+func unreadBytes(st datagram.Stats) uint64 {
+	var n uint64
+	for _, s := range st.Sockets {
+		n += s.KernelQueued
+	}
+	return n
 }
 
 // logDecoderStats says what the decoder made of the datagrams, including the
@@ -388,6 +429,7 @@ func (fi *flowInput) logDecoderStats() {
 	fi.logger.Info("netflow decoder", "records", st.Records, "option_records", st.OptionRecords,
 		"templates_added", st.TemplatesAdded, "templates_refused", st.TemplatesRefused,
 		"templates_withdrawn", st.TemplatesWithdrawn, "templates_over_limit", st.TemplatesOverLimit,
+		"templates_over_bytes", st.TemplatesOverBytes, "sampling_rates_refused", st.SamplersOverLimit, "store_bytes", st.StoreBytes,
 		"untracked_exporter_datagrams", st.ExportersOverLimit, "evicted_exporters", st.ExportersEvicted,
 		"unsupported_version", st.UnsupportedVersion)
 	for exporter, n := range st.NoTemplate {
@@ -395,10 +437,23 @@ func (fi *flowInput) logDecoderStats() {
 	}
 }
 
-// saveTemplates keeps NetFlow v9/IPFIX templates for the next start.
+// loadTemplates reads the NetFlow templates file, if any.
+func (fi *flowInput) loadTemplates() error {
+	if fi.netflow == nil {
+		return nil
+	}
+	if err := fi.netflow.Load(); err != nil {
+		return err
+	}
+	fi.loaded.Store(true)
+	return nil
+}
+
+// saveTemplates keeps NetFlow v9/IPFIX templates for the next start; not
+// over a file that could not be read.
 func (fi *flowInput) saveTemplates() {
 	nf, ok := fi.cfg.(*config.NetFlowInput)
-	if !ok || nf.TemplatesFile == "" {
+	if !ok || nf.TemplatesFile == "" || !fi.loaded.Load() {
 		return
 	}
 	if err := fi.netflow.Save(); err != nil {

@@ -30,24 +30,26 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	// inputs
-	mDatagrams      = desc("input_datagrams_total", "Datagrams handed to the decoder.", "input")
-	mMalformed      = desc("input_malformed_datagrams_total", "Datagrams the decoder could not read (all or part).", "input")
-	mRejected       = desc("input_rejected_datagrams_total", "Datagrams from sources outside the input's exporters allow-list, dropped before decoding.", "input")
-	mReceived       = desc("input_received_datagrams_total", "Datagrams read from the input's sockets.", "input")
-	mReceivedBytes  = desc("input_received_bytes_total", "Payload bytes read from the input's sockets.", "input")
-	mDropped        = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long).", "input", "reason")
-	mInputRecords   = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
-	mTemplates      = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events.", "input", "event")
-	mUntracked      = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the input's exporter table (4096 per input): their templates are not kept, they are counted as exporter \"other\".", "input")
-	mEvicted        = desc("input_evicted_exporters_total", "Exporters that kept no template nor sampling rate, removed from a full exporter table to make room for one with a template (their counters go with them).", "input")
-	mTemplateMisses = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
-	mExpDatagrams   = desc("exporter_datagrams_total", "Datagrams decoded per exporter (up to 4096 per input; the rest as \"other\").", "input", "exporter")
-	mExpRecords     = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
-	mExpMalformed   = desc("exporter_decode_errors_total", "Malformed datagrams per exporter.", "input", "exporter")
-	mCapPackets     = desc("capture_packets_total", "Packets read by a pcap input.", "input")
-	mCapDropped     = desc("capture_dropped_packets_total", "Packets libpcap reports lost: kernel (capture buffer full), interface.", "input", "reason")
-	mCapNotIP       = desc("capture_not_ip_packets_total", "Captured packets without IP, not accounted.", "input")
-	mCapOrphans     = desc("capture_orphaned_fragments_total", "IP fragments whose first fragment never came.", "input")
+	mDatagrams       = desc("input_datagrams_total", "Datagrams handed to the decoder.", "input")
+	mMalformed       = desc("input_malformed_datagrams_total", "Datagrams the decoder could not read (all or part).", "input")
+	mRejected        = desc("input_rejected_datagrams_total", "Datagrams from sources outside the input's exporters allow-list, dropped before decoding.", "input")
+	mReceived        = desc("input_received_datagrams_total", "Datagrams read from the input's sockets.", "input")
+	mReceivedBytes   = desc("input_received_bytes_total", "Payload bytes read from the input's sockets.", "input")
+	mDropped         = desc("input_dropped_datagrams_total", "Datagrams lost before decoding: queue_full (decoding too slow), kernel (socket buffer full), truncated (too long), shutdown (arrived after the input stopped, read and counted as the sockets closed).", "input", "reason")
+	mInputRecords    = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
+	mTemplates       = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events: added, refreshed, refused (unusable), withdrawn, loaded, over_limit (the exporter has 4096), over_bytes (past templates_max_bytes or templates_max_bytes_per_exporter).", "input", "event")
+	mSamplersRefused = desc("input_netflow_sampling_rates_refused_total", "Sampling rates of new sampler ids refused: the exporter has max_samplers, or the template store is at its byte bounds.", "input")
+	mStoreBytes      = desc("input_netflow_template_store_bytes", "Estimated memory of the NetFlow templates and sampling rates kept, bounded by templates_max_bytes.", "input")
+	mUntracked       = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the input's exporter table (4096 per input): their templates are not kept, they are counted as exporter \"other\".", "input")
+	mEvicted         = desc("input_evicted_exporters_total", "Exporters that kept no template nor sampling rate, removed from a full exporter table to make room for one with a template (their counters go with them).", "input")
+	mTemplateMisses  = desc("input_template_misses_total", "Data sets dropped because their template was unknown.", "input", "exporter")
+	mExpDatagrams    = desc("exporter_datagrams_total", "Datagrams decoded per exporter (up to 4096 per input; the rest as \"other\").", "input", "exporter")
+	mExpRecords      = desc("exporter_records_total", "Flow records decoded per exporter.", "input", "exporter")
+	mExpMalformed    = desc("exporter_decode_errors_total", "Malformed datagrams per exporter.", "input", "exporter")
+	mCapPackets      = desc("capture_packets_total", "Packets read by a pcap input.", "input")
+	mCapDropped      = desc("capture_dropped_packets_total", "Packets libpcap reports lost: kernel (capture buffer full), interface.", "input", "reason")
+	mCapNotIP        = desc("capture_not_ip_packets_total", "Captured packets without IP, not accounted.", "input")
+	mCapOrphans      = desc("capture_orphaned_fragments_total", "IP fragments whose first fragment never came.", "input")
 	// pmacct inputs (all of them)
 	mLines     = desc("pmacct_lines_total", "Lines read from pmacct JSON/CSV inputs.")
 	mBadLines  = desc("pmacct_bad_lines_total", "pmacct lines that could not be read, skipped.")
@@ -77,7 +79,7 @@ var (
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
-		mTemplates, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
+		mTemplates, mSamplersRefused, mStoreBytes, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
@@ -97,7 +99,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for _, fi := range m.e.flowInputs {
-		m.collectInput(fi, counter)
+		m.collectInput(fi, counter, gauge)
 	}
 	counter(mLines, m.e.counters.lines.Load())
 	counter(mBadLines, m.e.counters.badLines.Load())
@@ -169,7 +171,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint64, ...string)) {
+func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
 	name := fi.name
 	if c := fi.capt.Load(); c != nil {
 		st := c.Stats()
@@ -194,6 +196,7 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mDropped, st.Dropped, name, "queue_full")
 		counter(mDropped, st.KernelDrops, name, "kernel")
 		counter(mDropped, st.Truncated, name, "truncated")
+		counter(mDropped, st.Unhandled, name, "shutdown")
 	}
 	switch {
 	case fi.netflow != nil:
@@ -205,6 +208,9 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mTemplates, st.TemplatesWithdrawn, name, "withdrawn")
 		counter(mTemplates, st.TemplatesLoaded, name, "loaded")
 		counter(mTemplates, st.TemplatesOverLimit, name, "over_limit")
+		counter(mTemplates, st.TemplatesOverBytes, name, "over_bytes")
+		counter(mSamplersRefused, st.SamplersOverLimit, name)
+		gauge(mStoreBytes, float64(st.StoreBytes), name)
 		counter(mUntracked, st.ExportersOverLimit, name)
 		counter(mEvicted, st.ExportersEvicted, name)
 	case fi.sflow != nil:

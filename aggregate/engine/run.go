@@ -15,8 +15,9 @@ import (
 // every input until it ends (a file read once, standard input at its end, a
 // replay) or ctx is done (sockets, interfaces, followed files), then flushes
 // every pipeline's cache, as pmacct's plugins do at exit, and saves the
-// NetFlow templates. The outputs are Stop's to flush. The error joins those
-// of the inputs that failed.
+// NetFlow templates. A socket input reads what its socket buffers hold
+// before it ends, and its sockets stay bound: Stop flushes the outputs, then
+// closes them. The error joins those of the inputs that failed.
 func (e *Engine) Run(ctx context.Context) error {
 	e.running.Store(&ctx)
 	if e.web != nil {

@@ -146,6 +146,7 @@ outputs = ["es"]
 		{"flowdex_input_records_total", "input=routers", float64(records)},
 		{"flowdex_input_dropped_datagrams_total", "input=routers,reason=kernel", 0},
 		{"flowdex_input_dropped_datagrams_total", "input=routers,reason=queue_full", 0},
+		{"flowdex_input_dropped_datagrams_total", "input=routers,reason=shutdown", 0},
 		{"flowdex_pipeline_records_total", "pipeline=five", float64(records)},
 		{"flowdex_output_documents_total", "output=es,result=indexed", float64(docs)},
 		{"flowdex_output_documents_total", "output=es,result=written", float64(docs)},

@@ -153,8 +153,8 @@ max_retries = 2
 }
 
 // waitReceived waits until the flowdex serving base has read n datagrams
-// from its sockets since it started. SIGTERM closes the sockets, and the
-// datagrams the kernel still held are gone: they were sent, never received.
+// from its sockets since it started (SIGTERM reads what the kernel holds
+// too, TestSigtermReadsSocketBuffer; here the counts must add up before).
 func waitReceived(t *testing.T, base string, n int) {
 	t.Helper()
 	testwatch.WaitFor(t, fmt.Sprintf("flowdex to read the %d datagrams sent", n), 30*time.Second, func() bool {

@@ -68,11 +68,14 @@ func startFlowdex(t *testing.T, conf string) (*exec.Cmd, *testwatch.Log) {
 	return cmd, stderr
 }
 
-// terminate sends SIGTERM and expects the process to flush and exit 0 soon.
-func terminate(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer) {
+// terminate sends SIGTERM (then the signals of then) and expects the
+// process to flush and exit 0 soon.
+func terminate(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer, then ...os.Signal) {
 	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	for _, sig := range append([]os.Signal{syscall.SIGTERM}, then...) {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -59,13 +59,14 @@ func DefaultConfiguration() Configuration {
 }
 
 // Stats are the counters of a Listener. For every socket,
-// Received = Delivered + Dropped + Truncated + Queued.
+// Received = Delivered + Dropped + Truncated + Queued + Unhandled.
 type Stats struct {
 	Received    uint64 // datagrams read from the sockets
 	Bytes       uint64 // their payload bytes (a truncated one counts MaxDatagram+1)
 	Delivered   uint64 // datagrams the handler returned from
 	Dropped     uint64 // queue full: the handler is too slow
 	Truncated   uint64 // longer than MaxDatagram, dropped
+	Unhandled   uint64 // read by Close after Drain: arrived when the handler took no more
 	ReadErrors  uint64 // failed reads other than the socket being closed
 	KernelDrops uint64 // dropped by the kernel before we read them (buffer full)
 	Sockets     []SocketStats
@@ -79,6 +80,7 @@ type SocketStats struct {
 	Delivered  uint64
 	Dropped    uint64
 	Truncated  uint64
+	Unhandled  uint64
 	ReadErrors uint64
 	Queued     int // datagrams waiting for the worker
 	// ReadBuffer is SO_RCVBUF as the kernel reports it (Linux reports twice
@@ -86,7 +88,8 @@ type SocketStats struct {
 	ReadBuffer int
 	// KernelDrops and KernelQueued (bytes waiting in the socket buffer) come
 	// from SO_MEMINFO on Linux; both stay 0 where it is not available. After
-	// Stop they hold the values read just before closing.
+	// Close they hold the values read just before closing: KernelQueued is
+	// then what arrived between Close's last read and the close, lost.
 	KernelDrops  uint64
 	KernelQueued uint64
 }
@@ -99,7 +102,7 @@ type Listener struct {
 	logger  *slog.Logger
 
 	mu      sync.Mutex
-	state   int // stateNew, stateStarted, stateStopped
+	state   int // stateNew, stateStarted, stateDrained, stateStopped
 	sockets []*socket
 	wg      sync.WaitGroup
 }
@@ -107,8 +110,14 @@ type Listener struct {
 const (
 	stateNew = iota
 	stateStarted
+	stateDrained // read loops and workers ended, sockets still bound
 	stateStopped
 )
+
+// drainFor bounds how long a read loop drains its socket buffer at Drain
+// (and Close reads what came after), so that a flood cannot hold a stop
+// forever: what is left is counted by Close (Unhandled, KernelDrops).
+const drainFor = 2 * time.Second
 
 // bind is one parsed Listen entry.
 type bind struct {
@@ -291,26 +300,58 @@ func (l *Listener) Addrs() []netip.AddrPort {
 	return addrs
 }
 
-// Stop closes the sockets, lets the workers hand what is queued to the
-// handler, and returns once every goroutine has ended. Datagrams still in the
-// kernel's socket buffers are lost. Stop may be called more than once.
+// Stop is Drain then Close. It may be called more than once.
 func (l *Listener) Stop() error {
+	l.Drain()
+	return l.Close()
+}
+
+// Drain ends the reading: each read loop reads what the kernel has queued
+// in its socket buffer (without waiting for more, for drainFor at most) and
+// hands it to the handler, whose queued datagrams are all handled before
+// Drain returns. The handler is not called afterwards. The sockets stay
+// bound, so that senders are not refused while the caller writes out what
+// the handler made; Close counts what arrives meanwhile. Drain may be
+// called more than once.
+func (l *Listener) Drain() {
 	l.mu.Lock()
 	if l.state != stateStarted {
-		l.state = stateStopped
 		l.mu.Unlock()
+		return
+	}
+	l.state = stateDrained
+	for _, s := range l.sockets {
+		s.draining.Store(true)
+		// wakes a read loop waiting for data; it drains without deadlines
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	if testHookStopping != nil {
+		testHookStopping()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// Close reads and counts (as Unhandled) what reached the sockets since
+// Drain, reads the kernel's counters and closes the sockets. Called without
+// Drain, it drains first. Close may be called more than once.
+func (l *Listener) Close() error {
+	l.Drain()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != stateDrained {
+		l.state = stateStopped
 		return nil
 	}
 	l.state = stateStopped
 	var errs []error
 	for _, s := range l.sockets {
+		s.countRest()
 		s.snapshotKernel()
 		if err := s.conn.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("datagram: close %s: %w", s.addr, err))
 		}
 	}
-	l.mu.Unlock()
-	l.wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -321,7 +362,7 @@ func (l *Listener) Stats() Stats {
 	var st Stats
 	st.Sockets = make([]SocketStats, 0, len(l.sockets))
 	for _, s := range l.sockets {
-		if l.state == stateStarted {
+		if l.state == stateStarted || l.state == stateDrained {
 			s.snapshotKernel()
 		}
 		ss := s.stats()
@@ -330,6 +371,7 @@ func (l *Listener) Stats() Stats {
 		st.Delivered += ss.Delivered
 		st.Dropped += ss.Dropped
 		st.Truncated += ss.Truncated
+		st.Unhandled += ss.Unhandled
 		st.ReadErrors += ss.ReadErrors
 		st.KernelDrops += ss.KernelDrops
 		st.Sockets = append(st.Sockets, ss)
@@ -358,13 +400,16 @@ type socket struct {
 	slots int        // allocated so far; read loop only
 	limit int        // QueueSize+2: enough that a free slot always comes back
 
-	// Read loop only.
+	draining atomic.Bool // set by Drain: read what is queued, then end
+
+	// Read loop only (then Close).
 	errLog     ratelog.Limiter // read errors, every ten seconds at most
 	truncSeen  bool
 	received   atomic.Uint64
 	bytes      atomic.Uint64
 	dropped    atomic.Uint64
 	truncated  atomic.Uint64
+	unhandled  atomic.Uint64
 	readErrors atomic.Uint64
 
 	_         [64]byte // keep the worker's counter off the read loop's cache line
@@ -414,6 +459,10 @@ func (s *socket) enqueue(sl *slot) bool {
 	}
 }
 
+// Test hooks: before each read of a read loop, and once Stop has told the
+// read loops to stop.
+var testHookRead, testHookStopping func()
+
 func (s *socket) read() {
 	defer close(s.queue)
 	var sl *slot
@@ -421,10 +470,20 @@ func (s *socket) read() {
 		if sl == nil {
 			sl = s.getSlot()
 		}
+		if testHookRead != nil {
+			testHookRead()
+		}
+		if s.draining.Load() {
+			s.drain(sl)
+			return
+		}
 		n, src, err := s.conn.ReadFromUDPAddrPort(sl.buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if s.draining.Load() {
+				continue // Drain's deadline woke the read
 			}
 			s.readErrors.Add(1)
 			s.logError(err)
@@ -432,23 +491,70 @@ func (s *socket) read() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		now := time.Now()
-		s.received.Add(1)
-		s.bytes.Add(uint64(n))
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if n > s.max {
-			s.truncated.Add(1)
-			if !s.truncSeen {
-				s.truncSeen = true
-				s.logger.Warn("datagram longer than max datagram dropped (counted as truncated; logged once per socket)",
-					"addr", s.addr.String(), "source", src.String(), "max", s.max)
-			}
-			continue
-		}
-		sl.n, sl.src, sl.received = n, src, now
-		if s.enqueue(sl) {
+		if s.accept(sl, n, src) && s.enqueue(sl) {
 			sl = nil
 		}
+	}
+}
+
+// accept counts a datagram read into sl and fills in sl; false: it is too
+// long, counted as truncated.
+func (s *socket) accept(sl *slot, n int, src netip.AddrPort) bool {
+	now := time.Now()
+	s.received.Add(1)
+	s.bytes.Add(uint64(n))
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if n > s.max {
+		s.truncated.Add(1)
+		if !s.truncSeen {
+			s.truncSeen = true
+			s.logger.Warn("datagram longer than max datagram dropped (counted as truncated; logged once per socket)",
+				"addr", s.addr.String(), "source", src.String(), "max", s.max)
+		}
+		return false
+	}
+	sl.n, sl.src, sl.received = n, src, now
+	return true
+}
+
+// drain reads, without waiting, what the socket buffer holds, for drainFor
+// at most, and queues it for the worker, waiting for room rather than
+// dropping: the stop may take the time the handler needs.
+func (s *socket) drain(sl *slot) {
+	deadline := time.Now().Add(drainFor)
+	for time.Now().Before(deadline) {
+		if sl == nil {
+			sl = s.getSlot()
+		}
+		n, src, err := readNow(s.conn, sl.buf)
+		if err != nil {
+			if !errors.Is(err, errEmpty) {
+				s.readErrors.Add(1)
+				s.logError(err)
+			}
+			return
+		}
+		if s.accept(sl, n, src) {
+			s.queue <- sl
+			sl = nil
+		}
+	}
+}
+
+// countRest reads, without waiting, what reached the socket since Drain and
+// counts it as Unhandled, for drainFor at most; Close then reads the
+// kernel's counters, which hold what is left.
+func (s *socket) countRest() {
+	buf := make([]byte, s.max+1)
+	deadline := time.Now().Add(drainFor)
+	for time.Now().Before(deadline) {
+		n, _, err := readNow(s.conn, buf)
+		if err != nil {
+			return
+		}
+		s.received.Add(1)
+		s.bytes.Add(uint64(n))
+		s.unhandled.Add(1)
 	}
 }
 
@@ -485,6 +591,7 @@ func (s *socket) stats() SocketStats {
 		Delivered:    s.delivered.Load(),
 		Dropped:      s.dropped.Load(),
 		Truncated:    s.truncated.Load(),
+		Unhandled:    s.unhandled.Load(),
 		ReadErrors:   s.readErrors.Load(),
 		Queued:       len(s.queue),
 		ReadBuffer:   s.readBuffer,

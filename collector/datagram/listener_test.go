@@ -436,3 +436,64 @@ func TestListenerSteadyStateAllocs(t *testing.T) {
 		t.Errorf("%d allocations for %d datagrams", mallocs, n)
 	}
 }
+
+// Datagrams the kernel queued before Stop are read and handed to the handler,
+// not thrown away with the socket: here the read loop is held until Stop has
+// begun, so that all of them wait in the socket buffer.
+func TestListenerStopReadsSocketBuffer(t *testing.T) {
+	hold := make(chan struct{})
+	testHookRead = func() { <-hold }
+	testHookStopping = func() { close(hold) }
+	t.Cleanup(func() { testHookRead, testHookStopping = nil, nil })
+	var rec recorder
+	cfg := testConfig("127.0.0.1:0")
+	l := start(t, cfg, rec.handle)
+	c := client(t, "127.0.0.1:0")
+	const n = 300
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprint(i))
+		send(t, c, l.Addrs()[0], want[i])
+	}
+	if err := l.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.bySource[local(c)]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("handled %d datagrams, want %d in order", len(got), n)
+	}
+	st := l.Stats()
+	if st.Received != n || st.Delivered != n || st.KernelDrops != 0 {
+		t.Errorf("stats after Stop %+v, want %d received and delivered", st, n)
+	}
+}
+
+// After Drain the handler is called no more and the socket stays bound:
+// what arrives then is read by Close and counted as unhandled, and the
+// counters still add up.
+func TestListenerCloseCountsAfterDrain(t *testing.T) {
+	var rec recorder
+	l := start(t, testConfig("127.0.0.1:0"), rec.handle)
+	c := client(t, "127.0.0.1:0")
+	for i := range 5 {
+		send(t, c, l.Addrs()[0], fmt.Sprint(i))
+	}
+	testwatch.WaitFor(t, "all read", 10*time.Second, func() bool { return l.Stats().Received == 5 })
+	l.Drain()
+	for i := range 7 {
+		send(t, c, l.Addrs()[0], fmt.Sprint("late", i)) // the port still takes them
+	}
+	if got := l.Stats().Sockets[0].KernelQueued; got == 0 {
+		t.Errorf("after Drain the kernel holds %d bytes, want the late datagrams", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := l.Stats()
+	if rec.count() != 5 || st.Delivered != 5 || st.Unhandled != 7 || st.Received != 12 ||
+		st.Received != st.Delivered+st.Dropped+st.Truncated+st.Unhandled+uint64(st.Sockets[0].Queued) {
+		t.Errorf("handled %d, stats %+v: want 5 delivered, 7 unhandled, 12 received", rec.count(), st)
+	}
+	if err := l.Stop(); err != nil {
+		t.Errorf("Stop after Close: %v", err)
+	}
+}

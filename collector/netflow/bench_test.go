@@ -3,6 +3,8 @@ package netflow
 import (
 	"bytes"
 	"errors"
+	"net/netip"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -230,4 +232,48 @@ func decodeRawSets(d *Decoder, payload []byte, emit func(*flow.Record)) error {
 		}
 	}
 	return nil
+}
+
+// fullStore fills a decoder saving to path with the largest templates, 224
+// per exporter (16 MiB, the default bound of one exporter), from exporters
+// exporters.
+func fullStore(tb testing.TB, path string, exporters int) *Decoder {
+	d := mustNew(tb, Configuration{TemplatesFile: path})
+	for i := range exporters {
+		src := netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)})
+		for id := range uint16(224) {
+			if err := d.Decode(largestTemplate(300+id), src, arrival, func(*flow.Record) {}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return d
+}
+
+// BenchmarkSaveStore saves a store at the default bound in all (128 MiB:
+// 8 exporters of 224 of the largest templates, 1,792 templates of 2,298
+// fields): B/op is what a save allocates.
+//
+//	go test -run '^$' -bench SaveStore -benchtime 3x ./collector/netflow
+func BenchmarkSaveStore(b *testing.B) {
+	d := fullStore(b, filepath.Join(b.TempDir(), "templates.json"), 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Save(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadStore loads the file of BenchmarkSaveStore: ns/op is how
+// long a start takes to read a file at the bound.
+func BenchmarkLoadStore(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "templates.json")
+	if err := fullStore(b, path, 8).Save(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		mustNew(b, Configuration{TemplatesFile: path})
+	}
 }

@@ -269,8 +269,27 @@ func (d *Decoder) samplingOption(e *exporterState, h *header, r *goflow.OptionsD
 			rate = population / size
 		}
 	}
-	if kept := d.keep(e); kept != nil {
-		kept.setSamplingRate(k, uint32(rate))
+	kept := d.keep(e)
+	if kept == nil {
+		return
+	}
+	if r := kept.setSamplingRate(k, uint32(rate)); r != samplerKept {
+		d.samplerRefused(kept, r, k)
+	}
+}
+
+// samplerRefused counts a sampling rate the bounds refused, and says so once
+// a minute per exporter.
+func (d *Decoder) samplerRefused(e *exporterState, r samplerResult, k samplerKey) {
+	d.counters.samplersOverLimit.Add(1)
+	if ok, n := e.log.Allow(); ok {
+		why := "the exporter has too many sampler ids"
+		if r == samplerOverBytes {
+			why = "the template store is full"
+		}
+		d.logger.Warn("sampling rate refused: "+why, "exporter", e.addr, "domain", k.domain, "sampler", k.id,
+			"max_samplers", e.store.maxSamplers, "exporter_bytes", e.storeBytes(), "store_bytes", e.store.used.Load(),
+			"refused", d.counters.samplersOverLimit.Load(), "suppressed_since_last", n)
 	}
 }
 
@@ -456,7 +475,16 @@ func (d *Decoder) addGoflowTemplate(e *exporterState, version uint16, domain uin
 		d.counters.tplOverLimit.Add(1)
 		if ok, n := e.log.Allow(); ok {
 			d.logger.Warn("template refused: the exporter has too many", "exporter", e.addr, "version", version,
-				"domain", domain, "template", id, "max_templates", e.maxTemplates, "suppressed_since_last", n)
+				"domain", domain, "template", id, "max_templates", e.store.maxTemplates, "suppressed_since_last", n)
+		}
+	case tplOverBytes:
+		d.counters.tplOverBytes.Add(1)
+		if ok, n := e.log.Allow(); ok {
+			d.logger.Warn("template refused: the template store is full", "exporter", e.addr, "version", version,
+				"domain", domain, "template", id, "fields", len(t.fields), "template_bytes", t.cost,
+				"exporter_bytes", e.storeBytes(), "store_bytes", e.store.used.Load(),
+				"templates_max_bytes_per_exporter", e.store.maxExporterBytes, "templates_max_bytes", e.store.maxBytes,
+				"suppressed_since_last", n)
 		}
 	}
 }

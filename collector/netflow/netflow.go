@@ -20,6 +20,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/exporter"
 )
 
@@ -28,6 +29,10 @@ type Configuration struct {
 	// TemplatesFile holds templates (and learnt sampling rates) across
 	// restarts: loaded by New, written by Save. Empty: memory only.
 	TemplatesFile string `toml:"templates_file,omitempty"`
+	// DeferLoad leaves TemplatesFile to Load, for a caller that binds its
+	// sockets first: a file at the bounds takes seconds to read, and
+	// exporters must not find the port closed meanwhile.
+	DeferLoad bool `toml:"-"`
 	// Sampling overrides the sampling rate of matching exporters: the first
 	// matching entry wins, whatever the exporter says.
 	Sampling exporter.SamplingOverrides `toml:"sampling,omitempty"`
@@ -44,16 +49,72 @@ type Configuration struct {
 	// beyond the bounds templates are refused and counted
 	// (Stats.TemplatesOverLimit, Stats.ExportersOverLimit).
 	MaxExporters, MaxTemplates int `toml:"-"`
+	// MaxSamplers bounds the sampling rates learnt from option data per
+	// exporter (0: DefaultMaxSamplers): options carrying ever new sampler
+	// ids must not grow the table without end. Rates of new ids past it are
+	// refused and counted (Stats.SamplersOverLimit).
+	MaxSamplers int `toml:"max_samplers"`
+	// TemplatesMaxBytes and TemplatesMaxBytesPerExporter bound the memory
+	// of the templates and sampling rates kept, in all and per exporter,
+	// as estimated from their sizes (0: the defaults). The count bounds
+	// alone let one exporter keep 4096 templates of 2,000 fields. Past
+	// them new templates and sampling rates are refused and counted
+	// (Stats.TemplatesOverBytes, Stats.SamplersOverLimit).
+	TemplatesMaxBytes            int64 `toml:"templates_max_bytes"`
+	TemplatesMaxBytesPerExporter int64 `toml:"templates_max_bytes_per_exporter"`
 }
 
 // DefaultMaxTemplates is above what one exporter with many line cards (one
 // domain each) announces.
 const DefaultMaxTemplates = 4096
 
+// DefaultMaxSamplers is well above the sampler ids of one router (a few
+// thousand at most: one per interface and direction).
+const DefaultMaxSamplers = 16384
+
+// The default byte bounds of the template store. The largest template that
+// fits a datagram (9216 bytes: 2,298 fields) is estimated at 74,688 bytes
+// (the heap holds 75,869: TestStoreEstimates), a usual one (30 fields) at
+// 1,840, a sampling rate at 64. 16 MiB per exporter holds 224 of the
+// largest or 9,000 usual ones; 128 MiB in all holds 1,797 of the largest,
+// or 4096 exporters with 17 usual templates each. With the receive queues
+// (4096 datagrams of 9 KiB per socket: 36 MiB), the caches and the outputs'
+// buffers, a collector with 1 GiB keeps the store at an eighth of it; a save
+// (streamed) adds one exporter's worth at most.
+const (
+	DefaultTemplatesMaxBytes            = 128 << 20
+	DefaultTemplatesMaxBytesPerExporter = 16 << 20
+)
+
 // DefaultConfiguration returns the defaults: templates in memory, the
-// exporters' own sampling rates, milliseconds, BGP next hops only.
+// exporters' own sampling rates, milliseconds, BGP next hops only, and the
+// store's bounds.
 func DefaultConfiguration() Configuration {
-	return Configuration{}
+	return Configuration{
+		MaxSamplers:                  DefaultMaxSamplers,
+		TemplatesMaxBytes:            DefaultTemplatesMaxBytes,
+		TemplatesMaxBytesPerExporter: DefaultTemplatesMaxBytesPerExporter,
+	}
+}
+
+// Validate reports the settings New refuses, each a setting.KeyError
+// naming its key.
+func (cfg Configuration) Validate() error {
+	var errs []error
+	if err := cfg.Sampling.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxSamplers < 0 {
+		errs = append(errs, setting.Errorf("max_samplers", "%d is negative (expected 1 or more, 0 for the default %d)", cfg.MaxSamplers, DefaultMaxSamplers))
+	}
+	if cfg.TemplatesMaxBytes < 0 {
+		errs = append(errs, setting.Errorf("templates_max_bytes", "%d is negative (expected bytes, 0 for the default %d)", cfg.TemplatesMaxBytes, DefaultTemplatesMaxBytes))
+	}
+	if cfg.TemplatesMaxBytesPerExporter < 0 {
+		errs = append(errs, setting.Errorf("templates_max_bytes_per_exporter", "%d is negative (expected bytes, 0 for the default %d)",
+			cfg.TemplatesMaxBytesPerExporter, DefaultTemplatesMaxBytesPerExporter))
+	}
+	return errors.Join(errs...)
 }
 
 // Decoder decodes NetFlow/IPFIX datagrams. It is safe for concurrent use.
@@ -65,6 +126,7 @@ type Decoder struct {
 	// and the counters the input keeps: one table per input
 	exporters *exporter.Table
 
+	store        store
 	counters     counters
 	overLimitLog ratelog.Limiter // the warning that exporters are past MaxExporters
 	standInLog   ratelog.Limiter // warnings about exporters that keep nothing
@@ -87,20 +149,31 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := cfg.Sampling.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("netflow: %w", err)
 	}
-	if cfg.MaxExporters <= 0 {
-		cfg.MaxExporters = exporter.DefaultMax
+	orDefault := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
-	if cfg.MaxTemplates <= 0 {
-		cfg.MaxTemplates = DefaultMaxTemplates
+	orDefault(&cfg.MaxExporters, exporter.DefaultMax)
+	orDefault(&cfg.MaxTemplates, DefaultMaxTemplates)
+	orDefault(&cfg.MaxSamplers, DefaultMaxSamplers)
+	if cfg.TemplatesMaxBytes <= 0 {
+		cfg.TemplatesMaxBytes = DefaultTemplatesMaxBytes
+	}
+	if cfg.TemplatesMaxBytesPerExporter <= 0 {
+		cfg.TemplatesMaxBytesPerExporter = DefaultTemplatesMaxBytesPerExporter
 	}
 	d := &Decoder{cfg: cfg, logger: logger, exporters: exporter.NewTable(cfg.MaxExporters)}
+	d.store.maxTemplates, d.store.maxSamplers = cfg.MaxTemplates, cfg.MaxSamplers
+	d.store.maxExporterBytes, d.store.maxBytes = cfg.TemplatesMaxBytesPerExporter, cfg.TemplatesMaxBytes
 	d.overLimitLog.Every, d.standInLog.Every = warnInterval, warnInterval
 	d.states.New = func() any { return new(state) }
-	d.standIns.New = func() any { return &exporterState{log: &d.standInLog, standIn: true} }
-	if cfg.TemplatesFile != "" {
+	// a stand-in's store bounds are zero: it keeps nothing
+	d.standIns.New = func() any { return &exporterState{log: &d.standInLog, standIn: true, store: &store{}} }
+	if cfg.TemplatesFile != "" && !cfg.DeferLoad {
 		if err := d.load(cfg.TemplatesFile); err != nil {
 			return nil, err
 		}
@@ -209,7 +282,7 @@ func (d *Decoder) keep(e *exporterState) *exporterState {
 	}
 	addr := e.addr
 	kept := d.exporters.Keep(addr, func(entry *exporter.Entry) any {
-		return newExporter(addr, entry, d.cfg.Sampling.Rate(addr), d.cfg.MaxTemplates)
+		return newExporter(addr, entry, d.cfg.Sampling.Rate(addr), &d.store)
 	})
 	if kept == nil {
 		return nil

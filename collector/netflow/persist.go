@@ -1,15 +1,19 @@
 package netflow
 
 import (
+	"bufio"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"time"
 
 	goflow "github.com/netsampler/goflow2/v2/decoders/netflow"
 
@@ -55,22 +59,20 @@ type fileSampler struct {
 
 // Save writes the templates and sampling rates of all exporters to
 // TemplatesFile, atomically (temporary file, then rename). Without a
-// TemplatesFile it does nothing.
+// TemplatesFile it does nothing. It streams: one exporter's list of
+// template pointers is the most it holds, not a copy of the store and its
+// JSON (which took 2.2 GB for a store of 4096 large templates).
 func (d *Decoder) Save() error {
 	path := d.cfg.TemplatesFile
 	if path == "" {
 		return nil
-	}
-	data, err := json.MarshalIndent(d.snapshot(), "", "\t")
-	if err != nil {
-		return fmt.Errorf("netflow: templates: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("netflow: templates: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if err := d.write(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("netflow: templates: writing %s: %w", tmp.Name(), err)
 	}
@@ -87,41 +89,66 @@ func (d *Decoder) Save() error {
 	return nil
 }
 
-// snapshot returns the state to save, sorted so that files diff well.
-func (d *Decoder) snapshot() fileFormat {
-	f := fileFormat{Format: fileFormatVersion, Templates: []fileTemplate{}}
+// write writes the file's JSON (fileFormat) to w, one template or sampler
+// a line, sorted so that files diff well.
+func (d *Decoder) write(w io.Writer) error {
 	var exporters []*exporterState
 	d.exporters.Each(func(entry *exporter.Entry) {
 		if e, ok := entry.State().(*exporterState); ok {
 			exporters = append(exporters, e)
 		}
 	})
+	slices.SortFunc(exporters, func(a, b *exporterState) int { return a.addr.Compare(b.addr) })
+
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, "{\"format\": %d,\n\"templates\": [\n", fileFormatVersion)
+	var (
+		templates []*template // one exporter's; templates are never changed once stored
+		line      []byte      // one template's or sampler's JSON, reused
+		sep       string
+	)
 	for _, e := range exporters {
 		e.mu.RLock()
-		for k, t := range e.templates {
-			f.Templates = append(f.Templates, fileTemplate{
-				Exporter: e.addr, Version: k.version, Domain: k.domain, ID: k.id,
-				Options: t.options,
-				Scopes:  toFile(t.scopes()),
-				Fields:  toFile(t.optionFields()),
-			})
-		}
-		for k, rate := range e.samplers {
-			f.Samplers = append(f.Samplers, fileSampler{
-				Exporter: e.addr, Domain: k.domain, Global: k.global, ID: k.id, Rate: rate,
-			})
+		templates = templates[:0]
+		for _, t := range e.templates {
+			templates = append(templates, t)
 		}
 		e.mu.RUnlock()
+		slices.SortFunc(templates, func(a, b *template) int {
+			return cmp.Or(cmp.Compare(a.key.version, b.key.version), cmp.Compare(a.key.domain, b.key.domain),
+				cmp.Compare(a.key.id, b.key.id))
+		})
+		for _, t := range templates {
+			line = appendTemplate(append(line[:0], sep...), e.addr, t)
+			sep = ",\n"
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+		}
 	}
-	slices.SortFunc(f.Templates, func(a, b fileTemplate) int {
-		return cmp.Or(a.Exporter.Compare(b.Exporter), cmp.Compare(a.Version, b.Version),
-			cmp.Compare(a.Domain, b.Domain), cmp.Compare(a.ID, b.ID))
-	})
-	slices.SortFunc(f.Samplers, func(a, b fileSampler) int {
-		return cmp.Or(a.Exporter.Compare(b.Exporter), cmp.Compare(a.Domain, b.Domain),
-			compareBool(a.Global, b.Global), cmp.Compare(a.ID, b.ID))
-	})
-	return f
+	bw.WriteString("],\n\"samplers\": [\n")
+	sep = ""
+	var samplers []fileSampler
+	for _, e := range exporters {
+		e.mu.RLock()
+		samplers = samplers[:0]
+		for k, rate := range e.samplers {
+			samplers = append(samplers, fileSampler{Exporter: e.addr, Domain: k.domain, Global: k.global, ID: k.id, Rate: rate})
+		}
+		e.mu.RUnlock()
+		slices.SortFunc(samplers, func(a, b fileSampler) int {
+			return cmp.Or(cmp.Compare(a.Domain, b.Domain), compareBool(a.Global, b.Global), cmp.Compare(a.ID, b.ID))
+		})
+		for _, fs := range samplers {
+			line = appendSampler(append(line[:0], sep...), fs)
+			sep = ",\n"
+			if _, err := bw.Write(line); err != nil {
+				return err
+			}
+		}
+	}
+	bw.WriteString("\n]}\n")
+	return bw.Flush()
 }
 
 func compareBool(a, b bool) int {
@@ -134,15 +161,62 @@ func compareBool(a, b bool) int {
 	return -1
 }
 
-func toFile(fields []goflow.Field) []fileField {
-	if len(fields) == 0 {
-		return nil
+// appendTemplate appends t of exporter as a fileTemplate's JSON; by hand,
+// for a save that allocates nothing per template.
+func appendTemplate(b []byte, exporter netip.Addr, t *template) []byte {
+	b = append(b, `{"exporter":"`...)
+	b = exporter.AppendTo(b)
+	b = append(b, `","version":`...)
+	b = strconv.AppendUint(b, uint64(t.key.version), 10)
+	b = append(b, `,"domain":`...)
+	b = strconv.AppendUint(b, uint64(t.key.domain), 10)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, uint64(t.key.id), 10)
+	if t.options {
+		b = append(b, `,"options":true`...)
 	}
-	out := make([]fileField, len(fields))
+	if scopes := t.scopes(); len(scopes) > 0 {
+		b = appendFields(append(b, `,"scopes":`...), scopes)
+	}
+	b = appendFields(append(b, `,"fields":`...), t.optionFields())
+	return append(b, '}')
+}
+
+func appendFields(b []byte, fields []goflow.Field) []byte {
+	b = append(b, '[')
 	for i, f := range fields {
-		out[i] = fileField{Type: f.Type, Length: f.Length, PEN: f.Pen, Enterprise: f.PenProvided}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"type":`...)
+		b = strconv.AppendUint(b, uint64(f.Type), 10)
+		b = append(b, `,"length":`...)
+		b = strconv.AppendUint(b, uint64(f.Length), 10)
+		if f.Pen != 0 {
+			b = append(b, `,"pen":`...)
+			b = strconv.AppendUint(b, uint64(f.Pen), 10)
+		}
+		if f.PenProvided {
+			b = append(b, `,"enterprise":true`...)
+		}
+		b = append(b, '}')
 	}
-	return out
+	return append(b, ']')
+}
+
+func appendSampler(b []byte, s fileSampler) []byte {
+	b = append(b, `{"exporter":"`...)
+	b = s.Exporter.AppendTo(b)
+	b = append(b, `","domain":`...)
+	b = strconv.AppendUint(b, uint64(s.Domain), 10)
+	if s.Global {
+		b = append(b, `,"global":true`...)
+	}
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, s.ID, 10)
+	b = append(b, `,"rate":`...)
+	b = strconv.AppendUint(b, uint64(s.Rate), 10)
+	return append(b, '}')
 }
 
 func fromFile(fields []fileField) []goflow.Field {
@@ -153,69 +227,167 @@ func fromFile(fields []fileField) []goflow.Field {
 	return out
 }
 
-// load reads TemplatesFile. A missing file is a first start.
+// Load reads TemplatesFile into a decoder made with DeferLoad, which may be
+// decoding already: the templates and sampling rates it learnt from the
+// exporters meanwhile are newer than the file's and stay. A missing file is
+// a first start.
+func (d *Decoder) Load() error {
+	if d.cfg.TemplatesFile == "" {
+		return nil
+	}
+	return d.load(d.cfg.TemplatesFile)
+}
+
+// load reads the file at path, streaming: one template at a time, never the
+// whole file (one at the default bounds is 97 MB).
 func (d *Decoder) load(path string) error {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("netflow: templates: %w", err)
 	}
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
+	defer f.Close()
+	start := time.Now()
+	templates, samplers, err := d.read(bufio.NewReaderSize(f, 64<<10))
+	if err != nil {
 		return fmt.Errorf("netflow: templates: %s: %w", path, err)
 	}
-	if f.Format != fileFormatVersion {
-		return fmt.Errorf("netflow: templates: %s: unknown format %d", path, f.Format)
-	}
-	for i, ft := range f.Templates {
-		if !ft.Exporter.IsValid() {
-			return fmt.Errorf("netflow: templates: %s: template %d: no exporter", path, i)
-		}
-		var record any
-		switch {
-		case !ft.Options:
-			record = goflow.TemplateRecord{TemplateId: ft.ID, FieldCount: uint16(len(ft.Fields)), Fields: fromFile(ft.Fields)}
-		case ft.Version == versionV9:
-			record = goflow.NFv9OptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
-		default:
-			record = goflow.IPFIXOptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
-		}
-		if ft.Version != versionV9 && ft.Version != versionIPFIX {
-			return fmt.Errorf("netflow: templates: %s: template %d: version %d", path, i, ft.Version)
-		}
-		t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.UseIPNextHop)
+	d.logger.Info("templates loaded", "file", path, "templates", templates, "samplers", samplers,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// read reads a file's JSON (fileFormat) from r, the format first, and keeps
+// what it holds; it returns how many templates and samplers it read.
+func (d *Decoder) read(r io.Reader) (templates, samplers int, err error) {
+	dec := json.NewDecoder(r)
+	delim := func(want json.Delim) error {
+		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("netflow: templates: %s: template %d (exporter %s, id %d): %w",
-				path, i, ft.Exporter, ft.ID, err)
+			return err
 		}
-		e := d.lookup(ft.Exporter.Unmap(), d.exporters.Get(ft.Exporter))
-		into := e
-		if k := d.keep(e); k != nil {
-			into = k
+		if tok != want {
+			return fmt.Errorf("found %v where %v was expected", tok, want)
 		}
-		if r := into.addTemplate(t); r == tplOverLimit {
-			d.counters.tplOverLimit.Add(1) // a file from a build without the bounds, or other bounds
-		} else {
-			d.counters.tplLoaded.Add(1)
-		}
-		d.release(e)
+		return nil
 	}
-	for _, s := range f.Samplers {
-		if !s.Exporter.IsValid() {
-			return fmt.Errorf("netflow: templates: %s: sampler without exporter", path)
-		}
-		k := samplerKey{domain: s.Domain, global: s.Global, id: s.ID}
-		if s.Global {
-			k.domain = 0
-		}
-		e := d.lookup(s.Exporter.Unmap(), d.exporters.Get(s.Exporter))
-		if kept := d.keep(e); kept != nil {
-			kept.setSamplingRate(k, s.Rate)
-		}
-		d.release(e)
+	if err := delim('{'); err != nil {
+		return 0, 0, err
 	}
-	d.logger.Info("templates loaded", "file", path, "templates", len(f.Templates), "samplers", len(f.Samplers))
+	format := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, 0, err
+		}
+		key, _ := tok.(string)
+		if key == "format" {
+			if err := dec.Decode(&format); err != nil {
+				return 0, 0, err
+			}
+			continue
+		}
+		if format != fileFormatVersion {
+			return 0, 0, fmt.Errorf("unknown format %d", format)
+		}
+		switch key {
+		case "templates", "samplers":
+			if err := delim('['); err != nil {
+				return 0, 0, err
+			}
+			for dec.More() {
+				var err error
+				if key == "templates" {
+					var ft fileTemplate
+					if err = dec.Decode(&ft); err == nil {
+						err = d.loadTemplate(ft, templates)
+					}
+					templates++
+				} else {
+					var fs fileSampler
+					if err = dec.Decode(&fs); err == nil {
+						err = d.loadSampler(fs)
+					}
+					samplers++
+				}
+				if err != nil {
+					return 0, 0, err
+				}
+			}
+			if err := delim(']'); err != nil {
+				return 0, 0, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	if format != fileFormatVersion {
+		return 0, 0, fmt.Errorf("unknown format %d", format)
+	}
+	return templates, samplers, delim('}')
+}
+
+// loadTemplate keeps template i of the file, unless its exporter sent one
+// with the same key since the start; the bounds apply as to received ones
+// (a file from a build without them, or with other bounds).
+func (d *Decoder) loadTemplate(ft fileTemplate, i int) error {
+	if !ft.Exporter.IsValid() {
+		return fmt.Errorf("template %d: no exporter", i)
+	}
+	if ft.Version != versionV9 && ft.Version != versionIPFIX {
+		return fmt.Errorf("template %d: version %d", i, ft.Version)
+	}
+	var record any
+	switch {
+	case !ft.Options:
+		record = goflow.TemplateRecord{TemplateId: ft.ID, FieldCount: uint16(len(ft.Fields)), Fields: fromFile(ft.Fields)}
+	case ft.Version == versionV9:
+		record = goflow.NFv9OptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
+	default:
+		record = goflow.IPFIXOptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
+	}
+	t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.UseIPNextHop)
+	if err != nil {
+		return fmt.Errorf("template %d (exporter %s, id %d): %w", i, ft.Exporter, ft.ID, err)
+	}
+	e := d.lookup(ft.Exporter.Unmap(), d.exporters.Get(ft.Exporter))
+	defer d.release(e)
+	into := e
+	if k := d.keep(e); k != nil {
+		into = k
+	}
+	switch into.loadTemplate(t) {
+	case tplOverLimit:
+		d.counters.tplOverLimit.Add(1)
+	case tplOverBytes:
+		d.counters.tplOverBytes.Add(1)
+	case tplAdded:
+		d.counters.tplLoaded.Add(1)
+	}
+	return nil
+}
+
+// loadSampler keeps a sampling rate of the file, unless its exporter sent
+// one for the same sampler since the start.
+func (d *Decoder) loadSampler(fs fileSampler) error {
+	if !fs.Exporter.IsValid() {
+		return errors.New("sampler without exporter")
+	}
+	k := samplerKey{domain: fs.Domain, global: fs.Global, id: fs.ID}
+	if fs.Global {
+		k.domain = 0
+	}
+	e := d.lookup(fs.Exporter.Unmap(), d.exporters.Get(fs.Exporter))
+	defer d.release(e)
+	if kept := d.keep(e); kept != nil {
+		if r := kept.loadSamplingRate(k, fs.Rate); r != samplerKept {
+			d.samplerRefused(kept, r, k)
+		}
+	}
 	return nil
 }

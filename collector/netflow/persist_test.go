@@ -2,6 +2,7 @@ package netflow
 
 import (
 	"encoding/json"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -146,7 +147,9 @@ func TestConcurrentDecode(t *testing.T) {
 	}
 	wg.Go(func() {
 		for range 20 {
-			_ = d.snapshot()
+			if err := d.write(io.Discard); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	wg.Wait()

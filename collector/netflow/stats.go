@@ -26,6 +26,9 @@ type Stats struct {
 	TemplatesWithdrawn uint64 // IPFIX withdrawals of a known template
 	TemplatesLoaded    uint64 // read from TemplatesFile by New
 	TemplatesOverLimit uint64 // new templates refused (received or loaded): the exporter has MaxTemplates, or is past MaxExporters
+	TemplatesOverBytes uint64 // new or changed templates refused (received or loaded): past TemplatesMaxBytes or TemplatesMaxBytesPerExporter
+	SamplersOverLimit  uint64 // sampling rates of new sampler ids refused (received or loaded): past MaxSamplers or the byte bounds
+	StoreBytes         uint64 // estimated memory of the templates and sampling rates kept now
 	ExportersOverLimit uint64 // datagrams from exporters past MaxExporters (no template of theirs is kept)
 	ExportersEvicted   uint64 // exporters that kept nothing, removed to make room for one with a template
 
@@ -39,6 +42,7 @@ type counters struct {
 	records, optionRecords, unknownSets              atomic.Uint64
 	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
 	tplLoaded, tplOverLimit, exportersOverLimit      atomic.Uint64
+	tplOverBytes, samplersOverLimit                  atomic.Uint64
 }
 
 // Stats returns a copy of the counters.
@@ -60,6 +64,9 @@ func (d *Decoder) Stats() Stats {
 		TemplatesWithdrawn: c.tplWithdrawn.Load(),
 		TemplatesLoaded:    c.tplLoaded.Load(),
 		TemplatesOverLimit: c.tplOverLimit.Load(),
+		TemplatesOverBytes: c.tplOverBytes.Load(),
+		SamplersOverLimit:  c.samplersOverLimit.Load(),
+		StoreBytes:         uint64(max(d.store.used.Load(), 0)),
 		ExportersOverLimit: c.exportersOverLimit.Load(),
 		ExportersEvicted:   d.exporters.Evicted(),
 		NoTemplate:         make(map[netip.Addr]uint64),

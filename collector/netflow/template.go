@@ -36,6 +36,8 @@ type template struct {
 	plan  plan  // data templates
 
 	raw []byte // the template record as received, nil when unknown
+
+	cost int64 // memory(), charged to the exporter while stored
 }
 
 var (

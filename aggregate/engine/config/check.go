@@ -127,7 +127,7 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 		return
 	case *NetFlowInput:
 		l.checkReceive(path, &in.Receive)
-		l.failErr(in.Sampling.Validate(), path...)
+		l.failErr(in.Configuration.Validate(), path...)
 	case *SFlowInput:
 		l.checkReceive(path, &in.Receive)
 		l.failErr(in.Sampling.Validate(), path...)

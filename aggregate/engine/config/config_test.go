@@ -94,6 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown primitive", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_hots\"]\n", `flowdex.toml:4:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`},
 		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d or w, e.g. "1m" or "5m")`},
 		{"bad filter", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nfilter = \"tcp port http2x\"\n", `flowdex.toml:4:1: pipeline#0.filter: aggregate filter "tcp port http2x": libpcap: unknown port 'http2x'`},
+		{"negative template store bound", "[[input]]\ntype = \"netflow\"\ntemplates_max_bytes = -1\n", `flowdex.toml:3:1: input#0.templates_max_bytes: -1 is negative (expected bytes, 0 for the default 134217728)`},
 		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
 		{"pmacct records into an aggregating pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\naggregate = [\"src_host\"]\n", `flowdex.toml:1:1: input#0.pipeline: pipeline "pipeline1" aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)`},
 		{"bad format", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nformat = \"xml\"\n", `flowdex.toml:4:11: input#0.format: unknown format "xml" (expected json, csv or auto)`},
