@@ -337,9 +337,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 		defer f.Close()
-		if err := fi.loadTemplates(); err != nil {
-			return err
-		}
+		fi.loadTemplates()
 		fi.bound.Store(true)
 		st, err := datagram.ReplayReader(ctx, f, in.ReplaySpeed, fi.handle)
 		if err != nil {
@@ -366,10 +364,7 @@ func (fi *flowInput) run(ctx context.Context) error {
 	// after binding: a file at the bounds takes seconds to read, and the
 	// datagrams meanwhile are decoded (their data before their template is
 	// loaded counted as without template, as after a start without file)
-	if err := fi.loadTemplates(); err != nil {
-		l.Drain()
-		return err
-	}
+	fi.loadTemplates()
 	// templates are saved as they come, so that a crash loses at most a minute of them
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -437,16 +432,20 @@ func (fi *flowInput) logDecoderStats() {
 	}
 }
 
-// loadTemplates reads the NetFlow templates file, if any.
-func (fi *flowInput) loadTemplates() error {
+// loadTemplates reads the NetFlow templates file, if any. One that cannot
+// be read does not stop the input, which the exporters' next templates
+// (minutes) make whole again: it is reported, and left as it is for the
+// operator to look at.
+func (fi *flowInput) loadTemplates() {
 	if fi.netflow == nil {
-		return nil
+		return
 	}
 	if err := fi.netflow.Load(); err != nil {
-		return err
+		fi.logger.Error("cannot read the templates file; templates are learnt again from the exporters, and the file is not overwritten",
+			"input", fi.name, "error", err)
+		return
 	}
 	fi.loaded.Store(true)
-	return nil
 }
 
 // saveTemplates keeps NetFlow v9/IPFIX templates for the next start; not

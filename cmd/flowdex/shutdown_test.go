@@ -145,6 +145,46 @@ file = %q
 	}
 }
 
+// A templates file that cannot be read does not stop the collector: the
+// error is logged, datagrams are received, and the file is left as it was
+// for the operator to look at.
+func TestTemplatesFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	templates := writeFile(t, dir, "templates.json", `{"format": 1, "templates": [{"exporter": `)
+	port := freeUDPPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[http]
+listen = %q
+[[input]]
+name = "netflow"
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+templates_file = %q
+[[pipeline]]
+aggregate = ["src_host"]
+[output.print]
+type = "print"
+file = %q
+`, strings.TrimPrefix(base, "http://"), port, templates, filepath.Join(dir, "flows.json")))
+	cmd, stderr := startFlowdex(t, conf)
+	testwatch.WaitFor(t, "the error to be logged", 20*time.Second, func() bool {
+		return strings.Contains(stderr.String(), "cannot read the templates file")
+	})
+	s := newV5Sender(t, port)
+	d, _, _ := s.datagram()
+	if _, err := s.conn.Write(d); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the datagram decoded", 20*time.Second, func() bool {
+		return testwatch.Metrics(t, base)["flowdex_input_datagrams_total"]["input=netflow"] == 1
+	})
+	terminate(t, cmd, stderr)
+	if b, err := os.ReadFile(templates); err != nil || string(b) != `{"format": 1, "templates": [{"exporter": ` {
+		t.Errorf("the templates file was changed: %q, %v", b, err)
+	}
+}
+
 // Elasticsearch stops answering (SIGSTOP: connections accepted, requests
 // never answered) under steady NetFlow, with a request timeout and retries
 // that would take minutes to run out:
