@@ -51,6 +51,7 @@ var (
 	// pmacct inputs (all of them)
 	mLines     = desc("pmacct_lines_total", "Lines read from pmacct JSON/CSV inputs.")
 	mBadLines  = desc("pmacct_bad_lines_total", "pmacct lines that could not be read, skipped.")
+	mBadUTF8   = desc("pmacct_invalid_utf8_lines_total", "pmacct JSON lines with bytes that are not UTF-8, kept with U+FFFD in their place.")
 	mLostBytes = desc("pmacct_lost_bytes_total", "Bytes of followed pmacct files rewritten before they were read.")
 	mPRecords  = desc("records_total", "Records written to the outputs (pmacct records and flushed aggregates).")
 	mWriteErrs = desc("write_errors_total", "Documents an output refused at Write.")
@@ -78,7 +79,7 @@ var (
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
-		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
+		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
@@ -101,6 +102,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(mLines, m.e.counters.lines.Load())
 	counter(mBadLines, m.e.counters.badLines.Load())
+	counter(mBadUTF8, m.e.counters.invalidUTF8.Load())
 	counter(mLostBytes, m.e.counters.lostBytes.Load())
 	counter(mPRecords, m.e.counters.records.Load())
 	counter(mWriteErrs, m.e.counters.writeErrors.Load())
