@@ -72,6 +72,8 @@ var (
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
 	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
+	// the HTTP server
+	mHTTPRefused = desc("http_refused_requests_total", "HTTP requests answered 421 because their Host header is not a name of this server ([http] allowed_hosts).")
 	// enrichment, per pipeline
 	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
 	mEnrichBad     = desc("enrich_bad_addresses_total", "Address fields enrichment could not parse.", "pipeline")
@@ -81,7 +83,7 @@ var (
 		mTemplates, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
+		mOutLatency, mOutHealthy, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -106,6 +108,9 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(mLostBytes, m.e.counters.lostBytes.Load())
 	counter(mPRecords, m.e.counters.records.Load())
 	counter(mWriteErrs, m.e.counters.writeErrors.Load())
+	if m.e.web != nil {
+		counter(mHTTPRefused, m.e.web.hosts.refused.Load())
+	}
 	for _, fp := range m.e.flowPipelines {
 		st := fp.cache.Stats()
 		counter(mPipeRecords, st.Records, fp.name)
