@@ -71,6 +71,7 @@ var (
 	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
 	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
+	mOutBadAddrs = desc("output_malformed_addresses_total", "Values of fields the index template maps as ip that are not addresses: Elasticsearch indexes their documents without them.", "output")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// the HTTP server
 	mHTTPRefused = desc("http_refused_requests_total", "HTTP requests answered 421 because their Host header is not a name of this server ([http] allowed_hosts).")
@@ -83,7 +84,7 @@ var (
 		mTemplates, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
+		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -151,6 +152,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(mOutRequests, st.Requests, o.name)
 		counter(mOutBulkErrs, st.BulkErrors, o.name)
+		counter(mOutBadAddrs, st.MalformedAddresses, o.name)
 		gauge(mOutQueued, float64(st.Queued), o.name)
 		gauge(mOutSpoolB, float64(st.SpoolBytes), o.name)
 		gauge(mOutSpoolD, float64(st.SpoolDocs), o.name)
