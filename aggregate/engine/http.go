@@ -125,7 +125,7 @@ func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := g.refused.Add(1)
 	if ok, suppressed := g.log.Allow(); ok {
 		g.logger.Warn("http: request refused: its Host is not a name of this server (add it to [http] allowed_hosts if it is)",
-			"host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path, "refused", n, "suppressed", suppressed)
+			"host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path, "refused", n, "suppressed_since_last", suppressed)
 	}
 	http.Error(w, "flowdex: Host "+strconv.Quote(r.Host)+" is not a name of this server; its [http] allowed_hosts lists the names it answers to", http.StatusMisdirectedRequest)
 }

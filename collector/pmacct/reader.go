@@ -777,7 +777,7 @@ func (r *Reader) invalidUTF8(line []byte) {
 		slog.Int64("invalid_utf8", r.stats.InvalidUTF8),
 	}
 	if suppressed > 0 {
-		attrs = append(attrs, slog.Uint64("suppressed", suppressed))
+		attrs = append(attrs, slog.Uint64("suppressed_since_last", suppressed))
 	}
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, "pmacct: invalid UTF-8 in a record, kept with U+FFFD in place of the bad bytes", attrs...)
 }
