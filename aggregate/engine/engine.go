@@ -64,6 +64,7 @@ type counters struct {
 	pmacctRecords                                  atomic.Uint64 // pmacct records read (records counts the documents of flows too)
 	lines, records, markers, badLines, writeErrors atomic.Uint64
 	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
+	invalidUTF8                                    atomic.Uint64 // pmacct lines kept with invalid UTF-8
 }
 
 // Counters are what the inputs read and the pipelines wrote.
@@ -71,13 +72,14 @@ type Counters struct {
 	Lines, Records, Markers, BadLines uint64 // pmacct input lines; records also counts flushed aggregates
 	WriteErrors                       uint64 // documents an output refused at Write
 	LostBytes                         uint64 // of followed pmacct files, rewritten before they were read
+	InvalidUTF8                       uint64 // pmacct lines kept with bytes that are not UTF-8 (U+FFFD in their place)
 }
 
 // Counters returns the counters so far.
 func (e *Engine) Counters() Counters {
 	c := &e.counters
 	return Counters{Lines: c.lines.Load(), Records: c.records.Load(), Markers: c.markers.Load(), BadLines: c.badLines.Load(),
-		WriteErrors: c.writeErrors.Load(), LostBytes: c.lostBytes.Load()}
+		WriteErrors: c.writeErrors.Load(), LostBytes: c.lostBytes.Load(), InvalidUTF8: c.invalidUTF8.Load()}
 }
 
 // New builds every input, pipeline and output of cfg without starting

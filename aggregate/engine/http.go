@@ -8,10 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/webview"
 )
@@ -25,6 +31,7 @@ type httpServer struct {
 	e      *Engine
 	logger *slog.Logger
 	web    string // the output the web view reads, "" without one
+	hosts  *hostGuard
 }
 
 // newHTTPServer listens on addr now, so that a port in use fails the start,
@@ -51,8 +58,76 @@ func newHTTPServer(addr string, e *Engine, logger *slog.Logger) (*httpServer, er
 		h.mux.Handle("/", view)
 		h.web = name
 	}
-	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: 10 * time.Second}
+	h.hosts = newHostGuard(addr, e.cfg.HTTP.AllowedHosts, h.mux, logger)
+	h.srv = &http.Server{Handler: h.hosts, ReadHeaderTimeout: 10 * time.Second}
 	return h, nil
+}
+
+// hostGuard answers only requests whose Host header is a name of this
+// server: a page of another site, opened in a browser on a host that can
+// reach the server, may rebind its own name to the server's address (DNS
+// rebinding) and read the metrics and the web view as same-origin; its
+// requests still carry its name. IP literals are accepted, since such a
+// page cannot send one, and so are localhost, the listen address's host
+// and [http] allowed_hosts. On a wildcard address without allowed_hosts,
+// any name is accepted: the server is exposed on purpose (README).
+type hostGuard struct {
+	any     bool
+	names   []string // lowercase, without a trailing dot
+	next    http.Handler
+	logger  *slog.Logger
+	log     ratelog.Limiter
+	refused atomic.Uint64
+}
+
+func newHostGuard(listen string, allowed []string, next http.Handler, logger *slog.Logger) *hostGuard {
+	g := &hostGuard{next: next, logger: logger, names: []string{"localhost"}}
+	g.log.Every = 10 * time.Second
+	host, _, _ := net.SplitHostPort(listen) // checked by the configuration
+	if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+		g.any = len(allowed) == 0
+	} else if err != nil {
+		g.names = append(g.names, canonicalHost(host))
+	}
+	for _, n := range allowed {
+		g.any = g.any || n == "*"
+		g.names = append(g.names, canonicalHost(n))
+	}
+	return g
+}
+
+// canonicalHost is a host name compared case-insensitively, a trailing dot
+// (the root) dropped.
+func canonicalHost(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }
+
+// allowed reports whether a request's Host (with or without a port) names
+// this server.
+func (g *hostGuard) allowed(hostport string) bool {
+	if g.any || hostport == "" { // HTTP/1.0 without Host: not a browser's
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return slices.Contains(g.names, canonicalHost(host))
+}
+
+func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.allowed(r.Host) {
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	n := g.refused.Add(1)
+	if ok, suppressed := g.log.Allow(); ok {
+		g.logger.Warn("http: request refused: its Host is not a name of this server (add it to [http] allowed_hosts if it is)",
+			"host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path, "refused", n, "suppressed_since_last", suppressed)
+	}
+	http.Error(w, "flowdex: Host "+strconv.Quote(r.Host)+" is not a name of this server; its [http] allowed_hosts lists the names it answers to", http.StatusMisdirectedRequest)
 }
 
 // Addr is the address served, with the port chosen when the configuration gave 0.

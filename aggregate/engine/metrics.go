@@ -53,6 +53,7 @@ var (
 	// pmacct inputs (all of them)
 	mLines     = desc("pmacct_lines_total", "Lines read from pmacct JSON/CSV inputs.")
 	mBadLines  = desc("pmacct_bad_lines_total", "pmacct lines that could not be read, skipped.")
+	mBadUTF8   = desc("pmacct_invalid_utf8_lines_total", "pmacct JSON lines with bytes that are not UTF-8, kept with U+FFFD in their place.")
 	mLostBytes = desc("pmacct_lost_bytes_total", "Bytes of followed pmacct files rewritten before they were read.")
 	mPRecords  = desc("records_total", "Records written to the outputs (pmacct records and flushed aggregates).")
 	mWriteErrs = desc("write_errors_total", "Documents an output refused at Write.")
@@ -72,7 +73,10 @@ var (
 	mOutSpoolD   = desc("output_spool_documents", "Documents waiting in the spool.", "output")
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
 	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
+	mOutBadAddrs = desc("output_malformed_addresses_total", "Values of fields the index template maps as ip that are not addresses: Elasticsearch indexes their documents without them.", "output")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
+	// the HTTP server
+	mHTTPRefused = desc("http_refused_requests_total", "HTTP requests answered 421 because their Host header is not a name of this server ([http] allowed_hosts).")
 	// enrichment, per pipeline
 	mEnrichLookups = desc("enrich_lookups_total", "Enrichment lookups by kind (geoip, asn, service, interface) and result (hit, miss).", "pipeline", "kind", "result")
 	mEnrichBad     = desc("enrich_bad_addresses_total", "Address fields enrichment could not parse.", "pipeline")
@@ -80,9 +84,9 @@ var (
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mSamplersRefused, mStoreBytes, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
-		mCapOrphans, mLines, mBadLines, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
+		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mRetention, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
+		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -103,9 +107,13 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(mLines, m.e.counters.lines.Load())
 	counter(mBadLines, m.e.counters.badLines.Load())
+	counter(mBadUTF8, m.e.counters.invalidUTF8.Load())
 	counter(mLostBytes, m.e.counters.lostBytes.Load())
 	counter(mPRecords, m.e.counters.records.Load())
 	counter(mWriteErrs, m.e.counters.writeErrors.Load())
+	if m.e.web != nil {
+		counter(mHTTPRefused, m.e.web.hosts.refused.Load())
+	}
 	for _, fp := range m.e.flowPipelines {
 		st := fp.cache.Stats()
 		counter(mPipeRecords, st.Records, fp.name)
@@ -146,6 +154,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(mOutRequests, st.Requests, o.name)
 		counter(mOutBulkErrs, st.BulkErrors, o.name)
+		counter(mOutBadAddrs, st.MalformedAddresses, o.name)
 		gauge(mOutQueued, float64(st.Queued), o.name)
 		gauge(mOutSpoolB, float64(st.SpoolBytes), o.name)
 		gauge(mOutSpoolD, float64(st.SpoolDocs), o.name)

@@ -44,6 +44,7 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 		if st := r.Stats(); st.Lines != last.Lines {
 			c.lines.Add(uint64(st.Lines - last.Lines))
 			c.badLines.Add(uint64(st.BadLines - last.BadLines))
+			c.invalidUTF8.Add(uint64(st.InvalidUTF8 - last.InvalidUTF8))
 			last = st
 		}
 		if errors.Is(err, io.EOF) {

@@ -98,7 +98,9 @@ func (e *Engine) openInput(ctx context.Context, in *config.PmacctInput) (*pmacct
 		return nil, "", nil, fmt.Errorf("input %q: %w", in.Name, err)
 	}
 	abs, _ := filepath.Abs(path)
-	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice
+	// re-reading an unchanged file gives the same ids: a double trigger indexes nothing twice;
+	// the modification time tells pmacct's next purge, rewritten in place with maybe the
+	// very same lines (records without a time), from this one, so a touch re-indexes (README)
 	origin := abs + "|" + strconv.FormatInt(st.ModTime().UnixNano(), 10) + "|" + strconv.FormatInt(st.Size(), 10)
 	return pmacct.NewReader(fh, opts, path, e.logger), origin, func() { fh.Close() }, nil
 }

@@ -104,6 +104,9 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
 		c.Lines, c.Records, total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
 		c.Markers, c.BadLines)
+	if c.InvalidUTF8 > 0 { // kept, but the source writes bytes that are not text
+		fmt.Fprintf(stderr, "flowdex: %d lines held bytes that are not UTF-8, indexed with U+FFFD in their place (the log names the first)\n", c.InvalidUTF8)
+	}
 	for name, r := range reports {
 		if r.Spooled > 0 {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents wait in the spool %s: the next run sends them\n", name, r.Spooled, r.SpoolDir)

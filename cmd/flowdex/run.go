@@ -74,7 +74,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	c := e.Counters()
 	logger.Info("flowdex stopped", "lines", c.Lines, "records", c.Records,
-		"markers", c.Markers, "bad_lines", c.BadLines, "write_errors", c.WriteErrors, "lost_bytes", c.LostBytes)
+		"markers", c.Markers, "bad_lines", c.BadLines, "invalid_utf8", c.InvalidUTF8, "write_errors", c.WriteErrors, "lost_bytes", c.LostBytes)
 	if c.WriteErrors > 0 || c.LostBytes > 0 {
 		status = exitData
 	}

@@ -1,8 +1,14 @@
 package pmacct
 
 import (
+	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/document"
 )
 
 const (
@@ -223,5 +229,46 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A JSON record with bytes that are not UTF-8 in a value is kept (the bytes
+// become U+FFFD when encoded), counted, and named by a rate-limited warning.
+func TestInvalidUTF8Kept(t *testing.T) {
+	bad := `{"event_type": "purge", "label": "caf` + "\xe9" + `", "ip_src": "192.0.2.10", "packets": 1, "bytes": 40}`
+	in := rec1 + "\n" + bad + "\n" + rec2 + "\n" + bad + "\n"
+	logs := &collector{}
+	r := NewReader(strings.NewReader(in), Options{}, "test", slog.New(logs))
+	r.utf8Log.Every = time.Hour // the second one is held back, whatever the machine's speed
+	var labels []string
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := rec.Doc.Get("label"); ok {
+			labels = append(labels, string(rec.Doc.AppendJSON(nil, document.Pmacct)))
+			if string(v.Bytes) != "caf\xe9" {
+				t.Errorf("label %q", v.Bytes)
+			}
+		}
+	}
+	if st := r.Stats(); st != (Stats{Lines: 4, Records: 4, InvalidUTF8: 2}) {
+		t.Fatalf("stats %+v", st)
+	}
+	want := `{"event_type": "purge", "label": "caf\ufffd", "ip_src": "192.0.2.10", "packets": 1, "bytes": 40}`
+	if len(labels) != 2 || labels[0] != want {
+		t.Fatalf("records %q, want %q twice", labels, want)
+	}
+	if len(logs.entries) != 1 {
+		t.Fatalf("%d messages, want 1: %v", len(logs.entries), logs.entries)
+	}
+	e := logs.entries[0]
+	if e.Level != slog.LevelWarn || !strings.Contains(e.Msg, "invalid UTF-8") || e.Attrs["line"] != int64(2) ||
+		e.Attrs["offset"] != int64(strings.IndexByte(bad, 0xe9)) || e.Attrs["source"] != "test" || !strings.Contains(e.Attrs["snippet"].(string), `caf\xe9`) {
+		t.Fatalf("message %s %v", e.Msg, e.Attrs)
 	}
 }

@@ -25,10 +25,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // Format is the encoding of pmacct's output.
@@ -236,6 +238,10 @@ type Stats struct {
 	Headers  int64 // CSV header lines, including repeated ones
 	BadLines int64 // lines skipped as invalid (logged)
 	Blank    int64 // empty or whitespace-only lines
+	// InvalidUTF8 counts the JSON records and markers (already in Records or
+	// Markers) with bytes that are not UTF-8: kept, each such byte becoming
+	// U+FFFD when encoded (logged, rate-limited).
+	InvalidUTF8 int64
 }
 
 // maxLogged bad lines are logged one by one; after that one in logEvery.
@@ -244,6 +250,11 @@ const (
 	logEvery  = 10000
 	snippetAt = 120
 )
+
+// invalidUTF8Every rate-limits the warning about records kept with invalid
+// UTF-8: such a record is not lost, so one line now and then is enough to
+// name the source and a line to look at.
+const invalidUTF8Every = 10 * time.Second
 
 // Reader reads pmacct output line by line. It is not safe for concurrent use.
 type Reader struct {
@@ -260,6 +271,7 @@ type Reader struct {
 	eof     bool
 	long    []byte // a line longer than the bufio buffer, assembled
 	snippet []byte // the start of an over-long line, for the message
+	utf8Log ratelog.Limiter
 
 	// CSV
 	header []byte      // the current header line
@@ -300,6 +312,7 @@ func newReader(r io.Reader, opts Options, source string, logger *slog.Logger, bu
 		dec:    document.NewDecoder(),
 		free:   -1,
 	}
+	rd.utf8Log.Every = invalidUTF8Every
 	rd.rec.Doc = &rd.doc
 	return rd
 }
@@ -467,6 +480,11 @@ func (r *Reader) jsonLine(line []byte) bool {
 			r.bad(line, -1, err.Error())
 		}
 		return false
+	}
+	// the decoder keeps bytes that are not UTF-8 (U+FFFD once encoded): one
+	// odd byte in a label should not cost the record, nor go unnoticed
+	if !utf8.Valid(line) {
+		r.invalidUTF8(line)
 	}
 	r.rec.Kind = Data
 	if v, ok := r.doc.Get("event_type"); ok && v.Kind == document.String {
@@ -740,6 +758,41 @@ func (r *Reader) bad(line []byte, offset int, reason string) {
 		attrs = append(attrs, slog.Int64("bad_lines", n))
 	}
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, "pmacct: bad line skipped", attrs...)
+}
+
+// invalidUTF8 counts a record kept with invalid UTF-8 and logs it, at most
+// once per invalidUTF8Every: where, and a snippet around the first bad byte.
+func (r *Reader) invalidUTF8(line []byte) {
+	r.stats.InvalidUTF8++
+	ok, suppressed := r.utf8Log.Allow()
+	if !ok {
+		return
+	}
+	offset := firstInvalidUTF8(line)
+	attrs := []slog.Attr{
+		slog.String("source", r.source),
+		slog.Int("line", r.lineNo),
+		slog.Int("offset", offset),
+		slog.String("snippet", snippet(line, offset)),
+		slog.Int64("invalid_utf8", r.stats.InvalidUTF8),
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Uint64("suppressed_since_last", suppressed))
+	}
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, "pmacct: invalid UTF-8 in a record, kept with U+FFFD in place of the bad bytes", attrs...)
+}
+
+// firstInvalidUTF8 returns the offset of the first byte of b that is not
+// UTF-8, -1 if none.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		c, size := utf8.DecodeRune(b[i:])
+		if c == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // snippet shows at most snippetAt bytes of line around offset, with bytes that

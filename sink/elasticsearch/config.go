@@ -206,6 +206,8 @@ type compiled struct {
 	templateName    string
 	template        []byte // the PUT _index_template body; nil when Template is false
 	caPEM           []byte // CACert's content
+
+	addrFields addrFields // of template: checked by encode
 }
 
 // Validate reports every setting New would refuse that it can see without
@@ -391,6 +393,7 @@ func (c *Configuration) validate() (*compiled, error) {
 			})
 		}
 	}
+	out.addrFields = newAddrFields(ignoredAddressFields(out.template))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

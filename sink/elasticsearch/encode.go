@@ -1,9 +1,15 @@
 package elasticsearch
 
 import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
 )
 
 // batch is one bulk body being filled or in flight: NDJSON action and document
@@ -104,6 +110,9 @@ func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time
 		it.idLen = int32(len(dst)-base) - it.idOff
 	}
 	dst = append(dst, "}}\n"...)
+	if len(s.c.addrFields.names) > 0 {
+		s.checkAddresses(doc, dst[base+int(it.ixOff):base+int(it.ixOff+it.ixLen)])
+	}
 	it.doc = int32(len(dst) - base)
 	dst = appendDocument(dst, doc, t)
 	dst = append(dst, '\n')
@@ -147,4 +156,91 @@ func appendDocument(dst []byte, doc *document.Document, t time.Time) []byte {
 // 2024-01-01T00:00:00.000Z.
 func appendTimestamp(dst []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+}
+
+// addrFields are the fields the index template maps as ip with
+// ignore_malformed, and a filter by length and first letter: a cheap first
+// test for every field of every document.
+type addrFields struct {
+	names []string
+	first [64]uint32 // by name length: bit c-'a' for a first letter c, bit 31 for any other
+}
+
+func newAddrFields(names []string) addrFields {
+	f := addrFields{names: names}
+	for _, n := range names {
+		if len(n) > 0 && len(n) < 64 {
+			f.first[len(n)] |= firstBit(n)
+		}
+	}
+	return f
+}
+
+func firstBit(k string) uint32 {
+	if c := k[0] - 'a'; c < 26 {
+		return 1 << c
+	}
+	return 1 << 31
+}
+
+// has reports whether k is one of the fields.
+func (f *addrFields) has(k string) bool {
+	if n := len(k); n == 0 || n < 64 && f.first[n]&firstBit(k) == 0 {
+		return false
+	}
+	return slices.Contains(f.names, k)
+}
+
+// addressCheck counts the values of addrFields that are not addresses:
+// Elasticsearch indexes their document without them (marked in _ignored)
+// and its answer says nothing, so a source sending garbage would go unseen.
+type addressCheck struct {
+	malformed atomic.Uint64
+	log       ratelog.Limiter
+}
+
+// checkAddresses counts and logs the values of doc's address fields that
+// Elasticsearch will ignore; index is the document's, quoted.
+func (s *Sink) checkAddresses(doc *document.Document, index []byte) {
+	f := &s.c.addrFields
+	for i := range doc.Len() {
+		k := doc.Key(i)
+		if !f.has(k) {
+			continue
+		}
+		_, v := doc.At(i)
+		if !malformedAddress(v) {
+			continue
+		}
+		n := s.addrs.malformed.Add(1)
+		if ok, suppressed := s.addrs.log.Allow(); ok {
+			value := document.AppendValue(nil, v)
+			if len(value) > 100 {
+				value = append(value[:100], "…"...)
+			}
+			s.logger.Warn("elasticsearch: a field mapped as an address holds something else: the document is indexed without it",
+				"field", k, "value", string(value), "index", string(bytes.Trim(index, `"`)), "malformed_addresses", n,
+				"similar_not_logged", suppressed)
+		}
+	}
+}
+
+// malformedAddress reports whether Elasticsearch's ip type refuses v. An
+// empty string is pmacct's "none" (peer_ip_dst without a BGP next hop):
+// not counted, although Elasticsearch ignores it too; an array is
+// Elasticsearch's to judge, element by element.
+func malformedAddress(v document.Value) bool {
+	switch v.Kind {
+	case document.Null, document.Raw:
+		return false
+	case document.String:
+		if len(v.Bytes) == 0 {
+			return false
+		}
+		// a view, not a copy: ParseAddr keeps nothing of it but in the
+		// error, which is dropped here
+		_, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(v.Bytes), len(v.Bytes)))
+		return err != nil
+	}
+	return true // a number or a boolean
 }

@@ -60,10 +60,13 @@ type Stats struct {
 	// check could confirm either way: a replay of their dead-letter records,
 	// with their ids, answers 409 for those Elasticsearch holds.
 	Unconfirmed uint64
-	SpoolBytes  int64 // what the spool holds now
-	SpoolDocs   int64 // documents it holds now
-	Queued      int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
-	Latency     Latency
+	// MalformedAddresses counts values of the template's ip fields that are
+	// not addresses: their documents are indexed without them.
+	MalformedAddresses uint64
+	SpoolBytes         int64 // what the spool holds now
+	SpoolDocs          int64 // documents it holds now
+	Queued             int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
+	Latency            Latency
 }
 
 // Errors of Write.
@@ -130,6 +133,7 @@ type Sink struct {
 	rejected   ratelog.Limiter // log of documents Elasticsearch rejected
 	gaveUp     ratelog.Limiter // log of documents given up after retries
 	retrying   ratelog.Limiter // log of retried requests
+	addrs      addressCheck    // values of address fields that are not addresses (encode.go)
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
@@ -156,7 +160,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 	s := &Sink{cfg: cfg, c: c, logger: logger, now: time.Now, stopping: make(chan struct{}), hurry: make(chan struct{}),
 		lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
-	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every = every, every, every, every
+	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every, s.addrs.log.Every = every, every, every, every, every
 	if cfg.DeadLetterFile != "" {
 		s.deadLetter = &deadLetterFile{path: cfg.DeadLetterFile}
 	}
@@ -669,6 +673,7 @@ func (s *Sink) Stats() Stats {
 		Queued:       s.queued.Load(),
 		Latency:      s.latency.snapshot(),
 	}
+	st.MalformedAddresses = s.addrs.malformed.Load()
 	if s.spool != nil {
 		st.SpoolBytes, st.SpoolDocs = s.spool.bytes(), s.spool.documents()
 	}

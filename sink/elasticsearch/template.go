@@ -111,6 +111,33 @@ func buildTemplate(o templateOptions) []byte {
 	return marshalTemplate(o.pattern, o.priority, tmpl)
 }
 
+// ignoredAddressFields returns the fields template maps as ip with
+// ignore_malformed (the top-level properties of its mappings, as pmacct's
+// documents are flat), in name order.
+func ignoredAddressFields(template []byte) []string {
+	var t struct {
+		Template struct {
+			Mappings struct {
+				Properties map[string]struct {
+					Type            string `json:"type"`
+					IgnoreMalformed any    `json:"ignore_malformed"`
+				} `json:"properties"`
+			} `json:"mappings"`
+		} `json:"template"`
+	}
+	if json.Unmarshal(template, &t) != nil {
+		return nil // built or checked by New: does not happen
+	}
+	var names []string
+	for name, p := range t.Template.Mappings.Properties {
+		if im := p.IgnoreMalformed; p.Type == "ip" && (im == true || im == "true") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 func marshalTemplate(pattern string, priority int, tmpl any) []byte {
 	body := map[string]any{
 		"index_patterns": []string{pattern},

@@ -31,6 +31,11 @@ func (l *loader) check() {
 			l.fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", s, DefaultHTTPListen)
 		}
 	}
+	for _, h := range c.HTTP.AllowedHosts {
+		if !validAllowedHost(h) {
+			l.fail([]string{"http", "allowed_hosts"}, "%q is not a host name (expected a name such as \"flowdex.example.net\", without scheme nor port, or \"*\" for any)", h)
+		}
+	}
 	if w := c.HTTP.WebOutput; w != "" {
 		if _, ok := c.Outputs[w].(*ElasticsearchOutput); !ok {
 			l.fail([]string{"http", "web_output"}, "%q is not an elasticsearch output (expected one of the [output.NAME] tables with type = \"elasticsearch\")", w)
@@ -213,4 +218,28 @@ func (l *loader) pmacctInput(name string) int {
 		p, ok := in.(*PmacctInput)
 		return ok && p.Pipeline == name
 	})
+}
+
+// validAllowedHost reports whether h can be an entry of [http]
+// allowed_hosts: "*", or a DNS name (letters, digits, '-', '_', dots).
+// Addresses need no entry: every IP literal is accepted.
+func validAllowedHost(h string) bool {
+	if h == "*" {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -75,6 +75,13 @@ type HTTP struct {
 	// search).
 	Web       *bool  `toml:"web,omitempty"`
 	WebOutput string `toml:"web_output,omitempty"`
+	// AllowedHosts are the names, besides localhost, Listen's host and IP
+	// addresses, that requests may give in their Host header; others get 421,
+	// so that a page of another site that a browser on this host opens
+	// cannot read the server through a name rebound to it (DNS rebinding).
+	// On a wildcard Listen ("0.0.0.0", "[::]", ""), empty accepts any name:
+	// the operator serves every network already. "*" accepts any name.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // DefaultHTTPListen is where an [http] table without listen serves.

@@ -120,6 +120,10 @@ func TestParseErrors(t *testing.T) {
 		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http unknown key", "[http]\nlisen = \":8090\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.lisen: unknown key (did you mean "listen"?)`},
 		{"web output not elasticsearch", "[http]\nweb_output = \"stdout\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:2:1: http.web_output: "stdout" is not an elasticsearch output (expected one of the [output.NAME] tables with type = "elasticsearch")`},
+		{"allowed host with a port", "[http]\nallowed_hosts = [\"flowdex.example.net\", \"flowdex.example.net:8090\"]\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n",
+			`flowdex.toml:2:1: http.allowed_hosts: "flowdex.example.net:8090" is not a host name (expected a name such as "flowdex.example.net", without scheme nor port, or "*" for any)`},
+		{"allowed host a URL", "[http]\nallowed_hosts = [\"http://flowdex.example.net\"]\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n",
+			`flowdex.toml:2:1: http.allowed_hosts: "http://flowdex.example.net" is not a host name (expected a name such as "flowdex.example.net", without scheme nor port, or "*" for any)`},
 		{"follow stdin", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\nfollow = true\n", `flowdex.toml:4:1: input#0.follow: cannot follow standard input (expected a file path)`},
 	}
 	for _, tt := range tests {
@@ -178,6 +182,26 @@ func TestHTTPListen(t *testing.T) {
 		}
 		if served != tt.want {
 			t.Errorf("%q: web view of %q, want %q", tt.http, served, tt.want)
+		}
+	}
+}
+
+// allowed_hosts is in the effective configuration, empty when not given.
+func TestHTTPAllowedHostsEffective(t *testing.T) {
+	for src, want := range map[string]string{
+		"[http]\n": "allowed_hosts = []",
+		"[http]\nallowed_hosts = [\"flowdex.example.net\", \"*\"]\n": `allowed_hosts = ["flowdex.example.net", "*"]`,
+	} {
+		c, err := Parse("flowdex.toml", []byte(src+"[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := c.WriteEffective(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%q: the effective configuration lacks %s:\n%s", src, want, b.String())
 		}
 	}
 }

@@ -75,6 +75,9 @@ func (c *Config) derive(md *toml.MetaData) {
 		c.HTTP.Listen = DefaultHTTPListen
 	}
 	if c.HTTP.Listen != "" {
+		if c.HTTP.AllowedHosts == nil {
+			c.HTTP.AllowedHosts = []string{} // shown as such by the effective configuration
+		}
 		if c.HTTP.Web == nil {
 			// the web view shows who talks to whom: on by itself only where
 			// nobody but this host can reach it
