@@ -54,7 +54,7 @@ type Stats struct {
 	BulkErrors   uint64 // bulk requests that failed as a whole
 	Spooled      uint64 // documents written to the spool (each time)
 	Replayed     uint64 // documents read back from the spool and sent
-	SpoolLost    uint64 // spooled documents lost to corrupt records (a torn write)
+	SpoolLost    uint64 // spooled documents lost to damaged records (a torn write, bytes changed on disk)
 	// Unconfirmed counts documents among Failed and DeadLettered that a
 	// request cut short (no answer) may have indexed after all, and that no
 	// check could confirm either way: a replay of their dead-letter records,
