@@ -204,6 +204,9 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.sendCtx, s.cancelSend = context.WithCancel(s.runCtx)
 	if err := s.startSetup(ctx); err != nil {
 		s.cancelRun()
+		if s.spool != nil {
+			s.spool.close() // releases the directory
+		}
 		return err
 	}
 	n := s.cfg.Workers + 1 // one being filled, one per worker in flight

@@ -39,8 +39,9 @@ var (
 )
 
 type spool struct {
-	dir string
-	max int64
+	dir  string
+	max  int64
+	lock *os.File // held from openSpool to close (see lockSpool)
 
 	mu      sync.Mutex
 	segs    []uint64 // closed segments, oldest first
@@ -63,11 +64,16 @@ func openSpool(dir string, max int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockSpool(dir)
+	if err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	sp := &spool{dir: dir, max: max, sizes: map[uint64]int64{}, docs: map[uint64]int64{}, unread: map[uint64]spoolDamage{}}
+	sp := &spool{dir: dir, max: max, lock: lock, sizes: map[uint64]int64{}, docs: map[uint64]int64{}, unread: map[uint64]spoolDamage{}}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".spool")
 		if !ok || e.IsDir() {
@@ -79,6 +85,7 @@ func openSpool(dir string, max int64) (*spool, error) {
 		}
 		info, err := e.Info()
 		if err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		sp.segs = append(sp.segs, seq)
@@ -465,11 +472,16 @@ func (sc *scanner) damaged(docs, bytes int64) {
 	sc.d.headers += docs
 }
 
-// close closes the segment being appended to.
+// close closes the segment being appended to and releases the directory.
 func (sp *spool) close() error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.rotate()
+	err := sp.rotate()
+	if sp.lock != nil {
+		sp.lock.Close()
+		sp.lock = nil
+	}
+	return err
 }
 
 func appendRecord(dst []byte, b *batch) []byte {

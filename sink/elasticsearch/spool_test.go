@@ -1,12 +1,16 @@
 package elasticsearch
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -425,4 +429,62 @@ func TestFakeSpoolDamaged(t *testing.T) {
 			t.Errorf("%s: nothing logged about the damage:\n%s", how, logs)
 		}
 	}
+}
+
+// A spool directory has one sender: a second sink of this process, or
+// another process, is refused at Start with who holds it, and the directory
+// is free again once the holder stops.
+func TestSpoolLocked(t *testing.T) {
+	_, srv := newFakeES(t, nil)
+	cfg := fakeConfig(srv.URL)
+	cfg.SpoolDir = t.TempDir()
+	s1, _ := startSink(t, cfg)
+	s2, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "spool_dir " + cfg.SpoolDir + " is used by another output of this flowdex process"
+	if err := s2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a second sink on the spool: %v, want %q", err, want)
+	}
+	if err := s1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s3, _ := startSink(t, cfg) // fails the test if the directory is still taken
+	s3.Stop(context.Background())
+
+	// another process
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolLockHolder$")
+	cmd.Env = append(os.Environ(), "FLOWDEX_TEST_HOLD_SPOOL="+cfg.SpoolDir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close() // the holder exits at the end of its input
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("the holder said %q (%v)", line, err)
+	}
+	s4, _ := New(cfg, nil)
+	want = fmt.Sprintf("spool_dir %s is used by another flowdex process (pid %d)", cfg.SpoolDir, cmd.Process.Pid)
+	if err := s4.Start(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a sink on a spool another process holds: %v, want %q", err, want)
+	}
+}
+
+// TestSpoolLockHolder holds the spool FLOWDEX_TEST_HOLD_SPOOL names until its
+// standard input ends (for TestSpoolLocked).
+func TestSpoolLockHolder(t *testing.T) {
+	dir := os.Getenv("FLOWDEX_TEST_HOLD_SPOOL")
+	if dir == "" {
+		t.Skip("run by TestSpoolLocked")
+	}
+	sp, err := openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	fmt.Println("holding")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
