@@ -105,3 +105,16 @@ func TestDeadLetterDiskFull(t *testing.T) {
 		t.Errorf("after the disk has room: stats %+v, want 5 more dead-lettered, whole lines", st2)
 	}
 }
+
+// An error object a proxy indents is written on the record's one line.
+func TestDeadLetterCompactError(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"type":"x","reason":"y"}`:                       `{"type":"x","reason":"y"}`,
+		"{\n  \"type\": \"x\",\r\n  \"reason\": \"y\"\n}": `{"type":"x","reason":"y"}`,
+		"not json\n": `{"type":"unknown","reason":"not json\n"}`,
+	} {
+		if got := string(appendCompact(nil, []byte(raw))); got != want {
+			t.Errorf("%q: got %s, want %s", raw, got, want)
+		}
+	}
+}

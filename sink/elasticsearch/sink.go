@@ -492,6 +492,17 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t t
 	if t.IsZero() {
 		t = s.now()
 	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	var it item
+	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
+	return s.queueLocked(ctx, it)
+}
+
+// acquire takes the lock of a started sink, for Write and WriteRaw.
+func (s *Sink) acquire(ctx context.Context) error {
 	select {
 	case s.lock <- struct{}{}:
 	default:
@@ -503,15 +514,19 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t t
 			return ErrStopped
 		}
 	}
-	defer s.unlock()
 	switch s.state {
 	case stateNew:
+		s.unlock()
 		return ErrNotStarted
 	case stateStopped:
+		s.unlock()
 		return ErrStopped
 	}
-	var it item
-	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
+	return nil
+}
+
+// queueLocked adds the item encoded in s.scratch to the current batch.
+func (s *Sink) queueLocked(ctx context.Context, it item) error {
 	if s.cur != nil && len(s.cur.buf)+len(s.scratch) > s.cfg.FlushBytes {
 		s.flushLocked()
 	}
