@@ -125,21 +125,27 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents rejected, kept in %s\n", name, r.DeadLettered, r.DeadLetterFile)
 		}
 	}
-	switch {
-	case errors.Is(consumeErr, context.Canceled):
-		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")
-		status = exitData
-	case consumeErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", consumeErr)
-		status = exitData
-	case stopErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", stopErr)
-		status = exitData
-	}
+	status = readStatus(stderr, consumeErr, stopErr)
 	if failed > 0 || total.Failed > 0 || c.BadLines > 0 || c.WriteErrors > 0 {
 		status = exitData
 	}
 	return status
+}
+
+// readStatus reports why reading the input ended early (readErr), or why
+// stopping the outputs failed, and gives the exit status that makes.
+func readStatus(stderr io.Writer, readErr, stopErr error) int {
+	switch {
+	case errors.Is(readErr, context.Canceled):
+		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")
+	case readErr != nil:
+		fmt.Fprintln(stderr, "flowdex:", readErr)
+	case stopErr != nil:
+		fmt.Fprintln(stderr, "flowdex:", stopErr)
+	default:
+		return exitOK
+	}
+	return exitData
 }
 
 // printSummary prints ingest's one line.

@@ -104,18 +104,7 @@ func replayDeadLetters(cfg *config.Config, path, deadLetter string, stdout, stde
 	if st.DeadLettered > 0 {
 		fmt.Fprintf(stderr, "flowdex: output %q: %d documents rejected, kept in %s\n", name, st.DeadLettered, es.DeadLetterFile)
 	}
-	status := exitOK
-	switch {
-	case errors.Is(readErr, context.Canceled):
-		fmt.Fprintln(stderr, "flowdex: interrupted: the file was not read to its end")
-		status = exitData
-	case readErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", readErr)
-		status = exitData
-	case stopErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", stopErr)
-		status = exitData
-	}
+	status := readStatus(stderr, readErr, stopErr)
 	if failed > 0 || bad > 0 {
 		status = exitData
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,27 +12,6 @@ import (
 
 	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
 )
-
-// esCall runs one request on the test server, failing the test unless it
-// answers 2xx.
-func esCall(t *testing.T, method, url, body string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		var b bytes.Buffer
-		b.ReadFrom(res.Body)
-		t.Fatalf("%s %s: %d %s", method, url, res.StatusCode, b.String())
-	}
-}
 
 // Documents dead-lettered for a mapping conflict are indexed once the mapping
 // is fixed, by replaying the dead-letter file: in the index of their records,
@@ -58,7 +36,7 @@ dead_letter_file = "dead.ndjson"
 	deadLetter := filepath.Join(dir, "dead.ndjson")
 
 	// a mapping that cannot take the documents: all four are dead-lettered
-	esCall(t, http.MethodPut, url+"/"+index, `{"settings":{"number_of_shards":1,"number_of_replicas":0},"mappings":{"properties":{"ip_src":{"type":"long"}}}}`)
+	estest.Call(t, http.MethodPut, url+"/"+index, []byte(`{"settings":{"number_of_shards":1,"number_of_replicas":0},"mappings":{"properties":{"ip_src":{"type":"long"}}}}`), nil)
 	var input strings.Builder
 	for i := 1; i <= 4; i++ {
 		fmt.Fprintf(&input, `{"event_type": "purge", "ip_src": "192.0.2.%d", "packets": %d, "bytes": %d}`+"\n", i, i, 60*i)
@@ -68,7 +46,7 @@ dead_letter_file = "dead.ndjson"
 		t.Fatalf("first ingest: exit %d\n%s%s", code, stdout, stderr)
 	}
 	var ids []string
-	for line := range strings.Lines(readFile(t, deadLetter)) {
+	for line := range strings.Lines(readText(t, deadLetter)) {
 		var r struct{ ID, Index string }
 		if err := json.Unmarshal([]byte(line), &r); err != nil || r.ID == "" || r.Index != index {
 			t.Fatalf("dead-letter record %q: %v", line, err)
@@ -81,7 +59,7 @@ dead_letter_file = "dead.ndjson"
 	}
 
 	// the mapping fixed: the index is made again from flowdex's template
-	esCall(t, http.MethodDelete, url+"/"+index, "")
+	estest.Call(t, http.MethodDelete, url+"/"+index, nil, nil)
 	code, stdout, stderr = runCLI(t, "", "ingest", "-c", cfg, "--dead-letter-replay", replayFile)
 	want := "flowdex ingest: read 4 lines, 4 records; indexed 4 (0 already there), failed 0, dead-lettered 0, retried 0; skipped markers 0, bad lines 0\n"
 	if code != 0 || stdout != want {
@@ -122,7 +100,7 @@ dead_letter_file = "dead.ndjson"
 	if !strings.Contains(stderr, "line=2") || !strings.Contains(stderr, deadLetter) {
 		t.Errorf("the bad line's number or the dead-letter file is not reported:\n%s", stderr)
 	}
-	if dl := readFile(t, deadLetter); strings.Count(dl, "\n") != 1 || !strings.Contains(dl, `"id":"conflict-1"`) || !strings.Contains(dl, "[bytes]") {
+	if dl := readText(t, deadLetter); strings.Count(dl, "\n") != 1 || !strings.Contains(dl, `"id":"conflict-1"`) || !strings.Contains(dl, "[bytes]") {
 		t.Errorf("dead-letter file after the mixed replay:\n%s", dl)
 	}
 
@@ -133,7 +111,7 @@ dead_letter_file = "dead.ndjson"
 	}
 }
 
-func readFile(t *testing.T, path string) string {
+func readText(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

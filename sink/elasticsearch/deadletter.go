@@ -54,7 +54,7 @@ func (d *deadLetterFile) write(p []byte, n int) (int, error) {
 // appendCompact appends a JSON value on one line, as a dead-letter record
 // must be (an error object from a proxy may be indented).
 func appendCompact(dst, raw []byte) []byte {
-	if bytes.IndexAny(raw, "\r\n") < 0 {
+	if !bytes.ContainsAny(raw, "\r\n") {
 		return append(dst, raw...)
 	}
 	var b bytes.Buffer
