@@ -65,7 +65,7 @@ var (
 	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
 	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
 	// outputs
-	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (torn spool records), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them).", "output", "result")
+	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (documents of damaged spool records, which are skipped), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them).", "output", "result")
 	mOutRequests = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
 	mOutBulkErrs = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
 	mOutQueued   = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")

@@ -96,10 +96,11 @@ func (e *esOutput) Stop(ctx context.Context) error {
 	return e.Sink.Stop(ctx)
 }
 
-// Start makes the dead-letter file's directory, then starts the sink.
+// Start makes the dead-letter file's directory (the owner's only, as the
+// file: they hold flow records), then starts the sink.
 func (e *esOutput) Start(ctx context.Context) error {
 	if e.deadLetter != "" {
-		if err := os.MkdirAll(filepath.Dir(e.deadLetter), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(e.deadLetter), 0o700); err != nil {
 			return fmt.Errorf("dead-letter file: %w", err)
 		}
 	}

@@ -25,10 +25,17 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	input := fs.String("input", "", "read this `file` instead of the configured input (\"-\": standard input)")
 	format := fs.String("format", "", "input format: json, csv or auto (default: as configured)")
 	deadLetter := fs.String("dead-letter", "", "write documents Elasticsearch rejects to this `file` (default: flowdex-<output>-dead-letter.ndjson)")
+	replay := fs.String("dead-letter-replay", "", "send the documents of this dead-letter `file` again, instead of reading pmacct output")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: flowdex ingest [-c flowdex.toml | --p2es-config plugin.conf] [--input FILE] [--format json|csv|auto]\n\n"+
+		fmt.Fprint(stderr, "usage: flowdex ingest [-c flowdex.toml | --p2es-config plugin.conf] [--input FILE] [--format json|csv|auto]\n"+
+			"       flowdex ingest [-c flowdex.toml | --p2es-config plugin.conf] --dead-letter-replay FILE [--dead-letter FILE]\n\n"+
 			"Reads pmacct's JSON or CSV (print plugin file, or `pmacct -s -O json -e` on stdin) once and indexes it.\n"+
-			"Prints a one-line summary; exits 0 only when every record was indexed.\n\n")
+			"Prints a one-line summary; exits 0 only when every record was indexed.\n\n"+
+			"With --dead-letter-replay, sends each document of a dead-letter file again to the configuration's\n"+
+			"elasticsearch output, into the index of its record, with its id as a create: replaying twice indexes\n"+
+			"nothing twice (counted as already there), but a record without an id is indexed again each time.\n"+
+			"Lines that are not dead-letter records are counted with their numbers; documents that fail again go\n"+
+			"to the output's dead-letter file (or --dead-letter), which must be another file.\n\n")
 		fs.PrintDefaults()
 	}
 	if done, status := parseFlags(fs, args); done {
@@ -38,6 +45,13 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "flowdex:", err)
 		return exitUsage
+	}
+	if *replay != "" {
+		if *input != "" || *format != "" {
+			fmt.Fprintln(stderr, "flowdex: --dead-letter-replay reads a dead-letter file: give no --input or --format")
+			return exitUsage
+		}
+		return replayDeadLetters(cfg, absPath(*replay), *deadLetter, stdout, stderrFor(stderr))
 	}
 	if len(cfg.Inputs) != 1 {
 		fmt.Fprintf(stderr, "flowdex: ingest reads one input, the configuration has %d\n", len(cfg.Inputs))
@@ -101,8 +115,7 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// spooled documents are safe on disk, sent by the next run with the same spool
 	delivered := total.Indexed + total.Duplicates + total.Spooled
 	failed := wanted - min(delivered, wanted)
-	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
-		c.Lines, c.Records, total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
+	printSummary(stdout, c.Lines, c.Records, total.Indexed, total.Duplicates, failed, total.DeadLettered, total.Retried,
 		c.Markers, c.BadLines)
 	if c.InvalidUTF8 > 0 { // kept, but the source writes bytes that are not text
 		fmt.Fprintf(stderr, "flowdex: %d lines held bytes that are not UTF-8, indexed with U+FFFD in their place (the log names the first)\n", c.InvalidUTF8)
@@ -115,21 +128,33 @@ func cmdIngest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "flowdex: output %q: %d documents rejected, kept in %s\n", name, r.DeadLettered, r.DeadLetterFile)
 		}
 	}
-	switch {
-	case errors.Is(consumeErr, context.Canceled):
-		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")
-		status = exitData
-	case consumeErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", consumeErr)
-		status = exitData
-	case stopErr != nil:
-		fmt.Fprintln(stderr, "flowdex:", stopErr)
-		status = exitData
-	}
+	status = readStatus(stderr, consumeErr, stopErr)
 	if failed > 0 || total.Failed > 0 || c.BadLines > 0 || c.WriteErrors > 0 {
 		status = exitData
 	}
 	return status
+}
+
+// readStatus reports why reading the input ended early (readErr), or why
+// stopping the outputs failed, and gives the exit status that makes.
+func readStatus(stderr io.Writer, readErr, stopErr error) int {
+	switch {
+	case errors.Is(readErr, context.Canceled):
+		fmt.Fprintln(stderr, "flowdex: interrupted: the input was not read to its end")
+	case readErr != nil:
+		fmt.Fprintln(stderr, "flowdex:", readErr)
+	case stopErr != nil:
+		fmt.Fprintln(stderr, "flowdex:", stopErr)
+	default:
+		return exitOK
+	}
+	return exitData
+}
+
+// printSummary prints ingest's one line.
+func printSummary(stdout io.Writer, lines, records, indexed, duplicates, failed, deadLettered, retried, markers, bad uint64) {
+	fmt.Fprintf(stdout, "flowdex ingest: read %d lines, %d records; indexed %d (%d already there), failed %d, dead-lettered %d, retried %d; skipped markers %d, bad lines %d\n",
+		lines, records, indexed, duplicates, failed, deadLettered, retried, markers, bad)
 }
 
 // absPath makes a path given on the command line absolute, so that it stays

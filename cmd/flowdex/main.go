@@ -70,6 +70,8 @@ func usage(w io.Writer) {
                                             validate the configuration and print it with its defaults
   flowdex ingest  [-c flowdex.toml | --p2es-config plugin.conf] [--input FILE] [--format json|csv|auto]
                                             read pmacct JSON or CSV once and index it (the p2es drop-in)
+  flowdex ingest  [-c flowdex.toml | --p2es-config plugin.conf] --dead-letter-replay FILE
+                                            send the documents of a dead-letter file again
   flowdex retention -c flowdex.toml [--dry-run] [--output NAME] [--retention 30d]
                                             delete the indices older than each output's retention (Curator's job)
   flowdex version

@@ -398,12 +398,12 @@ func (s *Sink) flushDeadLetters(w *worker) {
 	if w.dlN == 0 {
 		return
 	}
-	if err := s.deadLetter.write(w.dl); err != nil {
-		s.failed.Add(uint64(w.dlN))
+	n, err := s.deadLetter.write(w.dl, w.dlN)
+	s.deadLettered.Add(uint64(n))
+	if err != nil {
+		s.failed.Add(uint64(w.dlN - n))
 		s.logger.Error("elasticsearch: cannot write to the dead-letter file; documents lost",
-			"file", s.cfg.DeadLetterFile, "documents", w.dlN, "error", err)
-	} else {
-		s.deadLettered.Add(uint64(w.dlN))
+			"file", s.cfg.DeadLetterFile, "documents", w.dlN-n, "written", n, "error", err)
 	}
 	w.dl, w.dlN = w.dl[:0], 0
 }
@@ -424,7 +424,7 @@ func appendDeadLetter(dst []byte, now time.Time, b *batch, it *item, status int,
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, `,"error":`...)
-	dst = append(dst, errJSON...)
+	dst = appendCompact(dst, errJSON)
 	dst = append(dst, `,"document":`...)
 	dst = append(dst, it.document(b.buf)...)
 	return append(dst, "}\n"...)

@@ -112,10 +112,10 @@ func (s *Sink) drain() {
 		skip += n
 		switch {
 		case err == nil || errors.Is(err, errSpoolCorrupt):
-			if err != nil {
-				// a torn write: the documents of that record and after are lost
-				s.spoolLost.Add(1)
-				s.logger.Error("elasticsearch: spool segment damaged; the rest of it is lost", "dir", s.cfg.SpoolDir, "error", err)
+			var d *spoolDamage
+			if errors.As(err, &d) { // damaged records were skipped, the others sent
+				s.spoolLost.Add(uint64(d.Lost))
+				s.logger.Error("elasticsearch: spool segment damaged; its intact records were sent", "dir", s.cfg.SpoolDir, "error", err)
 			}
 			if err := s.spool.remove(seq); err != nil {
 				s.logger.Error("elasticsearch: cannot remove a sent spool segment", "error", err)

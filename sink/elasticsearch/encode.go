@@ -90,18 +90,34 @@ const (
 // encode appends the action line and the document line for doc, returning the
 // item with offsets relative to the start of what it appended.
 func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time) ([]byte, item) {
-	base := len(dst)
-	var it item
-	if id != "" {
-		dst = append(dst, createAction...)
-	} else {
-		dst = append(dst, indexAction...)
-	}
-	it.ixOff = int32(len(dst) - base)
-	dst = append(dst, '"')
+	base, ix := len(dst), actionStart(dst, id)
+	dst = append(ix, '"')
 	dst = s.c.index.Render(dst, t.In(s.cfg.IndexLocation.Get()))
 	dst = append(dst, '"')
-	it.ixLen = int32(len(dst)-base) - it.ixOff
+	dst, it := actionEnd(dst, base, len(ix), id)
+	if len(s.c.addrFields.names) > 0 {
+		s.checkAddresses(doc, dst[base+int(it.ixOff):base+int(it.ixOff+it.ixLen)])
+	}
+	dst = appendDocument(dst, doc, t)
+	dst = append(dst, '\n')
+	it.end = len(dst) - base
+	return dst, it
+}
+
+// actionStart appends the action line up to its index name: create with an
+// id, index without.
+func actionStart(dst []byte, id string) []byte {
+	if id != "" {
+		return append(dst, createAction...)
+	}
+	return append(dst, indexAction...)
+}
+
+// actionEnd appends the rest of the action line, after the quoted index name
+// that starts at dst[ix:], and gives the item's offsets (relative to base) up
+// to its document line, which starts where it ends.
+func actionEnd(dst []byte, base, ix int, id string) ([]byte, item) {
+	it := item{ixOff: int32(ix - base), ixLen: int32(len(dst) - ix)}
 	if id != "" {
 		it.create = true
 		dst = append(dst, `,"_id":`...)
@@ -110,13 +126,7 @@ func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time
 		it.idLen = int32(len(dst)-base) - it.idOff
 	}
 	dst = append(dst, "}}\n"...)
-	if len(s.c.addrFields.names) > 0 {
-		s.checkAddresses(doc, dst[base+int(it.ixOff):base+int(it.ixOff+it.ixLen)])
-	}
 	it.doc = int32(len(dst) - base)
-	dst = appendDocument(dst, doc, t)
-	dst = append(dst, '\n')
-	it.end = len(dst) - base
 	return dst, it
 }
 

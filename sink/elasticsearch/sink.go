@@ -54,7 +54,7 @@ type Stats struct {
 	BulkErrors   uint64 // bulk requests that failed as a whole
 	Spooled      uint64 // documents written to the spool (each time)
 	Replayed     uint64 // documents read back from the spool and sent
-	SpoolLost    uint64 // spooled documents lost to corrupt records (a torn write)
+	SpoolLost    uint64 // spooled documents lost to damaged records (a torn write, bytes changed on disk)
 	// Unconfirmed counts documents among Failed and DeadLettered that a
 	// request cut short (no answer) may have indexed after all, and that no
 	// check could confirm either way: a replay of their dead-letter records,
@@ -208,6 +208,9 @@ func (s *Sink) Start(ctx context.Context) error {
 	s.sendCtx, s.cancelSend = context.WithCancel(s.runCtx)
 	if err := s.startSetup(ctx); err != nil {
 		s.cancelRun()
+		if s.spool != nil {
+			s.spool.close() // releases the directory
+		}
 		return err
 	}
 	n := s.cfg.Workers + 1 // one being filled, one per worker in flight
@@ -493,6 +496,17 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t t
 	if t.IsZero() {
 		t = s.now()
 	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	var it item
+	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
+	return s.queueLocked(ctx, it)
+}
+
+// acquire takes the lock of a started sink, for Write and WriteRaw.
+func (s *Sink) acquire(ctx context.Context) error {
 	select {
 	case s.lock <- struct{}{}:
 	default:
@@ -504,15 +518,19 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t t
 			return ErrStopped
 		}
 	}
-	defer s.unlock()
 	switch s.state {
 	case stateNew:
+		s.unlock()
 		return ErrNotStarted
 	case stateStopped:
+		s.unlock()
 		return ErrStopped
 	}
-	var it item
-	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
+	return nil
+}
+
+// queueLocked adds the item encoded in s.scratch to the current batch.
+func (s *Sink) queueLocked(ctx context.Context, it item) error {
 	if s.cur != nil && len(s.cur.buf)+len(s.scratch) > s.cfg.FlushBytes {
 		s.flushLocked()
 	}

@@ -1,12 +1,16 @@
 package elasticsearch
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -306,4 +310,181 @@ func TestSpoolDiskFull(t *testing.T) {
 	if read != n {
 		t.Errorf("%d records read back, %d were written", read, n)
 	}
+}
+
+// damagedSegment writes records A B C D (3, 7, 4 and 6 documents of one size)
+// in one segment of dir and damages it as how says; it returns the spool that
+// wrote them, the bodies of the records that must read back and the documents
+// lost.
+func damagedSegment(t *testing.T, dir, how string) (sp *spool, want []string, lost int64) {
+	t.Helper()
+	sp, err := openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	var offs []int64
+	var off int64
+	from := 110 // documents 110 to 249 all encode to the same length
+	for _, n := range []int{3, 7, 4, 6} {
+		b := testBatch(t, from, n)
+		from += n
+		if err := sp.append(b); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, string(b.buf))
+		offs = append(offs, off)
+		off += int64(len(appendRecord(nil, b)))
+	}
+	if err := sp.close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, segmentName(1))
+	data, err := os.ReadFile(path)
+	if err != nil || int64(len(data)) != off {
+		t.Fatalf("segment of %d bytes (%v), want %d", len(data), err, off)
+	}
+	switch how {
+	case "header": // B's magic and item count
+		copy(data[offs[1]+2:], "\xff\xff\xff\xff\xff")
+		want, lost = []string{bodies[0], bodies[2], bodies[3]}, 7
+	case "body": // a byte of one of B's documents
+		data[offs[2]-40] ^= 0x20
+		want, lost = []string{bodies[0], bodies[2], bodies[3]}, 7
+	case "truncated": // D cut short by a crash
+		data = data[:offs[3]+100]
+		want, lost = bodies[:3], 6
+	default:
+		t.Fatalf("unknown damage %q", how)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return sp, want, lost
+}
+
+// A damaged record loses its own documents only: the records after it are
+// read, and the documents lost are counted, whether the damage happened while
+// the spool was open (the count of what was appended) or before it was
+// opened (its header, when readable, names them; when not, they are estimated
+// from the bytes).
+func TestSpoolDamagedRecord(t *testing.T) {
+	for _, how := range []string{"header", "body", "truncated"} {
+		for _, reopen := range []bool{false, true} {
+			dir := t.TempDir()
+			sp, want, lost := damagedSegment(t, dir, how) // damaged while open: the appends counted
+			if reopen {                                   // damaged before the spool was opened
+				var err error
+				if sp, err = openSpool(dir, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			n, err := sp.read(1, 0, &batch{}, func(b *batch) error {
+				got = append(got, string(b.buf))
+				return nil
+			})
+			var d *spoolDamage
+			if !errors.As(err, &d) || !errors.Is(err, errSpoolCorrupt) {
+				t.Errorf("%s, reopen %v: %v, want a damaged segment", how, reopen, err)
+				continue
+			}
+			if n != len(want) || strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s, reopen %v: %d records read, want %d intact ones in order", how, reopen, n, len(want))
+			}
+			if d.Lost != lost {
+				t.Errorf("%s, reopen %v: %d documents lost, want %d (%v)", how, reopen, d.Lost, lost, d)
+			}
+			if wantEst := reopen && how == "header"; (d.Estimated > 0) != wantEst {
+				t.Errorf("%s, reopen %v: %d estimated (%v)", how, reopen, d.Estimated, d)
+			}
+			// skipping goes by intact records, as the drain resumes
+			if n, err := sp.read(1, 1, &batch{}, func(*batch) error { return nil }); n != len(want)-1 || !errors.As(err, &d) || d.Lost != lost {
+				t.Errorf("%s, reopen %v: after skipping one, %d records and %v", how, reopen, n, err)
+			}
+		}
+	}
+}
+
+// The drain sends the intact records of a damaged segment and counts the
+// documents of the damaged one as lost.
+func TestFakeSpoolDamaged(t *testing.T) {
+	for _, how := range []string{"header", "body", "truncated"} {
+		dir := t.TempDir()
+		_, _, lost := damagedSegment(t, dir, how)
+		f, srv := newFakeES(t, nil)
+		cfg := fakeConfig(srv.URL)
+		cfg.SpoolDir = dir
+		s, logs := startSink(t, cfg)
+		waitSpoolEmpty(t, s)
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := s.Stats()
+		if st.SpoolLost != uint64(lost) || st.Indexed != 20-uint64(lost) || f.count() != 20-int(lost) {
+			t.Errorf("%s: spool_lost %d, indexed %d, the server holds %d; want %d lost and the other %d indexed",
+				how, st.SpoolLost, st.Indexed, f.count(), lost, 20-lost)
+		}
+		if !strings.Contains(logs.String(), "spool segment damaged") {
+			t.Errorf("%s: nothing logged about the damage:\n%s", how, logs)
+		}
+	}
+}
+
+// A spool directory has one sender: a second sink of this process, or
+// another process, is refused at Start with who holds it, and the directory
+// is free again once the holder stops.
+func TestSpoolLocked(t *testing.T) {
+	_, srv := newFakeES(t, nil)
+	cfg := fakeConfig(srv.URL)
+	cfg.SpoolDir = t.TempDir()
+	s1, _ := startSink(t, cfg)
+	s2, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "spool_dir " + cfg.SpoolDir + " is used by another output of this flowdex process"
+	if err := s2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a second sink on the spool: %v, want %q", err, want)
+	}
+	if err := s1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s3, _ := startSink(t, cfg) // fails the test if the directory is still taken
+	s3.Stop(context.Background())
+
+	// another process
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolLockHolder$")
+	cmd.Env = append(os.Environ(), "FLOWDEX_TEST_HOLD_SPOOL="+cfg.SpoolDir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close() // the holder exits at the end of its input
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("the holder said %q (%v)", line, err)
+	}
+	s4, _ := New(cfg, nil)
+	want = fmt.Sprintf("spool_dir %s is used by another flowdex process (pid %d)", cfg.SpoolDir, cmd.Process.Pid)
+	if err := s4.Start(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a sink on a spool another process holds: %v, want %q", err, want)
+	}
+}
+
+// TestSpoolLockHolder holds the spool FLOWDEX_TEST_HOLD_SPOOL names until its
+// standard input ends (for TestSpoolLocked).
+func TestSpoolLockHolder(t *testing.T) {
+	dir := os.Getenv("FLOWDEX_TEST_HOLD_SPOOL")
+	if dir == "" {
+		t.Skip("run by TestSpoolLocked")
+	}
+	sp, err := openSpool(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	fmt.Println("holding")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ func (l *loader) check() {
 		l.checkInput(i, in, pipelines)
 	}
 	printFiles := map[string]string{}
+	spoolDirs := map[string]string{}
 	for _, name := range c.outputNames() {
 		path := func(key string) []string { return []string{"output", name, key} }
 		switch o := c.Outputs[name].(type) {
@@ -68,6 +70,18 @@ func (l *loader) check() {
 			l.failErr(o.Configuration.Validate(), "output", name)
 		case *ElasticsearchOutput:
 			l.checkElasticsearch(o, path)
+			// two senders of one spool would collide on segment names and each
+			// send the other's documents (a second process is refused by its lock)
+			if o.SpoolDir != "" {
+				d := o.SpoolDir
+				if a, err := filepath.Abs(d); err == nil {
+					d = a
+				}
+				if other, ok := spoolDirs[d]; ok {
+					l.fail(path("spool_dir"), "outputs %q and %q both spool to %q (expected a spool_dir of its own for each)", other, name, d)
+				}
+				spoolDirs[d] = name
+			}
 		}
 	}
 }

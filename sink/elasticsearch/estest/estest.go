@@ -577,6 +577,14 @@ func redact(s, u string) string {
 	return strings.ReplaceAll(s, u, pu.Redacted())
 }
 
+// Call sends a request with a JSON body (nil for none) to the test server,
+// fails the test unless it answers 2xx, and decodes its answer into out (if
+// not nil): for what the other helpers do not do (a mapping, a deletion).
+func Call(t testing.TB, method, url string, body []byte, out any) {
+	t.Helper()
+	call(t, method, url, body, out)
+}
+
 // call is do that fails the test unless the status is 2xx, and decodes a
 // JSON answer into out (if not nil).
 func call(t testing.TB, method, u string, body []byte, out any) {
