@@ -56,7 +56,7 @@ func (l *loader) check() {
 		l.checkInput(i, in, pipelines)
 	}
 	printFiles := map[string]string{}
-	spoolDirs := map[string]string{}
+	spoolDirs, deadLetters := map[string]string{}, map[string]string{}
 	for _, name := range c.outputNames() {
 		path := func(key string) []string { return []string{"output", name, key} }
 		switch o := c.Outputs[name].(type) {
@@ -81,6 +81,18 @@ func (l *loader) check() {
 					l.fail(path("spool_dir"), "outputs %q and %q both spool to %q (expected a spool_dir of its own for each)", other, name, d)
 				}
 				spoolDirs[d] = name
+			}
+			// a dead-letter file cuts a torn record off after a short write: a
+			// second writer's records would go with it
+			if o.DeadLetterFile != "" {
+				f := o.DeadLetterFile
+				if a, err := filepath.Abs(f); err == nil {
+					f = a
+				}
+				if other, ok := deadLetters[f]; ok {
+					l.fail(path("dead_letter_file"), "outputs %q and %q both dead-letter to %q (expected a dead_letter_file of its own for each)", other, name, f)
+				}
+				deadLetters[f] = name
 			}
 		}
 	}
