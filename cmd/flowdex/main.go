@@ -142,7 +142,9 @@ func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error
 	var w io.Writer = stderr
 	var closer io.Closer
 	if cfg.File != "" && cfg.File != "-" {
-		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		// 0640 (the group reads, as with syslog's files): warnings quote
+		// records' values and exporters' addresses
+		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}

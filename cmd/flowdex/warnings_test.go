@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
@@ -49,5 +53,29 @@ file = "out.json"
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "exporter=127.0.0.1:") {
 		t.Fatalf("%d warnings for one malformed datagram, want 1 naming the exporter:\n%s", len(warnings), strings.Join(warnings, "\n"))
+	}
+}
+
+// The log file quotes records' values and exporters' addresses: it is made
+// readable by its owner and group only, whatever the umask, and written to
+// as well as standard error.
+func TestLogFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flowdex.log")
+	var stderr bytes.Buffer
+	logger, closer, err := newLogger(config.Log{Level: "info", Format: "text", File: path}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Warn("hello")
+	closer.Close()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm()&0o007 != 0 {
+		t.Errorf("log file mode %v: others may read it", info.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte("hello")) || !strings.Contains(stderr.String(), "hello") {
+		t.Errorf("file %q, standard error %q", b, stderr.String())
 	}
 }
