@@ -211,6 +211,31 @@ func esNode(t *testing.T) []string {
 	}
 }
 
+// startOwnNode starts an Elasticsearch 8 node of the test's own (esNode),
+// removed at the end, and returns its environment, URL and pid; it is sent
+// SIGCONT at the end too, in case the test froze it.
+func startOwnNode(t *testing.T) (node []string, url string, pid int) {
+	t.Helper()
+	node = esNode(t)
+	t.Cleanup(func() { esScript(t, node, false, "remove", "8") }) // also after a failed start
+	url, err := esScript(t, node, false, "start", "8")
+	if err != nil {
+		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
+			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
+		}
+		t.Skipf("cannot start this test's Elasticsearch: %v", err)
+	}
+	pidText, err := esScript(t, node, false, "pid", "8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, err = strconv.Atoi(pidText); err != nil {
+		t.Fatalf("es.sh pid: %q", pidText)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	return node, url, pid
+}
+
 // esScript runs the project's es.sh for the node of node (esNode).
 func esScript(t *testing.T, node []string, keepData bool, args ...string) (string, error) {
 	t.Helper()
@@ -235,15 +260,7 @@ func esScript(t *testing.T, node []string, keepData bool, args ...string) (strin
 // flowdex spools what it cannot send and replays it: the sums in
 // Elasticsearch equal what was sent, and no id appears twice.
 func TestOutageLosesNothing(t *testing.T) {
-	node := esNode(t)
-	t.Cleanup(func() { esScript(t, node, false, "remove", "8") }) // also after a failed start
-	url, err := esScript(t, node, false, "start", "8")
-	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
-			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
-		}
-		t.Skipf("cannot start this test's Elasticsearch: %v", err)
-	}
+	node, url, pid := startOwnNode(t)
 	index := estest.Index(t, "flowdex-test-outage")
 	dir := t.TempDir()
 	port := freeUDPPort(t)
@@ -257,14 +274,6 @@ func TestOutageLosesNothing(t *testing.T) {
 	go func() { sender.send(t, 200, stop); close(done) }()
 
 	time.Sleep(3 * time.Second)
-	pidText, err := esScript(t, node, false, "pid", "8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(pidText)
-	if err != nil {
-		t.Fatalf("es.sh pid: %q", pidText)
-	}
 	syscall.Kill(pid, syscall.SIGSTOP) // requests now hang until their timeout
 	time.Sleep(8 * time.Second)
 	syscall.Kill(pid, syscall.SIGKILL)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,19 +68,13 @@ file = %q
 	}
 }
 
-// The port answers while the templates file loads: here the file is a pipe
-// the test writes only once a datagram was received and decoded. The loaded
-// template then reads data sets that come without it.
-func TestTemplatesLoadAfterBind(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "flows.json")
-	templates := filepath.Join(dir, "templates.json")
-	if err := syscall.Mkfifo(templates, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port := freeUDPPort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+// templatesConfig writes the configuration of a NetFlow collector with a
+// templates file, printing source and destination to out, with metrics at
+// base; it returns the collector's port, base and the file.
+func templatesConfig(t *testing.T, dir, templates, out string) (port int, base, conf string) {
+	port = freeUDPPort(t)
+	base = fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf = writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
 [http]
 listen = %q
 [[input]]
@@ -95,6 +88,20 @@ aggregate = ["src_host", "dst_host"]
 type = "print"
 file = %q
 `, strings.TrimPrefix(base, "http://"), port, templates, out))
+	return port, base, conf
+}
+
+// The port answers while the templates file loads: here the file is a pipe
+// the test writes only once a datagram was received and decoded. The loaded
+// template then reads data sets that come without it.
+func TestTemplatesLoadAfterBind(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "flows.json")
+	templates := filepath.Join(dir, "templates.json")
+	if err := syscall.Mkfifo(templates, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, base, conf := templatesConfig(t, dir, templates, out)
 	cmd, stderr := startFlowdex(t, conf)
 	testwatch.WaitFor(t, "flowdex to listen before its templates file is written", 20*time.Second, func() bool {
 		return strings.Contains(stderr.String(), "listening")
@@ -151,22 +158,7 @@ file = %q
 func TestTemplatesFileUnreadable(t *testing.T) {
 	dir := t.TempDir()
 	templates := writeFile(t, dir, "templates.json", `{"format": 1, "templates": [{"exporter": `)
-	port := freeUDPPort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
-[http]
-listen = %q
-[[input]]
-name = "netflow"
-type = "netflow"
-listen = ["127.0.0.1:%d"]
-templates_file = %q
-[[pipeline]]
-aggregate = ["src_host"]
-[output.print]
-type = "print"
-file = %q
-`, strings.TrimPrefix(base, "http://"), port, templates, filepath.Join(dir, "flows.json")))
+	port, base, conf := templatesConfig(t, dir, templates, filepath.Join(dir, "flows.json"))
 	cmd, stderr := startFlowdex(t, conf)
 	testwatch.WaitFor(t, "the error to be logged", 20*time.Second, func() bool {
 		return strings.Contains(stderr.String(), "cannot read the templates file")
@@ -198,24 +190,7 @@ file = %q
 //   - a last run, with Elasticsearch back on its data, sends the spool: the
 //     sums equal what was sent, each document id once.
 func TestStopDoesNotWaitForElasticsearch(t *testing.T) {
-	node := esNode(t)
-	t.Cleanup(func() { esScript(t, node, false, "remove", "8") })
-	url, err := esScript(t, node, false, "start", "8")
-	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
-			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
-		}
-		t.Skipf("cannot start this test's Elasticsearch: %v", err)
-	}
-	pidText, err := esScript(t, node, false, "pid", "8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(pidText)
-	if err != nil {
-		t.Fatalf("es.sh pid: %q", pidText)
-	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	node, url, pid := startOwnNode(t)
 
 	index := estest.Index(t, "flowdex-test-stop")
 	dir := t.TempDir()
