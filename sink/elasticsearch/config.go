@@ -342,10 +342,10 @@ func (c *Configuration) validate() (*compiled, error) {
 	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
 	out := &compiled{index: index}
 	var err error
-	if c.Password, err = readSecret("password", c.Password, c.PasswordFile, c.PasswordEnv); err != nil {
+	if c.Password, err = setting.Secret("password", c.Password, c.PasswordFile, c.PasswordEnv); err != nil {
 		errs = append(errs, err)
 	}
-	if c.APIKey, err = readSecret("api_key", c.APIKey, c.APIKeyFile, c.APIKeyEnv); err != nil {
+	if c.APIKey, err = setting.Secret("api_key", c.APIKey, c.APIKeyFile, c.APIKeyEnv); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CACert != "" {
@@ -398,26 +398,6 @@ func (c *Configuration) validate() (*compiled, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// readSecret is a secret given as is, in a file (NAME_file) or in an
-// environment variable (NAME_env).
-func readSecret(name, value, file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", setting.Key(name+"_file", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok {
-			return "", setting.Errorf(name+"_env", "%s is not set", env)
-		}
-		return v, nil
-	}
-	return value, nil
 }
 
 // creatableDir reports an error unless dir is a directory or can be made inside
