@@ -17,11 +17,14 @@ import (
 )
 
 // output is what a pipeline writes to. Flush sends what Write has buffered:
-// pipelines call it at the end of each purge.
+// pipelines call it at the end of each purge. Sync also waits until what
+// Write accepted before it is delivered (or kept for later, as a spool
+// does): a consumer commits its source's position after it.
 type output interface {
 	Start(ctx context.Context) error
 	Write(ctx context.Context, doc *document.Document, id string, t time.Time) error
 	Flush(ctx context.Context) error
+	Sync(ctx context.Context) error
 	Stop(ctx context.Context) error
 }
 
@@ -60,6 +63,9 @@ type printOutput struct{ *file.Sink }
 func (p printOutput) Write(ctx context.Context, doc *document.Document, id string, _ time.Time) error {
 	return p.Sink.Write(ctx, doc, id)
 }
+
+// Sync writes what is buffered out: the file sink holds nothing else.
+func (p printOutput) Sync(ctx context.Context) error { return p.Flush(ctx) }
 
 func (p printOutput) report() DeliveryReport {
 	n := p.Written()

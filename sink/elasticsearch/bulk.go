@@ -56,6 +56,7 @@ func (s *Sink) work(w *worker) {
 			s.process(w, b)
 		}
 		s.queued.Add(-int64(n))
+		s.settle.done(b.docs.first)
 		b.reset(s.cfg.FlushBytes)
 		s.free <- b
 	}

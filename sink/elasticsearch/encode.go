@@ -21,6 +21,7 @@ type batch struct {
 	// Elasticsearch (connection cut, no answer in time): its documents may
 	// be indexed though no answer said so
 	maybeIndexed bool
+	docs         span // the numbers of its documents (Sync)
 }
 
 // item locates one document's two lines in a batch. The offsets after start

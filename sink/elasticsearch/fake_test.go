@@ -476,6 +476,43 @@ func TestFakeStopGrace(t *testing.T) {
 	}
 }
 
+// TestFakeSync: Sync returns once every document written before it is
+// settled, not before: here the server holds the requests until released.
+func TestFakeSync(t *testing.T) {
+	f, srv := newFakeES(t, func(n int) string {
+		if n < 3 {
+			return "hang"
+		}
+		return ""
+	})
+	s, _ := startSink(t, fakeConfig(srv.URL))
+	var doc document.Document
+	for i := range 25 { // three requests: two hang, the third waits for a worker
+		pmacctDoc(&doc, i)
+		if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Sync with every request held: %v", err)
+	}
+	close(f.release)
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Indexed+st.Duplicates != 25 || st.Queued != 0 {
+		t.Errorf("after Sync: %+v", st)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(context.Background()); !errors.Is(err, ErrStopped) {
+		t.Errorf("Sync after Stop: %v", err)
+	}
+}
+
 // TestFakeStartHangs: a server that accepts connections and never answers
 // does not hold Start up when a spool can take the documents; they wait
 // there, behind the setup still to do.

@@ -140,6 +140,7 @@ type Sink struct {
 	spooled, replayed, spoolLost, unconfirmed          atomic.Uint64
 	queued                                             atomic.Int64
 	latency                                            latency
+	settle                                             settlement // for Sync
 	// failing holds the error of the last bulk request that failed as a whole,
 	// nil once a request succeeds (for health checks)
 	failing atomic.Pointer[failure]
@@ -547,6 +548,9 @@ func (s *Sink) queueLocked(ctx context.Context, it item) error {
 			}
 		}
 	}
+	if len(s.cur.items) == 0 {
+		s.cur.docs.first = s.written.Load() + 1
+	}
 	s.cur.add(s.scratch, it)
 	s.written.Add(1)
 	s.queued.Add(1)
@@ -584,6 +588,8 @@ func (s *Sink) flushLocked() {
 	if len(s.cur.items) == 0 {
 		s.free <- s.cur
 	} else {
+		s.cur.docs.last = s.written.Load()
+		s.settle.sent(s.cur.docs)
 		s.send <- s.cur
 	}
 	s.cur = nil
