@@ -50,10 +50,7 @@ type poolNode struct {
 	probing bool
 }
 
-var (
-	_ elastictransport.ConnectionPool          = (*nodePool)(nil)
-	_ elastictransport.UpdatableConnectionPool = (*nodePool)(nil)
-)
+var _ elastictransport.ConnectionPool = (*nodePool)(nil)
 
 func newNodePool(conns []*elastictransport.Connection, transport http.RoundTripper, logger *slog.Logger) *nodePool {
 	p := &nodePool{transport: transport, logger: logger}
@@ -134,26 +131,6 @@ func (p *nodePool) URLs() []*url.URL {
 		}
 	}
 	return urls
-}
-
-// Update replaces the nodes with those discovery found; a node known
-// before keeps its state.
-func (p *nodePool) Update(conns []*elastictransport.Connection) error {
-	if len(conns) == 0 {
-		return errors.New("no node found")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	nodes := make([]*poolNode, 0, len(conns))
-	for _, c := range conns {
-		nd := p.find(c)
-		if nd == nil {
-			nd = &poolNode{conn: c, name: c.URL.Redacted()}
-		}
-		nodes = append(nodes, nd)
-	}
-	p.nodes = nodes
-	return nil
 }
 
 // find is the node of c: the same connection, or one of the same URL.
