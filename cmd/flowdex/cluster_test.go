@@ -1,0 +1,268 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
+	"github.com/flowdex/flowdex/sink/elasticsearch/estest"
+)
+
+// startOwnCluster starts a three-node Elasticsearch 8 cluster of the test's
+// own (es.sh FLOWDEX_ES_NODES=3, an instance named after the test process,
+// ports free when the test began), removed at the end, and returns its
+// environment, the nodes' URLs and pids.
+func startOwnCluster(t *testing.T) (cluster []string, urls []string, pids []int) {
+	t.Helper()
+	var httpPorts, transportPorts []string
+	for range 3 {
+		httpPorts = append(httpPorts, strconv.Itoa(freeTCPPort(t)))
+		transportPorts = append(transportPorts, strconv.Itoa(freeTCPPort(t)))
+	}
+	cluster = []string{
+		fmt.Sprintf("FLOWDEX_ES_INSTANCE=cluster-%d", os.Getpid()),
+		"FLOWDEX_ES_NODES=3",
+		"FLOWDEX_ES_HEAP=256m",
+		"FLOWDEX_ES_PORT=" + strings.Join(httpPorts, ","),
+		"FLOWDEX_ES_TRANSPORT_PORT=" + strings.Join(transportPorts, ","),
+	}
+	t.Cleanup(func() { esScript(t, cluster, false, "remove", "8") }) // also after a failed start
+	start := time.Now()
+	out, err := esScript(t, cluster, false, "start", "8")
+	if err != nil {
+		ownESFailed(t, err)
+	}
+	t.Logf("three-node cluster up in %v", time.Since(start).Round(100*time.Millisecond))
+	urls = strings.Fields(out)
+	if out, err = esScript(t, cluster, false, "pid", "8"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(out) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("es.sh pid: %q", out)
+		}
+		pids = append(pids, pid)
+	}
+	if len(urls) != 3 || len(pids) != 3 {
+		t.Fatalf("es.sh: %d URLs, %d pids for 3 nodes", len(urls), len(pids))
+	}
+	return cluster, urls, pids
+}
+
+// masterNode is the index (0, 1, 2) of the cluster's elected master, as
+// the node of url sees it: es.sh names node i "…-n<i>".
+func masterNode(t *testing.T, url string) int {
+	t.Helper()
+	var m []struct {
+		Node string `json:"node"`
+	}
+	estest.Call(t, http.MethodGet, url+"/_cat/master?format=json", nil, &m)
+	if len(m) != 1 {
+		t.Fatalf("_cat/master: %v", m)
+	}
+	i := strings.LastIndex(m[0].Node, "-n")
+	n, err := strconv.Atoi(m[0].Node[i+2:])
+	if i < 0 || err != nil {
+		t.Fatalf("master %q is not an es.sh node", m[0].Node)
+	}
+	return n
+}
+
+// coordinated is how many bytes of bulk requests the node of url took from
+// clients since it started (indexing pressure's coordinating bytes).
+func coordinated(t *testing.T, url string) float64 {
+	t.Helper()
+	var st struct {
+		Nodes map[string]struct {
+			IndexingPressure struct {
+				Memory struct {
+					Total struct {
+						CoordinatingBytes float64 `json:"coordinating_in_bytes"`
+					} `json:"total"`
+				} `json:"memory"`
+			} `json:"indexing_pressure"`
+		} `json:"nodes"`
+	}
+	estest.Call(t, http.MethodGet, url+"/_nodes/_local/stats/indexing_pressure", nil, &st)
+	for _, n := range st.Nodes {
+		return n.IndexingPressure.Memory.Total.CoordinatingBytes
+	}
+	t.Fatalf("no local node in the stats of %s", url)
+	return 0
+}
+
+// indexWatch samples a flowdex's indexed-documents counter and remembers when
+// it last grew.
+type indexWatch struct {
+	mu      sync.Mutex
+	value   float64
+	grew    time.Time
+	longest time.Duration // longest time without growth since mark
+	since   time.Time
+}
+
+func (w *indexWatch) run(t *testing.T, base string, stop <-chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		v := testwatch.Metrics(t, base)["flowdex_output_documents_total"]["output=es,result=indexed"]
+		now := time.Now()
+		w.mu.Lock()
+		if v > w.value {
+			if !w.since.IsZero() {
+				from := w.grew
+				if w.since.After(from) {
+					from = w.since
+				}
+				w.longest = max(w.longest, now.Sub(from))
+			}
+			w.value, w.grew = v, now
+		}
+		w.mu.Unlock()
+	}
+}
+
+// mark starts measuring the longest stall.
+func (w *indexWatch) mark() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.since, w.longest = time.Now(), 0
+}
+
+func (w *indexWatch) indexed() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.value
+}
+
+func (w *indexWatch) stall() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.longest
+}
+
+// A three-node cluster with one replica under steady NetFlow: the elected
+// master is killed (-9) mid-stream, and flowdex, given the three URLs and no
+// spool, goes on through the other two; the node, started again, gets bulk
+// requests again. Elasticsearch holds exactly what was sent, no id twice,
+// and nothing failed or went to the dead-letter file.
+func TestClusterNodeDeathLosesNothing(t *testing.T) {
+	cluster, urls, pids := startOwnCluster(t)
+	index := estest.Index(t, "flowdex-test-cluster")
+	dir := t.TempDir()
+	port := freeUDPPort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	conf := flowdexConfig(port, urls[0], index, "", base)
+	quoted := make([]string, len(urls))
+	for i, u := range urls {
+		quoted[i] = strconv.Quote(u)
+	}
+	conf = strings.Replace(conf, fmt.Sprintf("urls = [%q]", urls[0]), "urls = ["+strings.Join(quoted, ", ")+"]", 1)
+	conf = strings.Replace(conf, "replicas = 0", "replicas = 1", 1)
+	conf = strings.Replace(conf, "max_retries = 2", "max_retries = 10\ndead_letter_file = "+strconv.Quote(dir+"/dead.json"), 1)
+	cmd, stderr := startFlowdex(t, writeFile(t, dir, "flowdex.toml", conf))
+	testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+
+	sender := newV5Sender(t, port)
+	stop, done, watchStop := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { sender.send(t, 200, stop); close(done) }()
+	var stopOnce sync.Once
+	stopSending := func() { stopOnce.Do(func() { close(stop); <-done }) }
+	t.Cleanup(stopSending) // before the sender's socket closes, also after a failure
+	var watch indexWatch
+	watchDone := make(chan struct{})
+	go func() { watch.run(t, base, watchStop); close(watchDone) }()
+	var watchOnce sync.Once
+	stopWatching := func() { watchOnce.Do(func() { close(watchStop); <-watchDone }) }
+	defer stopWatching()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("flowdex:\n%s", stderr)
+		}
+	})
+	testwatch.WaitFor(t, "documents indexed", 30*time.Second, func() bool { return watch.indexed() >= 200 })
+
+	victim := masterNode(t, urls[0])
+	alive := urls[(victim+1)%3]
+	watch.mark()
+	before := watch.indexed()
+	killed := time.Now()
+	syscall.Kill(pids[victim], syscall.SIGKILL)
+	t.Logf("killed node %d, the elected master (pid %d), with %v documents indexed", victim, pids[victim], before)
+	testwatch.WaitFor(t, "indexing to go on through the other nodes", 30*time.Second, func() bool { return watch.indexed() >= before+100 })
+	t.Logf("100 more documents indexed %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+
+	started := time.Now()
+	if _, err := esScript(t, cluster, false, "start", "8", strconv.Itoa(victim)); err != nil {
+		t.Fatalf("restarting node %d: %v", victim, err)
+	}
+	t.Logf("node %d back in the cluster after %v", victim, time.Since(started).Round(100*time.Millisecond))
+	testwatch.WaitFor(t, "flowdex to send to the restarted node again", 20*time.Second, func() bool { return coordinated(t, urls[victim]) > 0 })
+	t.Logf("node %d gets bulk requests again %v after its restart", victim, time.Since(started).Round(100*time.Millisecond))
+
+	stopSending()
+	records, packets, bytes := sender.totals()
+	waitReceived(t, base, records/10)
+	stopWatching()
+	t.Logf("longest time without a document indexed after the kill: %v", watch.stall().Round(10*time.Millisecond))
+	terminate(t, cmd, stderr) // the pipeline's last flush too
+	out := stderr.String()
+	m := stoppedCounts(t, out)
+	written, indexed, dups := m["written"], m["indexed"], m["duplicates"]
+	if m["failed"] != 0 || m["dead_lettered"] != 0 || m["spooled"] != 0 {
+		t.Errorf("%v documents failed, %v dead-lettered, %v spooled\n%s", m["failed"], m["dead_lettered"], m["spooled"], out)
+	}
+	if written != indexed+dups {
+		t.Errorf("written %v != indexed %v + duplicates %v", written, indexed, dups)
+	}
+	docs, gotPackets, gotBytes := esTotals(t, alive, index+"-*")
+	t.Logf("sent %d records (%d packets, %d bytes); Elasticsearch: %d documents; flowdex: %v written, %v indexed, %v duplicates",
+		records, packets, bytes, docs, written, indexed, dups)
+	if gotPackets != packets || gotBytes != bytes {
+		t.Errorf("Elasticsearch holds %d packets, %d bytes in %d documents; sent %d packets, %d bytes in %d records\n%s",
+			gotPackets, gotBytes, docs, packets, bytes, records, out)
+	}
+	if float64(docs) != indexed {
+		t.Errorf("Elasticsearch holds %d documents; flowdex counted %v indexed", docs, indexed)
+	}
+	var health struct {
+		Status string `json:"status"`
+	}
+	estest.Call(t, http.MethodGet, alive+"/_cluster/health/"+index+"-*", nil, &health)
+	t.Logf("indices %s-*: %s", index, health.Status)
+}
+
+// stoppedCounts reads the counters of the Elasticsearch output's last log
+// line ("elasticsearch: stopped written=… indexed=…").
+func stoppedCounts(t *testing.T, out string) map[string]float64 {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "elasticsearch: stopped") {
+			continue
+		}
+		t.Log(l)
+		m := map[string]float64{}
+		for _, f := range strings.Fields(l) {
+			k, v, ok := strings.Cut(f, "=")
+			if n, err := strconv.ParseFloat(v, 64); ok && err == nil {
+				m[k] = n
+			}
+		}
+		return m
+	}
+	t.Fatalf("no 'elasticsearch: stopped' line:\n%s", out)
+	return nil
+}
