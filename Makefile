@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 ES := sink/elasticsearch/estest/es.sh
+KAFKA := internal/kafkatest/kafka.sh
 BIN := bin/flowdex
-# Debian packages the tests use: pmacct is the reference for compatibility,
+# Debian packages the tests use (OpenJDK 17 and maven also run Kafka, see kafka.sh): pmacct is the reference for compatibility,
 # softflowd exports NetFlow for the collector tests, faketime sets the clocks of
 # the exporters fed old captures (cmd/flowdex/clock_test.go), tcpdump and ping make and see
 # live traffic for the capture test, libpcap-dev and gcc build the
@@ -13,7 +14,7 @@ BIN := bin/flowdex
 # systemd-analyze verifies the shipped unit, chromium runs the web view's test.
 DEBIAN_PACKAGES := pmacct softflowd faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
-.PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop vet fuzz bench clean
+.PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop kafka-start kafka-stop vet fuzz bench clean
 
 all: build
 
@@ -27,17 +28,19 @@ run: build es-start
 	$(BIN) run -c configs/quickstart.toml
 
 # Install everything, start Elasticsearch 8, 9 and 8 with security (basic
-# authentication, see es.sh), run every test with the race detector (the
-# fuzz targets on their seed corpora), stop them.
+# authentication, see es.sh) and a Kafka broker (kafka.sh), run every test
+# with the race detector (the fuzz targets on their seed corpora), stop them.
 test: deps
 	$(ES) start 8 >/dev/null
 	$(ES) start 9 >/dev/null
 	$(ES) start 8s >/dev/null
+	$(KAFKA) start >/dev/null
 	set -o pipefail; status=0; \
 	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
 	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_TEST_ES_SECURE_CA=$$($(ES) ca 8s) FLOWDEX_REQUIRE_ES=1 \
+	FLOWDEX_TEST_KAFKA=$$($(KAFKA) url) FLOWDEX_REQUIRE_KAFKA=1 \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
-	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
+	$(KAFKA) stop || true; $(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
 
 # The quick suite, for development: formatting, vet and every test that needs
@@ -46,7 +49,7 @@ test: deps
 quick:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
-	FLOWDEX_TEST_NO_ES=1 $(GO) test -count=1 ./...
+	FLOWDEX_TEST_NO_ES=1 FLOWDEX_TEST_NO_KAFKA=1 $(GO) test -count=1 ./...
 
 # The goldens against pmacct's C programs with their clocks shifted by
 # libfaketime (cmd/flowdex/clock_test.go): no golden may depend on the date.
@@ -66,6 +69,7 @@ deps:
 	fi
 	$(ES) fetch 8
 	$(ES) fetch 9
+	$(KAFKA) fetch
 	$(GO) mod download
 
 es-start:
@@ -82,6 +86,11 @@ es-secure-start:
 	$(ES) start 8s
 es-secure-stop:
 	$(ES) stop 8s
+# Kafka: one broker on 127.0.0.1:9092 (`kafka.sh start 3` for three)
+kafka-start:
+	$(KAFKA) start
+kafka-stop:
+	$(KAFKA) stop
 
 vet:
 	gofmt -l . | (! grep .)
