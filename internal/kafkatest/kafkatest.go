@@ -47,6 +47,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/internal/testscript"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -129,7 +130,7 @@ func findShared() (brokers []string, must bool, err error) {
 // startShared runs `kafka.sh start` under an exclusive lock on a file in
 // the cache dir, and checks the brokers it prints last.
 func startShared() ([]string, error) {
-	dir := cacheDir()
+	dir := testscript.CacheDir("kafka", "FLOWDEX_KAFKA_HOME")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -146,15 +147,15 @@ func startShared() ([]string, error) {
 		return []string{DefaultAddr}, nil
 	}
 	// The tests look on the default port, so kafka.sh must start it there.
-	env := withoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
+	env := testscript.WithoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
 		"FLOWDEX_KAFKA_INSTANCE", "FLOWDEX_KAFKA_BROKERS")
 	out, err := script(env, startTimeout, "start", "1")
 	if err != nil {
 		return nil, err
 	}
-	brokers := splitAddrs(lastLine(out))
+	brokers := splitAddrs(testscript.LastLine(out))
 	if err := ping(brokers); err != nil {
-		return nil, fmt.Errorf("kafka.sh start printed %q: %w", lastLine(out), err)
+		return nil, fmt.Errorf("kafka.sh start printed %q: %w", testscript.LastLine(out), err)
 	}
 	return brokers, nil
 }
@@ -341,7 +342,7 @@ func NewCluster(t testing.TB) *Cluster {
 		if cport, err = freePorts(ClusterSize); err != nil {
 			break
 		}
-		c.env = append(withoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
+		c.env = append(testscript.WithoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
 			"FLOWDEX_KAFKA_INSTANCE", "FLOWDEX_KAFKA_BROKERS", "FLOWDEX_KAFKA_KEEP_DATA"),
 			"FLOWDEX_KAFKA_INSTANCE="+c.instance,
 			"FLOWDEX_KAFKA_PORT="+strconv.Itoa(bport),
@@ -349,7 +350,7 @@ func NewCluster(t testing.TB) *Cluster {
 		var out string
 		out, err = script(c.env, startTimeout, "start", strconv.Itoa(ClusterSize))
 		if err == nil {
-			c.Brokers = splitAddrs(lastLine(out))
+			c.Brokers = splitAddrs(testscript.LastLine(out))
 			break
 		}
 		if msg := err.Error(); !strings.Contains(msg, "in use") && !strings.Contains(msg, "not started by kafka.sh") {
@@ -372,9 +373,9 @@ func (c *Cluster) remove() {
 	}
 	if c.t.Failed() {
 		for i := 0; i < ClusterSize; i++ {
-			p := filepath.Join(cacheDir(), "instances", c.instance, fmt.Sprintf("node-%d", i+1), "logs", "server.log")
+			p := filepath.Join(testscript.CacheDir("kafka", "FLOWDEX_KAFKA_HOME"), "instances", c.instance, fmt.Sprintf("node-%d", i+1), "logs", "server.log")
 			if b, err := os.ReadFile(p); err == nil {
-				c.t.Logf("kafkatest: tail of %s:\n%s", p, tail(string(b), 15))
+				c.t.Logf("kafkatest: tail of %s:\n%s", p, testscript.Tail(string(b), 15))
 			}
 		}
 	}
@@ -486,23 +487,9 @@ func script(env []string, timeout time.Duration, args ...string) (string, error)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 10 * time.Second // in case a child keeps our pipes open
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kafka.sh %s: %v\n%s", strings.Join(args, " "), err, tail(stderr.String(), 40))
+		return stdout.String(), fmt.Errorf("kafka.sh %s: %v\n%s", strings.Join(args, " "), err, testscript.Tail(stderr.String(), 40))
 	}
 	return stdout.String(), nil
-}
-
-// cacheDir mirrors kafka.sh's choice of cache directory.
-func cacheDir() string {
-	if d := os.Getenv("FLOWDEX_KAFKA_HOME"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/flowdex/kafka"
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "flowdex", "kafka")
-	}
-	return filepath.Join(os.TempDir(), "flowdex-kafka")
 }
 
 func splitAddrs(s string) []string {
@@ -519,31 +506,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	out := env[:0:0]
-next:
-	for _, kv := range env {
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

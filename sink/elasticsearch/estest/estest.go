@@ -58,6 +58,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowdex/flowdex/internal/testscript"
 )
 
 // server is one Elasticsearch that tests can ask for.
@@ -381,7 +383,7 @@ func (s *server) start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := cacheDir()
+	dir := testscript.CacheDir("es", "FLOWDEX_ES_HOME")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -407,7 +409,7 @@ func (s *server) start() (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", script, "start", s.arg)
 	// The tests look on the default ports, so es.sh must start it there.
-	env := withoutEnv(os.Environ(), "FLOWDEX_ES_PORT", "FLOWDEX_ES_TRANSPORT_PORT",
+	env := testscript.WithoutEnv(os.Environ(), "FLOWDEX_ES_PORT", "FLOWDEX_ES_TRANSPORT_PORT",
 		"FLOWDEX_ES_SECURE_USER", "FLOWDEX_ES_SECURE_PASSWORD")
 	if s.secure { // the user es.sh creates is ours
 		password, _ := s.user.Password()
@@ -418,16 +420,16 @@ func (s *server) start() (string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 10 * time.Second // in case a child keeps our pipes open
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s start %s: %v\n%s", script, s.arg, err, tail(stderr.String(), 40))
+		return "", fmt.Errorf("%s start %s: %v\n%s", script, s.arg, err, testscript.Tail(stderr.String(), 40))
 	}
-	u := lastLine(stdout.String())
+	u := testscript.LastLine(stdout.String())
 	if s.secure { // a new CA with each start
 		if err := trustCA(findCA()); err != nil {
 			return "", err
 		}
 	}
 	if err := s.check(u); err != nil {
-		return "", fmt.Errorf("%s start %s printed %q: %w\n%s", script, s.arg, u, err, tail(stderr.String(), 40))
+		return "", fmt.Errorf("%s start %s printed %q: %w\n%s", script, s.arg, u, err, testscript.Tail(stderr.String(), 40))
 	}
 	return u, nil
 }
@@ -451,47 +453,6 @@ func scriptPath() (string, error) {
 		return "", fmt.Errorf("cannot locate es.sh (built with -trimpath?): %w", err)
 	}
 	return p, nil
-}
-
-// cacheDir mirrors es.sh's choice of cache directory.
-func cacheDir() string {
-	if d := os.Getenv("FLOWDEX_ES_HOME"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/flowdex/es"
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "flowdex", "es")
-	}
-	return filepath.Join(os.TempDir(), "flowdex-es")
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	out := env[:0:0]
-next:
-	for _, kv := range env {
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ---------------------------------------------------------------------------
