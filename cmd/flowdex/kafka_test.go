@@ -325,3 +325,41 @@ func TestKafkaInputGroupTakesOverFromDeadMember(t *testing.T) {
 	testwatch.WaitFor(t, "the group's lag to reach zero", 20*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
 	terminate(t, cmds[0], logs[0])
 }
+
+// A topic that does not exist and a broker that never answers fail the
+// start with exit 3 and an error naming the brokers and the cause.
+func TestKafkaInputStartErrors(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	dir := t.TempDir()
+	conf := func(broker, topic string) string {
+		return writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "kafka"
+brokers = [%q]
+topics = [%q]
+dial_timeout = "1s"
+[output.out]
+type = "print"
+file = "out.json"
+`, broker, topic))
+	}
+	for _, c := range []struct {
+		name, broker, topic string
+		want                []string
+	}{
+		{"missing topic", brokers[0], "flowdex-no-such-topic", []string{brokers[0], `topic "flowdex-no-such-topic"`, "UNKNOWN_TOPIC_OR_PARTITION"}},
+		{"no broker", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), "x", []string{"connection refused"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, "", "run", "-c", conf(c.broker, c.topic))
+			if code != exitStartup {
+				t.Errorf("exit %d, want %d\n%s", code, exitStartup, stderr)
+			}
+			for _, w := range append(c.want, "kafka brokers "+c.broker) {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("the error does not say %q\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}

@@ -173,15 +173,15 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
 	}
 	topics, err := kadm.NewClient(cl).ListTopics(ctx, c.cfg.Topics...)
-	if err == nil {
-		err = topics.Error()
-	}
-	if err == nil {
-		for _, t := range c.cfg.Topics {
-			if !topics.Has(t) {
-				err = fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
-				break
-			}
+	for _, t := range c.cfg.Topics {
+		if err != nil {
+			break
+		}
+		switch d, ok := topics[t]; {
+		case !ok:
+			err = fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
+		case d.Err != nil:
+			err = fmt.Errorf("topic %q: %w", t, d.Err)
 		}
 	}
 	if err != nil {
