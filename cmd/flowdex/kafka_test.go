@@ -250,7 +250,9 @@ func TestKafkaInputKilledLosesNothingAndDoublesNothing(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 	group := "flowdex-" + filepath.Base(dir)
 	f := newKafkaFeed(t, brokers, topic)
-	conf := writeFile(t, dir, "flowdex.toml", kafkaIndexerConfig(brokers, topic, group, url, index, base, ""))
+	// small bulk requests, one at a time: the kill finds documents read and
+	// not yet indexed
+	conf := writeFile(t, dir, "flowdex.toml", kafkaIndexerConfig(brokers, topic, group, url, index, base, "")+"flush_docs = 50\nworkers = 1\n")
 	f.produce(3000)
 	cmd, stderr := startIndexer(t, conf)
 	testwatch.WaitFor(t, "documents indexed", 30*time.Second, func() bool {
