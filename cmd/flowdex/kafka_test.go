@@ -101,6 +101,24 @@ func (f *kafkaFeed) produce(n int) {
 	}
 }
 
+// kafkaCase is what each Kafka input test starts from: the shared broker,
+// a topic of four partitions with a feed, an index, a group of its own.
+type kafkaCase struct {
+	brokers           []string
+	topic, url, index string
+	dir, group        string
+	feed              *kafkaFeed
+}
+
+func newKafkaCase(t *testing.T, index string) *kafkaCase {
+	t.Helper()
+	c := &kafkaCase{brokers: kafkatest.Brokers(t), url: estest.URL(t), index: estest.Index(t, index), dir: t.TempDir()}
+	c.topic = kafkatest.Topic(t, "pmacct", 4)
+	c.group = "flowdex-" + filepath.Base(c.dir)
+	c.feed = newKafkaFeed(t, c.brokers, c.topic)
+	return c
+}
+
 // kafkaIndexerConfig is a kafka input of group on topic into Elasticsearch,
 // with its metrics at base.
 func kafkaIndexerConfig(brokers []string, topic, group, url, index, base, deadLetter string) string {
@@ -178,14 +196,9 @@ func checkKafkaIndexed(t *testing.T, f *kafkaFeed, url, index string, stderr ...
 // message counted, dead-lettered with its coordinates and committed past,
 // and the group's lag zero.
 func TestKafkaInputIndexesEveryRecordOnce(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, "pmacct", 4)
-	url := estest.URL(t)
-	index := estest.Index(t, "kafka-in")
-	dir := t.TempDir()
+	c := newKafkaCase(t, "kafka-in")
+	brokers, topic, url, index, dir, group, f := c.brokers, c.topic, c.url, c.index, c.dir, c.group, c.feed
 	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
-	group := "flowdex-" + filepath.Base(dir)
-	f := newKafkaFeed(t, brokers, topic)
 	f.produce(1000)
 	bad := &kgo.Record{Topic: topic, Partition: 0, Value: []byte("not pmacct at all")}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -242,14 +255,9 @@ func TestKafkaInputIndexesEveryRecordOnce(t *testing.T) {
 // committed, is started again: it reads the uncommitted messages again, and
 // their documents keep their ids, so Elasticsearch holds every record once.
 func TestKafkaInputKilledLosesNothingAndDoublesNothing(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, "pmacct", 4)
-	url := estest.URL(t)
-	index := estest.Index(t, "kafka-kill")
-	dir := t.TempDir()
+	c := newKafkaCase(t, "kafka-kill")
+	brokers, topic, url, index, dir, group, f := c.brokers, c.topic, c.url, c.index, c.dir, c.group, c.feed
 	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
-	group := "flowdex-" + filepath.Base(dir)
-	f := newKafkaFeed(t, brokers, topic)
 	// small bulk requests, one at a time: the kill finds documents read and
 	// not yet indexed
 	conf := writeFile(t, dir, "flowdex.toml", kafkaIndexerConfig(brokers, topic, group, url, index, base, "")+"flush_docs = 50\nworkers = 1\n")
@@ -283,13 +291,8 @@ func TestKafkaInputKilledLosesNothingAndDoublesNothing(t *testing.T) {
 // the other takes its partitions and reads what it had not committed:
 // every record once.
 func TestKafkaInputGroupTakesOverFromDeadMember(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.Topic(t, "pmacct", 4)
-	url := estest.URL(t)
-	index := estest.Index(t, "kafka-group")
-	dir := t.TempDir()
-	group := "flowdex-" + filepath.Base(dir)
-	f := newKafkaFeed(t, brokers, topic)
+	c := newKafkaCase(t, "kafka-group")
+	brokers, topic, url, index, dir, group, f := c.brokers, c.topic, c.url, c.index, c.dir, c.group, c.feed
 	var bases []string
 	var cmds []*exec.Cmd
 	var logs []*testwatch.Log
