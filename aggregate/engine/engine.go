@@ -49,6 +49,7 @@ type Engine struct {
 	pipelines     map[string]*pipeline
 	flowPipelines []*flowPipeline // the pipelines that aggregate flows
 	flowInputs    []*flowInput
+	kafkaInputs   []*kafkaInput
 
 	counters              counters
 	bytesRead, bytesTotal atomic.Int64 // of the files read once (Progress)
@@ -133,6 +134,11 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		}
 		e.pipelines[pc.Name] = p
 	}
+	for _, in := range cfg.Inputs {
+		if k, ok := in.(*config.KafkaInput); ok {
+			e.kafkaInputs = append(e.kafkaInputs, newKafkaInput(k, e.pipelines[k.Pipeline], &e.counters, e.logger))
+		}
+	}
 	byPipeline := map[string]*flowPipeline{}
 	broken := map[string]bool{} // pipelines that failed to build: reported once
 	for i, in := range cfg.Inputs {
@@ -176,7 +182,8 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 func pipelinePath(i int) []string { return []string{"pipeline#" + strconv.Itoa(i)} }
 
 // Start starts the outputs, so that an unreachable Elasticsearch without a
-// spool fails the start. ctx is the daemon's: its end (SIGTERM) starts the
+// spool fails the start, then connects the Kafka inputs, so that a broker
+// that does not answer or a topic that does not exist does. ctx is the daemon's: its end (SIGTERM) starts the
 // outputs' stop_grace.
 func (e *Engine) Start(ctx context.Context) error {
 	for i, o := range e.outputs {
@@ -185,6 +192,18 @@ func (e *Engine) Start(ctx context.Context) error {
 				_ = started.Stop(ctx)
 			}
 			return fmt.Errorf("output %q: %w", o.name, err)
+		}
+	}
+	for i, k := range e.kafkaInputs {
+		if err := k.start(ctx); err != nil {
+			for _, started := range e.kafkaInputs[:i] {
+				started.consumer.Close()
+				started.close()
+			}
+			for _, o := range e.outputs {
+				_ = o.Stop(ctx)
+			}
+			return fmt.Errorf("input %q: %w", k.name, err)
 		}
 	}
 	e.logEnrichment("enrichment loaded")

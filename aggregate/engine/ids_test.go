@@ -37,3 +37,37 @@ func TestIDs(t *testing.T) {
 		t.Errorf("%v allocations per id, want the string's only", n)
 	}
 }
+
+// Ids of a Kafka partition derive from the message's offset and the line in
+// the message: the same record read again (after a crash, a rebalance) gets
+// the same id, records of other offsets or lines others, in order.
+func TestKafkaIDs(t *testing.T) {
+	m := newIDMaker("kafka|pmacct|0")
+	raw := []byte(`{"bytes": 1}`)
+	seen := map[string]bool{}
+	var ordered []string
+	for offset := int64(0); offset < 100; offset++ {
+		for line := 1; line <= 3; line++ {
+			m.offset = offset
+			id := m.make(line, raw)
+			again := newIDMaker("kafka|pmacct|0")
+			again.offset = offset
+			if id != again.make(line, raw) {
+				t.Fatalf("offset %d line %d: not deterministic", offset, line)
+			}
+			if seen[id] {
+				t.Fatalf("offset %d line %d: id %s twice", offset, line, id)
+			}
+			seen[id] = true
+			ordered = append(ordered, id)
+		}
+	}
+	if !sort.StringsAreSorted(ordered) {
+		t.Errorf("ids of a partition do not follow the offsets: %v ...", ordered[:3])
+	}
+	other := newIDMaker("kafka|pmacct|1")
+	other.offset = 0
+	if m.offset = 0; other.make(1, raw) == m.make(1, raw) {
+		t.Error("two partitions give one id")
+	}
+}

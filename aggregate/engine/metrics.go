@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -57,6 +59,16 @@ var (
 	mLostBytes = desc("pmacct_lost_bytes_total", "Bytes of followed pmacct files rewritten before they were read.")
 	mPRecords  = desc("records_total", "Records written to the outputs (pmacct records and flushed aggregates).")
 	mWriteErrs = desc("write_errors_total", "Documents an output refused at Write.")
+	// kafka inputs
+	mKafkaMessages   = desc("kafka_messages_total", "Kafka messages read into the pipeline.", "input")
+	mKafkaRecords    = desc("kafka_records_total", "pmacct records read from Kafka messages.", "input")
+	mKafkaMarkers    = desc("kafka_markers_total", "pmacct purge markers read from Kafka messages, not indexed.", "input")
+	mKafkaBad        = desc("kafka_bad_messages_total", "Kafka messages that are not (all) pmacct JSON: logged, dead-lettered when the input has a dead_letter_file, committed past.", "input")
+	mKafkaDead       = desc("kafka_dead_lettered_messages_total", "Bad Kafka messages written to the input's dead_letter_file.", "input")
+	mKafkaCommits    = desc("kafka_commits_total", "Offset commits: ok (after the outputs delivered the batch), failed (the batch is read again; its documents keep their ids).", "input", "result")
+	mKafkaFetchErrs  = desc("kafka_fetch_errors_total", "Fetches from the brokers that failed (retried).", "input")
+	mKafkaRebalances = desc("kafka_partitions_total", "Partitions changing hands in rebalances: assigned to this member, revoked from it, lost (session expired).", "input", "event")
+	mKafkaLag        = desc("kafka_consumer_lag", "Messages of the partition not yet committed by this member: the high watermark of its last fetch less the committed offset.", "input", "topic", "partition")
 	// pipelines
 	mPipeRecords  = desc("pipeline_records_total", "Flow records given to the pipeline.", "pipeline")
 	mPipeFiltered = desc("pipeline_filtered_records_total", "Records the pipeline's filter rejected.", "pipeline")
@@ -86,7 +98,8 @@ var (
 		mTemplates, mSamplersRefused, mStoreBytes, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads}
+		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
+		mKafkaMessages, mKafkaRecords, mKafkaMarkers, mKafkaBad, mKafkaDead, mKafkaCommits, mKafkaFetchErrs, mKafkaRebalances, mKafkaLag}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -104,6 +117,23 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, fi := range m.e.flowInputs {
 		m.collectInput(fi, counter, gauge)
+	}
+	for _, k := range m.e.kafkaInputs {
+		st := k.consumer.Stats()
+		counter(mKafkaMessages, k.messages.Load(), k.name)
+		counter(mKafkaRecords, k.records.Load(), k.name)
+		counter(mKafkaMarkers, k.markers.Load(), k.name)
+		counter(mKafkaBad, k.badMsg.Load(), k.name)
+		counter(mKafkaDead, k.deadLettered.Load(), k.name)
+		counter(mKafkaCommits, st.Commits, k.name, "ok")
+		counter(mKafkaCommits, st.CommitErrors, k.name, "failed")
+		counter(mKafkaFetchErrs, st.FetchErrors, k.name)
+		counter(mKafkaRebalances, st.Assigned, k.name, "assigned")
+		counter(mKafkaRebalances, st.Revoked, k.name, "revoked")
+		counter(mKafkaRebalances, st.Lost, k.name, "lost")
+		for _, l := range k.consumer.Lags() {
+			gauge(mKafkaLag, float64(l.Lag), k.name, l.Topic, strconv.FormatInt(int64(l.Partition), 10))
+		}
 	}
 	counter(mLines, m.e.counters.lines.Load())
 	counter(mBadLines, m.e.counters.badLines.Load())

@@ -28,12 +28,11 @@ type pipeline struct {
 	times    []string // timestamp_fields: where a record's time is read
 }
 
-// consume sends every record of r through pipeline p. origin names the input for
+// consume sends every record of r through pipeline p. ids names the input for
 // document ids: the same line of the same origin gets the same id, so a retried or
 // repeated delivery cannot index it twice. A record's time is read from it
 // before enrichment and transformations, naive times in zone.
-func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string, zone *time.Location, c *counters, logger *slog.Logger) error {
-	ids := newIDMaker(origin)
+func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, ids *idMaker, zone *time.Location, c *counters, logger *slog.Logger) error {
 	last := r.Stats()
 	for n := 0; ; n++ {
 		if n&255 == 0 && ctx.Err() != nil {
@@ -88,30 +87,45 @@ func (p *pipeline) consume(ctx context.Context, r *pmacct.Reader, origin string,
 // what Elasticsearch checks fastest (a create looks the id up first): random
 // ids cost it a quarter more CPU per document in bench/'s ingest scenario.
 // The line's hash keeps a rewritten line from taking an indexed one's id.
+//
+// For a Kafka partition (the origin names topic and partition) the message's
+// offset comes before the line in the message: offset, not -1.
 type idMaker struct {
 	h      hash.Hash64
 	prefix []byte // base64 of the origin's hash
 	buf    []byte
 	sum    [8]byte
+	offset int64 // of the Kafka message read; -1 for a file
 }
 
 func newIDMaker(origin string) *idMaker {
 	h := fnv.New64a()
 	h.Write([]byte(origin))
-	return &idMaker{h: h, prefix: base64.RawURLEncoding.AppendEncode(nil, h.Sum(nil))}
+	return &idMaker{h: h, prefix: base64.RawURLEncoding.AppendEncode(nil, h.Sum(nil)), offset: -1}
 }
 
 func (m *idMaker) make(line int, raw []byte) string {
 	m.buf = append(m.buf[:0], m.prefix...)
-	const hex = "0123456789abcdef"
-	for shift := 36; shift >= 0; shift -= 4 { // 10 hex digits: a trillion lines
-		m.buf = append(m.buf, hex[uint64(line)>>shift&0xf])
+	if m.offset >= 0 {
+		m.buf = appendHex(m.buf, uint64(m.offset), 16)
+		m.buf = appendHex(m.buf, uint64(line), 6) // 16 million records a message
+	} else {
+		m.buf = appendHex(m.buf, uint64(line), 10) // a trillion lines
 	}
 	m.h.Reset()
 	m.h.Write(raw)
 	binary.BigEndian.PutUint64(m.sum[:], m.h.Sum64()) // Sum's bytes, without its allocation
 	m.buf = base64.RawURLEncoding.AppendEncode(m.buf, m.sum[:])
 	return string(m.buf)
+}
+
+// appendHex appends the digits low hexadecimal digits of v.
+func appendHex(b []byte, v uint64, digits int) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 4 * (digits - 1); shift >= 0; shift -= 4 {
+		b = append(b, hex[v>>shift&0xf])
+	}
+	return b
 }
 
 // flush ends a purge: what the outputs hold goes out now.

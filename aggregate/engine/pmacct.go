@@ -24,7 +24,7 @@ func (e *Engine) runPmacctInput(ctx context.Context, in *config.PmacctInput, p *
 			return err
 		}
 		defer closeInput()
-		return p.consume(ctx, reader, origin, zone, &e.counters, e.logger)
+		return p.consume(ctx, reader, newIDMaker(origin), zone, &e.counters, e.logger)
 	}
 	opts := in.Options()
 	fl := &pmacct.Follower{Path: in.File, Poll: in.Poll.Duration}
@@ -37,7 +37,7 @@ func (e *Engine) runPmacctInput(ctx context.Context, in *config.PmacctInput, p *
 			return err
 		}
 		e.logger.Debug("reading", "input", in.Name, "file", fl.Path, "origin", gen.Origin)
-		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, e.logger), gen.Origin, zone, &e.counters, e.logger)
+		err = p.consume(ctx, pmacct.NewReader(gen, opts, fl.Path, e.logger), newIDMaker(gen.Origin), zone, &e.counters, e.logger)
 		gen.Close()
 		p.flush(context.WithoutCancel(ctx), e.logger) // a purge of pmacct's was read
 		if lost := gen.Lost(); lost > 0 {
@@ -76,7 +76,7 @@ func (e *Engine) Ingest(ctx context.Context) (outputs int, err error) {
 	}
 	defer closeInput()
 	p := e.pipelines[in.Pipeline]
-	return len(p.outputs), p.consume(ctx, reader, origin, in.Timezone.Get(), &e.counters, e.logger)
+	return len(p.outputs), p.consume(ctx, reader, newIDMaker(origin), in.Timezone.Get(), &e.counters, e.logger)
 }
 
 // openInput opens a pmacct input for one pass to its end.

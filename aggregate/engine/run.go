@@ -55,6 +55,15 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
+	for _, k := range e.kafkaInputs {
+		wg.Go(func() {
+			if err := k.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				e.inputFailed.Store(true)
+				e.logger.Error("input stopped", "input", k.name, "error", err)
+				errs <- fmt.Errorf("input %q: %w", k.name, err)
+			}
+		})
+	}
 	wg.Wait()
 	e.inputsDone.Store(true)
 	close(errs)

@@ -317,6 +317,15 @@ func newReader(r io.Reader, opts Options, source string, logger *slog.Logger, bu
 	return rd
 }
 
+// Reset makes r read in from its first line, as a new Reader of the same
+// options would, keeping the format it decided and its counts: the next
+// Kafka message after one, without a Reader (and its buffer) per message.
+func (r *Reader) Reset(in io.Reader) {
+	r.br.Reset(in)
+	r.lineNo, r.eof = 0, false
+	r.long = r.long[:0]
+}
+
 // Format returns the format being read: Auto until the first line decides.
 func (r *Reader) Format() Format { return r.format }
 

@@ -149,12 +149,11 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 	switch in := in.(type) {
 	case *PmacctInput:
 		l.failErr(in.Configuration.Validate(), path...)
-		switch p := c.Pipeline(in.Pipeline); {
-		case p == nil:
-			l.fail(append(path, "pipeline"), "unknown pipeline %q", in.Pipeline)
-		case len(p.Aggregate) > 0:
-			l.fail(append(path, "pipeline"), "pipeline %q aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)", in.Pipeline)
-		}
+		l.checkRecordPipeline(path, in.Pipeline)
+		return
+	case *KafkaInput:
+		l.failErr(in.Configuration.Validate(), path...)
+		l.checkRecordPipeline(path, in.Pipeline)
 		return
 	case *NetFlowInput:
 		l.checkReceive(path, &in.Receive)
@@ -186,6 +185,16 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 		case p.SamplingRate > 0 && !pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		}
+	}
+}
+
+// checkRecordPipeline checks the pipeline of an input of pmacct records.
+func (l *loader) checkRecordPipeline(path []string, name string) {
+	switch p := l.c.Pipeline(name); {
+	case p == nil:
+		l.fail(append(path, "pipeline"), "unknown pipeline %q", name)
+	case len(p.Aggregate) > 0:
+		l.fail(append(path, "pipeline"), "pipeline %q aggregates flows, and pmacct records are aggregated already (expected a pipeline without aggregate)", name)
 	}
 }
 
@@ -238,11 +247,11 @@ func isPort(s string) bool {
 	return err == nil
 }
 
-// pmacctInput is the index of the pmacct input feeding pipeline name, or -1.
+// pmacctInput is the index of the pmacct or kafka input feeding pipeline name, or -1.
 func (l *loader) pmacctInput(name string) int {
 	return slices.IndexFunc(l.c.Inputs, func(in Input) bool {
-		p, ok := in.(*PmacctInput)
-		return ok && p.Pipeline == name
+		p := RecordPipeline(in)
+		return p != nil && *p == name
 	})
 }
 

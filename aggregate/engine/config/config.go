@@ -26,11 +26,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
+	"github.com/flowdex/flowdex/collector/kafka"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"
 	"github.com/flowdex/flowdex/collector/pmacct"
@@ -87,8 +89,8 @@ type HTTP struct {
 // DefaultHTTPListen is where an [http] table without listen serves.
 const DefaultHTTPListen = "127.0.0.1:8090"
 
-// Input is one [[input]]: a *PmacctInput, *NetFlowInput, *SFlowInput or
-// *PcapInput.
+// Input is one [[input]]: a *PmacctInput, *KafkaInput, *NetFlowInput,
+// *SFlowInput or *PcapInput.
 type Input interface {
 	Common() *InputCommon
 }
@@ -122,6 +124,33 @@ type PmacctInput struct {
 	InputCommon
 	pmacct.Configuration
 	Pipeline string `toml:"pipeline"` // default: the first pipeline
+}
+
+// KafkaInput reads pmacct JSON messages from Kafka topics as a member of a
+// consumer group: type = "kafka".
+type KafkaInput struct {
+	InputCommon
+	kafka.Configuration
+	// Timezone reads pmacct's timestamps without an offset, as a pmacct
+	// input's does.
+	Timezone setting.Location `toml:"timezone"`
+	// DeadLetterFile gets every message that is not pmacct JSON, one JSON
+	// line each with its topic, partition and offset; "" logs and counts
+	// them only.
+	DeadLetterFile string `toml:"dead_letter_file,omitempty"`
+	Pipeline       string `toml:"pipeline"` // default: the first pipeline
+}
+
+// RecordPipeline is the pipeline an input of pmacct records feeds (pmacct,
+// kafka), nil for the others.
+func RecordPipeline(in Input) *string {
+	switch in := in.(type) {
+	case *PmacctInput:
+		return &in.Pipeline
+	case *KafkaInput:
+		return &in.Pipeline
+	}
+	return nil
 }
 
 // Receive is how a NetFlow or sFlow input gets its datagrams: from its
@@ -189,6 +218,9 @@ func newInput(typ string) Input {
 	switch typ {
 	case "pmacct":
 		return &PmacctInput{InputCommon: InputCommon{Type: typ}, Configuration: pmacct.DefaultConfiguration()}
+	case "kafka":
+		return &KafkaInput{InputCommon: InputCommon{Type: typ}, Configuration: kafka.DefaultConfiguration(),
+			Timezone: setting.Location{Location: time.Local}}
 	case "netflow":
 		return &NetFlowInput{InputCommon: InputCommon{Type: typ}, Receive: Receive{Configuration: flowListen(NetFlowPort)},
 			Configuration: netflow.DefaultConfiguration()}
@@ -201,7 +233,7 @@ func newInput(typ string) Input {
 	return nil
 }
 
-const inputTypes = `"pmacct", "netflow", "sflow" or "pcap"`
+const inputTypes = `"pmacct", "kafka", "netflow", "sflow" or "pcap"`
 
 // Pipeline turns records into documents for its outputs; fed by flow inputs
 // it aggregates them first, as one pmacct plugin does.

@@ -89,7 +89,7 @@ func TestParseErrors(t *testing.T) {
 			`flowdex.toml:3:1: input#0.fiel: unknown key (did you mean "file"?)`},
 		{"bad level", "[log]\nlevel = \"loud\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: log.level: unknown level "loud" (expected debug, info, warn or error)`},
 		{"no input", "[log]\nlevel = \"info\"\n", `flowdex.toml: no [[input]] (expected at least one, e.g. type = "pmacct")`},
-		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct", "netflow", "sflow" or "pcap")`},
+		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct", "kafka", "netflow", "sflow" or "pcap")`},
 		{"bad listen", "[[input]]\ntype = \"netflow\"\nlisten = [\"localhost:2055\"]\n", `flowdex.toml:3:1: input#0.listen: "localhost:2055": the host is not an IP address (expected e.g. "0.0.0.0:2100" or "[::]:2100")`},
 		{"unknown primitive", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_hots\"]\n", `flowdex.toml:4:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`},
 		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d or w, e.g. "1m" or "5m")`},

@@ -49,11 +49,11 @@ func (c *Config) derive(md *toml.MetaData) {
 		if in.Common().Name == "" {
 			in.Common().Name = "input" + strconv.Itoa(i+1)
 		}
-		if p, ok := in.(*PmacctInput); ok {
-			if p.Pipeline == "" {
-				p.Pipeline = c.Pipelines[0].Name
+		if p := RecordPipeline(in); p != nil {
+			if *p == "" {
+				*p = c.Pipelines[0].Name
 			}
-			takesPmacct[p.Pipeline] = true
+			takesPmacct[*p] = true
 		}
 	}
 	for i := range c.Pipelines {
@@ -107,6 +107,9 @@ func (c *Config) resolvePaths() {
 		switch in := in.(type) {
 		case *PmacctInput:
 			in.File = r(in.File)
+		case *KafkaInput:
+			in.DeadLetterFile = r(in.DeadLetterFile)
+			in.CACert, in.PasswordFile = r(in.CACert), r(in.PasswordFile)
 		case *NetFlowInput:
 			in.Replay, in.TemplatesFile = r(in.Replay), r(in.TemplatesFile)
 		case *SFlowInput:

@@ -24,7 +24,15 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		Input    []Input           `toml:"input"`
 		Pipeline []Pipeline        `toml:"pipeline"`
 		Output   map[string]Output `toml:"output"`
-	}{Log: c.Log, Input: c.Inputs, Output: map[string]Output{}}
+	}{Log: c.Log, Output: map[string]Output{}}
+	for _, in := range c.Inputs {
+		if k, ok := in.(*KafkaInput); ok && k.Password != "" {
+			shown := *k
+			shown.Password = "********"
+			in = &shown
+		}
+		doc.Input = append(doc.Input, in)
+	}
 	if c.HTTP.Listen != "" {
 		doc.HTTP = &c.HTTP
 	}

@@ -271,7 +271,7 @@ func (l *loader) unknownHint(path []string, k string, fields map[string]reflect.
 	var others []string // the types of this kind of table that have k
 	switch {
 	case kind == "input" && len(path) == 1:
-		for _, typ := range []string{"pmacct", "netflow", "sflow", "pcap"} {
+		for _, typ := range []string{"pmacct", "kafka", "netflow", "sflow", "pcap"} {
 			if _, ok := keysOf(reflect.TypeOf(newInput(typ)))[k]; ok {
 				others = append(others, typ)
 			}

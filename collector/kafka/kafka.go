@@ -1,0 +1,393 @@
+// Package kafka reads messages from Kafka topics as a member of a consumer
+// group (franz-go), batch by batch, and commits a batch's offsets only once
+// its handler says everything the batch gave it is delivered: a crash or a
+// rebalance redelivers what was not committed, never skips it. What the
+// messages hold is the handler's business (flowdex's engine reads pmacct
+// JSON from them).
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/aggregate/setting"
+	"github.com/flowdex/flowdex/internal/kafkaclient"
+)
+
+// Configuration of a consumer: the connection, the topics and the group.
+type Configuration struct {
+	kafkaclient.Configuration
+	// Topics are read whole, every partition.
+	Topics []string `toml:"topics"`
+	// Group is the consumer group: indexers of one group share the
+	// partitions, and the group's committed offsets are where a restarted
+	// one resumes.
+	Group string `toml:"group"`
+	// Format of the messages: "json", pmacct's (one record per line, as the
+	// kafka plugin writes with kafka_multi_values or without).
+	Format string `toml:"format"`
+	// MaxPollRecords bounds a batch: its records are delivered and its
+	// offsets committed before the next is read.
+	MaxPollRecords int `toml:"max_poll_records"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// answering (killed, cut off) before its partitions go to the others.
+	SessionTimeout setting.Duration `toml:"session_timeout"`
+}
+
+// DefaultConfiguration is group "flowdex", pmacct JSON, batches of up to
+// 10000 messages, Kafka's session timeout (45 s); the topics are the user's to give.
+func DefaultConfiguration() Configuration {
+	return Configuration{Configuration: kafkaclient.DefaultConfiguration(), Group: "flowdex", Format: "json", MaxPollRecords: 10000,
+		SessionTimeout: setting.Duration{Duration: 45 * time.Second}}
+}
+
+// Validate reports every setting the consumer could not use, naming its key.
+func (c Configuration) Validate() error {
+	errs := []error{c.Configuration.Validate()}
+	if len(c.Topics) == 0 {
+		errs = append(errs, setting.Errorf("topics", "no topic (expected e.g. [\"pmacct.acct\"])"))
+	}
+	for _, t := range c.Topics {
+		if t == "" {
+			errs = append(errs, setting.Errorf("topics", "an empty topic name"))
+		}
+	}
+	if c.Group == "" {
+		errs = append(errs, setting.Errorf("group", "empty (expected a consumer group id, e.g. \"flowdex\")"))
+	}
+	if c.Format != "json" {
+		errs = append(errs, setting.Errorf("format", "%q: expected \"json\" (pmacct's kafka plugin output)", c.Format))
+	}
+	if c.MaxPollRecords <= 0 {
+		errs = append(errs, setting.Errorf("max_poll_records", "%d: expected a positive number, e.g. 10000", c.MaxPollRecords))
+	}
+	if c.SessionTimeout.Duration < time.Second {
+		errs = append(errs, setting.Errorf("session_timeout", "%v: expected a duration of 1s or more (the brokers' group.min.session.timeout.ms is 6s by default)", c.SessionTimeout.Duration))
+	}
+	return errors.Join(errs...)
+}
+
+// Handler takes the messages of a batch one by one, then Sync: when Sync
+// returns nil, everything Message was given is delivered and the batch's
+// offsets are committed.
+type Handler interface {
+	// Message handles one message; an error stops the batch there (the
+	// consumer is stopping).
+	Message(ctx context.Context, r *kgo.Record) error
+	Sync(ctx context.Context) error
+}
+
+// Stats are the consumer's counters.
+type Stats struct {
+	Messages     uint64 // handled
+	Batches      uint64 // polled with at least one message
+	Commits      uint64 // offset commits that succeeded
+	CommitErrors uint64 // offset commits (or syncs before them) that failed: the batch comes again
+	FetchErrors  uint64
+	Assigned     uint64 // partitions given to this member, one per partition
+	Revoked      uint64 // partitions taken back in a rebalance
+	Lost         uint64 // partitions lost (session expired): not committed, they come again
+}
+
+// Lag is one partition's consumer lag: the high watermark of its last fetch
+// less the offset committed.
+type Lag struct {
+	Topic     string
+	Partition int32
+	Lag       int64
+}
+
+// Consumer is one member of a consumer group.
+type Consumer struct {
+	cfg    Configuration
+	logger *slog.Logger
+	client *kgo.Client
+
+	messages, batches, commits, commitErrors, fetchErrors atomic.Uint64
+	assigned, revoked, lost                               atomic.Uint64
+	errLog                                                ratelog.Limiter
+
+	mu        sync.Mutex
+	positions map[partition]*position // of the partitions owned
+	done      []*kgo.Record           // the batch's handled records, reused
+}
+
+type partition struct {
+	topic string
+	id    int32
+}
+
+type position struct{ high, committed int64 }
+
+// New returns a consumer of cfg; Start connects it.
+func New(cfg Configuration, logger *slog.Logger) *Consumer {
+	return &Consumer{cfg: cfg, logger: logger, positions: map[partition]*position{}, errLog: ratelog.Limiter{Every: 10 * time.Second}}
+}
+
+// startTimeout bounds the checks of Start.
+const startTimeout = 30 * time.Second
+
+// Start connects to the brokers, checks that every topic exists and joins
+// the group: an unreachable broker, refused credentials or a missing topic
+// is an error naming the brokers and the cause.
+func (c *Consumer) Start(ctx context.Context) error {
+	opts, err := c.cfg.Options(c.logger)
+	if err != nil {
+		return err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(c.cfg.SessionTimeout.Duration),
+		// no rebalance between a poll and its commit: what was handled is
+		// committed before its partitions go to another member
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.WithLogger(kgoLogger{c.logger}),
+	)
+	// the client only starts consuming once the checks pass
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, c.cfg.Topics...)
+	for _, t := range c.cfg.Topics {
+		if err != nil {
+			break
+		}
+		switch d, ok := topics[t]; {
+		case !ok:
+			err = fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
+		case d.Err != nil:
+			err = fmt.Errorf("topic %q: %w", t, d.Err)
+		}
+	}
+	if err != nil {
+		cl.Close()
+		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
+	}
+	c.client = cl
+	return nil
+}
+
+// Run reads batches into h until ctx is done: each batch's messages, then
+// h.Sync, then the commit of their offsets. At the end it commits what was
+// handled and leaves the group, so that the others take the partitions at
+// once.
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	defer c.client.Close()
+	for {
+		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+				return
+			}
+			c.fetchErrors.Add(1)
+			if ok, suppressed := c.errLog.Allow(); ok {
+				c.logger.Error("kafka: fetch failed, retrying", "topic", topic, "partition", p, "error", err, "suppressed", suppressed)
+			}
+		})
+		c.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if pos := c.positions[partition{fp.Topic, fp.Partition}]; pos != nil && fp.HighWatermark > 0 {
+				pos.high = fp.HighWatermark
+			}
+		})
+		c.mu.Unlock()
+		done := c.done[:0]
+		for iter := fetches.RecordIter(); !iter.Done(); {
+			r := iter.Next()
+			if err := h.Message(ctx, r); err != nil {
+				break
+			}
+			done = append(done, r)
+		}
+		c.done = done
+		c.commit(ctx, h, done)
+		clear(c.done) // the records' memory goes
+		c.client.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// commitTimeout bounds one batch's Sync and commit at stop.
+const commitTimeout = time.Minute
+
+// commit syncs the handler and commits the offsets of the records handled.
+// At stop it still does, with a context of its own.
+func (c *Consumer) commit(ctx context.Context, h Handler, done []*kgo.Record) {
+	if len(done) == 0 {
+		return
+	}
+	c.batches.Add(1)
+	c.messages.Add(uint64(len(done)))
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancel()
+	}
+	if err := h.Sync(ctx); err != nil {
+		c.commitErrors.Add(1)
+		c.logger.Error("kafka: the outputs did not confirm a batch: its offsets are not committed, it will be read again", "messages", len(done), "error", err)
+		return
+	}
+	if err := c.client.CommitRecords(ctx, done...); err != nil {
+		c.commitErrors.Add(1)
+		c.logger.Error("kafka: commit failed: the batch will be read again (its documents keep their ids)", "group", c.cfg.Group, "messages", len(done), "error", err)
+		return
+	}
+	c.commits.Add(1)
+	c.mu.Lock()
+	for _, r := range done {
+		if pos := c.positions[partition{r.Topic, r.Partition}]; pos != nil && r.Offset+1 > pos.committed {
+			pos.committed = r.Offset + 1
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	offsets := c.committedOffsets(ctx, cl, assigned)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			c.assigned.Add(1)
+			c.positions[partition{topic, p}] = &position{committed: offsets[partition{topic, p}]}
+		}
+	}
+	c.logger.Info("kafka: partitions assigned", "group", c.cfg.Group, "partitions", describe(assigned))
+}
+
+// committedOffsets are the group's committed offsets of the partitions, for
+// the lag until this member commits its own.
+func (c *Consumer) committedOffsets(ctx context.Context, cl *kgo.Client, ps map[string][]int32) map[partition]int64 {
+	out := map[partition]int64{}
+	resp, err := kadm.NewClient(cl).FetchOffsets(ctx, c.cfg.Group)
+	if err != nil {
+		return out
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && slices.Contains(ps[o.Topic], o.Partition) {
+			out[partition{o.Topic, o.Partition}] = o.At
+		}
+	})
+	return out
+}
+
+// onRevoked runs once the member has handled and committed its last batch
+// (BlockRebalanceOnPoll): it only forgets the partitions.
+func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	c.forget(revoked, &c.revoked)
+	c.logger.Info("kafka: partitions revoked", "group", c.cfg.Group, "partitions", describe(revoked))
+}
+
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.forget(lost, &c.lost)
+	c.logger.Warn("kafka: partitions lost (the group went on without this member): what was not committed is read again", "group", c.cfg.Group, "partitions", describe(lost))
+}
+
+func (c *Consumer) forget(ps map[string][]int32, n *atomic.Uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ids := range ps {
+		for _, p := range ids {
+			n.Add(1)
+			delete(c.positions, partition{topic, p})
+		}
+	}
+}
+
+func describe(ps map[string][]int32) string {
+	var s []byte
+	for _, topic := range slices.Sorted(maps.Keys(ps)) {
+		if len(s) > 0 {
+			s = append(s, ' ')
+		}
+		s = append(s, topic...)
+		for i, p := range slices.Sorted(slices.Values(ps[topic])) {
+			if i == 0 {
+				s = append(s, ':')
+			} else {
+				s = append(s, ',')
+			}
+			s = strconv.AppendInt(s, int64(p), 10)
+		}
+	}
+	return string(s)
+}
+
+// Close leaves the group and closes the connections of a consumer started
+// and not run (Run closes them at its end).
+func (c *Consumer) Close() {
+	if c.client != nil {
+		c.client.Close()
+	}
+}
+
+// Stats returns the counters so far.
+func (c *Consumer) Stats() Stats {
+	return Stats{Messages: c.messages.Load(), Batches: c.batches.Load(), Commits: c.commits.Load(), CommitErrors: c.commitErrors.Load(),
+		FetchErrors: c.fetchErrors.Load(), Assigned: c.assigned.Load(), Revoked: c.revoked.Load(), Lost: c.lost.Load()}
+}
+
+// Lags returns the lag of every partition owned, by topic and partition.
+func (c *Consumer) Lags() []Lag {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Lag, 0, len(c.positions))
+	for p, pos := range c.positions {
+		out = append(out, Lag{Topic: p.topic, Partition: p.id, Lag: max(pos.high-pos.committed, 0)})
+	}
+	slices.SortFunc(out, func(a, b Lag) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return out
+}
+
+// kgoLogger passes franz-go's warnings and errors (retries, broker
+// connections lost) to the logger.
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	k.l.Log(context.Background(), lv, "kafka: "+msg, keyvals...)
+}
