@@ -8,8 +8,8 @@
 //     (collector/pcap);
 //   - [[pipeline]]: aggregation (aggregate/cache, aggregate/flow's formats),
 //     enrichment (aggregate/enrich) and p2es transformations;
-//   - [output.NAME], by type: elasticsearch (sink/elasticsearch) or print
-//     (sink/file);
+//   - [output.NAME], by type: elasticsearch (sink/elasticsearch), kafka
+//     (sink/kafka) or print (sink/file);
 //   - [log] and [http], the engine's own.
 //
 // Each component's DefaultConfiguration gives its defaults and its Validate
@@ -38,6 +38,7 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 	"github.com/flowdex/flowdex/sink/file"
+	"github.com/flowdex/flowdex/sink/kafka"
 )
 
 // Config is the whole flowdex configuration.
@@ -268,7 +269,8 @@ func (p *Pipeline) TransformationsJSON(c *Config) (data []byte, source, baseDir 
 	}
 }
 
-// Output is one [output.NAME]: a *ElasticsearchOutput or *PrintOutput.
+// Output is one [output.NAME]: a *ElasticsearchOutput, *KafkaOutput or
+// *PrintOutput.
 type Output interface {
 	Common() *OutputCommon
 }
@@ -285,6 +287,13 @@ func (c *OutputCommon) Common() *OutputCommon { return c }
 type PrintOutput struct {
 	OutputCommon
 	file.Configuration
+}
+
+// KafkaOutput publishes to Apache Kafka as pmacct's kafka plugin does: type
+// = "kafka".
+type KafkaOutput struct {
+	OutputCommon
+	kafka.Configuration
 }
 
 // ElasticsearchOutput indexes into Elasticsearch: type = "elasticsearch".
@@ -304,6 +313,8 @@ func newOutput(typ string) Output {
 	switch typ {
 	case "print":
 		return &PrintOutput{OutputCommon: OutputCommon{Type: typ}, Configuration: file.DefaultConfiguration()}
+	case "kafka":
+		return &KafkaOutput{OutputCommon: OutputCommon{Type: typ}, Configuration: kafka.DefaultConfiguration()}
 	case "elasticsearch":
 		return &ElasticsearchOutput{OutputCommon: OutputCommon{Type: typ},
 			Configuration: elasticsearch.DefaultConfiguration(), RetentionConfiguration: retention.DefaultConfiguration()}
@@ -311,7 +322,7 @@ func newOutput(typ string) Output {
 	return nil
 }
 
-const outputTypes = `"elasticsearch" or "print"`
+const outputTypes = `"elasticsearch", "kafka" or "print"`
 
 // Default is the configuration used when none is given: pmacct JSON on standard
 // input, printed to standard output in pmacct's format.
