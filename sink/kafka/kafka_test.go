@@ -86,6 +86,19 @@ func consume(t *testing.T, brokers []string, topic string, n int) []*kgo.Record 
 	return got
 }
 
+// started is a started sink named "k" of cfg.
+func started(t testing.TB, cfg Configuration) *Sink {
+	t.Helper()
+	s, err := New("k", cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func doc(exporter string, i int) *document.Document {
 	var d document.Document
 	d.SetString("event_type", "purge")
@@ -105,14 +118,8 @@ func TestPublish(t *testing.T) {
 	topic := kafkatest.Topic(t, "kout", 4)
 	cfg := DefaultConfiguration()
 	cfg.Brokers, cfg.Topic, cfg.Markers = brokers, topic, true
-	s, err := New("k", cfg, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := started(t, cfg)
 	ctx := context.Background()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	exporters := []string{"192.0.2.1", "192.0.2.2", "2001:db8::3", ""}
 	const per = 50
 	want := map[string][]string{}
@@ -190,5 +197,34 @@ func TestStartErrors(t *testing.T) {
 	err = s.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "brokers 127.0.0.1:1") {
 		t.Errorf("no broker: %v", err)
+	}
+}
+
+// BenchmarkPublish publishes records of 4 exporters to a 4-partition topic
+// of the shared broker and waits for every acknowledgement.
+func BenchmarkPublish(b *testing.B) {
+	brokers := kafkatest.Brokers(b)
+	cfg := DefaultConfiguration()
+	cfg.Brokers, cfg.Topic = brokers, kafkatest.Topic(b, "kbench", 4)
+	s := started(b, cfg)
+	ctx := context.Background()
+	docs := []*document.Document{doc("192.0.2.1", 1), doc("192.0.2.2", 2), doc("192.0.2.3", 3), doc("192.0.2.4", 4)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Write(ctx, docs[i&3]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	if err := s.Stop(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if st := s.Stats(); st.Produced != uint64(b.N) || st.Failed != 0 {
+		b.Fatalf("stats %+v after %d", st, b.N)
 	}
 }
