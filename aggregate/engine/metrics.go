@@ -77,7 +77,7 @@ var (
 	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
 	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
 	// outputs
-	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (documents of damaged spool records, which are skipped), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them).", "output", "result")
+	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (documents of damaged spool records, which are skipped), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them); Kafka outputs: written, produced (acknowledged by the brokers), failed, retried (produce requests sent again after a connection error), markers (purge_init and purge_close messages produced).", "output", "result")
 	mOutRequests = desc("output_bulk_requests_total", "Bulk requests sent.", "output")
 	mOutBulkErrs = desc("output_bulk_errors_total", "Bulk requests that failed as a whole.", "output")
 	mOutQueued   = desc("output_queue_documents", "Documents in memory: accepted, not yet indexed, given up or spooled.", "output")
@@ -169,6 +169,17 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mEnrichReloads, st.ReloadErrors, name, "failed")
 	}
 	for _, o := range m.e.outputs {
+		if k, ok := o.output.(kafkaOutput); ok {
+			st := k.Stats()
+			for _, r := range []struct {
+				result string
+				n      uint64
+			}{{"written", st.Written}, {"produced", st.Produced}, {"failed", st.Failed}, {"retried", st.Retried}, {"markers", st.Markers}} {
+				counter(mOutDocs, r.n, o.name, r.result)
+			}
+			gauge(mOutQueued, float64(st.Queued), o.name)
+			continue
+		}
 		es, ok := o.output.(*esOutput)
 		if !ok {
 			continue

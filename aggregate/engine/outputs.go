@@ -14,6 +14,7 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 	"github.com/flowdex/flowdex/sink/file"
+	"github.com/flowdex/flowdex/sink/kafka"
 )
 
 // output is what a pipeline writes to. Flush sends what Write has buffered:
@@ -53,6 +54,12 @@ func newOutput(name string, cfg *config.Config, stdout io.Writer, logger *slog.L
 		return printOutput{file.New(fc)}, nil
 	case *config.ElasticsearchOutput:
 		return newElasticsearch(name, o, logger)
+	case *config.KafkaOutput:
+		s, err := kafka.New(name, o.Configuration, logger.With("output", name))
+		if err != nil {
+			return nil, err
+		}
+		return kafkaOutput{s}, nil
 	}
 	return nil, fmt.Errorf("output %q: unknown type", name)
 }
@@ -70,6 +77,20 @@ func (p printOutput) Sync(ctx context.Context) error { return p.Flush(ctx) }
 func (p printOutput) report() DeliveryReport {
 	n := p.Written()
 	return DeliveryReport{Written: n, Indexed: n}
+}
+
+// kafkaOutput adapts the Kafka sink, whose messages carry no id: a
+// consumer makes its own from where a message is in the log.
+type kafkaOutput struct{ *kafka.Sink }
+
+func (k kafkaOutput) Write(ctx context.Context, doc *document.Document, _ string, _ time.Time) error {
+	return k.Sink.Write(ctx, doc)
+}
+
+// report counts as indexed what the brokers acknowledged.
+func (k kafkaOutput) report() DeliveryReport {
+	s := k.Stats()
+	return DeliveryReport{Written: s.Written, Indexed: s.Produced, Failed: s.Failed, Retried: s.Retried}
 }
 
 // newElasticsearch makes the Elasticsearch sink of output name, and its

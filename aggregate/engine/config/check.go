@@ -68,6 +68,8 @@ func (l *loader) check() {
 			}
 			printFiles[f] = name
 			l.failErr(o.Configuration.Validate(), "output", name)
+		case *KafkaOutput:
+			l.failErr(o.Configuration.Validate(), "output", name)
 		case *ElasticsearchOutput:
 			l.checkElasticsearch(o, path)
 			// two senders of one spool would collide on segment names and each

@@ -8,8 +8,8 @@
 //     (collector/pcap);
 //   - [[pipeline]]: aggregation (aggregate/cache, aggregate/flow's formats),
 //     enrichment (aggregate/enrich) and p2es transformations;
-//   - [output.NAME], by type: elasticsearch (sink/elasticsearch) or print
-//     (sink/file);
+//   - [output.NAME], by type: elasticsearch (sink/elasticsearch), kafka
+//     (sink/kafka) or print (sink/file);
 //   - [log] and [http], the engine's own.
 //
 // Each component's DefaultConfiguration gives its defaults and its Validate
@@ -32,7 +32,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
-	"github.com/flowdex/flowdex/collector/kafka"
+	kafkainput "github.com/flowdex/flowdex/collector/kafka"
 	"github.com/flowdex/flowdex/collector/netflow"
 	"github.com/flowdex/flowdex/collector/pcap"
 	"github.com/flowdex/flowdex/collector/pmacct"
@@ -40,6 +40,7 @@ import (
 	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 	"github.com/flowdex/flowdex/sink/file"
+	kafkaoutput "github.com/flowdex/flowdex/sink/kafka"
 )
 
 // Config is the whole flowdex configuration.
@@ -130,7 +131,7 @@ type PmacctInput struct {
 // consumer group: type = "kafka".
 type KafkaInput struct {
 	InputCommon
-	kafka.Configuration
+	kafkainput.Configuration
 	// Timezone reads pmacct's timestamps without an offset, as a pmacct
 	// input's does.
 	Timezone setting.Location `toml:"timezone"`
@@ -219,7 +220,7 @@ func newInput(typ string) Input {
 	case "pmacct":
 		return &PmacctInput{InputCommon: InputCommon{Type: typ}, Configuration: pmacct.DefaultConfiguration()}
 	case "kafka":
-		return &KafkaInput{InputCommon: InputCommon{Type: typ}, Configuration: kafka.DefaultConfiguration(),
+		return &KafkaInput{InputCommon: InputCommon{Type: typ}, Configuration: kafkainput.DefaultConfiguration(),
 			Timezone: setting.Location{Location: time.Local}}
 	case "netflow":
 		return &NetFlowInput{InputCommon: InputCommon{Type: typ}, Receive: Receive{Configuration: flowListen(NetFlowPort)},
@@ -300,7 +301,8 @@ func (p *Pipeline) TransformationsJSON(c *Config) (data []byte, source, baseDir 
 	}
 }
 
-// Output is one [output.NAME]: a *ElasticsearchOutput or *PrintOutput.
+// Output is one [output.NAME]: a *ElasticsearchOutput, *KafkaOutput or
+// *PrintOutput.
 type Output interface {
 	Common() *OutputCommon
 }
@@ -317,6 +319,13 @@ func (c *OutputCommon) Common() *OutputCommon { return c }
 type PrintOutput struct {
 	OutputCommon
 	file.Configuration
+}
+
+// KafkaOutput publishes to Apache Kafka as pmacct's kafka plugin does: type
+// = "kafka".
+type KafkaOutput struct {
+	OutputCommon
+	kafkaoutput.Configuration
 }
 
 // ElasticsearchOutput indexes into Elasticsearch: type = "elasticsearch".
@@ -336,6 +345,8 @@ func newOutput(typ string) Output {
 	switch typ {
 	case "print":
 		return &PrintOutput{OutputCommon: OutputCommon{Type: typ}, Configuration: file.DefaultConfiguration()}
+	case "kafka":
+		return &KafkaOutput{OutputCommon: OutputCommon{Type: typ}, Configuration: kafkaoutput.DefaultConfiguration()}
 	case "elasticsearch":
 		return &ElasticsearchOutput{OutputCommon: OutputCommon{Type: typ},
 			Configuration: elasticsearch.DefaultConfiguration(), RetentionConfiguration: retention.DefaultConfiguration()}
@@ -343,7 +354,7 @@ func newOutput(typ string) Output {
 	return nil
 }
 
-const outputTypes = `"elasticsearch" or "print"`
+const outputTypes = `"elasticsearch", "kafka" or "print"`
 
 // Default is the configuration used when none is given: pmacct JSON on standard
 // input, printed to standard output in pmacct's format.

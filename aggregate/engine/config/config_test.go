@@ -101,7 +101,13 @@ func TestParseErrors(t *testing.T) {
 		{"flows into a pmacct pipeline", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\npipeline = \"p\"\n[[input]]\ntype = \"netflow\"\npipelines = [\"p\"]\n[[pipeline]]\nname = \"p\"\n",
 			`flowdex.toml:7:1: input#1.pipelines: pipeline "p" takes the pmacct records of input "input1" (expected a pipeline of its own for flows)`},
 		{"bad duration", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nflush_interval = \"soon\"\n", `flowdex.toml:6:19: output.es.flush_interval: invalid duration "soon" (expected e.g. "30s", "5m", "1h" or "30d")`},
-		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"kafka\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "kafka" (expected "elasticsearch" or "print")`},
+		{"bad output type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.x]\ntype = \"amqp\"\n", `flowdex.toml:5:1: output.x.type: unknown output type "amqp" (expected "elasticsearch", "kafka" or "print")`},
+		{"kafka topic with $tag", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.k]\ntype = \"kafka\"\ntopic = \"acct.$tag\"\n",
+			`flowdex.toml:6:1: output.k.topic: "acct.$tag": $tag needs the pre_tag_map, which comes with issue 17 (expected one of $peer_src_ip, $src_host, $dst_host, $src_port, $dst_port, $proto, $in_iface)`},
+		{"kafka partition key", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.k]\ntype = \"kafka\"\n  partition_key = \"$peer_ip\"\n",
+			`flowdex.toml:6:3: output.k.partition_key: "$peer_ip": unknown variable $peer_ip (expected one of $peer_src_ip, $src_host, $dst_host, $src_port, $dst_port, $proto, $in_iface)`},
+		{"kafka sasl", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.k]\ntype = \"kafka\"\nsasl = \"plain\"\nusername = \"u\"\n",
+			`flowdex.toml:4:1: output.k.password: SASL plain needs a password (password, password_file or password_env)`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
 		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: got a number, expected a string`},
 		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:13: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
@@ -441,6 +447,12 @@ api_key = "c2VjcmV0"
 retention = "30d"
 [output.print]
 type = "print"
+[output.kafka]
+type = "kafka"
+brokers = ["127.0.0.1"]
+sasl = "scram-sha-512"
+username = "flowdex"
+password = "secret"
 `
 	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
 	if err != nil {
@@ -456,6 +468,7 @@ type = "print"
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
 		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "Local"`, `poll = "1s"`,
 		`flush_interval = "1s"`, `api_key = "********"`, `urls = ["http://elastic:xxxxx@127.0.0.1:9200"]`,
+		`topic = "pmacct.acct"`, `partition_key = "$peer_src_ip"`, `password = "********"`, `max_buffered_records = 10000`, `stop_grace = "15s"`,
 		`timestamp_fields = ["stamp_inserted", "timestamp_start", "timestamp_arrival"]`,
 	} {
 		if !strings.Contains(got, want) {

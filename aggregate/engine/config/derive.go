@@ -131,6 +131,8 @@ func (c *Config) resolvePaths() {
 		switch o := o.(type) {
 		case *PrintOutput:
 			o.Path = r(o.Path)
+		case *KafkaOutput:
+			o.PasswordFile, o.CACert = r(o.PasswordFile), r(o.CACert)
 		case *ElasticsearchOutput:
 			o.PasswordFile, o.APIKeyFile, o.CACert = r(o.PasswordFile), r(o.APIKeyFile), r(o.CACert)
 			o.IndexBodyFile, o.DeadLetterFile, o.SpoolDir = r(o.IndexBodyFile), r(o.DeadLetterFile), r(o.SpoolDir)

@@ -60,6 +60,11 @@ func (c *Config) WriteEffective(w io.Writer) error {
 			}
 			o = &shown
 		}
+		if k, ok := o.(*KafkaOutput); ok && k.Password != "" {
+			shown := *k
+			shown.Password = "********"
+			o = &shown
+		}
 		doc.Output[name] = o
 	}
 	return toml.NewEncoder(w).Encode(doc)

@@ -1,0 +1,415 @@
+// Package kafka publishes documents to Apache Kafka as pmacct's kafka plugin
+// does: one pmacct JSON record per message, the bytes the print output
+// writes for it (without the newline), to a topic named by a pattern
+// (kafka_topic) under a partition key (kafka_partition_key), with pmacct's
+// purge_init and purge_close messages around each purge when asked.
+//
+// The producer is franz-go's kgo with its defaults on what matters for
+// delivery: acks from all in-sync replicas and idempotent writes, so a
+// retried produce request cannot write a record twice, and up to five
+// requests in flight per broker without reordering a partition. Its buffer
+// is bounded (max_buffered_records, max_buffered_bytes): when it is full,
+// Write waits, and the pipeline with it, as it does for the Elasticsearch
+// output.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/aggregate/setting"
+	"github.com/flowdex/flowdex/internal/kafkaclient"
+)
+
+// DefaultTopic is pmacct's kafka_topic default.
+const DefaultTopic = "pmacct.acct"
+
+// Configuration of a Kafka output. The connection's keys (brokers, TLS,
+// SASL) are kafkaclient's, at the same level as the others.
+type Configuration struct {
+	kafkaclient.Configuration
+	// Topic is pmacct's kafka_topic: a name, or a pattern with $variables
+	// (see variables) filled from each record.
+	Topic string `toml:"topic"`
+	// PartitionKey is pmacct's kafka_partition_key: the message key, from
+	// which Kafka picks the partition; "" sends records without a key.
+	PartitionKey string `toml:"partition_key"`
+	// Markers writes pmacct's purge_init and purge_close messages around
+	// each purge (print_markers).
+	Markers bool `toml:"markers"`
+	// MaxBufferedRecords and MaxBufferedBytes bound what waits for the
+	// brokers' acknowledgement; Write blocks when either is reached.
+	MaxBufferedRecords int `toml:"max_buffered_records"`
+	MaxBufferedBytes   int `toml:"max_buffered_bytes"`
+	// DeliveryTimeout is how long a record may wait for the brokers before
+	// it is failed (librdkafka's message.timeout.ms, pmacct's producer).
+	DeliveryTimeout setting.Duration `toml:"delivery_timeout"`
+	// StopGrace is how long, once the daemon is told to stop, what is
+	// buffered has to be acknowledged; what is not then is counted failed.
+	StopGrace setting.Duration `toml:"stop_grace"`
+}
+
+// DefaultConfiguration is pmacct's topic keyed by exporter on a local
+// broker, 10000 records or 64 MiB in memory at most.
+func DefaultConfiguration() Configuration {
+	return Configuration{
+		Configuration:      kafkaclient.DefaultConfiguration(),
+		Topic:              DefaultTopic,
+		PartitionKey:       "$peer_src_ip",
+		MaxBufferedRecords: 10000,
+		MaxBufferedBytes:   64 << 20,
+		DeliveryTimeout:    setting.Duration{Duration: 5 * time.Minute},
+		StopGrace:          setting.Duration{Duration: 15 * time.Second},
+	}
+}
+
+// Validate reports every setting New would refuse, each a setting.KeyError
+// naming its key.
+func (c Configuration) Validate() error {
+	errs := []error{c.Configuration.Validate()}
+	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
+	topic, err := parsePattern(c.Topic)
+	if err != nil {
+		bad("topic", "%q: %v", c.Topic, err)
+	} else if len(topic) == 0 {
+		bad("topic", "empty (expected a topic name, e.g. %q)", DefaultTopic)
+	}
+	if _, err := parsePattern(c.PartitionKey); err != nil {
+		bad("partition_key", "%q: %v", c.PartitionKey, err)
+	}
+	if _, static := topic.static(); c.Markers && err == nil && !static {
+		bad("markers", "markers with a topic of variables (%q): a purge would span several topics (expected a topic without $variables, or markers = false)", c.Topic)
+	}
+	if c.MaxBufferedRecords <= 0 {
+		bad("max_buffered_records", "%d: expected a positive number, e.g. 10000", c.MaxBufferedRecords)
+	}
+	if c.MaxBufferedBytes <= 0 {
+		bad("max_buffered_bytes", "%d: expected a positive size, e.g. 67108864", c.MaxBufferedBytes)
+	}
+	if c.DeliveryTimeout.Duration <= 0 {
+		bad("delivery_timeout", "%s: expected a positive duration, e.g. \"5m\"", c.DeliveryTimeout)
+	}
+	if c.StopGrace.Duration <= 0 {
+		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue shows the configuration, its password hidden.
+func (c Configuration) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("connection", c.Configuration),
+		slog.String("topic", c.Topic),
+		slog.String("partition_key", c.PartitionKey),
+		slog.Bool("markers", c.Markers),
+		slog.Int("max_buffered_records", c.MaxBufferedRecords),
+		slog.Int("max_buffered_bytes", c.MaxBufferedBytes),
+		slog.Duration("delivery_timeout", c.DeliveryTimeout.Duration),
+		slog.Duration("stop_grace", c.StopGrace.Duration),
+	)
+}
+
+// Stats are the sink's counters.
+type Stats struct {
+	Written  uint64 // records Write accepted
+	Produced uint64 // records the brokers acknowledged
+	Failed   uint64 // records given up: delivery timeout, refused, or not acknowledged at stop
+	Retried  uint64 // produce requests that failed on their connection and were sent again
+	Markers  uint64 // purge_init and purge_close messages acknowledged
+	Queued   uint64 // records written, not yet acknowledged nor failed
+}
+
+// maxTopics bounds the interned names of a topic pattern.
+const maxTopics = 4096
+
+// Sink is a Kafka output. Write and Flush are safe for concurrent use.
+type Sink struct {
+	cfg         Configuration
+	logger      *slog.Logger
+	name        string // pmacct's writer_id: the output's name and the pid
+	topic, key  pattern
+	staticTopic string // the topic when it has no variable
+	static      bool
+
+	client    *kgo.Client
+	pool      sync.Pool // *kgo.Record, with their Key and Value buffers
+	stopWatch func() bool
+	stopAt    atomic.Pointer[time.Time] // when the daemon was told to stop
+
+	mu         sync.Mutex
+	topics     map[string]string // dynamic topic names, interned
+	scratch    []byte
+	inPurge    bool
+	purgeStart time.Time
+	purged     int
+	closed     bool
+
+	written, produced, failed, retried, markers atomic.Uint64
+	outstanding                                 atomic.Int64 // records and markers produced, their promise not yet called
+	errLog                                      ratelog.Limiter
+}
+
+// New checks cfg and returns an inert sink; Start connects. name is the
+// output's, in pmacct's writer_id of the markers.
+func New(name string, cfg Configuration, logger *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, logger: logger, name: name + "/" + strconv.Itoa(os.Getpid()), topics: map[string]string{}}
+	s.topic, _ = parsePattern(cfg.Topic)
+	s.key, _ = parsePattern(cfg.PartitionKey)
+	s.staticTopic, s.static = s.topic.static()
+	s.errLog.Every = 10 * time.Second
+	s.pool.New = func() any { return &kgo.Record{} }
+	return s, nil
+}
+
+// startTimeout bounds the checks of Start.
+const startTimeout = 30 * time.Second
+
+// Start connects, checks that a broker answers and, for a topic without
+// variables, that the topic exists: flowdex does not create topics. ctx is
+// the daemon's: its end starts StopGrace.
+func (s *Sink) Start(ctx context.Context) error {
+	opts, err := s.cfg.Configuration.Options(s.logger)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	opts = append(opts,
+		kgo.MaxBufferedRecords(s.cfg.MaxBufferedRecords),
+		kgo.MaxBufferedBytes(s.cfg.MaxBufferedBytes),
+		kgo.RecordDeliveryTimeout(s.cfg.DeliveryTimeout.Duration),
+		kgo.WithHooks(retryHook{&s.retried}),
+	)
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := client.Ping(cctx); err != nil {
+		client.Close()
+		return fmt.Errorf("kafka: brokers %s: %w", s.cfg.Where(), err)
+	}
+	if s.static {
+		topics, err := kadm.NewClient(client).ListTopics(cctx, s.staticTopic)
+		if err == nil {
+			err = topics[s.staticTopic].Err
+		}
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			err = fmt.Errorf("topic %q does not exist (flowdex does not create topics: create it with kafka-topics.sh --create)", s.staticTopic)
+		}
+		if err != nil {
+			client.Close()
+			return fmt.Errorf("kafka: brokers %s: topic %q: %w", s.cfg.Where(), s.staticTopic, err)
+		}
+	}
+	s.client = client
+	s.stopWatch = context.AfterFunc(ctx, func() {
+		now := time.Now()
+		s.stopAt.Store(&now)
+	})
+	return nil
+}
+
+// Write publishes doc; it blocks while the buffer is full. A record the
+// brokers do not take is counted failed, not returned: Write only fails
+// once the sink is stopped.
+func (s *Sink) Write(ctx context.Context, doc *document.Document) error {
+	r := s.pool.Get().(*kgo.Record)
+	r.Value = doc.AppendJSON(r.Value[:0], document.Pmacct)
+	r.Key = s.key.appendTo(r.Key[:0], doc)
+	if len(r.Key) == 0 {
+		r.Key = nil // no key: kgo's partitioner picks (a nil key is not hashed)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.pool.Put(r)
+		return errors.New("kafka: output stopped")
+	}
+	r.Topic = s.topicOf(doc)
+	if s.cfg.Markers && !s.inPurge {
+		s.inPurge, s.purgeStart, s.purged = true, time.Now(), 0
+		s.produceMarker(ctx, s.markerJSON(false))
+	}
+	s.purged++
+	s.written.Add(1)
+	s.outstanding.Add(1)
+	s.client.Produce(ctx, r, s.delivered)
+	return nil
+}
+
+// topicOf is the record's topic; s.mu held.
+func (s *Sink) topicOf(doc *document.Document) string {
+	if s.static {
+		return s.staticTopic
+	}
+	s.scratch = s.topic.appendTo(s.scratch[:0], doc)
+	if t, ok := s.topics[string(s.scratch)]; ok {
+		return t
+	}
+	t := string(s.scratch)
+	if len(s.topics) < maxTopics {
+		s.topics[t] = t
+	}
+	return t
+}
+
+// delivered is the promise of a record.
+func (s *Sink) delivered(r *kgo.Record, err error) {
+	if err == nil {
+		s.produced.Add(1)
+	} else {
+		s.failed.Add(1)
+		s.logFailure(r, err)
+	}
+	s.outstanding.Add(-1)
+	*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0]}
+	s.pool.Put(r)
+}
+
+func (s *Sink) logFailure(r *kgo.Record, err error) {
+	if ok, held := s.errLog.Allow(); ok {
+		s.logger.Error("kafka: record not delivered", "brokers", s.cfg.Where(), "topic", r.Topic,
+			"partition", r.Partition, "error", err, "similar_errors_held_back", held)
+	}
+}
+
+// markerJSON is pmacct's compose_purge_init_json or
+// compose_purge_close_json as jansson writes them; s.mu held.
+func (s *Sink) markerJSON(closing bool) []byte {
+	b := []byte(`{"event_type": "purge_init", "writer_id": `)
+	if closing {
+		b = []byte(`{"event_type": "purge_close", "writer_id": `)
+	}
+	b = document.AppendString(b, s.name)
+	if closing {
+		b = append(b, `, "purged_entries": `...)
+		b = strconv.AppendInt(b, int64(s.purged), 10)
+		b = append(b, `, "total_entries": `...)
+		b = strconv.AppendInt(b, int64(s.purged), 10)
+		b = append(b, `, "duration": `...)
+		b = strconv.AppendInt(b, int64(time.Since(s.purgeStart)/time.Second), 10)
+	}
+	return append(b, '}')
+}
+
+// produceMarker publishes a marker to the (static) topic, without a key
+// unless the partition key has no variable; s.mu held.
+func (s *Sink) produceMarker(ctx context.Context, value []byte) {
+	r := &kgo.Record{Topic: s.staticTopic, Value: value}
+	if k, ok := s.key.static(); ok && k != "" {
+		r.Key = []byte(k)
+	}
+	s.outstanding.Add(1)
+	s.client.Produce(ctx, r, func(r *kgo.Record, err error) {
+		if err == nil {
+			s.markers.Add(1)
+		} else {
+			s.logFailure(r, err)
+		}
+		s.outstanding.Add(-1)
+	})
+}
+
+// Flush ends a purge. With markers, it waits until the purge's records are
+// acknowledged, then publishes purge_close after them (pmacct sleeps a
+// second instead); without, kgo sends records as they come and there is
+// nothing to do.
+func (s *Sink) Flush(ctx context.Context) error {
+	if !s.cfg.Markers {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.inPurge || s.closed {
+		return nil
+	}
+	err := s.client.Flush(ctx)
+	s.produceMarker(ctx, s.markerJSON(true))
+	s.inPurge = false
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// Sync waits until every record written before is acknowledged or failed.
+func (s *Sink) Sync(ctx context.Context) error {
+	if s.client == nil {
+		return nil
+	}
+	if err := s.client.Flush(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// Stop waits StopGrace at most (from the daemon's stop, else from now) for
+// what is buffered to be acknowledged, then closes the client: what is left
+// is failed, and counted so.
+func (s *Sink) Stop(ctx context.Context) error {
+	if s.client == nil {
+		return nil
+	}
+	if s.cfg.Markers {
+		_ = s.Flush(ctx) // the last purge's purge_close; an error is counted and logged as the records'
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopWatch()
+	start := time.Now()
+	if at := s.stopAt.Load(); at != nil {
+		start = *at
+	}
+	gctx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.StopGrace.Duration))
+	defer cancel()
+	if err := s.client.Flush(gctx); err != nil {
+		s.logger.Warn("kafka: stop_grace is over; what the brokers did not acknowledge is counted failed",
+			"brokers", s.cfg.Where(), "stop_grace", s.cfg.StopGrace.Duration, "records", s.Stats().Queued)
+	}
+	s.client.Close()                      // fails what is still buffered, through the promises
+	if n := s.outstanding.Load(); n > 0 { // not expected: Close fails every buffered record through its promise
+		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n)
+	}
+	if held := s.errLog.Pending(); held > 0 {
+		s.logger.Error("kafka: more records not delivered", "brokers", s.cfg.Where(), "count", held)
+	}
+	return nil
+}
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	st := Stats{Written: s.written.Load(), Produced: s.produced.Load(), Failed: s.failed.Load(),
+		Retried: s.retried.Load(), Markers: s.markers.Load()}
+	if done := st.Produced + st.Failed; st.Written > done {
+		st.Queued = st.Written - done
+	}
+	return st
+}
+
+// retryHook counts produce requests that failed on their connection: kgo
+// sends their records again.
+type retryHook struct{ n *atomic.Uint64 }
+
+func (h retryHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	const produce = 0
+	if key == produce && e2e.Err() != nil {
+		h.n.Add(1)
+	}
+}
