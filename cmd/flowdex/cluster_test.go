@@ -174,7 +174,13 @@ func TestClusterNodeDeathLosesNothing(t *testing.T) {
 	conf = strings.Replace(conf, "replicas = 0", "replicas = 1", 1)
 	conf = strings.Replace(conf, "max_retries = 2", "max_retries = 10\ndead_letter_file = "+strconv.Quote(dir+"/dead.json"), 1)
 	cmd, stderr := startFlowdex(t, writeFile(t, dir, "flowdex.toml", conf))
-	testwatch.WaitFor(t, "flowdex to listen", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "listening") })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("flowdex:\n%s", stderr)
+		}
+	})
+	// the template goes through a cluster that has just formed: slow on a loaded machine
+	testwatch.WaitFor(t, "flowdex to listen", time.Minute, func() bool { return strings.Contains(stderr.String(), "listening") })
 
 	sender := newV5Sender(t, port)
 	stop, done, watchStop := make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -188,11 +194,6 @@ func TestClusterNodeDeathLosesNothing(t *testing.T) {
 	var watchOnce sync.Once
 	stopWatching := func() { watchOnce.Do(func() { close(watchStop); <-watchDone }) }
 	defer stopWatching()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("flowdex:\n%s", stderr)
-		}
-	})
 	testwatch.WaitFor(t, "documents indexed", 30*time.Second, func() bool { return watch.indexed() >= 200 })
 
 	victim := masterNode(t, urls[0])

@@ -148,7 +148,19 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	opts = append(opts,
+	opts = append(opts, kgo.WithLogger(kgoLogger{c.logger}))
+	// the checks use a client of their own: the group's joins the group (and
+	// its goroutines run) only once they pass
+	check, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
+	}
+	err = c.check(ctx, check)
+	check.Close()
+	if err != nil {
+		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topics...),
 		kgo.DisableAutoCommit(),
@@ -159,36 +171,33 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.WithLogger(kgoLogger{c.logger}),
-	)
-	// the client only starts consuming once the checks pass
-	cl, err := kgo.NewClient(opts...)
+	)...)
 	if err != nil {
-		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		cl.Close()
-		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
-	}
-	topics, err := kadm.NewClient(cl).ListTopics(ctx, c.cfg.Topics...)
-	for _, t := range c.cfg.Topics {
-		if err != nil {
-			break
-		}
-		switch d, ok := topics[t]; {
-		case !ok:
-			err = fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
-		case d.Err != nil:
-			err = fmt.Errorf("topic %q: %w", t, d.Err)
-		}
-	}
-	if err != nil {
-		cl.Close()
 		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
 	}
 	c.client = cl
+	return nil
+}
+
+// check pings the brokers and looks the topics up.
+func (c *Consumer) check(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return err
+	}
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, c.cfg.Topics...)
+	if err != nil {
+		return err
+	}
+	for _, t := range c.cfg.Topics {
+		switch d, ok := topics[t]; {
+		case !ok:
+			return fmt.Errorf("topic %q: %w", t, kerr.UnknownTopicOrPartition)
+		case d.Err != nil:
+			return fmt.Errorf("topic %q: %w", t, d.Err)
+		}
+	}
 	return nil
 }
 
