@@ -528,3 +528,22 @@ func (sp *Spool) Close() error {
 	}
 	return err
 }
+
+// CheckDir reports an error unless dir is a directory or can be made inside
+// the nearest directory above it that exists: what a configuration check
+// can say of a spool_dir before Open.
+func CheckDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		switch {
+		case err == nil && st.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a directory", d)
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		case filepath.Dir(d) == d:
+			return fmt.Errorf("no directory above %s exists", dir)
+		}
+	}
+}
