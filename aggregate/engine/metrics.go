@@ -174,7 +174,8 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			for _, r := range []struct {
 				result string
 				n      uint64
-			}{{"written", st.Written}, {"produced", st.Produced}, {"failed", st.Failed}, {"retried", st.Retried}, {"markers", st.Markers}} {
+			}{{"written", st.Written}, {"produced", st.Produced}, {"failed", st.Failed}, {"retried", st.Retried}, {"markers", st.Markers},
+				{"spooled", st.Spooled}, {"replayed", st.Replayed}, {"spool_lost", st.SpoolLost}} {
 				counter(mOutDocs, r.n, o.name, r.result)
 			}
 			gauge(mOutQueued, float64(st.Queued), o.name)

@@ -90,7 +90,8 @@ func (k kafkaOutput) Write(ctx context.Context, doc *document.Document, _ string
 // report counts as indexed what the brokers acknowledged.
 func (k kafkaOutput) report() DeliveryReport {
 	s := k.Stats()
-	return DeliveryReport{Written: s.Written, Indexed: s.Produced, Failed: s.Failed, Retried: s.Retried}
+	return DeliveryReport{Written: s.Written, Indexed: s.Produced + s.Replayed, Failed: s.Failed + s.SpoolLost, Retried: s.Retried,
+		Spooled: uint64(s.SpoolRecords), SpoolDir: k.SpoolDir()}
 }
 
 // newElasticsearch makes the Elasticsearch sink of output name, and its

@@ -50,7 +50,7 @@ func (s *Sink) work(w *worker) {
 		switch {
 		case s.hurried():
 			s.stopped(w, b) // StopGrace is over: nothing more is sent
-		case s.spool != nil && (s.needSetup.Load() || s.spool.isActive()):
+		case s.spool != nil && (s.needSetup.Load() || s.spool.Active()):
 			s.toSpool(w, b) // behind what is queued on disk, in order; or before the template is in place
 		default:
 			s.process(w, b)

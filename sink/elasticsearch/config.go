@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/sink/spool"
 )
 
 // Configuration of an Elasticsearch sink, with the keys of an
@@ -363,12 +364,12 @@ func (c *Configuration) validate() (*compiled, error) {
 	if c.DeadLetterFile != "" {
 		// found now rather than when the first rejected document needs it:
 		// the directory exists, or Start can make it under an existing one
-		if err := creatableDir(filepath.Dir(c.DeadLetterFile)); err != nil {
+		if err := spool.CheckDir(filepath.Dir(c.DeadLetterFile)); err != nil {
 			bad("dead_letter_file", "%s: %v", c.DeadLetterFile, err)
 		}
 	}
 	if c.SpoolDir != "" {
-		if err := creatableDir(c.SpoolDir); err != nil {
+		if err := spool.CheckDir(c.SpoolDir); err != nil {
 			bad("spool_dir", "%s: %v", c.SpoolDir, err)
 		}
 	}
@@ -399,24 +400,6 @@ func (c *Configuration) validate() (*compiled, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// creatableDir reports an error unless dir is a directory or can be made inside
-// the nearest directory above it that exists.
-func creatableDir(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		switch {
-		case err == nil && st.IsDir():
-			return nil
-		case err == nil:
-			return fmt.Errorf("%s is not a directory", d)
-		case !errors.Is(err, os.ErrNotExist):
-			return err
-		case filepath.Dir(d) == d:
-			return fmt.Errorf("no directory above %s exists", dir)
-		}
-	}
 }
 
 // defaultTemplateName is "flowdex-" and the index prefix without its trailing

@@ -3,6 +3,8 @@ package elasticsearch
 import (
 	"errors"
 	"time"
+
+	"github.com/flowdex/flowdex/sink/spool"
 )
 
 // toSpool queues what is left of the batch on disk; if the spool cannot take
@@ -11,7 +13,7 @@ func (s *Sink) toSpool(w *worker, b *batch) {
 	if len(b.items) == 0 {
 		return
 	}
-	if err := s.spool.append(b); err != nil {
+	if err := appendSpool(s.spool, b); err != nil {
 		s.setFailing("spool: "+err.Error(), true)
 		if ok, suppressed := s.spoolErr.Allow(); ok {
 			s.logger.Error("elasticsearch: cannot spool; documents dead-lettered", "dir", s.cfg.SpoolDir,
@@ -96,7 +98,7 @@ func (s *Sink) drain() {
 			}
 			s.needSetup.Store(false)
 		}
-		next, ok := s.spool.next()
+		next, ok := s.spool.Next()
 		if !ok {
 			select {
 			case <-s.kick:
@@ -108,16 +110,16 @@ func (s *Sink) drain() {
 		if next != seq {
 			seq, skip = next, 0
 		}
-		n, err := s.spool.read(seq, skip, b, func(b *batch) error { return s.replay(w, b) })
+		n, err := readSpool(s.spool, seq, skip, b, func(b *batch) error { return s.replay(w, b) })
 		skip += n
 		switch {
-		case err == nil || errors.Is(err, errSpoolCorrupt):
-			var d *spoolDamage
+		case err == nil || errors.Is(err, spool.ErrCorrupt):
+			var d *spool.Damage
 			if errors.As(err, &d) { // damaged records were skipped, the others sent
 				s.spoolLost.Add(uint64(d.Lost))
 				s.logger.Error("elasticsearch: spool segment damaged; its intact records were sent", "dir", s.cfg.SpoolDir, "error", err)
 			}
-			if err := s.spool.remove(seq); err != nil {
+			if err := s.spool.Remove(seq); err != nil {
 				s.logger.Error("elasticsearch: cannot remove a sent spool segment", "error", err)
 				if !s.pause(&wait) {
 					return

@@ -61,7 +61,7 @@ func (s *Sink) Health() Health {
 	h := Health{Started: s.started.Load() && !s.isStopping()}
 	if s.spool != nil {
 		h.Spool = true
-		h.Spooling = s.spool.isActive()
+		h.Spooling = s.spool.Active()
 	}
 	if f := s.failing.Load(); f != nil {
 		h.LastError, h.DeadLettered = f.msg, f.deadLettered

@@ -40,6 +40,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
+	"github.com/flowdex/flowdex/sink/spool"
 )
 
 // Stats counts documents and requests since New.
@@ -125,7 +126,7 @@ type Sink struct {
 	pendingSetup chan error
 
 	deadLetter *deadLetterFile
-	spool      *spool        // nil without SpoolDir
+	spool      *spool.Spool  // nil without SpoolDir
 	kick       chan struct{} // wakes the drain when something is spooled
 	drainer    sync.WaitGroup
 	needSetup  atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
@@ -200,9 +201,9 @@ func (s *Sink) Start(ctx context.Context) error {
 		if s.spool, err = openSpool(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
 		}
-		if b := s.spool.bytes(); b > 0 {
+		if b := s.spool.Bytes(); b > 0 {
 			s.logger.Info("elasticsearch: the spool holds documents of an earlier run; sending them first", "dir", s.cfg.SpoolDir,
-				"documents", s.spool.documents(), "bytes", b)
+				"documents", s.spool.Entries(), "bytes", b)
 		}
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
@@ -210,7 +211,7 @@ func (s *Sink) Start(ctx context.Context) error {
 	if err := s.startSetup(ctx); err != nil {
 		s.cancelRun()
 		if s.spool != nil {
-			s.spool.close() // releases the directory
+			s.spool.Close() // releases the directory
 		}
 		return err
 	}
@@ -658,12 +659,12 @@ func (s *Sink) Stop(ctx context.Context) error {
 	}
 	s.logSuppressed()
 	if s.spool != nil {
-		if cerr := s.spool.close(); cerr != nil {
+		if cerr := s.spool.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("elasticsearch: %w", cerr))
 		}
-		if b := s.spool.bytes(); b > 0 {
+		if b := s.spool.Bytes(); b > 0 {
 			s.logger.Warn("elasticsearch: documents left in the spool, sent at the next start", "dir", s.cfg.SpoolDir,
-				"documents", s.spool.documents(), "bytes", b)
+				"documents", s.spool.Entries(), "bytes", b)
 		}
 	}
 	if s.deadLetter != nil {
@@ -699,7 +700,7 @@ func (s *Sink) Stats() Stats {
 	}
 	st.MalformedAddresses = s.addrs.malformed.Load()
 	if s.spool != nil {
-		st.SpoolBytes, st.SpoolDocs = s.spool.bytes(), s.spool.documents()
+		st.SpoolBytes, st.SpoolDocs = s.spool.Bytes(), s.spool.Entries()
 	}
 	return st
 }

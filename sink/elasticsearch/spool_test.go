@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/sink/spool"
 )
 
 // testBatch encodes n documents as the sink would.
@@ -52,27 +52,27 @@ func TestSpoolRecords(t *testing.T) {
 	for i := range 5 {
 		b := testBatch(t, i*10, 10)
 		want = append(want, string(b.buf))
-		if err := sp.append(b); err != nil {
+		if err := appendSpool(sp, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !sp.isActive() || sp.bytes() == 0 {
-		t.Fatalf("active %v, %d bytes", sp.isActive(), sp.bytes())
+	if !sp.Active() || sp.Bytes() == 0 {
+		t.Fatalf("active %v, %d bytes", sp.Active(), sp.Bytes())
 	}
-	if err := sp.close(); err != nil {
+	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
 	sp, err = openSpool(dir, 1<<20) // a restart
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq, ok := sp.next()
+	seq, ok := sp.Next()
 	if !ok {
 		t.Fatal("the reopened spool is empty")
 	}
 	var got []string
 	b := &batch{}
-	n, err := sp.read(seq, 1, b, func(b *batch) error {
+	n, err := readSpool(sp, seq, 1, b, func(b *batch) error {
 		got = append(got, string(b.buf))
 		for i := range b.items {
 			id := string(b.items[i].id(b.buf))
@@ -85,29 +85,29 @@ func TestSpoolRecords(t *testing.T) {
 	if err != nil || n != 4 || strings.Join(got, "") != strings.Join(want[1:], "") {
 		t.Fatalf("read %d records (%v), want the 4 after the first, in order", n, err)
 	}
-	if err := sp.remove(seq); err != nil {
+	if err := sp.Remove(seq); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := sp.next(); ok || sp.isActive() || sp.bytes() != 0 {
-		t.Errorf("after remove: active %v, %d bytes", sp.isActive(), sp.bytes())
+	if _, ok := sp.Next(); ok || sp.Active() || sp.Bytes() != 0 {
+		t.Errorf("after remove: active %v, %d bytes", sp.Active(), sp.Bytes())
 	}
 
 	// a torn write: the record is cut in the middle
-	if err := sp.append(testBatch(t, 0, 3)); err != nil {
+	if err := appendSpool(sp, testBatch(t, 0, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := sp.append(testBatch(t, 3, 3)); err != nil {
+	if err := appendSpool(sp, testBatch(t, 3, 3)); err != nil {
 		t.Fatal(err)
 	}
-	sp.close()
-	seq, _ = sp.next()
-	path := filepath.Join(dir, segmentName(seq))
+	sp.Close()
+	seq, _ = sp.Next()
+	path := filepath.Join(dir, spool.SegmentName(seq))
 	info, _ := os.Stat(path)
 	if err := os.Truncate(path, info.Size()-10); err != nil {
 		t.Fatal(err)
 	}
-	n, err = sp.read(seq, 0, b, func(*batch) error { return nil })
-	if n != 1 || !errors.Is(err, errSpoolCorrupt) {
+	n, err = readSpool(sp, seq, 0, b, func(*batch) error { return nil })
+	if n != 1 || !errors.Is(err, spool.ErrCorrupt) {
 		t.Errorf("torn segment: %d records, %v; want 1 and a corrupt record", n, err)
 	}
 
@@ -115,7 +115,7 @@ func TestSpoolRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := small.append(testBatch(t, 0, 5)); !errors.Is(err, errSpoolFull) || !strings.Contains(err.Error(), "spool_max_bytes is 100") {
+	if err := appendSpool(small, testBatch(t, 0, 5)); !errors.Is(err, spool.ErrFull) || !strings.Contains(err.Error(), "spool_max_bytes is 100") {
 		t.Errorf("over the cap: %v", err)
 	}
 }
@@ -273,50 +273,12 @@ func TestFakeSpoolAcrossRestart(t *testing.T) {
 	}
 }
 
-// A full disk: the spool says so (ENOSPC), the record is not left torn, and
-// the sink dead-letters the documents with that reason. The disk is a 64 KiB
-// tmpfs (root only).
-func TestSpoolDiskFull(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, 0) })
-	sp, err := openSpool(filepath.Join(dir, "spool"), 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var appendErr error
-	n := 0
-	for ; n < 100; n++ {
-		if appendErr = sp.append(testBatch(t, n*20, 20)); appendErr != nil {
-			break
-		}
-	}
-	if appendErr == nil || !strings.Contains(appendErr.Error(), "disk full") || !errors.Is(appendErr, syscall.ENOSPC) {
-		t.Fatalf("after %d batches: %v, want a disk-full error", n, appendErr)
-	}
-	sp.close()
-	seq, _ := sp.next()
-	read := 0
-	for ok := true; ok; seq, ok = sp.next() {
-		k, err := sp.read(seq, 0, &batch{}, func(*batch) error { return nil })
-		if err != nil {
-			t.Fatalf("segment %d after the failed write: %v", seq, err)
-		}
-		read += k
-		sp.remove(seq)
-	}
-	if read != n {
-		t.Errorf("%d records read back, %d were written", read, n)
-	}
-}
-
 // damagedSegment writes records A B C D (3, 7, 4 and 6 documents of one size)
 // in one segment of dir and damages it as how says; it returns the spool that
 // wrote them, the bodies of the records that must read back and the documents
-// lost.
-func damagedSegment(t *testing.T, dir, how string) (sp *spool, want []string, lost int64) {
+// lost. (The spool's own damage tests are in package spool; this one is for
+// the drain.)
+func damagedSegment(t *testing.T, dir, how string) (sp *spool.Spool, want []string, lost int64) {
 	t.Helper()
 	sp, err := openSpool(dir, 1<<20)
 	if err != nil {
@@ -329,17 +291,17 @@ func damagedSegment(t *testing.T, dir, how string) (sp *spool, want []string, lo
 	for _, n := range []int{3, 7, 4, 6} {
 		b := testBatch(t, from, n)
 		from += n
-		if err := sp.append(b); err != nil {
+		if err := appendSpool(sp, b); err != nil {
 			t.Fatal(err)
 		}
 		bodies = append(bodies, string(b.buf))
 		offs = append(offs, off)
-		off += int64(len(appendRecord(nil, b)))
+		off += int64(spool.HeaderBytes + len(appendRecord(nil, b)) + 4)
 	}
-	if err := sp.close(); err != nil {
+	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, segmentName(1))
+	path := filepath.Join(dir, spool.SegmentName(1))
 	data, err := os.ReadFile(path)
 	if err != nil || int64(len(data)) != off {
 		t.Fatalf("segment of %d bytes (%v), want %d", len(data), err, off)
@@ -361,49 +323,6 @@ func damagedSegment(t *testing.T, dir, how string) (sp *spool, want []string, lo
 		t.Fatal(err)
 	}
 	return sp, want, lost
-}
-
-// A damaged record loses its own documents only: the records after it are
-// read, and the documents lost are counted, whether the damage happened while
-// the spool was open (the count of what was appended) or before it was
-// opened (its header, when readable, names them; when not, they are estimated
-// from the bytes).
-func TestSpoolDamagedRecord(t *testing.T) {
-	for _, how := range []string{"header", "body", "truncated"} {
-		for _, reopen := range []bool{false, true} {
-			dir := t.TempDir()
-			sp, want, lost := damagedSegment(t, dir, how) // damaged while open: the appends counted
-			if reopen {                                   // damaged before the spool was opened
-				var err error
-				if sp, err = openSpool(dir, 1<<20); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var got []string
-			n, err := sp.read(1, 0, &batch{}, func(b *batch) error {
-				got = append(got, string(b.buf))
-				return nil
-			})
-			var d *spoolDamage
-			if !errors.As(err, &d) || !errors.Is(err, errSpoolCorrupt) {
-				t.Errorf("%s, reopen %v: %v, want a damaged segment", how, reopen, err)
-				continue
-			}
-			if n != len(want) || strings.Join(got, "|") != strings.Join(want, "|") {
-				t.Errorf("%s, reopen %v: %d records read, want %d intact ones in order", how, reopen, n, len(want))
-			}
-			if d.Lost != lost {
-				t.Errorf("%s, reopen %v: %d documents lost, want %d (%v)", how, reopen, d.Lost, lost, d)
-			}
-			if wantEst := reopen && how == "header"; (d.Estimated > 0) != wantEst {
-				t.Errorf("%s, reopen %v: %d estimated (%v)", how, reopen, d.Estimated, d)
-			}
-			// skipping goes by intact records, as the drain resumes
-			if n, err := sp.read(1, 1, &batch{}, func(*batch) error { return nil }); n != len(want)-1 || !errors.As(err, &d) || d.Lost != lost {
-				t.Errorf("%s, reopen %v: after skipping one, %d records and %v", how, reopen, n, err)
-			}
-		}
-	}
 }
 
 // The drain sends the intact records of a damaged segment and counts the
@@ -484,7 +403,7 @@ func TestSpoolLockHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.close()
+	defer sp.Close()
 	fmt.Println("holding")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }

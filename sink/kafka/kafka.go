@@ -32,6 +32,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/internal/kafkaclient"
+	"github.com/flowdex/flowdex/sink/spool"
 )
 
 // DefaultTopic is pmacct's kafka_topic default.
@@ -60,6 +61,19 @@ type Configuration struct {
 	// StopGrace is how long, once the daemon is told to stop, what is
 	// buffered has to be acknowledged; what is not then is counted failed.
 	StopGrace setting.Duration `toml:"stop_grace"`
+	// SpoolDir keeps, on disk, the records the brokers did not take: not
+	// acknowledged within SpoolAfter, failed after the client's retries, or
+	// still buffered when StopGrace ends. While anything is spooled, new
+	// records join the queue on disk; a drain produces it oldest first when
+	// the brokers answer, and a restart goes on with it. Empty: no spool;
+	// such records are counted failed.
+	SpoolDir string `toml:"spool_dir,omitempty"`
+	// SpoolMaxBytes caps the spool; records that do not fit are counted
+	// failed, with an error saying the spool is full.
+	SpoolMaxBytes int64 `toml:"spool_max_bytes"`
+	// SpoolAfter is, with a spool, how long a record waits for the brokers
+	// before it goes to the spool (in place of DeliveryTimeout).
+	SpoolAfter setting.Duration `toml:"spool_after"`
 }
 
 // DefaultConfiguration is pmacct's topic keyed by exporter on a local
@@ -73,6 +87,8 @@ func DefaultConfiguration() Configuration {
 		MaxBufferedBytes:   64 << 20,
 		DeliveryTimeout:    setting.Duration{Duration: 5 * time.Minute},
 		StopGrace:          setting.Duration{Duration: 15 * time.Second},
+		SpoolMaxBytes:      1 << 30,
+		SpoolAfter:         setting.Duration{Duration: 30 * time.Second},
 	}
 }
 
@@ -105,6 +121,17 @@ func (c Configuration) Validate() error {
 	if c.StopGrace.Duration <= 0 {
 		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
 	}
+	if c.SpoolMaxBytes <= 0 {
+		bad("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", c.SpoolMaxBytes)
+	}
+	if c.SpoolAfter.Duration <= 0 {
+		bad("spool_after", "%s: expected a positive duration, e.g. \"30s\"", c.SpoolAfter)
+	}
+	if c.SpoolDir != "" {
+		if err := spool.CheckDir(c.SpoolDir); err != nil {
+			bad("spool_dir", "%s: %v", c.SpoolDir, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -119,6 +146,9 @@ func (c Configuration) LogValue() slog.Value {
 		slog.Int("max_buffered_bytes", c.MaxBufferedBytes),
 		slog.Duration("delivery_timeout", c.DeliveryTimeout.Duration),
 		slog.Duration("stop_grace", c.StopGrace.Duration),
+		slog.String("spool_dir", c.SpoolDir),
+		slog.Int64("spool_max_bytes", c.SpoolMaxBytes),
+		slog.Duration("spool_after", c.SpoolAfter.Duration),
 	)
 }
 
@@ -126,10 +156,16 @@ func (c Configuration) LogValue() slog.Value {
 type Stats struct {
 	Written  uint64 // records Write accepted
 	Produced uint64 // records the brokers acknowledged
-	Failed   uint64 // records given up: delivery timeout, refused, or not acknowledged at stop
+	Failed   uint64 // records given up: refused, or (without a spool) delivery timeout or not acknowledged at stop
 	Retried  uint64 // produce requests that failed on their connection and were sent again
 	Markers  uint64 // purge_init and purge_close messages acknowledged
-	Queued   uint64 // records written, not yet acknowledged nor failed
+	Queued   uint64 // records written, not yet acknowledged, failed nor spooled
+
+	Spooled      uint64 // records written to the spool (each time)
+	Replayed     uint64 // records read back from the spool and acknowledged (maybe again: see the README)
+	SpoolLost    uint64 // spooled records lost to damaged spool records
+	SpoolBytes   int64  // what the spool holds now
+	SpoolRecords int64  // records it holds now
 }
 
 // maxTopics bounds the interned names of a topic pattern.
@@ -157,7 +193,14 @@ type Sink struct {
 	purged     int
 	closed     bool
 
+	spooler *spooler // nil without SpoolDir
+	// records gathered before a spool append: half the client's buffer at most
+	pendingMax, pendingMaxBytes int
+	stopping                    chan struct{}
+	drained                     chan struct{}
+
 	written, produced, failed, retried, markers atomic.Uint64
+	spooled, replayed, spoolLost                atomic.Uint64
 	outstanding                                 atomic.Int64 // records and markers produced, their promise not yet called
 	errLog                                      ratelog.Limiter
 }
@@ -191,7 +234,7 @@ func (s *Sink) Start(ctx context.Context) error {
 	opts = append(opts,
 		kgo.MaxBufferedRecords(s.cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(s.cfg.MaxBufferedBytes),
-		kgo.RecordDeliveryTimeout(s.cfg.DeliveryTimeout.Duration),
+		kgo.RecordDeliveryTimeout(s.deliveryTimeout()),
 		kgo.WithHooks(retryHook{&s.retried}),
 	)
 	client, err := kgo.NewClient(opts...)
@@ -217,7 +260,25 @@ func (s *Sink) Start(ctx context.Context) error {
 			return fmt.Errorf("kafka: brokers %s: topic %q: %w", s.cfg.Where(), s.staticTopic, err)
 		}
 	}
+	if s.cfg.SpoolDir != "" {
+		sp, err := spool.Open(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes, spool.Options{Entries: "records"})
+		if err != nil {
+			client.Close()
+			return fmt.Errorf("kafka: %w", err)
+		}
+		s.spooler = &spooler{sp: sp, on: sp.Active(), kick: make(chan struct{}, 1)}
+		s.pendingMax = max(1, min(pendingRecords, s.cfg.MaxBufferedRecords/2))
+		s.pendingMaxBytes = max(1, min(pendingBytes, s.cfg.MaxBufferedBytes/2))
+		if b := sp.Bytes(); b > 0 {
+			s.logger.Info("kafka: the spool holds records of an earlier run; sending them first", "dir", s.cfg.SpoolDir,
+				"records", sp.Entries(), "bytes", b)
+		}
+		s.stopping, s.drained = make(chan struct{}), make(chan struct{})
+	}
 	s.client = client
+	if s.spooler != nil {
+		go s.drain()
+	}
 	s.stopWatch = context.AfterFunc(ctx, func() {
 		now := time.Now()
 		s.stopAt.Store(&now)
@@ -248,9 +309,33 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document) error {
 	}
 	s.purged++
 	s.written.Add(1)
+	if q := s.spooler; q != nil {
+		q.mu.Lock()
+		if q.on { // behind what is queued, in order
+			_ = s.addLocked(r.Topic, r.Key, r.Value) // a failure is counted
+			q.mu.Unlock()
+			s.putRecord(r)
+			return nil
+		}
+		q.mu.Unlock()
+	}
 	s.outstanding.Add(1)
 	s.client.Produce(ctx, r, s.delivered)
 	return nil
+}
+
+// deliveryTimeout is how long the client tries a record: SpoolAfter with a
+// spool, then the spool takes it.
+func (s *Sink) deliveryTimeout() time.Duration {
+	if s.cfg.SpoolDir != "" {
+		return min(s.cfg.SpoolAfter.Duration, s.cfg.DeliveryTimeout.Duration)
+	}
+	return s.cfg.DeliveryTimeout.Duration
+}
+
+func (s *Sink) putRecord(r *kgo.Record) {
+	*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0]}
+	s.pool.Put(r)
 }
 
 // topicOf is the record's topic; s.mu held.
@@ -271,15 +356,17 @@ func (s *Sink) topicOf(doc *document.Document) string {
 
 // delivered is the promise of a record.
 func (s *Sink) delivered(r *kgo.Record, err error) {
-	if err == nil {
+	switch {
+	case err == nil:
 		s.produced.Add(1)
-	} else {
+	case s.spooler != nil && spoolable(err):
+		_ = s.spoolRecord(r) // a failure is counted
+	default:
 		s.failed.Add(1)
 		s.logFailure(r, err)
 	}
 	s.outstanding.Add(-1)
-	*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0]}
-	s.pool.Put(r)
+	s.putRecord(r)
 }
 
 func (s *Sink) logFailure(r *kgo.Record, err error) {
@@ -356,6 +443,7 @@ func (s *Sink) Sync(ctx context.Context) error {
 	if err := s.client.Flush(ctx); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
+	s.flushPending() // what the brokers did not take is on disk
 	return nil
 }
 
@@ -383,7 +471,21 @@ func (s *Sink) Stop(ctx context.Context) error {
 		s.logger.Warn("kafka: stop_grace is over; what the brokers did not acknowledge is counted failed",
 			"brokers", s.cfg.Where(), "stop_grace", s.cfg.StopGrace.Duration, "records", s.Stats().Queued)
 	}
-	s.client.Close()                      // fails what is still buffered, through the promises
+	if s.spooler != nil {
+		close(s.stopping)
+	}
+	s.client.Close() // fails what is still buffered, through the promises (to the spool, if any)
+	if q := s.spooler; q != nil {
+		<-s.drained // the records it was producing stay in the spool
+		s.flushPending()
+		if err := q.sp.Close(); err != nil {
+			s.logger.Error("kafka: closing the spool", "dir", s.cfg.SpoolDir, "error", err)
+		}
+		if b := q.sp.Bytes(); b > 0 {
+			s.logger.Warn("kafka: records left in the spool, sent at the next start", "dir", s.cfg.SpoolDir,
+				"records", q.sp.Entries(), "bytes", b)
+		}
+	}
 	if n := s.outstanding.Load(); n > 0 { // not expected: Close fails every buffered record through its promise
 		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n)
 	}
@@ -393,11 +495,18 @@ func (s *Sink) Stop(ctx context.Context) error {
 	return nil
 }
 
+// SpoolDir is the spool's directory, "" without one.
+func (s *Sink) SpoolDir() string { return s.cfg.SpoolDir }
+
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	st := Stats{Written: s.written.Load(), Produced: s.produced.Load(), Failed: s.failed.Load(),
-		Retried: s.retried.Load(), Markers: s.markers.Load()}
-	if done := st.Produced + st.Failed; st.Written > done {
+		Retried: s.retried.Load(), Markers: s.markers.Load(),
+		Spooled: s.spooled.Load(), Replayed: s.replayed.Load(), SpoolLost: s.spoolLost.Load()}
+	if q := s.spooler; q != nil {
+		st.SpoolBytes, st.SpoolRecords = q.sp.Bytes(), q.sp.Entries()
+	}
+	if done := st.Produced + st.Failed + st.Spooled; st.Written > done {
 		st.Queued = st.Written - done
 	}
 	return st

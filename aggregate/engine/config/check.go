@@ -59,6 +59,21 @@ func (l *loader) check() {
 	spoolDirs, deadLetters := map[string]string{}, map[string]string{}
 	for _, name := range c.outputNames() {
 		path := func(key string) []string { return []string{"output", name, key} }
+		// two senders of one spool, whatever their types, would collide on
+		// segment names and each send the other's records (a second process
+		// is refused by its lock)
+		spoolDir := func(d string) {
+			if d == "" {
+				return
+			}
+			if a, err := filepath.Abs(d); err == nil {
+				d = a
+			}
+			if other, ok := spoolDirs[d]; ok {
+				l.fail(path("spool_dir"), "outputs %q and %q both spool to %q (expected a spool_dir of its own for each)", other, name, d)
+			}
+			spoolDirs[d] = name
+		}
 		switch o := c.Outputs[name].(type) {
 		case *PrintOutput:
 			// two writers on one file would interleave their buffers mid-line
@@ -70,20 +85,10 @@ func (l *loader) check() {
 			l.failErr(o.Configuration.Validate(), "output", name)
 		case *KafkaOutput:
 			l.failErr(o.Configuration.Validate(), "output", name)
+			spoolDir(o.SpoolDir)
 		case *ElasticsearchOutput:
 			l.checkElasticsearch(o, path)
-			// two senders of one spool would collide on segment names and each
-			// send the other's documents (a second process is refused by its lock)
-			if o.SpoolDir != "" {
-				d := o.SpoolDir
-				if a, err := filepath.Abs(d); err == nil {
-					d = a
-				}
-				if other, ok := spoolDirs[d]; ok {
-					l.fail(path("spool_dir"), "outputs %q and %q both spool to %q (expected a spool_dir of its own for each)", other, name, d)
-				}
-				spoolDirs[d] = name
-			}
+			spoolDir(o.SpoolDir)
 			// a dead-letter file cuts a torn record off after a short write: a
 			// second writer's records would go with it
 			if o.DeadLetterFile != "" {

@@ -115,6 +115,8 @@ func TestParseErrors(t *testing.T) {
 		{"one print file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"print\"\n[output.b]\ntype = \"print\"\n", `flowdex.toml:6:1: output.b.file: outputs "a" and "b" both print to "-"`},
 		{"one spool_dir twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"elasticsearch\"\nspool_dir = \"/var/lib/flowdex/spool\"\n[output.b]\ntype = \"elasticsearch\"\n  spool_dir = \"/var/lib/flowdex/./spool/\"\n",
 			`flowdex.toml:9:3: output.b.spool_dir: outputs "a" and "b" both spool to "/var/lib/flowdex/spool" (expected a spool_dir of its own for each)`},
+		{"one spool_dir for kafka and elasticsearch", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"elasticsearch\"\nspool_dir = \"/var/lib/flowdex/spool\"\n[output.k]\ntype = \"kafka\"\nspool_dir = \"/var/lib/flowdex/spool\"\n",
+			`flowdex.toml:9:1: output.k.spool_dir: outputs "a" and "k" both spool to "/var/lib/flowdex/spool" (expected a spool_dir of its own for each)`},
 		{"one dead_letter_file twice", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.a]\ntype = \"elasticsearch\"\ndead_letter_file = \"/var/lib/flowdex/dead.ndjson\"\n[output.b]\ntype = \"elasticsearch\"\ndead_letter_file = \"/var/lib/flowdex/../flowdex/dead.ndjson\"\n",
 			`flowdex.toml:9:1: output.b.dead_letter_file: outputs "a" and "b" both dead-letter to "/var/lib/flowdex/dead.ndjson" (expected a dead_letter_file of its own for each)`},
 		{"ext sampling on netflow", "[[input]]\ntype = \"netflow\"\next_sampling_rate = 10\n", `flowdex.toml:3:1: input#0.ext_sampling_rate: ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)`},

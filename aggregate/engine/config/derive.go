@@ -132,7 +132,7 @@ func (c *Config) resolvePaths() {
 		case *PrintOutput:
 			o.Path = r(o.Path)
 		case *KafkaOutput:
-			o.PasswordFile, o.CACert = r(o.PasswordFile), r(o.CACert)
+			o.PasswordFile, o.CACert, o.SpoolDir = r(o.PasswordFile), r(o.CACert), r(o.SpoolDir)
 		case *ElasticsearchOutput:
 			o.PasswordFile, o.APIKeyFile, o.CACert = r(o.PasswordFile), r(o.APIKeyFile), r(o.CACert)
 			o.IndexBodyFile, o.DeadLetterFile, o.SpoolDir = r(o.IndexBodyFile), r(o.DeadLetterFile), r(o.SpoolDir)

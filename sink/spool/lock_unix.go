@@ -1,6 +1,6 @@
 //go:build unix
 
-package elasticsearch
+package spool
 
 import (
 	"errors"
@@ -18,10 +18,10 @@ import (
 // each replay the other's documents.
 const spoolLockName = "flowdex.lock"
 
-// lockSpool takes the lock of dir for as long as the returned file is open,
+// lock takes the lock of dir for as long as the returned file is open,
 // and writes this process's id in it; the error of a lock already taken names
 // the process holding it.
-func lockSpool(dir string) (*os.File, error) {
+func lock(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, spoolLockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
