@@ -368,3 +368,89 @@ file = "out.json"
 		})
 	}
 }
+
+// committedOffsets are the group's committed offsets of topic, by partition.
+func committedOffsets(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// The commit order: offsets are committed only once the outputs hold the
+// records. The indexer's Elasticsearch (a node of the test's own) is
+// frozen while the indexer reads: the documents go into the output's
+// buffers, its bulk requests hang, and the group's offsets must not move.
+// The indexer is then killed (-9), the node thawed and the indexer started
+// again: it reads the uncommitted messages again and Elasticsearch holds
+// every record once. Committing before the outputs' Sync loses the
+// documents that were in the buffers.
+func TestKafkaInputCommitsOnlyWhatOutputsHold(t *testing.T) {
+	_, url, pid := startOwnNode(t)
+	brokers := kafkatest.Brokers(t)
+	index := estest.Index(t, "kafka-frozen")
+	dir := t.TempDir()
+	topic := kafkatest.Topic(t, "pmacct", 4)
+	group := "flowdex-" + filepath.Base(dir)
+	f := newKafkaFeed(t, brokers, topic)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	// bulk requests hang on the frozen node for the test's length instead
+	// of failing (a failed document counts as delivered)
+	conf := writeFile(t, dir, "flowdex.toml", kafkaIndexerConfig(brokers, topic, group, url, index, base, "")+"request_timeout = \"5m\"\n")
+	f.produce(400)
+	cmd, stderr := startIndexer(t, conf)
+	checkKafkaIndexed(t, f, url, index, stderr)
+	adm := kafkatest.Admin(t, brokers)
+	testwatch.WaitFor(t, "the group's lag to reach zero", 20*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
+	before := committedOffsets(t, adm, group, topic)
+	read := testwatch.Metrics(t, base)["flowdex_kafka_messages_total"]["input=kafka"]
+
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(1000)
+	testwatch.WaitFor(t, "the indexer to read messages into the output's buffers", 30*time.Second, func() bool {
+		m := testwatch.Metrics(t, base)
+		return m["flowdex_kafka_messages_total"]["input=kafka"] > read && m["flowdex_output_queue_documents"]["output=es"] > 0
+	})
+	// Nothing here to wait on: the offsets must stay where they are. A
+	// consumer that commits without the outputs does so within
+	// milliseconds of reading, and reads the 1000 messages in a few.
+	moved := false
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !moved; time.Sleep(100 * time.Millisecond) {
+		for p, at := range committedOffsets(t, adm, group, topic) {
+			if at != before[p] {
+				t.Errorf("partition %d: offset committed to %d while Elasticsearch holds nothing past %d", p, at, before[p])
+				moved = true
+			}
+		}
+	}
+	m := testwatch.Metrics(t, base)
+	t.Logf("frozen: %v messages read, %v documents in the output's buffers", m["flowdex_kafka_messages_total"]["input=kafka"]-read, m["flowdex_output_queue_documents"]["output=es"])
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	first := stderr.String()
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd, stderr = startIndexer(t, conf)
+	checkKafkaIndexed(t, f, url, index, stderr)
+	testwatch.WaitFor(t, "the group's lag to reach zero", 20*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
+	terminate(t, cmd, stderr)
+	if t.Failed() {
+		t.Logf("first run:\n%s", first)
+	}
+}
