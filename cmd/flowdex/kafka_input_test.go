@@ -436,7 +436,17 @@ func TestKafkaInputCommitsOnlyWhatOutputsHold(t *testing.T) {
 		}
 	}
 	m := testwatch.Metrics(t, base)
-	t.Logf("frozen: %v messages read, %v documents in the output's buffers", m["flowdex_kafka_messages_total"]["input=kafka"]-read, m["flowdex_output_queue_documents"]["output=es"])
+	frozenRead := m["flowdex_kafka_messages_total"]["input=kafka"] - read
+	t.Logf("frozen: %v messages read, %v documents in the output's buffers", frozenRead, m["flowdex_output_queue_documents"]["output=es"])
+	// the lag gauge, one per partition owned, counts what was read and not
+	// committed: at least the messages read since the freeze
+	var lag float64
+	for _, l := range m["flowdex_kafka_consumer_lag"] {
+		lag += l
+	}
+	if n := len(m["flowdex_kafka_consumer_lag"]); n != 4 || lag < frozenRead {
+		t.Errorf("consumer lag %v: want 4 partitions, %v messages or more in all", m["flowdex_kafka_consumer_lag"], frozenRead)
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
