@@ -122,6 +122,12 @@ func newKafkaCase(t *testing.T, index string) *kafkaCase {
 // kafkaIndexerConfig is a kafka input of group on topic into Elasticsearch,
 // with its metrics at base.
 func kafkaIndexerConfig(brokers []string, topic, group, url, index, base, deadLetter string) string {
+	return kafkaInputTOML(brokers, topic, group, base, deadLetter) + esOutputTOML(url, index)
+}
+
+// kafkaInputTOML is a kafka input of group on topic, with its metrics at
+// base; the outputs are the caller's.
+func kafkaInputTOML(brokers []string, topic, group, base, deadLetter string) string {
 	return fmt.Sprintf(`
 [http]
 listen = %q
@@ -135,7 +141,7 @@ max_poll_records = 200
 session_timeout = "6s"
 timezone = "UTC"
 dead_letter_file = %q
-`, strings.TrimPrefix(base, "http://"), brokers[0], topic, group, deadLetter) + esOutputTOML(url, index)
+`, strings.TrimPrefix(base, "http://"), brokers[0], topic, group, deadLetter)
 }
 
 // startIndexer starts flowdex with conf and waits until it serves its

@@ -193,21 +193,8 @@ func TestKafkaInputNfacctd(t *testing.T) {
 
 			base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
 			out := filepath.Join(dir, "flowdex.json")
-			cmd, stderr := startIndexer(t, writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
-[http]
-listen = %q
-[[input]]
-name = "kafka"
-type = "kafka"
-brokers = [%q]
-topics = [%q]
-group = "flowdex-nfacctd"
-session_timeout = "6s"
-timezone = "UTC"
-[output.print]
-type = "print"
-file = %q
-`, strings.TrimPrefix(base, "http://"), brokers[0], topic, out)))
+			cmd, stderr := startIndexer(t, writeFile(t, dir, "flowdex.toml", kafkaInputTOML(brokers, topic, "flowdex-nfacctd", base, "")+
+				fmt.Sprintf("[output.print]\ntype = \"print\"\nfile = %q\n", out)))
 			adm := kafkatest.Admin(t, brokers)
 			testwatch.WaitFor(t, "the group's lag to reach zero", 30*time.Second, func() bool { return groupCommitted(t, adm, "flowdex-nfacctd", topic) })
 			m := testwatch.Metrics(t, base)

@@ -463,15 +463,7 @@ sasl = "scram-sha-512"
 username = "flowdex"
 password = "secret"
 `
-	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := c.WriteEffective(&b); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
+	got := effective(t, src)
 	for _, want := range []string{
 		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
@@ -495,23 +487,37 @@ password = "secret"
 		t.Errorf("a secret is shown:\n%s", got)
 	}
 	// read back (secrets apart), it prints the same
-	c2, err := Parse("/etc/flowdex/flowdex.toml", []byte(got))
-	if err != nil {
-		t.Fatalf("the effective configuration does not read back: %v\n%s", err, got)
+	checkReadsBack(t, got)
+}
+
+// checkReadsBack checks that the effective configuration got reads back
+// into a configuration whose effective configuration is got again.
+func checkReadsBack(t *testing.T, got string) {
+	t.Helper()
+	if again := effective(t, got); again != got {
+		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", again, got)
 	}
-	var b2 strings.Builder
-	if err := c2.WriteEffective(&b2); err != nil {
+}
+
+// effective is the effective configuration of src, read as
+// /etc/flowdex/flowdex.toml.
+func effective(t *testing.T, src string) string {
+	t.Helper()
+	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	var b strings.Builder
+	if err := c.WriteEffective(&b); err != nil {
 		t.Fatal(err)
 	}
-	if b2.String() != got {
-		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", b2.String(), got)
-	}
+	return b.String()
 }
 
 // A kafka input's effective configuration: the consumer's defaults, its
 // dead-letter file resolved, its password hidden; read back, the same.
 func TestWriteEffectiveKafkaInput(t *testing.T) {
-	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(`[[input]]
+	got := effective(t, `[[input]]
 type = "kafka"
 brokers = ["127.0.0.1:9092"]
 topics = ["pmacct.acct"]
@@ -521,15 +527,7 @@ password = "s3cret"
 dead_letter_file = "dead.ndjson"
 [output.print]
 type = "print"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := c.WriteEffective(&b); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
+`)
 	for _, want := range []string{
 		`type = "kafka"`, `topics = ["pmacct.acct"]`, `group = "flowdex"`, `format = "json"`, `max_poll_records = 10000`,
 		`session_timeout = "45s"`, `sasl = "scram-sha-256"`, `username = "flowdex"`, `password = "********"`,
@@ -542,17 +540,7 @@ type = "print"
 	if strings.Contains(got, "s3cret") {
 		t.Errorf("the password is shown:\n%s", got)
 	}
-	c2, err := Parse("/etc/flowdex/flowdex.toml", []byte(got))
-	if err != nil {
-		t.Fatalf("the effective configuration does not read back: %v\n%s", err, got)
-	}
-	var b2 strings.Builder
-	if err := c2.WriteEffective(&b2); err != nil {
-		t.Fatal(err)
-	}
-	if b2.String() != got {
-		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", b2.String(), got)
-	}
+	checkReadsBack(t, got)
 }
 
 // p2es reads a relative LookupTableFile from the working directory; the
