@@ -73,10 +73,9 @@ var kafkaPurgeEndRE = regexp.MustCompile(`INFO \( k/kafka \): \*\*\* Purging cac
 // nfacctdKafkaRun runs nfacctd once on capture with a kafka plugin
 // publishing to topic and a print plugin writing print, both purging at
 // the end of the capture with their markers, and returns its log. A run
-// whose kafka or print plugin did not purge, or reported a Kafka error, is tried
-// again (1.7.7 sometimes ends before a plugin has started, see runPmacct):
-// the topic then holds the records of several runs, which the caller
-// counts by writer.
+// whose kafka or print plugin did not purge, or that reported a Kafka
+// error, is the caller's to try again, on a new topic (1.7.7 sometimes ends
+// before a plugin has started, see runPmacct).
 func nfacctdKafkaRun(t *testing.T, dir, capture, broker, topic, print string) string {
 	t.Helper()
 	host, port, _ := strings.Cut(broker, ":")
