@@ -122,6 +122,12 @@ func newKafkaCase(t *testing.T, index string) *kafkaCase {
 // kafkaIndexerConfig is a kafka input of group on topic into Elasticsearch,
 // with its metrics at base.
 func kafkaIndexerConfig(brokers []string, topic, group, url, index, base, deadLetter string) string {
+	return kafkaInputTOML(brokers, topic, group, base, deadLetter) + esOutputTOML(url, index)
+}
+
+// kafkaInputTOML is a kafka input of group on topic, with its metrics at
+// base; the outputs are the caller's.
+func kafkaInputTOML(brokers []string, topic, group, base, deadLetter string) string {
 	return fmt.Sprintf(`
 [http]
 listen = %q
@@ -135,7 +141,7 @@ max_poll_records = 200
 session_timeout = "6s"
 timezone = "UTC"
 dead_letter_file = %q
-`, strings.TrimPrefix(base, "http://"), brokers[0], topic, group, deadLetter) + esOutputTOML(url, index)
+`, strings.TrimPrefix(base, "http://"), brokers[0], topic, group, deadLetter)
 }
 
 // startIndexer starts flowdex with conf and waits until it serves its
@@ -366,5 +372,101 @@ file = "out.json"
 				}
 			}
 		})
+	}
+}
+
+// committedOffsets are the group's committed offsets of topic, by partition.
+func committedOffsets(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// The commit order: offsets are committed only once the outputs hold the
+// records. The indexer's Elasticsearch (a node of the test's own) is
+// frozen while the indexer reads: the documents go into the output's
+// buffers, its bulk requests hang, and the group's offsets must not move.
+// The indexer is then killed (-9), the node thawed and the indexer started
+// again: it reads the uncommitted messages again and Elasticsearch holds
+// every record once. Committing before the outputs' Sync loses the
+// documents that were in the buffers.
+func TestKafkaInputCommitsOnlyWhatOutputsHold(t *testing.T) {
+	_, url, pid := startOwnNode(t)
+	brokers := kafkatest.Brokers(t)
+	index := estest.Index(t, "kafka-frozen")
+	dir := t.TempDir()
+	topic := kafkatest.Topic(t, "pmacct", 4)
+	group := "flowdex-" + filepath.Base(dir)
+	f := newKafkaFeed(t, brokers, topic)
+	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	// bulk requests hang on the frozen node for the test's length instead
+	// of failing (a failed document counts as delivered)
+	conf := writeFile(t, dir, "flowdex.toml", kafkaIndexerConfig(brokers, topic, group, url, index, base, "")+"request_timeout = \"5m\"\n")
+	f.produce(400)
+	cmd, stderr := startIndexer(t, conf)
+	checkKafkaIndexed(t, f, url, index, stderr)
+	adm := kafkatest.Admin(t, brokers)
+	testwatch.WaitFor(t, "the group's lag to reach zero", 20*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
+	before := committedOffsets(t, adm, group, topic)
+	read := testwatch.Metrics(t, base)["flowdex_kafka_messages_total"]["input=kafka"]
+
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(1000)
+	testwatch.WaitFor(t, "the indexer to read messages into the output's buffers", 30*time.Second, func() bool {
+		m := testwatch.Metrics(t, base)
+		return m["flowdex_kafka_messages_total"]["input=kafka"] > read && m["flowdex_output_queue_documents"]["output=es"] > 0
+	})
+	// Nothing here to wait on: the offsets must stay where they are. A
+	// consumer that commits without the outputs does so within
+	// milliseconds of reading, and reads the 1000 messages in a few.
+	moved := false
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !moved; time.Sleep(100 * time.Millisecond) {
+		for p, at := range committedOffsets(t, adm, group, topic) {
+			if at != before[p] {
+				t.Errorf("partition %d: offset committed to %d while Elasticsearch holds nothing past %d", p, at, before[p])
+				moved = true
+			}
+		}
+	}
+	m := testwatch.Metrics(t, base)
+	frozenRead := m["flowdex_kafka_messages_total"]["input=kafka"] - read
+	t.Logf("frozen: %v messages read, %v documents in the output's buffers", frozenRead, m["flowdex_output_queue_documents"]["output=es"])
+	// the lag gauge, one per partition owned, counts what was read and not
+	// committed: at least the messages read since the freeze
+	var lag float64
+	for _, l := range m["flowdex_kafka_consumer_lag"] {
+		lag += l
+	}
+	if n := len(m["flowdex_kafka_consumer_lag"]); n != 4 || lag < frozenRead {
+		t.Errorf("consumer lag %v: want 4 partitions, %v messages or more in all", m["flowdex_kafka_consumer_lag"], frozenRead)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	first := stderr.String()
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd, stderr = startIndexer(t, conf)
+	checkKafkaIndexed(t, f, url, index, stderr)
+	testwatch.WaitFor(t, "the group's lag to reach zero", 20*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
+	terminate(t, cmd, stderr)
+	if t.Failed() {
+		t.Logf("first run:\n%s", first)
 	}
 }

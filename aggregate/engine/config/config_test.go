@@ -108,6 +108,15 @@ func TestParseErrors(t *testing.T) {
 			`flowdex.toml:6:3: output.k.partition_key: "$peer_ip": unknown variable $peer_ip (expected one of $peer_src_ip, $src_host, $dst_host, $src_port, $dst_port, $proto, $in_iface)`},
 		{"kafka sasl", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.k]\ntype = \"kafka\"\nsasl = \"plain\"\nusername = \"u\"\n",
 			`flowdex.toml:4:1: output.k.password: SASL plain needs a password (password, password_file or password_env)`},
+		{"kafka input without topics", "[[input]]\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\n", `flowdex.toml:1:1: input#0.topics: no topic (expected e.g. ["pmacct.acct"])`},
+		{"kafka input session timeout", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\n  session_timeout = \"100ms\"\n",
+			`flowdex.toml:4:3: input#0.session_timeout: 100ms: expected a duration of 1s or more (the brokers' group.min.session.timeout.ms is 6s by default)`},
+		{"kafka input max_poll_records", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nmax_poll_records = 0\n", `flowdex.toml:4:1: input#0.max_poll_records: 0: expected a positive number, e.g. 10000`},
+		{"kafka input sasl", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nsasl = \"scram-sha-256\"\nusername = \"u\"\n",
+			`flowdex.toml:1:1: input#0.password: SASL scram-sha-256 needs a password (password, password_file or password_env)`},
+		{"kafka input broker with a scheme", "[[input]]\ntype = \"kafka\"\nbrokers = [\"ssl://kafka1:9093\"]\ntopics = [\"pmacct.acct\"]\n",
+			`flowdex.toml:3:1: input#0.brokers: "ssl://kafka1:9093": a broker is host:port, without a scheme (expected e.g. "127.0.0.1:9092"; tls = true for TLS)`},
+		{"kafka input format", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nformat = \"avro\"\n", `flowdex.toml:4:1: input#0.format: "avro": expected "json" (pmacct's kafka plugin output)`},
 		{"unknown output", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[[pipeline]]\noutputs = [\"es\"]\n[output.stdout]\ntype = \"print\"\n", `flowdex.toml:5:1: pipeline#0.outputs: unknown output "es" (expected one of the [output.NAME] tables: stdout)`},
 		{"wrong type", "[[input]]\ntype = \"pmacct\"\nfile = 5\n", `flowdex.toml:3:1: input#0.file: got a number, expected a string`},
 		{"bad timezone", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\ntimezone = \"Mars/Base\"\n", `flowdex.toml:4:13: input#0.timezone: unknown time zone "Mars/Base" (expected Local, UTC or a name such as Europe/Rome)`},
@@ -456,15 +465,7 @@ sasl = "scram-sha-512"
 username = "flowdex"
 password = "secret"
 `
-	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := c.WriteEffective(&b); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
+	got := effective(t, src)
 	for _, want := range []string{
 		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
@@ -488,17 +489,60 @@ password = "secret"
 		t.Errorf("a secret is shown:\n%s", got)
 	}
 	// read back (secrets apart), it prints the same
-	c2, err := Parse("/etc/flowdex/flowdex.toml", []byte(got))
-	if err != nil {
-		t.Fatalf("the effective configuration does not read back: %v\n%s", err, got)
+	checkReadsBack(t, got)
+}
+
+// checkReadsBack checks that the effective configuration got reads back
+// into a configuration whose effective configuration is got again.
+func checkReadsBack(t *testing.T, got string) {
+	t.Helper()
+	if again := effective(t, got); again != got {
+		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", again, got)
 	}
-	var b2 strings.Builder
-	if err := c2.WriteEffective(&b2); err != nil {
+}
+
+// effective is the effective configuration of src, read as
+// /etc/flowdex/flowdex.toml.
+func effective(t *testing.T, src string) string {
+	t.Helper()
+	c, err := Parse("/etc/flowdex/flowdex.toml", []byte(src))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	var b strings.Builder
+	if err := c.WriteEffective(&b); err != nil {
 		t.Fatal(err)
 	}
-	if b2.String() != got {
-		t.Errorf("read back, it differs:\n%s\nfirst:\n%s", b2.String(), got)
+	return b.String()
+}
+
+// A kafka input's effective configuration: the consumer's defaults, its
+// dead-letter file resolved, its password hidden; read back, the same.
+func TestWriteEffectiveKafkaInput(t *testing.T) {
+	got := effective(t, `[[input]]
+type = "kafka"
+brokers = ["127.0.0.1:9092"]
+topics = ["pmacct.acct"]
+sasl = "scram-sha-256"
+username = "flowdex"
+password = "s3cret"
+dead_letter_file = "dead.ndjson"
+[output.print]
+type = "print"
+`)
+	for _, want := range []string{
+		`type = "kafka"`, `topics = ["pmacct.acct"]`, `group = "flowdex"`, `format = "json"`, `max_poll_records = 10000`,
+		`session_timeout = "45s"`, `sasl = "scram-sha-256"`, `username = "flowdex"`, `password = "********"`,
+		`dead_letter_file = "/etc/flowdex/dead.ndjson"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the effective configuration lacks %s:\n%s", want, got)
+		}
 	}
+	if strings.Contains(got, "s3cret") {
+		t.Errorf("the password is shown:\n%s", got)
+	}
+	checkReadsBack(t, got)
 }
 
 // p2es reads a relative LookupTableFile from the working directory; the
