@@ -41,6 +41,11 @@ func beginOwnCluster(t *testing.T) func() (cluster []string, urls []string, pids
 		"FLOWDEX_ES_PORT=" + strings.Join(httpPorts, ","),
 		"FLOWDEX_ES_TRANSPORT_PORT=" + strings.Join(transportPorts, ","),
 	}
+	if os.Getenv("FLOWDEX_ES_WAIT") == "" {
+		// three JVMs starting at once, maybe beside a Kafka cluster, on a
+		// shared machine: es.sh's 120 s are not always enough
+		cluster = append(cluster, "FLOWDEX_ES_WAIT=300")
+	}
 	start := time.Now()
 	var out string
 	var err error
