@@ -159,6 +159,10 @@ stop_grace = "20s"
 	cluster, urls, pids := esReady()
 	t.Logf("%s: three Elasticsearch nodes up", at())
 	index := estest.Index(t, "flowdex-test-scaleout")
+	// indexers: a batch's documents are sent when its offsets are to be
+	// committed (the input's Sync); a long flush_interval, small bulk
+	// requests one at a time leave the kill below documents in memory, which
+	// must be those of uncommitted messages
 	var indexers []*daemon
 	for i := range 2 {
 		d := &daemon{name: fmt.Sprintf("indexer %d", i), base: fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))}
@@ -180,7 +184,9 @@ type = "elasticsearch"
 urls = %s
 index = "%s-%%Y.%%m.%%d"
 replicas = 1
-flush_interval = "200ms"
+flush_interval = "5s"
+flush_docs = 50
+workers = 1
 request_timeout = "2s"
 max_retries = 10
 dead_letter_file = %q
@@ -210,9 +216,26 @@ dead_letter_file = %q
 	})
 	t.Logf("%s: both indexers own two partitions and index", at())
 
-	// an indexer killed mid-stream and started again
+	// an indexer killed mid-stream, once it has caught up (its batches are
+	// then smaller than a bulk request: documents wait for the commit's
+	// flush, not for flush_interval), with documents in memory if it can be
+	// caught with some within 20 s, and started again
+	testwatch.WaitFor(t, "indexer 1 to catch up", 60*time.Second, func() bool {
+		lag := 0.0
+		for _, l := range testwatch.Metrics(t, indexers[1].base)["flowdex_kafka_consumer_lag"] {
+			lag += l
+		}
+		return lag < 100
+	})
+	queued := func(d *daemon) bool {
+		return d.metric(t, "flowdex_output_queue_documents", "output=es") > 0
+	}
+	for deadline := time.Now().Add(20 * time.Second); !queued(indexers[1]) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // polling for a moment to kill in, not for a result
+	}
 	killedRead := indexers[1].metric(t, "flowdex_kafka_records_total", "input=kafka")
 	killedIndexed := indexers[1].metric(t, "flowdex_output_documents_total", "output=es,result=indexed")
+	killedQueued := indexers[1].metric(t, "flowdex_output_queue_documents", "output=es")
 	if err := indexers[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +244,8 @@ dead_letter_file = %q
 	testwatch.WaitFor(t, "the restarted indexer to own partitions and index", 60*time.Second, func() bool {
 		return owned(indexers[0])+owned(indexers[1]) == 4 && owned(indexers[1]) > 0 && delivered(indexers[1]) >= 50
 	})
-	t.Logf("%s: indexer 1 killed (it had read %v records, indexed %v at its last scrape) and back with %v partitions",
-		at(), killedRead, killedIndexed, owned(indexers[1]))
+	t.Logf("%s: indexer 1 killed (it had read %v records, indexed %v, held %v documents at its last scrape) and back with %v partitions",
+		at(), killedRead, killedIndexed, killedQueued, owned(indexers[1]))
 
 	// an Elasticsearch node killed, the master, then started again in the
 	// background while the brokers and collectors have their turn
@@ -232,6 +255,7 @@ dead_letter_file = %q
 	syscall.Kill(pids[victim], syscall.SIGKILL)
 	testwatch.WaitFor(t, "indexing to go on through the other nodes", 60*time.Second, func() bool { return indexed() >= before+100 })
 	t.Logf("%s: Elasticsearch node %d (the master) killed; indexing goes on", at(), victim)
+	testwatch.WaitFor(t, "the killed node's process to be gone", 30*time.Second, func() bool { return syscall.Kill(pids[victim], 0) != nil })
 	var esRestart error
 	var esWG sync.WaitGroup
 	esWG.Add(1)
@@ -291,8 +315,10 @@ dead_letter_file = %q
 	}
 	adm := kafkatest.Admin(t, kc.Brokers)
 	testwatch.WaitFor(t, "the group's lag to reach zero", 60*time.Second, func() bool { return groupCommitted(t, adm, group, topic) })
-	testwatch.WaitFor(t, "every record in Elasticsearch", 60*time.Second, func() bool { return estest.Count(t, alive, index+"-*") >= records })
-	t.Logf("%s: lag zero, %d records in Elasticsearch", at(), records)
+	for deadline := time.Now().Add(60 * time.Second); estest.Count(t, alive, index+"-*") < records && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // polling the count as WaitFor does, not failing: the sums below say what is missing
+	}
+	t.Logf("%s: lag zero, %d records produced", at(), records)
 
 	var sentPackets, sentBytes int64
 	for _, e := range exporters {
@@ -304,6 +330,18 @@ dead_letter_file = %q
 	if docs != records || packets != sentPackets || bytes != sentBytes {
 		t.Errorf("Elasticsearch holds %d documents, %d packets, %d bytes; the collectors produced %d records, the exporters sent %d packets, %d bytes",
 			docs, packets, bytes, records, sentPackets, sentBytes)
+		perExporter := map[string][2]int64{}
+		for _, d := range estest.Docs(t, alive, index+"-*") {
+			peer, _ := d.Source["peer_ip_src"].(string)
+			p, _ := d.Source["packets"].(float64)
+			b, _ := d.Source["bytes"].(float64)
+			perExporter[peer] = [2]int64{perExporter[peer][0] + int64(p), perExporter[peer][1] + int64(b)}
+		}
+		for i, e := range exporters {
+			_, p, b := e.totals()
+			got := perExporter[e.conn.LocalAddr().(*net.UDPAddr).IP.String()]
+			t.Errorf("exporter %d (through collector %d): %d packets, %d bytes in Elasticsearch; sent %d packets, %d bytes", i, i, got[0], got[1], p, b)
+		}
 	}
 
 	// every indexer: what it read is what its output wrote, each indexed or
