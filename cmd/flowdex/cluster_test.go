@@ -21,40 +21,63 @@ import (
 // environment, the nodes' URLs and pids.
 func startOwnCluster(t *testing.T) (cluster []string, urls []string, pids []int) {
 	t.Helper()
+	return beginOwnCluster(t)()
+}
+
+// beginOwnCluster starts the cluster of startOwnCluster in the background
+// (about 35 s), so that the test can start other servers meanwhile, and
+// returns what waits for it, to be called on the test's goroutine.
+func beginOwnCluster(t *testing.T) func() (cluster []string, urls []string, pids []int) {
+	t.Helper()
 	var httpPorts, transportPorts []string
 	for range 3 {
 		httpPorts = append(httpPorts, strconv.Itoa(freeTCPPort(t)))
 		transportPorts = append(transportPorts, strconv.Itoa(freeTCPPort(t)))
 	}
-	cluster = []string{
+	cluster := []string{
 		fmt.Sprintf("FLOWDEX_ES_INSTANCE=cluster-%d", os.Getpid()),
 		"FLOWDEX_ES_NODES=3",
 		"FLOWDEX_ES_HEAP=256m",
 		"FLOWDEX_ES_PORT=" + strings.Join(httpPorts, ","),
 		"FLOWDEX_ES_TRANSPORT_PORT=" + strings.Join(transportPorts, ","),
 	}
-	t.Cleanup(func() { esScript(t, cluster, false, "remove", "8") }) // also after a failed start
+	if os.Getenv("FLOWDEX_ES_WAIT") == "" {
+		// three JVMs starting at once, maybe beside a Kafka cluster, on a
+		// shared machine: es.sh's 120 s are not always enough
+		cluster = append(cluster, "FLOWDEX_ES_WAIT=300")
+	}
 	start := time.Now()
-	out, err := esScript(t, cluster, false, "start", "8")
-	if err != nil {
-		ownESFailed(t, err)
-	}
-	t.Logf("three-node cluster up in %v", time.Since(start).Round(100*time.Millisecond))
-	urls = strings.Fields(out)
-	if out, err = esScript(t, cluster, false, "pid", "8"); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range strings.Fields(out) {
-		pid, err := strconv.Atoi(f)
+	var out string
+	var err error
+	done := make(chan struct{})
+	go func() { out, err = esScript(t, cluster, false, "start", "8"); close(done) }()
+	// also after a failed start, once the start is over
+	t.Cleanup(func() { <-done; esScript(t, cluster, false, "remove", "8") })
+	return func() ([]string, []string, []int) {
+		t.Helper()
+		<-done
 		if err != nil {
-			t.Fatalf("es.sh pid: %q", out)
+			ownESFailed(t, err)
 		}
-		pids = append(pids, pid)
+		t.Logf("three-node cluster up in %v", time.Since(start).Round(100*time.Millisecond))
+		urls := strings.Fields(out)
+		pidsOut, err := esScript(t, cluster, false, "pid", "8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pids []int
+		for _, f := range strings.Fields(pidsOut) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("es.sh pid: %q", pidsOut)
+			}
+			pids = append(pids, pid)
+		}
+		if len(urls) != 3 || len(pids) != 3 {
+			t.Fatalf("es.sh: %d URLs, %d pids for 3 nodes", len(urls), len(pids))
+		}
+		return cluster, urls, pids
 	}
-	if len(urls) != 3 || len(pids) != 3 {
-		t.Fatalf("es.sh: %d URLs, %d pids for 3 nodes", len(urls), len(pids))
-	}
-	return cluster, urls, pids
 }
 
 // masterNode is the index (0, 1, 2) of the cluster's elected master, as
