@@ -29,6 +29,7 @@ func startOwnCluster(t *testing.T) (cluster []string, urls []string, pids []int)
 // returns what waits for it, to be called on the test's goroutine.
 func beginOwnCluster(t *testing.T) func() (cluster []string, urls []string, pids []int) {
 	t.Helper()
+	skipIfNoES(t)
 	var httpPorts, transportPorts []string
 	for range 3 {
 		httpPorts = append(httpPorts, strconv.Itoa(freeTCPPort(t)))

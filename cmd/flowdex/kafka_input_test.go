@@ -402,8 +402,8 @@ func committedOffsets(t *testing.T, adm *kadm.Client, group, topic string) map[i
 // every record once. Committing before the outputs' Sync loses the
 // documents that were in the buffers.
 func TestKafkaInputCommitsOnlyWhatOutputsHold(t *testing.T) {
+	brokers := kafkatest.Brokers(t) // first: the quick suite skips before a node starts
 	_, url, pid := startOwnNode(t)
-	brokers := kafkatest.Brokers(t)
 	index := estest.Index(t, "kafka-frozen")
 	dir := t.TempDir()
 	topic := kafkatest.Topic(t, "pmacct", 4)

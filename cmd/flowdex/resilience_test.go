@@ -204,6 +204,7 @@ func TestSigtermKeepsEverything(t *testing.T) {
 // node, never the other's.
 func esNode(t *testing.T) []string {
 	t.Helper()
+	skipIfNoES(t)
 	return []string{
 		fmt.Sprintf("FLOWDEX_ES_INSTANCE=outage-%d", os.Getpid()),
 		fmt.Sprintf("FLOWDEX_ES_PORT=%d", freeTCPPort(t)),
@@ -235,6 +236,16 @@ func startOwnNode(t *testing.T) (node []string, url string, pid int) {
 
 // ownESFailed ends a test whose own Elasticsearch did not start: it fails
 // in CI (or with FLOWDEX_REQUIRE_ES=1), else it is skipped.
+// skipIfNoES skips, in the quick suite (FLOWDEX_TEST_NO_ES=1, unless CI=true
+// or FLOWDEX_REQUIRE_ES=1), a test that would start Elasticsearch nodes of
+// its own.
+func skipIfNoES(t *testing.T) {
+	t.Helper()
+	if os.Getenv("FLOWDEX_TEST_NO_ES") == "1" && os.Getenv("CI") != "true" && os.Getenv("FLOWDEX_REQUIRE_ES") != "1" {
+		t.Skip("FLOWDEX_TEST_NO_ES=1: no Elasticsearch node of the test's own (the quick suite)")
+	}
+}
+
 func ownESFailed(t *testing.T, err error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" || os.Getenv("FLOWDEX_REQUIRE_ES") == "1" {

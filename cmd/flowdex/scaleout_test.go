@@ -100,6 +100,7 @@ var kafkaReport = regexp.MustCompile(`output stopped.* output=kafka written=(\d+
 func TestScaleOut(t *testing.T) {
 	began := time.Now()
 	at := func() string { return time.Since(began).Round(100 * time.Millisecond).String() }
+	kafkatest.SkipIfNoKafka(t)
 	esReady := beginOwnCluster(t) // in the background: the longest to start
 	kc := kafkatest.NewCluster(t)
 	topic := kc.Topic("flows", 4)

@@ -75,7 +75,7 @@ var shared struct {
 // starting it if need be (see the package doc).
 func Brokers(t testing.TB) []string {
 	t.Helper()
-	skipIfNoKafka(t)
+	SkipIfNoKafka(t)
 	shared.mu.Lock()
 	if !shared.done {
 		shared.brokers, shared.must, shared.err = findShared()
@@ -89,7 +89,10 @@ func Brokers(t testing.TB) []string {
 	return append([]string(nil), brokers...)
 }
 
-func skipIfNoKafka(t testing.TB) {
+// SkipIfNoKafka skips the test in the quick suite (FLOWDEX_TEST_NO_KAFKA=1,
+// unless CI=true or FLOWDEX_REQUIRE_KAFKA=1): for a test that would start
+// other servers before it asks for Kafka.
+func SkipIfNoKafka(t testing.TB) {
 	t.Helper()
 	if os.Getenv("FLOWDEX_TEST_NO_KAFKA") == "1" && !required() {
 		t.Skip("kafkatest: FLOWDEX_TEST_NO_KAFKA=1: no Kafka (the quick suite)")
@@ -331,7 +334,7 @@ const ClusterSize = 3
 // tail of each node's log is logged first if the test failed).
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	skipIfNoKafka(t)
+	SkipIfNoKafka(t)
 	c := &Cluster{t: t, instance: "t-" + randomHex(4)}
 	var err error
 	for try := 0; try < 3; try++ { // another process may take a port we picked
