@@ -196,6 +196,10 @@ func TestClusterNodeDeathLosesNothing(t *testing.T) {
 	}
 	conf = strings.Replace(conf, fmt.Sprintf("urls = [%q]", urls[0]), "urls = ["+strings.Join(quoted, ", ")+"]", 1)
 	conf = strings.Replace(conf, "replicas = 0", "replicas = 1", 1)
+	// the template's PUT goes through a cluster that has just formed: 2 s is
+	// not always enough on a loaded machine (the start then fails); a killed
+	// node refuses connections, so the kill does not wait for this timeout
+	conf = strings.Replace(conf, `request_timeout = "2s"`, `request_timeout = "30s"`, 1)
 	conf = strings.Replace(conf, "max_retries = 2", "max_retries = 10\ndead_letter_file = "+strconv.Quote(dir+"/dead.json"), 1)
 	cmd, stderr := startFlowdex(t, writeFile(t, dir, "flowdex.toml", conf))
 	t.Cleanup(func() {
