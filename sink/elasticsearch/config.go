@@ -291,12 +291,7 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	if c.Replicas < -1 {
 		bad("replicas", "%d: expected -1 (Elasticsearch's default) or more", c.Replicas)
 	}
-	if c.SpoolMaxBytes <= 0 {
-		bad("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", c.SpoolMaxBytes)
-	}
-	if c.SpoolAfter.Duration <= 0 {
-		bad("spool_after", "%s: expected a positive duration, e.g. \"30s\"", c.SpoolAfter)
-	}
+	errs = append(errs, spool.CheckLimits(c.SpoolMaxBytes, c.SpoolAfter)...)
 	if c.StopGrace.Duration <= 0 {
 		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
 	}

@@ -121,12 +121,7 @@ func (c Configuration) Validate() error {
 	if c.StopGrace.Duration <= 0 {
 		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
 	}
-	if c.SpoolMaxBytes <= 0 {
-		bad("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", c.SpoolMaxBytes)
-	}
-	if c.SpoolAfter.Duration <= 0 {
-		bad("spool_after", "%s: expected a positive duration, e.g. \"30s\"", c.SpoolAfter)
-	}
+	errs = append(errs, spool.CheckLimits(c.SpoolMaxBytes, c.SpoolAfter)...)
 	if c.SpoolDir != "" {
 		if err := spool.CheckDir(c.SpoolDir); err != nil {
 			bad("spool_dir", "%s: %v", c.SpoolDir, err)

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 const (
@@ -527,6 +529,19 @@ func (sp *Spool) Close() error {
 		sp.lock = nil
 	}
 	return err
+}
+
+// CheckLimits reports, as setting.KeyErrors, the spool settings an output
+// has that are not positive: spool_max_bytes and spool_after.
+func CheckLimits(maxBytes int64, after setting.Duration) []error {
+	var errs []error
+	if maxBytes <= 0 {
+		errs = append(errs, setting.Errorf("spool_max_bytes", "%d: expected a positive size, e.g. 1073741824", maxBytes))
+	}
+	if after.Duration <= 0 {
+		errs = append(errs, setting.Errorf("spool_after", "%s: expected a positive duration, e.g. \"30s\"", after))
+	}
+	return errs
 }
 
 // CheckDir reports an error unless dir is a directory or can be made inside
