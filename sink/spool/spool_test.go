@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // payload is a record of n entries of 40 bytes, from entry from on.
@@ -225,5 +228,25 @@ func TestSpoolDamagedRecord(t *testing.T) {
 			}
 			sp.Close()
 		}
+	}
+}
+
+// CheckLimits names each setting that is not positive, and passes the
+// defaults.
+func TestCheckLimits(t *testing.T) {
+	if errs := CheckLimits(1<<30, setting.Duration{Duration: 30 * time.Second}); len(errs) != 0 {
+		t.Fatalf("defaults refused: %v", errs)
+	}
+	errs := CheckLimits(0, setting.Duration{})
+	var keys []string
+	for _, err := range errs {
+		var ke *setting.KeyError
+		if !errors.As(err, &ke) {
+			t.Fatalf("%v is not a KeyError", err)
+		}
+		keys = append(keys, ke.Key)
+	}
+	if strings.Join(keys, ",") != "spool_max_bytes,spool_after" {
+		t.Errorf("errors at %v, want spool_max_bytes and spool_after", keys)
 	}
 }
