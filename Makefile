@@ -115,7 +115,7 @@ bench:
 RUNS ?= 3
 SCALE ?= 1
 bench-peers:
-	$(GO) run ./bench/harness -runs $(RUNS) -scale $(SCALE)
+	$(GO) run ./bench/harness -runs $(RUNS) -scale $(SCALE) $(if $(ONLY),-only $(ONLY))
 
 clean:
 	rm -rf bin var

@@ -5,11 +5,12 @@
 // packet and byte sums are checked against what the input holds: a fast wrong
 // answer is an error, not a result.
 //
-//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest,live] [-es URL] [-out bench/RESULTS.md]
+//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest,live,kafka] [-es URL] [-out bench/RESULTS.md]
 //
 // Peers: Debian's nfacctd, sfacctd and pmacctd (pcap_savefile, print plugin),
 // and a goflow2 v2 decode-and-count loop (this command with -goflow2, the
-// ceiling for generic decoding).
+// ceiling for generic decoding); Kafka's producer and consumer perf tests
+// (the broker's ceiling) for the scale-out path through Kafka.
 package main
 
 import (
@@ -65,7 +66,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated scenarios (default all)")
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	work := flag.String("work", filepath.Join(os.TempDir(), "flowdex-bench"), "directory for inputs and outputs")
-	esURL := flag.String("es", "", "Elasticsearch for the ingest scenario (default: es.sh start 8)")
+	esURL := flag.String("es", "", "Elasticsearch for the ingest, live and kafka scenarios (default: es.sh start 8)")
 	goflow2 := flag.String("goflow2", "", "internal: decode this NetFlow/IPFIX pcap with goflow2 and print the record count")
 	flag.Parse()
 	if *goflow2 != "" {
@@ -75,10 +76,20 @@ func main() {
 	if err := os.MkdirAll(*work, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	if *esURL == "" && (*only == "" || slices.ContainsFunc(strings.Split(*only, ","), func(s string) bool { return s == "ingest" || s == "live" })) {
-		// before becoming a subreaper: the node would be reparented to us,
-		// and every run's reaping would wait for it
+	wants := func(s string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), s) }
+	// the servers start before the harness becomes a subreaper: they would be
+	// reparented to it, and every run's reaping would wait for them
+	if *esURL == "" && (wants("ingest") || wants("live") || wants("kafka")) {
 		*esURL = startES(*work)
+	}
+	var brokers string
+	if wants("kafka") {
+		b, err := startKafka(*work)
+		if err != nil {
+			log.Fatalf("kafka: %v", err)
+		}
+		brokers = b
+		defer stopKafka()
 	}
 	if err := becomeSubreaper(); err != nil {
 		log.Fatalf("harness: %v", err)
@@ -94,7 +105,7 @@ func main() {
 	scenarios := makeScenarios(bin, self, *scale)
 	var results []result
 	for _, sc := range scenarios {
-		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.name) {
+		if !wants(sc.name) {
 			continue
 		}
 		log.Printf("%s: generating the input", sc.name)
@@ -122,7 +133,7 @@ func main() {
 		results = append(results, res)
 	}
 	var mem *memoryResult
-	if *only == "" || slices.Contains(strings.Split(*only, ","), "memory") {
+	if wants("memory") {
 		m, err := measureMemory(bin, filepath.Join(*work, "memory"), *runs, n(*scale, 1_000_000))
 		if err != nil {
 			log.Printf("memory: %v", err)
@@ -130,16 +141,24 @@ func main() {
 		mem = &m
 	}
 	var ing *ingestResult
-	if *only == "" || slices.Contains(strings.Split(*only, ","), "ingest") {
+	if wants("ingest") {
 		r := measureIngest(bin, filepath.Join(*work, "ingest"), *esURL, *runs, n(*scale, 1_000_000))
 		ing = &r
 	}
 	var live *liveResult
-	if *only == "" || slices.Contains(strings.Split(*only, ","), "live") {
+	if wants("live") {
 		r := measureLive(bin, filepath.Join(*work, "live"), *esURL, *runs, n(*scale, 2_000_000))
 		live = &r
 	}
-	if err := writeResults(*out, results, mem, ing, live, *runs, *scale); err != nil {
+	var kafka *kafkaResult
+	if wants("kafka") {
+		r := measureKafka(bin, filepath.Join(*work, "kafka"), *esURL, brokers, *runs, n(*scale, 1_000_000))
+		if r.err != nil {
+			log.Printf("kafka: %v", r.err)
+		}
+		kafka = &r
+	}
+	if err := writeResults(*out, results, mem, ing, live, kafka, *runs, *scale, *only); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)

@@ -43,10 +43,13 @@ func (m measured) of(f func(usage) float64) stat {
 	return stats(xs)
 }
 
-func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, live *liveResult, runs int, scale float64) error {
+func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, live *liveResult, kafka *kafkaResult, runs int, scale float64, only string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
-	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g` on %s. Every tool read the same\n", runs, scale, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	if only != "" {
+		only = " -only " + only
+	}
+	fmt.Fprintf(&b, "Written by `go run ./bench/harness -runs %d -scale %g%s` on %s. Every tool read the same\n", runs, scale, only, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	b.WriteString("generated input in the same run; every run's packet and byte sums were checked against the\n")
 	b.WriteString("input (the goflow2 loop's record count). CPU is user + system time of the whole process tree\n")
 	b.WriteString("(pmacct's plugins included); peak RSS is the largest single process's. Throughput is records\n")
@@ -155,7 +158,40 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 			}
 		}
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	if kafka != nil {
+		writeKafka(&b, kafka)
+	}
+	old, _ := os.ReadFile(path)
+	return os.WriteFile(path, []byte(keepSections(b.String(), string(old))), 0o644)
+}
+
+// keepSections appends to a partial run's text (-only) the sections of the
+// previous results file that it did not measure, each marked with the date
+// of the run that did: one file holds every scenario's latest figures.
+func keepSections(now, old string) string {
+	date := ""
+	if _, rest, ok := strings.Cut(old, "`"+" on "); ok {
+		date, _, _ = strings.Cut(rest, ".")
+	}
+	measured := map[string]bool{}
+	for _, sec := range strings.Split(now, "\n## ")[1:] {
+		title, _, _ := strings.Cut(sec, "\n")
+		measured[title] = true
+	}
+	var b strings.Builder
+	b.WriteString(now)
+	for _, sec := range strings.Split(old, "\n## ")[1:] {
+		title, body, _ := strings.Cut(sec, "\n")
+		if measured[title] || title == "Machine" {
+			continue
+		}
+		b.WriteString("\n## " + title + "\n")
+		if date != "" && !strings.HasPrefix(body, "\n_Not measured by the run above") {
+			fmt.Fprintf(&b, "\n_Not measured by the run above: kept from the run of %s._\n", date)
+		}
+		b.WriteString(strings.TrimRight(body, "\n") + "\n")
+	}
+	return b.String()
 }
 
 func rateList() string {
@@ -199,4 +235,67 @@ func machineFacts() []string {
 		}
 	}
 	return facts
+}
+
+func writeKafka(b *strings.Builder, k *kafkaResult) {
+	fmt.Fprintf(b, "\n## kafka\n\nThe scale-out shape of the README on this machine: a NetFlow v9 export of %d records with distinct 5-tuples (one document each), replayed by a collector (flowdex, aggregation as above, kafka output: acks from every in-sync replica, idempotence on) into a topic of %d partitions on one Apache Kafka broker (kafka.sh, heap 1 GiB) at %s, read by an indexer (flowdex, kafka input in a consumer group) into Elasticsearch 8 at %s (one node, a fresh index, 0 replicas); beside the direct path, one flowdex from the same export into Elasticsearch. The indexer joins its group first; the clock runs from the collector's start to the indexer's last document indexed (its /metrics, polled every 20 ms); the direct path's from its start to its exit. The index then holds the export's document count and sums, for both. Rounds as in ingest, after one not counted. CPU is per document: both flowdex processes, the broker, the Elasticsearch node.\n\n",
+		k.totals.Records, kafkaPartitions, k.brokers, k.esURL)
+	if k.err != nil {
+		fmt.Fprintf(b, "Stopped: %s\n\n", oneLine(k.err.Error()))
+	}
+	if len(k.direct) == 0 {
+		return
+	}
+	perDoc := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(k.totals.Records) }
+	b.WriteString("| path | runs | docs/s median (min-max) | wall s median | flowdex CPU µs/doc | broker CPU µs/doc | Elasticsearch CPU µs/doc | docs/s, this path / direct |\n|---|---|---|---|---|---|---|---|\n")
+	dps := func(r pathRun) float64 { return perSecond(k.totals.Records, r.wall) }
+	direct := stats(mapRuns(k.direct, dps)).med
+	via := stats(mapRuns(k.via, dps)).med
+	for i, p := range []struct {
+		name string
+		runs []pathRun
+	}{{"direct: flowdex -> Elasticsearch", k.direct}, {"collector -> Kafka -> indexer -> Elasticsearch", k.via}} {
+		of := func(f func(pathRun) float64) stat { return stats(mapRuns(p.runs, f)) }
+		rate := of(dps)
+		ratio, broker := "", "-"
+		if i > 0 {
+			ratio = fmt.Sprintf("%.0f%%", 100*rate.med/direct)
+			broker = fmt.Sprintf("%.2f", of(func(r pathRun) float64 { return perDoc(r.broker) }).med)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f (%.0f-%.0f) | %.2f | %.2f | %s | %.2f | %s |\n", p.name, len(p.runs), rate.med, rate.lo, rate.hi,
+			of(func(r pathRun) float64 { return r.wall.Seconds() }).med, of(func(r pathRun) float64 { return perDoc(r.flowdex) }).med,
+			broker, of(func(r pathRun) float64 { return perDoc(r.es) }).med, ratio)
+	}
+	collectorWall := stats(mapRuns(k.via, func(r pathRun) float64 { return r.collectorWall.Seconds() }))
+	fmt.Fprintf(b, "\nThrough Kafka, the collector had every record acknowledged %.2f s (median) after its start; the rest of the wall time is the indexer catching up.\n\n", collectorWall.med)
+	b.WriteString("Each Kafka hop beside Kafka's own perf tool, on the same broker, the same messages (the collector's), in the same round:\n\n")
+	b.WriteString("| hop | flowdex, median (min-max) | Kafka's tool, median (min-max) | flowdex / tool |\n|---|---|---|---|\n")
+	alone := stats(mapRuns(k.collector, func(u usage) float64 { return perSecond(k.totals.Records, u.Wall) }))
+	prod := stats(k.producer)
+	fmt.Fprintf(b, "| produce, records/s: the collector alone (start to exit: replaying the export, aggregating, every record acknowledged) vs kafka-producer-perf-test (acks=all, idempotence on, payloads drawn from the collector's messages) | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.0f%% |\n",
+		alone.med, alone.lo, alone.hi, prod.med, prod.lo, prod.hi, 100*alone.med/prod.med)
+	in := stats(mapRuns(k.input, func(r inputRun) float64 { return r.rate }))
+	cons := stats(k.consumer)
+	fmt.Fprintf(b, "| consume, messages/s after the group join: the kafka input into the print output (flowdex's own cost: reading pmacct JSON, the pipeline, writing, committing) vs kafka-consumer-perf-test's fetch rate | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.0f%% |\n",
+		in.med, in.lo, in.hi, cons.med, cons.lo, cons.hi, 100*in.med/cons.med)
+	inCPU := stats(mapRuns(k.input, func(r inputRun) float64 { return perDoc(r.cpu) }))
+	aloneCPU := stats(mapRuns(k.collector, func(u usage) float64 { return perDoc(u.CPU) }))
+	fmt.Fprintf(b, "\nflowdex CPU per record: the collector alone %.2f µs, the kafka input into the print output %.2f µs (medians).\n", aloneCPU.med, inCPU.med)
+	fmt.Fprintf(b, "\nThe issue's targets: the kafka input at >= 80%% of kafka-consumer-perf-test (%s: %.0f%%); through Kafka at >= 85%% of the direct path's documents per second (%s: %.0f%%).\n",
+		met(in.med/cons.med >= 0.80), 100*in.med/cons.med, met(via/direct >= 0.85), 100*via/direct)
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+func mapRuns[T any](runs []T, f func(T) float64) []float64 {
+	xs := make([]float64, 0, len(runs))
+	for _, r := range runs {
+		xs = append(xs, f(r))
+	}
+	return xs
 }
