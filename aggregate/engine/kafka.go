@@ -35,10 +35,8 @@ type kafkaInput struct {
 	logger   *slog.Logger
 	consumer *kafka.Consumer
 
-	zone   *time.Location
-	body   bytes.Reader
-	reader *pmacct.Reader
-	ids    map[kafkaPartition]*idMaker
+	zone    *time.Location
+	workers []kafkaWorker // one per consumer worker
 
 	deadLetter *os.File // nil without dead_letter_file
 	dirty      bool     // written to since the last Sync
@@ -49,6 +47,13 @@ type kafkaInput struct {
 	deadLettered                       atomic.Uint64
 }
 
+// kafkaWorker is the reading state of one of the consumer's workers.
+type kafkaWorker struct {
+	body   bytes.Reader
+	reader *pmacct.Reader
+	ids    map[kafkaPartition]*idMaker
+}
+
 type kafkaPartition struct {
 	topic     string
 	partition int32
@@ -57,9 +62,13 @@ type kafkaPartition struct {
 func newKafkaInput(in *config.KafkaInput, p *pipeline, c *counters, logger *slog.Logger) *kafkaInput {
 	logger = logger.With("input", in.Name)
 	k := &kafkaInput{name: in.Name, cfg: in, p: p, c: c, logger: logger, zone: in.Timezone.Get(),
-		consumer: kafka.New(in.Configuration, logger), ids: map[kafkaPartition]*idMaker{},
-		badLog: ratelog.Limiter{Every: time.Second}}
-	k.reader = pmacct.NewReader(&k.body, pmacct.Options{Format: pmacct.JSON}, "kafka input "+strconv.Quote(in.Name), logger)
+		consumer: kafka.New(in.Configuration, logger), badLog: ratelog.Limiter{Every: time.Second}}
+	k.workers = make([]kafkaWorker, k.consumer.Workers())
+	for i := range k.workers {
+		w := &k.workers[i]
+		w.ids = map[kafkaPartition]*idMaker{}
+		w.reader = pmacct.NewReader(&w.body, pmacct.Options{Format: pmacct.JSON}, "kafka input "+strconv.Quote(in.Name), logger)
+	}
 	return k
 }
 
@@ -105,23 +114,25 @@ func (k *kafkaInput) close() {
 	}
 }
 
-// Message reads one message's records into the pipeline.
-func (k *kafkaInput) Message(ctx context.Context, r *kgo.Record) error {
+// Message reads one message's records into the pipeline, with the reading
+// state of the worker.
+func (k *kafkaInput) Message(ctx context.Context, worker int, r *kgo.Record) error {
 	k.messages.Add(1)
+	w := &k.workers[worker]
 	part := kafkaPartition{r.Topic, r.Partition}
-	ids := k.ids[part]
+	ids := w.ids[part]
 	if ids == nil {
 		ids = newIDMaker("kafka|" + r.Topic + "|" + strconv.FormatInt(int64(r.Partition), 10))
-		k.ids[part] = ids
+		w.ids[part] = ids
 	}
 	ids.offset = r.Offset
-	k.body.Reset(r.Value)
-	k.reader.Reset(&k.body)
-	before := k.reader.Stats()
-	if err := k.p.consume(ctx, k.reader, ids, k.zone, k.c, k.logger); err != nil {
+	w.body.Reset(r.Value)
+	w.reader.Reset(&w.body)
+	before := w.reader.Stats()
+	if err := k.p.consume(ctx, w.reader, ids, k.zone, k.c, k.logger); err != nil {
 		return err
 	}
-	after := k.reader.Stats()
+	after := w.reader.Stats()
 	k.records.Add(uint64(after.Records - before.Records))
 	k.markers.Add(uint64(after.Markers - before.Markers))
 	if after.BadLines > before.BadLines || after.Records+after.Markers == before.Records+before.Markers {
@@ -172,23 +183,39 @@ func snippet(b []byte) string {
 	return strconv.Quote(string(b))
 }
 
-// Sync returns once every document of the messages read so far is delivered
-// by every output of the pipeline, and the dead-letter file is on disk.
-func (k *kafkaInput) Sync(ctx context.Context) error {
-	var errs []error
-	for _, o := range k.p.outputs {
-		if err := o.Sync(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+// Handled returns a wait for the documents of the messages read so far:
+// until every output of the pipeline has delivered them (an output that
+// cannot tell them from later ones waits for those too), and the
+// dead-letter file is on disk.
+func (k *kafkaInput) Handled() func(context.Context) error {
+	marks := make([]uint64, len(k.p.outputs))
+	for i, o := range k.p.outputs {
+		if m, ok := o.output.(marker); ok {
+			marks[i] = m.Mark()
 		}
 	}
-	k.mu.Lock()
-	if k.dirty && k.deadLetter != nil {
-		if err := k.deadLetter.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("dead-letter file: %w", err))
-		} else {
-			k.dirty = false
+	return func(ctx context.Context) error {
+		var errs []error
+		for i, o := range k.p.outputs {
+			var err error
+			if m, ok := o.output.(marker); ok {
+				err = m.SyncTo(ctx, marks[i])
+			} else {
+				err = o.Sync(ctx)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
+			}
 		}
+		k.mu.Lock()
+		if k.dirty && k.deadLetter != nil {
+			if err := k.deadLetter.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("dead-letter file: %w", err))
+			} else {
+				k.dirty = false
+			}
+		}
+		k.mu.Unlock()
+		return errors.Join(errs...)
 	}
-	k.mu.Unlock()
-	return errors.Join(errs...)
 }

@@ -37,7 +37,7 @@ func BenchmarkKafkaMessage(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		r.Offset, r.Value = int64(i), lines[i%len(lines)]
-		if err := k.Message(ctx, r); err != nil {
+		if err := k.Message(ctx, 0, r); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -29,6 +29,14 @@ type output interface {
 	Stop(ctx context.Context) error
 }
 
+// marker is an output whose Sync can wait for part of what it was given:
+// the documents written before Mark (the Elasticsearch output). A Kafka
+// input commits one batch while the next is written.
+type marker interface {
+	Mark() uint64
+	SyncTo(ctx context.Context, mark uint64) error
+}
+
 // DeliveryReport is what an output says about its documents after Stop.
 type DeliveryReport struct {
 	Written, Indexed, Duplicates, Failed, DeadLettered, Retried uint64

@@ -176,7 +176,7 @@ func directPath(bin, dir, export, esURL, index string, esPID int, want gen.Total
 }
 
 func collectorCmd(bin, dir, export, brokers, topic string) *exec.Cmd {
-	conf := fmt.Sprintf("[log]\nlevel = \"warn\"\n[[input]]\ntype = \"netflow\"\nreplay = %q\n%soutputs = [\"kafka\"]\n[output.kafka]\ntype = \"kafka\"\nbrokers = [%q]\ntopic = %q\n",
+	conf := fmt.Sprintf("[log]\nlevel = \"warn\"\n[[input]]\ntype = \"netflow\"\nreplay = %q\n%soutputs = [\"kafka\"]\n[output.kafka]\ntype = \"kafka\"\nbrokers = [%q]\ntopic = %q\npartition_key = \"$src_host\"\n",
 		export, benchPipeline, brokers, topic)
 	path := filepath.Join(dir, "collector.toml")
 	os.WriteFile(path, []byte(conf), 0o644)
@@ -425,7 +425,7 @@ func headLines(src, dst string, n int) error {
 // own ports and data), with a heap for throughput rather than the tests'.
 const kafkaScript = "internal/kafkatest/kafka.sh"
 
-var kafkaEnv = []string{"FLOWDEX_KAFKA_INSTANCE=bench", "FLOWDEX_KAFKA_PORT=19392", "FLOWDEX_KAFKA_HEAP=1g"}
+var kafkaEnv = []string{"FLOWDEX_KAFKA_INSTANCE=bench", "FLOWDEX_KAFKA_PORT=19692", "FLOWDEX_KAFKA_HEAP=1g"}
 
 // startKafka starts the bench's broker (before the harness becomes a
 // subreaper, as startES) and returns its bootstrap address.

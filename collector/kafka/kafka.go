@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -39,9 +40,13 @@ type Configuration struct {
 	// Format of the messages: "json", pmacct's (one record per line, as the
 	// kafka plugin writes with kafka_multi_values or without).
 	Format string `toml:"format"`
-	// MaxPollRecords bounds a batch: its records are delivered and its
-	// offsets committed before the next is read.
+	// MaxPollRecords bounds a batch. A batch's offsets are committed once
+	// its records are delivered, while the next batch is read: two batches
+	// at most are in memory.
 	MaxPollRecords int `toml:"max_poll_records"`
+	// Workers read the messages of a batch in parallel, each its own
+	// partitions (one partition's messages stay in order); 0 is one per CPU.
+	Workers int `toml:"workers"`
 	// SessionTimeout is how long the group waits for a member that stopped
 	// answering (killed, cut off) before its partitions go to the others.
 	SessionTimeout setting.Duration `toml:"session_timeout"`
@@ -71,6 +76,9 @@ func (c Configuration) Validate() error {
 	if c.Format != "json" {
 		errs = append(errs, setting.Errorf("format", "%q: expected \"json\" (pmacct's kafka plugin output)", c.Format))
 	}
+	if c.Workers < 0 {
+		errs = append(errs, setting.Errorf("workers", "%d: expected 0 (one per CPU) or more", c.Workers))
+	}
 	if c.MaxPollRecords <= 0 {
 		errs = append(errs, setting.Errorf("max_poll_records", "%d: expected a positive number, e.g. 10000", c.MaxPollRecords))
 	}
@@ -80,14 +88,20 @@ func (c Configuration) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Handler takes the messages of a batch one by one, then Sync: when Sync
-// returns nil, everything Message was given is delivered and the batch's
-// offsets are committed.
+// Handler takes the messages of each batch, then says when what they gave
+// it is delivered.
 type Handler interface {
-	// Message handles one message; an error stops the batch there (the
-	// consumer is stopping).
-	Message(ctx context.Context, r *kgo.Record) error
-	Sync(ctx context.Context) error
+	// Message handles one message; an error stops the worker's part of the
+	// batch there (the consumer is stopping). Workers call it at once, each
+	// with its number (0 <= worker < Workers()): one partition's messages go
+	// to one worker at a time, in order, so that a handler can keep its
+	// reading state per worker.
+	Message(ctx context.Context, worker int, r *kgo.Record) error
+	// Handled returns a wait for everything the messages handled so far gave
+	// the handler: once the wait returns nil it is delivered, and the offsets
+	// of those messages are committed. The wait runs while later messages
+	// are handled.
+	Handled() func(ctx context.Context) error
 }
 
 // Stats are the consumer's counters.
@@ -120,9 +134,21 @@ type Consumer struct {
 	assigned, revoked, lost                               atomic.Uint64
 	errLog                                                ratelog.Limiter
 
+	workers   int
+	perWorker [][]*kgo.Record // a batch's records by worker, reused
+
 	mu        sync.Mutex
 	positions map[partition]*position // of the partitions owned
-	done      []*kgo.Record           // the batch's handled records, reused
+
+	commitMu sync.Mutex // the commit of pending: Run's, or onRevoked's
+	pending  *batch     // handled, not yet committed
+}
+
+// batch is what a poll gave, handled: its records and the wait for what
+// they became.
+type batch struct {
+	records []*kgo.Record
+	wait    func(ctx context.Context) error
 }
 
 type partition struct {
@@ -134,8 +160,16 @@ type position struct{ high, committed int64 }
 
 // New returns a consumer of cfg; Start connects it.
 func New(cfg Configuration, logger *slog.Logger) *Consumer {
-	return &Consumer{cfg: cfg, logger: logger, positions: map[partition]*position{}, errLog: ratelog.Limiter{Every: 10 * time.Second}}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return &Consumer{cfg: cfg, logger: logger, workers: workers, perWorker: make([][]*kgo.Record, workers),
+		positions: map[partition]*position{}, errLog: ratelog.Limiter{Every: 10 * time.Second}}
 }
+
+// Workers is how many goroutines call the handler's Message at once.
+func (c *Consumer) Workers() int { return c.workers }
 
 // startTimeout bounds the checks of Start.
 const startTimeout = 30 * time.Second
@@ -201,13 +235,22 @@ func (c *Consumer) check(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// Run reads batches into h until ctx is done: each batch's messages, then
-// h.Sync, then the commit of their offsets. At the end it commits what was
-// handled and leaves the group, so that the others take the partitions at
-// once.
+// Run reads batches into h until ctx is done. A batch's offsets are
+// committed once h's wait for it returns, after the next batch is handled
+// (the outputs deliver one batch while the next is read), or before a poll
+// that has no message at hand. At the end it
+// commits what was handled and leaves the group, so that the others take
+// the partitions at once.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	defer c.client.Close()
 	for {
+		if c.client.BufferedFetchRecords() == 0 {
+			// the poll would wait for new messages: the pending batch is
+			// committed now, not when they come
+			c.commitMu.Lock()
+			c.commitLocked(ctx)
+			c.commitMu.Unlock()
+		}
 		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			return nil
@@ -228,17 +271,18 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			}
 		})
 		c.mu.Unlock()
-		done := c.done[:0]
-		for iter := fetches.RecordIter(); !iter.Done(); {
-			r := iter.Next()
-			if err := h.Message(ctx, r); err != nil {
-				break
-			}
-			done = append(done, r)
+		var b *batch
+		if done := c.handle(ctx, h, fetches.Records()); len(done) > 0 {
+			b = &batch{records: done, wait: h.Handled()}
 		}
-		c.done = done
-		c.commit(ctx, h, done)
-		clear(c.done) // the records' memory goes
+		c.commitMu.Lock()
+		c.commitLocked(ctx) // the batch before, delivered while this one was read
+		c.pending = b
+		if ctx.Err() != nil {
+			c.commitLocked(ctx)
+		}
+		c.commitMu.Unlock()
+		// a rebalance may now run: onRevoked commits the pending batch first
 		c.client.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -246,35 +290,78 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	}
 }
 
-// commitTimeout bounds one batch's Sync and commit at stop.
+// handle gives the records to h, each worker its partitions' in order,
+// and returns those handled: all of them unless ctx ended.
+func (c *Consumer) handle(ctx context.Context, h Handler, records []*kgo.Record) []*kgo.Record {
+	if c.workers == 1 {
+		for i, r := range records {
+			if h.Message(ctx, 0, r) != nil {
+				return records[:i]
+			}
+		}
+		return records
+	}
+	per := c.perWorker
+	for _, r := range records {
+		w := int(uint32(r.Partition)) % c.workers
+		per[w] = append(per[w], r)
+	}
+	var wg sync.WaitGroup
+	for w := range per {
+		if len(per[w]) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			for i, r := range per[w] {
+				if h.Message(ctx, w, r) != nil {
+					per[w] = per[w][:i]
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	done := records[:0] // per holds its own copies of the pointers
+	for w := range per {
+		done = append(done, per[w]...)
+		clear(per[w])
+		per[w] = per[w][:0]
+	}
+	return done
+}
+
+// commitTimeout bounds one batch's wait and commit at stop.
 const commitTimeout = time.Minute
 
-// commit syncs the handler and commits the offsets of the records handled.
-// At stop it still does, with a context of its own.
-func (c *Consumer) commit(ctx context.Context, h Handler, done []*kgo.Record) {
-	if len(done) == 0 {
+// commitLocked waits until the pending batch is delivered and commits its
+// offsets; at stop it still does, with a context of its own. It holds
+// commitMu.
+func (c *Consumer) commitLocked(ctx context.Context) {
+	b := c.pending
+	if b == nil {
 		return
 	}
+	c.pending = nil
 	c.batches.Add(1)
-	c.messages.Add(uint64(len(done)))
+	c.messages.Add(uint64(len(b.records)))
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 		defer cancel()
 	}
-	if err := h.Sync(ctx); err != nil {
+	if err := b.wait(ctx); err != nil {
 		c.commitErrors.Add(1)
-		c.logger.Error("kafka: the outputs did not confirm a batch: its offsets are not committed, it will be read again", "messages", len(done), "error", err)
+		c.logger.Error("kafka: the outputs did not confirm a batch: its offsets are not committed, it will be read again", "messages", len(b.records), "error", err)
 		return
 	}
-	if err := c.client.CommitRecords(ctx, done...); err != nil {
+	if err := c.client.CommitRecords(ctx, b.records...); err != nil {
 		c.commitErrors.Add(1)
-		c.logger.Error("kafka: commit failed: the batch will be read again (its documents keep their ids)", "group", c.cfg.Group, "messages", len(done), "error", err)
+		c.logger.Error("kafka: commit failed: the batch will be read again (its documents keep their ids)", "group", c.cfg.Group, "messages", len(b.records), "error", err)
 		return
 	}
 	c.commits.Add(1)
 	c.mu.Lock()
-	for _, r := range done {
+	for _, r := range b.records {
 		if pos := c.positions[partition{r.Topic, r.Partition}]; pos != nil && r.Offset+1 > pos.committed {
 			pos.committed = r.Offset + 1
 		}
@@ -311,14 +398,23 @@ func (c *Consumer) committedOffsets(ctx context.Context, cl *kgo.Client, ps map[
 	return out
 }
 
-// onRevoked runs once the member has handled and committed its last batch
-// (BlockRebalanceOnPoll): it only forgets the partitions.
-func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+// onRevoked runs between polls (BlockRebalanceOnPoll), while Run waits in
+// the next: it commits the batch still pending before the partitions go,
+// and forgets them.
+func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	c.commitMu.Lock()
+	c.commitLocked(ctx)
+	c.commitMu.Unlock()
 	c.forget(revoked, &c.revoked)
 	c.logger.Info("kafka: partitions revoked", "group", c.cfg.Group, "partitions", describe(revoked))
 }
 
+// onLost: the group went on without this member, whose commits would now be
+// refused; the pending batch is read again by the partitions' new owners.
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.commitMu.Lock()
+	c.pending = nil
+	c.commitMu.Unlock()
 	c.forget(lost, &c.lost)
 	c.logger.Warn("kafka: partitions lost (the group went on without this member): what was not committed is read again", "group", c.cfg.Group, "partitions", describe(lost))
 }

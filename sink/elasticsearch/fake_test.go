@@ -513,6 +513,54 @@ func TestFakeSync(t *testing.T) {
 	}
 }
 
+// TestFakeSyncTo: SyncTo waits for the documents up to its mark only, so
+// that a consumer commits one batch while the next is in flight; the tail
+// of the marked documents, still buffered, is sent for it.
+func TestFakeSyncTo(t *testing.T) {
+	f, srv := newFakeES(t, func(n int) string {
+		if n >= 2 {
+			return "hang"
+		}
+		return ""
+	})
+	s, _ := startSink(t, fakeConfig(srv.URL))
+	var doc document.Document
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			pmacctDoc(&doc, i)
+			if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(i), recordTime(&doc, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(0, 15) // a request of 10, and 5 buffered
+	mark := s.Mark()
+	if mark != 15 {
+		t.Fatalf("Mark %d after 15 documents", mark)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.SyncTo(ctx, mark); err != nil { // sends the 5 as the second request
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Indexed != 15 {
+		t.Fatalf("SyncTo returned with %d of the 15 documents indexed", st.Indexed)
+	}
+	write(15, 25) // the third request hangs
+	if err := s.SyncTo(ctx, mark); err != nil {
+		t.Fatalf("SyncTo of settled documents, later ones held: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if err := s.SyncTo(short, s.Mark()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SyncTo of held documents: %v", err)
+	}
+	close(f.release)
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFakeStartHangs: a server that accepts connections and never answers
 // does not hold Start up when a spool can take the documents; they wait
 // there, behind the setup still to do.

@@ -49,6 +49,13 @@ func (st *settlement) notifyLocked() {
 	}
 }
 
+// handedOut is the last document handed to the workers.
+func (st *settlement) handedOut() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.handed
+}
+
 // mark is the last document settled, and a channel closed when it may move.
 func (st *settlement) mark() (uint64, <-chan struct{}) {
 	st.mu.Lock()
@@ -68,16 +75,26 @@ func (st *settlement) mark() (uint64, <-chan struct{}) {
 // dead-lettered, failed or spooled. A consumer commits its source's
 // position (a Kafka offset) only after Sync, so that a crash makes it read
 // again what Elasticsearch may not hold; ids make the repeat harmless.
-func (s *Sink) Sync(ctx context.Context) error {
+func (s *Sink) Sync(ctx context.Context) error { return s.SyncTo(ctx, s.Mark()) }
+
+// Mark is the number of the last document Write accepted: SyncTo(ctx, Mark())
+// later waits for those documents only, not for those written meanwhile.
+func (s *Sink) Mark() uint64 { return s.written.Load() }
+
+// SyncTo waits until every document up to mark is settled. What is buffered
+// goes to the workers first if it holds some of them (later documents
+// usually fill the bulk body and send it before).
+func (s *Sink) SyncTo(ctx context.Context, mark uint64) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
-	s.flushLocked()
-	target := s.written.Load()
+	if s.settle.handedOut() < mark {
+		s.flushLocked()
+	}
 	s.unlock()
 	for {
 		m, changed := s.settle.mark()
-		if m >= target {
+		if m >= mark {
 			return nil
 		}
 		select {

@@ -38,7 +38,7 @@ type Sink struct {
 	mu      sync.Mutex
 	w       *bufio.Writer
 	closer  io.Closer
-	buf     []byte
+	bufs    sync.Pool // *[]byte: each Write encodes outside the lock
 	written uint64
 	dirty   bool // written to since the last flush
 	err     error
@@ -99,14 +99,18 @@ func (s *Sink) tick() {
 
 // Write appends one document as a line. The document is not kept.
 func (s *Sink) Write(_ context.Context, doc *document.Document, _ string) error {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bufs.Put(bp)
+	*bp = append(doc.AppendJSON((*bp)[:0], document.Pmacct), '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
-	s.buf = doc.AppendJSON(s.buf[:0], document.Pmacct)
-	s.buf = append(s.buf, '\n')
-	if _, err := s.w.Write(s.buf); err != nil {
+	if _, err := s.w.Write(*bp); err != nil {
 		s.err = fmt.Errorf("file sink %s: %w", s.cfg.Path, err)
 		return s.err
 	}
