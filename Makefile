@@ -9,12 +9,12 @@ BIN := bin/flowdex
 # the exporters fed old captures (cmd/flowdex/clock_test.go), tcpdump and ping make and see
 # live traffic for the capture test, libpcap-dev and gcc build the
 # BPF filters (cgo), unzip unpacks Elasticsearch's test distribution (fetched
-# with maven, run on OpenJDK 17), openssl makes the secure test server's CA and
-# the JDK's javac builds its plugin for API keys (see es.sh), systemd's
+# with maven, run on OpenJDK 17), openssl makes the CAs of the secure test servers
+# (Elasticsearch's and Kafka's) and the JDK's javac builds ES's plugin for API keys (see es.sh), systemd's
 # systemd-analyze verifies the shipped unit, chromium runs the web view's test.
 DEBIAN_PACKAGES := pmacct softflowd faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
-.PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop kafka-start kafka-stop vet fuzz bench clean
+.PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop kafka-start kafka-stop kafka-secure-start kafka-secure-stop vet fuzz bench clean
 
 all: build
 
@@ -28,19 +28,24 @@ run: build es-start
 	$(BIN) run -c configs/quickstart.toml
 
 # Install everything, start Elasticsearch 8, 9 and 8 with security (basic
-# authentication, see es.sh) and a Kafka broker (kafka.sh), run every test
-# with the race detector (the fuzz targets on their seed corpora), stop them.
+# authentication, see es.sh), a Kafka broker and one with TLS and SASL
+# (kafka.sh), run every test with the race detector (the fuzz targets on
+# their seed corpora), stop them.
 test: deps
 	$(ES) start 8 >/dev/null
 	$(ES) start 9 >/dev/null
 	$(ES) start 8s >/dev/null
 	$(KAFKA) start >/dev/null
+	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) start >/dev/null
 	set -o pipefail; status=0; \
 	FLOWDEX_TEST_ES_URL=$$($(ES) url 8) FLOWDEX_TEST_ES9_URL=$$($(ES) url 9) \
 	FLOWDEX_TEST_ES_SECURE_URL=$$($(ES) url 8s) FLOWDEX_TEST_ES_SECURE_CA=$$($(ES) ca 8s) FLOWDEX_REQUIRE_ES=1 \
 	FLOWDEX_TEST_KAFKA=$$($(KAFKA) url) FLOWDEX_REQUIRE_KAFKA=1 \
+	FLOWDEX_TEST_KAFKA_SECURE=$$(FLOWDEX_KAFKA_SECURE=1 $(KAFKA) listeners) \
+	FLOWDEX_TEST_KAFKA_SECURE_CA=$$(FLOWDEX_KAFKA_SECURE=1 $(KAFKA) ca) \
 	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
-	$(KAFKA) stop || true; $(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
+	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) stop || true; $(KAFKA) stop || true; \
+	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
 
 # The quick suite, for development: formatting, vet and every test that needs
@@ -91,6 +96,14 @@ kafka-start:
 	$(KAFKA) start
 kafka-stop:
 	$(KAFKA) stop
+# Kafka with TLS and SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) on
+# 127.0.0.1:9295, TLS alone on :9395, PLAINTEXT on :9095; `kafka.sh ca` and
+# its FLOWDEX_KAFKA_SASL_* variables give the CA and the users.
+kafka-secure-start:
+	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) start
+	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) listeners
+kafka-secure-stop:
+	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) stop
 
 vet:
 	gofmt -l . | (! grep .)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kafka.sh: a throwaway Apache Kafka (KRaft, no ZooKeeper) on 127.0.0.1, for
-# flowdex's tests: one broker, or a cluster of three.
+# flowdex's tests: one broker, or a cluster of three; plain, or with TLS and SASL.
 #
 #   kafka.sh fetch               download Kafka with Maven; prints its libs dir
 #   kafka.sh start [BROKERS]     fetch if needed, start 1 (default) or 3 nodes,
@@ -14,6 +14,10 @@
 #   kafka.sh kill-broker N       SIGKILL node N
 #   kafka.sh start-broker N      start node N again on its data, wait until it answers
 #   kafka.sh tool NAME [ARG...]  run one of Kafka's tools (kafka.sh tool list)
+#   kafka.sh listeners           print every listener of every node, Kafka's way
+#                                (PLAINTEXT://127.0.0.1:9092,...; with SASL_SSL and SSL ones
+#                                when secure)
+#   kafka.sh ca                  print the path of a secure instance's CA certificate (PEM)
 #
 # The jars are org.apache.kafka:kafka_2.13 and kafka-tools with their runtime
 # dependencies from Maven Central (the registry this project can reach: no
@@ -24,6 +28,21 @@
 # and min.insync.replicas 2, so one node can be stopped without losing an
 # acknowledged record. Topics are not created on first use
 # (auto.create.topics.enable=false): a test names and makes its own.
+#
+# Secure mode (FLOWDEX_KAFKA_SECURE=1; an instance of its own, "secure" on
+# port 9095 unless FLOWDEX_KAFKA_INSTANCE and FLOWDEX_KAFKA_PORT say
+# otherwise): node N also listens with SASL_SSL on SASL_SSL_PORT+N-1
+# (mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512) and with SSL (TLS, no
+# authentication) on SSL_PORT+N-1. Their certificate, for 127.0.0.1 and
+# localhost, is signed by a CA that `start` makes with openssl (`kafka.sh ca`
+# prints its path); the nodes read it as PEM (ssl.keystore.type=PEM, no
+# keytool). Each mechanism has a user of its own, USER-plain,
+# USER-scram-sha-256 and USER-scram-sha-512 (USER from FLOWDEX_KAFKA_SASL_USER),
+# all with FLOWDEX_KAFKA_SASL_PASSWORD: one mechanism refuses the users of the
+# others, so a client that speaks another mechanism than it was told fails.
+# PLAIN's user is in the listener's JAAS config; SCRAM's are written into the
+# cluster's metadata when the log dirs are formatted. PLAINTEXT stays, for the
+# nodes between themselves and for the tests' own admin clients.
 #
 # Environment:
 #   FLOWDEX_KAFKA_HOME     cache dir (default ~/.cache/flowdex/kafka; as root
@@ -41,15 +60,26 @@
 #                          variables above) beside the default ones, e.g. for a
 #                          test that stops a broker
 #   FLOWDEX_KAFKA_WAIT     seconds to wait for the nodes to answer (default 120)
+#   FLOWDEX_KAFKA_SECURE   1 = secure mode (above): the instance defaults to
+#                          "secure" and FLOWDEX_KAFKA_PORT to 9095
+#   FLOWDEX_KAFKA_SASL_SSL_PORT  first node's SASL_SSL port (default PORT + 200)
+#   FLOWDEX_KAFKA_SSL_PORT       first node's SSL port (default PORT + 300)
+#   FLOWDEX_KAFKA_SASL_USER      prefix of the SASL users' names (default flowdex-test)
+#   FLOWDEX_KAFKA_SASL_PASSWORD  their password (default: a fixed test password;
+#                                8 or more letters, digits, '.', '_' and '-')
 #
-# Commands other than start take the ports and the number of nodes of the
-# instance's last start (its cluster.env), not the variables.
+# Commands other than start take the ports, the number of nodes and the mode
+# of the instance's last start (its cluster.env), not the variables; the
+# secure instance is FLOWDEX_KAFKA_SECURE=1 (or FLOWDEX_KAFKA_INSTANCE=secure).
 set -euo pipefail
 
 readonly DEFAULT_VERSION=4.4.0 # newest 4.x on Maven Central
 # Kafka logs through SLF4J 1.7 and ships no binding in its Maven artifacts:
 # log4j's, of the log4j version Kafka 4.4 depends on.
 readonly LOG4J_VERSION=2.25.5
+# Test credentials of secure mode; kafkatest's secure.go has the same defaults.
+readonly SASL_USER_DEFAULT=flowdex-test
+readonly SASL_PASSWORD_DEFAULT=fdx-kafka-Pw-71c3e0b9a4d2
 
 log() { echo "kafka.sh: $*" >&2; }
 die() {
@@ -58,7 +88,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
@@ -77,7 +107,13 @@ setup() {
 	fi
 	dist_dir=$cache/$version
 	libs=$dist_dir/libs
-	instance=${FLOWDEX_KAFKA_INSTANCE:-default}
+	secure=${FLOWDEX_KAFKA_SECURE:-0}
+	[[ $secure == [01] ]] || die "bad FLOWDEX_KAFKA_SECURE '$secure' (want 0 or 1)"
+	local default_instance=default default_port=9092
+	if ((secure)); then
+		default_instance=secure default_port=9095
+	fi
+	instance=${FLOWDEX_KAFKA_INSTANCE:-$default_instance}
 	[[ $instance =~ ^[a-z0-9-]+$ ]] || die "bad FLOWDEX_KAFKA_INSTANCE '$instance' (want lowercase letters, digits, -)"
 	idir=$cache/instances/$instance
 	cluster_env=$idir/cluster.env
@@ -85,8 +121,16 @@ setup() {
 	tool_heap=${FLOWDEX_KAFKA_TOOL_HEAP:-512m}
 	wait_secs=${FLOWDEX_KAFKA_WAIT:-120}
 	brokers=${FLOWDEX_KAFKA_BROKERS:-1}
-	port=${FLOWDEX_KAFKA_PORT:-9092}
+	port=${FLOWDEX_KAFKA_PORT:-$default_port}
 	controller_port=${FLOWDEX_KAFKA_CONTROLLER_PORT:-$((port + 100))}
+	sasl_ssl_port=${FLOWDEX_KAFKA_SASL_SSL_PORT:-$((port + 200))}
+	ssl_port=${FLOWDEX_KAFKA_SSL_PORT:-$((port + 300))}
+	ca_dir=$idir/ca
+	sasl_user=${FLOWDEX_KAFKA_SASL_USER:-$SASL_USER_DEFAULT}
+	sasl_password=${FLOWDEX_KAFKA_SASL_PASSWORD:-$SASL_PASSWORD_DEFAULT}
+	# They go into a JAAS config and StorageTool's --add-scram syntax as is.
+	[[ $sasl_user =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "bad FLOWDEX_KAFKA_SASL_USER '$sasl_user' (letters, digits, '.', '_' and '-')"
+	[[ $sasl_password =~ ^[A-Za-z0-9._-]{8,}$ ]] || die "bad FLOWDEX_KAFKA_SASL_PASSWORD (8 or more letters, digits, '.', '_' and '-')"
 	label="Kafka $version"
 	[[ $instance == default ]] || label+=" ($instance)"
 
@@ -109,6 +153,9 @@ load_cluster() {
 		brokers) brokers=$v ;;
 		port) port=$v ;;
 		controller_port) controller_port=$v ;;
+		secure) secure=$v ;;
+		sasl_ssl_port) sasl_ssl_port=$v ;;
+		ssl_port) ssl_port=$v ;;
 		esac
 	done <"$cluster_env"
 }
@@ -120,6 +167,28 @@ check_brokers() {
 node_dir() { echo "$idir/node-$1"; }
 bport() { echo $((port + $1 - 1)); }
 cport() { echo $((controller_port + $1 - 1)); }
+sport() { echo $((sasl_ssl_port + $1 - 1)); }
+tport() { echo $((ssl_port + $1 - 1)); }
+
+# listeners: every client listener of every node, Kafka's way.
+listeners() {
+	local n name out=""
+	for name in PLAINTEXT SASL_SSL SSL; do
+		[[ $name == PLAINTEXT ]] || ((secure)) || continue
+		for ((n = 1; n <= brokers; n++)); do
+			out+=${out:+,}$name://127.0.0.1:$(listener_port "$name" "$n")
+		done
+	done
+	echo "$out"
+}
+
+listener_port() {
+	case $1 in
+	PLAINTEXT) bport "$2" ;;
+	SASL_SSL) sport "$2" ;;
+	SSL) tport "$2" ;;
+	esac
+}
 
 bootstrap() {
 	local n out=""
@@ -313,9 +382,17 @@ server_properties() {
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
+EOF
+	if ((secure)); then
+		secure_properties "$n"
+	else
+		cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")
 advertised.listeners=PLAINTEXT://127.0.0.1:$(bport "$n")
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+EOF
+	fi
+	cat <<EOF
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$d/data
@@ -336,6 +413,49 @@ broker.session.timeout.ms=6000
 EOF
 }
 
+# secure_properties N: node N's listeners in secure mode, TLS and SASL.
+secure_properties() {
+	local n=$1 plain=org.apache.kafka.common.security.plain.PlainLoginModule
+	local scram=org.apache.kafka.common.security.scram.ScramLoginModule
+	cat <<EOF
+listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n"),SASL_SSL://127.0.0.1:$(sport "$n"),SSL://127.0.0.1:$(tport "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),SASL_SSL://127.0.0.1:$(sport "$n"),SSL://127.0.0.1:$(tport "$n")
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+# the key and certificate chain in one PEM file, unencrypted (no ssl.key.password)
+ssl.keystore.type=PEM
+ssl.keystore.location=$(node_dir "$n")/config/keystore.pem
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain required user_$sasl_user-plain="$sasl_password";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram required;
+EOF
+}
+
+# make_certs: a fresh CA (ca_dir/ca.pem, readable by the tests) and, in
+# ca_dir/keystore.pem, the nodes' key and certificate for 127.0.0.1 and
+# localhost, signed by it.
+make_certs() {
+	local out
+	command -v openssl >/dev/null || die "openssl is needed for secure mode (apt-get install openssl)"
+	rm -rf "$ca_dir"
+	mkdir -p "$ca_dir"
+	if ! out=$(
+		cd "$ca_dir" &&
+			openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flowdex Kafka test CA" \
+				-keyout ca.key -out ca.pem 2>&1 &&
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr 2>&1 &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
+			openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+				-extfile ext.cnf -out broker.pem 2>&1 &&
+			cat broker.key broker.pem >keystore.pem
+	); then
+		printf '%s\n' "$out" >&2
+		die "openssl could not make the test certificates"
+	fi
+	chmod 644 "$ca_dir/ca.pem"
+	chmod 600 "$ca_dir/ca.key" "$ca_dir/broker.key" "$ca_dir/keystore.pem"
+}
+
 log4j_properties() {
 	cat <<EOF
 status = error
@@ -354,14 +474,25 @@ EOF
 
 # configure: fresh config and data dirs for every node, formatted.
 configure() {
-	local n d java out dirs="" id
+	local n d java out dirs="" id scram=() m
 	java=$(java_home)
 	rm -rf "$idir"/node-* "$cluster_env"
+	if ((secure)); then
+		make_certs
+		for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+			scram+=(--add-scram "$m=[name=$sasl_user-${m,,},password=$sasl_password]")
+		done
+	fi
 	for ((n = 1; n <= brokers; n++)); do
 		d=$(node_dir "$n")
 		mkdir -p "$d/config" "$d/data" "$d/logs" "$d/run" "$d/tmp"
 		server_properties "$n" >"$d/config/server.properties"
 		log4j_properties "$d" >"$d/config/log4j2.properties"
+		# (the config holds PLAIN's password: the Kafka user's only)
+		chmod 600 "$d/config/server.properties"
+		if ((secure)); then
+			install -m 600 "$ca_dir/keystore.pem" "$d/config/keystore.pem"
+		fi
 		dirs+=${dirs:+,}$d/data
 	done
 	# One StorageTool run formats every node's log dir (a JVM start each
@@ -373,7 +504,7 @@ configure() {
 	sed "s|^log.dirs=.*|log.dirs=$dirs|" "$(node_dir 1)/config/server.properties" >"$idir/format.properties"
 	if ! out=$("$java/bin/java" -Xmx256m -XX:-UsePerfData \
 		-Dlog4j2.configurationFile="$dist_dir/tools-log4j2.properties" -cp "$libs/*" \
-		kafka.tools.StorageTool format -t "$id" -c "$idir/format.properties" 2>&1); then
+		kafka.tools.StorageTool format -t "$id" -c "$idir/format.properties" ${scram[@]+"${scram[@]}"} 2>&1); then
 		printf '%s\n' "$out" >&2
 		die "could not format the log dirs of $label"
 	fi
@@ -387,8 +518,8 @@ configure() {
 	if ((EUID == 0)); then
 		chown -R "$kafka_user:" "$idir"/node-*
 	fi
-	printf 'brokers=%s\nport=%s\ncontroller_port=%s\nversion=%s\ncluster_id=%s\n' \
-		"$brokers" "$port" "$controller_port" "$version" "$id" >"$cluster_env"
+	printf 'brokers=%s\nport=%s\ncontroller_port=%s\nversion=%s\ncluster_id=%s\nsecure=%s\nsasl_ssl_port=%s\nssl_port=%s\n' \
+		"$brokers" "$port" "$controller_port" "$version" "$id" "$secure" "$sasl_ssl_port" "$ssl_port" >"$cluster_env"
 }
 
 # ---------------------------------------------------------------------------
@@ -440,7 +571,10 @@ wait_up() {
 				kill_nodes "$@"
 				exit 1
 			fi
-			answers "$(bport "$n")" || left+=("$n")
+			# (the TLS listeners open with the PLAINTEXT one; looked at all the same)
+			if ! answers "$(bport "$n")" || { ((secure)) && ! { port_open "$(sport "$n")" && port_open "$(tport "$n")"; }; }; then
+				left+=("$n")
+			fi
 		done
 		pending=(${left[@]+"${left[@]}"})
 		((${#pending[@]})) || break
@@ -454,12 +588,27 @@ wait_up() {
 	done
 }
 
+# same_shape: the instance's last start had the settings of this one.
+same_shape() {
+	local kv
+	[[ -s $cluster_env ]] || return 1
+	for kv in "brokers=$brokers" "port=$port" "controller_port=$controller_port" "version=$version"; do
+		grep -qx "$kv" "$cluster_env" || return 1
+	done
+	if ((secure)); then
+		for kv in secure=1 "sasl_ssl_port=$sasl_ssl_port" "ssl_port=$ssl_port"; do
+			grep -qx "$kv" "$cluster_env" || return 1
+		done
+	else
+		# (a cluster.env written before secure mode has no secure line)
+		! grep -qx secure=1 "$cluster_env"
+	fi
+}
+
 start() {
 	local n t0=$SECONDS running=0
 	check_brokers
-	[[ -s $cluster_env ]] && grep -qx "brokers=$brokers" "$cluster_env" &&
-		grep -qx "port=$port" "$cluster_env" && grep -qx "controller_port=$controller_port" "$cluster_env" &&
-		grep -qx "version=$version" "$cluster_env" || running=-1 # another shape: no reuse
+	same_shape || running=-1 # another shape: no reuse
 	for ((n = 1; n <= 9; n++)); do
 		if [[ -d $(node_dir "$n") ]] && alive "$n"; then
 			((running >= 0)) || die "$label already runs with other settings ($(tr '\n' ' ' <"$cluster_env")); stop it first"
@@ -475,7 +624,7 @@ start() {
 	((running <= 0)) || die "$label runs in part ($running of $brokers nodes); start-broker N, or stop it first"
 	for ((n = 1; n <= brokers; n++)); do
 		if answers "$(bport "$n")"; then
-			if ((brokers == 1)); then
+			if ((brokers == 1 && !secure)); then
 				log "a Kafka broker already answers on port $(bport 1) (not started by kafka.sh)"
 				bootstrap
 				return
@@ -484,6 +633,10 @@ start() {
 		fi
 		port_open "$(bport "$n")" && die "port $(bport "$n") is in use by something that is not Kafka; set FLOWDEX_KAFKA_PORT"
 		port_open "$(cport "$n")" && die "controller port $(cport "$n") is in use; set FLOWDEX_KAFKA_CONTROLLER_PORT"
+		if ((secure)); then
+			port_open "$(sport "$n")" && die "SASL_SSL port $(sport "$n") is in use; set FLOWDEX_KAFKA_SASL_SSL_PORT"
+			port_open "$(tport "$n")" && die "SSL port $(tport "$n") is in use; set FLOWDEX_KAFKA_SSL_PORT"
+		fi
 	done
 
 	fetch
@@ -666,15 +819,19 @@ remove)
 	kill_nodes $(all_nodes)
 	rm -rf "$idir"
 	;;
-status)
+status | url | listeners)
 	(($# == 1)) || usage
 	load_cluster
-	status
+	case $cmd in
+	status) status ;;
+	url) bootstrap ;;
+	listeners) listeners ;;
+	esac
 	;;
-url)
+ca)
 	(($# == 1)) || usage
-	load_cluster
-	bootstrap
+	[[ -s $ca_dir/ca.pem ]] || die "no CA for $label: start it with FLOWDEX_KAFKA_SECURE=1 first"
+	echo "$ca_dir/ca.pem"
 	;;
 pid)
 	(($# <= 2)) || usage

@@ -12,6 +12,14 @@
 //     once. It is left running for the next run; `kafka.sh stop` (or `make
 //     kafka-stop`) stops it.
 //
+// Secure is the shared broker of kafka.sh's secure mode (TLS, and SASL
+// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512): FLOWDEX_TEST_KAFKA_SECURE (its
+// listeners as `kafka.sh listeners` prints them, with its CA in
+// FLOWDEX_TEST_KAFKA_SECURE_CA), else the one of `FLOWDEX_KAFKA_SECURE=1
+// kafka.sh` if it answers, else started as the plain one is. Its users'
+// password is FLOWDEX_KAFKA_SASL_PASSWORD and their names start with
+// FLOWDEX_KAFKA_SASL_USER (kafka.sh's defaults when unset).
+//
 // NewCluster starts three nodes of the test's own (each broker and
 // controller, replication factor 3, min.insync.replicas 2) on free ports, as
 // a FLOWDEX_KAFKA_INSTANCE of kafka.sh, and removes them when the test ends;
@@ -19,8 +27,10 @@
 //
 // FLOWDEX_TEST_NO_KAFKA=1 skips the tests that need Kafka without looking
 // for it (make quick). When no broker can be had the test is skipped, or
-// fails when CI=true or FLOWDEX_REQUIRE_KAFKA=1. A FLOWDEX_TEST_KAFKA that
-// does not answer always fails the test: someone asked for that broker.
+// fails when CI=true or FLOWDEX_REQUIRE_KAFKA=1. A FLOWDEX_TEST_KAFKA (or
+// FLOWDEX_TEST_KAFKA_SECURE) that does not answer always fails the test:
+// someone asked for that broker. So does a secure broker that refuses the
+// users' password.
 //
 // Topics are not created on first use (auto.create.topics.enable=false in
 // kafka.sh): Topic and (*Cluster).Topic make a uniquely named one and delete
@@ -63,30 +73,43 @@ const startTimeout = 10 * time.Minute
 // a loaded machine.
 const opTimeout = 60 * time.Second
 
-var shared struct {
-	mu      sync.Mutex
-	done    bool
-	brokers []string
-	err     error
-	must    bool // err fails the test even when skipping is allowed
+// sharedServer is a server of the test binary, found or started once.
+type sharedServer[T any] struct {
+	mu   sync.Mutex
+	done bool
+	v    T
+	err  error
+	must bool // err fails the test even when skipping is allowed
 }
+
+// get returns what find found, calling it at the first call only: one
+// attempt per test binary, not minutes of waiting in every test.
+func (s *sharedServer[T]) get(t testing.TB, find func() (T, bool, error)) T {
+	t.Helper()
+	SkipIfNoKafka(t)
+	s.mu.Lock()
+	if !s.done {
+		s.v, s.must, s.err = find()
+		s.done = true
+	}
+	v, must, err := s.v, s.must, s.err
+	s.mu.Unlock()
+	if err != nil {
+		unavailable(t, must, err)
+	}
+	return v
+}
+
+var (
+	shared       sharedServer[[]string]
+	sharedSecure sharedServer[*SecureBroker]
+)
 
 // Brokers returns the bootstrap addresses of the shared test broker,
 // starting it if need be (see the package doc).
 func Brokers(t testing.TB) []string {
 	t.Helper()
-	SkipIfNoKafka(t)
-	shared.mu.Lock()
-	if !shared.done {
-		shared.brokers, shared.must, shared.err = findShared()
-		shared.done = true // one attempt per test binary: do not wait minutes in every test
-	}
-	brokers, must, err := shared.brokers, shared.must, shared.err
-	shared.mu.Unlock()
-	if err != nil {
-		unavailable(t, must, err)
-	}
-	return append([]string(nil), brokers...)
+	return append([]string(nil), shared.get(t, findShared)...)
 }
 
 // SkipIfNoKafka skips the test in the quick suite (FLOWDEX_TEST_NO_KAFKA=1,
@@ -133,26 +156,17 @@ func findShared() (brokers []string, must bool, err error) {
 // startShared runs `kafka.sh start` under an exclusive lock on a file in
 // the cache dir, and checks the brokers it prints last.
 func startShared() ([]string, error) {
-	dir := testscript.CacheDir("kafka", "FLOWDEX_KAFKA_HOME")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "kafkatest.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockShared()
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close() // closing drops the lock
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
+	defer unlock()
 	// Another test process may have started it while we waited.
 	if ping([]string{DefaultAddr}) == nil {
 		return []string{DefaultAddr}, nil
 	}
 	// The tests look on the default port, so kafka.sh must start it there.
-	env := testscript.WithoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
-		"FLOWDEX_KAFKA_INSTANCE", "FLOWDEX_KAFKA_BROKERS")
-	out, err := script(env, startTimeout, "start", "1")
+	out, err := script(scriptEnv(), startTimeout, "start", "1")
 	if err != nil {
 		return nil, err
 	}
@@ -163,9 +177,40 @@ func startShared() ([]string, error) {
 	return brokers, nil
 }
 
-// ping: a broker of brokers answers.
-func ping(brokers []string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DialTimeout(2*time.Second))
+// lockShared takes the lock (a file in the cache dir) under which the test
+// processes of `go test ./...` look for the shared brokers and start them.
+func lockShared() (unlock func(), err error) {
+	dir := testscript.CacheDir("kafka", "FLOWDEX_KAFKA_HOME")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "kafkatest.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	return func() { lock.Close() }, nil // closing drops the lock
+}
+
+// instanceVars are kafka.sh's variables that choose an instance and its
+// shape, which the helpers set themselves.
+var instanceVars = []string{"FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT", "FLOWDEX_KAFKA_INSTANCE",
+	"FLOWDEX_KAFKA_BROKERS", "FLOWDEX_KAFKA_KEEP_DATA", "FLOWDEX_KAFKA_SECURE", "FLOWDEX_KAFKA_SASL_SSL_PORT",
+	"FLOWDEX_KAFKA_SSL_PORT"}
+
+// scriptEnv is the environment of kafka.sh: ours, with vars for the
+// instance variables (none: the shared brokers on their default ports,
+// where the tests look for them).
+func scriptEnv(vars ...string) []string {
+	return append(testscript.WithoutEnv(os.Environ(), instanceVars...), vars...)
+}
+
+// ping: a broker of brokers answers, to a client with opts.
+func ping(brokers []string, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DialTimeout(2 * time.Second)}, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -345,9 +390,7 @@ func NewCluster(t testing.TB) *Cluster {
 		if cport, err = freePorts(ClusterSize); err != nil {
 			break
 		}
-		c.env = append(testscript.WithoutEnv(os.Environ(), "FLOWDEX_KAFKA_PORT", "FLOWDEX_KAFKA_CONTROLLER_PORT",
-			"FLOWDEX_KAFKA_INSTANCE", "FLOWDEX_KAFKA_BROKERS", "FLOWDEX_KAFKA_KEEP_DATA"),
-			"FLOWDEX_KAFKA_INSTANCE="+c.instance,
+		c.env = scriptEnv("FLOWDEX_KAFKA_INSTANCE="+c.instance,
 			"FLOWDEX_KAFKA_PORT="+strconv.Itoa(bport),
 			"FLOWDEX_KAFKA_CONTROLLER_PORT="+strconv.Itoa(cport))
 		var out string
