@@ -504,6 +504,7 @@ func (s *Sink) Stop(ctx context.Context) error {
 		close(s.stopping)
 	}
 	s.client.Close() // fails what is still buffered, through the promises (to the spool, if any)
+	s.awaitPromises()
 	if q := s.spooler; q != nil {
 		<-s.drained // the records it was producing stay in the spool
 		s.flushPending()
@@ -516,12 +517,27 @@ func (s *Sink) Stop(ctx context.Context) error {
 		}
 	}
 	if n := s.outstanding.Load(); n > 0 { // not expected: Close fails every buffered record through its promise
-		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n)
+		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n, "waited", promiseWait)
 	}
 	if held := s.errLog.Pending(); held > 0 {
 		s.logger.Error("kafka: more records not delivered", "brokers", s.cfg.Where(), "count", held)
 	}
 	return nil
+}
+
+// promiseWait bounds how long Stop waits for the promises of what Close
+// failed.
+const promiseWait = 10 * time.Second
+
+// awaitPromises waits until every record and marker produced has had its
+// promise called, or promiseWait. kgo calls the promises of the records
+// Close fails from a goroutine of its own, after Close returns (records
+// waiting for a producer ID, when the brokers were down from the start, are
+// among them): without the wait they would miss the spool, and the counts.
+func (s *Sink) awaitPromises() {
+	for deadline := time.Now().Add(promiseWait); s.outstanding.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SpoolDir is the spool's directory, "" without one.

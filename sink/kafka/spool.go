@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -137,11 +139,19 @@ func (s *Sink) flushPending() {
 
 // spoolable reports whether a record failed with err goes to the spool:
 // the brokers did not answer in time, or kept failing after the client's
-// retries, or the sink closed; a refusal of the record itself (too large,
+// retries, or could not be reached (kgo fails the records with the dial's
+// error when it cannot get a producer ID: brokers down before the first
+// record), or the sink closed; a refusal of the record itself (too large,
 // not authorised) does not get better by waiting.
 func spoolable(err error) bool {
 	return errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
-		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err)
+		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err) ||
+		isNetError(err)
+}
+
+func isNetError(err error) bool {
+	_, ok := errors.AsType[net.Error](err)
+	return ok || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // errNotNow ends a drain pass: the brokers do not take records yet.

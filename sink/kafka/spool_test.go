@@ -3,7 +3,10 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowdex/flowdex/aggregate/document"
@@ -324,5 +328,31 @@ func TestMarkersSpooledInOrder(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d messages, want %d", len(got), len(want))
+	}
+}
+
+// The spool takes what waiting may fix, down to brokers that could not be
+// dialled (kgo's error when it cannot get a producer ID), not a refusal of
+// the record.
+func TestSpoolable(t *testing.T) {
+	_, dial := net.Dial("tcp", "127.0.0.1:1")
+	if dial == nil {
+		t.Fatal("a connection to port 1")
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{kgo.ErrRecordTimeout, true},
+		{kerr.NotEnoughReplicas, true},
+		{fmt.Errorf("unable to initialize a producer ID due to request failures: %w", dial), true},
+		{io.EOF, true},
+		{kerr.MessageTooLarge, false},
+		{kerr.TopicAuthorizationFailed, false},
+		{errors.New("something else"), false},
+	} {
+		if got := spoolable(c.err); got != c.want {
+			t.Errorf("%v: spoolable %v, want %v", c.err, got, c.want)
+		}
 	}
 }
