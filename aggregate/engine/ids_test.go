@@ -4,9 +4,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/internal/kafkaclient"
 )
 
@@ -108,5 +110,27 @@ func TestHeaderID(t *testing.T) {
 	m.offset, m.given = 7, "given"
 	if got := m.make(0, []byte(one)); got != "given" {
 		t.Errorf("%q, want the given id", got)
+	}
+}
+
+// Two pipelines of one name (two collectors) flushing in the same
+// nanosecond give different ids; one pipeline's flush gives the same.
+func TestFlushIDs(t *testing.T) {
+	pc := &config.Pipeline{Aggregate: []string{"src_host"}}
+	var fps []*flowPipeline
+	for range 2 {
+		fp, err := newFlowPipeline(&pipeline{name: "flows"}, pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fps = append(fps, fp)
+	}
+	now := time.Unix(1700000000, 0)
+	a, b := fps[0].flushIDs(now).make(1, nil), fps[1].flushIDs(now).make(1, nil)
+	if a == b {
+		t.Errorf("the same id %s from two pipelines", a)
+	}
+	if again := fps[0].flushIDs(now).make(1, nil); again != a {
+		t.Errorf("%s, then %s", a, again)
 	}
 }

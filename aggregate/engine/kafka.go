@@ -146,14 +146,16 @@ func (k *kafkaInput) Message(ctx context.Context, r *kgo.Record) error {
 // those of a multi-line message keep their offset and line ids. "" without.
 //
 // The id is used as it is, not namespaced by topic or partition: it is the
-// one the collector's pipeline made (flows.go), a hash of the pipeline's
-// name and the flush time in nanoseconds, then the entry's place in the
-// flush, so that the collector's own Elasticsearch output would give the
-// same. Two collectors with the same pipeline name collide only by flushing
-// in the same nanosecond (or by a 64-bit hash collision): negligible, where a
-// namespace would have made the two copies of a replayed record, which can
-// only differ in their offsets, two documents again. Whoever can write to
-// the topic could pick ids, but could as well write records.
+// one the collector's pipeline made (flows.go, the one its own
+// Elasticsearch output would use), a hash of the pipeline's name, a random
+// number drawn at the collector's start and the flush time in nanoseconds,
+// then the entry's place in the flush. Two collectors' ids collide only if
+// the three are equal (the pipeline name and the nanosecond may well be:
+// the random number is there for that) or by a 64-bit hash collision:
+// negligible. The copies of a replayed record can only differ in where
+// they are in the log, so a namespace of topic, partition or producer
+// would make them two documents again. Whoever can write to the topic
+// could pick ids, but could as well write records.
 func headerID(r *kgo.Record) string {
 	id := kafkaclient.DocumentID(r)
 	if id == nil || bytes.IndexByte(bytes.TrimRight(r.Value, "\r\n"), '\n') >= 0 {
