@@ -2,7 +2,10 @@
 // does: one pmacct JSON record per message, the bytes the print output
 // writes for it (without the newline), to a topic named by a pattern
 // (kafka_topic) under a partition key (kafka_partition_key), with pmacct's
-// purge_init and purge_close messages around each purge when asked.
+// purge_init and purge_close messages around each purge when asked. Unlike
+// pmacct's, each record carries its document id in a header
+// (kafkaclient.IDHeader), so that flowdex's kafka input indexes a record
+// sent twice (a spool replay) once.
 //
 // The producer is franz-go's kgo with its defaults on what matters for
 // delivery: acks from all in-sync replicas and idempotent writes, so a
