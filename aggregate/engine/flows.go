@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,14 @@ type flowPipeline struct {
 
 	mu  sync.Mutex // one flush at a time: doc and ids are reused
 	doc document.Document
+	// instance is random, drawn at creation, in the origin of the flushes'
+	// ids: collectors' refreshes are due at the same instants of the clock
+	// and their timers fire microseconds apart, so two collectors with the
+	// same pipeline name can flush in the same nanosecond (an estimate: one
+	// flush pair in 10^4 or 10^5, more with a coarse clock), and the
+	// second's documents would then take the first's ids, which
+	// Elasticsearch would drop as already there.
+	instance string
 }
 
 // newFlowPipeline makes the aggregation of pipeline pc around p; an error
@@ -76,7 +86,10 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 			return nil, setting.Key("networks_file", err)
 		}
 	}
+	var salt [8]byte
+	_, _ = rand.Read(salt[:]) // never fails (crypto/rand)
 	return &flowPipeline{
+		instance: hex.EncodeToString(salt[:]),
 		pipeline: p,
 		cache:    cache.New(cc),
 		agg:      agg,
@@ -149,13 +162,13 @@ func (fp *flowPipeline) recordTime(e *cache.Entry, flushed time.Time) time.Time 
 }
 
 // flush writes out and empties the cache. Every partial bin is a document of its
-// own: the id names the pipeline, the flush and the entry's place in it, so a bin
-// written at two refreshes gives two documents that sum up, as pmacct's records
-// do, and a retried bulk request cannot index one twice.
+// own: the id names the pipeline (and its instance), the flush and the entry's
+// place in it, so a bin written at two refreshes gives two documents that sum up,
+// as pmacct's records do, and a retried bulk request cannot index one twice.
 func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, logger *slog.Logger) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	ids := newIDMaker(fp.name + "|" + strconv.FormatInt(now.UnixNano(), 10))
+	ids := fp.flushIDs(now)
 	var updated int64
 	if fp.history {
 		updated = now.Unix()
@@ -186,6 +199,11 @@ func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, l
 		fp.pipeline.flush(ctx, logger)
 		logger.Debug("pipeline flushed", "pipeline", fp.name, "entries", n)
 	}
+}
+
+// flushIDs makes the ids of the flush at now.
+func (fp *flowPipeline) flushIDs(now time.Time) *idMaker {
+	return newIDMaker(fp.name + "|" + fp.instance + "|" + strconv.FormatInt(now.UnixNano(), 10))
 }
 
 // refreshLoop flushes at every refresh, on pmacct's schedule: deadlines are the

@@ -20,6 +20,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/collector/kafka"
 	"github.com/flowdex/flowdex/collector/pmacct"
+	"github.com/flowdex/flowdex/internal/kafkaclient"
 )
 
 // kafkaInput reads pmacct JSON messages from Kafka into its pipeline: the
@@ -27,6 +28,9 @@ import (
 // (pmacct's kafka_multi_values puts several records in one, a line each);
 // its documents' ids derive from topic, partition, offset and line, so that
 // a message read again after a crash or a rebalance indexes nothing twice.
+// A message of one record that carries its id (flowdex's kafka output, see
+// headerID) keeps that id instead: the same record sent twice by the output
+// is then one document too.
 type kafkaInput struct {
 	name     string
 	cfg      *config.KafkaInput
@@ -44,7 +48,7 @@ type kafkaInput struct {
 
 	mu                                 sync.Mutex // deadLetter against Stop
 	messages, records, markers, badMsg atomic.Uint64
-	deadLettered                       atomic.Uint64
+	deadLettered, headerIDs            atomic.Uint64
 }
 
 // kafkaWorker is the reading state of one of the consumer's workers.
@@ -126,19 +130,49 @@ func (k *kafkaInput) Message(ctx context.Context, worker int, r *kgo.Record) err
 		w.ids[part] = ids
 	}
 	ids.offset = r.Offset
+	ids.given = headerID(r)
+	fromHeader := ids.given != ""
 	w.body.Reset(r.Value)
 	w.reader.Reset(&w.body)
 	before := w.reader.Stats()
-	if err := k.p.consume(ctx, w.reader, ids, k.zone, k.c, k.logger); err != nil {
+	err := k.p.consume(ctx, w.reader, ids, k.zone, k.c, k.logger)
+	ids.given = ""
+	if err != nil {
 		return err
 	}
 	after := w.reader.Stats()
 	k.records.Add(uint64(after.Records - before.Records))
+	if fromHeader {
+		k.headerIDs.Add(uint64(after.Records - before.Records))
+	}
 	k.markers.Add(uint64(after.Markers - before.Markers))
 	if after.BadLines > before.BadLines || after.Records+after.Markers == before.Records+before.Markers {
 		k.bad(r, after.BadLines-before.BadLines)
 	}
 	return nil
+}
+
+// headerID is the document id r carries (kafkaclient.DocumentID), as a
+// string, when r holds one line: several records cannot share an id, and
+// those of a multi-line message keep their offset and line ids. "" without.
+//
+// The id is used as it is, not namespaced by topic or partition: it is the
+// one the collector's pipeline made (flows.go, the one its own
+// Elasticsearch output would use), a hash of the pipeline's name, a random
+// number drawn at the collector's start and the flush time in nanoseconds,
+// then the entry's place in the flush. Two collectors' ids collide only if
+// the three are equal (the pipeline name and the nanosecond may well be:
+// the random number is there for that) or by a 64-bit hash collision:
+// negligible. The copies of a replayed record can only differ in where
+// they are in the log, so a namespace of topic, partition or producer
+// would make them two documents again. Whoever can write to the topic
+// could pick ids, but could as well write records.
+func headerID(r *kgo.Record) string {
+	id := kafkaclient.DocumentID(r)
+	if id == nil || bytes.IndexByte(bytes.TrimRight(r.Value, "\r\n"), '\n') >= 0 {
+		return ""
+	}
+	return string(id)
 }
 
 // bad counts, logs and dead-letters a message that is not (all) pmacct

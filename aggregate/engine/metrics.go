@@ -63,6 +63,7 @@ var (
 	mKafkaMessages   = desc("kafka_messages_total", "Kafka messages read into the pipeline.", "input")
 	mKafkaRecords    = desc("kafka_records_total", "pmacct records read from Kafka messages.", "input")
 	mKafkaMarkers    = desc("kafka_markers_total", "pmacct purge markers read from Kafka messages, not indexed.", "input")
+	mKafkaHeaderIDs  = desc("kafka_header_ids_total", "Records whose document id is the one their message carried (flowdex's kafka output), not made from topic, partition and offset.", "input")
 	mKafkaBad        = desc("kafka_bad_messages_total", "Kafka messages that are not (all) pmacct JSON: logged, dead-lettered when the input has a dead_letter_file, committed past.", "input")
 	mKafkaDead       = desc("kafka_dead_lettered_messages_total", "Bad Kafka messages written to the input's dead_letter_file.", "input")
 	mKafkaCommits    = desc("kafka_commits_total", "Offset commits: ok (after the outputs delivered the batch), failed (the batch is read again; its documents keep their ids).", "input", "result")
@@ -99,7 +100,7 @@ var (
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
-		mKafkaMessages, mKafkaRecords, mKafkaMarkers, mKafkaBad, mKafkaDead, mKafkaCommits, mKafkaFetchErrs, mKafkaRebalances, mKafkaLag}
+		mKafkaMessages, mKafkaRecords, mKafkaMarkers, mKafkaHeaderIDs, mKafkaBad, mKafkaDead, mKafkaCommits, mKafkaFetchErrs, mKafkaRebalances, mKafkaLag}
 )
 
 func (m metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -123,6 +124,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mKafkaMessages, k.messages.Load(), k.name)
 		counter(mKafkaRecords, k.records.Load(), k.name)
 		counter(mKafkaMarkers, k.markers.Load(), k.name)
+		counter(mKafkaHeaderIDs, k.headerIDs.Load(), k.name)
 		counter(mKafkaBad, k.badMsg.Load(), k.name)
 		counter(mKafkaDead, k.deadLettered.Load(), k.name)
 		counter(mKafkaCommits, st.Commits, k.name, "ok")

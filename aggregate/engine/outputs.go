@@ -87,12 +87,13 @@ func (p printOutput) report() DeliveryReport {
 	return DeliveryReport{Written: n, Indexed: n}
 }
 
-// kafkaOutput adapts the Kafka sink, whose messages carry no id: a
-// consumer makes its own from where a message is in the log.
+// kafkaOutput adapts the Kafka sink, whose messages carry the document's id
+// in a header: flowdex's kafka input indexes a record the sink sent twice
+// (a spool replay) as one document.
 type kafkaOutput struct{ *kafka.Sink }
 
-func (k kafkaOutput) Write(ctx context.Context, doc *document.Document, _ string, _ time.Time) error {
-	return k.Sink.Write(ctx, doc)
+func (k kafkaOutput) Write(ctx context.Context, doc *document.Document, id string, _ time.Time) error {
+	return k.Sink.Write(ctx, doc, id)
 }
 
 // report counts as indexed what the brokers acknowledged.

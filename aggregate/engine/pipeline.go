@@ -95,7 +95,8 @@ type idMaker struct {
 	prefix []byte // base64 of the origin's hash
 	buf    []byte
 	sum    [8]byte
-	offset int64 // of the Kafka message read; -1 for a file
+	offset int64  // of the Kafka message read; -1 for a file
+	given  string // the id the Kafka message carried, for its one record; "" if none
 }
 
 func newIDMaker(origin string) *idMaker {
@@ -105,6 +106,9 @@ func newIDMaker(origin string) *idMaker {
 }
 
 func (m *idMaker) make(line int, raw []byte) string {
+	if m.given != "" {
+		return m.given
+	}
 	m.buf = append(m.buf[:0], m.prefix...)
 	if m.offset >= 0 {
 		m.buf = appendHex(m.buf, uint64(m.offset), 16)

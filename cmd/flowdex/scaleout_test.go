@@ -45,6 +45,33 @@ func (d *daemon) metric(t *testing.T, name, labels string) float64 {
 	return testwatch.Metrics(t, d.base)[name][labels]
 }
 
+// kafkaCollectorTOML is a collector: a NetFlow input on port, a pipeline of
+// 5-tuples and exporter refreshed every refresh, a kafka output to topic
+// with the keys of output besides, its metrics at base.
+func kafkaCollectorTOML(base string, port int, brokers []string, topic, refresh, output string) string {
+	q := make([]string, len(brokers))
+	for i, b := range brokers {
+		q[i] = strconv.Quote(b)
+	}
+	return fmt.Sprintf(`
+[http]
+listen = %q
+[[input]]
+name = "netflow"
+type = "netflow"
+listen = ["127.0.0.1:%d"]
+[[pipeline]]
+aggregate = ["peer_src_ip", "src_host", "dst_host", "src_port", "dst_port", "proto"]
+refresh = %q
+timestamps_utc = true
+outputs = ["kafka"]
+[output.kafka]
+type = "kafka"
+brokers = [%s]
+topic = %q
+`, strings.TrimPrefix(base, "http://"), port, refresh, strings.Join(q, ", "), topic) + output
+}
+
 // exporter is a NetFlow v5 exporter at its own loopback address, sending
 // to one collector until halted.
 type exporter struct {
@@ -123,25 +150,10 @@ func TestScaleOut(t *testing.T) {
 	for i, from := range []string{"127.0.0.2", "127.0.0.3"} {
 		port := freeUDPPort(t)
 		c := &daemon{name: fmt.Sprintf("collector %d", i), base: fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))}
-		c.conf = writeFile(t, dir, fmt.Sprintf("collector%d.toml", i), fmt.Sprintf(`
-[http]
-listen = %q
-[[input]]
-name = "netflow"
-type = "netflow"
-listen = ["127.0.0.1:%d"]
-[[pipeline]]
-aggregate = ["peer_src_ip", "src_host", "dst_host", "src_port", "dst_port", "proto"]
-refresh = "2s"
-timestamps_utc = true
-outputs = ["kafka"]
-[output.kafka]
-type = "kafka"
-brokers = %s
-topic = %q
+		c.conf = writeFile(t, dir, fmt.Sprintf("collector%d.toml", i), kafkaCollectorTOML(c.base, port, kc.Brokers, topic, "2s", `
 partition_key = "$peer_src_ip-$src_host"
 stop_grace = "20s"
-`, strings.TrimPrefix(c.base, "http://"), port, quote(kc.Brokers), topic))
+`))
 		c.start(t, "listening")
 		collectors = append(collectors, c)
 		e := newExporter(t, from, port)

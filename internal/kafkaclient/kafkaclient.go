@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -212,4 +213,30 @@ func (c Configuration) LogValue() slog.Value {
 		slog.String("password_env", c.PasswordEnv),
 		slog.Duration("dial_timeout", c.DialTimeout.Duration),
 	)
+}
+
+// IDHeader is the record header in which flowdex's kafka output carries the
+// document id the pipeline gave a record, and from which flowdex's kafka
+// input takes it back (DocumentID): a record the output sent twice (a spool
+// replay of a record the brokers had taken) is then one document, where ids
+// made from its two offsets would be two.
+const IDHeader = "flowdex-id"
+
+// MaxIDBytes is Elasticsearch's limit on an _id.
+const MaxIDBytes = 512
+
+// DocumentID is the value of r's IDHeader when it is one Elasticsearch takes
+// as an _id (1 to MaxIDBytes bytes of UTF-8, not starting with '_'); nil
+// otherwise, or without the header (pmacct's kafka plugin writes none).
+func DocumentID(r *kgo.Record) []byte {
+	for _, h := range r.Headers {
+		if h.Key != IDHeader {
+			continue
+		}
+		if v := h.Value; len(v) > 0 && len(v) <= MaxIDBytes && v[0] != '_' && utf8.Valid(v) {
+			return v
+		}
+		return nil
+	}
+	return nil
 }

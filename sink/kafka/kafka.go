@@ -2,7 +2,10 @@
 // does: one pmacct JSON record per message, the bytes the print output
 // writes for it (without the newline), to a topic named by a pattern
 // (kafka_topic) under a partition key (kafka_partition_key), with pmacct's
-// purge_init and purge_close messages around each purge when asked.
+// purge_init and purge_close messages around each purge when asked. Unlike
+// pmacct's, each record carries its document id in a header
+// (kafkaclient.IDHeader), so that flowdex's kafka input indexes a record
+// sent twice (a spool replay) once.
 //
 // The producer is franz-go's kgo with its defaults on what matters for
 // delivery: acks from all in-sync replicas and idempotent writes, so a
@@ -158,9 +161,9 @@ type Stats struct {
 
 	Spooled      uint64 // records written to the spool (each time)
 	Replayed     uint64 // records read back from the spool and acknowledged (maybe again: see the README)
-	SpoolLost    uint64 // spooled records lost to damaged spool records
+	SpoolLost    uint64 // spooled records and markers lost to damaged spool records
 	SpoolBytes   int64  // what the spool holds now
-	SpoolRecords int64  // records it holds now
+	SpoolRecords int64  // records it holds now, and markers
 }
 
 // maxTopics bounds the interned names of a topic pattern.
@@ -281,16 +284,18 @@ func (s *Sink) Start(ctx context.Context) error {
 	return nil
 }
 
-// Write publishes doc; it blocks while the buffer is full. A record the
-// brokers do not take is counted failed, not returned: Write only fails
-// once the sink is stopped.
-func (s *Sink) Write(ctx context.Context, doc *document.Document) error {
+// Write publishes doc, with id (if not "") in the record's
+// kafkaclient.IDHeader; it blocks while the buffer is full. A record the
+// brokers do not take is counted failed, not returned: Write only fails once
+// the sink is stopped.
+func (s *Sink) Write(ctx context.Context, doc *document.Document, id string) error {
 	r := s.pool.Get().(*kgo.Record)
 	r.Value = doc.AppendJSON(r.Value[:0], document.Pmacct)
 	r.Key = s.key.appendTo(r.Key[:0], doc)
 	if len(r.Key) == 0 {
 		r.Key = nil // no key: kgo's partitioner picks (a nil key is not hashed)
 	}
+	setID(r, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -307,7 +312,7 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document) error {
 	if q := s.spooler; q != nil {
 		q.mu.Lock()
 		if q.on { // behind what is queued, in order
-			_ = s.addLocked(r.Topic, r.Key, r.Value) // a failure is counted
+			_ = s.addLocked(r, false) // a failure is counted
 			q.mu.Unlock()
 			s.putRecord(r)
 			return nil
@@ -328,8 +333,22 @@ func (s *Sink) deliveryTimeout() time.Duration {
 	return s.cfg.DeliveryTimeout.Duration
 }
 
+// setID puts id in r's IDHeader, reusing the header and its buffer of the
+// record's last use: no allocation once the pool is warm.
+func setID(r *kgo.Record, id string) {
+	if id == "" {
+		r.Headers = r.Headers[:0]
+		return
+	}
+	var v []byte
+	if cap(r.Headers) > 0 {
+		v = r.Headers[:1][0].Value[:0]
+	}
+	r.Headers = append(r.Headers[:0], kgo.RecordHeader{Key: kafkaclient.IDHeader, Value: append(v, id...)})
+}
+
 func (s *Sink) putRecord(r *kgo.Record) {
-	*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0]}
+	*r = kgo.Record{Key: r.Key[:0], Value: r.Value[:0], Headers: r.Headers[:0]}
 	s.pool.Put(r)
 }
 
@@ -351,17 +370,30 @@ func (s *Sink) topicOf(doc *document.Document) string {
 
 // delivered is the promise of a record.
 func (s *Sink) delivered(r *kgo.Record, err error) {
+	s.settle(r, err, false)
+	s.putRecord(r)
+}
+
+// markerDelivered is the promise of a marker.
+func (s *Sink) markerDelivered(r *kgo.Record, err error) { s.settle(r, err, true) }
+
+// settle counts a record or marker the brokers took, spools one they did
+// not take in time, or counts the record failed (a marker is logged only).
+func (s *Sink) settle(r *kgo.Record, err error, marker bool) {
 	switch {
+	case err == nil && marker:
+		s.markers.Add(1)
 	case err == nil:
 		s.produced.Add(1)
 	case s.spooler != nil && spoolable(err):
-		_ = s.spoolRecord(r) // a failure is counted
+		_ = s.spoolEntry(r, marker) // a failure is counted or logged
 	default:
-		s.failed.Add(1)
+		if !marker {
+			s.failed.Add(1)
+		}
 		s.logFailure(r, err)
 	}
 	s.outstanding.Add(-1)
-	s.putRecord(r)
 }
 
 func (s *Sink) logFailure(r *kgo.Record, err error) {
@@ -391,21 +423,26 @@ func (s *Sink) markerJSON(closing bool) []byte {
 }
 
 // produceMarker publishes a marker to the (static) topic, without a key
-// unless the partition key has no variable; s.mu held.
+// unless the partition key has no variable; s.mu held. Markers take the
+// records' path: while records are queued in the spool, behind them, and
+// to the spool when the brokers do not take them, so that a replay keeps
+// them around their records.
 func (s *Sink) produceMarker(ctx context.Context, value []byte) {
 	r := &kgo.Record{Topic: s.staticTopic, Value: value}
 	if k, ok := s.key.static(); ok && k != "" {
 		r.Key = []byte(k)
 	}
-	s.outstanding.Add(1)
-	s.client.Produce(ctx, r, func(r *kgo.Record, err error) {
-		if err == nil {
-			s.markers.Add(1)
-		} else {
-			s.logFailure(r, err)
+	if q := s.spooler; q != nil {
+		q.mu.Lock()
+		if q.on {
+			_ = s.addLocked(r, true) // a failure is logged
+			q.mu.Unlock()
+			return
 		}
-		s.outstanding.Add(-1)
-	})
+		q.mu.Unlock()
+	}
+	s.outstanding.Add(1)
+	s.client.Produce(ctx, r, s.markerDelivered)
 }
 
 // Flush ends a purge. With markers, it waits until the purge's records are
@@ -470,6 +507,7 @@ func (s *Sink) Stop(ctx context.Context) error {
 		close(s.stopping)
 	}
 	s.client.Close() // fails what is still buffered, through the promises (to the spool, if any)
+	s.awaitPromises()
 	if q := s.spooler; q != nil {
 		<-s.drained // the records it was producing stay in the spool
 		s.flushPending()
@@ -482,12 +520,27 @@ func (s *Sink) Stop(ctx context.Context) error {
 		}
 	}
 	if n := s.outstanding.Load(); n > 0 { // not expected: Close fails every buffered record through its promise
-		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n)
+		s.logger.Error("kafka: records neither acknowledged nor failed after close", "records", n, "waited", promiseWait)
 	}
 	if held := s.errLog.Pending(); held > 0 {
 		s.logger.Error("kafka: more records not delivered", "brokers", s.cfg.Where(), "count", held)
 	}
 	return nil
+}
+
+// promiseWait bounds how long Stop waits for the promises of what Close
+// failed.
+const promiseWait = 10 * time.Second
+
+// awaitPromises waits until every record and marker produced has had its
+// promise called, or promiseWait. kgo calls the promises of the records
+// Close fails from a goroutine of its own, after Close returns (records
+// waiting for a producer ID, when the brokers were down from the start, are
+// among them): without the wait they would miss the spool, and the counts.
+func (s *Sink) awaitPromises() {
+	for deadline := time.Now().Add(promiseWait); s.outstanding.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SpoolDir is the spool's directory, "" without one.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/internal/kafkaclient"
 	"github.com/flowdex/flowdex/internal/kafkatest"
 )
 
@@ -112,7 +113,8 @@ func doc(exporter string, i int) *document.Document {
 }
 
 // Records are the print output's bytes, keyed by exporter, in order within
-// an exporter; markers bracket a purge; the counters add up.
+// an exporter, with their document id in a header (none when the pipeline
+// gave none); markers bracket a purge; the counters add up.
 func TestPublish(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, "kout", 4)
@@ -123,11 +125,16 @@ func TestPublish(t *testing.T) {
 	exporters := []string{"192.0.2.1", "192.0.2.2", "2001:db8::3", ""}
 	const per = 50
 	want := map[string][]string{}
+	wantID := map[string]string{} // by value
 	for i := range per {
-		for _, e := range exporters {
+		for j, e := range exporters {
 			d := doc(e, i)
-			want[e] = append(want[e], string(d.AppendJSON(nil, document.Pmacct)))
-			if err := s.Write(ctx, d); err != nil {
+			v := string(d.AppendJSON(nil, document.Pmacct))
+			want[e] = append(want[e], v)
+			if j != 1 {
+				wantID[v] = fmt.Sprintf("id-%d-%d", i, j)
+			}
+			if err := s.Write(ctx, d, wantID[v]); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -151,6 +158,9 @@ func TestPublish(t *testing.T) {
 		if strings.Contains(v, `"purge_init"`) || strings.Contains(v, `"purge_close"`) {
 			markers = append(markers, v)
 			continue
+		}
+		if len(r.Headers) > 1 || string(kafkaclient.DocumentID(r)) != wantID[v] {
+			t.Errorf("record %s: headers %q, want the id %q", v, r.Headers, wantID[v])
 		}
 		e := string(r.Key)
 		if p, ok := partition[e]; ok && p != r.Partition && e != "" {
@@ -200,8 +210,9 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// BenchmarkPublish publishes records of 4 exporters to a 4-partition topic
-// of the shared broker and waits for every acknowledgement.
+// BenchmarkPublish publishes records of 4 exporters, each with an id as a
+// flow pipeline makes them, to a 4-partition topic of the shared broker and
+// waits for every acknowledgement.
 func BenchmarkPublish(b *testing.B) {
 	brokers := kafkatest.Brokers(b)
 	cfg := DefaultConfiguration()
@@ -209,10 +220,12 @@ func BenchmarkPublish(b *testing.B) {
 	s := started(b, cfg)
 	ctx := context.Background()
 	docs := []*document.Document{doc("192.0.2.1", 1), doc("192.0.2.2", 2), doc("192.0.2.3", 3), doc("192.0.2.4", 4)}
+	ids := []string{"kLuQjyx1MQE0000000001AAAAAAAAAAA", "kLuQjyx1MQE0000000002AAAAAAAAAAA",
+		"kLuQjyx1MQE0000000003AAAAAAAAAAA", "kLuQjyx1MQE0000000004AAAAAAAAAAA"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if err := s.Write(ctx, docs[i&3]); err != nil {
+		if err := s.Write(ctx, docs[i&3], ids[i&3]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,9 +1,12 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -13,9 +16,26 @@ import (
 	"github.com/flowdex/flowdex/sink/spool"
 )
 
-// A spool record (see package spool) holds records in order, one entry
-// each: topic, key and value, each as a uvarint length and its bytes (the
-// key's length is one more, 0 for no key).
+// A spool record (see package spool) holds messages in order, one entry
+// each:
+//
+//	0 | kind | topic | key | value | headers
+//
+// kind is 0 for a record, 1 for a marker (purge_init, purge_close); topic
+// and value are each a uvarint length and its bytes, the key likewise but
+// with a length one more (0 for no key), and headers a uvarint count, then
+// each header's key and value as topic's. The leading 0 tells such an entry
+// from one of the first version, topic, key and value alone, whose topic's
+// length (never 0) came first: a spool left by that version is still read,
+// as records without headers. A spool of this version is not readable by
+// the first (it counts its records lost).
+const (
+	entryV2     = 0
+	kindRecord  = 0
+	kindMarker  = 1
+	maxHeaders  = 64 // a bound on what a decoded entry may claim
+	entryHeader = 2  // entryV2 and kind
+)
 
 // pendingRecords and pendingBytes bound the records gathered in memory
 // before they are appended to the spool as one record: one sync per batch,
@@ -29,35 +49,45 @@ const (
 type spooler struct {
 	sp   *spool.Spool
 	mu   sync.Mutex
-	buf  []byte // records not appended yet
-	n    int
+	buf  []byte        // entries not appended yet
+	n    int           // their number
+	nrec int           // of which records (the others are markers)
 	on   bool          // records are queued (pending or on disk): new ones go behind them
 	kick chan struct{} // wakes the drain
 }
 
-// add queues r behind what is queued; false when the spool cannot take it
-// (the error says why).
-func (s *Sink) spoolRecord(r *kgo.Record) error {
+// spoolEntry queues r, a record or a marker, behind what is queued.
+func (s *Sink) spoolEntry(r *kgo.Record, marker bool) error {
 	q := s.spooler
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return s.addLocked(r.Topic, r.Key, r.Value)
+	return s.addLocked(r, marker)
 }
 
-// addLocked appends a record to the pending batch, and the batch to the
-// spool when it is full; q.mu held.
-func (s *Sink) addLocked(topic string, key, value []byte) error {
+// addLocked appends a record or a marker to the pending batch, and the batch
+// to the spool when it is full; q.mu held.
+func (s *Sink) addLocked(r *kgo.Record, marker bool) error {
 	q := s.spooler
-	q.buf = binary.AppendUvarint(q.buf, uint64(len(topic)))
-	q.buf = append(q.buf, topic...)
-	if key == nil {
+	kind := byte(kindRecord)
+	if marker {
+		kind = kindMarker
+	} else {
+		q.nrec++
+	}
+	q.buf = append(q.buf, entryV2, kind)
+	q.buf = appendField(q.buf, r.Topic)
+	if r.Key == nil {
 		q.buf = binary.AppendUvarint(q.buf, 0)
 	} else {
-		q.buf = binary.AppendUvarint(q.buf, uint64(len(key))+1)
-		q.buf = append(q.buf, key...)
+		q.buf = binary.AppendUvarint(q.buf, uint64(len(r.Key))+1)
+		q.buf = append(q.buf, r.Key...)
 	}
-	q.buf = binary.AppendUvarint(q.buf, uint64(len(value)))
-	q.buf = append(q.buf, value...)
+	q.buf = appendField(q.buf, r.Value)
+	q.buf = binary.AppendUvarint(q.buf, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		q.buf = appendField(q.buf, h.Key)
+		q.buf = appendField(q.buf, h.Value)
+	}
 	q.n++
 	q.on = true
 	if q.n >= s.pendingMax || len(q.buf) >= s.pendingMaxBytes {
@@ -66,25 +96,31 @@ func (s *Sink) addLocked(topic string, key, value []byte) error {
 	return nil
 }
 
-// flushPendingLocked appends the pending records to the spool; q.mu held. The
-// records the spool cannot take (full, disk full) are counted failed.
+func appendField[T string | []byte](dst []byte, b T) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// flushPendingLocked appends the pending entries to the spool; q.mu held. The
+// records the spool cannot take (full, disk full) are counted failed, its
+// markers lost with them.
 func (s *Sink) flushPendingLocked() error {
 	q := s.spooler
 	if q.n == 0 {
 		return nil
 	}
-	n := q.n
+	n, nrec := q.n, q.nrec
 	err := q.sp.Append(n, func(dst []byte) []byte { return append(dst, q.buf...) })
-	q.buf, q.n = q.buf[:0], 0
+	q.buf, q.n, q.nrec = q.buf[:0], 0, 0
 	if err != nil {
-		s.failed.Add(uint64(n))
+		s.failed.Add(uint64(nrec))
 		if ok, held := s.errLog.Allow(); ok {
-			s.logger.Error("kafka: cannot spool; records failed", "dir", s.cfg.SpoolDir, "records", n,
-				"error", err, "similar_errors_held_back", held)
+			s.logger.Error("kafka: cannot spool; records failed", "dir", s.cfg.SpoolDir, "records", nrec,
+				"markers", n-nrec, "error", err, "similar_errors_held_back", held)
 		}
 		return err
 	}
-	s.spooled.Add(uint64(n))
+	s.spooled.Add(uint64(nrec))
 	select {
 	case q.kick <- struct{}{}:
 	default:
@@ -103,11 +139,19 @@ func (s *Sink) flushPending() {
 
 // spoolable reports whether a record failed with err goes to the spool:
 // the brokers did not answer in time, or kept failing after the client's
-// retries, or the sink closed; a refusal of the record itself (too large,
+// retries, or could not be reached (kgo fails the records with the dial's
+// error when it cannot get a producer ID: brokers down before the first
+// record), or the sink closed; a refusal of the record itself (too large,
 // not authorised) does not get better by waiting.
 func spoolable(err error) bool {
 	return errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries) ||
-		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err)
+		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err) ||
+		isNetError(err)
+}
+
+func isNetError(err error) bool {
+	_, ok := errors.AsType[net.Error](err)
+	return ok || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // errNotNow ends a drain pass: the brokers do not take records yet.
@@ -123,7 +167,7 @@ func (s *Sink) drain() {
 	var seq uint64
 	skip := 0
 	wait := 100 * time.Millisecond
-	var batch []*kgo.Record
+	var batch []entry
 	for {
 		q.mu.Lock()
 		next, ok := q.sp.Next()
@@ -145,7 +189,7 @@ func (s *Sink) drain() {
 		}
 		n, err := q.sp.Read(seq, skip, func(payload []byte, count int) error {
 			var ok bool
-			if batch, ok = decodeRecords(batch[:0], payload, count); !ok {
+			if batch, ok = decodeEntries(batch[:0], payload, count); !ok {
 				return spool.ErrBadRecord
 			}
 			return s.replay(batch)
@@ -178,43 +222,55 @@ func (s *Sink) drain() {
 	}
 }
 
-// handOver gives the pending records to the client, in order, once the
+// handOver gives the pending entries to the client, in order, once the
 // spool on disk is sent: new records go to the brokers again behind them;
 // q.mu held. The client's buffer then holds at most markers besides them
 // (pendingMax is half of it), so Produce does not wait for room.
 func (s *Sink) handOver() {
 	q := s.spooler
-	rs, ok := decodeRecords(nil, q.buf, q.n)
-	q.buf, q.n = q.buf[:0], 0
+	es, ok := decodeEntries(nil, q.buf, q.n)
+	nrec := q.nrec
+	q.buf, q.n, q.nrec = q.buf[:0], 0, 0
 	if !ok { // not expected: this process encoded them
-		s.failed.Add(uint64(q.n))
+		s.failed.Add(uint64(nrec))
 		return
 	}
-	for _, r := range rs {
+	for _, e := range es {
+		promise := s.delivered
+		if e.marker {
+			promise = s.markerDelivered
+		}
 		s.outstanding.Add(1)
-		s.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		s.client.Produce(context.Background(), e.r, func(r *kgo.Record, err error) {
 			if err != nil { // a promise called at once (a closed client) must not wait for q.mu
-				go s.delivered(r, err)
+				go promise(r, err)
 				return
 			}
-			s.delivered(r, nil)
+			promise(r, nil)
 		})
 	}
 }
 
-// replay produces the records of one spool record and waits for all of them.
-func (s *Sink) replay(batch []*kgo.Record) error {
+// replay produces the entries of one spool record and waits for all of them.
+func (s *Sink) replay(batch []entry) error {
 	var wg sync.WaitGroup
-	var failed, refused int
+	var failed int
+	var refused, refusedMarkers, markers uint64
 	var mu sync.Mutex
 	wg.Add(len(batch))
-	for _, r := range batch {
-		s.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+	for _, e := range batch {
+		if e.marker {
+			markers++
+		}
+		s.client.Produce(context.Background(), e.r, func(r *kgo.Record, err error) {
 			mu.Lock()
 			switch {
 			case err == nil:
 			case spoolable(err) || errors.Is(err, context.Canceled):
 				failed++
+			case e.marker:
+				refusedMarkers++
+				s.logFailure(r, err)
 			default:
 				refused++
 				s.logFailure(r, err)
@@ -227,40 +283,79 @@ func (s *Sink) replay(batch []*kgo.Record) error {
 	if failed > 0 {
 		return errNotNow // all again later: the acknowledged ones too
 	}
-	s.replayed.Add(uint64(len(batch) - refused))
-	s.failed.Add(uint64(refused))
+	s.replayed.Add(uint64(len(batch)) - markers - refused)
+	s.markers.Add(markers - refusedMarkers)
+	s.failed.Add(refused)
 	return nil
 }
 
-// decodeRecords appends the count records of a payload to rs.
-func decodeRecords(rs []*kgo.Record, p []byte, count int) ([]*kgo.Record, bool) {
-	field := func() ([]byte, bool, bool) { // bytes, nil, ok
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
-			return nil, false, false
-		}
-		b := p[k : k+int(n)]
-		p = p[k+int(n):]
-		return b, false, true
-	}
-	for range count {
-		topic, _, ok1 := field()
-		kn, k := binary.Uvarint(p)
-		if !ok1 || k <= 0 || (kn > 0 && kn-1 > uint64(len(p)-k)) {
-			return rs, false
-		}
-		var key []byte
-		if kn > 0 {
-			key = append([]byte(nil), p[k:k+int(kn-1)]...)
-			p = p[k+int(kn-1):]
-		} else {
-			p = p[k:]
-		}
-		value, _, ok := field()
-		if !ok || len(topic) == 0 {
-			return rs, false
-		}
-		rs = append(rs, &kgo.Record{Topic: string(topic), Key: key, Value: append([]byte(nil), value...)})
-	}
-	return rs, len(p) == 0
+// entry is a message read back from the spool.
+type entry struct {
+	r      *kgo.Record
+	marker bool
 }
+
+// decodeEntries appends the count entries of a payload to es.
+func decodeEntries(es []entry, p []byte, count int) ([]entry, bool) {
+	d := decoder{p: p}
+	for range count {
+		var e entry
+		v2 := len(d.p) > 0 && d.p[0] == entryV2
+		if v2 {
+			if len(d.p) < entryHeader || d.p[1] > kindMarker {
+				return es, false
+			}
+			e.marker = d.p[1] == kindMarker
+			d.p = d.p[entryHeader:]
+		}
+		topic := d.field()
+		var key []byte
+		if kn := d.uvarint(); kn > 0 {
+			key = bytes.Clone(d.bytes(kn - 1))
+		}
+		e.r = &kgo.Record{Topic: string(topic), Key: key, Value: bytes.Clone(d.field())}
+		if v2 {
+			n := d.uvarint()
+			if n > maxHeaders {
+				return es, false
+			}
+			for range n {
+				k := d.field()
+				e.r.Headers = append(e.r.Headers, kgo.RecordHeader{Key: string(k), Value: bytes.Clone(d.field())})
+			}
+		}
+		if d.bad || len(topic) == 0 {
+			return es, false
+		}
+		es = append(es, e)
+	}
+	return es, !d.bad && len(d.p) == 0
+}
+
+// decoder reads the fields of spool entries; bad once one is cut short.
+type decoder struct {
+	p   []byte
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	n, k := binary.Uvarint(d.p)
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.p = d.p[k:]
+	return n
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.bad || n > uint64(len(d.p)) {
+		d.bad = true
+		return nil
+	}
+	b := d.p[:n]
+	d.p = d.p[n:]
+	return b
+}
+
+func (d *decoder) field() []byte { return d.bytes(d.uvarint()) }
