@@ -213,8 +213,8 @@ func measure(o options, values [][]byte) (*report, error) {
 			}
 			for _, c := range order {
 				topic := "kc-" + c + "-" + stamp
-				if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
-					return nil, fmt.Errorf("create %s: %w", topic, err)
+				if err := createTopic(ctx, adm, topic); err != nil {
+					return nil, err
 				}
 				topics = append(topics, topic)
 				r, err := runPhase(o, "produce", c, topic, "", codec)
@@ -247,6 +247,35 @@ func measure(o options, values [][]byte) (*report, error) {
 	rep.end = time.Now()
 	rep.loadEnd = loadAverage()
 	return rep, nil
+}
+
+// createTopic creates topic and waits until each partition has a leader:
+// kafka-go's WriteMessages returns UNKNOWN_TOPIC_OR_PARTITION from its
+// metadata lookup at once, without the retry the others make, on a topic
+// created a moment before.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string) error {
+	if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if t := md.Topics[topic]; t.Err == nil && len(t.Partitions) == partitions {
+				led := 0
+				for _, p := range t.Partitions {
+					if p.Err == nil && p.Leader >= 0 {
+						led++
+					}
+				}
+				if led == partitions {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s: no leader for every partition after a minute (%v)", topic, err)
+		}
+	}
 }
 
 // checkProduced: every record once, each in its exporter's partition.
