@@ -360,9 +360,9 @@ func runPhase(o options, phase, client, topic, group, codec string) (result, err
 	}
 	r.BrokerCPU = broker1 - broker0
 	r.Load = load
-	log.Printf("%s %s %s: %d records in %v, %.0f/s, CPU %v (process %v)", codec, phase, client, r.Records,
-		r.Wall.Round(time.Millisecond), float64(r.Records)/r.Wall.Seconds(), r.CPU.Round(time.Millisecond),
-		r.ProcessCPU.Round(time.Millisecond))
+	log.Printf("%s %s %s: %d records in %v, %.0f/s, CPU %v (process %v), join %v, leave %v", codec, phase, client,
+		r.Records, r.Wall.Round(time.Millisecond), float64(r.Records)/r.Wall.Seconds(), r.CPU.Round(time.Millisecond),
+		r.ProcessCPU.Round(time.Millisecond), r.Join.Round(time.Millisecond), r.Leave.Round(time.Millisecond))
 	return r, nil
 }
 
