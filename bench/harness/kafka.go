@@ -98,13 +98,30 @@ func measureKafka(bin, dir, esURL, brokers string, runs, records int) kafkaResul
 		if err := admin.create(name("e2e"), name("alone"), name("producer")); err != nil {
 			return fail("creating topics", err)
 		}
-		d, err := directPath(bin, dir, export, esURL, name("direct"), esPID, totals)
-		if err != nil {
-			return fail("direct path", err)
+		// the two paths take turns at going first: Elasticsearch merges what
+		// the first indexed while the second runs
+		var d, v pathRun
+		paths := []func() error{
+			func() (err error) {
+				if d, err = directPath(bin, dir, export, esURL, name("direct"), esPID, totals); err != nil {
+					err = fmt.Errorf("direct path: %w", err)
+				}
+				return err
+			},
+			func() (err error) {
+				if v, err = kafkaPath(bin, dir, export, esURL, brokers, name("e2e"), esPID, brokerPID, totals); err != nil {
+					err = fmt.Errorf("through Kafka: %w", err)
+				}
+				return err
+			},
 		}
-		v, err := kafkaPath(bin, dir, export, esURL, brokers, name("e2e"), esPID, brokerPID, totals)
-		if err != nil {
-			return fail("through Kafka", err)
+		if round%2 != 0 {
+			paths[0], paths[1] = paths[1], paths[0]
+		}
+		for _, path := range paths {
+			if err := path(); err != nil {
+				return fail("indexing", err)
+			}
 		}
 		c, err := consumerPerfTest(brokers, name("e2e"), totals.Records)
 		if err != nil {
