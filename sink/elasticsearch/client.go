@@ -40,10 +40,11 @@ type Client struct {
 const (
 	headerClientMeta    = "X-Elastic-Client-Meta"
 	compatibilityHeader = "application/vnd.elasticsearch+json;compatible-with=8"
-	// unknownProduct is go-elasticsearch's error for a server that does not
-	// say it is Elasticsearch
-	unknownProduct = "the client noticed that the server is not Elasticsearch and we do not support this unknown product"
 )
+
+// errUnknownProduct is go-elasticsearch's error for a server that does not
+// say it is Elasticsearch.
+var errUnknownProduct = errors.New("the client noticed that the server is not Elasticsearch and we do not support this unknown product")
 
 var (
 	// userAgent is go-elasticsearch's: "go-elasticsearch/8.19.7 (linux amd64; Go 1.26.8)"
@@ -181,7 +182,7 @@ func (c *Client) Perform(req *http.Request) (*http.Response, error) {
 	if res.StatusCode/100 == 2 && !c.genuine.Load() {
 		if res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
 			res.Body.Close()
-			return nil, errors.New(unknownProduct)
+			return nil, errUnknownProduct
 		}
 		c.genuine.Store(true)
 	}

@@ -85,6 +85,11 @@ type Configuration struct {
 	Workers int `toml:"workers"`
 	// RequestTimeout bounds one bulk request; a request that times out is retried.
 	RequestTimeout setting.Duration `toml:"request_timeout"`
+	// StartTimeout bounds the start's setup (version check, index template)
+	// when Elasticsearch is not ready: connections refused, timeouts, 429
+	// and 5xx answers are retried with backoff until then. A cluster that
+	// has just formed answers so for tens of seconds.
+	StartTimeout setting.Duration `toml:"start_timeout"`
 
 	// MaxRetries is how many times a failed bulk request, or a document
 	// Elasticsearch refused for overload (429, 5xx), is sent again.
@@ -127,7 +132,8 @@ type Configuration struct {
 // daily indices "flowdex-YYYY.MM.DD" in UTC, bulk requests of 5000 documents
 // or 5 MiB or every 5 seconds, two in flight, ten retries (about 45 s of
 // backoff), a 1 GiB spool when one is set, taking over a request after 30 s,
-// 15 s to deliver once told to stop.
+// 15 s to deliver once told to stop, a minute for Elasticsearch to be ready at
+// start.
 func DefaultConfiguration() Configuration {
 	return Configuration{
 		URLs:           []string{"http://127.0.0.1:9200"},
@@ -139,6 +145,7 @@ func DefaultConfiguration() Configuration {
 		FlushInterval:  setting.Duration{Duration: 5 * time.Second},
 		Workers:        2,
 		RequestTimeout: setting.Duration{Duration: time.Minute},
+		StartTimeout:   setting.Duration{Duration: time.Minute},
 		MaxRetries:     10,
 		BackoffMin:     100 * time.Millisecond,
 		BackoffMax:     10 * time.Second,
@@ -176,6 +183,8 @@ func (c Configuration) LogValue() slog.Value {
 		slog.Int("flush_bytes", c.FlushBytes),
 		slog.Duration("flush_interval", c.FlushInterval.Duration),
 		slog.Int("workers", c.Workers),
+		slog.Duration("request_timeout", c.RequestTimeout.Duration),
+		slog.Duration("start_timeout", c.StartTimeout.Duration),
 		slog.Int("max_retries", c.MaxRetries),
 		slog.String("dead_letter_file", c.DeadLetterFile),
 		slog.Duration("spool_after", c.SpoolAfter.Duration),
@@ -223,6 +232,11 @@ func (c Configuration) Validate() error {
 func (c Configuration) check() (*strftime.Pattern, []error) {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
+	positive := func(key string, d setting.Duration, example string) {
+		if d.Duration <= 0 {
+			bad(key, "%s: expected a positive duration, e.g. %q", d, example)
+		}
+	}
 	if len(c.URLs) == 0 {
 		bad("urls", "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
 	}
@@ -270,15 +284,12 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	if c.FlushBytes <= 0 {
 		bad("flush_bytes", "%d: expected a positive size, e.g. 5242880", c.FlushBytes)
 	}
-	if c.FlushInterval.Duration <= 0 {
-		bad("flush_interval", "%s: expected a positive duration, e.g. \"5s\"", c.FlushInterval)
-	}
+	positive("flush_interval", c.FlushInterval, "5s")
 	if c.Workers < 1 {
 		bad("workers", "%d: expected 1 or more", c.Workers)
 	}
-	if c.RequestTimeout.Duration <= 0 {
-		bad("request_timeout", "%s: expected a positive duration, e.g. \"1m\"", c.RequestTimeout)
-	}
+	positive("request_timeout", c.RequestTimeout, "1m")
+	positive("start_timeout", c.StartTimeout, "1m")
 	if c.MaxRetries < 0 {
 		bad("max_retries", "%d: expected 0 or more", c.MaxRetries)
 	}
@@ -292,9 +303,7 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 		bad("replicas", "%d: expected -1 (Elasticsearch's default) or more", c.Replicas)
 	}
 	errs = append(errs, spool.CheckLimits(c.SpoolMaxBytes, c.SpoolAfter)...)
-	if c.StopGrace.Duration <= 0 {
-		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
-	}
+	positive("stop_grace", c.StopGrace, "15s")
 	var index *strftime.Pattern
 	if c.Index == "" {
 		bad("index", "no index name (expected e.g. \"flows-%%Y.%%m.%%d\")")

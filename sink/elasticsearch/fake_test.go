@@ -557,7 +557,7 @@ func TestFakeStartHangs(t *testing.T) {
 	if st := s.Stats(); st.Requests != 0 || st.Spooled != 25 {
 		t.Errorf("stats %+v", st)
 	}
-	if !strings.Contains(logs.String(), "no answer yet at start") {
+	if !strings.Contains(logs.String(), "not ready at start; spooling") {
 		t.Errorf("log:\n%s", logs.String())
 	}
 }
