@@ -24,6 +24,14 @@ type Configuration struct {
 	// turn, and a node that gives no answer (refused, reset, timed out) is
 	// skipped until it answers a probe again (nodePool).
 	URLs []string `toml:"urls"`
+	// DiscoverNodes asks the cluster for its nodes (GET /_nodes/http) at
+	// start and every DiscoverInterval, and sends requests to those that
+	// serve HTTP, dedicated master nodes left out, at their publish address
+	// with the scheme, credentials and TLS settings of URLs. Off by default:
+	// behind a load balancer, or where the nodes publish addresses flowdex
+	// cannot reach, URLs must stay as they are.
+	DiscoverNodes    bool             `toml:"discover_nodes"`
+	DiscoverInterval setting.Duration `toml:"discover_interval"`
 	// Username and Password for HTTP basic authentication (p2es ES_AuthType
 	// "basic", ES_UserName, ES_Password). The password is never logged; it
 	// can come from a file (PasswordFile) or an environment variable
@@ -133,25 +141,26 @@ type Configuration struct {
 // or 5 MiB or every 5 seconds, two in flight, ten retries (about 45 s of
 // backoff), a 1 GiB spool when one is set, taking over a request after 30 s,
 // 15 s to deliver once told to stop, a minute for Elasticsearch to be ready at
-// start.
+// start, no node discovery (every 5 minutes when turned on).
 func DefaultConfiguration() Configuration {
 	return Configuration{
-		URLs:           []string{"http://127.0.0.1:9200"},
-		Index:          "flowdex-%Y.%m.%d",
-		Template:       true,
-		Replicas:       -1,
-		FlushDocs:      5000,
-		FlushBytes:     5 << 20,
-		FlushInterval:  setting.Duration{Duration: 5 * time.Second},
-		Workers:        2,
-		RequestTimeout: setting.Duration{Duration: time.Minute},
-		StartTimeout:   setting.Duration{Duration: time.Minute},
-		MaxRetries:     10,
-		BackoffMin:     100 * time.Millisecond,
-		BackoffMax:     10 * time.Second,
-		SpoolMaxBytes:  1 << 30,
-		SpoolAfter:     setting.Duration{Duration: 30 * time.Second},
-		StopGrace:      setting.Duration{Duration: 15 * time.Second},
+		URLs:             []string{"http://127.0.0.1:9200"},
+		DiscoverInterval: setting.Duration{Duration: 5 * time.Minute},
+		Index:            "flowdex-%Y.%m.%d",
+		Template:         true,
+		Replicas:         -1,
+		FlushDocs:        5000,
+		FlushBytes:       5 << 20,
+		FlushInterval:    setting.Duration{Duration: 5 * time.Second},
+		Workers:          2,
+		RequestTimeout:   setting.Duration{Duration: time.Minute},
+		StartTimeout:     setting.Duration{Duration: time.Minute},
+		MaxRetries:       10,
+		BackoffMin:       100 * time.Millisecond,
+		BackoffMax:       10 * time.Second,
+		SpoolMaxBytes:    1 << 30,
+		SpoolAfter:       setting.Duration{Duration: 30 * time.Second},
+		StopGrace:        setting.Duration{Duration: 15 * time.Second},
 	}
 }
 
@@ -171,6 +180,8 @@ func (c Configuration) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.Any("urls", urls),
+		slog.Bool("discover_nodes", c.DiscoverNodes),
+		slog.Duration("discover_interval", c.DiscoverInterval.Duration),
 		slog.String("username", c.Username),
 		slog.String("password", pw),
 		slog.String("api_key", key),
@@ -290,6 +301,10 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	}
 	positive("request_timeout", c.RequestTimeout, "1m")
 	positive("start_timeout", c.StartTimeout, "1m")
+	if c.DiscoverInterval.Duration < time.Second {
+		// a node list changes when nodes join or leave: minutes
+		bad("discover_interval", "%s: expected 1s or more, e.g. \"5m\"", c.DiscoverInterval)
+	}
 	if c.MaxRetries < 0 {
 		bad("max_retries", "%d: expected 0 or more", c.MaxRetries)
 	}

@@ -98,6 +98,12 @@ func (s *Sink) drain() {
 				continue
 			}
 			s.needSetup.Store(false)
+			if s.discoverNow != nil {
+				select {
+				case s.discoverNow <- struct{}{}:
+				default:
+				}
+			}
 		}
 		next, ok := s.spool.Next()
 		if !ok {

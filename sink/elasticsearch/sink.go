@@ -64,10 +64,19 @@ type Stats struct {
 	// MalformedAddresses counts values of the template's ip fields that are
 	// not addresses: their documents are indexed without them.
 	MalformedAddresses uint64
-	SpoolBytes         int64 // what the spool holds now
-	SpoolDocs          int64 // documents it holds now
-	Queued             int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
-	Latency            Latency
+	// Discoveries and DiscoveryFailures count node discoveries
+	// (discover_nodes) that found nodes, and those that did not.
+	Discoveries       uint64
+	DiscoveryFailures uint64
+	// Nodes is the number of nodes requests go to in turn (the configured
+	// ones, or those discovered); NodesAside of them are set aside, not
+	// answering.
+	Nodes      int
+	NodesAside int
+	SpoolBytes int64 // what the spool holds now
+	SpoolDocs  int64 // documents it holds now
+	Queued     int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
+	Latency    Latency
 }
 
 // Errors of Write.
@@ -94,6 +103,7 @@ type Sink struct {
 	// versionChecked is set once the setup has checked the server's
 	// version (the setups run one after the other)
 	versionChecked bool
+	pool           atomic.Pointer[nodePool] // client's, for Stats; nil with one node and no discovery
 	version        string
 
 	// now is the clock that dates a document without a time of its own;
@@ -132,17 +142,23 @@ type Sink struct {
 	spool      *spool.Spool  // nil without SpoolDir
 	kick       chan struct{} // wakes the drain when something is spooled
 	drainer    sync.WaitGroup
-	needSetup  atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
-	spoolErr   ratelog.Limiter // log of spool failures
-	rejected   ratelog.Limiter // log of documents Elasticsearch rejected
-	gaveUp     ratelog.Limiter // log of documents given up after retries
-	retrying   ratelog.Limiter // log of retried requests
-	setupLog   ratelog.Limiter // log of retried setups
-	addrs      addressCheck    // values of address fields that are not addresses (encode.go)
+	// discoverer runs node discovery (discover_nodes) until stopDiscover;
+	// discoverNow starts one at once
+	discoverer   sync.WaitGroup
+	stopDiscover context.CancelFunc
+	discoverNow  chan struct{}
+	needSetup    atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
+	spoolErr     ratelog.Limiter // log of spool failures
+	rejected     ratelog.Limiter // log of documents Elasticsearch rejected
+	gaveUp       ratelog.Limiter // log of documents given up after retries
+	retrying     ratelog.Limiter // log of retried requests
+	setupLog     ratelog.Limiter // log of retried setups
+	addrs        addressCheck    // values of address fields that are not addresses (encode.go)
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
 	spooled, replayed, spoolLost, unconfirmed          atomic.Uint64
+	discoveries, discoveryFailures                     atomic.Uint64
 	queued                                             atomic.Int64
 	latency                                            latency
 	settle                                             settlement // for Sync
@@ -202,6 +218,7 @@ func (s *Sink) Start(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
 	s.client = client
+	s.pool.Store(client.pool)
 	if s.cfg.SpoolDir != "" {
 		if s.spool, err = openSpool(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
@@ -235,6 +252,13 @@ func (s *Sink) Start(ctx context.Context) error {
 	}
 	s.ticker.Add(1)
 	go s.tick()
+	if s.cfg.DiscoverNodes {
+		var dctx context.Context
+		dctx, s.stopDiscover = context.WithCancel(s.runCtx)
+		s.discoverNow = make(chan struct{}, 1)
+		s.discoverer.Add(1)
+		go s.discoverLoop(dctx, !s.needSetup.Load())
+	}
 	if s.spool != nil {
 		s.kick = make(chan struct{}, 1)
 		s.drainer.Add(1)
@@ -700,6 +724,10 @@ func (s *Sink) Stop(ctx context.Context) error {
 	close(s.send)
 	s.unlock()
 	s.ticker.Wait()
+	if s.stopDiscover != nil {
+		s.stopDiscover() // a discovery in flight is abandoned: it changes nothing then
+		s.discoverer.Wait()
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -739,7 +767,8 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.logger.Info("elasticsearch: stopped", "written", st.Written, "indexed", st.Indexed,
 		"duplicates", st.Duplicates, "failed", st.Failed, "dead_lettered", st.DeadLettered,
 		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors,
-		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost, "unconfirmed", st.Unconfirmed)
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost, "unconfirmed", st.Unconfirmed,
+		"discoveries", st.Discoveries, "discovery_failures", st.DiscoveryFailures)
 	return err
 }
 
@@ -762,6 +791,11 @@ func (s *Sink) Stats() Stats {
 		Latency:      s.latency.snapshot(),
 	}
 	st.MalformedAddresses = s.addrs.malformed.Load()
+	st.Discoveries, st.DiscoveryFailures = s.discoveries.Load(), s.discoveryFailures.Load()
+	st.Nodes = len(s.cfg.URLs)
+	if p := s.pool.Load(); p != nil {
+		st.Nodes, st.NodesAside = p.count()
+	}
 	if s.spool != nil {
 		st.SpoolBytes, st.SpoolDocs = s.spool.Bytes(), s.spool.Entries()
 	}
