@@ -87,7 +87,7 @@ var (
 	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
 	mOutBadAddrs = desc("output_malformed_addresses_total", "Values of fields the index template maps as ip that are not addresses: Elasticsearch indexes their documents without them.", "output")
 	mOutDiscover = desc("output_node_discoveries_total", "Elasticsearch node discoveries (discover_nodes): ok (nodes found; requests go to them), failed (no answer, an error, or no node found: the configured urls are used beside the nodes known).", "output", "result")
-	mOutNodes    = desc("output_nodes", "Elasticsearch nodes requests go to in turn (the configured urls, or those discovered), by state: answering, or aside (gave no answer; probed until it answers).", "output", "state")
+	mOutNodes    = desc("output_nodes", "Elasticsearch nodes requests go to in turn (the configured urls, or those discovered), by state: answering, or aside (gave no answer; probed until it answers). A single node without discovery is never set aside: it counts as answering.", "output", "state")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// the HTTP server
 	mHTTPRefused = desc("http_refused_requests_total", "HTTP requests answered 421 because their Host header is not a name of this server ([http] allowed_hosts).")

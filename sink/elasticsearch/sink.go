@@ -308,6 +308,7 @@ func (s *Sink) startSetup(ctx context.Context) error {
 // retry of the setup: the start's, and the drain's when Elasticsearch was not
 // ready at start.
 func (s *Sink) setupRetrying(ctx context.Context, until time.Time) error {
+	parent := ctx
 	if !until.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, until)
@@ -324,9 +325,9 @@ func (s *Sink) setupRetrying(ctx context.Context, until time.Time) error {
 				s.logger.Info("elasticsearch: ready", "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
 			}
 			return nil
-		case !errors.As(err, &transient):
+		case !errors.As(err, &transient) || parent.Err() != nil:
 			return err
-		case !until.IsZero() && !time.Now().Add(wait).Before(until) || ctx.Err() != nil:
+		case !until.IsZero() && (ctx.Err() != nil || !time.Now().Add(wait).Before(until)):
 			return fmt.Errorf("%w (still failing after %d attempts in %s; start_timeout is %s)", err, attempt,
 				time.Since(start).Round(time.Millisecond), s.cfg.StartTimeout.Duration)
 		}
