@@ -391,10 +391,10 @@ func (s *Sink) setup(ctx context.Context) error {
 			return err
 		}
 		s.versionChecked = true
-	}
-	if s.cfg.DocType != "" {
-		s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
-			"doc_type", s.cfg.DocType, "version", s.version)
+		if s.cfg.DocType != "" {
+			s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
+				"doc_type", s.cfg.DocType, "version", s.version)
+		}
 	}
 	if s.c.template != nil {
 		if err := s.installTemplate(ctx); err != nil {
