@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,7 +97,8 @@ func TestFakeStartSetupRetries(t *testing.T) {
 		version        string
 		roots          int // GET / expected; 0: more than 2
 		templates      int
-		want           string // in Start's error; "": Start succeeds
+		want           string        // in Start's error; "": Start succeeds
+		requestTimeout time.Duration // 0: 300 ms
 	}{
 		{name: "503 twice", root: []int{503, 503}, roots: 3, templates: 1},
 		{name: "template 429 then 503", template: []int{429, 503}, roots: 1, templates: 3},
@@ -105,6 +107,8 @@ func TestFakeStartSetupRetries(t *testing.T) {
 		{name: "template refused", template: []int{400}, roots: 1, templates: 1, want: "HTTP 400: mapper_parsing_exception"},
 		{name: "version too old", version: "7.9.3", roots: 1, want: "7.10 or later"},
 		{name: "never ready", root: many, want: "HTTP 503: cluster_block_exception"},
+		// the last try, cut short by start_timeout, does not hide why the others failed
+		{name: "503 then no answer", root: []int{503, hang}, roots: 2, want: "HTTP 503: cluster_block_exception", requestTimeout: 10 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +117,7 @@ func TestFakeStartSetupRetries(t *testing.T) {
 			srv := httptest.NewServer(n)
 			t.Cleanup(srv.Close)
 			cfg := fakeConfig(srv.URL)
-			cfg.RequestTimeout.Duration = 300 * time.Millisecond
+			cfg.RequestTimeout.Duration = cmp.Or(tt.requestTimeout, 300*time.Millisecond)
 			cfg.StartTimeout.Duration = 2 * time.Second
 			var logs testwatch.Log
 			s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -136,6 +140,10 @@ func TestFakeStartSetupRetries(t *testing.T) {
 					t.Error(err)
 				}
 			}
+			permanent := tt.want != "" && tt.roots == 1 // the others fail at start_timeout
+			if tt.want != "" && strings.Contains(err.Error(), "start_timeout") == permanent {
+				t.Errorf("Start: %v; want start_timeout named when it ran out, and only then", err)
+			}
 			if tt.roots == 0 {
 				// tried until start_timeout, which the error names
 				if roots <= 2 || took < cfg.StartTimeout.Duration-cfg.BackoffMax || !strings.Contains(err.Error(), "start_timeout") {
@@ -148,7 +156,7 @@ func TestFakeStartSetupRetries(t *testing.T) {
 				t.Errorf("the node info was asked for %d times: a 503 of GET / is to be tried again, not worked around", nodeInfos)
 			}
 			var transient *transientError
-			if tt.want != "" && tt.roots != 0 && errors.As(err, &transient) {
+			if permanent && errors.As(err, &transient) {
 				t.Errorf("a permanent failure is marked transient: %v", err)
 			}
 		})

@@ -316,6 +316,7 @@ func (s *Sink) setupRetrying(ctx context.Context, until time.Time) error {
 	}
 	start := time.Now()
 	wait := s.cfg.BackoffMin
+	var last error // of the last try that start_timeout did not cut short
 	for attempt := 1; ; attempt++ {
 		err := s.setup(ctx)
 		var transient *transientError
@@ -328,9 +329,13 @@ func (s *Sink) setupRetrying(ctx context.Context, until time.Time) error {
 		case !errors.As(err, &transient) || parent.Err() != nil:
 			return err
 		case !until.IsZero() && (ctx.Err() != nil || !time.Now().Add(wait).Before(until)):
-			return fmt.Errorf("%w (still failing after %d attempts in %s; start_timeout is %s)", err, attempt,
+			if ctx.Err() == nil || last == nil { // a try cut short says less than the one before (a 503, say)
+				last = err
+			}
+			return fmt.Errorf("%w (still failing after %d attempts in %s; start_timeout is %s)", last, attempt,
 				time.Since(start).Round(time.Millisecond), s.cfg.StartTimeout.Duration)
 		}
+		last = err
 		if ok, suppressed := s.setupLog.Allow(); ok {
 			s.logger.Warn("elasticsearch: not ready; trying again", "error", err, "attempt", attempt, "retry_in", wait,
 				"similar_not_logged", suppressed)
