@@ -305,6 +305,18 @@ func TestClusterNodeDeathLosesNothing(t *testing.T) {
 		return all.watch.indexed() >= 200 && disc.watch.indexed() >= 200
 	})
 
+	// replicas=1 keeps every shard through a node's death once the replica
+	// is started: a kill during its recovery left the shard without a copy
+	// until the node came back, and a flowdex's writes waited on it
+	green := time.Now()
+	testwatch.WaitFor(t, "the replicas to be started", 2*time.Minute, func() bool {
+		var health struct {
+			Status string `json:"status"`
+		}
+		estest.Call(t, http.MethodGet, alive+"/_cluster/health/"+all.index+"-*,"+disc.index+"-*", nil, &health)
+		return health.Status == "green"
+	})
+	t.Logf("indices green %v after %v documents were indexed", time.Since(green).Round(10*time.Millisecond), all.watch.indexed())
 	all.watch.mark()
 	before, beforeDisc := all.watch.indexed(), disc.watch.indexed()
 	killed := time.Now()
