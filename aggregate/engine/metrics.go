@@ -87,6 +87,8 @@ var (
 	mOutLatency  = desc("output_bulk_duration_seconds", "Bulk request latency, from sending to the whole answer read.", "output")
 	mOutHealthy  = desc("output_healthy", "1 when the output delivers: started, and its last bulk request succeeded or failed in a way its spool takes over, else 0.", "output")
 	mOutBadAddrs = desc("output_malformed_addresses_total", "Values of fields the index template maps as ip that are not addresses: Elasticsearch indexes their documents without them.", "output")
+	mOutDiscover = desc("output_node_discoveries_total", "Elasticsearch node discoveries (discover_nodes): ok (nodes found; requests go to them), failed (no answer, an error, or no node found: the configured urls are used beside the nodes known).", "output", "result")
+	mOutNodes    = desc("output_nodes", "Elasticsearch nodes requests go to in turn (the configured urls, or those discovered), by state: answering, or aside (gave no answer; probed until it answers). A single node without discovery is never set aside: it counts as answering.", "output", "state")
 	mRetention   = desc("retention_total", "Retention: runs, indices deleted, and runs that failed (errors).", "output", "event")
 	// the HTTP server
 	mHTTPRefused = desc("http_refused_requests_total", "HTTP requests answered 421 because their Host header is not a name of this server ([http] allowed_hosts).")
@@ -99,7 +101,7 @@ var (
 		mTemplates, mSamplersRefused, mStoreBytes, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
-		mOutLatency, mOutHealthy, mOutBadAddrs, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
+		mOutLatency, mOutHealthy, mOutBadAddrs, mOutDiscover, mOutNodes, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
 		mKafkaMessages, mKafkaRecords, mKafkaMarkers, mKafkaHeaderIDs, mKafkaBad, mKafkaDead, mKafkaCommits, mKafkaFetchErrs, mKafkaRebalances, mKafkaLag}
 )
 
@@ -199,6 +201,10 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mOutRequests, st.Requests, o.name)
 		counter(mOutBulkErrs, st.BulkErrors, o.name)
 		counter(mOutBadAddrs, st.MalformedAddresses, o.name)
+		counter(mOutDiscover, st.Discoveries, o.name, "ok")
+		counter(mOutDiscover, st.DiscoveryFailures, o.name, "failed")
+		gauge(mOutNodes, float64(st.Nodes-st.NodesAside), o.name, "answering")
+		gauge(mOutNodes, float64(st.NodesAside), o.name, "aside")
 		gauge(mOutQueued, float64(st.Queued), o.name)
 		gauge(mOutSpoolB, float64(st.SpoolBytes), o.name)
 		gauge(mOutSpoolD, float64(st.SpoolDocs), o.name)

@@ -83,6 +83,7 @@ func TestDeadLetterDirMode(t *testing.T) {
 	l.Close()
 	o := &config.ElasticsearchOutput{Configuration: elasticsearch.DefaultConfiguration()}
 	o.URLs = []string{"http://" + l.Addr().String()}
+	o.StartTimeout.Duration = time.Second // refused until then
 	dir := filepath.Join(t.TempDir(), "dead")
 	o.DeadLetterFile = filepath.Join(dir, "es.ndjson")
 	out, err := newElasticsearch("es", o, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,61 +179,160 @@ func (w *indexWatch) stall() time.Duration {
 	return w.longest
 }
 
-// A three-node cluster with one replica under steady NetFlow: the elected
-// master is killed (-9) mid-stream, and flowdex, given the three URLs and no
-// spool, goes on through the other two; the node, started again, gets bulk
-// requests again. Elasticsearch holds exactly what was sent, no id twice,
-// and nothing failed or went to the dead-letter file.
-func TestClusterNodeDeathLosesNothing(t *testing.T) {
-	cluster, urls, pids := startOwnCluster(t)
-	index := estest.Index(t, "flowdex-test-cluster")
+// clusterFlowdex is one flowdex of TestClusterNodeDeathLosesNothing: a
+// NetFlow collector on its own port, fed by its own sender, writing to its
+// own index on the cluster.
+type clusterFlowdex struct {
+	name   string
+	index  string
+	base   string
+	cmd    *exec.Cmd
+	stderr *testwatch.Log
+	sender *v5Sender
+	watch  indexWatch
+
+	stopOnce, watchOnce   sync.Once
+	stop, done, watchStop chan struct{}
+	watchDone             chan struct{}
+}
+
+// startClusterFlowdex starts a flowdex sending to urls with one replica,
+// with extra appended to its elasticsearch output, and waits until it
+// listens.
+func startClusterFlowdex(t *testing.T, name string, urls []string, extra string) *clusterFlowdex {
+	t.Helper()
+	f := &clusterFlowdex{name: name, index: estest.Index(t, "flowdex-test-cluster-"+name),
+		base: fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))}
 	dir := t.TempDir()
 	port := freeUDPPort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
-	conf := flowdexConfig(port, urls[0], index, "", base)
+	conf := flowdexConfig(port, urls[0], f.index, "", f.base)
 	quoted := make([]string, len(urls))
 	for i, u := range urls {
 		quoted[i] = strconv.Quote(u)
 	}
 	conf = strings.Replace(conf, fmt.Sprintf("urls = [%q]", urls[0]), "urls = ["+strings.Join(quoted, ", ")+"]", 1)
 	conf = strings.Replace(conf, "replicas = 0", "replicas = 1", 1)
-	// the template's PUT goes through a cluster that has just formed: 2 s is
-	// not always enough on a loaded machine (the start then fails); a killed
-	// node refuses connections, so the kill does not wait for this timeout
+	// a killed node refuses connections: the kill does not wait for this
+	// timeout; 30 s, as the template's PUT once took more than 2 s on a
+	// cluster that had just formed (start_timeout now retries it, too)
 	conf = strings.Replace(conf, `request_timeout = "2s"`, `request_timeout = "30s"`, 1)
 	conf = strings.Replace(conf, "max_retries = 2", "max_retries = 10\ndead_letter_file = "+strconv.Quote(dir+"/dead.json"), 1)
-	cmd, stderr := startFlowdex(t, writeFile(t, dir, "flowdex.toml", conf))
+	conf += extra
+	f.cmd, f.stderr = startFlowdex(t, writeFile(t, dir, "flowdex.toml", conf))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("flowdex:\n%s", stderr)
+			t.Logf("flowdex %s:\n%s", name, f.stderr)
 		}
 	})
 	// the template goes through a cluster that has just formed: slow on a loaded machine
-	testwatch.WaitFor(t, "flowdex to listen", time.Minute, func() bool { return strings.Contains(stderr.String(), "listening") })
+	testwatch.WaitFor(t, "flowdex "+name+" to listen", time.Minute, func() bool { return strings.Contains(f.stderr.String(), "listening") })
+	f.sender = newV5Sender(t, port)
+	return f
+}
 
-	sender := newV5Sender(t, port)
-	stop, done, watchStop := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() { sender.send(t, 200, stop); close(done) }()
-	var stopOnce sync.Once
-	stopSending := func() { stopOnce.Do(func() { close(stop); <-done }) }
-	t.Cleanup(stopSending) // before the sender's socket closes, also after a failure
-	var watch indexWatch
-	watchDone := make(chan struct{})
-	go func() { watch.run(t, base, watchStop); close(watchDone) }()
-	var watchOnce sync.Once
-	stopWatching := func() { watchOnce.Do(func() { close(watchStop); <-watchDone }) }
-	defer stopWatching()
-	testwatch.WaitFor(t, "documents indexed", 30*time.Second, func() bool { return watch.indexed() >= 200 })
+// run starts sending and watching the indexed-documents counter.
+func (f *clusterFlowdex) run(t *testing.T) {
+	f.stop, f.done, f.watchStop, f.watchDone = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { f.sender.send(t, 200, f.stop); close(f.done) }()
+	t.Cleanup(f.stopSending) // before the sender's socket closes, also after a failure
+	go func() { f.watch.run(t, f.base, f.watchStop); close(f.watchDone) }()
+	t.Cleanup(f.stopWatching)
+}
 
+func (f *clusterFlowdex) stopSending()  { f.stopOnce.Do(func() { close(f.stop); <-f.done }) }
+func (f *clusterFlowdex) stopWatching() { f.watchOnce.Do(func() { close(f.watchStop); <-f.watchDone }) }
+
+// metric is the value of a metric of its elasticsearch output.
+func (f *clusterFlowdex) metric(t *testing.T, name, labels string) float64 {
+	return testwatch.Metrics(t, f.base)[name]["output=es"+labels]
+}
+
+// check stops f and checks that Elasticsearch holds exactly what was sent,
+// no id twice, and that nothing failed or was dead-lettered.
+func (f *clusterFlowdex) check(t *testing.T, alive string) {
+	t.Helper()
+	records, packets, bytes := f.sender.totals()
+	waitReceived(t, f.base, records/10)
+	f.stopWatching()
+	terminate(t, f.cmd, f.stderr) // the pipeline's last flush too
+	out := f.stderr.String()
+	m := stoppedCounts(t, out)
+	written, indexed, dups := m["written"], m["indexed"], m["duplicates"]
+	if m["failed"] != 0 || m["dead_lettered"] != 0 || m["spooled"] != 0 {
+		t.Errorf("flowdex %s: %v documents failed, %v dead-lettered, %v spooled\n%s", f.name, m["failed"], m["dead_lettered"], m["spooled"], out)
+	}
+	if written != indexed+dups {
+		t.Errorf("flowdex %s: written %v != indexed %v + duplicates %v", f.name, written, indexed, dups)
+	}
+	docs, gotPackets, gotBytes := esTotals(t, alive, f.index+"-*")
+	t.Logf("flowdex %s: sent %d records (%d packets, %d bytes); Elasticsearch: %d documents; flowdex: %v written, %v indexed, %v duplicates",
+		f.name, records, packets, bytes, docs, written, indexed, dups)
+	if gotPackets != packets || gotBytes != bytes {
+		t.Errorf("flowdex %s: Elasticsearch holds %d packets, %d bytes in %d documents; sent %d packets, %d bytes in %d records\n%s",
+			f.name, gotPackets, gotBytes, docs, packets, bytes, records, out)
+	}
+	// a fresh index holds only this run's documents: every one counted
+	// already there was indexed by an attempt whose answer the kill cut off
+	if float64(docs) != indexed+dups {
+		t.Errorf("flowdex %s: Elasticsearch holds %d documents; flowdex counted %v indexed and %v already there", f.name, docs, indexed, dups)
+	}
+}
+
+// A three-node cluster with one replica under steady NetFlow: the elected
+// master is killed (-9) mid-stream, and flowdex, given the three URLs and no
+// spool, goes on through the other two; the node, started again, gets bulk
+// requests again. Elasticsearch holds exactly what was sent, no id twice,
+// and nothing failed or went to the dead-letter file.
+//
+// A second flowdex is given only the URL of the node killed, with
+// discover_nodes: it finds the other two at start, goes on through them
+// when its only configured node dies (its indexing goes on: its requests
+// can only go to the nodes it discovered), sets the node aside and takes it
+// back once restarted, with the same outcome.
+func TestClusterNodeDeathLosesNothing(t *testing.T) {
+	cluster, urls, pids := startOwnCluster(t)
 	victim := masterNode(t, urls[0])
 	alive := urls[(victim+1)%3]
-	watch.mark()
-	before := watch.indexed()
+	all := startClusterFlowdex(t, "all", urls, "")
+	disc := startClusterFlowdex(t, "disc", urls[victim:victim+1], "discover_nodes = true\n")
+	testwatch.WaitFor(t, "flowdex disc to discover the nodes", 30*time.Second, func() bool {
+		return disc.metric(t, "flowdex_output_node_discoveries_total", ",result=ok") >= 1 &&
+			disc.metric(t, "flowdex_output_nodes", ",state=answering") == 3
+	})
+	all.run(t)
+	disc.run(t)
+	testwatch.WaitFor(t, "documents indexed", 30*time.Second, func() bool {
+		return all.watch.indexed() >= 200 && disc.watch.indexed() >= 200
+	})
+
+	// replicas=1 keeps every shard through a node's death once the replica
+	// is started: a kill during its recovery left the shard without a copy
+	// until the node came back, and a flowdex's writes waited on it
+	green := time.Now()
+	testwatch.WaitFor(t, "the replicas to be started", 2*time.Minute, func() bool {
+		var health struct {
+			Status string `json:"status"`
+		}
+		estest.Call(t, http.MethodGet, alive+"/_cluster/health/"+all.index+"-*,"+disc.index+"-*", nil, &health)
+		return health.Status == "green"
+	})
+	t.Logf("indices green %v after %v documents were indexed", time.Since(green).Round(10*time.Millisecond), all.watch.indexed())
+	all.watch.mark()
+	before, beforeDisc := all.watch.indexed(), disc.watch.indexed()
 	killed := time.Now()
 	syscall.Kill(pids[victim], syscall.SIGKILL)
-	t.Logf("killed node %d, the elected master (pid %d), with %v documents indexed", victim, pids[victim], before)
-	testwatch.WaitFor(t, "indexing to go on through the other nodes", 30*time.Second, func() bool { return watch.indexed() >= before+100 })
-	t.Logf("100 more documents indexed %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+	t.Logf("killed node %d, the elected master (pid %d), with %v and %v documents indexed", victim, pids[victim], before, beforeDisc)
+	// the cluster elects a master and promotes the replicas of the node's
+	// primaries first: seconds on a quiet machine; once, with the machine
+	// loaded (load average 16 on 2 cores), over 30 s, when writes waited on
+	// the nodes left and timed out (request_timeout) in both flowdexes
+	testwatch.WaitFor(t, "indexing to go on through the other nodes", 2*time.Minute, func() bool {
+		return all.watch.indexed() >= before+100 && disc.watch.indexed() >= beforeDisc+100
+	})
+	t.Logf("100 more documents indexed by each flowdex %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+	if aside := disc.metric(t, "flowdex_output_nodes", ",state=aside"); aside != 1 {
+		t.Errorf("flowdex disc has %v nodes set aside after the kill, want 1 (the node killed)", aside)
+	}
 
 	started := time.Now()
 	if _, err := esScript(t, cluster, false, "start", "8", strconv.Itoa(victim)); err != nil {
@@ -241,39 +341,20 @@ func TestClusterNodeDeathLosesNothing(t *testing.T) {
 	t.Logf("node %d back in the cluster after %v", victim, time.Since(started).Round(100*time.Millisecond))
 	testwatch.WaitFor(t, "flowdex to send to the restarted node again", 20*time.Second, func() bool { return coordinated(t, urls[victim]) > 0 })
 	t.Logf("node %d gets bulk requests again %v after its restart", victim, time.Since(started).Round(100*time.Millisecond))
+	testwatch.WaitFor(t, "flowdex disc to take the restarted node back", 20*time.Second, func() bool {
+		return disc.metric(t, "flowdex_output_nodes", ",state=answering") == 3
+	})
 
-	stopSending()
-	records, packets, bytes := sender.totals()
-	waitReceived(t, base, records/10)
-	stopWatching()
-	t.Logf("longest time without a document indexed after the kill: %v", watch.stall().Round(10*time.Millisecond))
-	terminate(t, cmd, stderr) // the pipeline's last flush too
-	out := stderr.String()
-	m := stoppedCounts(t, out)
-	written, indexed, dups := m["written"], m["indexed"], m["duplicates"]
-	if m["failed"] != 0 || m["dead_lettered"] != 0 || m["spooled"] != 0 {
-		t.Errorf("%v documents failed, %v dead-lettered, %v spooled\n%s", m["failed"], m["dead_lettered"], m["spooled"], out)
-	}
-	if written != indexed+dups {
-		t.Errorf("written %v != indexed %v + duplicates %v", written, indexed, dups)
-	}
-	docs, gotPackets, gotBytes := esTotals(t, alive, index+"-*")
-	t.Logf("sent %d records (%d packets, %d bytes); Elasticsearch: %d documents; flowdex: %v written, %v indexed, %v duplicates",
-		records, packets, bytes, docs, written, indexed, dups)
-	if gotPackets != packets || gotBytes != bytes {
-		t.Errorf("Elasticsearch holds %d packets, %d bytes in %d documents; sent %d packets, %d bytes in %d records\n%s",
-			gotPackets, gotBytes, docs, packets, bytes, records, out)
-	}
-	// a fresh index holds only this run's documents: every one counted
-	// already there was indexed by an attempt whose answer the kill cut off
-	if float64(docs) != indexed+dups {
-		t.Errorf("Elasticsearch holds %d documents; flowdex counted %v indexed and %v already there", docs, indexed, dups)
-	}
+	all.stopSending()
+	disc.stopSending()
+	t.Logf("longest time without a document indexed after the kill: %v", all.watch.stall().Round(10*time.Millisecond))
+	all.check(t, alive)
+	disc.check(t, alive)
 	var health struct {
 		Status string `json:"status"`
 	}
-	estest.Call(t, http.MethodGet, alive+"/_cluster/health/"+index+"-*", nil, &health)
-	t.Logf("indices %s-*: %s", index, health.Status)
+	estest.Call(t, http.MethodGet, alive+"/_cluster/health/"+all.index+"-*,"+disc.index+"-*", nil, &health)
+	t.Logf("indices: %s", health.Status)
 }
 
 // stoppedCounts reads the counters of the Elasticsearch output's last log

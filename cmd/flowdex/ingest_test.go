@@ -323,15 +323,29 @@ replicas = 0
 }
 
 // When Elasticsearch cannot be reached, what `pmacct -s -e` sent on standard input
-// (its table already cleared) is kept in a file, and the exit status says so.
+// (its table already cleared) is kept in a file, and the exit status says so,
+// once start_timeout is over (a p2es configuration has the default minute:
+// the test gives a TOML one a second).
 func TestIngestKeepsStdinWhenElasticsearchIsDown(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "plugin1.conf", `{"ES_URL": "http://127.0.0.1:9299", "ES_IndexName": "down"}`)
+	cfg := writeFile(t, dir, "flowdex.toml", `[[input]]
+type = "pmacct"
+name = "plugin1"
+file = "-"
+[output.es]
+type = "elasticsearch"
+urls = ["http://127.0.0.1:9299"]
+index = "down"
+start_timeout = "1s"
+`)
 	input := `{"ip_src": "192.0.2.1", "packets": 1, "bytes": 60}` + "\n"
 	t.Chdir(dir)
-	code, stdout, stderr := runCLI(t, input, "ingest", "--p2es-config", cfg)
+	code, stdout, stderr := runCLI(t, input, "ingest", "-c", cfg)
 	if code != exitStartup {
 		t.Fatalf("exit %d, want %d\n%s%s", code, exitStartup, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "connection refused") || !strings.Contains(stderr, "start_timeout is 1s") {
+		t.Errorf("the error does not say that Elasticsearch refused connections until start_timeout:\n%s", stderr)
 	}
 	saved, _ := filepath.Glob(filepath.Join(dir, "flowdex-plugin1-unsent-*.json"))
 	if len(saved) != 1 {

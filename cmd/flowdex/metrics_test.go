@@ -154,6 +154,9 @@ outputs = ["es"]
 		{"flowdex_output_queue_documents", "output=es", 0},
 		{"flowdex_output_bulk_duration_seconds", "output=es", m["flowdex_output_bulk_requests_total"]["output=es"]},
 		{"flowdex_output_healthy", "output=es", 1},
+		{"flowdex_output_nodes", "output=es,state=answering", 1},
+		{"flowdex_output_nodes", "output=es,state=aside", 0},
+		{"flowdex_output_node_discoveries_total", "output=es,result=ok", 0}, // discover_nodes is off
 	}
 	for _, c := range checks {
 		got, ok := m[c.metric][c.labels]

@@ -32,6 +32,8 @@ import (
 // check that the server is Elasticsearch.
 type Client struct {
 	transport *elastictransport.Client
+	pool      *nodePool   // nil with one node and no discovery: elastictransport's
+	seeds     []*url.URL  // the configured nodes
 	nodes     string      // the nodes' URLs, passwords hidden, for messages
 	compat    bool        // send the compatibility header (ELASTIC_CLIENT_APIVERSIONING)
 	genuine   atomic.Bool // a 2xx answer said X-Elastic-Product: Elasticsearch
@@ -40,10 +42,11 @@ type Client struct {
 const (
 	headerClientMeta    = "X-Elastic-Client-Meta"
 	compatibilityHeader = "application/vnd.elasticsearch+json;compatible-with=8"
-	// unknownProduct is go-elasticsearch's error for a server that does not
-	// say it is Elasticsearch
-	unknownProduct = "the client noticed that the server is not Elasticsearch and we do not support this unknown product"
 )
+
+// errUnknownProduct is go-elasticsearch's error for a server that does not
+// say it is Elasticsearch.
+var errUnknownProduct = errors.New("the client noticed that the server is not Elasticsearch and we do not support this unknown product")
 
 var (
 	// userAgent is go-elasticsearch's: "go-elasticsearch/8.19.7 (linux amd64; Go 1.26.8)"
@@ -91,8 +94,9 @@ func NewClient(cfg Configuration, idle int) (*Client, error) {
 
 // newClient makes a client for cfg's nodes, credentials and TLS settings (the
 // sink's, the searcher's and retention's); transport, when not nil, replaces
-// the HTTP one (tests). With several nodes, logger (nil: none) says when one
-// is set aside and when it is back (nodePool). Nothing is contacted.
+// the HTTP one (tests). With several nodes, or node discovery, requests go
+// through a nodePool, and logger (nil: none) says when a node is set aside
+// and when it is back. Nothing is contacted.
 func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idlePerHost int, logger *slog.Logger) (*Client, error) {
 	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -126,9 +130,11 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 		elastictransport.WithDisableRetry(), // callers retry themselves, with backoff and per document
 		elastictransport.WithTransport(transport),
 	}
-	if len(urls) > 1 {
+	var pool *nodePool
+	if len(urls) > 1 || cfg.DiscoverNodes {
 		opts = append(opts, elastictransport.WithConnectionPoolFunc(func(conns []*elastictransport.Connection, _ elastictransport.Selector) elastictransport.ConnectionPool {
-			return newNodePool(conns, transport, logger)
+			pool = newNodePool(conns, transport, logger)
+			return pool
 		}))
 	}
 	if cfg.APIKey != "" {
@@ -141,7 +147,7 @@ func newClient(cfg *Configuration, c *compiled, transport http.RoundTripper, idl
 		return nil, err
 	}
 	compat, _ := strconv.ParseBool(os.Getenv("ELASTIC_CLIENT_APIVERSIONING"))
-	return &Client{transport: tp, nodes: strings.Join(redacted, ", "), compat: compat}, nil
+	return &Client{transport: tp, pool: pool, seeds: urls, nodes: strings.Join(redacted, ", "), compat: compat}, nil
 }
 
 // Nodes names the nodes, for messages: their URLs, passwords hidden.
@@ -181,7 +187,7 @@ func (c *Client) Perform(req *http.Request) (*http.Response, error) {
 	if res.StatusCode/100 == 2 && !c.genuine.Load() {
 		if res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
 			res.Body.Close()
-			return nil, errors.New(unknownProduct)
+			return nil, errUnknownProduct
 		}
 		c.genuine.Store(true)
 	}

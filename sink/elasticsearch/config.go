@@ -24,6 +24,14 @@ type Configuration struct {
 	// turn, and a node that gives no answer (refused, reset, timed out) is
 	// skipped until it answers a probe again (nodePool).
 	URLs []string `toml:"urls"`
+	// DiscoverNodes asks the cluster for its nodes (GET /_nodes/http) at
+	// start and every DiscoverInterval, and sends requests to those that
+	// serve HTTP, dedicated master nodes left out, at their publish address
+	// with the scheme, credentials and TLS settings of URLs. Off by default:
+	// behind a load balancer, or where the nodes publish addresses flowdex
+	// cannot reach, URLs must stay as they are.
+	DiscoverNodes    bool             `toml:"discover_nodes"`
+	DiscoverInterval setting.Duration `toml:"discover_interval"`
 	// Username and Password for HTTP basic authentication (p2es ES_AuthType
 	// "basic", ES_UserName, ES_Password). The password is never logged; it
 	// can come from a file (PasswordFile) or an environment variable
@@ -85,6 +93,11 @@ type Configuration struct {
 	Workers int `toml:"workers"`
 	// RequestTimeout bounds one bulk request; a request that times out is retried.
 	RequestTimeout setting.Duration `toml:"request_timeout"`
+	// StartTimeout bounds the start's setup (version check, index template)
+	// when Elasticsearch is not ready: connections refused, timeouts, 429
+	// and 5xx answers are retried with backoff until then. A cluster that
+	// has just formed answers so for tens of seconds.
+	StartTimeout setting.Duration `toml:"start_timeout"`
 
 	// MaxRetries is how many times a failed bulk request, or a document
 	// Elasticsearch refused for overload (429, 5xx), is sent again.
@@ -127,24 +140,27 @@ type Configuration struct {
 // daily indices "flowdex-YYYY.MM.DD" in UTC, bulk requests of 5000 documents
 // or 5 MiB or every 5 seconds, two in flight, ten retries (about 45 s of
 // backoff), a 1 GiB spool when one is set, taking over a request after 30 s,
-// 15 s to deliver once told to stop.
+// 15 s to deliver once told to stop, a minute for Elasticsearch to be ready at
+// start, no node discovery (every 5 minutes when turned on).
 func DefaultConfiguration() Configuration {
 	return Configuration{
-		URLs:           []string{"http://127.0.0.1:9200"},
-		Index:          "flowdex-%Y.%m.%d",
-		Template:       true,
-		Replicas:       -1,
-		FlushDocs:      5000,
-		FlushBytes:     5 << 20,
-		FlushInterval:  setting.Duration{Duration: 5 * time.Second},
-		Workers:        2,
-		RequestTimeout: setting.Duration{Duration: time.Minute},
-		MaxRetries:     10,
-		BackoffMin:     100 * time.Millisecond,
-		BackoffMax:     10 * time.Second,
-		SpoolMaxBytes:  1 << 30,
-		SpoolAfter:     setting.Duration{Duration: 30 * time.Second},
-		StopGrace:      setting.Duration{Duration: 15 * time.Second},
+		URLs:             []string{"http://127.0.0.1:9200"},
+		DiscoverInterval: setting.Duration{Duration: 5 * time.Minute},
+		Index:            "flowdex-%Y.%m.%d",
+		Template:         true,
+		Replicas:         -1,
+		FlushDocs:        5000,
+		FlushBytes:       5 << 20,
+		FlushInterval:    setting.Duration{Duration: 5 * time.Second},
+		Workers:          2,
+		RequestTimeout:   setting.Duration{Duration: time.Minute},
+		StartTimeout:     setting.Duration{Duration: time.Minute},
+		MaxRetries:       10,
+		BackoffMin:       100 * time.Millisecond,
+		BackoffMax:       10 * time.Second,
+		SpoolMaxBytes:    1 << 30,
+		SpoolAfter:       setting.Duration{Duration: 30 * time.Second},
+		StopGrace:        setting.Duration{Duration: 15 * time.Second},
 	}
 }
 
@@ -164,6 +180,8 @@ func (c Configuration) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.Any("urls", urls),
+		slog.Bool("discover_nodes", c.DiscoverNodes),
+		slog.Duration("discover_interval", c.DiscoverInterval.Duration),
 		slog.String("username", c.Username),
 		slog.String("password", pw),
 		slog.String("api_key", key),
@@ -176,6 +194,8 @@ func (c Configuration) LogValue() slog.Value {
 		slog.Int("flush_bytes", c.FlushBytes),
 		slog.Duration("flush_interval", c.FlushInterval.Duration),
 		slog.Int("workers", c.Workers),
+		slog.Duration("request_timeout", c.RequestTimeout.Duration),
+		slog.Duration("start_timeout", c.StartTimeout.Duration),
 		slog.Int("max_retries", c.MaxRetries),
 		slog.String("dead_letter_file", c.DeadLetterFile),
 		slog.Duration("spool_after", c.SpoolAfter.Duration),
@@ -223,6 +243,11 @@ func (c Configuration) Validate() error {
 func (c Configuration) check() (*strftime.Pattern, []error) {
 	var errs []error
 	bad := func(key, format string, args ...any) { errs = append(errs, setting.Errorf(key, format, args...)) }
+	positive := func(key string, d setting.Duration, example string) {
+		if d.Duration <= 0 {
+			bad(key, "%s: expected a positive duration, e.g. %q", d, example)
+		}
+	}
 	if len(c.URLs) == 0 {
 		bad("urls", "no URL (expected e.g. [\"http://127.0.0.1:9200\"])")
 	}
@@ -270,14 +295,15 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 	if c.FlushBytes <= 0 {
 		bad("flush_bytes", "%d: expected a positive size, e.g. 5242880", c.FlushBytes)
 	}
-	if c.FlushInterval.Duration <= 0 {
-		bad("flush_interval", "%s: expected a positive duration, e.g. \"5s\"", c.FlushInterval)
-	}
+	positive("flush_interval", c.FlushInterval, "5s")
 	if c.Workers < 1 {
 		bad("workers", "%d: expected 1 or more", c.Workers)
 	}
-	if c.RequestTimeout.Duration <= 0 {
-		bad("request_timeout", "%s: expected a positive duration, e.g. \"1m\"", c.RequestTimeout)
+	positive("request_timeout", c.RequestTimeout, "1m")
+	positive("start_timeout", c.StartTimeout, "1m")
+	if c.DiscoverInterval.Duration < time.Second {
+		// a node list changes when nodes join or leave: minutes
+		bad("discover_interval", "%s: expected 1s or more, e.g. \"5m\"", c.DiscoverInterval)
 	}
 	if c.MaxRetries < 0 {
 		bad("max_retries", "%d: expected 0 or more", c.MaxRetries)
@@ -292,9 +318,7 @@ func (c Configuration) check() (*strftime.Pattern, []error) {
 		bad("replicas", "%d: expected -1 (Elasticsearch's default) or more", c.Replicas)
 	}
 	errs = append(errs, spool.CheckLimits(c.SpoolMaxBytes, c.SpoolAfter)...)
-	if c.StopGrace.Duration <= 0 {
-		bad("stop_grace", "%s: expected a positive duration, e.g. \"15s\"", c.StopGrace)
-	}
+	positive("stop_grace", c.StopGrace, "15s")
 	var index *strftime.Pattern
 	if c.Index == "" {
 		bad("index", "no index name (expected e.g. \"flows-%%Y.%%m.%%d\")")

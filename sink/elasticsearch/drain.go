@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -85,18 +86,24 @@ func (s *Sink) drain() {
 					return
 				}
 			} else {
-				err = s.setup(s.sendCtx)
+				err = s.setupRetrying(s.sendCtx, time.Time{})
 			}
-			if err != nil {
+			if err != nil { // refused for good, until someone fixes it; or stopping
 				if ok, suppressed := s.spoolErr.Allow(); ok {
-					s.logger.Warn("elasticsearch: not ready yet; the spool waits", "error", err, "similar_not_logged", suppressed)
+					s.logger.Warn("elasticsearch: not ready; the spool waits", "error", err, "similar_not_logged", suppressed)
 				}
-				if !s.pause(&wait) {
+				if !s.pause(s.sendCtx, &wait) {
 					return
 				}
 				continue
 			}
 			s.needSetup.Store(false)
+			if s.discoverNow != nil {
+				select {
+				case s.discoverNow <- struct{}{}:
+				default:
+				}
+			}
 		}
 		next, ok := s.spool.Next()
 		if !ok {
@@ -121,32 +128,35 @@ func (s *Sink) drain() {
 			}
 			if err := s.spool.Remove(seq); err != nil {
 				s.logger.Error("elasticsearch: cannot remove a sent spool segment", "error", err)
-				if !s.pause(&wait) {
+				if !s.pause(s.sendCtx, &wait) {
 					return
 				}
 			}
 			skip, wait = 0, s.cfg.BackoffMin
 		case errors.Is(err, errNotNow):
-			if !s.pause(&wait) {
+			if !s.pause(s.sendCtx, &wait) {
 				return
 			}
 		default: // the spool cannot be read
 			s.logger.Error("elasticsearch: cannot read the spool", "dir", s.cfg.SpoolDir, "error", err)
-			if !s.pause(&wait) {
+			if !s.pause(s.sendCtx, &wait) {
 				return
 			}
 		}
 	}
 }
 
-// pause waits before the next try, longer each time; false when stopping.
-func (s *Sink) pause(wait *time.Duration) bool {
+// pause waits before the next try, longer each time; false when stopping or
+// when ctx ends.
+func (s *Sink) pause(ctx context.Context, wait *time.Duration) bool {
 	t := time.NewTimer(*wait)
 	defer t.Stop()
 	*wait = min(2**wait, s.cfg.BackoffMax)
 	select {
 	case <-t.C:
 		return true
+	case <-ctx.Done():
+		return false
 	case <-s.stopping:
 		return false
 	case <-s.hurry:
@@ -163,7 +173,7 @@ func (s *Sink) replay(w *worker, b *batch) error {
 	for attempt := 0; len(b.items) > 0; attempt++ {
 		if attempt > 0 {
 			wait := s.backoff(attempt)
-			if !s.pause(&wait) {
+			if !s.pause(s.sendCtx, &wait) {
 				return errNotNow
 			}
 		}

@@ -224,6 +224,46 @@ func pmacctDoc(doc *document.Document, i int) {
 	doc.SetInt("bytes", int64(430+i))
 }
 
+// docWriter writes documents with ids id-0, id-1… to a started sink.
+type docWriter struct {
+	s    *Sink
+	doc  document.Document
+	next int // documents written
+}
+
+// write writes n more documents, flushes, and waits until each is indexed,
+// a duplicate, failed or dead-lettered.
+func (w *docWriter) write(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		pmacctDoc(&w.doc, w.next)
+		if err := w.s.Write(context.Background(), &w.doc, "id-"+strconv.Itoa(w.next), recordTime(&w.doc, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		w.next++
+	}
+	if err := w.s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testwatch.WaitFor(t, "the documents to be indexed", 10*time.Second, func() bool {
+		st := w.s.Stats()
+		return st.Indexed+st.Duplicates+st.Failed+st.DeadLettered == uint64(w.next)
+	})
+}
+
+// stop stops the sink and checks that every document written was indexed.
+func (w *docWriter) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.s.Stats(); st.Written != uint64(w.next) || st.Indexed != uint64(w.next) || st.Failed != 0 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v: want all %d indexed", st, w.next)
+	}
+}
+
 // writeDocs writes n documents with ids id-0… (or none) and stops the sink.
 func writeDocs(t *testing.T, s *Sink, n int, ids bool) {
 	t.Helper()
@@ -605,7 +645,7 @@ func TestFakeStartHangs(t *testing.T) {
 	if st := s.Stats(); st.Requests != 0 || st.Spooled != 25 {
 		t.Errorf("stats %+v", st)
 	}
-	if !strings.Contains(logs.String(), "no answer yet at start") {
+	if !strings.Contains(logs.String(), "not ready at start; spooling") {
 		t.Errorf("log:\n%s", logs.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -197,4 +198,61 @@ func (p *nodePool) head(u *url.URL) error {
 		return err
 	}
 	return res.Body.Close()
+}
+
+// update makes urls the pool's nodes: a node already there (same scheme,
+// host and port) keeps its state, the others are added, and the nodes not in
+// urls are removed (a request in flight to one finishes). It returns the
+// names of the nodes added and removed.
+func (p *nodePool) update(urls []*url.URL) (added, removed []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nodes := make([]*poolNode, 0, len(urls))
+	for _, u := range urls {
+		if slices.ContainsFunc(nodes, func(nd *poolNode) bool { return sameNode(nd.conn.URL, u) }) {
+			continue
+		}
+		i := slices.IndexFunc(p.nodes, func(nd *poolNode) bool { return sameNode(nd.conn.URL, u) })
+		if i >= 0 {
+			nodes = append(nodes, p.nodes[i])
+			continue
+		}
+		nd := &poolNode{conn: &elastictransport.Connection{URL: u}, name: u.Redacted()}
+		nodes = append(nodes, nd)
+		added = append(added, nd.name)
+	}
+	for _, nd := range p.nodes {
+		if !slices.Contains(nodes, nd) {
+			removed = append(removed, nd.name)
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, nil // never empty: callers give at least the configured nodes
+	}
+	p.nodes = nodes
+	p.next %= len(nodes)
+	return added, removed
+}
+
+// sameNode tells whether a and b are the URLs of one node.
+func sameNode(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && a.Host == b.Host
+}
+
+// all are the URLs of every node, set aside or not.
+func (p *nodePool) all() []*url.URL {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	urls := make([]*url.URL, len(p.nodes))
+	for i, nd := range p.nodes {
+		urls[i] = nd.conn.URL
+	}
+	return urls
+}
+
+// count gives the number of nodes and of those set aside.
+func (p *nodePool) count() (nodes, aside int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.nodes), len(p.nodes) - p.answering()
 }

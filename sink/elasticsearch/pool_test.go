@@ -1,16 +1,13 @@
 package elasticsearch
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flowdex/flowdex/aggregate/document"
 	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
@@ -24,27 +21,8 @@ func TestNodeDownAndBack(t *testing.T) {
 	cfg := fakeConfig(srvA.URL)
 	cfg.URLs = append(cfg.URLs, srvB.URL)
 	s, logs := startSink(t, cfg)
-	var doc document.Document
-	next := 0
-	// write sends n more documents, with ids, and waits until each is indexed
-	write := func(n int) {
-		t.Helper()
-		for range n {
-			pmacctDoc(&doc, next)
-			if err := s.Write(context.Background(), &doc, "id-"+strconv.Itoa(next), recordTime(&doc, time.UTC)); err != nil {
-				t.Fatal(err)
-			}
-			next++
-		}
-		if err := s.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		testwatch.WaitFor(t, "the documents to be indexed", 10*time.Second, func() bool {
-			st := s.Stats()
-			return st.Indexed+st.Duplicates+st.Failed+st.DeadLettered == uint64(next)
-		})
-	}
-	write(100)
+	w := &docWriter{s: s}
+	w.write(t, 100)
 	if fa.count() == 0 || fb.count() == 0 {
 		t.Fatalf("documents on the nodes: %d and %d; want both used", fa.count(), fb.count())
 	}
@@ -52,7 +30,7 @@ func TestNodeDownAndBack(t *testing.T) {
 	addr := srvA.Listener.Addr().String()
 	srvA.Close() // connections refused from now on
 	onA := fa.count()
-	write(100)
+	w.write(t, 100)
 	if fa.count() != onA {
 		t.Errorf("the node that went away got %d documents", fa.count()-onA)
 	}
@@ -73,7 +51,7 @@ func TestNodeDownAndBack(t *testing.T) {
 	})
 	start := time.Now()
 	testwatch.WaitFor(t, "the node to take requests again", 10*time.Second, func() bool {
-		write(10)
+		w.write(t, 10)
 		return fa.count() > onA
 	})
 	t.Logf("the node took requests again %v after it came back", time.Since(start).Round(10*time.Millisecond))
@@ -81,16 +59,8 @@ func TestNodeDownAndBack(t *testing.T) {
 		t.Errorf("no log says the node is back:\n%s", logs)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st := s.Stats()
-	if st.Written != uint64(next) || st.Indexed != uint64(next) || st.Failed != 0 || st.DeadLettered != 0 {
-		t.Errorf("stats %+v: want all %d indexed", st, next)
-	}
-	if got := fa.count() + fb.count(); got != next {
-		t.Errorf("the nodes hold %d documents, want %d", got, next)
+	w.stop(t)
+	if got := fa.count() + fb.count(); got != w.next {
+		t.Errorf("the nodes hold %d documents, want %d", got, w.next)
 	}
 }

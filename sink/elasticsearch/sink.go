@@ -64,10 +64,19 @@ type Stats struct {
 	// MalformedAddresses counts values of the template's ip fields that are
 	// not addresses: their documents are indexed without them.
 	MalformedAddresses uint64
-	SpoolBytes         int64 // what the spool holds now
-	SpoolDocs          int64 // documents it holds now
-	Queued             int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
-	Latency            Latency
+	// Discoveries and DiscoveryFailures count node discoveries
+	// (discover_nodes) that found nodes, and those that did not.
+	Discoveries       uint64
+	DiscoveryFailures uint64
+	// Nodes is the number of nodes requests go to in turn (the configured
+	// ones, or those discovered); NodesAside of them are set aside, not
+	// answering.
+	Nodes      int
+	NodesAside int
+	SpoolBytes int64 // what the spool holds now
+	SpoolDocs  int64 // documents it holds now
+	Queued     int64 // documents in memory: accepted by Write, not yet indexed, given up or spooled
+	Latency    Latency
 }
 
 // Errors of Write.
@@ -91,7 +100,11 @@ type Sink struct {
 	// transport, when set before Start, replaces the HTTP transport (tests).
 	transport http.RoundTripper
 	client    *Client
-	version   string
+	// versionChecked is set once the setup has checked the server's
+	// version (the setups run one after the other)
+	versionChecked bool
+	pool           atomic.Pointer[nodePool] // client's, for Stats; nil with one node and no discovery
+	version        string
 
 	// now is the clock that dates a document without a time of its own;
 	// tests set it before Start.
@@ -129,16 +142,23 @@ type Sink struct {
 	spool      *spool.Spool  // nil without SpoolDir
 	kick       chan struct{} // wakes the drain when something is spooled
 	drainer    sync.WaitGroup
-	needSetup  atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
-	spoolErr   ratelog.Limiter // log of spool failures
-	rejected   ratelog.Limiter // log of documents Elasticsearch rejected
-	gaveUp     ratelog.Limiter // log of documents given up after retries
-	retrying   ratelog.Limiter // log of retried requests
-	addrs      addressCheck    // values of address fields that are not addresses (encode.go)
+	// discoverer runs node discovery (discover_nodes) until stopDiscover;
+	// discoverNow starts one at once
+	discoverer   sync.WaitGroup
+	stopDiscover context.CancelFunc
+	discoverNow  chan struct{}
+	needSetup    atomic.Bool     // Elasticsearch was unreachable at Start: version and template are to do
+	spoolErr     ratelog.Limiter // log of spool failures
+	rejected     ratelog.Limiter // log of documents Elasticsearch rejected
+	gaveUp       ratelog.Limiter // log of documents given up after retries
+	retrying     ratelog.Limiter // log of retried requests
+	setupLog     ratelog.Limiter // log of retried setups
+	addrs        addressCheck    // values of address fields that are not addresses (encode.go)
 
 	written, indexed, duplicates, failed, deadLettered atomic.Uint64
 	retried, requests, bulkErrors                      atomic.Uint64
 	spooled, replayed, spoolLost, unconfirmed          atomic.Uint64
+	discoveries, discoveryFailures                     atomic.Uint64
 	queued                                             atomic.Int64
 	latency                                            latency
 	settle                                             settlement // for Sync
@@ -163,6 +183,7 @@ func New(cfg Configuration, logger *slog.Logger) (*Sink, error) {
 		lock: make(chan struct{}, 1)}
 	every := 10 * time.Second
 	s.rejected.Every, s.gaveUp.Every, s.retrying.Every, s.spoolErr.Every, s.addrs.log.Every = every, every, every, every, every
+	s.setupLog.Every = every
 	if cfg.DeadLetterFile != "" {
 		s.deadLetter = &deadLetterFile{path: cfg.DeadLetterFile}
 	}
@@ -197,6 +218,7 @@ func (s *Sink) Start(ctx context.Context) error {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
 	s.client = client
+	s.pool.Store(client.pool)
 	if s.cfg.SpoolDir != "" {
 		if s.spool, err = openSpool(s.cfg.SpoolDir, s.cfg.SpoolMaxBytes); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
@@ -230,6 +252,13 @@ func (s *Sink) Start(ctx context.Context) error {
 	}
 	s.ticker.Add(1)
 	go s.tick()
+	if s.cfg.DiscoverNodes {
+		var dctx context.Context
+		dctx, s.stopDiscover = context.WithCancel(s.runCtx)
+		s.discoverNow = make(chan struct{}, 1)
+		s.discoverer.Add(1)
+		go s.discoverLoop(dctx, !s.needSetup.Load())
+	}
 	if s.spool != nil {
 		s.kick = make(chan struct{}, 1)
 		s.drainer.Add(1)
@@ -240,38 +269,81 @@ func (s *Sink) Start(ctx context.Context) error {
 	return nil
 }
 
-// startSetup runs the setup; with a spool, it waits startWait at most and
-// leaves the rest to the drain, and an unreachable Elasticsearch is an outage
-// like any other.
+// startSetup runs the setup, retrying what may pass by itself (see
+// setupRetrying) for StartTimeout. With a spool, it waits startWait at most
+// and leaves the rest to the drain: an Elasticsearch not ready is an outage
+// like any other. A permanent failure fails the start either way.
 func (s *Sink) startSetup(ctx context.Context) error {
 	if s.spool == nil {
-		if err := s.setup(ctx); err != nil {
+		if err := s.setupRetrying(ctx, time.Now().Add(s.cfg.StartTimeout.Duration)); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
 		}
 		return nil
 	}
 	pending := make(chan error, 1)
-	go func() { pending <- s.setup(s.sendCtx) }()
+	go func() { pending <- s.setupRetrying(s.sendCtx, time.Time{}) }()
 	t := time.NewTimer(startWait)
 	defer t.Stop()
 	select {
 	case err := <-pending:
-		if err == nil {
-			return nil
-		}
-		var u *unreachableError
-		if !errors.As(err, &u) {
+		if err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
 		}
-		s.logger.Warn("elasticsearch: unreachable at start; spooling until it answers", "error", err, "dir", s.cfg.SpoolDir)
+		return nil
 	case <-t.C:
-		s.logger.Warn("elasticsearch: no answer yet at start; spooling until it answers", "waited", startWait, "dir", s.cfg.SpoolDir)
+		s.logger.Warn("elasticsearch: not ready at start; spooling until it is", "waited", startWait, "dir", s.cfg.SpoolDir)
 		s.pendingSetup = pending
 	case <-ctx.Done():
 		return fmt.Errorf("elasticsearch: %w", ctx.Err())
 	}
 	s.needSetup.Store(true)
 	return nil
+}
+
+// setupRetrying runs the setup until it succeeds, fails for good (refused
+// credentials, an old version, a rejected template, an untrusted
+// certificate: an error that is not a transientError), ctx ends, or, unless
+// until is zero, the next try would start after until. Between tries it
+// waits BackoffMin, twice as long each time, up to BackoffMax. It is the one
+// retry of the setup: the start's, and the drain's when Elasticsearch was not
+// ready at start.
+func (s *Sink) setupRetrying(ctx context.Context, until time.Time) error {
+	parent := ctx
+	if !until.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, until)
+		defer cancel()
+	}
+	start := time.Now()
+	wait := s.cfg.BackoffMin
+	var last error // of the last try that start_timeout did not cut short
+	for attempt := 1; ; attempt++ {
+		err := s.setup(ctx)
+		var transient *transientError
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				s.logger.Info("elasticsearch: ready", "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		case !errors.As(err, &transient) || parent.Err() != nil:
+			return err
+		case !until.IsZero() && (ctx.Err() != nil || !time.Now().Add(wait).Before(until)):
+			if ctx.Err() == nil || last == nil { // a try cut short says less than the one before (a 503, say)
+				last = err
+			}
+			return fmt.Errorf("%w (still failing after %d attempts in %s; start_timeout is %s)", last, attempt,
+				time.Since(start).Round(time.Millisecond), s.cfg.StartTimeout.Duration)
+		}
+		last = err
+		if ok, suppressed := s.setupLog.Allow(); ok {
+			s.logger.Warn("elasticsearch: not ready; trying again", "error", err, "attempt", attempt, "retry_in", wait,
+				"similar_not_logged", suppressed)
+		}
+		if !s.pause(ctx, &wait) {
+			return err
+		}
+	}
 }
 
 // hurryUp ends StopGrace: requests in flight are abandoned, and what is left
@@ -316,14 +388,18 @@ func tlsConfig(cfg *Configuration, caPEM []byte) *tls.Config {
 	return tc
 }
 
-// setup reads the server's version and installs the index template.
+// setup reads the server's version, unless an earlier try did, and installs
+// the index template.
 func (s *Sink) setup(ctx context.Context) error {
-	if err := s.checkVersion(ctx); err != nil {
-		return err
-	}
-	if s.cfg.DocType != "" {
-		s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
-			"doc_type", s.cfg.DocType, "version", s.version)
+	if !s.versionChecked {
+		if err := s.checkVersion(ctx); err != nil {
+			return err
+		}
+		s.versionChecked = true
+		if s.cfg.DocType != "" {
+			s.logger.Warn("elasticsearch: the document type (p2es ES_Type) is ignored: mapping types were removed in Elasticsearch 7",
+				"doc_type", s.cfg.DocType, "version", s.version)
+		}
 	}
 	if s.c.template != nil {
 		if err := s.installTemplate(ctx); err != nil {
@@ -333,9 +409,9 @@ func (s *Sink) setup(ctx context.Context) error {
 	return nil
 }
 
-// reachError says why a request got no answer. A certificate that does not
-// verify is a configuration error, not an outage: it is not an
-// unreachableError, so a spool does not hide it.
+// reachError says why a request got no answer: a transientError, unless
+// the certificate does not verify or the server is not Elasticsearch,
+// configuration errors that waiting does not cure.
 func reachError(where string, err error) error {
 	var verify *tls.CertificateVerificationError
 	var unknown x509.UnknownAuthorityError
@@ -343,15 +419,28 @@ func reachError(where string, err error) error {
 	if errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) {
 		return fmt.Errorf("%s: TLS: the server's certificate is not trusted (give ca_cert, the CA that signed it): %w", where, err)
 	}
-	return &unreachableError{fmt.Errorf("cannot reach %s: %w", where, err)}
+	if errors.Is(err, errUnknownProduct) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return &transientError{fmt.Errorf("cannot reach %s: %w", where, err)}
 }
 
-// unreachableError is a server that did not answer (as opposed to one that
-// refused): with a spool, the sink starts anyway.
-type unreachableError struct{ err error }
+// transientError is a failure of the setup that may pass by itself: no
+// answer (refused, reset, timed out), or an answer of 429 or 5xx, which a
+// node gives while its cluster forms. The setup is tried again (see
+// setupRetrying); other failures end the start at once.
+type transientError struct{ err error }
 
-func (e *unreachableError) Error() string { return e.err.Error() }
-func (e *unreachableError) Unwrap() error { return e.err }
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// answerFailure is err, a transientError when status may pass by itself.
+func answerFailure(status int, err error) error {
+	if retryableRequest(nil, status) {
+		return &transientError{err}
+	}
+	return err
+}
 
 // checkVersion reads the server's version: from GET /, or, where that is
 // missing (the integ-test distribution has no handler for it), from the local
@@ -369,6 +458,9 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 	status, body, err := s.do(ctx, esapi.InfoRequest{FilterPath: []string{"version.number"}})
 	if err != nil {
 		return reachError(where, err)
+	}
+	if retryableRequest(nil, status) { // not the node info: it would say the same
+		return answerFailure(status, fmt.Errorf("%s: cannot read the server version: %s", where, errorBody(status, body)))
 	}
 	if status == http.StatusOK {
 		var r struct {
@@ -413,7 +505,7 @@ func (s *Sink) checkVersion(ctx context.Context) error {
 			"urls", urls, "error", errorBody(status, body))
 		return nil
 	case version == "":
-		return fmt.Errorf("%s: cannot read the server version: %s", where, errorBody(status, body))
+		return answerFailure(status, fmt.Errorf("%s: cannot read the server version: %s", where, errorBody(status, body)))
 	}
 	major, minor, ok := parseVersion(version)
 	if !ok {
@@ -462,10 +554,11 @@ func (s *Sink) installTemplate(ctx context.Context) error {
 		Body: bytes.NewReader(s.c.template),
 	})
 	if err != nil {
-		return fmt.Errorf("installing index template %s: %w", s.c.templateName, err)
+		return fmt.Errorf("installing index template %s: %w", s.c.templateName, reachError(s.client.Nodes(), err))
 	}
 	if status/100 != 2 {
-		return fmt.Errorf("installing index template %s for %s: %s", s.c.templateName, s.c.templatePattern, errorBody(status, body))
+		return answerFailure(status, fmt.Errorf("installing index template %s for %s: %s", s.c.templateName, s.c.templatePattern,
+			errorBody(status, body)))
 	}
 	s.logger.Info("elasticsearch: index template installed", "template", s.c.templateName, "pattern", s.c.templatePattern)
 	return nil
@@ -637,6 +730,10 @@ func (s *Sink) Stop(ctx context.Context) error {
 	close(s.send)
 	s.unlock()
 	s.ticker.Wait()
+	if s.stopDiscover != nil {
+		s.stopDiscover() // a discovery in flight is abandoned: it changes nothing then
+		s.discoverer.Wait()
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -676,7 +773,8 @@ func (s *Sink) Stop(ctx context.Context) error {
 	s.logger.Info("elasticsearch: stopped", "written", st.Written, "indexed", st.Indexed,
 		"duplicates", st.Duplicates, "failed", st.Failed, "dead_lettered", st.DeadLettered,
 		"retried", st.Retried, "requests", st.Requests, "bulk_errors", st.BulkErrors,
-		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost, "unconfirmed", st.Unconfirmed)
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_lost", st.SpoolLost, "unconfirmed", st.Unconfirmed,
+		"discoveries", st.Discoveries, "discovery_failures", st.DiscoveryFailures)
 	return err
 }
 
@@ -699,6 +797,11 @@ func (s *Sink) Stats() Stats {
 		Latency:      s.latency.snapshot(),
 	}
 	st.MalformedAddresses = s.addrs.malformed.Load()
+	st.Discoveries, st.DiscoveryFailures = s.discoveries.Load(), s.discoveryFailures.Load()
+	st.Nodes = len(s.cfg.URLs)
+	if p := s.pool.Load(); p != nil {
+		st.Nodes, st.NodesAside = p.count()
+	}
 	if s.spool != nil {
 		st.SpoolBytes, st.SpoolDocs = s.spool.Bytes(), s.spool.Entries()
 	}

@@ -240,7 +240,7 @@ func TestFakeSpoolAcrossRestart(t *testing.T) {
 	if st := s2.Stats(); st.SpoolDocs != 50 {
 		t.Errorf("the reopened spool holds %d documents, want 50", st.SpoolDocs)
 	}
-	if !strings.Contains(logs.String(), "unreachable at start; spooling") {
+	if !strings.Contains(logs.String(), "not ready at start; spooling") {
 		t.Errorf("no warning about the start without Elasticsearch:\n%s", logs)
 	}
 	var doc document.Document

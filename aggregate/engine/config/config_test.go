@@ -136,6 +136,9 @@ func TestParseErrors(t *testing.T) {
 		{"api key and user", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nusername = \"u\"\napi_key_file = \"k\"\n", `flowdex.toml:4:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
 		{"api key and password", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\npassword_env = \"P\"\napi_key = \"k\"\n", "flowdex.toml:4:1: output.es.password: a password without a username (expected username too)\n" +
 			`flowdex.toml:7:1: output.es.api_key: an API key and a username/password: give one way to authenticate`},
+		{"start timeout zero", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\nstart_timeout = \"0s\"\n", `flowdex.toml:6:1: output.es.start_timeout: 0s: expected a positive duration, e.g. "1m"`},
+		{"discover interval too short", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ndiscover_nodes = true\n  discover_interval = \"100ms\"\n", `flowdex.toml:7:3: output.es.discover_interval: 100ms: expected 1s or more, e.g. "5m"`},
+		{"discover nodes not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ndiscover_nodes = \"yes\"\n", `flowdex.toml:6:1: output.es.discover_nodes: got a string, expected true or false`},
 		{"skip verify not a bool", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n[output.es]\ntype = \"elasticsearch\"\ntls_insecure_skip_verify = \"yes\"\n", `flowdex.toml:6:1: output.es.tls_insecure_skip_verify: got a string, expected true or false`},
 		{"http listen without port", "[http]\nlisten = \"127.0.0.1\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
 		{"http listen port not a number", "[http]\nlisten = \"127.0.0.1:http\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:2:1: http.listen: "127.0.0.1:http" is not a host and port (expected e.g. "127.0.0.1:8090", or "[::1]:8090")`},
@@ -467,7 +470,7 @@ password = "secret"
 `
 	got := effective(t, src)
 	for _, want := range []string{
-		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
+		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `start_timeout = "1m0s"`, `discover_nodes = false`, `discover_interval = "5m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,
 		`file = "/etc/flowdex/flows.json"`, `format = "auto"`, `timezone = "Local"`, `poll = "1s"`,
 		`flush_interval = "1s"`, `api_key = "********"`, `urls = ["http://elastic:xxxxx@127.0.0.1:9200"]`,
