@@ -32,9 +32,12 @@ func beginOwnCluster(t *testing.T) func() (cluster []string, urls []string, pids
 	t.Helper()
 	skipIfNoES(t)
 	var httpPorts, transportPorts []string
-	for range 3 {
-		httpPorts = append(httpPorts, strconv.Itoa(freeTCPPort(t)))
-		transportPorts = append(transportPorts, strconv.Itoa(freeTCPPort(t)))
+	for i, port := range freeTCPPorts(t, 6) {
+		if i%2 == 0 {
+			httpPorts = append(httpPorts, strconv.Itoa(port))
+		} else {
+			transportPorts = append(transportPorts, strconv.Itoa(port))
+		}
 	}
 	cluster := []string{
 		fmt.Sprintf("FLOWDEX_ES_INSTANCE=cluster-%d", os.Getpid()),

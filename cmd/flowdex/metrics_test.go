@@ -24,12 +24,24 @@ import (
 // freeTCPPort returns a port nothing listens on now.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeTCPPorts(t, 1)[0]
+}
+
+// freeTCPPorts returns n distinct free ports: each listener stays open
+// until all are chosen (a port picked, closed and picked again was a
+// cluster whose HTTP and transport ports were one).
+func freeTCPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // getURL answers an HTTP GET's status and body; 0 when nothing answers.
