@@ -333,8 +333,31 @@ func (c *Consumer) handle(ctx context.Context, h Handler, records []*kgo.Record)
 // commitTimeout bounds one batch's wait and commit at stop.
 const commitTimeout = time.Minute
 
+// afterStop is ctx, except that its end (the daemon stopping) leaves grace
+// more before the context returned ends: a stop does not cut short the
+// delivery and commit of a batch in hand.
+func afterStop(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		timer = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return out, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
 // commitLocked waits until the pending batch is delivered and commits its
-// offsets; at stop it still does, with a context of its own. It holds
+// offsets; a stop, before or during, leaves it commitTimeout. It holds
 // commitMu.
 func (c *Consumer) commitLocked(ctx context.Context) {
 	b := c.pending
@@ -344,11 +367,8 @@ func (c *Consumer) commitLocked(ctx context.Context) {
 	c.pending = nil
 	c.batches.Add(1)
 	c.messages.Add(uint64(len(b.records)))
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-		defer cancel()
-	}
+	ctx, cancel := afterStop(ctx, commitTimeout)
+	defer cancel()
 	if err := b.wait(ctx); err != nil {
 		c.commitErrors.Add(1)
 		c.logger.Error("kafka: the outputs did not confirm a batch: its offsets are not committed, it will be read again", "messages", len(b.records), "error", err)
