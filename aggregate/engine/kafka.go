@@ -222,22 +222,18 @@ func snippet(b []byte) string {
 // cannot tell them from later ones waits for those too), and the
 // dead-letter file is on disk.
 func (k *kafkaInput) Handled() func(context.Context) error {
-	marks := make([]uint64, len(k.p.outputs))
+	waits := make([]func(context.Context) error, len(k.p.outputs))
 	for i, o := range k.p.outputs {
+		waits[i] = o.Sync
 		if m, ok := o.output.(marker); ok {
-			marks[i] = m.Mark()
+			mark := m.Mark()
+			waits[i] = func(ctx context.Context) error { return m.SyncTo(ctx, mark) }
 		}
 	}
 	return func(ctx context.Context) error {
 		var errs []error
 		for i, o := range k.p.outputs {
-			var err error
-			if m, ok := o.output.(marker); ok {
-				err = m.SyncTo(ctx, marks[i])
-			} else {
-				err = o.Sync(ctx)
-			}
-			if err != nil {
+			if err := waits[i](ctx); err != nil {
 				errs = append(errs, fmt.Errorf("output %q: %w", o.name, err))
 			}
 		}

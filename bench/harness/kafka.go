@@ -389,8 +389,7 @@ func producerPerfTest(brokers, topic, payload string, records int64) (float64, e
 }
 
 func kafkaTool(name string, args ...string) (string, error) {
-	cmd := exec.Command(kafkaScript, append([]string{"tool", name}, args...)...)
-	cmd.Env = append(os.Environ(), kafkaEnv...)
+	cmd := kafkaSh(append([]string{"tool", name}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%s: %v\n%s", name, err, tail(string(out)))
@@ -444,6 +443,13 @@ const kafkaScript = "internal/kafkatest/kafka.sh"
 
 var kafkaEnv = []string{"FLOWDEX_KAFKA_INSTANCE=bench", "FLOWDEX_KAFKA_PORT=19692", "FLOWDEX_KAFKA_HEAP=1g"}
 
+// kafkaSh is a kafka.sh command on the bench's broker.
+func kafkaSh(args ...string) *exec.Cmd {
+	cmd := exec.Command(kafkaScript, args...)
+	cmd.Env = append(os.Environ(), kafkaEnv...)
+	return cmd
+}
+
 // startKafka starts the bench's broker (before the harness becomes a
 // subreaper, as startES) and returns its bootstrap address.
 func startKafka(work string) (string, error) {
@@ -452,8 +458,7 @@ func startKafka(work string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	start := exec.Command(kafkaScript, "start")
-	start.Env = append(os.Environ(), kafkaEnv...)
+	start := kafkaSh("start")
 	start.Stdout, start.Stderr = f, f
 	err = start.Run()
 	f.Close()
@@ -461,25 +466,19 @@ func startKafka(work string) (string, error) {
 		b, _ := os.ReadFile(logFile)
 		return "", fmt.Errorf("kafka.sh start: %v\n%s", err, tail(string(b)))
 	}
-	url := exec.Command(kafkaScript, "url")
-	url.Env = start.Env
-	out, err := url.Output()
+	out, err := kafkaSh("url").Output()
 	return strings.TrimSpace(string(out)), err
 }
 
 // stopKafka removes the bench's broker and its data.
 func stopKafka() {
-	cmd := exec.Command(kafkaScript, "remove")
-	cmd.Env = append(os.Environ(), kafkaEnv...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := kafkaSh("remove").CombinedOutput(); err != nil {
 		log.Printf("kafka.sh remove: %v\n%s", err, out)
 	}
 }
 
 func kafkaPID() int {
-	cmd := exec.Command(kafkaScript, "pid", "1")
-	cmd.Env = append(os.Environ(), kafkaEnv...)
-	out, err := cmd.Output()
+	out, err := kafkaSh("pid", "1").Output()
 	if err != nil {
 		return 0
 	}

@@ -247,9 +247,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		if c.client.BufferedFetchRecords() == 0 {
 			// the poll would wait for new messages: the pending batch is
 			// committed now, not when they come
-			c.commitMu.Lock()
-			c.commitLocked(ctx)
-			c.commitMu.Unlock()
+			c.commitPending(ctx)
 		}
 		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() {
@@ -356,6 +354,13 @@ func afterStop(ctx context.Context, grace time.Duration) (context.Context, conte
 	}
 }
 
+// commitPending commits the pending batch, if any (commitLocked under commitMu).
+func (c *Consumer) commitPending(ctx context.Context) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.commitLocked(ctx)
+}
+
 // commitLocked waits until the pending batch is delivered and commits its
 // offsets; a stop, before or during, leaves it commitTimeout. It holds
 // commitMu.
@@ -422,9 +427,7 @@ func (c *Consumer) committedOffsets(ctx context.Context, cl *kgo.Client, ps map[
 // the next: it commits the batch still pending before the partitions go,
 // and forgets them.
 func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	c.commitMu.Lock()
-	c.commitLocked(ctx)
-	c.commitMu.Unlock()
+	c.commitPending(ctx)
 	c.forget(revoked, &c.revoked)
 	c.logger.Info("kafka: partitions revoked", "group", c.cfg.Group, "partitions", describe(revoked))
 }
