@@ -40,9 +40,13 @@ type Configuration struct {
 	// Format of the messages: "json", pmacct's (one record per line, as the
 	// kafka plugin writes with kafka_multi_values or without).
 	Format string `toml:"format"`
-	// MaxPollRecords bounds a batch. A batch's offsets are committed once
-	// its records are delivered, while the next batch is read: two batches
-	// at most are in memory.
+	// MaxPollRecords bounds a batch; 0, the default, makes a batch of what
+	// the last fetch from each broker gave (franz-go holds one at a time,
+	// of at most 1 MiB per partition, 50 MiB per broker). A batch's offsets
+	// are committed once its records are delivered, while the next batch is
+	// read: two batches at most are in memory. A fetch gives each partition
+	// its share; a smaller bound gives a batch the records of one or two
+	// partitions, whose worker then works alone.
 	MaxPollRecords int `toml:"max_poll_records"`
 	// Workers read the messages of a batch in parallel, each its own
 	// partitions (one partition's messages stay in order); 0 is one per CPU.
@@ -52,10 +56,10 @@ type Configuration struct {
 	SessionTimeout setting.Duration `toml:"session_timeout"`
 }
 
-// DefaultConfiguration is group "flowdex", pmacct JSON, batches of up to
-// 10000 messages, Kafka's session timeout (45 s); the topics are the user's to give.
+// DefaultConfiguration is group "flowdex", pmacct JSON, batches of a fetch,
+// Kafka's session timeout (45 s); the topics are the user's to give.
 func DefaultConfiguration() Configuration {
-	return Configuration{Configuration: kafkaclient.DefaultConfiguration(), Group: "flowdex", Format: "json", MaxPollRecords: 10000,
+	return Configuration{Configuration: kafkaclient.DefaultConfiguration(), Group: "flowdex", Format: "json",
 		SessionTimeout: setting.Duration{Duration: 45 * time.Second}}
 }
 
@@ -79,8 +83,8 @@ func (c Configuration) Validate() error {
 	if c.Workers < 0 {
 		errs = append(errs, setting.Errorf("workers", "%d: expected 0 (one per CPU) or more", c.Workers))
 	}
-	if c.MaxPollRecords <= 0 {
-		errs = append(errs, setting.Errorf("max_poll_records", "%d: expected a positive number, e.g. 10000", c.MaxPollRecords))
+	if c.MaxPollRecords < 0 {
+		errs = append(errs, setting.Errorf("max_poll_records", "%d: expected 0 (a fetch) or a positive number, e.g. 10000", c.MaxPollRecords))
 	}
 	if c.SessionTimeout.Duration < time.Second {
 		errs = append(errs, setting.Errorf("session_timeout", "%v: expected a duration of 1s or more (the brokers' group.min.session.timeout.ms is 6s by default)", c.SessionTimeout.Duration))
@@ -236,7 +240,7 @@ func (c *Consumer) check(ctx context.Context, cl *kgo.Client) error {
 }
 
 // Run reads batches into h until ctx is done. A batch's offsets are
-// committed once h's wait for it returns, after the next batch is handled
+// committed once h's wait for it returns, while the next batch is handled
 // (the outputs deliver one batch while the next is read), or before a poll
 // that has no message at hand. At the end it
 // commits what was handled and leaves the group, so that the others take
@@ -249,7 +253,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			// committed now, not when they come
 			c.commitPending(ctx)
 		}
-		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords)
+		fetches := c.client.PollRecords(ctx, c.cfg.MaxPollRecords) // 0: PollFetches
 		if fetches.IsClientClosed() {
 			return nil
 		}
@@ -269,12 +273,19 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 			}
 		})
 		c.mu.Unlock()
+		// the batch before is committed while this one is read: its wait
+		// returns as the outputs deliver it, and the commit is a round trip
+		committed := make(chan struct{})
+		go func() {
+			defer close(committed)
+			c.commitPending(ctx)
+		}()
 		var b *batch
 		if done := c.handle(ctx, h, fetches.Records()); len(done) > 0 {
 			b = &batch{records: done, wait: h.Handled()}
 		}
+		<-committed
 		c.commitMu.Lock()
-		c.commitLocked(ctx) // the batch before, delivered while this one was read
 		c.pending = b
 		if ctx.Err() != nil {
 			c.commitLocked(ctx)

@@ -111,7 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"kafka input without topics", "[[input]]\ntype = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\n", `flowdex.toml:1:1: input#0.topics: no topic (expected e.g. ["pmacct.acct"])`},
 		{"kafka input session timeout", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\n  session_timeout = \"100ms\"\n",
 			`flowdex.toml:4:3: input#0.session_timeout: 100ms: expected a duration of 1s or more (the brokers' group.min.session.timeout.ms is 6s by default)`},
-		{"kafka input max_poll_records", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nmax_poll_records = 0\n", `flowdex.toml:4:1: input#0.max_poll_records: 0: expected a positive number, e.g. 10000`},
+		{"kafka input max_poll_records", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nmax_poll_records = -1\n", `flowdex.toml:4:1: input#0.max_poll_records: -1: expected 0 (a fetch) or a positive number, e.g. 10000`},
 		{"kafka input sasl", "[[input]]\ntype = \"kafka\"\ntopics = [\"pmacct.acct\"]\nsasl = \"scram-sha-256\"\nusername = \"u\"\n",
 			`flowdex.toml:1:1: input#0.password: SASL scram-sha-256 needs a password (password, password_file or password_env)`},
 		{"kafka input broker with a scheme", "[[input]]\ntype = \"kafka\"\nbrokers = [\"ssl://kafka1:9093\"]\ntopics = [\"pmacct.acct\"]\n",
@@ -534,7 +534,7 @@ dead_letter_file = "dead.ndjson"
 type = "print"
 `)
 	for _, want := range []string{
-		`type = "kafka"`, `topics = ["pmacct.acct"]`, `group = "flowdex"`, `format = "json"`, `max_poll_records = 10000`,
+		`type = "kafka"`, `topics = ["pmacct.acct"]`, `group = "flowdex"`, `format = "json"`, `max_poll_records = 0`,
 		`session_timeout = "45s"`, `sasl = "scram-sha-256"`, `username = "flowdex"`, `password = "********"`,
 		`dead_letter_file = "/etc/flowdex/dead.ndjson"`,
 	} {
