@@ -30,9 +30,15 @@ const maxInterned = 4096
 // Decoder parses JSON objects into Documents. It interns keys, so decoding
 // record after record allocates nothing once the keys have been seen.
 // A Decoder is not safe for concurrent use.
+//
+// Records of one source repeat their keys in one order, so the decoder
+// expects the keys of the last object it read: a key that comes where it is
+// expected is neither hashed for the interning nor looked for among the
+// object's keys so far (order's keys are distinct).
 type Decoder struct {
 	keys    map[string]string
 	scratch []byte
+	order   []string // the keys of the last object without a duplicate key, in order
 }
 
 // NewDecoder returns a Decoder.
@@ -64,6 +70,7 @@ func (dec *Decoder) Decode(data []byte, doc *Document) error {
 		p.pos++
 		return p.end()
 	}
+	expected, keys := true, 0 // expected: every key so far came as dec.order has it
 	for {
 		p.skipSpace()
 		if p.peek() != '"' {
@@ -76,14 +83,20 @@ func (dec *Decoder) Decode(data []byte, doc *Document) error {
 		if err != nil {
 			return err
 		}
-		key := dec.intern(keyBytes)
+		var key string
+		if expected = expected && keys < len(dec.order) && string(keyBytes) == dec.order[keys]; expected {
+			key = dec.order[keys]
+		} else {
+			key = dec.intern(keyBytes)
+		}
+		keys++
 		p.skipSpace()
 		if p.peek() != ':' {
 			return p.errorf("expected ':' after a key")
 		}
 		p.pos++
 		p.skipSpace()
-		if err := p.readValueInto(doc, key); err != nil {
+		if err := p.readValueInto(doc, key, expected); err != nil {
 			return err
 		}
 		p.skipSpace()
@@ -93,12 +106,27 @@ func (dec *Decoder) Decode(data []byte, doc *Document) error {
 			continue
 		case '}':
 			p.pos++
+			if !expected || keys != len(dec.order) {
+				dec.remember(doc, keys)
+			}
 			return p.end()
 		}
 		if p.pos >= len(data) {
 			return p.errorf("unexpected end of input (truncated line?)")
 		}
 		return p.errorf("expected ',' or '}'")
+	}
+}
+
+// remember makes doc's keys the order expected next, if they are distinct
+// (keys read, as many as doc has fields).
+func (dec *Decoder) remember(doc *Document, keys int) {
+	dec.order = dec.order[:0]
+	if doc.Len() != keys || keys > maxInterned {
+		return
+	}
+	for i := range keys {
+		dec.order = append(dec.order, doc.Key(i))
 	}
 }
 
@@ -147,7 +175,9 @@ func (p *parser) end() error {
 	return nil
 }
 
-func (p *parser) readValueInto(doc *Document, key string) error {
+// readValueInto reads a value into doc's field key; fresh: doc has no such
+// field yet.
+func (p *parser) readValueInto(doc *Document, key string, fresh bool) error {
 	start := p.pos
 	switch c := p.peek(); {
 	case c == '"':
@@ -155,7 +185,7 @@ func (p *parser) readValueInto(doc *Document, key string) error {
 		if err != nil {
 			return err
 		}
-		doc.SetStringBytes(key, s)
+		doc.putText(key, String, s, fresh)
 	case c == '{' || c == '[':
 		if err := p.skipValue(0); err != nil {
 			return err
@@ -164,12 +194,12 @@ func (p *parser) readValueInto(doc *Document, key string) error {
 		if !utf8.Valid(raw) {
 			raw = validUTF8(raw)
 		}
-		doc.SetRaw(key, raw)
+		doc.putText(key, Raw, raw, fresh)
 	case c == '-' || (c >= '0' && c <= '9'):
 		if err := p.skipNumber(); err != nil {
 			return err
 		}
-		doc.SetNumber(key, p.data[start:p.pos])
+		doc.putText(key, Number, p.data[start:p.pos], fresh)
 	case c == 't':
 		if err := p.literal("true"); err != nil {
 			return err

@@ -163,6 +163,15 @@ func (d *Document) slot(key string) *field {
 	return &d.fields[len(d.fields)-1]
 }
 
+// putText is setText, or appendText where the caller knows key is not there.
+func (d *Document) putText(key string, kind Kind, text []byte, fresh bool) {
+	if fresh {
+		d.appendText(key, kind, text)
+	} else {
+		d.setText(key, kind, text)
+	}
+}
+
 func (d *Document) setText(key string, kind Kind, text []byte) {
 	off := uint32(len(d.arena))
 	d.arena = append(d.arena, text...)

@@ -49,6 +49,48 @@ func TestDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDecodeExpectedKeys: a decoder expects the keys of the object before;
+// objects whose keys differ from it (order, a key more or less, a duplicate,
+// an error halfway) decode as a fresh decoder decodes them.
+func TestDecodeExpectedKeys(t *testing.T) {
+	lines := []string{
+		`{"a": 1, "b": "x", "c": [1]}`,
+		`{"a": 2, "b": "y", "c": [2]}`,          // as expected
+		`{"b": "z", "a": 3, "c": [3]}`,          // another order
+		`{"b": "z", "a": 3}`,                    // a key less
+		`{"b": "z", "a": 3, "c": 4, "d": null}`, // more
+		`{"b": 1, "a": 2, "b": 3}`,              // a duplicate: the last value, first place
+		`{"b": 1, "a": 2, "b": 3}`,              // again: not expected (the order is not distinct)
+		`{"b": 1, "a": 2}`,
+		`{"b": 1, "a": 2, "a": 5}`, // the duplicate where the next key was expected
+		`{"b": 1, "a": 2`,          // truncated
+		`{"b": 1, "a": 2, "c": true}`,
+		`{"b": 1, "a": 2, "c": false, "c": 0}`,
+		`{}`,
+		`{"b": 1}`,
+	}
+	dec := NewDecoder()
+	var doc, fresh Document
+	for _, line := range lines {
+		err := dec.Decode([]byte(line), &doc)
+		wantErr := NewDecoder().Decode([]byte(line), &fresh)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%s: error %v, a fresh decoder's %v", line, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if got, want := doc.AppendJSON(nil, Compact), fresh.AppendJSON(nil, Compact); !bytes.Equal(got, want) {
+			t.Errorf("%s: decoded %s, a fresh decoder %s", line, got, want)
+		}
+		for i := range doc.Len() {
+			if doc.Index(doc.Key(i)) != i {
+				t.Errorf("%s: key %q twice: %s", line, doc.Key(i), doc.AppendJSON(nil, Compact))
+			}
+		}
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	tests := []struct {
 		in     string
@@ -202,6 +244,13 @@ func FuzzDecode(f *testing.F) {
 		dec := NewDecoder()
 		var doc Document
 		err := dec.Decode(in, &doc)
+		// a decoder that expects in's keys (or what it read of them) gives the same
+		if err == nil {
+			var again Document
+			if err := dec.Decode(in, &again); err != nil || !bytes.Equal(again.AppendJSON(nil, Compact), doc.AppendJSON(nil, Compact)) {
+				t.Fatalf("%q decoded again: %v, %s; the first time %s", in, err, again.AppendJSON(nil, Compact), doc.AppendJSON(nil, Compact))
+			}
+		}
 		var std map[string]json.RawMessage
 		stdErr := json.Unmarshal(in, &std)
 		isObject := stdErr == nil && std != nil
