@@ -88,21 +88,51 @@ const (
 	indexAction  = `{"index":{"_index":`
 )
 
-// encode appends the action line and the document line for doc, returning the
-// item with offsets relative to the start of what it appended.
-func (s *Sink) encode(dst []byte, doc *document.Document, id string, t time.Time) ([]byte, item) {
-	base, ix := len(dst), actionStart(dst, id)
-	dst = append(ix, '"')
-	dst = s.c.index.Render(dst, t.In(s.cfg.IndexLocation.Get()))
-	dst = append(dst, '"')
-	dst, it := actionEnd(dst, base, len(ix), id)
-	if len(s.c.addrFields.names) > 0 {
-		s.checkAddresses(doc, dst[base+int(it.ixOff):base+int(it.ixOff+it.ixLen)])
+// encoder encodes documents, outside the sink's lock: Write's callers encode
+// at once. It keeps the index name and the @timestamp text of the last
+// second it encoded, which the documents of a time bin share: formatting
+// them was a third of an encode.
+type encoder struct {
+	buf   []byte // the action and document lines of the last encode
+	sec   int64  // the second of index and stamp, valid when stamp is not empty
+	index []byte // the index name of sec, quoted; empty if it varies within a second (%f)
+	stamp []byte // sec in UTC, "2006-01-02T15:04:05."
+}
+
+// encode makes e.buf the action line and the document line for doc, and
+// returns the item locating them in it.
+func (s *Sink) encode(e *encoder, doc *document.Document, id string, t time.Time) item {
+	if sec := t.Unix(); len(e.stamp) == 0 || sec != e.sec {
+		e.sec = sec
+		e.stamp = t.UTC().AppendFormat(e.stamp[:0], "2006-01-02T15:04:05.")
+		e.index = e.index[:0]
+		if !s.c.index.SubSecond() {
+			e.index = s.appendIndex(e.index, t)
+		}
 	}
-	dst = appendDocument(dst, doc, t)
+	dst := actionStart(e.buf[:0], id)
+	ix := len(dst)
+	if len(e.index) > 0 {
+		dst = append(dst, e.index...)
+	} else {
+		dst = s.appendIndex(dst, t)
+	}
+	dst, it := actionEnd(dst, 0, ix, id)
+	if len(s.c.addrFields.names) > 0 {
+		s.checkAddresses(doc, dst[it.ixOff:it.ixOff+it.ixLen])
+	}
+	dst = appendDocument(dst, doc, e.stamp, t)
 	dst = append(dst, '\n')
-	it.end = len(dst) - base
-	return dst, it
+	it.end = len(dst)
+	e.buf = dst
+	return it
+}
+
+// appendIndex appends the quoted name of t's index.
+func (s *Sink) appendIndex(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = s.c.index.Render(dst, t.In(s.cfg.IndexLocation.Get()))
+	return append(dst, '"')
 }
 
 // actionStart appends the action line up to its index name: create with an
@@ -132,8 +162,9 @@ func actionEnd(dst []byte, base, ix int, id string) ([]byte, item) {
 }
 
 // appendDocument appends doc as compact JSON, in its order, with @timestamp
-// last (an @timestamp of its own is replaced).
-func appendDocument(dst []byte, doc *document.Document, t time.Time) []byte {
+// last (an @timestamp of its own is replaced): t, whose second is written
+// in stamp (appendTimestamp's text up to the milliseconds).
+func appendDocument(dst []byte, doc *document.Document, stamp []byte, t time.Time) []byte {
 	n := doc.Len()
 	if doc.Index("@timestamp") < 0 {
 		dst = doc.AppendJSON(dst, document.Compact)
@@ -159,7 +190,9 @@ func appendDocument(dst []byte, doc *document.Document, t time.Time) []byte {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"@timestamp":"`...)
-	dst = appendTimestamp(dst, t)
+	dst = append(dst, stamp...)
+	ms := t.Nanosecond() / 1e6
+	dst = append(dst, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 	return append(dst, `"}`...)
 }
 

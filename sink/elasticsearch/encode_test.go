@@ -1,6 +1,7 @@
 package elasticsearch
 
 import (
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
@@ -61,12 +63,12 @@ func TestMalformedAddressesCounted(t *testing.T) {
 	good.SetString("peer_ip_dst", "") // pmacct's none
 	good.SetString("post_nat_ip_src", "2001:db8::1")
 	good.SetString("tunnel_ip_src", "fe80::1%eth0")
-	var buf []byte
-	buf, _ = s.encode(buf[:0], good, "id", at)
+	var e encoder
+	s.encode(&e, good, "id", at)
 	if n := s.Stats().MalformedAddresses; n != 0 || logs.String() != "" {
 		t.Fatalf("valid addresses: %d counted, log %q", n, logs.String())
 	}
-	if n := testing.AllocsPerRun(100, func() { buf, _ = s.encode(buf[:0], good, "id", at) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { s.encode(&e, good, "id", at) }); n != 0 {
 		t.Errorf("%v allocations per valid document, want 0", n)
 	}
 	bad := benchDoc()
@@ -74,7 +76,7 @@ func TestMalformedAddressesCounted(t *testing.T) {
 	bad.SetString("ip_dst", "192.0.2.0/24") // a prefix is not an ip
 	bad.SetInt("tunnel_ip_dst", 3232235777) // nor a number
 	bad.SetString("label", "junk")          // not an address field: a keyword
-	buf, _ = s.encode(buf[:0], bad, "id", at)
+	s.encode(&e, bad, "id", at)
 	if n := s.Stats().MalformedAddresses; n != 3 {
 		t.Errorf("%d malformed addresses counted, want 3", n)
 	}
@@ -84,7 +86,73 @@ func TestMalformedAddressesCounted(t *testing.T) {
 		t.Errorf("want one warning naming the field, value and index:\n%s", log)
 	}
 	// the document goes as it came: Elasticsearch keeps it, without the field
-	if !strings.Contains(string(buf), `"ip_src":"not-an-address"`) {
-		t.Errorf("document changed: %s", buf)
+	if !strings.Contains(string(e.buf), `"ip_src":"not-an-address"`) {
+		t.Errorf("document changed: %s", e.buf)
+	}
+}
+
+// encode keeps the last second's index name and @timestamp text: documents
+// of other seconds, zones and index patterns get their own, as formatting
+// each time would give them.
+func TestEncodeTimes(t *testing.T) {
+	tokyo, err := setting.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := benchDoc()
+	for _, c := range []struct {
+		index string
+		zone  setting.Location
+		times []time.Time
+		want  []string // index name, @timestamp
+	}{
+		{"flows-%Y.%m.%d", setting.Location{}, []time.Time{
+			time.Date(2024, 1, 1, 23, 59, 59, 999_999_999, time.UTC),
+			time.Date(2024, 1, 1, 23, 59, 59, 5_000_000, time.UTC),
+			time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC),
+			time.Date(2024, 1, 2, 9, 0, 0, 120_000_000, tokyo.Location), // the same second as before, another zone
+			time.Date(2023, 12, 31, 23, 59, 59, 999_000_000, time.FixedZone("-01", -3600)),
+		}, []string{
+			"flows-2024.01.01", "2024-01-01T23:59:59.999Z",
+			"flows-2024.01.01", "2024-01-01T23:59:59.005Z",
+			"flows-2024.01.02", "2024-01-02T00:00:00.000Z",
+			"flows-2024.01.02", "2024-01-02T00:00:00.120Z",
+			"flows-2024.01.01", "2024-01-01T00:59:59.999Z",
+		}},
+		{"flows-%Y.%m.%d-%H", tokyo, []time.Time{
+			time.Date(2024, 1, 1, 14, 59, 59, 0, time.UTC),
+			time.Date(2024, 1, 1, 15, 0, 0, 0, time.UTC),
+		}, []string{
+			"flows-2024.01.01-23", "2024-01-01T14:59:59.000Z",
+			"flows-2024.01.02-00", "2024-01-01T15:00:00.000Z",
+		}},
+		{"flows-%S.%f", setting.Location{}, []time.Time{
+			time.Date(2024, 1, 1, 0, 0, 7, 1_000, time.UTC),
+			time.Date(2024, 1, 1, 0, 0, 7, 2_000, time.UTC),
+		}, []string{
+			"flows-07.000001", "2024-01-01T00:00:07.000Z",
+			"flows-07.000002", "2024-01-01T00:00:07.000Z",
+		}},
+	} {
+		cfg := DefaultConfiguration()
+		cfg.Index, cfg.IndexLocation = c.index, c.zone
+		s, err := New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e encoder
+		for i, at := range c.times {
+			it := s.encode(&e, doc, "id", at)
+			index := strings.Trim(string(it.index(e.buf)), `"`)
+			var got struct {
+				Timestamp string `json:"@timestamp"`
+			}
+			if err := json.Unmarshal(it.document(e.buf), &got); err != nil {
+				t.Fatalf("%s: %v", it.document(e.buf), err)
+			}
+			if index != c.want[2*i] || got.Timestamp != c.want[2*i+1] {
+				t.Errorf("%s, %v: index %s, @timestamp %s; want %s, %s", c.index, at, index, got.Timestamp, c.want[2*i], c.want[2*i+1])
+			}
+		}
 	}
 }

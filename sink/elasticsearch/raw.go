@@ -25,7 +25,7 @@ func (s *Sink) WriteRaw(ctx context.Context, index, id string, doc []byte) error
 	defer s.unlock()
 	var it item
 	s.scratch, it = encodeRaw(s.scratch[:0], index, id, doc)
-	return s.queueLocked(ctx, it)
+	return s.queueLocked(ctx, s.scratch, it)
 }
 
 // encodeRaw is encode for a document already encoded.

@@ -110,12 +110,14 @@ type Sink struct {
 	// tests set it before Start.
 	now func() time.Time
 
+	encoders sync.Pool // *encoder: Write encodes before it takes the lock
+
 	// lock (a channel, so that waiting for it can end with a context) guards
 	// the fields below and the current batch
 	lock    chan struct{}
 	state   int
 	cur     *batch
-	scratch []byte
+	scratch []byte // WriteRaw's encoding
 
 	free     chan *batch // empty batches; Write waits here when all are in flight
 	send     chan *batch // full batches for the workers
@@ -591,13 +593,17 @@ func (s *Sink) Write(ctx context.Context, doc *document.Document, id string, t t
 	if t.IsZero() {
 		t = s.now()
 	}
+	e, _ := s.encoders.Get().(*encoder)
+	if e == nil {
+		e = new(encoder)
+	}
+	defer s.encoders.Put(e)
+	it := s.encode(e, doc, id, t)
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.unlock()
-	var it item
-	s.scratch, it = s.encode(s.scratch[:0], doc, id, t)
-	return s.queueLocked(ctx, it)
+	return s.queueLocked(ctx, e.buf, it)
 }
 
 // acquire takes the lock of a started sink, for Write and WriteRaw.
@@ -624,9 +630,9 @@ func (s *Sink) acquire(ctx context.Context) error {
 	return nil
 }
 
-// queueLocked adds the item encoded in s.scratch to the current batch.
-func (s *Sink) queueLocked(ctx context.Context, it item) error {
-	if s.cur != nil && len(s.cur.buf)+len(s.scratch) > s.cfg.FlushBytes {
+// queueLocked adds the item encoded in enc to the current batch.
+func (s *Sink) queueLocked(ctx context.Context, enc []byte, it item) error {
+	if s.cur != nil && len(s.cur.buf)+len(enc) > s.cfg.FlushBytes {
 		s.flushLocked()
 	}
 	if s.cur == nil {
@@ -645,7 +651,7 @@ func (s *Sink) queueLocked(ctx context.Context, it item) error {
 	if len(s.cur.items) == 0 {
 		s.cur.docs.first = s.written.Load() + 1
 	}
-	s.cur.add(s.scratch, it)
+	s.cur.add(enc, it)
 	s.written.Add(1)
 	s.queued.Add(1)
 	if len(s.cur.buf) >= s.cfg.FlushBytes || s.cfg.FlushDocs > 0 && len(s.cur.items) >= s.cfg.FlushDocs {

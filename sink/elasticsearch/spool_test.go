@@ -30,12 +30,11 @@ func testBatch(t *testing.T, from, n int) *batch {
 	}
 	b := &batch{}
 	var doc document.Document
-	var enc []byte
+	var e encoder
 	for i := from; i < from+n; i++ {
 		pmacctDoc(&doc, i)
-		var it item
-		enc, it = s.encode(enc[:0], &doc, "id-"+strconv.Itoa(i), time.Unix(1704067200, 0))
-		b.add(enc, it)
+		it := s.encode(&e, &doc, "id-"+strconv.Itoa(i), time.Unix(1704067200, 0))
+		b.add(e.buf, it)
 	}
 	return b
 }

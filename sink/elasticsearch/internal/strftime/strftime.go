@@ -106,6 +106,16 @@ func (p *Pattern) HasCodes() bool {
 	return false
 }
 
+// SubSecond reports whether names change within a second (%f).
+func (p *Pattern) SubSecond() bool {
+	for _, o := range p.ops {
+		if o.Code == 'f' {
+			return true
+		}
+	}
+	return false
+}
+
 // Prefix is the literal text before the first code.
 func (p *Pattern) Prefix() string {
 	var b strings.Builder
