@@ -51,6 +51,11 @@ type Configuration struct {
 	// PartitionKey is pmacct's kafka_partition_key: the message key, from
 	// which Kafka picks the partition; "" sends records without a key.
 	PartitionKey string `toml:"partition_key"`
+	// Compression of the record batches: "none", "gzip", "snappy", "lz4" or
+	// "zstd" (librdkafka's compression.codec, which pmacct's kafka plugin
+	// takes from kafka_config_file). The brokers store the batches as they
+	// come, and consumers decompress them.
+	Compression string `toml:"compression"`
 	// Markers writes pmacct's purge_init and purge_close messages around
 	// each purge (print_markers).
 	Markers bool `toml:"markers"`
@@ -86,6 +91,7 @@ func DefaultConfiguration() Configuration {
 		Configuration:      kafkaclient.DefaultConfiguration(),
 		Topic:              DefaultTopic,
 		PartitionKey:       "$peer_src_ip",
+		Compression:        "snappy",
 		MaxBufferedRecords: 10000,
 		MaxBufferedBytes:   64 << 20,
 		DeliveryTimeout:    setting.Duration{Duration: 5 * time.Minute},
@@ -112,6 +118,9 @@ func (c Configuration) Validate() error {
 	if _, static := topic.static(); c.Markers && err == nil && !static {
 		bad("markers", "markers with a topic of variables (%q): a purge would span several topics (expected a topic without $variables, or markers = false)", c.Topic)
 	}
+	if _, ok := codecs[c.Compression]; !ok {
+		bad("compression", "%q: expected one of none, gzip, snappy, lz4, zstd", c.Compression)
+	}
 	if c.MaxBufferedRecords <= 0 {
 		bad("max_buffered_records", "%d: expected a positive number, e.g. 10000", c.MaxBufferedRecords)
 	}
@@ -133,12 +142,19 @@ func (c Configuration) Validate() error {
 	return errors.Join(errs...)
 }
 
+// codecs are the compressions by name.
+var codecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
 // LogValue shows the configuration, its password hidden.
 func (c Configuration) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("connection", c.Configuration),
 		slog.String("topic", c.Topic),
 		slog.String("partition_key", c.PartitionKey),
+		slog.String("compression", c.Compression),
 		slog.Bool("markers", c.Markers),
 		slog.Int("max_buffered_records", c.MaxBufferedRecords),
 		slog.Int("max_buffered_bytes", c.MaxBufferedBytes),
@@ -230,6 +246,7 @@ func (s *Sink) Start(ctx context.Context) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	opts = append(opts,
+		kgo.ProducerBatchCompression(codecs[s.cfg.Compression]),
 		kgo.MaxBufferedRecords(s.cfg.MaxBufferedRecords),
 		kgo.MaxBufferedBytes(s.cfg.MaxBufferedBytes),
 		kgo.RecordDeliveryTimeout(s.deliveryTimeout()),

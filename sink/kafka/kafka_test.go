@@ -63,6 +63,11 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	cfg = DefaultConfiguration()
+	cfg.Compression = "brotli"
+	if err := cfg.Validate(); err == nil || err.Error() != `compression: "brotli": expected one of none, gzip, snappy, lz4, zstd` {
+		t.Errorf("compression: %v", err)
+	}
+	cfg = DefaultConfiguration()
 	cfg.Topic, cfg.Markers = "flows.$peer_src_ip", true
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "markers:") {
 		t.Errorf("markers with a dynamic topic: %v", err)
@@ -184,6 +189,40 @@ func TestPublish(t *testing.T) {
 	if len(markers) != 2 || !initRE.MatchString(markers[0]) && !initRE.MatchString(markers[1]) ||
 		!closeRE.MatchString(markers[0]) && !closeRE.MatchString(markers[1]) {
 		t.Errorf("markers %q", markers)
+	}
+}
+
+// Each compression reaches the broker as it was asked (the batches' codec,
+// as a consumer sees it) and the records come back as they were written.
+func TestCompression(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx := context.Background()
+	for codec, attr := range map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4} {
+		topic := kafkatest.Topic(t, "kcodec", 1)
+		cfg := DefaultConfiguration()
+		cfg.Brokers, cfg.Topic, cfg.Compression = brokers, topic, codec
+		s := started(t, cfg)
+		var want []string
+		for i := range 20 {
+			d := doc("192.0.2.1", i)
+			want = append(want, string(d.AppendJSON(nil, document.Pmacct)))
+			if err := s.Write(ctx, d, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range consume(t, brokers, topic, len(want)) {
+			got = append(got, string(r.Value))
+			if c := r.Attrs.CompressionType(); c != attr {
+				t.Errorf("%s: a batch of codec %d, want %d", codec, c, attr)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: read back\n%q\nwant\n%q", codec, got, want)
+		}
 	}
 }
 
