@@ -209,6 +209,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
+		kgo.WithPools(new(recordPool)),
 	)...)
 	if err != nil {
 		return fmt.Errorf("kafka brokers %s: %w", c.cfg.Where(), err)
@@ -339,6 +340,40 @@ func (c *Consumer) handle(ctx context.Context, h Handler, records []*kgo.Record)
 	return done
 }
 
+// recordPool lends franz-go the memory of fetched batches (the records and
+// their decompressed bytes), which comes back once a batch's offsets are
+// committed or given up (recycle): allocated afresh, it cost the kafka input
+// a tenth of its CPU in garbage collection.
+type recordPool struct {
+	bytes, records sync.Pool // *[]byte, *[]kgo.Record
+}
+
+func (p *recordPool) GetDecompressBytes([]byte, kgo.CompressionCodecType) []byte {
+	if b, ok := p.bytes.Get().(*[]byte); ok {
+		return *b
+	}
+	return nil // franz-go allocates what it needs, and puts it back
+}
+
+func (p *recordPool) PutDecompressBytes(b []byte) { p.bytes.Put(&b) }
+
+func (p *recordPool) GetRecords(n int) []kgo.Record {
+	if r, ok := p.records.Get().(*[]kgo.Record); ok && cap(*r) >= n {
+		return (*r)[:0]
+	}
+	return make([]kgo.Record, 0, n)
+}
+
+func (p *recordPool) PutRecords(r []kgo.Record) { p.records.Put(&r) }
+
+// recycle gives the records' memory back to the pool: nothing may use them
+// after (the handler copies what it keeps).
+func recycle(records []*kgo.Record) {
+	for _, r := range records {
+		r.Recycle()
+	}
+}
+
 // commitTimeout bounds one batch's wait and commit at stop.
 const commitTimeout = time.Minute
 
@@ -381,6 +416,7 @@ func (c *Consumer) commitLocked(ctx context.Context) {
 		return
 	}
 	c.pending = nil
+	defer recycle(b.records)
 	c.batches.Add(1)
 	c.messages.Add(uint64(len(b.records)))
 	ctx, cancel := afterStop(ctx, commitTimeout)
@@ -447,7 +483,10 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 // refused; the pending batch is read again by the partitions' new owners.
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	c.commitMu.Lock()
-	c.pending = nil
+	if c.pending != nil {
+		recycle(c.pending.records)
+		c.pending = nil
+	}
 	c.commitMu.Unlock()
 	c.forget(lost, &c.lost)
 	c.logger.Warn("kafka: partitions lost (the group went on without this member): what was not committed is read again", "group", c.cfg.Group, "partitions", describe(lost))
