@@ -43,7 +43,7 @@ test: deps
 	FLOWDEX_TEST_KAFKA=$$($(KAFKA) url) FLOWDEX_REQUIRE_KAFKA=1 \
 	FLOWDEX_TEST_KAFKA_SECURE=$$(FLOWDEX_KAFKA_SECURE=1 $(KAFKA) listeners) \
 	FLOWDEX_TEST_KAFKA_SECURE_CA=$$(FLOWDEX_KAFKA_SECURE=1 $(KAFKA) ca) \
-	  $(GO) test -race -count=1 -timeout 15m ./... || status=$$?; \
+	  $(GO) test -race -count=1 -timeout 25m ./... || status=$$?; \
 	FLOWDEX_KAFKA_SECURE=1 $(KAFKA) stop || true; $(KAFKA) stop || true; \
 	$(ES) stop 8s || true; $(ES) stop 9 || true; $(ES) stop 8 || true; \
 	exit $$status
