@@ -78,6 +78,8 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 				}
 			case writeTime:
 				doc.AppendStringBytes(in.json, f.AppendTime(buf[:0], in.slot.i64(k), true))
+			case writeLabel:
+				doc.AppendString(in.json, LabelText(in.slot.u32(k)))
 			}
 		}
 	}

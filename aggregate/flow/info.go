@@ -54,6 +54,7 @@ const (
 	KindStamp                // a time bin, in Format's form without microseconds
 	KindCounter              // a summed counter: flows, packets, bytes; not a key
 	KindReal                 // a number with a fraction (GeoIP coordinates)
+	KindLabel                // a string from a pre_tag_map, kept as its LabelID in a Record
 	numKinds
 )
 
@@ -87,6 +88,7 @@ var kinds = [numKinds]struct {
 	KindStamp:    {JSONString, "date", false, nil},
 	KindCounter:  {JSONInteger, "long", false, []slotType{slotU64}},
 	KindReal:     {JSONNumber, "double", false, nil},
+	KindLabel:    {JSONString, "keyword", true, []slotType{slotU32}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -168,6 +170,7 @@ const (
 	writeProto                   // KindProto
 	writeTCPFlags                // KindTCPFlags, from the Counters
 	writeTime                    // KindTime
+	writeLabel                   // KindLabel
 )
 
 // The Go types of Record fields, by slot type.
@@ -258,6 +261,8 @@ func init() {
 			w.op = writeTCPFlags
 		case KindTime:
 			w.op = writeTime
+		case KindLabel:
+			w.op = writeLabel
 		case KindCounter:
 			if p != Flows {
 				panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))

@@ -144,10 +144,10 @@ const (
 // NetFlow/IPFIX header or special rules (collector/netflow), the pipeline
 // (aggregate/cache: networks_file, masks, sampling).
 var table = [numPrimitives]Info{
-	EventType: row("", "event_type", "", KindText, ""), // "purge"; pmacct's CSV has no such column
-	Tag:       row("tag", "tag", "TAG", KindUint, ""),
-	Tag2:      row("tag2", "tag2", "TAG2", KindUint, ""),
-	Label:     row("label", "label", "LABEL", KindText, "").freeText(),                 // labels chained in a pre_tag_map are joined with ','
+	EventType: row("", "event_type", "", KindText, ""),                                 // "purge"; pmacct's CSV has no such column
+	Tag:       row("tag", "tag", "TAG", KindUint, "Tag"),                               // pre_tag_map (aggregate/pretag)
+	Tag2:      row("tag2", "tag2", "TAG2", KindUint, "Tag2"),                           // idem
+	Label:     row("label", "label", "LABEL", KindLabel, "Label").freeText(),           // idem; labels chained in a map are joined with ','
 	Class:     row("class", "class", "CLASS", KindText, ""),                            // 1.7.7 source (Debian builds without nDPI)
 	SrcMAC:    row("src_mac", "mac_src", "SRC_MAC", KindMAC, "SrcMAC").nf(56, 81, 365), // sFlow, packet
 	DstMAC:    row("dst_mac", "mac_dst", "DST_MAC", KindMAC, "DstMAC").nf(80, 57),      // sFlow, packet

@@ -15,6 +15,9 @@ import "net/netip"
 // Key holds the primitives of a record, named after pmacct's aggregate keys.
 // A zero field means unknown or absent, as in pmacct's output.
 type Key struct {
+	Tag, Tag2 uint64 // tag, tag2: set by an input's pre_tag_map (0: none)
+	Label     uint32 // label: the pre_tag_map's, as LabelID numbers it (0: none)
+
 	SrcMAC, DstMAC [6]byte // src_mac, dst_mac
 	VLAN           uint16  // vlan: ingress VLAN, else egress
 	CoS            uint8   // cos: 802.1p priority
