@@ -23,6 +23,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
+	"github.com/flowdex/flowdex/aggregate/pretag"
 )
 
 // Configuration is the setup of one cache. The zero value aggregates
@@ -68,6 +69,10 @@ type Configuration struct {
 	Networks *networks.Table
 	// Filter, when set, is the aggregate_filter.
 	Filter *filter.Filter
+	// Tags are the pre_tag_filter, pre_tag2_filter and pre_tag_label_filter,
+	// on the tags the input's pre_tag_map gave the record; a record they
+	// refuse is counted as the aggregate_filter's are.
+	Tags pretag.Filters
 
 	// TimestampsSecs cuts timestamp_start, _end, _arrival and _export to
 	// whole seconds before aggregating (pmacct's timestamps_secs, which its
@@ -126,7 +131,7 @@ type Entry struct {
 // Stats counts what went through a cache.
 type Stats struct {
 	Records  uint64 // records given to Add
-	Filtered uint64 // records the filter rejected
+	Filtered uint64 // records the filter or the tag filters rejected
 	Sampled  uint64 // records passed over by sampling
 	Entries  int    // entries in the cache now
 	Flushes  uint64 // calls to Flush
@@ -138,6 +143,7 @@ type Cache struct {
 	codec  flow.KeyCodec // packs the key primitives
 	sum    flow.Sum
 	filter *filter.Filter
+	tags   *pretag.Filters // nil: none
 	nets   *networks.Table
 	renorm bool
 	secs   bool // TimestampsSecs
@@ -175,6 +181,7 @@ func New(cfg Configuration) *Cache {
 	c := &Cache{
 		sum:     cfg.Aggregate.Sum,
 		filter:  cfg.Filter,
+		tags:    tagFilters(cfg.Tags),
 		nets:    cfg.Networks,
 		renorm:  cfg.Renormalize,
 		secs:    cfg.TimestampsSecs,
@@ -293,6 +300,13 @@ func (c *Cache) bin(r *flow.Record) int64 {
 	return b
 }
 
+func tagFilters(f pretag.Filters) *pretag.Filters {
+	if f.Empty() {
+		return nil
+	}
+	return &f
+}
+
 // Add aggregates one record; the record is not kept.
 //
 // Order, as in pmacct: the filter sees the record as it came; then nets,
@@ -308,7 +322,7 @@ func (c *Cache) bin(r *flow.Record) int64 {
 // uncontended; writers on every core share one table).
 func (c *Cache) Add(r *flow.Record) {
 	c.records.Add(1)
-	if c.filter != nil && !c.filter.Match(r) {
+	if c.filter != nil && !c.filter.Match(r) || c.tags != nil && !c.tags.Match(r) {
 		c.filtered.Add(1)
 		return
 	}

@@ -39,10 +39,16 @@ func (e *Engine) logEnrichmentStats() {
 	}
 }
 
-// Reload reads every pipeline's enrichment files again (SIGHUP). A pipeline
-// whose files fail to load keeps the ones it had.
+// Reload reads every flow input's pre_tag_map and every pipeline's
+// enrichment files again (SIGHUP). A map or files that do not load leave
+// the ones in use.
 func (e *Engine) Reload() {
 	logger := e.logger
+	for _, fi := range e.flowInputs {
+		if fi.pretagPath != "" {
+			fi.reloadPretag()
+		}
+	}
 	es := e.enrichers()
 	if len(es) == 0 {
 		logger.Info("SIGHUP: no enrichment files to reload")

@@ -20,6 +20,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
+	"github.com/flowdex/flowdex/aggregate/pretag"
 	"github.com/flowdex/flowdex/aggregate/ratelog"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
@@ -80,6 +81,9 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 		if cc.Filter, err = filter.Compile(pc.Filter); err != nil {
 			return nil, setting.Key("filter", err)
 		}
+	}
+	if cc.Tags, err = pc.PreTagFilters(); err != nil {
+		return nil, err
 	}
 	if pc.NetworksFile != "" {
 		if cc.Networks, err = networks.Load(pc.NetworksFile); err != nil {
@@ -242,6 +246,9 @@ type flowInput struct {
 
 	allow []setting.Prefix // exporters accepted; none: any (exporters = [] too)
 
+	pretag     atomic.Pointer[pretag.Map] // nil without a pre_tag_map; replaced by a reload
+	pretagPath string
+
 	bound  atomic.Bool // receiving: socket bound, capture open, replay begun
 	loaded atomic.Bool // NetFlow: the templates file was read (else it is not overwritten)
 	// exporters keeps each exporter's counters and, for NetFlow, the
@@ -263,6 +270,13 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(stri
 		e := &countingEmitter{fi: fi}
 		e.emit = e.add
 		return e
+	}
+	if fi.pretagPath = in.Targets().PreTagMap; fi.pretagPath != "" {
+		m, err := fi.loadPretag()
+		if err != nil {
+			return nil, setting.Key("pre_tag_map", err)
+		}
+		fi.pretag.Store(m)
 	}
 	switch in := in.(type) {
 	case *config.NetFlowInput:
@@ -292,7 +306,27 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(stri
 	return fi, nil
 }
 
+func (fi *flowInput) loadPretag() (*pretag.Map, error) {
+	_, capture := fi.cfg.(*config.PcapInput)
+	return pretag.Load(fi.pretagPath, pretag.Options{Capture: capture})
+}
+
+// reloadPretag reads the pre_tag_map again; a map that does not load
+// leaves the one in use.
+func (fi *flowInput) reloadPretag() {
+	m, err := fi.loadPretag()
+	if err != nil {
+		fi.logger.Error("pre_tag_map reload failed, the previous map stays in use", "file", fi.pretagPath, "error", err)
+		return
+	}
+	fi.pretag.Store(m)
+	fi.logger.Info("pre_tag_map reloaded", "file", fi.pretagPath, "rules", m.Rules())
+}
+
 func (fi *flowInput) emit(r *flow.Record) {
+	if m := fi.pretag.Load(); m != nil {
+		m.Apply(r)
+	}
 	for _, p := range fi.pipelines {
 		p.cache.Add(r)
 	}

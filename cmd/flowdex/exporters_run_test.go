@@ -241,6 +241,8 @@ type pmacctPlugin struct {
 	filter    string // aggregate_filter, "" for none
 	secs      bool   // timestamps_secs
 	file      string // print_output_file
+	tagFilter string // pre_tag_filter, "" for none
+	labelFilt string // pre_tag_label_filter, "" for none
 	// mayBeEmpty: nothing to purge is an outcome, not a plugin that missed
 	// the savefile
 	mayBeEmpty bool
@@ -255,6 +257,7 @@ type pmacctRun struct {
 	samplingMap string // sampling_map
 	pcapFilter  string // pcap_filter (pmacctd)
 	extSampling int    // pmacctd_ext_sampling_rate
+	preTagMap   string // pre_tag_map
 	plugins     []pmacctPlugin
 }
 
@@ -278,6 +281,9 @@ func (r pmacctRun) config() string {
 	if r.extSampling > 0 {
 		fmt.Fprintf(&b, "pmacctd_ext_sampling_rate: %d\n", r.extSampling)
 	}
+	if r.preTagMap != "" {
+		fmt.Fprintf(&b, "pre_tag_map: %s\n", r.preTagMap)
+	}
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {
 		names[i] = "print[" + p.name + "]"
@@ -293,6 +299,12 @@ func (r pmacctRun) config() string {
 		}
 		if p.secs {
 			fmt.Fprintf(&b, "timestamps_secs[%s]: true\n", p.name)
+		}
+		if p.tagFilter != "" {
+			fmt.Fprintf(&b, "pre_tag_filter[%s]: %s\n", p.name, p.tagFilter)
+		}
+		if p.labelFilt != "" {
+			fmt.Fprintf(&b, "pre_tag_label_filter[%s]: %s\n", p.name, p.labelFilt)
 		}
 	}
 	return b.String()

@@ -15,7 +15,7 @@ import (
 
 // cmdRun is the daemon: it runs every input until it ends (a file read once, standard
 // input at its end) or, for followed files and sockets, until SIGINT or SIGTERM, then
-// flushes every output. SIGHUP reloads the enrichment files.
+// flushes every output. SIGHUP reloads the pre_tag_maps and the enrichment files.
 func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// from here to the exit SIGHUP never ends the daemon, not while it
 	// starts nor while it flushes

@@ -25,13 +25,14 @@ func TestPattern(t *testing.T) {
 	d.SetString("peer_ip_src", "192.0.2.1")
 	d.SetInt("port_src", 443)
 	d.SetString("ip_proto", "tcp")
+	d.SetInt("tag", 7)
 	for _, c := range []struct{ in, want, err string }{
 		{"pmacct.acct", "pmacct.acct", ""},
 		{"flows.$peer_src_ip", "flows.192.0.2.1", ""},
 		{"$peer_src_ip-$src_port-$proto", "192.0.2.1-443-tcp", ""},
-		{"x$dst_host.y", "x.y", ""}, // absent: nothing
-		{"a.$tag", "", "$tag needs the pre_tag_map, which comes with issue 17"},
-		{"a.$post_tag2", "", "$post_tag2 needs the pre_tag_map"},
+		{"x$dst_host.y", "x.y", ""},  // absent: nothing
+		{"a.$tag.$tag2", "a.7.", ""}, // the pre_tag_map's, when aggregated
+		{"a.$post_tag2", "", "$post_tag2: pmacct's post_tag, which flowdex does not have yet"},
 		{"a.$nope", "", "unknown variable $nope"},
 	} {
 		p, err := parsePattern(c.in)
@@ -52,11 +53,11 @@ func TestPattern(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	cfg := DefaultConfiguration()
-	cfg.Topic = "flows.$tag"
+	cfg.Topic = "flows.$post_tag"
 	cfg.PartitionKey = "$peer"
 	cfg.MaxBufferedRecords = 0
 	err := cfg.Validate()
-	for _, want := range []string{"topic: \"flows.$tag\": $tag needs the pre_tag_map", "partition_key: \"$peer\": unknown variable",
+	for _, want := range []string{"topic: \"flows.$post_tag\": $post_tag: pmacct's post_tag", "partition_key: \"$peer\": unknown variable",
 		"max_buffered_records: 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)

@@ -17,10 +17,12 @@ var variables = map[string]string{
 	"dst_port":    "port_dst",
 	"proto":       "ip_proto",
 	"in_iface":    "iface_in",
+	"tag":         "tag", // the input's pre_tag_map, when the pipeline aggregates on tag
+	"tag2":        "tag2",
 }
 
-// deferred are pmacct's variables that need the pre_tag_map (issue 17).
-var deferred = map[string]bool{"tag": true, "tag2": true, "post_tag": true, "post_tag2": true}
+// deferred are pmacct's variables of what flowdex does not have yet.
+var deferred = map[string]bool{"post_tag": true, "post_tag2": true}
 
 // part of a pattern: literal text, or the value of a document's key.
 type part struct {
@@ -54,7 +56,7 @@ func parsePattern(s string) (pattern, error) {
 		key, ok := variables[name]
 		switch {
 		case deferred[name]:
-			return nil, fmt.Errorf("$%s needs the pre_tag_map, which comes with issue 17 (expected one of %s)", name, variableList())
+			return nil, fmt.Errorf("$%s: pmacct's post_tag, which flowdex does not have yet (expected one of %s)", name, variableList())
 		case !ok:
 			return nil, fmt.Errorf("unknown variable $%s (expected one of %s)", name, variableList())
 		}
@@ -64,7 +66,7 @@ func parsePattern(s string) (pattern, error) {
 }
 
 func variableList() string {
-	return "$peer_src_ip, $src_host, $dst_host, $src_port, $dst_port, $proto, $in_iface"
+	return "$peer_src_ip, $src_host, $dst_host, $src_port, $dst_port, $proto, $in_iface, $tag, $tag2"
 }
 
 // static reports whether p has no variable, and its text.

@@ -11,6 +11,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/cache"
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/pretag"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
@@ -147,6 +148,9 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 			l.fail(at("pipeline", i, "filter"), "%v", err)
 		}
 	}
+	if _, err := p.PreTagFilters(); err != nil {
+		l.failErr(err, at("pipeline", i)...)
+	}
 }
 
 // checkInput checks input i, of the pipelines named in pipelines.
@@ -179,10 +183,15 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 		}
 	}
 	fi := in.(FlowInput)
+	_, pcap := in.(*PcapInput)
+	if m := fi.Targets().PreTagMap; m != "" {
+		if _, err := pretag.Load(m, pretag.Options{Capture: pcap}); err != nil {
+			l.fail(append(path, "pre_tag_map"), "%v", err)
+		}
+	}
 	if len(fi.Targets().Pipelines) == 0 {
 		l.fail(append(path, "pipelines"), "no pipeline takes flows (expected a [[pipeline]] that no pmacct input uses)")
 	}
-	_, pcap := in.(*PcapInput)
 	for _, name := range fi.Targets().Pipelines {
 		switch p := c.Pipeline(name); {
 		case p == nil:

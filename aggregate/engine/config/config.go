@@ -30,6 +30,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/pretag"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/datagram"
 	kafkainput "github.com/flowdex/flowdex/collector/kafka"
@@ -112,9 +113,12 @@ type FlowInput interface {
 	Targets() *Flows
 }
 
-// Flows names the pipelines a flow input feeds.
+// Flows is what flow inputs share: the pipelines they feed, and pmacct's
+// pre_tag_map, which tags each record before the pipelines see it (as
+// nfacctd's core does, once for all its plugins).
 type Flows struct {
-	Pipelines []string `toml:"pipelines"` // default: every pipeline no pmacct input uses
+	Pipelines []string `toml:"pipelines"`             // default: every pipeline no pmacct input uses
+	PreTagMap string   `toml:"pre_tag_map,omitempty"` // reloaded on SIGHUP
 }
 
 // Targets returns the pipelines.
@@ -249,15 +253,18 @@ type Pipeline struct {
 	TimestampFields []string `toml:"timestamp_fields"`
 
 	// Aggregation of flows, with pmacct's names (a pipeline is one pmacct plugin).
-	Aggregate       []string         `toml:"aggregate,omitempty"`        // primitives; default src_host, as pmacct
-	Filter          string           `toml:"filter,omitempty"`           // aggregate_filter, libpcap syntax
-	Refresh         setting.Duration `toml:"refresh,omitempty"`          // print_refresh_time
-	History         string           `toml:"history,omitempty"`          // print_history: N followed by s, m, h, d or w
-	HistoryRoundoff string           `toml:"history_roundoff,omitempty"` // print_history_roundoff: m, h, d, w or M, in turn
-	Renormalize     bool             `toml:"renormalize,omitempty"`      // multiply packets and bytes by the sampling rate
-	TimeNew         bool             `toml:"time_new,omitempty"`         // nfacctd_time_new: bin flows by arrival, not flow start
-	NetworksFile    string           `toml:"networks_file,omitempty"`    // prefix -> net, mask, AS (longest match)
-	SamplingRate    uint32           `toml:"sampling_rate,omitzero"`     // pcap inputs: keep 1 packet in N at random, as pmacctd
+	Aggregate       []string         `toml:"aggregate,omitempty"`            // primitives; default src_host, as pmacct
+	Filter          string           `toml:"filter,omitempty"`               // aggregate_filter, libpcap syntax
+	PreTagFilter    string           `toml:"pre_tag_filter,omitempty"`       // the tags it takes, of its inputs' pre_tag_map: "1,5-9,-3"
+	PreTag2Filter   string           `toml:"pre_tag2_filter,omitempty"`      // the same for tag2
+	PreLabelFilter  string           `toml:"pre_tag_label_filter,omitempty"` // labels ("null": none), each a prefix
+	Refresh         setting.Duration `toml:"refresh,omitempty"`              // print_refresh_time
+	History         string           `toml:"history,omitempty"`              // print_history: N followed by s, m, h, d or w
+	HistoryRoundoff string           `toml:"history_roundoff,omitempty"`     // print_history_roundoff: m, h, d, w or M, in turn
+	Renormalize     bool             `toml:"renormalize,omitempty"`          // multiply packets and bytes by the sampling rate
+	TimeNew         bool             `toml:"time_new,omitempty"`             // nfacctd_time_new: bin flows by arrival, not flow start
+	NetworksFile    string           `toml:"networks_file,omitempty"`        // prefix -> net, mask, AS (longest match)
+	SamplingRate    uint32           `toml:"sampling_rate,omitzero"`         // pcap inputs: keep 1 packet in N at random, as pmacctd
 
 	// How aggregates are written: pmacct's timestamps_* and the like.
 	flow.Format
@@ -268,6 +275,23 @@ type Pipeline struct {
 	// a p2es file's list, kept as JSON with the file it came from
 	transformations       []byte
 	transformationsSource string
+}
+
+// PreTagFilters returns the pipeline's pre_tag_filter, pre_tag2_filter and
+// pre_tag_label_filter; an error is a setting.KeyError naming the key.
+func (p *Pipeline) PreTagFilters() (pretag.Filters, error) {
+	var f pretag.Filters
+	var err error
+	if f.Tag, err = pretag.ParseTagFilter(p.PreTagFilter); err != nil {
+		return f, setting.Key("pre_tag_filter", err)
+	}
+	if f.Tag2, err = pretag.ParseTagFilter(p.PreTag2Filter); err != nil {
+		return f, setting.Key("pre_tag2_filter", err)
+	}
+	if f.Label, err = pretag.ParseLabelFilter(p.PreLabelFilter); err != nil {
+		return f, setting.Key("pre_tag_label_filter", err)
+	}
+	return f, nil
 }
 
 // DefaultTimestampFields are where a record's time is read from, in order:

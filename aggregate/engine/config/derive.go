@@ -117,6 +117,9 @@ func (c *Config) resolvePaths() {
 		case *PcapInput:
 			in.File = r(in.File)
 		}
+		if f, ok := in.(FlowInput); ok {
+			f.Targets().PreTagMap = r(f.Targets().PreTagMap)
+		}
 	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]

@@ -108,6 +108,7 @@ func noListing(files http.Handler) http.Handler {
 var dimensions = map[string]bool{
 	"ip_src": true, "ip_dst": true, "port_src": true, "port_dst": true, "ip_proto": true,
 	"peer_ip_src": true, "as_src": true, "as_dst": true, "country_ip_src": true, "country_ip_dst": true,
+	"tag": true, "tag2": true, "label": true, // a pre_tag_map's
 }
 
 // Sums are bytes and packets.
@@ -198,7 +199,7 @@ func (v *View) top(w http.ResponseWriter, r *http.Request) {
 	}
 	by := r.URL.Query().Get("by")
 	if !dimensions[by] {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("by=%q: expected one of ip_src, ip_dst, port_src, port_dst, ip_proto, peer_ip_src, as_src, as_dst, country_ip_src, country_ip_dst", by))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("by=%q: expected one of ip_src, ip_dst, port_src, port_dst, ip_proto, peer_ip_src, as_src, as_dst, country_ip_src, country_ip_dst, tag, tag2, label", by))
 		return
 	}
 	size := 10

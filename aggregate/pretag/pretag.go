@@ -1,0 +1,523 @@
+// Package pretag is pmacct's pre_tag_map: rules, read from a file, that set
+// each record's tag, tag2 and label before the pipelines see it; and the
+// pipelines' pre_tag_filter, pre_tag2_filter and pre_tag_label_filter, which
+// select records by that result (filter.go).
+//
+// A line is a rule of key=value pairs separated by blanks (a value with
+// blanks in single quotes, as a filter's); lines whose first character
+// other than a blank is '!' or '#' are comments. Rules are tried in file
+// order among those of the exporter's address family (a rule without ip
+// serves both), the first whose every condition holds sets what it sets and
+// ends the search, unless it has jeq: the search then goes on from the
+// later rule of that label (or the next rule, jeq=next), and a rule matched
+// after it overwrites the tags (stack=sum adds to them, stack=or ORs) and
+// appends its label after a ','.
+//
+// Where flowdex differs from pmacct 1.7.7 (aggregate/pretag/README in the
+// project's README, "pre_tag_map"), on purpose:
+//   - a line pmacct would log and skip (an unknown key, a bad value, a key
+//     twice) refuses the whole map, with file:line:column and what was
+//     expected: a rule silently gone changes every record it would have
+//     tagged;
+//   - a rule sets every set_* key it has: 1.7.7 sets only one of set_tag,
+//     set_tag2 and set_label, with the value of the last tag key on the
+//     line;
+//   - jeq=next works for IPv6 exporters too (1.7.7 leaves it unresolved),
+//     and a jeq that names no later rule is an error, not a warning;
+//   - set_label may hold ',' (as pmacct 1.7.8 allows; 1.7.7 refuses it);
+//   - return is refused (deprecated in pmacct, and 1.7.7 crashes when
+//     return=true meets jeq); keys of pmacct that flowdex does not match on
+//     yet are refused by name, not ignored.
+package pretag
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/flowdex/flowdex/aggregate/filter"
+	"github.com/flowdex/flowdex/aggregate/flow"
+)
+
+// Map is a loaded pre_tag_map. It is immutable, and Apply is safe for
+// concurrent use.
+type Map struct {
+	v4, v6, all []entry // the rules by exporter family; all: a capture's (no exporter)
+	rules       int
+
+	// chains are the labels of jeq chains, joined: up to 4 labels' numbers
+	// to the number of their join, so that a chained record costs a lookup,
+	// not a join and the label table's lock
+	chainMu sync.RWMutex
+	chains  map[[maxChain]uint32]uint32
+}
+
+// maxChain is the longest chain of labels whose join is kept; a longer one
+// is joined for each record.
+const maxChain = 4
+
+// entry is a rule in one of the lists, with its jump resolved in that list.
+type entry struct {
+	*rule
+	jump int // the index jeq resumes at; -1: none
+}
+
+type rule struct {
+	line   int
+	ip     netip.Prefix // !IsValid: any exporter
+	conds  []cond
+	sets   uint8 // setTag, setTag2, setLabel
+	tag    uint64
+	tag2   uint64
+	label  string
+	lid    uint32 // label's flow.LabelID
+	stack  byte   // 0, '+' (sum) or '|' (or)
+	name   string
+	jeq    string
+	jeqCol int
+}
+
+const (
+	setTag = 1 << iota
+	setTag2
+	setLabel
+)
+
+// cond is one condition of a rule: a record field against a value.
+type cond struct {
+	what   condKind
+	neg    bool
+	num    uint64
+	prefix netip.Prefix
+	mac    [6]byte
+	filter *filter.Filter
+}
+
+type condKind uint8
+
+const (
+	condIn condKind = iota
+	condOut
+	condEngineID
+	condVLAN
+	condSrcMAC
+	condDstMAC
+	condSrcNet
+	condDstNet
+	condFilter
+)
+
+// Options say what the map is for.
+type Options struct {
+	// Capture: the records come from a packet capture (pmacctd), which has
+	// no exporter: ip is refused and every rule is tried.
+	Capture bool
+}
+
+// Load reads and parses the map in path.
+func Load(path string, o Options) (*Map, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, o)
+}
+
+// Parse parses a map; name prefixes the errors (file:line:column: ...).
+func Parse(name string, data []byte, o Options) (*Map, error) {
+	var rules []*rule
+	var errs []error
+	for i, line := range strings.Split(string(data), "\n") {
+		r, err := parseLine(strings.TrimSuffix(line, "\r"), i+1, o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%w", name, err))
+			continue
+		}
+		if r != nil {
+			rules = append(rules, r)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	m := &Map{rules: len(rules)}
+	for _, r := range rules {
+		m.all = append(m.all, entry{rule: r})
+		if !r.ip.IsValid() || r.ip.Addr().Is4() {
+			m.v4 = append(m.v4, entry{rule: r})
+		}
+		if !r.ip.IsValid() || r.ip.Addr().Is6() {
+			m.v6 = append(m.v6, entry{rule: r})
+		}
+	}
+	for _, list := range [][]entry{m.v4, m.v6, m.all} {
+		if err := resolve(list); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%w", name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
+}
+
+// resolve finds each jeq's rule in list: the first later one of that label,
+// or the next one.
+func resolve(list []entry) error {
+	for i := range list {
+		e := &list[i]
+		e.jump = -1
+		if e.jeq == "" {
+			continue
+		}
+		for j := i + 1; j < len(list); j++ {
+			if e.jeq == "next" || list[j].name == e.jeq {
+				e.jump = j
+				break
+			}
+		}
+		if e.jump < 0 {
+			return fmt.Errorf("%d:%d: jeq=%s: no later rule (of this rule's exporters) has label=%s (jeq only jumps forward)", e.line, e.jeqCol, e.jeq, e.jeq)
+		}
+	}
+	return nil
+}
+
+// Rules returns how many rules the map has.
+func (m *Map) Rules() int { return m.rules }
+
+// Apply sets r's Tag, Tag2 and Label by the map; a record no rule matches
+// has them 0 (and the label "").
+func (m *Map) Apply(r *flow.Record) {
+	list := m.all
+	if ex := r.PeerSrcIP.Unmap(); ex.IsValid() {
+		list = m.v4
+		if ex.Is6() {
+			list = m.v6
+		}
+	}
+	var tag, tag2 uint64
+	var lids [maxChain]uint32
+	var labels []string // a chain's past maxChain
+	n := 0
+	for i := 0; i < len(list); {
+		e := &list[i]
+		if !e.matches(r) {
+			i++
+			continue
+		}
+		if e.sets&setTag != 0 {
+			tag = stack(e.stack, tag, e.tag)
+		}
+		if e.sets&setTag2 != 0 {
+			tag2 = stack(e.stack, tag2, e.tag2)
+		}
+		if e.sets&setLabel != 0 {
+			switch {
+			case n < maxChain:
+				lids[n] = e.lid
+			case n == maxChain: // a long chain: joined as text
+				for _, id := range lids {
+					labels = append(labels, flow.LabelText(id))
+				}
+				fallthrough
+			default:
+				labels = append(labels, e.label)
+			}
+			n++
+		}
+		if e.jump < 0 {
+			break
+		}
+		i = e.jump
+	}
+	r.Tag, r.Tag2, r.Label = tag, tag2, m.label(lids, n, labels)
+}
+
+// label is the number of the labels set, in order: lids holds the first
+// maxChain of the n numbers, labels all n when n > maxChain.
+func (m *Map) label(lids [maxChain]uint32, n int, labels []string) uint32 {
+	switch {
+	case n <= 1:
+		return lids[0]
+	case n > maxChain:
+		return flow.LabelID(strings.Join(labels, ","))
+	}
+	m.chainMu.RLock()
+	id, ok := m.chains[lids]
+	m.chainMu.RUnlock()
+	if ok {
+		return id
+	}
+	texts := make([]string, n)
+	for i := range n {
+		texts[i] = flow.LabelText(lids[i])
+	}
+	id = flow.LabelID(strings.Join(texts, ","))
+	m.chainMu.Lock()
+	if m.chains == nil {
+		m.chains = map[[maxChain]uint32]uint32{}
+	}
+	m.chains[lids] = id
+	m.chainMu.Unlock()
+	return id
+}
+
+func stack(op byte, old, v uint64) uint64 {
+	switch op {
+	case '+':
+		return old + v
+	case '|':
+		return old | v
+	}
+	return v
+}
+
+func (r *rule) matches(rec *flow.Record) bool {
+	if r.ip.IsValid() && !r.ip.Contains(rec.PeerSrcIP.Unmap()) {
+		return false
+	}
+	for i := range r.conds {
+		if !r.conds[i].holds(rec) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cond) holds(r *flow.Record) bool {
+	var ok bool
+	switch c.what {
+	case condIn:
+		ok = uint64(r.InIface) == c.num
+	case condOut:
+		ok = uint64(r.OutIface) == c.num
+	case condEngineID:
+		ok = uint64(r.ExportProtoSysID) == c.num
+	case condVLAN:
+		ok = uint64(r.VLAN) == c.num
+	case condSrcMAC:
+		ok = r.SrcMAC == c.mac
+	case condDstMAC:
+		ok = r.DstMAC == c.mac
+	case condSrcNet:
+		ok = r.SrcIP.IsValid() && c.prefix.Contains(r.SrcIP.Unmap())
+	case condDstNet:
+		ok = r.DstIP.IsValid() && c.prefix.Contains(r.DstIP.Unmap())
+	case condFilter:
+		ok = c.filter.Match(r)
+	}
+	return ok != c.neg
+}
+
+// pending are keys of pmacct's map that flowdex does not match on yet.
+var pending = map[string]bool{
+	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true, "agent_id": true,
+	"sample_type": true, "direction": true, "nat_event": true, "cvlan": true, "is_multicast": true,
+	"is_bi_flow": true, "mpls_pw_id": true, "fwdstatus": true, "src_as": true, "dst_as": true,
+	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
+	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
+}
+
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), vlan, src_mac, dst_mac, src_net, dst_net, filter"
+
+// parseLine parses one line: nil for a comment or a blank line.
+func parseLine(line string, n int, o Options) (*rule, error) {
+	trimmed := strings.TrimLeftFunc(line, unicode.IsSpace)
+	if trimmed == "" || trimmed[0] == '!' || trimmed[0] == '#' {
+		return nil, nil
+	}
+	toks, err := tokens(line)
+	if err != nil {
+		return nil, fmt.Errorf("%d:%d: %v", n, err.(*tokenError).col, err.(*tokenError).msg)
+	}
+	r := &rule{line: n}
+	seen := map[string]bool{}
+	for _, t := range toks {
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("%d:%d: %s", n, t.col, fmt.Sprintf(format, args...))
+		}
+		key, value, ok := strings.Cut(t.text, "=")
+		if !ok || key == "" {
+			return nil, fail("%q: expected key=value, without blanks around '=' (a comment is a line of its own, starting with '!' or '#')", t.text)
+		}
+		canon := map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}[key]
+		if canon == "" {
+			canon = key
+		}
+		if seen[canon] {
+			return nil, fail("%s: twice in one rule", key)
+		}
+		seen[canon] = true
+		vcol := t.col + len(key) + 1
+		bad := func(expected string) error {
+			return fmt.Errorf("%d:%d: %s=%q: expected %s", n, vcol, key, value, expected)
+		}
+		neg := strings.HasPrefix(value, "-")
+		plain := strings.TrimPrefix(value, "-")
+		switch canon {
+		case "set_tag", "set_tag2":
+			v, err := strconv.ParseUint(value, 10, 64)
+			if err != nil {
+				if strings.HasSuffix(value, "++") {
+					return nil, bad("a number (pmacct's N++ auto-increment is not supported by flowdex yet)")
+				}
+				return nil, bad("a number from 0 to 18446744073709551615")
+			}
+			if canon == "set_tag" {
+				r.tag, r.sets = v, r.sets|setTag
+			} else {
+				r.tag2, r.sets = v, r.sets|setTag2
+			}
+		case "set_label":
+			if value == "" {
+				return nil, bad("a label")
+			}
+			r.label, r.lid, r.sets = value, flow.LabelID(value), r.sets|setLabel
+		case "label":
+			if value == "" || value == "next" {
+				return nil, bad(`a rule name other than "next"`)
+			}
+			r.name = value
+		case "jeq":
+			if value == "" {
+				return nil, bad(`the label of a later rule, or "next"`)
+			}
+			r.jeq, r.jeqCol = value, t.col
+		case "stack":
+			switch {
+			case value == "sum" || strings.HasPrefix(value, "+"):
+				r.stack = '+'
+			case value == "or":
+				r.stack = '|'
+			default:
+				return nil, bad(`"sum" or "or"`)
+			}
+		case "return":
+			return nil, fail("return: not supported (deprecated in pmacct, whose 1.7.7 crashes on return=true with jeq): chain rules with jeq")
+		case "ip":
+			if o.Capture {
+				return nil, fail("ip: a capture has no exporter (pmacctd refuses the key too)")
+			}
+			p, err := parsePrefix(value)
+			if err != nil {
+				return nil, bad("an address or a prefix, e.g. 192.0.2.1 or 2001:db8::/32 (no negation)")
+			}
+			r.ip = p
+		case "in", "out", "engine_id", "vlan":
+			v, err := strconv.ParseUint(plain, 10, 32)
+			if err != nil || canon == "vlan" && v > 4096 {
+				return nil, bad("a number, or -number for \"not\"")
+			}
+			what := map[string]condKind{"in": condIn, "out": condOut, "engine_id": condEngineID, "vlan": condVLAN}[canon]
+			r.conds = append(r.conds, cond{what: what, neg: neg, num: v})
+		case "src_mac", "dst_mac":
+			hw, err := net.ParseMAC(plain)
+			if err != nil || len(hw) != 6 {
+				return nil, bad("a MAC address such as 02:00:00:00:00:01, or -MAC for \"not\"")
+			}
+			c := cond{what: condSrcMAC, neg: neg}
+			if canon == "dst_mac" {
+				c.what = condDstMAC
+			}
+			copy(c.mac[:], hw)
+			r.conds = append(r.conds, c)
+		case "src_net", "dst_net":
+			p, err := parsePrefix(plain)
+			if err != nil {
+				return nil, bad("a prefix such as 10.0.0.0/8, or -prefix for \"not\"")
+			}
+			c := cond{what: condSrcNet, neg: neg, prefix: p}
+			if canon == "dst_net" {
+				c.what = condDstNet
+			}
+			r.conds = append(r.conds, c)
+		case "filter":
+			f, err := filter.Compile(value)
+			if err != nil {
+				return nil, fmt.Errorf("%d:%d: filter=%q: %v (expected a libpcap expression, in single quotes when it has blanks)", n, vcol, value, err)
+			}
+			r.conds = append(r.conds, cond{what: condFilter, filter: f})
+		default:
+			if pending[key] {
+				return nil, fail("%s: pmacct's key, which flowdex does not match on yet", key)
+			}
+			return nil, fail("unknown key %q (expected one of %s)", key, keys)
+		}
+	}
+	return r, nil
+}
+
+// parsePrefix reads an address or a prefix, host bits cleared.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+type token struct {
+	text string
+	col  int // 1-based, in bytes
+}
+
+type tokenError struct {
+	col int
+	msg string
+}
+
+func (e *tokenError) Error() string { return e.msg }
+
+// tokens splits a line on blanks outside single quotes; the quotes go.
+func tokens(line string) ([]token, error) {
+	var out []token
+	var cur strings.Builder
+	start, quote, in := 0, -1, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\'':
+			if quote < 0 {
+				quote = i
+			} else {
+				quote = -1
+			}
+			if !in {
+				start, in = i, true
+			}
+		case quote < 0 && (c == ' ' || c == '\t'):
+			if in {
+				out = append(out, token{cur.String(), start + 1})
+				cur.Reset()
+				in = false
+			}
+		default:
+			if !in {
+				start, in = i, true
+			}
+			cur.WriteByte(c)
+		}
+	}
+	if quote >= 0 {
+		return nil, &tokenError{quote + 1, "a quote that is not closed (expected a value in single quotes)"}
+	}
+	if in {
+		out = append(out, token{cur.String(), start + 1})
+	}
+	return out, nil
+}
