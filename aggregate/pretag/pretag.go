@@ -13,8 +13,8 @@
 // after it overwrites the tags (stack=sum adds to them, stack=or ORs) and
 // appends its label after a ','.
 //
-// Where flowdex differs from pmacct 1.7.7 (aggregate/pretag/README in the
-// project's README, "pre_tag_map"), on purpose:
+// Where flowdex differs from pmacct 1.7.7 (the project's README,
+// "pre_tag_map", says the same), on purpose:
 //   - a line pmacct would log and skip (an unknown key, a bad value, a key
 //     twice) refuses the whole map, with file:line:column and what was
 //     expected: a rule silently gone changes every record it would have
@@ -23,7 +23,9 @@
 //     set_tag2 and set_label, with the value of the last tag key on the
 //     line;
 //   - jeq=next works for IPv6 exporters too (1.7.7 leaves it unresolved),
-//     and a jeq that names no later rule is an error, not a warning;
+//     and a jeq that names no later rule at all is an error, not a
+//     warning (one whose rule is of the other address family ends the
+//     search for that family, as in pmacct);
 //   - set_label may hold ',' (as pmacct 1.7.8 allows; 1.7.7 refuses it);
 //   - return is refused (deprecated in pmacct, and 1.7.7 crashes when
 //     return=true meets jeq); keys of pmacct that flowdex does not match on
@@ -156,20 +158,19 @@ func Parse(name string, data []byte, o Options) (*Map, error) {
 			m.v6 = append(m.v6, entry{rule: r})
 		}
 	}
-	for _, list := range [][]entry{m.v4, m.v6, m.all} {
-		if err := resolve(list); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%w", name, err))
-		}
+	if err := resolve(m.all, true); err != nil {
+		return nil, fmt.Errorf("%s:%w", name, err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	resolve(m.v4, false)
+	resolve(m.v6, false)
 	return m, nil
 }
 
 // resolve finds each jeq's rule in list: the first later one of that label,
-// or the next one.
-func resolve(list []entry) error {
+// or the next one. In the list of one address family the rule may not be
+// there (its ip is of the other): the jeq then ends the search, as in
+// pmacct; strict, for the list of all rules, it is an error.
+func resolve(list []entry, strict bool) error {
 	for i := range list {
 		e := &list[i]
 		e.jump = -1
@@ -182,8 +183,8 @@ func resolve(list []entry) error {
 				break
 			}
 		}
-		if e.jump < 0 {
-			return fmt.Errorf("%d:%d: jeq=%s: no later rule (of this rule's exporters) has label=%s (jeq only jumps forward)", e.line, e.jeqCol, e.jeq, e.jeq)
+		if e.jump < 0 && strict {
+			return fmt.Errorf("%d:%d: jeq=%s: no later rule has label=%s (jeq only jumps forward)", e.line, e.jeqCol, e.jeq, e.jeq)
 		}
 	}
 	return nil

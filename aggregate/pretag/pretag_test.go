@@ -95,6 +95,21 @@ set_label=D
 	}
 }
 
+// A jeq whose rule serves the other address family only ends the search
+// for that family, as in pmacct.
+func TestJeqOtherFamily(t *testing.T) {
+	mp, err := Parse("m", []byte("set_tag=1 jeq=v4\nset_tag2=2 ip=192.0.2.0/24 label=v4\nset_tag2=3\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := apply(mp, rec("192.0.2.1", 0, "10.0.0.1")); got != (result{1, 2, ""}) {
+		t.Errorf("IPv4: %+v", got)
+	}
+	if got := apply(mp, rec("2001:db8::1", 0, "10.0.0.1")); got != (result{1, 0, ""}) {
+		t.Errorf("IPv6: %+v", got)
+	}
+}
+
 // A rule sets each set_* key it has (pmacct 1.7.7 sets only one, see the
 // package comment).
 func TestSetsEveryKey(t *testing.T) {
@@ -127,7 +142,7 @@ func TestParseErrors(t *testing.T) {
 		{"set_tag=1 ip=192.0.2.1\n", "m:1:11: ip: a capture has no exporter", Options{Capture: true}},
 		{"set_tag=1 filter='udp and\n", "m:1:18: a quote that is not closed", Options{}},
 		{"set_tag=1 filter='nonsense here'\n", `m:1:18: filter="nonsense here": `, Options{}},
-		{"set_tag=1 jeq=x\nset_tag=2 label=y\n", "m:1:11: jeq=x: no later rule (of this rule's exporters) has label=x", Options{}},
+		{"set_tag=1 jeq=x\nset_tag=2 label=y\n", "m:1:11: jeq=x: no later rule has label=x", Options{}},
 		{"set_tag=2 label=x\nset_tag=1 jeq=x\n", "m:2:11: jeq=x: no later rule", Options{}},
 		{"set_tag=1 jeq=next\n", "m:1:11: jeq=next: no later rule", Options{}},
 		{"set_tag=1 return=false\n", "m:1:11: return: not supported", Options{}},
@@ -135,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"set_tag=1 vlan=5000\n", `m:1:16: vlan="5000": expected a number`, Options{}},
 		{"set_tag=1 src_mac=zz\n", `m:1:19: src_mac="zz": expected a MAC address`, Options{}},
 		{"set_tag=1 ! trailing comment\n", `m:1:11: "!": expected key=value`, Options{}},
-		{"set_tag=1 ip=2001:db8::1 jeq=v6\nset_tag=2 ip=192.0.2.1 label=v6\n", "m:1:26: jeq=v6: no later rule (of this rule's exporters)", Options{}},
+		{"set_tag=1 jeq=nope\nset_tag=2 label=v6\n", "m:1:11: jeq=nope: no later rule has label=nope", Options{}},
 	} {
 		_, err := Parse("m", []byte(c.m), c.o)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
