@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -199,4 +200,64 @@ file = "-"
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
+}
+
+// A capture's pre_tag_map (pmacctd: no exporter, every rule tried), with
+// the filters, jeq chains, stack and labels, against pmacctd 1.7.7 on the
+// same trace: the same records, tags and labels.
+func TestPretagMatchesPmacctd(t *testing.T) {
+	requireTools(t, "pmacctd")
+	dir := t.TempDir()
+	traffic, err := filepath.Abs(hostTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapFile := writeFile(t, dir, "pretag.map", `! pmacctd and flowdex, the same map
+set_tag=10 filter='tcp' jeq=web
+set_tag=20 filter='udp'
+set_label=v6 filter='ip6'
+set_tag=5 filter='tcp and (port 80 or port 443)' label=web stack=sum jeq=next
+set_label=web filter='tcp and (port 80 or port 443)'
+set_tag2=3 filter='tcp'
+`)
+	agg := []string{"tag", "tag2", "label", "src_host", "proto"}
+	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, "pmacctd.json")}}
+	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: "pmacctd", savefile: traffic, preTagMap: mapFile, plugins: plugins}); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "pcap"
+file = %q
+pre_tag_map = %q
+
+[[pipeline]]
+aggregate = %s
+refresh = "24h"
+outputs = ["p"]
+
+[output.p]
+type = "print"
+file = "flowdex.json"
+`, traffic, mapFile, tomlList(agg)))
+	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
+		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
+	}
+	keys := []string{"tag", "tag2", "label", "ip_src", "ip_proto"}
+	want := aggregateSums(t, filepath.Join(dir, "pmacctd.json"), keys, nil)
+	got := aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
+	tags := map[string]bool{}
+	for k := range want {
+		var m struct {
+			Tag, Tag2 int
+			Label     string
+		}
+		_ = json.Unmarshal([]byte(k), &m)
+		tags[fmt.Sprint(m.Tag, "/", m.Tag2, "/", m.Label)] = true
+	}
+	if len(tags) < 3 {
+		t.Fatalf("pmacctd's records have only the tags %v: the map tests too little", tags)
+	}
+	t.Logf("tag/tag2/label: %v", tags)
+	compareSums(t, got, want)
 }
