@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -259,5 +261,75 @@ file = "flowdex.json"
 		t.Fatalf("pmacctd's records have only the tags %v: the map tests too little", tags)
 	}
 	t.Logf("tag/tag2/label: %v", tags)
+	compareSums(t, got, want)
+}
+
+// sFlow's ip is the agent's address in the datagram, not the datagram's
+// source: pmacctd's sfprobe exports from 127.0.0.1 as agent 192.0.2.254;
+// sfacctd 1.7.7 and flowdex tag its samples alike.
+func TestPretagMatchesSfacctd(t *testing.T) {
+	requireTools(t, "pmacctd", "sfacctd")
+	requireFaketime(t)
+	dir := t.TempDir()
+	e := exporterCase{name: "sfprobe", sflow: true, command: sfprobe(1), probes: 2}
+	var ds []exportDatagram
+	for try := 1; ; try++ {
+		pmacctSlots <- struct{}{}
+		got, log, err := captureExport(context.Background(), func(port int) (*exec.Cmd, error) { return e.command(dir, port) }, netip.AddrPort{})
+		<-pmacctSlots
+		if err != nil {
+			t.Fatalf("%v\n%s", err, tail(log, 30))
+		}
+		if strings.Count(log, "Exporting flows to") >= e.probes {
+			ds = got
+			break
+		}
+		if try == 3 {
+			t.Fatalf("pmacctd's sfprobe did not start, 3 times:\n%s", tail(log, 30))
+		}
+	}
+	export := filepath.Join(dir, "export.pcap")
+	if err := writeExportPcap(export, ds); err != nil {
+		t.Fatal(err)
+	}
+	// every sample gets a tag and a tag2 from the map: sfacctd takes them,
+	// where the map sets none, from pmacct's own sFlow extension that
+	// sfprobe writes (the probe's tags), which flowdex does not read yet
+	mapFile := writeFile(t, dir, "pretag.map", `set_tag=1 ip=127.0.0.1
+set_tag=7 ip=192.0.2.254 in=11 jeq=t2
+set_tag=8 ip=192.0.2.0/24 jeq=t2
+set_tag2=9 ip=192.0.2.0/24 filter='udp or (vlan and udp)' label=t2 jeq=lab
+set_tag2=4 ip=192.0.2.0/24 jeq=lab
+set_label=agent ip=192.0.2.0/24 label=lab
+`)
+	agg := []string{"tag", "tag2", "label", "peer_src_ip", "in_iface", "proto"}
+	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, "sfacctd.json")}}
+	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: "sfacctd", savefile: export, preTagMap: mapFile, plugins: plugins}); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "sflow"
+replay = %q
+pre_tag_map = %q
+
+[[pipeline]]
+aggregate = %s
+outputs = ["p"]
+
+[output.p]
+type = "print"
+file = "flowdex.json"
+`, export, mapFile, tomlList(agg)))
+	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
+		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
+	}
+	keys := []string{"tag", "tag2", "label", "peer_ip_src", "iface_in", "ip_proto"}
+	want := aggregateSums(t, filepath.Join(dir, "sfacctd.json"), keys, nil)
+	got := aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
+	byTag := aggregateSums(t, filepath.Join(dir, "sfacctd.json"), []string{"tag", "tag2", "label"}, nil)
+	if len(byTag) < 4 || byTag[`{"label":"agent","tag":1,"tag2":4}`] != "" || byTag[`{"label":"agent","tag":1,"tag2":9}`] != "" {
+		t.Fatalf("sfacctd's tags %v: want several, none from the datagrams' source 127.0.0.1", byTag)
+	}
 	compareSums(t, got, want)
 }
