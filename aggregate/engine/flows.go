@@ -307,8 +307,7 @@ func newFlowInput(in config.FlowInput, pipelines []*flowPipeline, open func(stri
 }
 
 func (fi *flowInput) loadPretag() (*pretag.Map, error) {
-	_, capture := fi.cfg.(*config.PcapInput)
-	return pretag.Load(fi.pretagPath, pretag.Options{Capture: capture})
+	return pretag.Load(fi.pretagPath, config.PretagOptions(fi.cfg))
 }
 
 // reloadPretag reads the pre_tag_map again; a map that does not load

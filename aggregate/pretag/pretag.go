@@ -106,7 +106,8 @@ type condKind uint8
 const (
 	condIn condKind = iota
 	condOut
-	condEngineID
+	condEngineID // NetFlow's source id, IPFIX's domain
+	condAgentID  // sFlow's sub-agent id (the same Record field)
 	condVLAN
 	condSrcMAC
 	condDstMAC
@@ -120,6 +121,9 @@ type Options struct {
 	// Capture: the records come from a packet capture (pmacctd), which has
 	// no exporter: ip is refused and every rule is tried.
 	Capture bool
+	// SFlow: the records come from sFlow (sfacctd): agent_id is taken,
+	// engine_id refused (sfacctd ignores it); elsewhere the reverse.
+	SFlow bool
 }
 
 // Load reads and parses the map in path.
@@ -299,7 +303,7 @@ func (c *cond) holds(r *flow.Record) bool {
 		ok = uint64(r.InIface) == c.num
 	case condOut:
 		ok = uint64(r.OutIface) == c.num
-	case condEngineID:
+	case condEngineID, condAgentID:
 		ok = uint64(r.ExportProtoSysID) == c.num
 	case condVLAN:
 		ok = uint64(r.VLAN) == c.num
@@ -319,14 +323,14 @@ func (c *cond) holds(r *flow.Record) bool {
 
 // pending are keys of pmacct's map that flowdex does not match on yet.
 var pending = map[string]bool{
-	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true, "agent_id": true,
+	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true,
 	"sample_type": true, "direction": true, "nat_event": true, "cvlan": true, "is_multicast": true,
 	"is_bi_flow": true, "mpls_pw_id": true, "fwdstatus": true, "src_as": true, "dst_as": true,
 	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
 	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
 }
 
-const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), vlan, src_mac, dst_mac, src_net, dst_net, filter"
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, filter"
 
 // parseLine parses one line: nil for a comment or a blank line.
 func parseLine(line string, n int, o Options) (*rule, error) {
@@ -411,12 +415,20 @@ func parseLine(line string, n int, o Options) (*rule, error) {
 				return nil, bad("an address or a prefix, e.g. 192.0.2.1 or 2001:db8::/32 (no negation)")
 			}
 			r.ip = p
-		case "in", "out", "engine_id", "vlan":
+		case "in", "out", "engine_id", "agent_id", "vlan":
+			switch {
+			case o.Capture && (canon == "engine_id" || canon == "agent_id"):
+				return nil, fail("%s: a capture has no exporter", key)
+			case canon == "engine_id" && o.SFlow:
+				return nil, fail("%s: NetFlow's source id or IPFIX's domain, which sfacctd ignores (expected agent_id for sFlow's sub-agent)", key)
+			case canon == "agent_id" && !o.SFlow && !o.Capture:
+				return nil, fail("agent_id: sFlow's sub-agent id, for sflow inputs (expected engine_id for NetFlow's source id)")
+			}
 			v, err := strconv.ParseUint(plain, 10, 32)
 			if err != nil || canon == "vlan" && v > 4096 {
 				return nil, bad("a number, or -number for \"not\"")
 			}
-			what := map[string]condKind{"in": condIn, "out": condOut, "engine_id": condEngineID, "vlan": condVLAN}[canon]
+			what := map[string]condKind{"in": condIn, "out": condOut, "engine_id": condEngineID, "agent_id": condAgentID, "vlan": condVLAN}[canon]
 			r.conds = append(r.conds, cond{what: what, neg: neg, num: v})
 		case "src_mac", "dst_mac":
 			hw, err := net.ParseMAC(plain)

@@ -110,6 +110,21 @@ func TestJeqOtherFamily(t *testing.T) {
 	}
 }
 
+// sFlow's agent_id is the sub-agent id, kept where NetFlow's source id is.
+func TestAgentID(t *testing.T) {
+	mp, err := Parse("m", []byte("set_tag=1 agent_id=-2\nset_tag=2\n"), Options{SFlow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rec("192.0.2.1", 0, "10.0.0.1")
+	for sub, want := range map[uint32]uint64{1: 1, 2: 2, 3: 1} {
+		r.ExportProtoSysID = sub
+		if got := apply(mp, r); got.tag != want {
+			t.Errorf("sub-agent %d: tag %d, want %d", sub, got.tag, want)
+		}
+	}
+}
+
 // A rule sets each set_* key it has (pmacct 1.7.7 sets only one, see the
 // package comment).
 func TestSetsEveryKey(t *testing.T) {
@@ -146,6 +161,9 @@ func TestParseErrors(t *testing.T) {
 		{"set_tag=2 label=x\nset_tag=1 jeq=x\n", "m:2:11: jeq=x: no later rule", Options{}},
 		{"set_tag=1 jeq=next\n", "m:1:11: jeq=next: no later rule", Options{}},
 		{"set_tag=1 return=false\n", "m:1:11: return: not supported", Options{}},
+		{"set_tag=1 agent_id=3\n", "m:1:11: agent_id: sFlow's sub-agent id, for sflow inputs", Options{}},
+		{"set_tag=1 engine_id=3\n", "m:1:11: engine_id: NetFlow's source id or IPFIX's domain, which sfacctd ignores", Options{SFlow: true}},
+		{"set_tag=1 source_id=3\n", "m:1:11: source_id: a capture has no exporter", Options{Capture: true}},
 		{"set_tag=1 stack=xor\n", `m:1:17: stack="xor": expected "sum" or "or"`, Options{}},
 		{"set_tag=1 vlan=5000\n", `m:1:16: vlan="5000": expected a number`, Options{}},
 		{"set_tag=1 src_mac=zz\n", `m:1:19: src_mac="zz": expected a MAC address`, Options{}},

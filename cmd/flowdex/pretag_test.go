@@ -296,7 +296,7 @@ func TestPretagMatchesSfacctd(t *testing.T) {
 	// where the map sets none, from pmacct's own sFlow extension that
 	// sfprobe writes (the probe's tags), which flowdex does not read yet
 	mapFile := writeFile(t, dir, "pretag.map", `set_tag=1 ip=127.0.0.1
-set_tag=7 ip=192.0.2.254 in=11 jeq=t2
+set_tag=7 ip=192.0.2.254 agent_id=1 jeq=t2
 set_tag=8 ip=192.0.2.0/24 jeq=t2
 set_tag2=9 ip=192.0.2.0/24 filter='udp or (vlan and udp)' label=t2 jeq=lab
 set_tag2=4 ip=192.0.2.0/24 jeq=lab

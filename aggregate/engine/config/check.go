@@ -185,7 +185,7 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 	fi := in.(FlowInput)
 	_, pcap := in.(*PcapInput)
 	if m := fi.Targets().PreTagMap; m != "" {
-		if _, err := pretag.Load(m, pretag.Options{Capture: pcap}); err != nil {
+		if _, err := pretag.Load(m, PretagOptions(fi)); err != nil {
 			l.fail(append(path, "pre_tag_map"), "%v", err)
 		}
 	}

@@ -124,6 +124,18 @@ type Flows struct {
 // Targets returns the pipelines.
 func (f *Flows) Targets() *Flows { return f }
 
+// PretagOptions are how in's pre_tag_map is read: as pmacctd's for a
+// capture, sfacctd's for sFlow, nfacctd's for NetFlow.
+func PretagOptions(in FlowInput) pretag.Options {
+	switch in.(type) {
+	case *PcapInput:
+		return pretag.Options{Capture: true}
+	case *SFlowInput:
+		return pretag.Options{SFlow: true}
+	}
+	return pretag.Options{}
+}
+
 // PmacctInput reads pmacct's output: type = "pmacct".
 type PmacctInput struct {
 	InputCommon
