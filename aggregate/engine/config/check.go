@@ -200,8 +200,27 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 			l.fail(append(path, "pipelines"), "pipeline %q takes the pmacct records of input %q (expected a pipeline of its own for flows)", name, c.Inputs[l.pmacctInput(name)].Common().Name)
 		case p.SamplingRate > 0 && !pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
+		case pcap && p.NetworksFile == "":
+			if need := fromNetworks(p.Aggregate); need != "" {
+				l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which a capture gets only from a networks_file: it would be 0 in every record (pmacctd refuses to start too; expected networks_file in the pipeline)", name, need)
+			}
 		}
 	}
+}
+
+// fromNetworks names the first primitive of aggregate that a packet does not
+// carry, only a networks_file gives (AS numbers, nets and masks), "" if none.
+func fromNetworks(aggregate []string) string {
+	agg, err := flow.ParseAggregate(aggregate)
+	if err != nil {
+		return "" // the pipeline's check says why
+	}
+	for _, p := range []flow.Primitive{flow.SrcAS, flow.DstAS, flow.SrcNet, flow.DstNet, flow.SrcMask, flow.DstMask} {
+		if agg.Set.Has(p) {
+			return p.Name()
+		}
+	}
+	return ""
 }
 
 // checkRecordPipeline checks the pipeline of an input of pmacct records.
