@@ -259,13 +259,11 @@ type exportRun struct {
 	pmacctAsSent string
 }
 
-// export runs the exporter, then nfacctd or sfacctd and flowdex on its export.
-func (e exporterCase) export(ctx context.Context, dir string) (*exportRun, error) {
-	var ds []exportDatagram
+// capture runs the exporter and writes its datagrams into dir/export.pcap.
+func (e exporterCase) capture(ctx context.Context, dir string) (export string, ds []exportDatagram, err error) {
 	var log string
 	// pmacctd too can lose a plugin on a savefile: run it again then
 	for try := 1; ; try++ {
-		var err error
 		if e.probes > 0 {
 			pmacctSlots <- struct{}{}
 		}
@@ -274,19 +272,25 @@ func (e exporterCase) export(ctx context.Context, dir string) (*exportRun, error
 			<-pmacctSlots
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%v\n%s", err, tail(log, 30))
+			return "", nil, fmt.Errorf("%v\n%s", err, tail(log, 30))
 		}
 		if started := strings.Count(log, "Exporting flows to"); started >= e.probes {
 			break
 		} else if try == 3 {
-			return nil, fmt.Errorf("pmacctd started %d of %d probes, 3 times:\n%s", started, e.probes, tail(log, 30))
+			return "", nil, fmt.Errorf("pmacctd started %d of %d probes, 3 times:\n%s", started, e.probes, tail(log, 30))
 		}
 	}
-	r := &exportRun{datagrams: len(ds), dir: dir, pmacct: map[string]string{}, flowdex: map[string]string{}}
-	export := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(export, ds); err != nil {
+	export = filepath.Join(dir, "export.pcap")
+	return export, ds, writeExportPcap(export, ds)
+}
+
+// export runs the exporter, then nfacctd or sfacctd and flowdex on its export.
+func (e exporterCase) export(ctx context.Context, dir string) (*exportRun, error) {
+	export, ds, err := e.capture(ctx, dir)
+	if err != nil {
 		return nil, err
 	}
+	r := &exportRun{datagrams: len(ds), dir: dir, pmacct: map[string]string{}, flowdex: map[string]string{}}
 	forPmacct := export
 	if !e.sflow {
 		var fixed []exportDatagram

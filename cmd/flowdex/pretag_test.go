@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 // pretagExporters are four exporters of pmacct's regression captures: IPFIX
@@ -134,6 +133,42 @@ file = "flowdex-some.json"
 	}
 }
 
+// pretagGolden runs daemon on savefile and flowdex on its input (TOML
+// lines), both with mapFile and one plugin or pipeline aggregating on agg
+// (one purge at the end), and returns their packet and byte sums by the
+// aggregate's keys: the daemon's, in dir/DAEMON.json, and flowdex's.
+func pretagGolden(t *testing.T, dir, daemon, savefile, input, mapFile string, agg []string) (want, got map[string]string) {
+	t.Helper()
+	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, daemon+".json")}}
+	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: daemon, savefile: savefile, preTagMap: mapFile, plugins: plugins}); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+%s
+pre_tag_map = %q
+
+[[pipeline]]
+aggregate = %s
+refresh = "24h"
+outputs = ["p"]
+
+[output.p]
+type = "print"
+file = "flowdex.json"
+`, input, mapFile, tomlList(agg)))
+	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
+		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
+	}
+	a, err := flow.ParseAggregate(agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	a.Set.Each(func(p flow.Primitive) { keys = append(keys, p.JSONKey()) })
+	return aggregateSums(t, plugins[0].file, keys, nil), aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
+}
+
 // mergeCaptures writes the packets of captures, one after the other, into
 // one pcap (nfacctd replays one savefile).
 func mergeCaptures(t *testing.T, dir string, captures []string) string {
@@ -222,45 +257,11 @@ set_tag=5 filter='tcp and (port 80 or port 443)' label=web stack=sum jeq=next
 set_label=web filter='tcp and (port 80 or port 443)'
 set_tag2=3 filter='tcp'
 `)
-	agg := []string{"tag", "tag2", "label", "src_host", "proto"}
-	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, "pmacctd.json")}}
-	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: "pmacctd", savefile: traffic, preTagMap: mapFile, plugins: plugins}); err != nil {
-		t.Fatal(err)
+	want, got := pretagGolden(t, dir, "pmacctd", traffic, fmt.Sprintf("type = \"pcap\"\nfile = %q", traffic), mapFile,
+		[]string{"tag", "tag2", "label", "src_host", "proto"})
+	if byTag := aggregateSums(t, filepath.Join(dir, "pmacctd.json"), []string{"tag", "tag2", "label"}, nil); len(byTag) < 3 {
+		t.Fatalf("pmacctd's records have only the tags %v: the map tests too little", byTag)
 	}
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
-[[input]]
-type = "pcap"
-file = %q
-pre_tag_map = %q
-
-[[pipeline]]
-aggregate = %s
-refresh = "24h"
-outputs = ["p"]
-
-[output.p]
-type = "print"
-file = "flowdex.json"
-`, traffic, mapFile, tomlList(agg)))
-	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
-		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
-	}
-	keys := []string{"tag", "tag2", "label", "ip_src", "ip_proto"}
-	want := aggregateSums(t, filepath.Join(dir, "pmacctd.json"), keys, nil)
-	got := aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
-	tags := map[string]bool{}
-	for k := range want {
-		var m struct {
-			Tag, Tag2 int
-			Label     string
-		}
-		_ = json.Unmarshal([]byte(k), &m)
-		tags[fmt.Sprint(m.Tag, "/", m.Tag2, "/", m.Label)] = true
-	}
-	if len(tags) < 3 {
-		t.Fatalf("pmacctd's records have only the tags %v: the map tests too little", tags)
-	}
-	t.Logf("tag/tag2/label: %v", tags)
 	compareSums(t, got, want)
 }
 
@@ -271,25 +272,8 @@ func TestPretagMatchesSfacctd(t *testing.T) {
 	requireTools(t, "pmacctd", "sfacctd")
 	requireFaketime(t)
 	dir := t.TempDir()
-	e := exporterCase{name: "sfprobe", sflow: true, command: sfprobe(1), probes: 2}
-	var ds []exportDatagram
-	for try := 1; ; try++ {
-		pmacctSlots <- struct{}{}
-		got, log, err := captureExport(context.Background(), func(port int) (*exec.Cmd, error) { return e.command(dir, port) }, netip.AddrPort{})
-		<-pmacctSlots
-		if err != nil {
-			t.Fatalf("%v\n%s", err, tail(log, 30))
-		}
-		if strings.Count(log, "Exporting flows to") >= e.probes {
-			ds = got
-			break
-		}
-		if try == 3 {
-			t.Fatalf("pmacctd's sfprobe did not start, 3 times:\n%s", tail(log, 30))
-		}
-	}
-	export := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(export, ds); err != nil {
+	export, _, err := exporterCase{name: "sfprobe", sflow: true, command: sfprobe(1), probes: 2}.capture(context.Background(), dir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// every sample gets a tag and a tag2 from the map: sfacctd takes them,
@@ -302,31 +286,8 @@ set_tag2=9 ip=192.0.2.0/24 filter='udp or (vlan and udp)' label=t2 jeq=lab
 set_tag2=4 ip=192.0.2.0/24 jeq=lab
 set_label=agent ip=192.0.2.0/24 label=lab
 `)
-	agg := []string{"tag", "tag2", "label", "peer_src_ip", "in_iface", "proto"}
-	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, "sfacctd.json")}}
-	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: "sfacctd", savefile: export, preTagMap: mapFile, plugins: plugins}); err != nil {
-		t.Fatal(err)
-	}
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
-[[input]]
-type = "sflow"
-replay = %q
-pre_tag_map = %q
-
-[[pipeline]]
-aggregate = %s
-outputs = ["p"]
-
-[output.p]
-type = "print"
-file = "flowdex.json"
-`, export, mapFile, tomlList(agg)))
-	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
-		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
-	}
-	keys := []string{"tag", "tag2", "label", "peer_ip_src", "iface_in", "ip_proto"}
-	want := aggregateSums(t, filepath.Join(dir, "sfacctd.json"), keys, nil)
-	got := aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
+	want, got := pretagGolden(t, dir, "sfacctd", export, fmt.Sprintf("type = \"sflow\"\nreplay = %q", export), mapFile,
+		[]string{"tag", "tag2", "label", "peer_src_ip", "in_iface", "proto"})
 	byTag := aggregateSums(t, filepath.Join(dir, "sfacctd.json"), []string{"tag", "tag2", "label"}, nil)
 	if len(byTag) < 4 || byTag[`{"label":"agent","tag":1,"tag2":4}`] != "" || byTag[`{"label":"agent","tag":1,"tag2":9}`] != "" {
 		t.Fatalf("sfacctd's tags %v: want several, none from the datagrams' source 127.0.0.1", byTag)
