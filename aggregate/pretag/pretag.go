@@ -50,8 +50,7 @@ import (
 // Map is a loaded pre_tag_map. It is immutable, and Apply is safe for
 // concurrent use.
 type Map struct {
-	v4, v6, all []entry // the rules by exporter family; all: a capture's (no exporter)
-	rules       int
+	v4, v6, all []entry // the rules by exporter family; all: every rule, a capture's (no exporter)
 
 	// chains are the labels of jeq chains, joined: up to 4 labels' numbers
 	// to the number of their join, so that a chained record costs a lookup,
@@ -152,7 +151,7 @@ func Parse(name string, data []byte, o Options) (*Map, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	m := &Map{rules: len(rules)}
+	m := &Map{}
 	for _, r := range rules {
 		m.all = append(m.all, entry{rule: r})
 		if !r.ip.IsValid() || r.ip.Addr().Is4() {
@@ -195,7 +194,7 @@ func resolve(list []entry, strict bool) error {
 }
 
 // Rules returns how many rules the map has.
-func (m *Map) Rules() int { return m.rules }
+func (m *Map) Rules() int { return len(m.all) }
 
 // Apply sets r's Tag, Tag2 and Label by the map; a record no rule matches
 // has them 0 (and the label "").
@@ -330,6 +329,9 @@ var pending = map[string]bool{
 	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
 }
 
+// aliases are pmacct's other names of keys.
+var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}
+
 const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, filter"
 
 // parseLine parses one line: nil for a comment or a blank line.
@@ -352,7 +354,7 @@ func parseLine(line string, n int, o Options) (*rule, error) {
 		if !ok || key == "" {
 			return nil, fail("%q: expected key=value, without blanks around '=' (a comment is a line of its own, starting with '!' or '#')", t.text)
 		}
-		canon := map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}[key]
+		canon := aliases[key]
 		if canon == "" {
 			canon = key
 		}
