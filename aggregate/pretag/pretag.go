@@ -33,7 +33,6 @@
 package pretag
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,10 +40,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/mapfile"
 )
 
 // Map is a loaded pre_tag_map. It is immutable, and Apply is safe for
@@ -137,19 +136,15 @@ func Load(path string, o Options) (*Map, error) {
 // Parse parses a map; name prefixes the errors (file:line:column: ...).
 func Parse(name string, data []byte, o Options) (*Map, error) {
 	var rules []*rule
-	var errs []error
-	for i, line := range strings.Split(string(data), "\n") {
-		r, err := parseLine(strings.TrimSuffix(line, "\r"), i+1, o)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%w", name, err))
-			continue
-		}
-		if r != nil {
+	err := mapfile.Read(name, data, func(n int, pairs []mapfile.Pair) error {
+		r, err := parseRule(n, pairs, o)
+		if err == nil {
 			rules = append(rules, r)
 		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	m := &Map{}
 	for _, r := range rules {
@@ -334,26 +329,15 @@ var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id":
 
 const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, filter"
 
-// parseLine parses one line: nil for a comment or a blank line.
-func parseLine(line string, n int, o Options) (*rule, error) {
-	trimmed := strings.TrimLeftFunc(line, unicode.IsSpace)
-	if trimmed == "" || trimmed[0] == '!' || trimmed[0] == '#' {
-		return nil, nil
-	}
-	toks, err := tokens(line)
-	if err != nil {
-		return nil, fmt.Errorf("%d:%d: %v", n, err.(*tokenError).col, err.(*tokenError).msg)
-	}
+// parseRule parses the pairs of line n.
+func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 	r := &rule{line: n}
 	seen := map[string]bool{}
-	for _, t := range toks {
+	for _, t := range pairs {
 		fail := func(format string, args ...any) error {
-			return fmt.Errorf("%d:%d: %s", n, t.col, fmt.Sprintf(format, args...))
+			return mapfile.Errorf(n, t.Col, format, args...)
 		}
-		key, value, ok := strings.Cut(t.text, "=")
-		if !ok || key == "" {
-			return nil, fail("%q: expected key=value, without blanks around '=' (a comment is a line of its own, starting with '!' or '#')", t.text)
-		}
+		key, value := t.Key, t.Value
 		canon := aliases[key]
 		if canon == "" {
 			canon = key
@@ -362,9 +346,8 @@ func parseLine(line string, n int, o Options) (*rule, error) {
 			return nil, fail("%s: twice in one rule", key)
 		}
 		seen[canon] = true
-		vcol := t.col + len(key) + 1
 		bad := func(expected string) error {
-			return fmt.Errorf("%d:%d: %s=%q: expected %s", n, vcol, key, value, expected)
+			return mapfile.Errorf(n, t.ValueCol(), "%s=%q: expected %s", key, value, expected)
 		}
 		neg := strings.HasPrefix(value, "-")
 		plain := strings.TrimPrefix(value, "-")
@@ -396,7 +379,7 @@ func parseLine(line string, n int, o Options) (*rule, error) {
 			if value == "" {
 				return nil, bad(`the label of a later rule, or "next"`)
 			}
-			r.jeq, r.jeqCol = value, t.col
+			r.jeq, r.jeqCol = value, t.Col
 		case "stack":
 			switch {
 			case value == "sum" || strings.HasPrefix(value, "+"):
@@ -456,7 +439,7 @@ func parseLine(line string, n int, o Options) (*rule, error) {
 		case "filter":
 			f, err := filter.Compile(value)
 			if err != nil {
-				return nil, fmt.Errorf("%d:%d: filter=%q: %v (expected a libpcap expression, in single quotes when it has blanks)", n, vcol, value, err)
+				return nil, mapfile.Errorf(n, t.ValueCol(), "filter=%q: %v (expected a libpcap expression, in single quotes when it has blanks)", value, err)
 			}
 			r.conds = append(r.conds, cond{what: condFilter, filter: f})
 		default:
@@ -484,55 +467,4 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-type token struct {
-	text string
-	col  int // 1-based, in bytes
-}
-
-type tokenError struct {
-	col int
-	msg string
-}
-
-func (e *tokenError) Error() string { return e.msg }
-
-// tokens splits a line on blanks outside single quotes; the quotes go.
-func tokens(line string) ([]token, error) {
-	var out []token
-	var cur strings.Builder
-	start, quote, in := 0, -1, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\'':
-			if quote < 0 {
-				quote = i
-			} else {
-				quote = -1
-			}
-			if !in {
-				start, in = i, true
-			}
-		case quote < 0 && (c == ' ' || c == '\t'):
-			if in {
-				out = append(out, token{cur.String(), start + 1})
-				cur.Reset()
-				in = false
-			}
-		default:
-			if !in {
-				start, in = i, true
-			}
-			cur.WriteByte(c)
-		}
-	}
-	if quote >= 0 {
-		return nil, &tokenError{quote + 1, "a quote that is not closed (expected a value in single quotes)"}
-	}
-	if in {
-		out = append(out, token{cur.String(), start + 1})
-	}
-	return out, nil
 }
