@@ -477,7 +477,7 @@ func (fi *flowInput) logDecoderStats() {
 		"templates_withdrawn", st.TemplatesWithdrawn, "templates_over_limit", st.TemplatesOverLimit,
 		"templates_over_bytes", st.TemplatesOverBytes, "sampling_rates_refused", st.SamplersOverLimit, "store_bytes", st.StoreBytes,
 		"untracked_exporter_datagrams", st.ExportersOverLimit, "evicted_exporters", st.ExportersEvicted,
-		"unsupported_version", st.UnsupportedVersion)
+		"unsupported_version", st.UnsupportedVersion, "custom_fields_short", st.CustomShort, "custom_fields_cut", st.CustomCut)
 	for exporter, n := range st.NoTemplate {
 		fi.logger.Warn("data sets without their template (dropped)", "exporter", exporterName(exporter), "sets", n)
 	}

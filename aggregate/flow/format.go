@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"math/bits"
 	"net/netip"
 	"strconv"
@@ -47,7 +48,7 @@ type Stamps struct{ Inserted, Updated int64 }
 func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Counters, s Stamps) {
 	doc.Reset()
 	doc.AppendString(EventType.JSONKey(), "purge")
-	var buf [64]byte
+	var buf [3 * CustomBytes]byte // a raw custom primitive's text at most
 	for i, w := range agg.Set.w {
 		for ; w != 0; w &= w - 1 {
 			in := &writers[i<<6+bits.TrailingZeros64(w)]
@@ -80,6 +81,19 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 				doc.AppendStringBytes(in.json, f.AppendTime(buf[:0], in.slot.i64(k), true))
 			case writeLabel:
 				doc.AppendString(in.json, LabelText(in.slot.u32(k)))
+			case writeDecimal:
+				doc.AppendStringBytes(in.json, strconv.AppendUint(buf[:0], in.slot.uint(k), 10))
+			case writeIPBytes:
+				doc.AppendStringBytes(in.json, appendIPBytes(buf[:0], in.slot.bytes(k)))
+			case writeString:
+				b := in.slot.bytes(k)
+				if i := bytes.IndexByte(b, 0); i >= 0 {
+					b = b[:i]
+				}
+				doc.AppendStringBytes(in.json, b)
+			case writeRaw:
+				b := in.slot.bytes(k)
+				doc.AppendStringBytes(in.json, appendRaw(buf[:0], b[1:1+b[0]]))
 			}
 		}
 	}
@@ -114,6 +128,27 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 		return append(b, "0.0.0.0"...)
 	}
 	return a.AppendTo(b)
+}
+
+// appendRaw writes bytes as pmacct writes raw custom primitives: upper-case
+// hex digits, a '-' between bytes.
+func appendRaw(b, raw []byte) []byte {
+	const digits = "0123456789ABCDEF"
+	for i, x := range raw {
+		if i > 0 {
+			b = append(b, '-')
+		}
+		b = append(b, digits[x>>4], digits[x&15])
+	}
+	return b
+}
+
+// appendIPBytes writes an address of 4 or 16 bytes.
+func appendIPBytes(b, a []byte) []byte {
+	if len(a) == 4 {
+		return netip.AddrFrom4([4]byte(a)).AppendTo(b)
+	}
+	return netip.AddrFrom16([16]byte(a)).AppendTo(b)
 }
 
 const hexDigits = "0123456789abcdef"

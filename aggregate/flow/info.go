@@ -25,6 +25,10 @@ type Info struct {
 	// rules of its own or not at all.
 	NetFlow IEs
 
+	// Custom is the definition of a custom primitive (DefineCustom), nil for
+	// pmacct's own.
+	Custom *CustomField
+
 	host Primitive // KindNet: the host address whose family an unknown net takes
 	slot Slot      // where Field is
 }
@@ -55,6 +59,9 @@ const (
 	KindCounter              // a summed counter: flows, packets, bytes; not a key
 	KindReal                 // a number with a fraction (GeoIP coordinates)
 	KindLabel                // a string from a pre_tag_map, kept as its LabelID in a Record
+	KindDecimal              // an unsigned integer written as a string of decimal digits (custom u_int)
+	KindString               // text kept in a Record's bytes, up to its first zero byte (custom str)
+	KindRaw                  // bytes written as hex digits (custom raw)
 	numKinds
 )
 
@@ -79,7 +86,7 @@ var kinds = [numKinds]struct {
 	KindText:     {JSONString, "", false, nil},
 	KindUint:     {JSONInteger, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
 	KindHex:      {JSONString, "keyword", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
-	KindIP:       {JSONString, "ip", true, []slotType{slotAddr}},
+	KindIP:       {JSONString, "ip", true, []slotType{slotAddr, slotBytes}},
 	KindNet:      {JSONString, "ip", true, []slotType{slotAddr}},
 	KindMAC:      {JSONString, "", true, []slotType{slotMAC}},
 	KindProto:    {JSONString, "keyword", true, []slotType{slotU8}},
@@ -89,6 +96,9 @@ var kinds = [numKinds]struct {
 	KindCounter:  {JSONInteger, "long", false, []slotType{slotU64}},
 	KindReal:     {JSONNumber, "double", false, nil},
 	KindLabel:    {JSONString, "keyword", true, []slotType{slotU32}},
+	KindDecimal:  {JSONString, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
+	KindString:   {JSONString, "keyword", true, []slotType{slotBytes}},
+	KindRaw:      {JSONString, "keyword", true, []slotType{slotBytes}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -108,7 +118,7 @@ func (in Info) KeyWidth() int {
 	if !kinds[in.Kind].key {
 		return 0
 	}
-	return in.slot.width()
+	return in.slot.Width()
 }
 
 // Info returns p's row of the table.
@@ -147,7 +157,9 @@ func (in Info) hostIs(p Primitive) Info { in.host = p; return in }
 
 // writers says how Format.Document writes each primitive: what it needs of
 // the table, in 32 bytes a row, derived at start.
-var writers [numPrimitives]struct {
+var writers [numPrimitives]writer
+
+type writer struct {
 	json       string
 	slot, host Slot // host: KindNet's host address
 	op         writeOp
@@ -171,6 +183,10 @@ const (
 	writeTCPFlags                // KindTCPFlags, from the Counters
 	writeTime                    // KindTime
 	writeLabel                   // KindLabel
+	writeDecimal                 // KindDecimal
+	writeIPBytes                 // KindIP in bytes (custom ip)
+	writeString                  // KindString
+	writeRaw                     // KindRaw
 )
 
 // The Go types of Record fields, by slot type.
@@ -194,6 +210,9 @@ func init() {
 	keySize := reflect.TypeFor[Key]().Size()
 	for p := range numPrimitives {
 		in := &table[p]
+		if p.isCustom() {
+			continue // DefineCustom's
+		}
 		if in.JSON == "" {
 			panic(fmt.Sprintf("flow: primitive %d has no row", p))
 		}
@@ -230,46 +249,61 @@ func init() {
 		in.slot = Slot{off: uint16(off), typ: st}
 	}
 	for p := range numPrimitives {
-		in := &table[p]
-		if !in.Aggregated() {
-			continue
-		}
-		if p > StampInserted && p != Flows {
-			// pmacct master writes a few after flows (vrf_name...): Format.Document
-			// would need to write them there
-			panic(fmt.Sprintf("flow: %s: Format.Document writes the primitives before the stamps", in.JSON))
-		}
-		w := &writers[p]
-		w.json, w.slot = in.JSON, in.slot
-		switch in.Kind {
-		case KindUint:
-			w.op = [...]writeOp{slotU8: writeUint8, slotU16: writeUint16, slotU32: writeUint32, slotU64: writeUint64}[in.slot.typ]
-		case KindHex:
-			w.op = writeHex
-		case KindIP:
-			w.op = writeIP
-		case KindNet:
-			if table[in.host].Kind != KindIP || table[in.host].Field == "" {
-				panic(fmt.Sprintf("flow: %s: a net needs a host address kept by flowdex", in.JSON))
-			}
-			w.op, w.host = writeNet, table[in.host].slot
-		case KindMAC:
-			w.op = writeMAC
-		case KindProto:
-			w.op = writeProto
-		case KindTCPFlags:
-			w.op = writeTCPFlags
-		case KindTime:
-			w.op = writeTime
-		case KindLabel:
-			w.op = writeLabel
-		case KindCounter:
-			if p != Flows {
-				panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))
-			}
-			continue // written after the stamps, as pmacct does
-		default:
-			panic(fmt.Sprintf("flow: %s: flowdex cannot aggregate on kind %d", in.JSON, in.Kind))
-		}
+		writers[p] = writerOf(p)
 	}
+}
+
+// writerOf derives how Format.Document writes p from its row; a row it
+// cannot write is a programming error.
+func writerOf(p Primitive) (w writer) {
+	in := &table[p]
+	if !in.Aggregated() {
+		return w
+	}
+	if p > StampInserted && p != Flows {
+		// pmacct master writes a few after flows (vrf_name...): Format.Document
+		// would need to write them there
+		panic(fmt.Sprintf("flow: %s: Format.Document writes the primitives before the stamps", in.JSON))
+	}
+	w.json, w.slot = in.JSON, in.slot
+	switch in.Kind {
+	case KindUint:
+		w.op = [...]writeOp{slotU8: writeUint8, slotU16: writeUint16, slotU32: writeUint32, slotU64: writeUint64}[in.slot.typ]
+	case KindHex:
+		w.op = writeHex
+	case KindIP:
+		w.op = writeIP
+		if in.slot.typ == slotBytes {
+			w.op = writeIPBytes
+		}
+	case KindNet:
+		if table[in.host].Kind != KindIP || table[in.host].Field == "" {
+			panic(fmt.Sprintf("flow: %s: a net needs a host address kept by flowdex", in.JSON))
+		}
+		w.op, w.host = writeNet, table[in.host].slot
+	case KindMAC:
+		w.op = writeMAC
+	case KindProto:
+		w.op = writeProto
+	case KindTCPFlags:
+		w.op = writeTCPFlags
+	case KindTime:
+		w.op = writeTime
+	case KindLabel:
+		w.op = writeLabel
+	case KindDecimal:
+		w.op = writeDecimal
+	case KindString:
+		w.op = writeString
+	case KindRaw:
+		w.op = writeRaw
+	case KindCounter:
+		if p != Flows {
+			panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))
+		}
+		// written after the stamps, as pmacct does
+	default:
+		panic(fmt.Sprintf("flow: %s: flowdex cannot aggregate on kind %d", in.JSON, in.Kind))
+	}
+	return w
 }

@@ -4,8 +4,8 @@ package flow
 // fields of pmacct's documents (event_type, the time bins, the counters). The
 // constants are in the order pmacct writes their JSON keys (1.7.7's
 // compose_json, with the keys of later versions where those put them), so
-// walking a Set from its lowest bit gives pmacct's key order. pmacct writes
-// custom primitives after timestamp_export; they are not in the table.
+// walking a Set from its lowest bit gives pmacct's key order. The rows of the
+// custom primitives (Custom0...) are filled by DefineCustom (custom.go).
 //
 // The table below is all flowdex knows about each: adding a primitive is its
 // constant here, its row, and, for one flowdex aggregates on, a field in Key
@@ -116,6 +116,22 @@ const (
 	ExportProtoVersion
 	ExportProtoSysID
 	TimestampExport
+	Custom0 // the custom primitives (custom.go), where pmacct writes them
+	Custom1
+	Custom2
+	Custom3
+	Custom4
+	Custom5
+	Custom6
+	Custom7
+	Custom8
+	Custom9
+	Custom10
+	Custom11
+	Custom12
+	Custom13
+	Custom14
+	Custom15
 	StampInserted
 	StampUpdated
 	Flows

@@ -56,6 +56,11 @@ type Key struct {
 	ExportProtoSeqno                  uint32 // export_proto_seqno
 	ExportProtoSysID                  uint32 // export_proto_sysid: v5 engine id, v9 source id, IPFIX domain, sFlow sub-agent
 	ExportProtoVersion                uint16 // export_proto_version: 5, 9, 10; sFlow 5
+
+	// Custom holds the values of the custom primitives (custom.go), each at
+	// the offset DefineCustom gave it: integers in the host's byte order,
+	// addresses and strings as their bytes, a string's unused bytes zero.
+	Custom [CustomBytes]byte
 }
 
 // Record is one flow record, or one sampled packet, with its counters.

@@ -14,6 +14,7 @@ import (
 type Slot struct {
 	off uint16 // in Record; key fields are at the same offset in Key
 	typ slotType
+	n   uint16 // slotBytes: how many
 }
 
 type slotType uint8
@@ -24,19 +25,21 @@ const (
 	slotU16
 	slotU32
 	slotU64
-	slotI64  // Unix microseconds
-	slotMAC  // [6]byte
-	slotAddr // netip.Addr
+	slotI64   // Unix microseconds
+	slotMAC   // [6]byte
+	slotAddr  // netip.Addr
+	slotBytes // n bytes of Key.Custom: a custom primitive's address or string
 )
 
 // SlotType is what a Slot holds, for decoders.
 type SlotType uint8
 
 const (
-	SlotNone SlotType = iota
-	SlotUint          // an integer of 1 to 8 bytes: SetUint
-	SlotAddr          // an address: SetAddr
-	SlotMAC           // a MAC address: SetMAC
+	SlotNone  SlotType = iota
+	SlotUint           // an integer of 1 to 8 bytes: SetUint
+	SlotAddr           // an address: SetAddr
+	SlotMAC            // a MAC address: SetMAC
+	SlotBytes          // bytes (a custom primitive's address or string): SetBytes
 )
 
 // Type returns what s holds.
@@ -48,12 +51,18 @@ func (s Slot) Type() SlotType {
 		return SlotMAC
 	case slotAddr:
 		return SlotAddr
+	case slotBytes:
+		return SlotBytes
 	}
 	return SlotUint
 }
 
-// width is the most bytes the slot's value takes in a key.
-func (s Slot) width() int {
+// Width is the most bytes the slot's value takes in a key, and the bytes
+// of a custom primitive's value.
+func (s Slot) Width() int {
+	if s.typ == slotBytes {
+		return int(s.n)
+	}
 	return [...]int{slotNone: 0, slotU8: 1, slotU16: 2, slotU32: 4, slotU64: 8, slotI64: 8, slotMAC: 6, slotAddr: 17}[s.typ]
 }
 
@@ -72,6 +81,7 @@ func (s Slot) u64(k *Key) uint64      { return *(*uint64)(s.ptr(k)) }
 func (s Slot) i64(k *Key) int64       { return *(*int64)(s.ptr(k)) }
 func (s Slot) mac(k *Key) [6]byte     { return *(*[6]byte)(s.ptr(k)) }
 func (s Slot) addr(k *Key) netip.Addr { return *(*netip.Addr)(s.ptr(k)) }
+func (s Slot) bytes(k *Key) []byte    { return unsafe.Slice((*byte)(s.ptr(k)), s.n) }
 
 // SetUint sets an integer slot of r to v cut to the field's width (a 2-octet
 // TCP flags element keeps its low octet); other slots are left alone.
@@ -102,6 +112,27 @@ func (s Slot) SetMAC(r *Record, m [6]byte) {
 	}
 }
 
+// SetBytes sets a bytes slot of r to b, cut to the slot's length or padded
+// with zeros; other slots are left alone.
+func (s Slot) SetBytes(r *Record, b []byte) {
+	if s.typ == slotBytes {
+		d := unsafe.Slice((*byte)(s.at(r)), s.n)
+		clear(d[copy(d, b):])
+	}
+}
+
+// SetPrefixed sets a bytes slot of r to the length of b, then b, cut to the
+// slot's length; other slots are left alone. It is how a raw custom
+// primitive is kept, whose value may be zeros, or none.
+func (s Slot) SetPrefixed(r *Record, b []byte) {
+	if s.typ == slotBytes {
+		d := unsafe.Slice((*byte)(s.at(r)), s.n)
+		n := copy(d[1:], b)
+		d[0] = byte(n)
+		clear(d[1+n:])
+	}
+}
+
 // uint reads an integer key slot of k.
 func (s Slot) uint(k *Key) uint64 {
 	switch p := s.ptr(k); s.typ {
@@ -128,8 +159,7 @@ type KeyCodec struct {
 	max int
 }
 
-// keyOp copies n bytes (1, 2, 4, 6 or 8) at off in Key; n 0: packs the
-// address at off.
+// keyOp copies n bytes at off in Key; n 0: packs the address at off.
 type keyOp struct {
 	off uint16
 	n   uint16
@@ -155,7 +185,7 @@ func NewKeyCodec(s Set) KeyCodec {
 			c.ops = append(c.ops, keyOp{off: sl.off})
 			continue
 		}
-		n := uint16(sl.width())
+		n := uint16(sl.Width())
 		if last := len(c.ops) - 1; last >= 0 {
 			if o := &c.ops[last]; o.n > 0 && o.off+o.n == sl.off && (o.n+n == 2 || o.n+n == 4 || o.n+n == 8) {
 				o.n += n
@@ -187,6 +217,8 @@ func (c *KeyCodec) Append(b []byte, k *Key) []byte {
 			b = append(b, (*[6]byte)(p)[:]...)
 		case 8:
 			b = append(b, (*[8]byte)(p)[:]...)
+		default:
+			b = append(b, unsafe.Slice((*byte)(p), op.n)...)
 		}
 	}
 	return b
@@ -210,6 +242,8 @@ func (c *KeyCodec) Decode(b []byte, k *Key) []byte {
 			*(*[6]byte)(p), b = [6]byte(b), b[6:]
 		case 8:
 			*(*[8]byte)(p), b = [8]byte(b), b[8:]
+		default:
+			b = b[copy(unsafe.Slice((*byte)(p), op.n), b):]
 		}
 	}
 	return b

@@ -258,6 +258,7 @@ type pmacctRun struct {
 	pcapFilter  string // pcap_filter (pmacctd)
 	extSampling int    // pmacctd_ext_sampling_rate
 	preTagMap   string // pre_tag_map
+	primitives  string // aggregate_primitives
 	plugins     []pmacctPlugin
 }
 
@@ -283,6 +284,9 @@ func (r pmacctRun) config() string {
 	}
 	if r.preTagMap != "" {
 		fmt.Fprintf(&b, "pre_tag_map: %s\n", r.preTagMap)
+	}
+	if r.primitives != "" {
+		fmt.Fprintf(&b, "aggregate_primitives: %s\n", r.primitives)
 	}
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {

@@ -134,19 +134,28 @@ file = "flowdex-some.json"
 }
 
 // pretagGolden runs daemon on savefile and flowdex on its input (TOML
-// lines), both with mapFile and one plugin or pipeline aggregating on agg
-// (one purge at the end), and returns their packet and byte sums by the
-// aggregate's keys: the daemon's, in dir/DAEMON.json, and flowdex's.
+// lines), both with mapFile, as goldenRun.
 func pretagGolden(t *testing.T, dir, daemon, savefile, input, mapFile string, agg []string) (want, got map[string]string) {
 	t.Helper()
-	plugins := []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, daemon+".json")}}
-	if err := runPmacct(context.Background(), dir, pmacctRun{daemon: daemon, savefile: savefile, preTagMap: mapFile, plugins: plugins}); err != nil {
+	return goldenRun(t, dir, pmacctRun{daemon: daemon, savefile: savefile, preTagMap: mapFile}, "",
+		fmt.Sprintf("%s\npre_tag_map = %q", input, mapFile), agg)
+}
+
+// goldenRun runs the pmacct daemon of r with one plugin, and flowdex with
+// the top-level lines top and the [[input]] lines input, both with one
+// plugin or pipeline aggregating on agg (one purge at the end), and returns
+// their packet and byte sums by the aggregate's keys: the daemon's, in
+// dir/DAEMON.json, and flowdex's.
+func goldenRun(t *testing.T, dir string, r pmacctRun, top, input string, agg []string) (want, got map[string]string) {
+	t.Helper()
+	r.plugins = []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, r.daemon+".json")}}
+	if err := runPmacct(context.Background(), dir, r); err != nil {
 		t.Fatal(err)
 	}
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`%s
+
 [[input]]
 %s
-pre_tag_map = %q
 
 [[pipeline]]
 aggregate = %s
@@ -156,17 +165,17 @@ outputs = ["p"]
 [output.p]
 type = "print"
 file = "flowdex.json"
-`, input, mapFile, tomlList(agg)))
+`, top, input, tomlList(agg)))
 	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
 		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
 	}
-	a, err := flow.ParseAggregate(agg)
+	a, err := flow.ParseAggregate(agg) // the run defined its custom primitives
 	if err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
 	a.Set.Each(func(p flow.Primitive) { keys = append(keys, p.JSONKey()) })
-	return aggregateSums(t, plugins[0].file, keys, nil), aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
+	return aggregateSums(t, r.plugins[0].file, keys, nil), aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
 }
 
 // mergeCaptures writes the packets of captures, one after the other, into

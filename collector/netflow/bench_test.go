@@ -277,3 +277,43 @@ func BenchmarkLoadStore(b *testing.B) {
 		mustNew(b, Configuration{TemplatesFile: path})
 	}
 }
+
+// BenchmarkDecodeCustom is the cost of 5 custom primitives (one u_int, ip,
+// mac, enterprise hex and str) per IPFIX record: "none" decodes the same
+// records without definitions, whose fields are then skipped.
+func BenchmarkDecodeCustom(b *testing.B) {
+	fields := append(append([]fld{}, benchIPFIXFields...), fld{234, 4, 0}, fld{225, 4, 0}, fld{365, 6, 0}, fld{12235, 2, 9}, fld{96, 8, 0})
+	defs := []flow.CustomField{
+		{Name: "vrf", IE: 234, Len: 4, Semantics: flow.SemUint},
+		{Name: "nat", IE: 225, Len: 4, Semantics: flow.SemIP},
+		{Name: "sta", IE: 365, Len: 6, Semantics: flow.SemMAC},
+		{Name: "ext", PEN: 9, IE: 12235, Len: 2, Semantics: flow.SemHex},
+		{Name: "app", IE: 96, Len: 8, Semantics: flow.SemStr},
+	}
+	var records [][]byte
+	for i := range benchRecords {
+		records = append(records, benchRecord(fields, i))
+	}
+	templates, data := ipfix(set(ipfixTemplateSet, tmpl(10, 300, fields...))), ipfix(set(300, records...))
+	for _, tt := range []struct {
+		name string
+		defs []flow.CustomField
+	}{{"none", nil}, {"five", defs}} {
+		b.Run(tt.name, func(b *testing.B) {
+			if err := flow.DefineCustom(tt.defs); err != nil {
+				b.Fatal(err)
+			}
+			defer flow.DefineCustom(nil) //nolint:errcheck // nil always defines
+			d := mustNew(b, DefaultConfiguration())
+			emit := func(*flow.Record) {}
+			if err := d.Decode(templates, exporterA, arrival, emit); err != nil {
+				b.Fatal(err)
+			}
+			perRecord(b, benchRecords, func() {
+				if err := d.Decode(data, exporterA, arrival, emit); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}

@@ -72,10 +72,14 @@ type op struct {
 // How a template field's octets become a record field's value; one of
 // another length leaves the record field as it was.
 const (
-	convUint   uint8 = iota // an unsigned integer of 1 to 8 octets, cut to the record field's width
-	convAddr4               // an IPv4 address, 4 octets
-	convAddr16              // an IPv6 address, 16 octets
-	convMAC                 // a MAC address, 6 octets
+	convUint         uint8 = iota // an unsigned integer of 1 to 8 octets, cut to the record field's width
+	convAddr4                     // an IPv4 address, 4 octets
+	convAddr16                    // an IPv6 address, 16 octets
+	convMAC                       // a MAC address, 6 octets
+	convCustom                    // a custom primitive of a fixed length: of another, left out and counted
+	convCustomVar                 // a custom primitive of variable length: cut to what the record keeps, counted
+	convCustomRaw                 // convCustom of a raw one, kept after its length (flow.Slot.SetPrefixed)
+	convCustomRawVar              // convCustomVar of a raw one, idem
 )
 
 // Flow time encodings.
@@ -122,9 +126,14 @@ type plan struct {
 func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	last := make(map[uint16]int, len(fields))
 	lengths := make(map[uint16]uint16, len(fields))
+	var lastPEN map[penIE]int // enterprise-specific elements, for custom primitives
 	for i, f := range fields {
 		if f.PenProvided {
-			continue // enterprise-specific: not the IANA element of that number
+			if lastPEN == nil {
+				lastPEN = map[penIE]int{}
+			}
+			lastPEN[penIE{f.Pen, f.Type &^ 0x8000}] = i // goflow2 keeps the enterprise bit
+			continue                                    // not the IANA element of that number
 		}
 		last[f.Type] = i
 		lengths[f.Type] = f.Length
@@ -179,6 +188,23 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	// present of its lists
 	for prim := range flow.Primitives() {
 		slot := prim.Slot()
+		if c := prim.Info().Custom; c != nil {
+			i, ok := last[c.IE]
+			if c.PEN != 0 {
+				i, ok = lastPEN[penIE{c.PEN, c.IE}]
+			}
+			if ok {
+				conv := convCustom
+				if c.Len == flow.VarLen {
+					conv = convCustomVar
+				}
+				if c.Semantics == flow.SemRaw {
+					conv += convCustomRaw - convCustom
+				}
+				add(slot, conv, famNone, i)
+			}
+			continue
+		}
 		ies := prim.Info().NetFlow
 		conv := convUint
 		switch slot.Type() {
@@ -276,6 +302,12 @@ func timeOf(version uint16, idx func(uint16) int, sysInit int,
 	return timeSpec{}
 }
 
+// penIE names an enterprise-specific element.
+type penIE struct {
+	pen uint32
+	ie  uint16
+}
+
 // header holds what records take from their datagram's header.
 type header struct {
 	version  uint16
@@ -294,9 +326,15 @@ type view struct {
 
 func (v *view) field(i int) []byte { return v.rec[v.offs[i] : v.offs[i]+v.lens[i]] }
 
+// Custom primitives whose field a record did not have as they were defined.
+type customMisfit struct {
+	short uint32 // of another length than the primitive's len: left out
+	cut   uint32 // of variable length, longer than a record keeps: cut
+}
+
 // fill sets the fields of r that a record of the template carries. r holds
-// the header's fields already.
-func (p *plan) fill(r *flow.Record, rv *view, h *header) {
+// the header's fields already. It returns the custom primitives' misfits.
+func (p *plan) fill(r *flow.Record, rv *view, h *header) (mis customMisfit) {
 	fam := p.fam
 	if p.ipVersion >= 0 {
 		if v, ok := uintBE(rv.field(p.ipVersion)); ok && (v == 4 || v == 6) {
@@ -338,6 +376,36 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 			if len(b) == 6 {
 				o.slot.SetMAC(r, [6]byte(b))
 			}
+		case convCustom:
+			if len(b) != o.slot.Width() {
+				mis.short++
+				continue
+			}
+			switch o.slot.Type() {
+			case flow.SlotUint:
+				v, _ := uintBE(b)
+				o.slot.SetUint(r, v)
+			case flow.SlotMAC:
+				o.slot.SetMAC(r, [6]byte(b))
+			default:
+				o.slot.SetBytes(r, b)
+			}
+		case convCustomVar:
+			if len(b) > o.slot.Width() {
+				mis.cut++
+			}
+			o.slot.SetBytes(r, b)
+		case convCustomRaw:
+			if len(b) != o.slot.Width()-1 {
+				mis.short++
+				continue
+			}
+			o.slot.SetPrefixed(r, b)
+		case convCustomRawVar:
+			if len(b) > o.slot.Width()-1 {
+				mis.cut++
+			}
+			o.slot.SetPrefixed(r, b)
 		}
 	}
 	if r.Flows == 0 {
@@ -372,6 +440,7 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	if p.end.kind != timeNone {
 		r.TimestampEnd = p.end.micros(rv, h)
 	}
+	return mis
 }
 
 // ntpEpoch is 1900-01-01 in unix seconds.

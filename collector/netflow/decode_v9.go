@@ -166,7 +166,10 @@ var errRecordOverrun = errors.New("record overruns its set")
 func (d *Decoder) fillRecord(st *state, e *exporterState, t *template, v *view, h *header, smp *samplingCache) {
 	r := &st.rec
 	*r = st.base
-	t.plan.fill(r, v, h)
+	if mis := t.plan.fill(r, v, h); mis != (customMisfit{}) {
+		d.counters.customShort.Add(uint64(mis.short))
+		d.counters.customCut.Add(uint64(mis.cut))
+	}
 	r.SamplingRate = smp.rate(e, &t.plan, v, h.domain)
 }
 

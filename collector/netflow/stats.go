@@ -20,6 +20,10 @@ type Stats struct {
 	OptionRecords uint64 // option data records read (sampling tables), not emitted
 	UnknownSets   uint64 // sets with a reserved set id, skipped
 
+	// Fields of custom primitives (flow.DefineCustom) not read as they came.
+	CustomShort uint64 // of another length than the primitive's len: left out of the record
+	CustomCut   uint64 // of variable length, longer than flowdex keeps (flow.VarLenCap): cut
+
 	TemplatesAdded     uint64 // new or changed (data and options templates)
 	TemplatesRefreshed uint64 // sent again unchanged
 	TemplatesRefused   uint64 // zero record length, or template id below 256
@@ -43,6 +47,7 @@ type counters struct {
 	tplAdded, tplRefreshed, tplRefused, tplWithdrawn atomic.Uint64
 	tplLoaded, tplOverLimit, exportersOverLimit      atomic.Uint64
 	tplOverBytes, samplersOverLimit                  atomic.Uint64
+	customShort, customCut                           atomic.Uint64
 }
 
 // Stats returns a copy of the counters.
@@ -58,6 +63,8 @@ func (d *Decoder) Stats() Stats {
 		Records:            c.records.Load(),
 		OptionRecords:      c.optionRecords.Load(),
 		UnknownSets:        c.unknownSets.Load(),
+		CustomShort:        c.customShort.Load(),
+		CustomCut:          c.customCut.Load(),
 		TemplatesAdded:     c.tplAdded.Load(),
 		TemplatesRefreshed: c.tplRefreshed.Load(),
 		TemplatesRefused:   c.tplRefused.Load(),

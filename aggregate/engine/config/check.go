@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/cache"
+	customfile "github.com/flowdex/flowdex/aggregate/custom"
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/pretag"
@@ -42,6 +43,18 @@ func (l *loader) check() {
 		if _, ok := c.Outputs[w].(*ElasticsearchOutput); !ok {
 			l.fail([]string{"http", "web_output"}, "%q is not an elasticsearch output (expected one of the [output.NAME] tables with type = \"elasticsearch\")", w)
 		}
+	}
+	// before the pipelines, whose aggregate lists may name them
+	var custom []flow.CustomField
+	if f := c.AggregatePrimitives; f != "" {
+		all, err := customfile.Load(f)
+		if err != nil {
+			l.fail([]string{"aggregate_primitives"}, "%v", err)
+		}
+		custom = c.aggregated(all)
+	}
+	if err := flow.DefineCustom(custom); err != nil {
+		l.fail([]string{"aggregate_primitives"}, "the pipelines aggregate on %s: %v", flowNames(custom), err)
 	}
 	pipelines := map[string]bool{}
 	for i := range c.Pipelines {
@@ -104,6 +117,32 @@ func (l *loader) check() {
 			}
 		}
 	}
+}
+
+// aggregated returns the custom primitives of fs that a pipeline aggregates
+// on, in their file's order: only those take room in records.
+func (c *Config) aggregated(fs []flow.CustomField) []flow.CustomField {
+	used := map[string]bool{}
+	for _, p := range c.Pipelines {
+		for _, n := range p.Aggregate {
+			used[strings.ToLower(strings.TrimSpace(n))] = true
+		}
+	}
+	var out []flow.CustomField
+	for _, f := range fs {
+		if used[f.Name] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func flowNames(fs []flow.CustomField) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkPipeline checks pipeline i and records its name.

@@ -46,6 +46,12 @@ import (
 
 // Config is the whole flowdex configuration.
 type Config struct {
+	// AggregatePrimitives is pmacct's aggregate_primitives file: the custom
+	// primitives (aggregate/custom) of every pipeline and input. Load
+	// defines them for the process (flow.DefineCustom), since the
+	// pipelines' aggregate lists name them.
+	AggregatePrimitives string `toml:"aggregate_primitives,omitempty"`
+
 	Log       Log               `toml:"log"`
 	HTTP      HTTP              `toml:"http"`
 	Inputs    []Input           `toml:"input"`

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/flowdex/flowdex/aggregate/flow"
 	"os"
 	"path/filepath"
 	"slices"
@@ -611,5 +612,46 @@ flush_interval = "0s"
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// aggregate_primitives defines the custom primitives the pipelines' aggregate
+// lists name, relative to the configuration; its mistakes are said at its
+// key, with the file's line and column.
+func TestAggregatePrimitives(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("primitives.lst", "name=app_id field_type=95 len=4 semantics=u_int\n")
+	write("bad.lst", "! x\nname=app_id field_type=95 len=3 semantics=u_int\n")
+	conf := filepath.Join(dir, "flowdex.toml")
+	const pipeline = "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_host\", \"app_id\"]\n"
+	t.Cleanup(func() { _ = flow.DefineCustom(nil) })
+
+	c, err := Parse(conf, []byte("aggregate_primitives = \"primitives.lst\"\n"+pipeline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "primitives.lst"); c.AggregatePrimitives != want {
+		t.Errorf("aggregate_primitives %q, want %q", c.AggregatePrimitives, want)
+	}
+	var b strings.Builder
+	if err := c.WriteEffective(&b); err != nil {
+		t.Fatal(err)
+	}
+	checkReadsBack(t, b.String())
+
+	for _, tt := range []struct{ src, want string }{
+		{pipeline, conf + `:4:1: pipeline#0.aggregate: unknown primitive "app_id"`},
+		{"aggregate_primitives = \"bad.lst\"\n" + pipeline, conf + `:1:1: aggregate_primitives: ` + filepath.Join(dir, "bad.lst") + `:2:6: app_id: an integer of 1, 2, 4 or 8 bytes, not 3`},
+		{"aggregate_primitives = 3\n" + pipeline, conf + `:1:1: aggregate_primitives: 3 is no file name (expected the path of pmacct's aggregate_primitives file, in quotes)`},
+	} {
+		_, err := Parse(conf, []byte(tt.src))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q:\n got %v\nwant %s", tt.src, err, tt.want)
+		}
 	}
 }

@@ -100,6 +100,7 @@ func (c *Config) derive(md *toml.MetaData) {
 // (a path given on a command line is the command's to resolve).
 func (c *Config) resolvePaths() {
 	r := c.Resolve
+	c.AggregatePrimitives = r(c.AggregatePrimitives)
 	if c.Log.File != "-" {
 		c.Log.File = r(c.Log.File)
 	}

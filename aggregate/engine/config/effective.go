@@ -19,12 +19,13 @@ import (
 // configuration, the secrets aside.
 func (c *Config) WriteEffective(w io.Writer) error {
 	doc := struct {
-		Log      Log               `toml:"log"`
-		HTTP     *HTTP             `toml:"http,omitempty"` // none: no server
-		Input    []Input           `toml:"input"`
-		Pipeline []Pipeline        `toml:"pipeline"`
-		Output   map[string]Output `toml:"output"`
-	}{Log: c.Log, Output: map[string]Output{}}
+		AggregatePrimitives string            `toml:"aggregate_primitives,omitempty"`
+		Log                 Log               `toml:"log"`
+		HTTP                *HTTP             `toml:"http,omitempty"` // none: no server
+		Input               []Input           `toml:"input"`
+		Pipeline            []Pipeline        `toml:"pipeline"`
+		Output              map[string]Output `toml:"output"`
+	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, Output: map[string]Output{}}
 	for _, in := range c.Inputs {
 		if k, ok := in.(*KafkaInput); ok && k.Password != "" {
 			shown := *k

@@ -29,15 +29,16 @@ func Load(path string) (*Config, error) {
 // rawConfig is the first pass over a file: each table kept for a decoding
 // of its own, by type for inputs and outputs.
 type rawConfig struct {
-	Log      toml.Primitive            `toml:"log"`
-	HTTP     toml.Primitive            `toml:"http"`
-	Input    []toml.Primitive          `toml:"input"`
-	Pipeline []toml.Primitive          `toml:"pipeline"`
-	Output   map[string]toml.Primitive `toml:"output"`
+	AggregatePrimitives any                       `toml:"aggregate_primitives"` // checked by decode
+	Log                 toml.Primitive            `toml:"log"`
+	HTTP                toml.Primitive            `toml:"http"`
+	Input               []toml.Primitive          `toml:"input"`
+	Pipeline            []toml.Primitive          `toml:"pipeline"`
+	Output              map[string]toml.Primitive `toml:"output"`
 }
 
-// topLevel are the tables of a configuration.
-var topLevel = []string{"log", "http", "input", "pipeline", "output"}
+// topLevel are the keys and tables of a configuration.
+var topLevel = []string{"aggregate_primitives", "log", "http", "input", "pipeline", "output"}
 
 // loader reads one file, collecting every mistake.
 type loader struct {
@@ -74,6 +75,13 @@ func Parse(name string, src []byte) (*Config, error) {
 				hint = fmt.Sprintf("did you mean %q?", best)
 			}
 			l.fail([]string{k}, "unknown table (%s)", hint)
+		}
+	}
+	if v, ok := l.tree["aggregate_primitives"]; ok {
+		if s, ok := v.(string); ok {
+			l.c.AggregatePrimitives = s
+		} else {
+			l.fail([]string{"aggregate_primitives"}, "%v is no file name (expected the path of pmacct's aggregate_primitives file, in quotes)", v)
 		}
 	}
 	l.decode(raw.Log, &l.c.Log, []string{"log"}, l.tree["log"])
