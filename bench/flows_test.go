@@ -108,7 +108,7 @@ func BenchmarkFlowFlushDocument(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		r := flow.Record{Packets: 1, Bytes: 100, Key: flow.Key{Proto: 6, TimestampArrival: 1704067200e6}}
+		r := flow.Record{Packets: 1, Bytes: 100, Key: flow.Key{Fixed: flow.Fixed{Proto: 6, TimestampArrival: 1704067200e6}}}
 		for i := range 1000 {
 			r.SrcIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
 			r.DstIP = netip.AddrFrom4([4]byte{192, 0, 2, 1})

@@ -172,8 +172,8 @@ func BenchmarkMemory(b *testing.B) {
 			m := make(map[key]counters)
 			for _, r := range recs {
 				// the fields of benchAggregate
-				k := key{Key: flow.Key{SrcIP: r.SrcIP, DstIP: r.DstIP, SrcPort: r.SrcPort, DstPort: r.DstPort,
-					Proto: r.Proto, PeerSrcIP: r.PeerSrcIP, InIface: r.InIface, OutIface: r.OutIface}}
+				k := key{Key: flow.Key{Fixed: flow.Fixed{SrcIP: r.SrcIP, DstIP: r.DstIP, SrcPort: r.SrcPort, DstPort: r.DstPort,
+					Proto: r.Proto, PeerSrcIP: r.PeerSrcIP, InIface: r.InIface, OutIface: r.OutIface}}}
 				c := m[k]
 				c.packets += r.Packets
 				m[k] = c

@@ -36,11 +36,11 @@ func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 // changed by the options.
 func rec(opts ...func(*flow.Record)) *flow.Record {
 	r := &flow.Record{
-		Key: flow.Key{
+		Key: flow.Key{Fixed: flow.Fixed{
 			SrcIP: ip("192.0.2.1"), DstIP: ip("198.51.100.1"), SrcPort: 1000, DstPort: 80, Proto: 6,
 			SrcMask: 24, DstMask: 16, SrcAS: 64496, DstAS: 64497,
 			PeerSrcIP: ip("203.0.113.1"), InIface: 3, OutIface: 4,
-		},
+		}},
 		Packets: 1, Bytes: 100, Flows: 1,
 	}
 	for _, o := range opts {
@@ -67,8 +67,8 @@ func TestAggregate(t *testing.T) {
 				rec(func(r *flow.Record) { r.TCPFlags = 0x01; r.InIface = 99 }), // in_iface not aggregated
 			},
 			want: []Entry{
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), DstIP: ip("198.51.100.1"), SrcPort: 1000, DstPort: 80, Proto: 6}, TCPFlags: 0x13, Packets: 7, Bytes: 700, Flows: 4},
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), DstIP: ip("198.51.100.1"), SrcPort: 1000, DstPort: 443, Proto: 6}, TCPFlags: 0x01, Packets: 1, Bytes: 100, Flows: 1},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), DstIP: ip("198.51.100.1"), SrcPort: 1000, DstPort: 80, Proto: 6}}, TCPFlags: 0x13, Packets: 7, Bytes: 700, Flows: 4},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), DstIP: ip("198.51.100.1"), SrcPort: 1000, DstPort: 443, Proto: 6}}, TCPFlags: 0x01, Packets: 1, Bytes: 100, Flows: 1},
 			},
 			stats: Stats{Records: 4, Entries: 2},
 		},
@@ -90,8 +90,8 @@ func TestAggregate(t *testing.T) {
 				rec(func(r *flow.Record) { r.SrcIP = netip.Addr{} }), rec(),
 			},
 			want: []Entry{
-				{Key: flow.Key{SrcIP: ip("192.0.2.1")}, Packets: 2, Bytes: 200, Flows: 2},
-				{Key: flow.Key{SrcIP: ip("::ffff:192.0.2.1")}, Packets: 1, Bytes: 100, Flows: 1},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1")}}, Packets: 2, Bytes: 200, Flows: 2},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("::ffff:192.0.2.1")}}, Packets: 1, Bytes: 100, Flows: 1},
 				{Key: flow.Key{}, Packets: 1, Bytes: 100, Flows: 1},
 			},
 			stats: Stats{Records: 4, Entries: 3},
@@ -105,8 +105,8 @@ func TestAggregate(t *testing.T) {
 				rec(func(r *flow.Record) { r.TimestampStart = 1_700_000_000_123_456 }),
 			},
 			want: []Entry{
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: 1_700_000_000_123_456}, Packets: 2, Bytes: 200, Flows: 2},
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: 1_700_000_000_123_457}, Packets: 1, Bytes: 100, Flows: 1},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), TimestampStart: 1_700_000_000_123_456}}, Packets: 2, Bytes: 200, Flows: 2},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), TimestampStart: 1_700_000_000_123_457}}, Packets: 1, Bytes: 100, Flows: 1},
 			},
 			stats: Stats{Records: 3, Entries: 2},
 		},
@@ -149,7 +149,7 @@ func TestEveryPrimitive(t *testing.T) {
 	if total := 8 + codec.MaxLen(); total > maxKey {
 		t.Fatalf("keys take up to %d bytes, maxKey is %d", total, maxKey)
 	}
-	full := flow.Key{
+	full := flow.Key{Fixed: flow.Fixed{
 		SrcMAC: [6]byte{1, 2, 3, 4, 5, 6}, DstMAC: [6]byte{7, 8, 9, 10, 11, 12}, VLAN: 4094, CoS: 7, EType: 0x86dd,
 		SrcAS: 1, DstAS: 2, PeerSrcAS: 3, PeerDstAS: 4, PeerSrcIP: ip("203.0.113.9"), PeerDstIP: ip("2001:db8::99"),
 		InIface: 5, OutIface: 6, SrcIP: ip("2001:db8::1"), DstIP: ip("192.0.2.200"), SrcMask: 48, DstMask: 25,
@@ -160,14 +160,14 @@ func TestEveryPrimitive(t *testing.T) {
 		TunnelSrcMAC: [6]byte{2, 0, 0, 0, 0, 1}, TunnelDstMAC: [6]byte{2, 0, 0, 0, 0, 2},
 		TunnelSrcIP: ip("198.51.100.7"), TunnelDstIP: ip("2001:db8::7"), TunnelProto: 6, TunnelTOS: 0x28,
 		TunnelSrcPort: 40000, TunnelDstPort: 443, VXLAN: 0xffffff,
-	}
+	}}
 	full.SrcNet, full.DstNet = ip("2001:db8::"), ip("192.0.2.128")
 	for _, tt := range []struct {
 		set  flow.Set
 		want flow.Key // what an entry keeps of full
 	}{
 		{a.Set, full},
-		{aggregate(t, "dst_net", "peer_dst_ip", "vlan").Set, flow.Key{DstNet: full.DstNet, PeerDstIP: full.PeerDstIP, VLAN: full.VLAN}},
+		{aggregate(t, "dst_net", "peer_dst_ip", "vlan").Set, flow.Key{Fixed: flow.Fixed{DstNet: full.DstNet, PeerDstIP: full.PeerDstIP, VLAN: full.VLAN}}},
 		{aggregate(t, "flows", "tcpflags").Set, flow.Key{}}, // counters, not key fields
 	} {
 		c := New(Configuration{Aggregate: flow.Aggregate{Set: tt.set}})
@@ -191,8 +191,8 @@ func TestFilter(t *testing.T) {
 	c.Add(rec(func(r *flow.Record) { r.Proto = 17 }))
 	c.Add(rec(func(r *flow.Record) { r.DstIP = ip("198.51.100.2") }))
 	want := []Entry{
-		{Key: flow.Key{DstIP: ip("198.51.100.1")}, Packets: 1, Bytes: 100, Flows: 1},
-		{Key: flow.Key{DstIP: ip("198.51.100.2")}, Packets: 1, Bytes: 100, Flows: 1},
+		{Key: flow.Key{Fixed: flow.Fixed{DstIP: ip("198.51.100.1")}}, Packets: 1, Bytes: 100, Flows: 1},
+		{Key: flow.Key{Fixed: flow.Fixed{DstIP: ip("198.51.100.2")}}, Packets: 1, Bytes: 100, Flows: 1},
 	}
 	if s := c.Stats(); s.Records != 4 || s.Filtered != 2 || s.Entries != 2 {
 		t.Errorf("stats %+v, want 4 records, 2 filtered, 2 entries", s)
@@ -223,15 +223,15 @@ func TestNetworks(t *testing.T) {
 			name: "v4 both match",
 			aggr: all,
 			r:    rec(func(r *flow.Record) { r.SrcIP, r.DstIP = ip("192.0.2.77"), ip("198.51.101.9") }),
-			want: flow.Key{SrcNet: ip("192.0.2.0"), DstNet: ip("198.51.100.0"), SrcMask: 24, DstMask: 22,
-				SrcAS: 65001, DstAS: 65002, PeerSrcAS: 64512},
+			want: flow.Key{Fixed: flow.Fixed{SrcNet: ip("192.0.2.0"), DstNet: ip("198.51.100.0"), SrcMask: 24, DstMask: 22,
+				SrcAS: 65001, DstAS: 65002, PeerSrcAS: 64512}},
 		},
 		{
 			name: "v4 destination with next hop",
 			aggr: all,
 			r:    rec(func(r *flow.Record) { r.SrcIP, r.DstIP = ip("198.51.100.1"), ip("192.0.2.1") }),
-			want: flow.Key{SrcNet: ip("198.51.100.0"), DstNet: ip("192.0.2.0"), SrcMask: 22, DstMask: 24,
-				SrcAS: 65002, DstAS: 65001, PeerDstAS: 64512, PeerDstIP: ip("10.0.0.1")},
+			want: flow.Key{Fixed: flow.Fixed{SrcNet: ip("198.51.100.0"), DstNet: ip("192.0.2.0"), SrcMask: 22, DstMask: 24,
+				SrcAS: 65002, DstAS: 65001, PeerDstAS: 64512, PeerDstIP: ip("10.0.0.1")}},
 		},
 		{
 			name: "no match: zero net, mask and AS, whatever the record said",
@@ -240,20 +240,20 @@ func TestNetworks(t *testing.T) {
 				r.SrcIP, r.DstIP = ip("203.0.113.1"), ip("2001:db9::1")
 				r.PeerDstIP = ip("10.9.9.9")
 			}),
-			want: flow.Key{SrcNet: ip("0.0.0.0"), DstNet: ip("::")},
+			want: flow.Key{Fixed: flow.Fixed{SrcNet: ip("0.0.0.0"), DstNet: ip("::")}},
 		},
 		{
 			name: "v6 longest match",
 			aggr: all,
 			r:    rec(func(r *flow.Record) { r.SrcIP, r.DstIP = ip("2001:db8:1:2::3"), ip("2001:db8:2::3") }),
-			want: flow.Key{SrcNet: ip("2001:db8:1::"), DstNet: ip("2001:db8::"), SrcMask: 48, DstMask: 32,
-				SrcAS: 65003, DstAS: 65004, PeerSrcAS: 64513},
+			want: flow.Key{Fixed: flow.Fixed{SrcNet: ip("2001:db8:1::"), DstNet: ip("2001:db8::"), SrcMask: 48, DstMask: 32,
+				SrcAS: 65003, DstAS: 65004, PeerSrcAS: 64513}},
 		},
 		{
 			name: "only what is aggregated",
 			aggr: []string{"src_as", "dst_host"},
 			r:    rec(func(r *flow.Record) { r.SrcIP = ip("2001:db8:1::1") }),
-			want: flow.Key{SrcAS: 65003, DstIP: ip("198.51.100.1")},
+			want: flow.Key{Fixed: flow.Fixed{SrcAS: 65003, DstIP: ip("198.51.100.1")}},
 		},
 		{
 			name: "no address, no net",
@@ -300,7 +300,7 @@ func TestNetsFromMasks(t *testing.T) {
 			})
 			cache.Add(r)
 			got := flush(cache)
-			want := flow.Key{SrcNet: c.wantNet, SrcMask: c.mask, DstNet: ip("198.51.0.0")}
+			want := flow.Key{Fixed: flow.Fixed{SrcNet: c.wantNet, SrcMask: c.mask, DstNet: ip("198.51.0.0")}}
 			if len(got) != 1 || got[0].Key != want {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
@@ -315,9 +315,9 @@ func TestRenormalize(t *testing.T) {
 		rate        uint32
 		want        Entry
 	}{
-		{"rate 100", true, 100, Entry{Key: flow.Key{SamplingRate: 1}, Packets: 300, Bytes: 30000, Flows: 2}},
-		{"rate unknown", true, 0, Entry{Key: flow.Key{SamplingRate: 0}, Packets: 3, Bytes: 300, Flows: 2}},
-		{"off", false, 100, Entry{Key: flow.Key{SamplingRate: 100}, Packets: 3, Bytes: 300, Flows: 2}},
+		{"rate 100", true, 100, Entry{Key: flow.Key{Fixed: flow.Fixed{SamplingRate: 1}}, Packets: 300, Bytes: 30000, Flows: 2}},
+		{"rate unknown", true, 0, Entry{Key: flow.Key{Fixed: flow.Fixed{SamplingRate: 0}}, Packets: 3, Bytes: 300, Flows: 2}},
+		{"off", false, 100, Entry{Key: flow.Key{Fixed: flow.Fixed{SamplingRate: 100}}, Packets: 3, Bytes: 300, Flows: 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -356,10 +356,10 @@ func TestTimestampsSecs(t *testing.T) {
 				return
 			}
 			want := []Entry{
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: 1_704_067_200_000_000, TimestampEnd: 1_704_067_201_000_000,
-					TimestampArrival: 1_704_067_201_000_000}, Packets: 2, Bytes: 200, Flows: 2},
-				{Key: flow.Key{SrcIP: ip("192.0.2.1"), TimestampStart: -2_000_000, TimestampEnd: -1_000_000,
-					TimestampArrival: -1_000_000}, Packets: 2, Bytes: 200, Flows: 2},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), TimestampStart: 1_704_067_200_000_000, TimestampEnd: 1_704_067_201_000_000,
+					TimestampArrival: 1_704_067_201_000_000}}, Packets: 2, Bytes: 200, Flows: 2},
+				{Key: flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1"), TimestampStart: -2_000_000, TimestampEnd: -1_000_000,
+					TimestampArrival: -1_000_000}}, Packets: 2, Bytes: 200, Flows: 2},
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("got %+v\nwant %+v", got, want)
@@ -421,11 +421,11 @@ func TestSum(t *testing.T) {
 		aggr string
 		want []Entry
 	}{
-		{"sum_host", both(flow.Key{SrcIP: ip("192.0.2.1")}, flow.Key{SrcIP: ip("192.0.2.2")})},
-		{"sum_net", both(flow.Key{SrcNet: ip("192.0.2.1")}, flow.Key{SrcNet: ip("192.0.2.0")})},
-		{"sum_port", both(flow.Key{SrcPort: 1000}, flow.Key{SrcPort: 80})},
-		{"sum_as", both(flow.Key{SrcAS: 1}, flow.Key{SrcAS: 2})},
-		{"sum_mac", both(flow.Key{SrcMAC: [6]byte{0xa}}, flow.Key{SrcMAC: [6]byte{0xb}})},
+		{"sum_host", both(flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.1")}}, flow.Key{Fixed: flow.Fixed{SrcIP: ip("192.0.2.2")}})},
+		{"sum_net", both(flow.Key{Fixed: flow.Fixed{SrcNet: ip("192.0.2.1")}}, flow.Key{Fixed: flow.Fixed{SrcNet: ip("192.0.2.0")}})},
+		{"sum_port", both(flow.Key{Fixed: flow.Fixed{SrcPort: 1000}}, flow.Key{Fixed: flow.Fixed{SrcPort: 80}})},
+		{"sum_as", both(flow.Key{Fixed: flow.Fixed{SrcAS: 1}}, flow.Key{Fixed: flow.Fixed{SrcAS: 2}})},
+		{"sum_mac", both(flow.Key{Fixed: flow.Fixed{SrcMAC: [6]byte{0xa}}}, flow.Key{Fixed: flow.Fixed{SrcMAC: [6]byte{0xb}}})},
 	}
 	for _, c := range cases {
 		t.Run(c.aggr, func(t *testing.T) {

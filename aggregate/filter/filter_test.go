@@ -15,33 +15,33 @@ import (
 )
 
 var records = map[string]*flow.Record{
-	"tcp4": {Key: flow.Key{
+	"tcp4": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcMAC: [6]byte{0xaa, 0xbb, 0xcc, 0, 0, 1}, DstMAC: [6]byte{0xaa, 0xbb, 0xcc, 0, 0, 2},
 		SrcIP: addr("192.0.2.10"), DstIP: addr("198.51.100.1"), SrcPort: 1234, DstPort: 80, Proto: 6, TOS: 184,
-	}, TCPFlags: 0x12},
-	"dns4": {Key: flow.Key{
+	}}, TCPFlags: 0x12},
+	"dns4": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcIP: addr("203.0.113.5"), DstIP: addr("192.0.2.53"), SrcPort: 53333, DstPort: 53, Proto: 17,
-	}},
-	"reply4": {Key: flow.Key{
+	}}},
+	"reply4": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcIP: addr("192.0.2.53"), DstIP: addr("203.0.113.5"), SrcPort: 53, DstPort: 53333, Proto: 17,
-	}},
-	"vlan4": {Key: flow.Key{
+	}}},
+	"vlan4": {Key: flow.Key{Fixed: flow.Fixed{
 		VLAN: 10, CoS: 5,
 		SrcIP: addr("192.0.2.10"), DstIP: addr("198.51.100.1"), SrcPort: 1234, DstPort: 80, Proto: 6,
-	}, TCPFlags: 0x10},
-	"tcp6": {Key: flow.Key{
+	}}, TCPFlags: 0x10},
+	"tcp6": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcIP: addr("2001:db8::1"), DstIP: addr("2001:db8::2"), SrcPort: 40000, DstPort: 443, Proto: 6, TOS: 0x28,
-	}, TCPFlags: 0x02},
-	"icmp4": {Key: flow.Key{
+	}}, TCPFlags: 0x02},
+	"icmp4": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcIP: addr("198.51.100.1"), DstIP: addr("192.0.2.10"), DstPort: 2048, Proto: 1,
-	}},
-	"lldp": {Key: flow.Key{
+	}}},
+	"lldp": {Key: flow.Key{Fixed: flow.Fixed{
 		SrcMAC: [6]byte{0xaa, 0xbb, 0xcc, 0, 0, 3}, EType: 0x88cc,
-	}},
-	"mpls3": {Key: flow.Key{
+	}}},
+	"mpls3": {Key: flow.Key{Fixed: flow.Fixed{
 		MPLSLabelTop: 16001, MPLSLabelBottom: 17, MPLSStackDepth: 3, EType: 0x0800,
 		SrcIP: addr("192.0.2.20"), DstIP: addr("198.51.100.1"), SrcPort: 40000, DstPort: 80, Proto: 6,
-	}, TCPFlags: 0x02},
+	}}, TCPFlags: 0x02},
 }
 
 func TestMatch(t *testing.T) {
@@ -120,14 +120,14 @@ func TestFrameLengths(t *testing.T) {
 		r    flow.Record
 		want int
 	}{
-		{flow.Record{Key: flow.Key{SrcIP: addr("192.0.2.1")}}, 55},
-		{flow.Record{Key: flow.Key{DstIP: addr("192.0.2.1"), VLAN: 1}}, 59},
-		{flow.Record{Key: flow.Key{SrcIP: addr("2001:db8::1")}}, 77},
-		{flow.Record{Key: flow.Key{SrcIP: addr("2001:db8::1"), VLAN: 4095}}, 81},
-		{flow.Record{Key: flow.Key{EType: 0x0806}}, 14},
-		{flow.Record{Key: flow.Key{EType: 0x0806, VLAN: 2}}, 18},
-		{flow.Record{Key: flow.Key{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 2}}, 63},
-		{flow.Record{Key: flow.Key{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 9}}, 71},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: addr("192.0.2.1")}}}, 55},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{DstIP: addr("192.0.2.1"), VLAN: 1}}}, 59},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: addr("2001:db8::1")}}}, 77},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: addr("2001:db8::1"), VLAN: 4095}}}, 81},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{EType: 0x0806}}}, 14},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{EType: 0x0806, VLAN: 2}}}, 18},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 2}}}, 63},
+		{flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: addr("192.0.2.1"), MPLSStackDepth: 9}}}, 71},
 	}
 	for _, c := range cases {
 		var buf [frameMax]byte
@@ -233,11 +233,11 @@ func FuzzMatch(f *testing.F) {
 			}
 			return 0
 		}
-		r := &flow.Record{Key: flow.Key{
+		r := &flow.Record{Key: flow.Key{Fixed: flow.Fixed{
 			Proto: at(0), SrcPort: uint16(at(1))<<8 | uint16(at(2)), DstPort: uint16(at(3)),
 			SrcIP: netip.AddrFrom4([4]byte{at(4), at(5), at(6), at(7)}), TOS: at(8), VLAN: uint16(at(10)) & 0xfff,
 			CoS: at(11) & 7, MPLSStackDepth: at(12) % 6, MPLSLabelTop: uint32(at(1)) << 8, MPLSLabelBottom: uint32(at(2)),
-		}, TCPFlags: at(9)}
+		}}, TCPFlags: at(9)}
 		if at(13)&1 == 1 {
 			r.SrcIP = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: at(4)})
 		}

@@ -135,7 +135,7 @@ func DefineCustom(fs []CustomField) error {
 			return fmt.Errorf("%s: defined twice", c.Name)
 		}
 		names[c.Name] = true
-		slot := Slot{typ: slotBytes, n: uint16(c.Cap())}
+		slot := Slot{typ: slotBytes, n: uint8(c.Cap())}
 		switch c.Semantics {
 		case SemUint, SemHex:
 			slot = Slot{typ: [...]slotType{1: slotU8, 2: slotU16, 4: slotU32, 8: slotU64}[c.Len]}

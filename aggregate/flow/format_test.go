@@ -42,10 +42,10 @@ func TestDocumentMatchesPmacct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp := Key{
+	tcp := Key{Fixed: Fixed{
 		SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"),
 		SrcPort: 49152, DstPort: 80, Proto: 6,
-	}
+	}}
 	withArrival := tcp
 	withArrival.TimestampArrival = micros("2024-01-01T00:00:00.1Z")
 	l2 := tcp
@@ -175,8 +175,8 @@ func TestParseAggregate(t *testing.T) {
 
 func BenchmarkDocument(b *testing.B) {
 	agg, _ := ParseAggregate([]string{"src_host", "dst_host", "src_port", "dst_port", "proto", "tos", "in_iface", "out_iface", "tcpflags", "timestamp_start"})
-	k := Key{SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"), SrcPort: 443, DstPort: 50000,
-		Proto: 6, InIface: 1, OutIface: 2, TimestampStart: 1704067200100000}
+	k := Key{Fixed: Fixed{SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"), SrcPort: 443, DstPort: 50000,
+		Proto: 6, InIface: 1, OutIface: 2, TimestampStart: 1704067200100000}}
 	f := Format{SinceEpoch: true}
 	var doc document.Document
 	b.ReportAllocs()
@@ -189,7 +189,7 @@ func BenchmarkDocument(b *testing.B) {
 // written as the zero address of dst_host's family.
 func everyKey() Key {
 	ip := netip.MustParseAddr
-	return Key{
+	return Key{Fixed: Fixed{
 		Tag: 1 << 40, Tag2: 7, Label: LabelID("core,r1"),
 		SrcMAC: [6]byte{1, 2, 3, 4, 5, 6}, DstMAC: [6]byte{7, 8, 9, 10, 11, 12}, VLAN: 4094, CoS: 7, EType: 0x86dd,
 		SrcAS: 1, DstAS: 2, PeerSrcAS: 3, PeerDstAS: 4, PeerSrcIP: ip("203.0.113.9"), PeerDstIP: ip("2001:db8::99"),
@@ -201,7 +201,7 @@ func everyKey() Key {
 		TunnelSrcPort: 40000, TunnelDstPort: 443, VXLAN: 0xffffff,
 		TimestampStart: 1704067200100000, TimestampEnd: 1704067201200000, TimestampArrival: 1704067202300000,
 		TimestampExport: 1704067203000000, ExportProtoSeqno: 0xfffffffe, ExportProtoSysID: 9, ExportProtoVersion: 10,
-	}
+	}}
 }
 
 // Every primitive flowdex aggregates on, in two formats: pins the key order and

@@ -12,9 +12,22 @@ package flow
 
 import "net/netip"
 
-// Key holds the primitives of a record, named after pmacct's aggregate keys.
-// A zero field means unknown or absent, as in pmacct's output.
+// Key holds the primitives of a record, named after pmacct's aggregate keys:
+// pmacct's own (Fixed) and the custom ones. A zero field means unknown or
+// absent, as in pmacct's output.
 type Key struct {
+	Fixed
+
+	// Custom holds the values of the custom primitives (custom.go), each at
+	// the offset DefineCustom gave it: integers in the host's byte order,
+	// addresses and strings as their bytes, a string's unused bytes zero.
+	// Apart from Fixed, so that decoders that set none copy and clear
+	// Fixed only.
+	Custom [CustomBytes]byte
+}
+
+// Fixed holds pmacct's own primitives.
+type Fixed struct {
 	Tag, Tag2 uint64 // tag, tag2: set by an input's pre_tag_map (0: none)
 	Label     uint32 // label: the pre_tag_map's, as LabelID numbers it (0: none)
 
@@ -56,11 +69,6 @@ type Key struct {
 	ExportProtoSeqno                  uint32 // export_proto_seqno
 	ExportProtoSysID                  uint32 // export_proto_sysid: v5 engine id, v9 source id, IPFIX domain, sFlow sub-agent
 	ExportProtoVersion                uint16 // export_proto_version: 5, 9, 10; sFlow 5
-
-	// Custom holds the values of the custom primitives (custom.go), each at
-	// the offset DefineCustom gave it: integers in the host's byte order,
-	// addresses and strings as their bytes, a string's unused bytes zero.
-	Custom [CustomBytes]byte
 }
 
 // Record is one flow record, or one sampled packet, with its counters.

@@ -14,7 +14,7 @@ import (
 type Slot struct {
 	off uint16 // in Record; key fields are at the same offset in Key
 	typ slotType
-	n   uint16 // slotBytes: how many
+	n   uint8 // slotBytes: how many (CustomBytes at most)
 }
 
 type slotType uint8

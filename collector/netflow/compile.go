@@ -103,7 +103,8 @@ type timeSpec struct {
 // every choice that depends only on the template (which IE wins when several
 // carry the same primitive) is made once here.
 type plan struct {
-	ops []op
+	ops     []op
+	customs []op // custom primitives: a loop of their own, which costs nothing without them
 
 	fam       uint8
 	ipVersion int // IE 60, -1 if absent
@@ -201,7 +202,7 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 				if c.Semantics == flow.SemRaw {
 					conv += convCustomRaw - convCustom
 				}
-				add(slot, conv, famNone, i)
+				p.customs = append(p.customs, op{slot: slot, conv: conv, idx: i})
 			}
 			continue
 		}
@@ -332,9 +333,53 @@ type customMisfit struct {
 	cut   uint32 // of variable length, longer than a record keeps: cut
 }
 
-// fill sets the fields of r that a record of the template carries. r holds
-// the header's fields already. It returns the custom primitives' misfits.
-func (p *plan) fill(r *flow.Record, rv *view, h *header) (mis customMisfit) {
+func (m *customMisfit) add(short, cut bool) {
+	if short {
+		m.short++
+	}
+	if cut {
+		m.cut++
+	}
+}
+
+// setCustom sets a custom primitive of r from its field b, and says whether
+// b was short (of another length than a fixed one's: left out) or cut (a
+// variable-length one longer than a record keeps). Apart from fill's switch,
+// which it would make slower for every record.
+func (o *op) setCustom(r *flow.Record, b []byte) (short, cut bool) {
+	n := o.slot.Width()
+	switch o.conv {
+	case convCustom:
+		if len(b) != n {
+			return true, false
+		}
+		switch o.slot.Type() {
+		case flow.SlotUint:
+			v, _ := uintBE(b)
+			o.slot.SetUint(r, v)
+		case flow.SlotMAC:
+			o.slot.SetMAC(r, [6]byte(b))
+		default:
+			o.slot.SetBytes(r, b)
+		}
+	case convCustomVar:
+		o.slot.SetBytes(r, b)
+		return false, len(b) > n
+	case convCustomRaw:
+		if len(b) != n-1 {
+			return true, false
+		}
+		o.slot.SetPrefixed(r, b)
+	case convCustomRawVar:
+		o.slot.SetPrefixed(r, b)
+		return false, len(b) > n-1
+	}
+	return false, false
+}
+
+// fill sets the fields of r that a record of the template carries but the
+// custom primitives (fillCustom). r holds the header's fields already.
+func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	fam := p.fam
 	if p.ipVersion >= 0 {
 		if v, ok := uintBE(rv.field(p.ipVersion)); ok && (v == 4 || v == 6) {
@@ -354,7 +399,8 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) (mis customMisfit) {
 		r.EType = 0x86dd
 	}
 
-	for _, o := range p.ops {
+	for i := range p.ops {
+		o := &p.ops[i]
 		if o.fam != famNone && o.fam != fam {
 			continue
 		}
@@ -376,36 +422,6 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) (mis customMisfit) {
 			if len(b) == 6 {
 				o.slot.SetMAC(r, [6]byte(b))
 			}
-		case convCustom:
-			if len(b) != o.slot.Width() {
-				mis.short++
-				continue
-			}
-			switch o.slot.Type() {
-			case flow.SlotUint:
-				v, _ := uintBE(b)
-				o.slot.SetUint(r, v)
-			case flow.SlotMAC:
-				o.slot.SetMAC(r, [6]byte(b))
-			default:
-				o.slot.SetBytes(r, b)
-			}
-		case convCustomVar:
-			if len(b) > o.slot.Width() {
-				mis.cut++
-			}
-			o.slot.SetBytes(r, b)
-		case convCustomRaw:
-			if len(b) != o.slot.Width()-1 {
-				mis.short++
-				continue
-			}
-			o.slot.SetPrefixed(r, b)
-		case convCustomRawVar:
-			if len(b) > o.slot.Width()-1 {
-				mis.cut++
-			}
-			o.slot.SetPrefixed(r, b)
 		}
 	}
 	if r.Flows == 0 {
@@ -439,6 +455,15 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) (mis customMisfit) {
 	}
 	if p.end.kind != timeNone {
 		r.TimestampEnd = p.end.micros(rv, h)
+	}
+}
+
+// fillCustom sets the custom primitives of r that a record of the template
+// carries, and returns their misfits.
+func (p *plan) fillCustom(r *flow.Record, rv *view) (mis customMisfit) {
+	for i := range p.customs {
+		o := &p.customs[i]
+		mis.add(o.setCustom(r, rv.field(o.idx)))
 	}
 	return mis
 }

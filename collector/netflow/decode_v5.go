@@ -49,10 +49,9 @@ func (d *Decoder) decodeV5(st *state, e *exporterState, p []byte, received time.
 		err = d.malformed(e, fmt.Errorf("%w: header count %d, room for %d records", errTruncated, count, avail))
 		count = avail
 	}
-	r := &st.rec
 	for i := range count {
 		b := p[v5HeaderLen+i*v5RecordLen:][:v5RecordLen]
-		*r = *base
+		r := st.reset(false)
 		r.SrcIP = netip.AddrFrom4([4]byte(b[0:4]))
 		r.DstIP = netip.AddrFrom4([4]byte(b[4:8]))
 		if d.cfg.UseIPNextHop {

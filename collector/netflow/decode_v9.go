@@ -164,11 +164,14 @@ func (d *Decoder) dataSet(st *state, e *exporterState, t *template, h *header, s
 var errRecordOverrun = errors.New("record overruns its set")
 
 func (d *Decoder) fillRecord(st *state, e *exporterState, t *template, v *view, h *header, smp *samplingCache) {
-	r := &st.rec
-	*r = st.base
-	if mis := t.plan.fill(r, v, h); mis != (customMisfit{}) {
-		d.counters.customShort.Add(uint64(mis.short))
-		d.counters.customCut.Add(uint64(mis.cut))
+	custom := len(t.plan.customs) > 0
+	r := st.reset(custom)
+	t.plan.fill(r, v, h)
+	if custom {
+		if mis := t.plan.fillCustom(r, v); mis != (customMisfit{}) {
+			d.counters.customShort.Add(uint64(mis.short))
+			d.counters.customCut.Add(uint64(mis.cut))
+		}
 	}
 	r.SamplingRate = smp.rate(e, &t.plan, v, h.domain)
 }

@@ -46,7 +46,7 @@ func TestFragments(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFragments(tt.hold)
 			for i, fr := range tt.frags {
-				r := flow.Record{Key: flow.Key{SrcIP: netip.MustParseAddr("192.0.2.1"), DstIP: netip.MustParseAddr("192.0.2.2"), Proto: 17}, Packets: 1, Bytes: 100}
+				r := flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcIP: netip.MustParseAddr("192.0.2.1"), DstIP: netip.MustParseAddr("192.0.2.2"), Proto: 17}}, Packets: 1, Bytes: 100}
 				if fr.first {
 					r.SrcPort, r.DstPort = 5000, 53
 				}

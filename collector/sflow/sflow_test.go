@@ -120,9 +120,9 @@ func TestDecodeFlowSamples(t *testing.T) {
 		check   func(t *testing.T, r flow.Record)
 	}{
 		{"ethernet tcp", []xdr{rawHeader(protoEthernet, 1518, tcpFrame(t, 0))}, func(t *testing.T, r flow.Record) {
-			want := flow.Record{Key: flow.Key{SrcMAC: [6]byte(macA), DstMAC: [6]byte(macB), EType: 0x800,
+			want := flow.Record{Key: flow.Key{Fixed: flow.Fixed{SrcMAC: [6]byte(macA), DstMAC: [6]byte(macB), EType: 0x800,
 				SrcIP: netip.MustParseAddr("192.0.2.10"), DstIP: netip.MustParseAddr("198.51.100.20"),
-				SrcPort: 49152, DstPort: 443, Proto: 6, TOS: 0xb8}, TCPFlags: 0x12, Bytes: 1518}
+				SrcPort: 49152, DstPort: 443, Proto: 6, TOS: 0xb8}}, TCPFlags: 0x12, Bytes: 1518}
 			if r.Key.SrcMAC != want.SrcMAC || r.DstMAC != want.DstMAC || r.EType != want.EType || r.SrcIP != want.SrcIP ||
 				r.DstIP != want.DstIP || r.SrcPort != want.SrcPort || r.DstPort != want.DstPort || r.Proto != 6 ||
 				r.TOS != 0xb8 || r.TCPFlags != 0x12 || r.Bytes != 1518 || r.Packets != 1 {
