@@ -123,6 +123,7 @@ type Entry struct {
 	flow.Key        // only the aggregated primitives are set
 	Bin      int64  // stamp_inserted: bin start, Unix seconds; 0 without history
 	TCPFlags uint8  // OR of the records' flags
+	Events   bool   // every record was an event (flow.Record.Event)
 	Packets  uint64 // sums, renormalised when configured
 	Bytes    uint64
 	Flows    uint64
@@ -349,12 +350,16 @@ func (c *Cache) Add(r *flow.Record) {
 	if c.slot > 0 {
 		bin = c.bin(r)
 	}
+	flags := uint16(r.TCPFlags)
+	if !r.Event {
+		flags |= flagTraffic
+	}
 	var buf, buf2 [maxKey]byte
 	key := c.encode(buf[:0], &k, bin)
 	h := maphash.Bytes(c.seed, key)
 	if c.sum == flow.SumNone {
 		c.mu.Lock()
-		c.cur.add(key, h, packets, bytes, r.Flows, r.TCPFlags)
+		c.cur.add(key, h, packets, bytes, r.Flows, flags)
 		c.mu.Unlock()
 		return
 	}
@@ -377,8 +382,8 @@ func (c *Cache) Add(r *flow.Record) {
 	key2 := c.encode(buf2[:0], &k, bin)
 	h2 := maphash.Bytes(c.seed, key2)
 	c.mu.Lock()
-	c.cur.add(key, h, packets, bytes, r.Flows, r.TCPFlags)
-	c.cur.add(key2, h2, packets, bytes, r.Flows, r.TCPFlags)
+	c.cur.add(key, h, packets, bytes, r.Flows, flags)
+	c.cur.add(key2, h2, packets, bytes, r.Flows, flags)
 	c.mu.Unlock()
 }
 
@@ -453,7 +458,7 @@ func (c *Cache) Flush(emit func(*Entry)) {
 		e.Bin = bin
 		ct := &t.ctrs[i]
 		e.Packets, e.Bytes, e.Flows = ct.packets, ct.bytes, ct.flows
-		e.TCPFlags = t.flags[i]
+		e.TCPFlags, e.Events = uint8(t.flags[i]), t.flags[i]&flagTraffic == 0
 		emit(&e)
 	}
 	c.flushes.Add(1)

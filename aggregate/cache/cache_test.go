@@ -146,7 +146,7 @@ func TestEveryPrimitive(t *testing.T) {
 	}
 	a := aggregate(t, names...)
 	codec := flow.NewKeyCodec(a.Set)
-	if total := 8 + codec.MaxLen(); total > maxKey {
+	if total := 8 + codec.MaxLen() + flow.CustomBytes; total > maxKey {
 		t.Fatalf("keys take up to %d bytes, maxKey is %d", total, maxKey)
 	}
 	full := flow.Key{Fixed: flow.Fixed{
@@ -673,5 +673,23 @@ func TestAllocs(t *testing.T) {
 	})
 	if n > 0.01 {
 		t.Errorf("Add of new entries: %v allocations each", n)
+	}
+}
+
+// An aggregate of events only says so (its document has no counters); one
+// traffic record among them makes it traffic, whose counters are written.
+func TestEvents(t *testing.T) {
+	c := New(Configuration{Aggregate: aggregate(t, "dst_host")})
+	event := func(r *flow.Record) { r.Event = true }
+	c.Add(rec(event))
+	c.Add(rec(event))
+	c.Add(rec(event, func(r *flow.Record) { r.DstIP = ip("198.51.100.2") }))
+	c.Add(rec(func(r *flow.Record) { r.DstIP = ip("198.51.100.2") }))
+	want := []Entry{
+		{Key: flow.Key{Fixed: flow.Fixed{DstIP: ip("198.51.100.1")}}, Events: true, Packets: 2, Bytes: 200, Flows: 2},
+		{Key: flow.Key{Fixed: flow.Fixed{DstIP: ip("198.51.100.2")}}, Packets: 2, Bytes: 200, Flows: 2},
+	}
+	if got := flush(c); !slices.Equal(got, want) {
+		t.Errorf("entries %+v, want %+v", got, want)
 	}
 }

@@ -11,9 +11,10 @@ import (
 // fixed width. The encoding is unambiguous, so equal keys mean equal
 // aggregates.
 
-// maxKey bounds an encoded key: the bin and every primitive flowdex keeps
-// take 270 bytes (a test keeps the two in step).
-const maxKey = 320
+// maxKey bounds an encoded key: the bin, every primitive of pmacct's that
+// flowdex keeps and the custom ones take 466 bytes (a test keeps the two in
+// step).
+const maxKey = 480
 
 // encode appends the key of k in bin to b.
 func (c *Cache) encode(b []byte, k *flow.Key, bin int64) []byte {

@@ -15,7 +15,7 @@ type table struct {
 	keys  []byte     // every key, back to back
 	ends  []uint32   // ends[i]: end of key i in keys
 	ctrs  []counters // ctrs[i]: counters of entry i
-	flags []uint8    // flags[i]: OR-ed TCP flags of entry i
+	flags []uint16   // flags[i]: OR-ed TCP flags of entry i, and flagTraffic
 }
 
 type slot struct {
@@ -24,6 +24,10 @@ type slot struct {
 }
 
 type counters struct{ packets, bytes, flows uint64 }
+
+// flagTraffic, OR-ed with a record's TCP flags, says it is traffic, not an
+// event (flow.Record.Event): an entry without it is of events only.
+const flagTraffic = 0x100
 
 const minSlots = 1024
 
@@ -43,7 +47,7 @@ func (t *table) key(i int) []byte {
 
 // add sums the counters into the entry of key, creating it if needed; h is
 // maphash.Bytes(t.seed, key).
-func (t *table) add(key []byte, h uint64, packets, bytes_, flows uint64, flags uint8) {
+func (t *table) add(key []byte, h uint64, packets, bytes_, flows uint64, flags uint16) {
 	if (len(t.ends)+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
@@ -105,7 +109,7 @@ func (t *table) reset() {
 		t.keys = make([]byte, 0, 2*len(t.keys))
 		t.ends = make([]uint32, 0, n*2)
 		t.ctrs = make([]counters, 0, n*2)
-		t.flags = make([]uint8, 0, n*2)
+		t.flags = make([]uint16, 0, n*2)
 		return
 	}
 	clear(t.slots)

@@ -181,7 +181,7 @@ func (fp *flowPipeline) flush(ctx context.Context, now time.Time, c *counters, l
 	fp.cache.Flush(func(e *cache.Entry) {
 		n++
 		fp.format.Document(&fp.doc, fp.agg, &e.Key,
-			flow.Counters{TCPFlags: e.TCPFlags, Packets: e.Packets, Bytes: e.Bytes, Flows: e.Flows},
+			flow.Counters{TCPFlags: e.TCPFlags, Packets: e.Packets, Bytes: e.Bytes, Flows: e.Flows, Events: e.Events},
 			flow.Stamps{Inserted: e.Bin, Updated: updated})
 		if fp.enricher != nil { // before the transformations, which may rename what it adds
 			fp.enricher.Enrich(&fp.doc)

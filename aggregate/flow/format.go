@@ -36,6 +36,9 @@ func (f Format) Validate() error {
 type Counters struct {
 	TCPFlags              uint8
 	Packets, Bytes, Flows uint64
+	// Events: the aggregate is of events only (Record.Event), whose
+	// documents nfacctd writes without flows, packets and bytes
+	Events bool
 }
 
 // Stamps are the time-bin fields of an aggregate, Unix seconds; 0 leaves them out.
@@ -44,7 +47,7 @@ type Stamps struct{ Inserted, Updated int64 }
 // Document fills doc (after resetting it) with an aggregate as pmacct's print and
 // Kafka plugins write it: event_type "purge", the primitives of agg in pmacct's
 // order and formats (the table's), stamps when given, then flows (when
-// aggregated), packets and bytes.
+// aggregated), packets and bytes, unless the aggregate is of events only.
 func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Counters, s Stamps) {
 	doc.Reset()
 	doc.AppendString(EventType.JSONKey(), "purge")
@@ -65,6 +68,12 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 				doc.AppendStringBytes(in.json, strconv.AppendUint(buf[:0], in.slot.uint(k), 16))
 			case writeIP:
 				doc.AppendStringBytes(in.json, appendAddr(buf[:0], in.slot.addr(k)))
+			case writeIPOrEmpty:
+				if a := in.slot.addr(k); a.IsValid() {
+					doc.AppendStringBytes(in.json, a.AppendTo(buf[:0]))
+				} else {
+					doc.AppendString(in.json, "")
+				}
 			case writeNet:
 				doc.AppendStringBytes(in.json, appendNet(buf[:0], in.slot.addr(k), in.host.addr(k)))
 			case writeMAC:
@@ -102,6 +111,9 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 	}
 	if s.Updated != 0 {
 		doc.AppendStringBytes(StampUpdated.JSONKey(), f.AppendTime(buf[:0], s.Updated*1e6, false))
+	}
+	if c.Events {
+		return
 	}
 	if agg.Set.Has(Flows) {
 		doc.AppendInt(Flows.JSONKey(), int64(c.Flows))

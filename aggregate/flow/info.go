@@ -15,6 +15,9 @@ type Info struct {
 	CSV      string // pmacct's CSV header for it; "" when its CSV has none
 	Kind     Kind   // how pmacct writes the value
 	FreeText bool   // a string that may hold a CSV separator (pmacct does not quote CSV)
+	// EmptyUnknown: an unknown address is written "" (pmacct's post-NAT
+	// addresses), not "0.0.0.0"
+	EmptyUnknown bool
 
 	// Field is the Record field flowdex keeps the value in; "" for a
 	// primitive flowdex reads in pmacct's output but does not aggregate on.
@@ -153,6 +156,7 @@ func (in Info) nf(ies ...uint16) Info   { in.NetFlow.Any = ies; return in }
 func (in Info) nf4(ies ...uint16) Info  { in.NetFlow.IPv4 = ies; return in }
 func (in Info) nf6(ies ...uint16) Info  { in.NetFlow.IPv6 = ies; return in }
 func (in Info) freeText() Info          { in.FreeText = true; return in }
+func (in Info) emptyUnknown() Info      { in.EmptyUnknown = true; return in }
 func (in Info) hostIs(p Primitive) Info { in.host = p; return in }
 
 // writers says how Format.Document writes each primitive: what it needs of
@@ -170,23 +174,24 @@ type writer struct {
 type writeOp uint8
 
 const (
-	writeNone     writeOp = iota // not aggregated, or written after the stamps (flows)
-	writeUint8                   // KindUint
-	writeUint16                  //
-	writeUint32                  //
-	writeUint64                  //
-	writeHex                     // KindHex
-	writeIP                      // KindIP
-	writeNet                     // KindNet
-	writeMAC                     // KindMAC
-	writeProto                   // KindProto
-	writeTCPFlags                // KindTCPFlags, from the Counters
-	writeTime                    // KindTime
-	writeLabel                   // KindLabel
-	writeDecimal                 // KindDecimal
-	writeIPBytes                 // KindIP in bytes (custom ip)
-	writeString                  // KindString
-	writeRaw                     // KindRaw
+	writeNone      writeOp = iota // not aggregated, or written after the stamps (flows)
+	writeUint8                    // KindUint
+	writeUint16                   //
+	writeUint32                   //
+	writeUint64                   //
+	writeHex                      // KindHex
+	writeIP                       // KindIP
+	writeIPOrEmpty                // KindIP, "" when unknown
+	writeNet                      // KindNet
+	writeMAC                      // KindMAC
+	writeProto                    // KindProto
+	writeTCPFlags                 // KindTCPFlags, from the Counters
+	writeTime                     // KindTime
+	writeLabel                    // KindLabel
+	writeDecimal                  // KindDecimal
+	writeIPBytes                  // KindIP in bytes (custom ip)
+	writeString                   // KindString
+	writeRaw                      // KindRaw
 )
 
 // The Go types of Record fields, by slot type.
@@ -272,9 +277,13 @@ func writerOf(p Primitive) (w writer) {
 	case KindHex:
 		w.op = writeHex
 	case KindIP:
-		w.op = writeIP
-		if in.slot.typ == slotBytes {
+		switch {
+		case in.slot.typ == slotBytes:
 			w.op = writeIPBytes
+		case in.EmptyUnknown:
+			w.op = writeIPOrEmpty
+		default:
+			w.op = writeIP
 		}
 	case KindNet:
 		if table[in.host].Kind != KindIP || table[in.host].Field == "" {

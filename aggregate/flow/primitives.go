@@ -230,12 +230,15 @@ var table = [numPrimitives]Info{
 	FlowLabel:         row("flow_label", "flow_label", "FLOW_LABEL", KindUint, ""),                            // master
 	SamplingRate:      row("sampling_rate", "sampling_rate", "SAMPLING_RATE", KindUint, "SamplingRate"),       // NetFlow: header or options (decode_v9.go); sFlow; pcap; pipeline
 	SamplingDirection: row("sampling_direction", "sampling_direction", "SAMPLING_DIRECTION", KindText, ""),
-	PostNATSrcHost:    row("post_nat_src_host", "post_nat_ip_src", "POST_NAT_SRC_IP", KindIP, ""),
-	PostNATDstHost:    row("post_nat_dst_host", "post_nat_ip_dst", "POST_NAT_DST_IP", KindIP, ""),
-	PostNATSrcPort:    row("post_nat_src_port", "post_nat_port_src", "POST_NAT_SRC_PORT", KindUint, ""),
-	PostNATDstPort:    row("post_nat_dst_port", "post_nat_port_dst", "POST_NAT_DST_PORT", KindUint, ""),
-	NATEvent:          row("nat_event", "nat_event", "NAT_EVENT", KindUint, ""),
-	FWEvent:           row("fw_event", "fw_event", "FW_EVENT", KindUint, ""), // master (1.7.7 prints fw_event as NAT_EVENT/nat_event)
+	// NEL and NSEL: the IANA element, else (NetFlow v9 only: in IPFIX these
+	// numbers have the enterprise bit) Cisco ASA's; post-NAT addresses of
+	// IPv4 records and events only (compile.go), "" when unknown, as nfacctd
+	PostNATSrcHost: row("post_nat_src_host", "post_nat_ip_src", "POST_NAT_SRC_IP", KindIP, "PostNATSrcIP").nf4(225, 40001).emptyUnknown(),
+	PostNATDstHost: row("post_nat_dst_host", "post_nat_ip_dst", "POST_NAT_DST_IP", KindIP, "PostNATDstIP").nf4(226, 40002).emptyUnknown(),
+	PostNATSrcPort: row("post_nat_src_port", "post_nat_port_src", "POST_NAT_SRC_PORT", KindUint, "PostNATSrcPort").nf(227, 40003),
+	PostNATDstPort: row("post_nat_dst_port", "post_nat_port_dst", "POST_NAT_DST_PORT", KindUint, "PostNATDstPort").nf(228, 40004),
+	NATEvent:       row("nat_event", "nat_event", "NAT_EVENT", KindUint, "NATEvent").nf(230, 40005),
+	FWEvent:        row("fw_event", "fw_event", "FW_EVENT", KindUint, "FWEvent").nf(233), // 1.7.8's; 1.7.7's fw_event is nat_event
 
 	MPLSLabelTop:    row("mpls_label_top", "mpls_label_top", "MPLS_LABEL_TOP", KindUint, "MPLSLabelTop"),             // packet
 	MPLSLabelBottom: row("mpls_label_bottom", "mpls_label_bottom", "MPLS_LABEL_BOTTOM", KindUint, "MPLSLabelBottom"), // packet

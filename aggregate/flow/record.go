@@ -51,6 +51,11 @@ type Fixed struct {
 
 	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation or for unsampled captures
 
+	// NAT and firewall events (NetFlow v9/IPFIX: NEL, Cisco ASA's NSEL).
+	PostNATSrcIP, PostNATDstIP     netip.Addr // post_nat_src_host, post_nat_dst_host: the translated addresses
+	PostNATSrcPort, PostNATDstPort uint16     // post_nat_src_port, post_nat_dst_port
+	NATEvent, FWEvent              uint8      // nat_event, fw_event
+
 	// MPLS label stack of a captured or sFlow-sampled packet: top and bottom
 	// label, depth.
 	MPLSLabelTop, MPLSLabelBottom uint32 // mpls_label_top, mpls_label_bottom
@@ -74,8 +79,12 @@ type Fixed struct {
 // Record is one flow record, or one sampled packet, with its counters.
 type Record struct {
 	Key
-	TCPFlags uint8  // OR-ed over the aggregate, not part of the key
-	Packets  uint64 // as the exporter counted them (not renormalised)
-	Bytes    uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length; pcap: IP length
-	Flows    uint64 // NetFlow/IPFIX: IE 3 when present, else 1; sFlow and pcap: 0
+	TCPFlags uint8 // OR-ed over the aggregate, not part of the key
+	// Event: an event, not traffic (NetFlow: a template with natEvent, or
+	// without any byte counter; nfacctd writes no counters for aggregates of
+	// them)
+	Event   bool
+	Packets uint64 // as the exporter counted them (not renormalised)
+	Bytes   uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length; pcap: IP length
+	Flows   uint64 // NetFlow/IPFIX: IE 3 when present, else 1; sFlow and pcap: 0
 }

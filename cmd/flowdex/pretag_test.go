@@ -144,9 +144,10 @@ func pretagGolden(t *testing.T, dir, daemon, savefile, input, mapFile string, ag
 // goldenRun runs the pmacct daemon of r with one plugin, and flowdex with
 // the top-level lines top and the [[input]] lines input, both with one
 // plugin or pipeline aggregating on agg (one purge at the end), and returns
-// their packet and byte sums by the aggregate's keys: the daemon's, in
-// dir/DAEMON.json, and flowdex's.
-func goldenRun(t *testing.T, dir string, r pmacctRun, top, input string, agg []string) (want, got map[string]string) {
+// their packet and byte sums by the aggregate's keys and the other keys
+// more (e.g. "packets": whether there is one, and its value): the daemon's,
+// in dir/DAEMON.json, and flowdex's.
+func goldenRun(t *testing.T, dir string, r pmacctRun, top, input string, agg []string, more ...string) (want, got map[string]string) {
 	t.Helper()
 	r.plugins = []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, r.daemon+".json")}}
 	if err := runPmacct(context.Background(), dir, r); err != nil {
@@ -175,6 +176,7 @@ file = "flowdex.json"
 	}
 	var keys []string
 	a.Set.Each(func(p flow.Primitive) { keys = append(keys, p.JSONKey()) })
+	keys = append(keys, more...)
 	return aggregateSums(t, r.plugins[0].file, keys, nil), aggregateSums(t, filepath.Join(dir, "flowdex.json"), keys, nil)
 }
 

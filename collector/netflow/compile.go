@@ -49,6 +49,7 @@ const (
 	ieSamplingSize                = 309
 	ieSamplingPopulation          = 310
 	ieObservationTimeMilliseconds = 323
+	ieNATEvent                    = 230
 
 	scopeSystem = 1 // NetFlow v9 option scope "system" (nfacctd reads IPFIX IE 1 alike)
 )
@@ -103,6 +104,7 @@ type timeSpec struct {
 // every choice that depends only on the template (which IE wins when several
 // carry the same primitive) is made once here.
 type plan struct {
+	event   bool // the records are events (flow.Record.Event)
 	ops     []op
 	customs []op // custom primitives: a loop of their own, which costs nothing without them
 
@@ -248,6 +250,25 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	case has(ieIPNextHopIPv6):
 		if useIPNextHop {
 			add(peerDst, convAddr16, famNone, idx(ieIPNextHopIPv6))
+		}
+	}
+
+	// nfacctd's NF_evaluate_flow_type: a template with natEvent, or with
+	// none of the elements that count bytes, holds events; the post-NAT
+	// addresses, of IPv4 records only, are read from every event (NAT64's
+	// have IPv6 hosts)
+	p.event = has(ieNATEvent)
+	if !p.event {
+		p.event = true
+		for _, ie := range []uint16{1, 23, 85, 231, 232, 315, 104, 352} {
+			p.event = p.event && !has(ie)
+		}
+	}
+	if p.event {
+		for i := range p.ops {
+			if s := p.ops[i].slot; s == flow.PostNATSrcHost.Slot() || s == flow.PostNATDstHost.Slot() {
+				p.ops[i].fam = famNone
+			}
 		}
 	}
 
@@ -398,6 +419,7 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	case famIPv6:
 		r.EType = 0x86dd
 	}
+	r.Event = p.event
 
 	for i := range p.ops {
 		o := &p.ops[i]

@@ -67,6 +67,28 @@ func TestRecordFields(t *testing.T) {
 			},
 		},
 		{
+			name:    "NSEL before 8.4: Cisco's elements, initiator and responder octets no counters",
+			version: versionV9,
+			fields:  []fld{{8, 4, 0}, {40001, 4, 0}, {40002, 4, 0}, {40003, 2, 0}, {40004, 2, 0}, {40005, 1, 0}, {233, 1, 0}, {231, 4, 0}, {232, 4, 0}},
+			values:  cat(ip("10.0.0.1"), ip("203.0.113.1"), ip("198.51.100.1"), u16(1024), u16(53), u8(1), u8(2), u32(100), u32(200)),
+			check: func(r flow.Record) bool {
+				return r.PostNATSrcIP == netip.MustParseAddr("203.0.113.1") && r.PostNATDstIP == netip.MustParseAddr("198.51.100.1") &&
+					r.PostNATSrcPort == 1024 && r.PostNATDstPort == 53 && r.NATEvent == 1 && r.FWEvent == 2 &&
+					!r.Event && r.Bytes == 0 && r.Packets == 0
+			},
+		},
+		{
+			name:    "NEL: natEvent makes an event, whose post-NAT IPv4 address is read beside IPv6 hosts",
+			version: versionIPFIX,
+			fields:  []fld{{27, 16, 0}, {225, 4, 0}, {227, 2, 0}, {230, 1, 0}, {1, 4, 0}, {323, 8, 0}},
+			values:  cat(ip("2001:db8::1"), ip("203.0.113.2"), u16(2048), u8(3), u32(100), u64(uint64(tSecs)*1000+250)),
+			check: func(r flow.Record) bool {
+				return r.Event && r.SrcIP == netip.MustParseAddr("2001:db8::1") && r.PostNATSrcIP == netip.MustParseAddr("203.0.113.2") &&
+					r.PostNATSrcPort == 2048 && r.NATEvent == 3 && r.Bytes == 100 &&
+					r.TimestampStart == int64(tSecs)*1e6+250_000 && r.TimestampEnd == 0
+			},
+		},
+		{
 			name:    "IPv6, BGP next hop, prefixes ignored when addresses exist",
 			version: versionIPFIX,
 			fields:  []fld{{27, 16, 0}, {28, 16, 0}, {29, 1, 0}, {30, 1, 0}, {63, 16, 0}, {170, 16, 0}},

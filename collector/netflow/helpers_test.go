@@ -371,6 +371,28 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 	if v, ok := m.num(256); ok {
 		r.EType = uint16(v)
 	}
+	// events (nfacctd's NF_evaluate_flow_type), NEL and NSEL
+	r.Event = m.has(230) || !(m.has(1) || m.has(23) || m.has(85) || m.has(231) || m.has(232) || m.has(315) || m.has(104) || m.has(352))
+	if fam == 4 || r.Event {
+		if ie, ok := m.first(225, 40001); ok {
+			r.PostNATSrcIP, _ = m.addr(ie, 4)
+		}
+		if ie, ok := m.first(226, 40002); ok {
+			r.PostNATDstIP, _ = m.addr(ie, 4)
+		}
+	}
+	if v, ok := m.numFirst(227, 40003); ok {
+		r.PostNATSrcPort = uint16(v)
+	}
+	if v, ok := m.numFirst(228, 40004); ok {
+		r.PostNATDstPort = uint16(v)
+	}
+	if v, ok := m.numFirst(230, 40005); ok {
+		r.NATEvent = uint8(v)
+	}
+	if v, ok := m.num(233); ok {
+		r.FWEvent = uint8(v)
+	}
 	if ie, ok := m.first(56, 81, 365); ok && len(m[ie]) == 6 {
 		r.SrcMAC = [6]byte(m[ie])
 	}
