@@ -100,6 +100,10 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 					b = b[:i]
 				}
 				doc.AppendStringBytes(in.json, b)
+			case writeRD:
+				doc.AppendStringBytes(in.json, AppendRD(buf[:0], in.slot.u64(k)))
+			case writeDirection:
+				doc.AppendString(in.json, directions[min(in.slot.u8(k), DirectionEgress+1)])
 			case writeRaw:
 				b := in.slot.bytes(k)
 				doc.AppendStringBytes(in.json, appendRaw(buf[:0], b[1:1+b[0]]))
@@ -140,6 +144,48 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 		return append(b, "0.0.0.0"...)
 	}
 	return a.AppendTo(b)
+}
+
+// Sampling directions (Key.SamplingDirection).
+const (
+	DirectionUnknown uint8 = iota
+	DirectionIngress
+	DirectionEgress
+)
+
+// directions are pmacct's texts of the sampling directions.
+var directions = [...]string{DirectionUnknown: "u", DirectionIngress: "i", DirectionEgress: "e", DirectionEgress + 1: "u"}
+
+// RDVRFID is the type pmacct gives a route distinguisher made of a VRF id
+// (NetFlow's ingressVRFID, egressVRFID), written "vrfid:N".
+const RDVRFID = 0x1000
+
+// AppendRD writes a route distinguisher (Key.MPLSVPNRD) as pmacct's
+// bgp_rd2str: by its type (the first 2 bytes, the origin bits of later
+// pmacct versions off), "0:ASN:N", "1:IPv4:N", "2:ASN4:N", "vrfid:N", or
+// "unknown".
+func AppendRD(b []byte, rd uint64) []byte {
+	switch typ := rd >> 48 & 0x1fff; typ {
+	case 0, 2:
+		b = strconv.AppendUint(b, typ, 10)
+		admin, val := rd>>16&0xffffffff, rd&0xffff
+		if typ == 0 {
+			admin, val = rd>>32&0xffff, rd&0xffffffff
+		}
+		b = append(b, ':')
+		b = strconv.AppendUint(b, admin, 10)
+		b = append(b, ':')
+		return strconv.AppendUint(b, val, 10)
+	case 1:
+		b = append(b, "1:"...)
+		b = netip.AddrFrom4([4]byte{byte(rd >> 40), byte(rd >> 32), byte(rd >> 24), byte(rd >> 16)}).AppendTo(b)
+		b = append(b, ':')
+		return strconv.AppendUint(b, rd&0xffff, 10)
+	case RDVRFID:
+		b = append(b, "vrfid:"...)
+		return strconv.AppendUint(b, rd&0xffffffff, 10)
+	}
+	return append(b, "unknown"...)
 }
 
 // appendRaw writes bytes as pmacct writes raw custom primitives: upper-case

@@ -195,6 +195,7 @@ func everyKey() Key {
 		SrcAS: 1, DstAS: 2, PeerSrcAS: 3, PeerDstAS: 4, PeerSrcIP: ip("203.0.113.9"), PeerDstIP: ip("2001:db8::99"),
 		InIface: 5, OutIface: 6, SrcIP: ip("2001:db8::1"), DstIP: ip("2001:db8::2"), SrcNet: ip("2001:db8::"),
 		SrcMask: 48, DstMask: 25, SrcPort: 65535, DstPort: 1, Proto: 17, TOS: 0xb8, SamplingRate: 1000,
+		MPLSVPNRD: 0x0000_fde8_0000_0001, MPLSPWID: 7, SamplingDirection: DirectionEgress,
 		PostNATSrcIP: ip("203.0.113.5"), PostNATSrcPort: 1024, PostNATDstPort: 53, NATEvent: 1, FWEvent: 2,
 		MPLSLabelTop: 1 << 19, MPLSLabelBottom: 16, MPLSStackDepth: 3,
 		TunnelSrcMAC: [6]byte{2, 0, 0, 0, 0, 1}, TunnelDstMAC: [6]byte{2, 0, 0, 0, 0, 2},
@@ -226,8 +227,8 @@ func TestDocumentEveryPrimitive(t *testing.T) {
 		f    Format
 		want string
 	}{
-		{Format{UTC: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": "27", "ip_proto": "udp", "tos": 184, "sampling_rate": 1000, "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "sctp", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "2024-01-01 00:00:00.100000", "timestamp_end": "2024-01-01 00:00:01.200000", "timestamp_arrival": "2024-01-01 00:00:02.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "2024-01-01 00:00:03.000000", "stamp_inserted": "2024-01-01 00:00:00", "stamp_updated": "2024-01-01 00:01:00", "flows": 2, "packets": 3, "bytes": 200}`},
-		{Format{SinceEpoch: true, NumProtos: true, TCPFlagsArray: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": ["ACK", "PSH", "SYN", "FIN"], "ip_proto": "17", "tos": 184, "sampling_rate": 1000, "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "132", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "1704067200.100000", "timestamp_end": "1704067201.200000", "timestamp_arrival": "1704067202.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "1704067203.000000", "stamp_inserted": "1704067200", "stamp_updated": "1704067260", "flows": 2, "packets": 3, "bytes": 200}`},
+		{Format{UTC: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": "27", "ip_proto": "udp", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "sctp", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "2024-01-01 00:00:00.100000", "timestamp_end": "2024-01-01 00:00:01.200000", "timestamp_arrival": "2024-01-01 00:00:02.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "2024-01-01 00:00:03.000000", "stamp_inserted": "2024-01-01 00:00:00", "stamp_updated": "2024-01-01 00:01:00", "flows": 2, "packets": 3, "bytes": 200}`},
+		{Format{SinceEpoch: true, NumProtos: true, TCPFlagsArray: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": ["ACK", "PSH", "SYN", "FIN"], "ip_proto": "17", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "132", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "1704067200.100000", "timestamp_end": "1704067201.200000", "timestamp_arrival": "1704067202.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "1704067203.000000", "stamp_inserted": "1704067200", "stamp_updated": "1704067260", "flows": 2, "packets": 3, "bytes": 200}`},
 	} {
 		tt.f.Document(&doc, agg, &k, c, s)
 		if got := string(doc.AppendJSON(nil, document.Pmacct)); got != tt.want {
@@ -256,6 +257,29 @@ func TestDocumentEvents(t *testing.T) {
 		f.Document(&doc, agg, &k, Counters{Flows: 1, Packets: 2, Bytes: 3, Events: tt.events}, Stamps{})
 		if got := string(doc.AppendJSON(nil, document.Pmacct)); got != tt.want {
 			t.Errorf("events %v:\n got %s\nwant %s", tt.events, got, tt.want)
+		}
+	}
+}
+
+// Route distinguishers as pmacct's bgp_rd2str writes them (the spec's
+// experiments on nfacctd 1.7.7).
+func TestAppendRD(t *testing.T) {
+	for _, tt := range []struct {
+		rd   uint64
+		want string
+	}{
+		{0, "0:0:0"},
+		{0x0000_fde8_0000_0001, "0:65000:1"},
+		{0x0000_fde8_0000_0000, "0:65000:0"},
+		{0x0001_c000_0201_0064, "1:192.0.2.1:100"},
+		{0x0002_0001_0000_0007, "2:65536:7"},
+		{0x0002_fa56_ea00_0001, "2:4200000000:1"},
+		{RDVRFID<<48 | 5, "vrfid:5"},
+		{0x0003_0000_0000_0001, "unknown"},
+		{0x8000_fde8_0000_0001, "0:65000:1"}, // an origin bit of later versions
+	} {
+		if got := string(AppendRD(nil, tt.rd)); got != tt.want {
+			t.Errorf("%#x: %s, want %s", tt.rd, got, tt.want)
 		}
 	}
 }

@@ -49,22 +49,24 @@ type IEs struct {
 type Kind uint8
 
 const (
-	KindText     Kind = iota // a string: labels, communities, AS paths, names
-	KindUint                 // an unsigned integer
-	KindHex                  // an unsigned integer as a string of hex digits (etype "800")
-	KindIP                   // an address as a string, "0.0.0.0" when unknown
-	KindNet                  // a network address as a string, unknown: the zero address of its host's family
-	KindMAC                  // a MAC address as a string, "02:00:00:00:00:0a"
-	KindProto                // an IP protocol as a string: pmacct's name, else (or with print_num_protos) the number
-	KindTCPFlags             // TCP flags OR-ed over an aggregate: a decimal string, or an array of names; a counter, not a key
-	KindTime                 // a time with microseconds, in Format's form (Unix microseconds in a Record)
-	KindStamp                // a time bin, in Format's form without microseconds
-	KindCounter              // a summed counter: flows, packets, bytes; not a key
-	KindReal                 // a number with a fraction (GeoIP coordinates)
-	KindLabel                // a string from a pre_tag_map, kept as its LabelID in a Record
-	KindDecimal              // an unsigned integer written as a string of decimal digits (custom u_int)
-	KindString               // text kept in a Record's bytes, up to its first zero byte (custom str)
-	KindRaw                  // bytes written as hex digits (custom raw)
+	KindText      Kind = iota // a string: labels, communities, AS paths, names
+	KindUint                  // an unsigned integer
+	KindHex                   // an unsigned integer as a string of hex digits (etype "800")
+	KindIP                    // an address as a string, "0.0.0.0" when unknown
+	KindNet                   // a network address as a string, unknown: the zero address of its host's family
+	KindMAC                   // a MAC address as a string, "02:00:00:00:00:0a"
+	KindProto                 // an IP protocol as a string: pmacct's name, else (or with print_num_protos) the number
+	KindTCPFlags              // TCP flags OR-ed over an aggregate: a decimal string, or an array of names; a counter, not a key
+	KindTime                  // a time with microseconds, in Format's form (Unix microseconds in a Record)
+	KindStamp                 // a time bin, in Format's form without microseconds
+	KindCounter               // a summed counter: flows, packets, bytes; not a key
+	KindReal                  // a number with a fraction (GeoIP coordinates)
+	KindLabel                 // a string from a pre_tag_map, kept as its LabelID in a Record
+	KindDecimal               // an unsigned integer written as a string of decimal digits (custom u_int)
+	KindString                // text kept in a Record's bytes, up to its first zero byte (custom str)
+	KindRaw                   // bytes written as hex digits (custom raw)
+	KindRD                    // a route distinguisher, "0:65000:1", kept as its 8 bytes in a uint64
+	KindDirection             // a sampling direction, "i", "e" or "u"
 	numKinds
 )
 
@@ -86,22 +88,24 @@ var kinds = [numKinds]struct {
 	key   bool
 	slots []slotType
 }{
-	KindText:     {JSONString, "", false, nil},
-	KindUint:     {JSONInteger, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
-	KindHex:      {JSONString, "keyword", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
-	KindIP:       {JSONString, "ip", true, []slotType{slotAddr, slotBytes}},
-	KindNet:      {JSONString, "ip", true, []slotType{slotAddr}},
-	KindMAC:      {JSONString, "", true, []slotType{slotMAC}},
-	KindProto:    {JSONString, "keyword", true, []slotType{slotU8}},
-	KindTCPFlags: {JSONString, "keyword", false, []slotType{slotU8}},
-	KindTime:     {JSONString, "date", true, []slotType{slotI64}},
-	KindStamp:    {JSONString, "date", false, nil},
-	KindCounter:  {JSONInteger, "long", false, []slotType{slotU64}},
-	KindReal:     {JSONNumber, "double", false, nil},
-	KindLabel:    {JSONString, "keyword", true, []slotType{slotU32}},
-	KindDecimal:  {JSONString, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
-	KindString:   {JSONString, "keyword", true, []slotType{slotBytes}},
-	KindRaw:      {JSONString, "keyword", true, []slotType{slotBytes}},
+	KindText:      {JSONString, "", false, nil},
+	KindUint:      {JSONInteger, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
+	KindHex:       {JSONString, "keyword", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
+	KindIP:        {JSONString, "ip", true, []slotType{slotAddr, slotBytes}},
+	KindNet:       {JSONString, "ip", true, []slotType{slotAddr}},
+	KindMAC:       {JSONString, "", true, []slotType{slotMAC}},
+	KindProto:     {JSONString, "keyword", true, []slotType{slotU8}},
+	KindTCPFlags:  {JSONString, "keyword", false, []slotType{slotU8}},
+	KindTime:      {JSONString, "date", true, []slotType{slotI64}},
+	KindStamp:     {JSONString, "date", false, nil},
+	KindCounter:   {JSONInteger, "long", false, []slotType{slotU64}},
+	KindReal:      {JSONNumber, "double", false, nil},
+	KindLabel:     {JSONString, "keyword", true, []slotType{slotU32}},
+	KindDecimal:   {JSONString, "long", true, []slotType{slotU8, slotU16, slotU32, slotU64}},
+	KindString:    {JSONString, "keyword", true, []slotType{slotBytes}},
+	KindRaw:       {JSONString, "keyword", true, []slotType{slotBytes}},
+	KindRD:        {JSONString, "keyword", true, []slotType{slotU64}},
+	KindDirection: {JSONString, "keyword", true, []slotType{slotU8}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -192,6 +196,8 @@ const (
 	writeIPBytes                  // KindIP in bytes (custom ip)
 	writeString                   // KindString
 	writeRaw                      // KindRaw
+	writeRD                       // KindRD
+	writeDirection                // KindDirection
 )
 
 // The Go types of Record fields, by slot type.
@@ -306,6 +312,10 @@ func writerOf(p Primitive) (w writer) {
 		w.op = writeString
 	case KindRaw:
 		w.op = writeRaw
+	case KindRD:
+		w.op = writeRD
+	case KindDirection:
+		w.op = writeDirection
 	case KindCounter:
 		if p != Flows {
 			panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))

@@ -197,9 +197,9 @@ var table = [numPrimitives]Info{
 	SrcROA:          row("src_roa", "roa_src", "SRC_ROA", KindText, ""),                           // 1.7.7 source: its JSON writer crashes on it
 	InIface:         row("in_iface", "iface_in", "IN_IFACE", KindUint, "InIface").nf(10, 252),     // sFlow
 	OutIface:        row("out_iface", "iface_out", "OUT_IFACE", KindUint, "OutIface").nf(14, 253), // sFlow
-	MPLSVPNRD:       row("mpls_vpn_rd", "mpls_vpn_rd", "MPLS_VPN_RD", KindText, ""),
-	MPLSVPNRDOrigin: row("", "mpls_vpn_rd_origin", "", KindText, ""),             // master: written with mpls_vpn_rd; no CSV column
-	MPLSPWID:        row("mpls_pw_id", "mpls_pw_id", "MPLS_PW_ID", KindUint, ""), // 1.7.7 source: its JSON writer crashes on it
+	MPLSVPNRD:       row("mpls_vpn_rd", "mpls_vpn_rd", "MPLS_VPN_RD", KindRD, "MPLSVPNRD"),        // NetFlow: a VRF id, else IE 90 (compile.go)
+	MPLSVPNRDOrigin: row("", "mpls_vpn_rd_origin", "", KindText, ""),                              // master: written with mpls_vpn_rd; no CSV column
+	MPLSPWID:        row("mpls_pw_id", "mpls_pw_id", "MPLS_PW_ID", KindUint, "MPLSPWID").nf(249),  // 1.7.7 crashes writing it without a BGP primitive
 
 	SrcHost:        row("src_host", "ip_src", "SRC_IP", KindIP, "SrcIP").nf4(8, 44, 366).nf6(27, 170), // sFlow, packet
 	SrcNet:         row("src_net", "net_src", "SRC_NET", KindNet, "SrcNet").hostIs(SrcHost),           // networks_file or masks
@@ -218,18 +218,18 @@ var table = [numPrimitives]Info{
 	DstHostCoords:  row("dst_host_coords", "lat_ip_dst", "DH_LAT", KindReal, ""),
 	DstHostLon:     row("", "lon_ip_dst", "DH_LON", KindReal, ""), // dst_host_coords' second key
 
-	TCPFlags:          row("tcpflags", "tcp_flags", "TCP_FLAGS", KindTCPFlags, "TCPFlags").nf(6),              // sFlow, packet
-	FwdStatus:         row("fwd_status", "fwd_status", "FWD_STATUS", KindText, ""),                            // master
-	MPLSLabelStack:    row("mpls_label_stack", "mpls_label_stack", "MPLS_LABEL_STACK", KindText, ""),          // master
-	SRv6SegIPv6List:   row("srv6_seg_ipv6_list", "srv6_seg_ipv6_list", "", KindText, ""),                      // master: an array of addresses; no CSV column
-	PathDelayAvgUsec:  row("path_delay_avg_usec", "path_delay_avg_usec", "PATH_DELAY_AVG_USEC", KindUint, ""), // master
-	PathDelayMinUsec:  row("path_delay_min_usec", "path_delay_min_usec", "PATH_DELAY_MIN_USEC", KindUint, ""), // master
-	PathDelayMaxUsec:  row("path_delay_max_usec", "path_delay_max_usec", "PATH_DELAY_MAX_USEC", KindUint, ""), // master
-	Proto:             row("proto", "ip_proto", "PROTOCOL", KindProto, "Proto").nf(4),                         // sFlow, packet
-	TOS:               row("tos", "tos", "TOS", KindUint, "TOS").nf(5),                                        // sFlow, packet
-	FlowLabel:         row("flow_label", "flow_label", "FLOW_LABEL", KindUint, ""),                            // master
-	SamplingRate:      row("sampling_rate", "sampling_rate", "SAMPLING_RATE", KindUint, "SamplingRate"),       // NetFlow: header or options (decode_v9.go); sFlow; pcap; pipeline
-	SamplingDirection: row("sampling_direction", "sampling_direction", "SAMPLING_DIRECTION", KindText, ""),
+	TCPFlags:          row("tcpflags", "tcp_flags", "TCP_FLAGS", KindTCPFlags, "TCPFlags").nf(6),                                 // sFlow, packet
+	FwdStatus:         row("fwd_status", "fwd_status", "FWD_STATUS", KindText, ""),                                               // master
+	MPLSLabelStack:    row("mpls_label_stack", "mpls_label_stack", "MPLS_LABEL_STACK", KindText, ""),                             // master
+	SRv6SegIPv6List:   row("srv6_seg_ipv6_list", "srv6_seg_ipv6_list", "", KindText, ""),                                         // master: an array of addresses; no CSV column
+	PathDelayAvgUsec:  row("path_delay_avg_usec", "path_delay_avg_usec", "PATH_DELAY_AVG_USEC", KindUint, ""),                    // master
+	PathDelayMinUsec:  row("path_delay_min_usec", "path_delay_min_usec", "PATH_DELAY_MIN_USEC", KindUint, ""),                    // master
+	PathDelayMaxUsec:  row("path_delay_max_usec", "path_delay_max_usec", "PATH_DELAY_MAX_USEC", KindUint, ""),                    // master
+	Proto:             row("proto", "ip_proto", "PROTOCOL", KindProto, "Proto").nf(4),                                            // sFlow, packet
+	TOS:               row("tos", "tos", "TOS", KindUint, "TOS").nf(5),                                                           // sFlow, packet
+	FlowLabel:         row("flow_label", "flow_label", "FLOW_LABEL", KindUint, ""),                                               // master
+	SamplingRate:      row("sampling_rate", "sampling_rate", "SAMPLING_RATE", KindUint, "SamplingRate"),                          // NetFlow: header or options (decode_v9.go); sFlow; pcap; pipeline
+	SamplingDirection: row("sampling_direction", "sampling_direction", "SAMPLING_DIRECTION", KindDirection, "SamplingDirection"), // NetFlow: IE 61 (compile.go)
 	// NEL and NSEL: the IANA element, else (NetFlow v9 only: in IPFIX these
 	// numbers have the enterprise bit) Cisco ASA's; post-NAT addresses of
 	// IPv4 records and events only (compile.go), "" when unknown, as nfacctd

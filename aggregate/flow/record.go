@@ -42,6 +42,11 @@ type Fixed struct {
 
 	InIface, OutIface uint32 // in_iface, out_iface (ifIndex)
 
+	// MPLS VPNs: the route distinguisher's 8 bytes (NetFlow IE 90), or a VRF
+	// id as pmacct keeps it (type 0x1000, compile.go); a pseudowire's id
+	MPLSVPNRD uint64 // mpls_vpn_rd
+	MPLSPWID  uint32 // mpls_pw_id
+
 	SrcIP, DstIP     netip.Addr // src_host, dst_host
 	SrcNet, DstNet   netip.Addr // src_net, dst_net: network address only, set by a pipeline (networks_file or masks)
 	SrcMask, DstMask uint8      // src_mask, dst_mask
@@ -49,7 +54,8 @@ type Fixed struct {
 	Proto            uint8      // proto
 	TOS              uint8      // tos
 
-	SamplingRate uint32 // sampling_rate: 0 unknown, 1 after renormalisation or for unsampled captures
+	SamplingRate      uint32 // sampling_rate: 0 unknown, 1 after renormalisation or for unsampled captures
+	SamplingDirection uint8  // sampling_direction: DirectionUnknown, DirectionIngress or DirectionEgress
 
 	// NAT and firewall events (NetFlow v9/IPFIX: NEL, Cisco ASA's NSEL).
 	PostNATSrcIP, PostNATDstIP     netip.Addr // post_nat_src_host, post_nat_dst_host: the translated addresses

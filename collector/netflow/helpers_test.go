@@ -371,6 +371,36 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 	if v, ok := m.num(256); ok {
 		r.EType = uint16(v)
 	}
+	// sampling_direction: a 1-octet IE 61
+	if d, ok := m[61]; ok && len(d) == 1 && d[0] <= 1 {
+		r.SamplingDirection = flow.DirectionIngress + d[0]
+	}
+	// mpls_vpn_rd: the VRF id of the direction, or of the only VRF element;
+	// else IE 90
+	dir := byte(0)
+	if d := m[61]; len(d) > 0 {
+		dir = d[0]
+	}
+	vrf := func(ie uint16) uint64 {
+		v := make([]byte, 4)
+		copy(v, m[ie])
+		return uint64(v[0])<<24 | uint64(v[1])<<16 | uint64(v[2])<<8 | uint64(v[3])
+	}
+	switch in, out := vrf(234), vrf(235); {
+	case in != 0 && (dir == 0 || out == 0):
+		r.MPLSVPNRD = flow.RDVRFID<<48 | in
+	case out != 0 && (dir == 1 || in == 0):
+		r.MPLSVPNRD = flow.RDVRFID<<48 | out
+	case m.has(90):
+		v := make([]byte, 8)
+		copy(v, m[90])
+		for _, c := range v {
+			r.MPLSVPNRD = r.MPLSVPNRD<<8 | uint64(c)
+		}
+	}
+	if v, ok := m.num(249); ok {
+		r.MPLSPWID = uint32(v)
+	}
 	// events (nfacctd's NF_evaluate_flow_type), NEL and NSEL
 	r.Event = m.has(230) || !(m.has(1) || m.has(23) || m.has(85) || m.has(231) || m.has(232) || m.has(315) || m.has(104) || m.has(352))
 	if fam == 4 || r.Event {
