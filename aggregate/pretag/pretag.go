@@ -112,6 +112,10 @@ const (
 	condSrcNet
 	condDstNet
 	condFilter
+	condSrcAS
+	condDstAS
+	condNATEvent
+	condMPLSPWID
 )
 
 // Options say what the map is for.
@@ -311,6 +315,14 @@ func (c *cond) holds(r *flow.Record) bool {
 		ok = r.DstIP.IsValid() && c.prefix.Contains(r.DstIP.Unmap())
 	case condFilter:
 		ok = c.filter.Match(r)
+	case condSrcAS:
+		ok = uint64(r.SrcAS) == c.num
+	case condDstAS:
+		ok = uint64(r.DstAS) == c.num
+	case condNATEvent:
+		ok = uint64(r.NATEvent) == c.num
+	case condMPLSPWID:
+		ok = uint64(r.MPLSPWID) == c.num
 	}
 	return ok != c.neg
 }
@@ -318,8 +330,8 @@ func (c *cond) holds(r *flow.Record) bool {
 // pending are keys of pmacct's map that flowdex does not match on yet.
 var pending = map[string]bool{
 	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true,
-	"sample_type": true, "direction": true, "nat_event": true, "cvlan": true, "is_multicast": true,
-	"is_bi_flow": true, "mpls_pw_id": true, "fwdstatus": true, "src_as": true, "dst_as": true,
+	"sample_type": true, "direction": true, "cvlan": true, "is_multicast": true,
+	"is_bi_flow": true, "fwdstatus": true,
 	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
 	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
 }
@@ -327,7 +339,7 @@ var pending = map[string]bool{
 // aliases are pmacct's other names of keys.
 var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}
 
-const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, filter"
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, filter"
 
 // parseRule parses the pairs of line n.
 func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
@@ -414,6 +426,19 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 				return nil, bad("a number, or -number for \"not\"")
 			}
 			what := map[string]condKind{"in": condIn, "out": condOut, "engine_id": condEngineID, "agent_id": condAgentID, "vlan": condVLAN}[canon]
+			r.conds = append(r.conds, cond{what: what, neg: neg, num: v})
+		case "src_as", "dst_as", "nat_event", "mpls_pw_id":
+			switch {
+			case o.Capture && (canon == "src_as" || canon == "dst_as"):
+				return nil, fail("%s: a capture's AS numbers come from a pipeline's networks_file, after the map (expected filter or in/out)", key)
+			case (o.Capture || o.SFlow) && (canon == "nat_event" || canon == "mpls_pw_id"):
+				return nil, fail("%s: NetFlow/IPFIX's, which this input does not carry", key)
+			}
+			v, err := strconv.ParseUint(plain, 10, 32)
+			if err != nil || canon == "nat_event" && v > 255 {
+				return nil, bad("a number, or -number for \"not\"")
+			}
+			what := map[string]condKind{"src_as": condSrcAS, "dst_as": condDstAS, "nat_event": condNATEvent, "mpls_pw_id": condMPLSPWID}[canon]
 			r.conds = append(r.conds, cond{what: what, neg: neg, num: v})
 		case "src_mac", "dst_mac":
 			hw, err := net.ParseMAC(plain)

@@ -295,3 +295,41 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The AS, NAT event and pseudowire keys, negated too; refused where the
+// input has no such field.
+func TestMatchRecordKeys(t *testing.T) {
+	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		set  func(r *flow.Record)
+		want uint64
+	}{
+		{func(r *flow.Record) { r.SrcAS, r.DstAS = 64500, 64502 }, 1},
+		{func(r *flow.Record) { r.SrcAS, r.DstAS = 64500, 64501 }, 0},
+		{func(r *flow.Record) { r.NATEvent = 1 }, 2},
+		{func(r *flow.Record) { r.NATEvent = 2 }, 0},
+		{func(r *flow.Record) { r.MPLSPWID = 7 }, 3},
+	} {
+		r := rec("192.0.2.1", 1, "10.0.0.1")
+		tt.set(r)
+		if got := apply(m, r); got.tag != tt.want {
+			t.Errorf("%+v: tag %d, want %d", r.Fixed, got.tag, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		line string
+		o    Options
+		want string
+	}{
+		{"set_tag=1 src_as=1", Options{Capture: true}, "m:1:11: src_as: a capture's AS numbers come from a pipeline's networks_file, after the map (expected filter or in/out)"},
+		{"set_tag=1 nat_event=1", Options{SFlow: true}, "m:1:11: nat_event: NetFlow/IPFIX's, which this input does not carry"},
+		{"set_tag=1 nat_event=256", Options{}, `m:1:21: nat_event="256": expected a number, or -number for "not"`},
+	} {
+		if _, err := Parse("m", []byte(tt.line), tt.o); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %v, want %s", tt.line, err, tt.want)
+		}
+	}
+}
