@@ -53,6 +53,8 @@ const (
 	ieMPLSVPNRD                   = 90
 	ieIngressVRFID                = 234
 	ieEgressVRFID                 = 235
+	ieExporterIPv4                = 130
+	ieExporterIPv6                = 131
 
 	scopeSystem = 1 // NetFlow v9 option scope "system" (nfacctd reads IPFIX IE 1 alike)
 )
@@ -103,6 +105,16 @@ type timeSpec struct {
 	idx, aux int // aux: systemInitTimeMilliseconds
 }
 
+// compileOptions are the decoder's settings that change plans.
+type compileOptions struct {
+	ipNextHop       bool // Configuration.UseIPNextHop
+	exporterAddress bool // Configuration.UseExporterAddress
+}
+
+func (c *Configuration) compileOptions() compileOptions {
+	return compileOptions{ipNextHop: c.UseIPNextHop, exporterAddress: c.UseExporterAddress}
+}
+
 // plan is a data template compiled into the assignments nfacctd would make:
 // every choice that depends only on the template (which IE wins when several
 // carry the same primitive) is made once here.
@@ -121,6 +133,8 @@ type plan struct {
 
 	vrfIn, vrfOut, rd int // mpls_vpn_rd: IE 234, 235, 90
 
+	exporter4, exporter6 int // peer_src_ip: IE 130, 131, with UseExporterAddress
+
 	start, end timeSpec
 
 	samplerID    int // 48, else 302
@@ -131,7 +145,7 @@ type plan struct {
 // compile builds the plan of a data template, following nfacctd's handlers
 // (src/pkt_handlers.c NF_*_handler): the last occurrence of a repeated IE
 // wins, and the first IE present in each preference list.
-func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
+func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	last := make(map[uint16]int, len(fields))
 	lengths := make(map[uint16]uint16, len(fields))
 	var lastPEN map[penIE]int // enterprise-specific elements, for custom primitives
@@ -245,7 +259,7 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	case has(ieMPLSTopLabelIPv4):
 		add(peerDst, convAddr4, famNone, idx(ieMPLSTopLabelIPv4))
 	case has(ieIPNextHopIPv4):
-		if useIPNextHop {
+		if o.ipNextHop {
 			add(peerDst, convAddr4, famNone, idx(ieIPNextHopIPv4))
 		}
 	case has(ieBGPNextHopIPv6):
@@ -253,7 +267,7 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	case has(ieMPLSTopLabelIPv6):
 		add(peerDst, convAddr16, famNone, idx(ieMPLSTopLabelIPv6))
 	case has(ieIPNextHopIPv6):
-		if useIPNextHop {
+		if o.ipNextHop {
 			add(peerDst, convAddr16, famNone, idx(ieIPNextHopIPv6))
 		}
 	}
@@ -278,6 +292,10 @@ func compile(version uint16, fields []goflow.Field, useIPNextHop bool) plan {
 	}
 
 	p.vrfIn, p.vrfOut, p.rd = idx(ieIngressVRFID), idx(ieEgressVRFID), idx(ieMPLSVPNRD)
+	p.exporter4, p.exporter6 = -1, -1
+	if o.exporterAddress {
+		p.exporter4, p.exporter6 = idx(ieExporterIPv4), idx(ieExporterIPv6)
+	}
 	p.direction = idx(ieDirection)
 	p.vlanIn = firstOf(ieVLAN, ieDot1qVLAN)
 	p.vlanOut = firstOf(iePostVLAN, iePostDot1qVLAN)
@@ -476,6 +494,9 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	if p.vrfIn >= 0 || p.vrfOut >= 0 || p.rd >= 0 {
 		r.MPLSVPNRD = p.routeDistinguisher(rv)
 	}
+	if p.exporter4 >= 0 || p.exporter6 >= 0 {
+		p.exporterAddress(r, rv)
+	}
 	if vlan >= 0 {
 		if v, ok := uintBE(rv.field(vlan)); ok {
 			r.VLAN = uint16(v)
@@ -501,6 +522,22 @@ func (p *plan) fillCustom(r *flow.Record, rv *view) (mis customMisfit) {
 		mis.add(o.setCustom(r, rv.field(o.idx)))
 	}
 	return mis
+}
+
+// exporterAddress sets peer_src_ip to the record's exporter address, IPv4
+// first, when it is not 0, as pmacct 1.7.9 does.
+func (p *plan) exporterAddress(r *flow.Record, rv *view) {
+	if p.exporter4 >= 0 {
+		if b := rv.field(p.exporter4); len(b) == 4 && !allZero(b) {
+			r.PeerSrcIP = netip.AddrFrom4([4]byte(b))
+			return
+		}
+	}
+	if p.exporter6 >= 0 {
+		if b := rv.field(p.exporter6); len(b) == 16 && !allZero(b) {
+			r.PeerSrcIP = netip.AddrFrom16([16]byte(b))
+		}
+	}
 }
 
 // routeDistinguisher is a record's mpls_vpn_rd as nfacctd 1.7.7 finds it:

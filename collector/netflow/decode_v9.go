@@ -455,7 +455,7 @@ func (d *Decoder) addGoflowTemplate(e *exporterState, version uint16, domain uin
 		return
 	}
 	k := templateKey{version, domain, id}
-	t, err := newTemplate(k, record, d.cfg.UseIPNextHop)
+	t, err := newTemplate(k, record, d.cfg.compileOptions())
 	if err == nil {
 		t.raw = bytes.Clone(raw)
 	}

@@ -371,6 +371,14 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 	if v, ok := m.num(256); ok {
 		r.EType = uint16(v)
 	}
+	// peer_src_ip: the exporter address of the record, when asked for
+	if cfg.UseExporterAddress {
+		if a, ok := m.addr(130, 4); ok && !a.IsUnspecified() {
+			r.PeerSrcIP = a
+		} else if a, ok := m.addr(131, 16); ok && !a.IsUnspecified() {
+			r.PeerSrcIP = a
+		}
+	}
 	// sampling_direction: a 1-octet IE 61
 	if d, ok := m[61]; ok && len(d) == 1 && d[0] <= 1 {
 		r.SamplingDirection = flow.DirectionIngress + d[0]

@@ -42,6 +42,11 @@ type Configuration struct {
 	// UseIPNextHop is pmacct's use_ip_next_hop: peer_dst_ip falls back to
 	// the IP next hop (v5 nexthop, IE 15/62) when there is no BGP next hop.
 	UseIPNextHop bool `toml:"-"`
+	// UseExporterAddress takes peer_src_ip from a record's
+	// exporterIPv4Address or exporterIPv6Address (IE 130, 131) when it has
+	// one that is not zero, as pmacct 1.7.9 does (1.7.7 ignores them in data
+	// records); the datagram's source otherwise.
+	UseExporterAddress bool `toml:"use_exporter_address,omitempty"`
 	// MaxExporters bounds the exporter table (0: exporter.DefaultMax);
 	// MaxTemplates bounds the templates of one exporter (0:
 	// DefaultMaxTemplates). Spoofed sources, or one source cycling through

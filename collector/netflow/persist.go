@@ -351,7 +351,7 @@ func (d *Decoder) loadTemplate(ft fileTemplate, i int) error {
 	default:
 		record = goflow.IPFIXOptionsTemplateRecord{TemplateId: ft.ID, Scopes: fromFile(ft.Scopes), Options: fromFile(ft.Fields)}
 	}
-	t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.UseIPNextHop)
+	t, err := newTemplate(templateKey{ft.Version, ft.Domain, ft.ID}, record, d.cfg.compileOptions())
 	if err != nil {
 		return fmt.Errorf("template %d (exporter %s, id %d): %w", i, ft.Exporter, ft.ID, err)
 	}

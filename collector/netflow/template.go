@@ -47,7 +47,7 @@ var (
 
 // newTemplate builds a template from a record decoded by goflow2
 // (TemplateRecord, NFv9OptionsTemplateRecord or IPFIXOptionsTemplateRecord).
-func newTemplate(k templateKey, record any, useIPNextHop bool) (*template, error) {
+func newTemplate(k templateKey, record any, o compileOptions) (*template, error) {
 	if k.id < firstDataSet {
 		return nil, errTemplateID
 	}
@@ -90,7 +90,7 @@ func newTemplate(k templateKey, record any, useIPNextHop bool) (*template, error
 		}
 	}
 	if !t.options {
-		t.plan = compile(k.version, t.fields, useIPNextHop)
+		t.plan = compile(k.version, t.fields, o)
 	}
 	return t, nil
 }
