@@ -31,6 +31,7 @@ type testFlow struct {
 	proto          string
 	minute         int // after start
 	packets, bytes int64
+	label          string // a pre_tag_map's; tag is 0 in every document
 }
 
 var start = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -41,16 +42,16 @@ func testFlows() []testFlow {
 	var fs []testFlow
 	for m := range 60 {
 		fs = append(fs,
-			testFlow{"10.0.0.1", "192.0.2.10", 40000 + m, 443, "tcp", m, 100, 150_000 + int64(m)}, // no two ports tie
-			testFlow{"10.0.0.2", "192.0.2.53", 50000 + m, 53, "udp", m, 10, 1_200},
+			testFlow{"10.0.0.1", "192.0.2.10", 40000 + m, 443, "tcp", m, 100, 150_000 + int64(m), "customer-a"}, // no two ports tie
+			testFlow{"10.0.0.2", "192.0.2.53", 50000 + m, 53, "udp", m, 10, 1_200, "customer-b"},
 			// pmacct with num_protos writes 6 for tcp: one row all the same
-			testFlow{"10.0.0.3", "192.0.2.10", 60000 + m, 22, []string{"tcp", "6"}[m%2], m, 20, 3_000})
+			testFlow{"10.0.0.3", "192.0.2.10", 60000 + m, 22, []string{"tcp", "6"}[m%2], m, 20, 3_000, ""})
 		if m%10 == 0 {
-			fs = append(fs, testFlow{"2001:db8::7", "2001:db8::1", 123, 123, "udp", m, 1, 90})
+			fs = append(fs, testFlow{"2001:db8::7", "2001:db8::1", 123, 123, "udp", m, 1, 90, ""})
 		}
 	}
-	return append(fs, testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", -5, 1000, 9_999_999},
-		testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", 61, 1000, 9_999_999})
+	return append(fs, testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", -5, 1000, 9_999_999, ""},
+		testFlow{"10.9.9.9", "192.0.2.10", 1, 443, "tcp", 61, 1000, 9_999_999, ""})
 }
 
 // indexFlows writes the flows through flowdex's own sink, so that the
@@ -77,6 +78,8 @@ func indexFlows(t *testing.T, url string, fs []testFlow) *elasticsearch.Searcher
 		d.SetInt("port_src", int64(f.sport))
 		d.SetInt("port_dst", int64(f.dport))
 		d.SetString("ip_proto", f.proto)
+		d.SetInt("tag", 0)
+		d.SetString("label", f.label)
 		at := start.Add(time.Duration(f.minute) * time.Minute)
 		d.SetString("stamp_inserted", at.Format(time.DateTime))
 		d.SetInt("packets", f.packets)
@@ -163,7 +166,7 @@ func TestBrowser(t *testing.T) {
 			proto = "tcp"
 		}
 		for by, key := range map[string]string{"ip_src": f.src, "ip_dst": f.dst, "port_dst": strconv.Itoa(f.dport),
-			"port_src": strconv.Itoa(f.sport), "ip_proto": proto} {
+			"port_src": strconv.Itoa(f.sport), "ip_proto": proto, "label": f.label} {
 			if want[by] == nil {
 				want[by] = map[string]sums{}
 			}
@@ -207,6 +210,16 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("traffic chart, minute %d: %v bit/s, want %v", m, plotted[m], perMinute[m])
 		}
 	}
+	// the optional sections: labels, which the documents have; no tags
+	// (all 0) nor NAT
+	for by, hidden := range map[string]bool{"label": false, "tag": true, "post_nat_ip_src": true} {
+		section := find(dom, func(n *html.Node) bool { return n.Data == "section" && attr(n, "data-by") == by })
+		if section == nil {
+			t.Errorf("no section for %s", by)
+		} else if _, h := attrOK(section, "hidden"); h != hidden {
+			t.Errorf("section %s: hidden %v, want %v", by, h, hidden)
+		}
+	}
 	for by, keys := range want {
 		section := find(dom, func(n *html.Node) bool { return n.Data == "section" && attr(n, "data-by") == by })
 		if section == nil {
@@ -232,7 +245,7 @@ func TestBrowser(t *testing.T) {
 			wantRows = append(wantRows, fmt.Sprintf("other %d %d", other.bytes, other.packets))
 		}
 		var gotRows []string
-		for _, tr := range findAll(section, func(n *html.Node) bool { return n.Data == "tr" && attr(n, "data-key") != "" }) {
+		for _, tr := range findAll(section, func(n *html.Node) bool { _, row := attrOK(n, "data-key"); return n.Data == "tr" && row }) {
 			gotRows = append(gotRows, fmt.Sprintf("%s %s %s", attr(tr, "data-key"), attr(tr, "data-bytes"), attr(tr, "data-packets")))
 		}
 		if strings.Join(gotRows, "\n") != strings.Join(wantRows, "\n") {
@@ -341,4 +354,14 @@ func text(n *html.Node) string {
 		}
 	}
 	return b.String()
+}
+
+// attrOK returns n's attribute key and whether it has one.
+func attrOK(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
 }

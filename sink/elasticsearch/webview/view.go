@@ -109,6 +109,7 @@ var dimensions = map[string]bool{
 	"ip_src": true, "ip_dst": true, "port_src": true, "port_dst": true, "ip_proto": true,
 	"peer_ip_src": true, "as_src": true, "as_dst": true, "country_ip_src": true, "country_ip_dst": true,
 	"tag": true, "tag2": true, "label": true, // a pre_tag_map's
+	"post_nat_ip_src": true, "post_nat_ip_dst": true, // NAT's
 }
 
 // Sums are bytes and packets.
@@ -199,7 +200,7 @@ func (v *View) top(w http.ResponseWriter, r *http.Request) {
 	}
 	by := r.URL.Query().Get("by")
 	if !dimensions[by] {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("by=%q: expected one of ip_src, ip_dst, port_src, port_dst, ip_proto, peer_ip_src, as_src, as_dst, country_ip_src, country_ip_dst, tag, tag2, label", by))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("by=%q: expected one of ip_src, ip_dst, port_src, port_dst, ip_proto, peer_ip_src, as_src, as_dst, country_ip_src, country_ip_dst, tag, tag2, label, post_nat_ip_src, post_nat_ip_dst", by))
 		return
 	}
 	size := 10

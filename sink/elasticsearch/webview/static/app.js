@@ -65,6 +65,11 @@ async function showTraffic(r) {
 async function showTop(section, r) {
   const by = section.dataset.by;
   const t = await get("api/top", Object.assign({ by: by, size: 10 }, r));
+  if ("optional" in section.dataset) {
+    // shown only when some document has a value other than pmacct's "none"
+    section.hidden = !t.rows.some(x => !["", "0", "0.0.0.0", "::"].includes(String(x.key)));
+    if (section.hidden) return;
+  }
   draw(section.querySelector("canvas"), {
     type: "bar",
     data: { labels: t.rows.map(x => x.key), datasets: [{ data: t.rows.map(x => x.bytes), backgroundColor: "#457b9d" }] },
@@ -85,7 +90,7 @@ async function showTop(section, r) {
     tr.dataset.bytes = x.bytes;
     tr.dataset.packets = x.packets;
     if (x.other) tr.dataset.other = "true";
-    for (const v of [x.key, human(x.bytes), count(x.packets), t.total.bytes ? (100 * x.bytes / t.total.bytes).toFixed(1) + " %" : ""]) {
+    for (const v of [x.key === "" ? "(none)" : x.key, human(x.bytes), count(x.packets), t.total.bytes ? (100 * x.bytes / t.total.bytes).toFixed(1) + " %" : ""]) {
       tr.insertCell().textContent = v;
     }
   }
