@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/document"
@@ -19,6 +20,9 @@ type Format struct {
 	Secs          bool `toml:"timestamps_secs,omitempty"`          // microseconds zeroed (still printed)
 	NumProtos     bool `toml:"num_protos,omitempty"`               // print_num_protos: ip_proto always as a decimal string
 	TCPFlagsArray bool `toml:"tcpflags_encode_as_array,omitempty"` // ["ACK","SYN"] instead of "18"
+	// LabelMap is pmacct 1.7.8's pre_tag_label_encode_as_map: label
+	// "k1%v1,k2%v2" written as {"k1": "v1", "k2": "v2"}
+	LabelMap bool `toml:"pre_tag_label_encode_as_map,omitempty"`
 
 	// Location is the zone of naive local times; nil means time.Local.
 	Location *time.Location `toml:"-"`
@@ -89,7 +93,11 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 			case writeTime:
 				doc.AppendStringBytes(in.json, f.AppendTime(buf[:0], in.slot.i64(k), true))
 			case writeLabel:
-				doc.AppendString(in.json, LabelText(in.slot.u32(k)))
+				if f.LabelMap {
+					doc.AppendRaw(in.json, AppendLabelMap(buf[:0], LabelText(in.slot.u32(k))))
+				} else {
+					doc.AppendString(in.json, LabelText(in.slot.u32(k)))
+				}
 			case writeDecimal:
 				doc.AppendStringBytes(in.json, strconv.AppendUint(buf[:0], in.slot.uint(k), 10))
 			case writeIPBytes:
@@ -144,6 +152,57 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 		return append(b, "0.0.0.0"...)
 	}
 	return a.AppendTo(b)
+}
+
+// AppendLabelMap writes labels as pmacct 1.7.8's pre_tag_label_encode_as_map
+// does: '%' and ',' both separate tokens (empty ones skipped), which pair
+// up as key and value, a last one alone dropped; a key twice keeps its
+// first place and takes its last value; a token of 128 bytes or more is
+// cut to 126 and '$'. "k1%v1,k2%v2" is {"k1": "v1", "k2": "v2"}.
+func AppendLabelMap(b []byte, labels string) []byte {
+	var toks [256]string // pmacct's bound
+	n := 0
+	for rest := labels; rest != "" && n < len(toks); {
+		i := strings.IndexAny(rest, "%,")
+		tok := rest
+		if i >= 0 {
+			tok, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if tok == "" {
+			continue
+		}
+		if len(tok) >= 128 {
+			tok = tok[:126] + "$"
+		}
+		toks[n] = tok
+		n++
+	}
+	b = append(b, '{')
+	first := true
+pairs:
+	for i := 0; i+1 < n; i += 2 {
+		key, value := toks[i], toks[i+1]
+		for j := 0; j < i; j += 2 {
+			if toks[j] == key {
+				continue pairs // written at its first place
+			}
+		}
+		for j := i + 2; j+1 < n; j += 2 {
+			if toks[j] == key {
+				value = toks[j+1]
+			}
+		}
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = document.AppendString(b, key)
+		b = append(b, ": "...)
+		b = document.AppendString(b, value)
+	}
+	return append(b, '}')
 }
 
 // Sampling directions (Key.SamplingDirection).

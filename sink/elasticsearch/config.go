@@ -70,6 +70,11 @@ type Configuration struct {
 	TemplateName string `toml:"template_name,omitempty"`
 	// TemplatePriority of the composable template; 0 leaves it unset.
 	TemplatePriority int `toml:"-"`
+	// LabelMaps maps label as an object, for pipelines that write it as a
+	// map (pre_tag_label_encode_as_map); set from the configuration: the
+	// same field cannot be a keyword in some documents and an object in
+	// others.
+	LabelMaps bool `toml:"-"`
 	// IndexBodyFile is p2es ES_IndexTemplateFileName: a JSON index-creation body
 	// ({"settings":…, "mappings":…}) that replaces flowdex's mappings. It is
 	// installed as the template of the index pattern, so every new index gets it.
@@ -411,6 +416,7 @@ func (c *Configuration) validate() (*compiled, error) {
 				shards:          c.Shards,
 				replicas:        c.Replicas,
 				refreshInterval: c.RefreshInterval,
+				labelMaps:       c.LabelMaps,
 			})
 		}
 	}

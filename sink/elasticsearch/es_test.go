@@ -461,3 +461,52 @@ func recordTime(d *document.Document, loc *time.Location) time.Time {
 	t, _ := timestamp.Of(d, []string{"stamp_inserted", "timestamp_start", "timestamp_arrival"}, loc)
 	return t
 }
+
+// Labels written as maps (pre_tag_label_encode_as_map) need LabelMaps: the
+// template's keyword label refuses an object, which is dead-lettered;
+// with LabelMaps the label's keys are keywords to search on.
+func TestRealLabelMaps(t *testing.T) {
+	url := estest.URL(t)
+	for _, maps := range []bool{false, true} {
+		cfg, prefix := realConfig(t, url)
+		cfg.LabelMaps = maps
+		s, _ := startSink(t, cfg)
+		var d document.Document
+		for i, label := range []string{`{"site": "ams", "role": "core"}`, `{}`} {
+			pmacctDoc(&d, i)
+			d.AppendRaw("label", []byte(label))
+			if err := s.Write(context.Background(), &d, fmt.Sprintf("label-%d", i), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := s.Stats()
+		if !maps {
+			if st.Indexed != 0 || st.DeadLettered != 2 {
+				t.Errorf("a keyword label took objects: %+v", st)
+			}
+			continue
+		}
+		if st.Indexed != 2 {
+			t.Fatalf("label maps: %+v", st)
+		}
+		estest.Refresh(t, url, prefix+"-*")
+		hits := estest.Search(t, url, prefix+"-*", `{"query": {"term": {"label.site": "ams"}}}`)
+		// a terms aggregation: only a keyword (not text) takes one
+		var out struct {
+			Aggregations struct {
+				Roles struct {
+					Buckets []struct {
+						Key string `json:"key"`
+					} `json:"buckets"`
+				} `json:"roles"`
+			} `json:"aggregations"`
+		}
+		estest.Call(t, http.MethodPost, url+"/"+prefix+"-*/_search", []byte(`{"size": 0, "aggs": {"roles": {"terms": {"field": "label.role"}}}}`), &out)
+		if b := out.Aggregations.Roles.Buckets; len(hits) != 1 || len(b) != 1 || b[0].Key != "core" {
+			t.Errorf("label.site:ams: %d hits; label.role's terms %+v", len(hits), b)
+		}
+	}
+}

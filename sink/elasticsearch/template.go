@@ -60,6 +60,7 @@ type templateOptions struct {
 	shards          int
 	replicas        int // -1: unset
 	refreshInterval string
+	labelMaps       bool // label is an object (Configuration.LabelMaps)
 }
 
 // buildTemplate returns the PUT _index_template body for pmacct's documents.
@@ -71,6 +72,10 @@ func buildTemplate(o templateOptions) []byte {
 		if m, ok := esMappings[p.Info().Kind.ESType()]; ok {
 			props[p.JSONKey()] = m
 		}
+	}
+	if o.labelMaps {
+		// its keys are the labels' own: strings, keywords by the dynamic rule
+		props[flow.Label.JSONKey()] = map[string]any{"type": "object"}
 	}
 	// enrichment's own mappings last: they name some of pmacct's GeoIP
 	// fields too, with the same types (a test checks)

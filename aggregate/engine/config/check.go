@@ -60,6 +60,7 @@ func (l *loader) check() {
 	for i := range c.Pipelines {
 		l.checkPipeline(i, pipelines)
 	}
+	l.labelMaps()
 	inputs := map[string]bool{}
 	for i, in := range c.Inputs {
 		name := in.Common().Name
@@ -114,6 +115,32 @@ func (l *loader) check() {
 					l.fail(path("dead_letter_file"), "outputs %q and %q both dead-letter to %q (expected a dead_letter_file of its own for each)", other, name, f)
 				}
 				deadLetters[f] = name
+			}
+		}
+	}
+}
+
+// labelMaps sets LabelMaps on the Elasticsearch outputs of the pipelines
+// that write labels as maps, and fails an output that some pipelines write
+// labels to as maps and others as strings.
+func (l *loader) labelMaps() {
+	c := l.c
+	asMap := map[string]map[bool]string{} // output -> encoding -> a pipeline
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if !slices.ContainsFunc(p.Aggregate, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), "label") }) {
+			continue
+		}
+		for _, o := range p.Outputs {
+			if asMap[o] == nil {
+				asMap[o] = map[bool]string{}
+			}
+			if other, ok := asMap[o][!p.LabelMap]; ok {
+				l.fail(at("pipeline", i, "pre_tag_label_encode_as_map"), "pipelines %q and %q write label to output %q, one as a map and one as a string: one Elasticsearch field cannot be both (expected the same pre_tag_label_encode_as_map, or outputs of their own)", other, p.Name, o)
+			}
+			asMap[o][p.LabelMap] = p.Name
+			if es, ok := c.Outputs[o].(*ElasticsearchOutput); ok && p.LabelMap {
+				es.LabelMaps = true
 			}
 		}
 	}

@@ -655,3 +655,22 @@ func TestAggregatePrimitives(t *testing.T) {
 		}
 	}
 }
+
+// pre_tag_label_encode_as_map makes the Elasticsearch outputs of its
+// pipelines map label as an object; pipelines writing label both ways into
+// one output are refused.
+func TestLabelMaps(t *testing.T) {
+	const base = "[[input]]\ntype = \"netflow\"\n[output.es]\ntype = \"elasticsearch\"\n[output.es2]\ntype = \"elasticsearch\"\n"
+	c, err := Parse("flowdex.toml", []byte(base+"[[pipeline]]\nname = \"a\"\naggregate = [\"label\"]\npre_tag_label_encode_as_map = true\noutputs = [\"es\"]\n[[pipeline]]\nname = \"b\"\naggregate = [\"label\"]\noutputs = [\"es2\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Outputs["es"].(*ElasticsearchOutput).LabelMaps || c.Outputs["es2"].(*ElasticsearchOutput).LabelMaps {
+		t.Errorf("LabelMaps: es %v, es2 %v; want true, false", c.Outputs["es"].(*ElasticsearchOutput).LabelMaps, c.Outputs["es2"].(*ElasticsearchOutput).LabelMaps)
+	}
+	_, err = Parse("flowdex.toml", []byte(base+"[[pipeline]]\nname = \"a\"\naggregate = [\"label\"]\npre_tag_label_encode_as_map = true\noutputs = [\"es\"]\n[[pipeline]]\nname = \"b\"\naggregate = [\"label\"]\noutputs = [\"es\"]\n"))
+	want := `flowdex.toml:12:1: pipeline#1.pre_tag_label_encode_as_map: pipelines "a" and "b" write label to output "es", one as a map and one as a string: one Elasticsearch field cannot be both (expected the same pre_tag_label_encode_as_map, or outputs of their own)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
