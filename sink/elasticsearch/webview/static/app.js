@@ -64,8 +64,16 @@ async function showTraffic(r) {
 
 async function showTop(section, r) {
   const by = section.dataset.by;
-  const t = await get("api/top", Object.assign({ by: by, size: 10 }, r));
-  if ("optional" in section.dataset) {
+  const optional = "optional" in section.dataset;
+  let t;
+  try {
+    t = await get("api/top", Object.assign({ by: by, size: 10 }, r));
+  } catch (e) {
+    // an optional field the indices cannot group by (labels written as maps)
+    if (optional) { section.hidden = true; return; }
+    throw e;
+  }
+  if (optional) {
     // shown only when some document has a value other than pmacct's "none"
     section.hidden = !t.rows.some(x => !["", "0", "0.0.0.0", "::"].includes(String(x.key)));
     if (section.hidden) return;
