@@ -65,9 +65,10 @@ func BenchmarkAddExisting(b *testing.B) {
 				recs[i] = benchRecord(i)
 				c.Add(recs[i])
 			}
+			var s Scratch // the engine keeps one per goroutine
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				c.Add(recs[i&1023])
+				c.AddWith(recs[i&1023], &s)
 			}
 		})
 	}
@@ -84,8 +85,9 @@ func BenchmarkAddParallel(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		var s Scratch
 		for i := 0; pb.Next(); i++ {
-			c.Add(recs[i&1023])
+			c.AddWith(recs[i&1023], &s)
 		}
 	})
 }
@@ -97,6 +99,7 @@ func BenchmarkAddNew(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			c := New(cfg)
 			r := benchRecord(0)
+			var s Scratch
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if i&(1<<20-1) == 1<<20-1 {
@@ -106,7 +109,7 @@ func BenchmarkAddNew(b *testing.B) {
 				}
 				r.SrcIP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 				r.SrcPort = uint16(i >> 24)
-				c.Add(r)
+				c.AddWith(r, &s)
 			}
 		})
 	}

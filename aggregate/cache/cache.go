@@ -151,6 +151,7 @@ type Cache struct {
 
 	// Which derived fields Add must compute.
 	lookupSrc, lookupDst bool // networks_file lookups
+	custom               bool // the aggregate has custom primitives (Key.Custom)
 	maskNets             bool // nets from the records' masks
 
 	// Time bins; slot 0 means no history.
@@ -202,6 +203,7 @@ func New(cfg Configuration) *Cache {
 	}
 	set := cfg.Aggregate.Set
 	c.codec = flow.NewKeyCodec(set)
+	c.custom = set.HasCustom()
 	has := func(ps ...flow.Primitive) bool {
 		for _, p := range ps {
 			if set.Has(p) {
@@ -322,6 +324,21 @@ func tagFilters(f pretag.Filters) *pretag.Filters {
 // one hash-table probe and update (about 10 ns of lock and unlock when
 // uncontended; writers on every core share one table).
 func (c *Cache) Add(r *flow.Record) {
+	var s Scratch
+	c.AddWith(r, &s)
+}
+
+// Scratch is the working space of AddWith: a caller adding from one
+// goroutine keeps one, so that each record does not clear a fresh one
+// (about 1.3 KB, 10 ns and more a record).
+type Scratch struct {
+	k    flow.Key
+	buf  [maxKey]byte
+	buf2 [maxKey]byte
+}
+
+// AddWith is Add with the caller's Scratch, which it uses alone meanwhile.
+func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	c.records.Add(1)
 	if c.filter != nil && !c.filter.Match(r) || c.tags != nil && !c.tags.Match(r) {
 		c.filtered.Add(1)
@@ -331,11 +348,15 @@ func (c *Cache) Add(r *flow.Record) {
 		c.sampledOut.Add(1)
 		return
 	}
-	k := r.Key
+	k := &s.k
+	k.Fixed = r.Fixed
+	if c.custom {
+		k.Custom = r.Custom
+	}
 	if c.sampling > 0 {
 		k.SamplingRate = c.sampling
 	}
-	c.resolve(&k)
+	c.resolve(k)
 	if c.secs {
 		k.TimestampStart, k.TimestampEnd = wholeSeconds(k.TimestampStart), wholeSeconds(k.TimestampEnd)
 		k.TimestampArrival, k.TimestampExport = wholeSeconds(k.TimestampArrival), wholeSeconds(k.TimestampExport)
@@ -354,8 +375,7 @@ func (c *Cache) Add(r *flow.Record) {
 	if !r.Event {
 		flags |= flagTraffic
 	}
-	var buf, buf2 [maxKey]byte
-	key := c.encode(buf[:0], &k, bin)
+	key := c.encode(s.buf[:0], k, bin)
 	h := maphash.Bytes(c.seed, key)
 	if c.sum == flow.SumNone {
 		c.mu.Lock()
@@ -379,7 +399,7 @@ func (c *Cache) Add(r *flow.Record) {
 	case flow.SumMAC:
 		k.SrcMAC = k.DstMAC
 	}
-	key2 := c.encode(buf2[:0], &k, bin)
+	key2 := c.encode(s.buf2[:0], k, bin)
 	h2 := maphash.Bytes(c.seed, key2)
 	c.mu.Lock()
 	c.cur.add(key, h, packets, bytes, r.Flows, flags)

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 
+	"github.com/flowdex/flowdex/aggregate/cache"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/exporter"
 )
@@ -11,14 +12,15 @@ import (
 // for one exporter. Emitters are pooled, with their method value made once,
 // so that counting costs no allocation per datagram.
 type countingEmitter struct {
-	fi   *flowInput
-	n    uint64
-	emit func(*flow.Record)
+	fi      *flowInput
+	n       uint64
+	emit    func(*flow.Record)
+	scratch cache.Scratch // one goroutine's at a time, as the emitter
 }
 
 func (e *countingEmitter) add(r *flow.Record) {
 	e.n++
-	e.fi.emit(r)
+	e.fi.emit(r, &e.scratch)
 }
 
 // entryOf is the table entry a metric names: its address, or "other" for

@@ -322,12 +322,13 @@ func (fi *flowInput) reloadPretag() {
 	fi.logger.Info("pre_tag_map reloaded", "file", fi.pretagPath, "rules", m.Rules())
 }
 
-func (fi *flowInput) emit(r *flow.Record) {
+// emit hands r to the pipelines; s is the calling goroutine's.
+func (fi *flowInput) emit(r *flow.Record, s *cache.Scratch) {
 	if m := fi.pretag.Load(); m != nil {
 		m.Apply(r)
 	}
 	for _, p := range fi.pipelines {
-		p.cache.Add(r)
+		p.cache.AddWith(r, s)
 	}
 }
 
@@ -528,7 +529,8 @@ func (fi *flowInput) capture(ctx context.Context, in *config.PcapInput) error {
 	fi.capt.Store(c)
 	fi.bound.Store(true)
 	fi.logger.Info("capturing", "interface", in.Interface, "file", pc.File, "filter", in.Filter)
-	err = c.Run(ctx, fi.emit)
+	var scratch cache.Scratch // Run emits from one goroutine
+	err = c.Run(ctx, func(r *flow.Record) { fi.emit(r, &scratch) })
 	st := c.Stats()
 	fi.logger.Info("capture stopped", "packets", st.Packets, "records", st.Records, "not_ip", st.NotIP,
 		"truncated", st.Truncated, "received", st.Received, "dropped_by_kernel", st.KernelDrops,

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/cache"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/netflow"
 )
@@ -33,7 +34,7 @@ func TestPretagReload(t *testing.T) {
 	}
 	tag := func() uint64 {
 		r := &flow.Record{}
-		fi.emit(r)
+		fi.emit(r, &cache.Scratch{})
 		return r.Tag
 	}
 	if got := tag(); got != 1 {

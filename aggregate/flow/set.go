@@ -42,3 +42,13 @@ func (s Set) Names() []string {
 	s.Each(func(p Primitive) { names = append(names, p.Name()) })
 	return names
 }
+
+// HasCustom reports whether s has a custom primitive.
+func (s Set) HasCustom() bool {
+	for p := Custom0; p < Custom0+MaxCustom; p++ {
+		if s.Has(p) {
+			return true
+		}
+	}
+	return false
+}
