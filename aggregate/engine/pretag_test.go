@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/cache"
+	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/netflow"
 )
