@@ -67,6 +67,9 @@ type Configuration struct {
 	// none), and peer_dst_ip (the line's next hop). Without it, nets are the
 	// addresses cut to the record's own masks, as nfacctd_net: netflow does.
 	Networks *networks.Table
+	// Geo, when set, gives the GeoIP primitives (src_host_country...) of
+	// the records' addresses, as pmacct's geoipv2_file does.
+	Geo Geo
 	// Filter, when set, is the aggregate_filter.
 	Filter *filter.Filter
 	// Tags are the pre_tag_filter, pre_tag2_filter and pre_tag_label_filter,
@@ -129,6 +132,14 @@ type Entry struct {
 	Flows    uint64
 }
 
+// Geo looks up the GeoIP primitives of addresses: aggregate/enrich's
+// Enricher, with its geoip_database.
+type Geo interface {
+	Locate(a netip.Addr) flow.Location
+	// Generation changes when what Locate says may have changed (a reload).
+	Generation() uint64
+}
+
 // Stats counts what went through a cache.
 type Stats struct {
 	Records  uint64 // records given to Add
@@ -152,6 +163,8 @@ type Cache struct {
 	// Which derived fields Add must compute.
 	lookupSrc, lookupDst bool // networks_file lookups
 	custom               bool // the aggregate has custom primitives (Key.Custom)
+	geo                  Geo
+	geoSrc, geoDst       bool // the aggregate has GeoIP primitives of the source, of the destination
 	maskNets             bool // nets from the records' masks
 
 	// Time bins; slot 0 means no history.
@@ -204,6 +217,10 @@ func New(cfg Configuration) *Cache {
 	set := cfg.Aggregate.Set
 	c.codec = flow.NewKeyCodec(set)
 	c.custom = set.HasCustom()
+	if c.geo = cfg.Geo; c.geo != nil {
+		c.geoSrc = set.Has(flow.SrcHostCountry) || set.Has(flow.SrcHostPocode) || set.Has(flow.SrcHostCoords)
+		c.geoDst = set.Has(flow.DstHostCountry) || set.Has(flow.DstHostPocode) || set.Has(flow.DstHostCoords)
+	}
 	has := func(ps ...flow.Primitive) bool {
 		for _, p := range ps {
 			if set.Has(p) {
@@ -332,6 +349,11 @@ func (c *Cache) Add(r *flow.Record) {
 // goroutine keeps one, so that each record does not clear a fresh one
 // (about 1.3 KB, 10 ns and more a record).
 type Scratch struct {
+	// geo remembers the last addresses located, of every cache the
+	// scratch serves: a database lookup costs a microsecond, and flows
+	// repeat addresses
+	geo map[geoKey]geoMemo
+
 	k    flow.Key
 	buf  [maxKey]byte
 	buf2 [maxKey]byte
@@ -357,6 +379,14 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 		k.SamplingRate = c.sampling
 	}
 	c.resolve(k)
+	if c.geoSrc {
+		l := c.locate(s, k.SrcIP)
+		k.SrcCountry, k.SrcPocode, k.SrcCoords = l.Country, l.Pocode, l.Coords
+	}
+	if c.geoDst {
+		l := c.locate(s, k.DstIP)
+		k.DstCountry, k.DstPocode, k.DstCoords = l.Country, l.Pocode, l.Coords
+	}
 	if c.secs {
 		k.TimestampStart, k.TimestampEnd = wholeSeconds(k.TimestampStart), wholeSeconds(k.TimestampEnd)
 		k.TimestampArrival, k.TimestampExport = wholeSeconds(k.TimestampArrival), wholeSeconds(k.TimestampExport)
@@ -405,6 +435,33 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	c.cur.add(key, h, packets, bytes, r.Flows, flags)
 	c.cur.add(key2, h2, packets, bytes, r.Flows, flags)
 	c.mu.Unlock()
+}
+
+type geoKey struct {
+	c *Cache
+	a netip.Addr
+}
+
+type geoMemo struct {
+	gen uint64 // Geo.Generation when located
+	l   flow.Location
+}
+
+// geoMemos bounds a scratch's memory of locations (about 70 bytes each).
+const geoMemos = 16384
+
+// locate is c.geo.Locate(a), remembered in s.
+func (c *Cache) locate(s *Scratch, a netip.Addr) flow.Location {
+	gen := c.geo.Generation()
+	if m, ok := s.geo[geoKey{c, a}]; ok && m.gen == gen {
+		return m.l
+	}
+	if s.geo == nil || len(s.geo) >= geoMemos {
+		s.geo = make(map[geoKey]geoMemo)
+	}
+	l := c.geo.Locate(a)
+	s.geo[geoKey{c, a}] = geoMemo{gen, l}
+	return l
 }
 
 // wholeSeconds cuts Unix microseconds down to the second (before 1970 too).

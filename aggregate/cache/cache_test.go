@@ -693,3 +693,47 @@ func TestEvents(t *testing.T) {
 		t.Errorf("entries %+v, want %+v", got, want)
 	}
 }
+
+// fakeGeo knows one address; it counts its lookups.
+type fakeGeo struct {
+	gen     uint64
+	lookups int
+}
+
+func (g *fakeGeo) Locate(a netip.Addr) flow.Location {
+	g.lookups++
+	if a == ip("192.0.2.1") {
+		return flow.Location{Country: [3]byte{'G', 'B'}, Coords: flow.Coords{Lat: 51.5, Lon: float64(g.gen)}}
+	}
+	return flow.Location{}
+}
+
+func (g *fakeGeo) Generation() uint64 { return g.gen }
+
+// The GeoIP primitives key aggregates; a scratch remembers locations until
+// the database is reloaded.
+func TestGeo(t *testing.T) {
+	g := &fakeGeo{}
+	c := New(Configuration{Aggregate: aggregate(t, "src_host_country", "src_host_coords"), Geo: g})
+	var s Scratch
+	c.AddWith(rec(), &s)
+	c.AddWith(rec(), &s)
+	c.AddWith(rec(func(r *flow.Record) { r.SrcIP = ip("198.51.100.9") }), &s)
+	if g.lookups != 2 {
+		t.Errorf("%d lookups, want 2 (one per address)", g.lookups)
+	}
+	g.gen++ // a reload
+	c.AddWith(rec(), &s)
+	if g.lookups != 3 {
+		t.Errorf("%d lookups after a reload, want 3", g.lookups)
+	}
+	got := flush(c)
+	want := []Entry{
+		{Key: flow.Key{Fixed: flow.Fixed{SrcCountry: [3]byte{'G', 'B'}, SrcCoords: flow.Coords{Lat: 51.5}}}, Packets: 2, Bytes: 200, Flows: 2},
+		{Key: flow.Key{}, Packets: 1, Bytes: 100, Flows: 1},
+		{Key: flow.Key{Fixed: flow.Fixed{SrcCountry: [3]byte{'G', 'B'}, SrcCoords: flow.Coords{Lat: 51.5, Lon: 1}}}, Packets: 1, Bytes: 100, Flows: 1},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("entries %+v, want %+v", got, want)
+	}
+}

@@ -90,6 +90,9 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 			return nil, setting.Key("networks_file", err)
 		}
 	}
+	if p.enricher != nil {
+		cc.Geo = p.enricher // its geoip_database, for the GeoIP primitives
+	}
 	var salt [8]byte
 	_, _ = rand.Read(salt[:]) // never fails (crypto/rand)
 	return &flowPipeline{

@@ -13,6 +13,7 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 
 	"github.com/flowdex/flowdex/aggregate/document"
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 // openMMDB reads a whole MMDB file into memory. Not mmap: a reload drops the
@@ -113,21 +114,27 @@ func (g *geoDB) enrich(d *document.Document, a netip.Addr, s *side, n *counts) {
 		return
 	}
 	n.geoHits++
-	if rec.Country.ISOCode != "" {
+	// a field the document has is pmacct's GeoIP primitive
+	// (src_host_country...), aggregated on and written as pmacct writes it:
+	// it stays
+	has := func(key string) bool { _, ok := d.Get(key); return ok }
+	if rec.Country.ISOCode != "" && !has(s.country) {
 		d.SetString(s.country, rec.Country.ISOCode)
 	}
 	if rec.City.Names.EN != "" {
 		d.SetString(s.city, rec.City.Names.EN)
 	}
-	if rec.Postal.Code != "" {
+	if rec.Postal.Code != "" && !has(s.postal) {
 		d.SetString(s.postal, rec.Postal.Code)
 	}
 	lat, lon := rec.Location.Latitude, rec.Location.Longitude
 	if math.IsNaN(lat) || math.IsNaN(lon) {
 		return
 	}
-	d.SetFloat(s.lat, lat)
-	d.SetFloat(s.lon, lon)
+	if !has(s.lat) {
+		d.SetFloat(s.lat, lat)
+		d.SetFloat(s.lon, lon)
+	}
 	// a geo_point as an object: Kibana maps and geo queries need one field
 	var buf [64]byte
 	b := append(buf[:0], `{"lat":`...)
@@ -216,3 +223,40 @@ func (g *asnDB) enrich(d *document.Document, a netip.Addr, s *side, n *counts) {
 		d.SetString(s.asName, rec.Organization)
 	}
 }
+
+// Locate gives the GeoIP primitives of a (src_host_country and the like)
+// from the geoip_database, as pmacct's geoipv2_file does: the country's ISO
+// code cut to 3 bytes, the postal code to 11, the location; zeros when a is
+// not in the database (or there is none). Its lookups count as the
+// enrichment's.
+func (e *Enricher) Locate(a netip.Addr) flow.Location {
+	var l flow.Location
+	g := e.tables.Load().geo
+	if g == nil {
+		return l
+	}
+	rec := geoRecords.Get().(*geoRecord)
+	defer geoRecords.Put(rec)
+	*rec = geoRecord{}
+	e.geoLookups.Add(1)
+	res := g.r.Lookup(a)
+	if !res.Found() {
+		if res.Err() != nil {
+			e.lookupErr.Add(1)
+		}
+		return l
+	}
+	if err := res.Decode(rec); err != nil {
+		e.lookupErr.Add(1)
+		return l
+	}
+	e.geoHits.Add(1)
+	copy(l.Country[:], rec.Country.ISOCode)
+	copy(l.Pocode[:], rec.Postal.Code)
+	l.Coords = flow.Coords{Lat: rec.Location.Latitude, Lon: rec.Location.Longitude}
+	return l
+}
+
+// Generation changes when the files are reloaded: what Locate said before
+// may be stale.
+func (e *Enricher) Generation() uint64 { return e.reloads.Load() }

@@ -108,6 +108,10 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 					b = b[:i]
 				}
 				doc.AppendStringBytes(in.json, b)
+			case writeCoords:
+				c := in.slot.coords(k)
+				doc.AppendRaw(in.json, appendJanssonReal(buf[:0], c.Lat))
+				doc.AppendRaw(in.json2, appendJanssonReal(buf[:0], c.Lon))
 			case writeRD:
 				doc.AppendStringBytes(in.json, AppendRD(buf[:0], in.slot.u64(k)))
 			case writeDirection:
@@ -203,6 +207,28 @@ pairs:
 		b = document.AppendString(b, value)
 	}
 	return append(b, '}')
+}
+
+// appendJanssonReal writes a number as pmacct's jansson does (json_real):
+// 17 significant digits, an exponent without '+' nor leading zeros, ".0"
+// after an integer: 51.5142 is 51.514200000000002, 10 is 10.0.
+func appendJanssonReal(b []byte, v float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, v, 'g', 17, 64)
+	if e := bytes.IndexByte(b[start:], 'e'); e >= 0 {
+		e += start
+		neg := b[e+1] == '-'
+		digits := bytes.TrimLeft(b[e+2:], "0")
+		b = b[:e+1]
+		if neg {
+			b = append(b, '-')
+		}
+		return append(b, digits...)
+	}
+	if bytes.IndexByte(b[start:], '.') < 0 {
+		b = append(b, ".0"...)
+	}
+	return b
 }
 
 // Sampling directions (Key.SamplingDirection).

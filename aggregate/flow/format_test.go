@@ -195,6 +195,7 @@ func everyKey() Key {
 		SrcAS: 1, DstAS: 2, PeerSrcAS: 3, PeerDstAS: 4, PeerSrcIP: ip("203.0.113.9"), PeerDstIP: ip("2001:db8::99"),
 		InIface: 5, OutIface: 6, SrcIP: ip("2001:db8::1"), DstIP: ip("2001:db8::2"), SrcNet: ip("2001:db8::"),
 		SrcMask: 48, DstMask: 25, SrcPort: 65535, DstPort: 1, Proto: 17, TOS: 0xb8, SamplingRate: 1000,
+		SrcCountry: [3]byte{'G', 'B'}, DstPocode: [11]byte{'E', 'C', '1', 'A'}, SrcCoords: Coords{51.5142, -0.0931},
 		MPLSVPNRD: 0x0000_fde8_0000_0001, MPLSPWID: 7, SamplingDirection: DirectionEgress,
 		PostNATSrcIP: ip("203.0.113.5"), PostNATSrcPort: 1024, PostNATDstPort: 53, NATEvent: 1, FWEvent: 2,
 		MPLSLabelTop: 1 << 19, MPLSLabelBottom: 16, MPLSStackDepth: 3,
@@ -227,8 +228,8 @@ func TestDocumentEveryPrimitive(t *testing.T) {
 		f    Format
 		want string
 	}{
-		{Format{UTC: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": "27", "ip_proto": "udp", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "sctp", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "2024-01-01 00:00:00.100000", "timestamp_end": "2024-01-01 00:00:01.200000", "timestamp_arrival": "2024-01-01 00:00:02.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "2024-01-01 00:00:03.000000", "stamp_inserted": "2024-01-01 00:00:00", "stamp_updated": "2024-01-01 00:01:00", "flows": 2, "packets": 3, "bytes": 200}`},
-		{Format{SinceEpoch: true, NumProtos: true, TCPFlagsArray: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "tcp_flags": ["ACK", "PSH", "SYN", "FIN"], "ip_proto": "17", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "132", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "1704067200.100000", "timestamp_end": "1704067201.200000", "timestamp_arrival": "1704067202.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "1704067203.000000", "stamp_inserted": "1704067200", "stamp_updated": "1704067260", "flows": 2, "packets": 3, "bytes": 200}`},
+		{Format{UTC: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "country_ip_src": "GB", "country_ip_dst": "", "pocode_ip_src": "", "pocode_ip_dst": "EC1A", "lat_ip_src": 51.514200000000002, "lon_ip_src": -0.093100000000000002, "lat_ip_dst": 0.0, "lon_ip_dst": 0.0, "tcp_flags": "27", "ip_proto": "udp", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "sctp", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "2024-01-01 00:00:00.100000", "timestamp_end": "2024-01-01 00:00:01.200000", "timestamp_arrival": "2024-01-01 00:00:02.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "2024-01-01 00:00:03.000000", "stamp_inserted": "2024-01-01 00:00:00", "stamp_updated": "2024-01-01 00:01:00", "flows": 2, "packets": 3, "bytes": 200}`},
+		{Format{SinceEpoch: true, NumProtos: true, TCPFlagsArray: true}, `{"event_type": "purge", "tag": 1099511627776, "tag2": 7, "label": "core,r1", "mac_src": "01:02:03:04:05:06", "mac_dst": "07:08:09:0a:0b:0c", "vlan": 4094, "cos": 7, "etype": "86dd", "as_src": 1, "as_dst": 2, "peer_as_src": 3, "peer_as_dst": 4, "peer_ip_src": "203.0.113.9", "peer_ip_dst": "2001:db8::99", "iface_in": 5, "iface_out": 6, "mpls_vpn_rd": "0:65000:1", "mpls_pw_id": 7, "ip_src": "2001:db8::1", "net_src": "2001:db8::", "ip_dst": "2001:db8::2", "net_dst": "::", "mask_src": 48, "mask_dst": 25, "port_src": 65535, "port_dst": 1, "country_ip_src": "GB", "country_ip_dst": "", "pocode_ip_src": "", "pocode_ip_dst": "EC1A", "lat_ip_src": 51.514200000000002, "lon_ip_src": -0.093100000000000002, "lat_ip_dst": 0.0, "lon_ip_dst": 0.0, "tcp_flags": ["ACK", "PSH", "SYN", "FIN"], "ip_proto": "17", "tos": 184, "sampling_rate": 1000, "sampling_direction": "e", "post_nat_ip_src": "203.0.113.5", "post_nat_ip_dst": "", "post_nat_port_src": 1024, "post_nat_port_dst": 53, "nat_event": 1, "fw_event": 2, "mpls_label_top": 524288, "mpls_label_bottom": 16, "mpls_stack_depth": 3, "tunnel_mac_src": "02:00:00:00:00:01", "tunnel_mac_dst": "02:00:00:00:00:02", "tunnel_ip_src": "198.51.100.7", "tunnel_ip_dst": "2001:db8::7", "tunnel_ip_proto": "132", "tunnel_tos": 40, "tunnel_port_src": 40000, "tunnel_port_dst": 443, "vxlan": 16777215, "timestamp_start": "1704067200.100000", "timestamp_end": "1704067201.200000", "timestamp_arrival": "1704067202.300000", "export_proto_seqno": 4294967294, "export_proto_version": 10, "export_proto_sysid": 9, "timestamp_export": "1704067203.000000", "stamp_inserted": "1704067200", "stamp_updated": "1704067260", "flows": 2, "packets": 3, "bytes": 200}`},
 	} {
 		tt.f.Document(&doc, agg, &k, c, s)
 		if got := string(doc.AppendJSON(nil, document.Pmacct)); got != tt.want {
@@ -280,6 +281,22 @@ func TestAppendRD(t *testing.T) {
 	} {
 		if got := string(AppendRD(nil, tt.rd)); got != tt.want {
 			t.Errorf("%#x: %s, want %s", tt.rd, got, tt.want)
+		}
+	}
+}
+
+// Numbers as pmacct's jansson writes them (the spec's experiments and
+// libjansson itself).
+func TestAppendJanssonReal(t *testing.T) {
+	for _, tt := range []struct {
+		v    float64
+		want string
+	}{
+		{51.5142, "51.514200000000002"}, {-0.0931, "-0.093100000000000002"}, {15.6167, "15.6167"},
+		{10, "10.0"}, {0, "0.0"}, {-20, "-20.0"}, {5e-05, "5.0000000000000002e-5"}, {1e20, "1e20"},
+	} {
+		if got := string(appendJanssonReal(nil, tt.v)); got != tt.want {
+			t.Errorf("%v: %s, want %s", tt.v, got, tt.want)
 		}
 	}
 }

@@ -67,6 +67,7 @@ const (
 	KindRaw                   // bytes written as hex digits (custom raw)
 	KindRD                    // a route distinguisher, "0:65000:1", kept as its 8 bytes in a uint64
 	KindDirection             // a sampling direction, "i", "e" or "u"
+	KindCoords                // a latitude, and the longitude under the next row's key: numbers as pmacct's jansson writes them
 	numKinds
 )
 
@@ -106,6 +107,7 @@ var kinds = [numKinds]struct {
 	KindRaw:       {JSONString, "keyword", true, []slotType{slotBytes}},
 	KindRD:        {JSONString, "keyword", true, []slotType{slotU64}},
 	KindDirection: {JSONString, "keyword", true, []slotType{slotU8}},
+	KindCoords:    {JSONNumber, "double", true, []slotType{slotCoords}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -168,9 +170,9 @@ func (in Info) hostIs(p Primitive) Info { in.host = p; return in }
 var writers [numPrimitives]writer
 
 type writer struct {
-	json       string
-	slot, host Slot // host: KindNet's host address
-	op         writeOp
+	json, json2 string // json2: KindCoords' longitude
+	slot, host  Slot   // host: KindNet's host address
+	op          writeOp
 }
 
 // writeOp is how Format.Document writes a primitive's value, from its kind and
@@ -198,6 +200,7 @@ const (
 	writeRaw                      // KindRaw
 	writeRD                       // KindRD
 	writeDirection                // KindDirection
+	writeCoords                   // KindCoords
 )
 
 // The Go types of Record fields, by slot type.
@@ -209,6 +212,7 @@ var slotTypes = map[reflect.Type]slotType{
 	reflect.TypeFor[int64]():      slotI64,
 	reflect.TypeFor[[6]byte]():    slotMAC,
 	reflect.TypeFor[netip.Addr](): slotAddr,
+	reflect.TypeFor[Coords]():     slotCoords,
 }
 
 // init finds the Record field of every row and checks that it suits the
@@ -243,6 +247,10 @@ func init() {
 			off, t = off+f.Offset, f.Type
 		}
 		st, ok := slotTypes[t]
+		n := 0
+		if !ok && t.Kind() == reflect.Array && t.Elem().Kind() == reflect.Uint8 {
+			st, ok, n = slotBytes, true, t.Len() // text of a fixed length: GeoIP's
+		}
 		if !ok {
 			panic(fmt.Sprintf("flow: %s: field %s of type %s", in.JSON, in.Field, t))
 		}
@@ -257,7 +265,7 @@ func init() {
 		if k.key && off+t.Size() > keySize {
 			panic(fmt.Sprintf("flow: %s: field %s must be in Key", in.JSON, in.Field))
 		}
-		in.slot = Slot{off: uint16(off), typ: st}
+		in.slot = Slot{off: uint16(off), typ: st, n: uint8(n)}
 	}
 	for p := range numPrimitives {
 		writers[p] = writerOf(p)
@@ -316,6 +324,8 @@ func writerOf(p Primitive) (w writer) {
 		w.op = writeRD
 	case KindDirection:
 		w.op = writeDirection
+	case KindCoords:
+		w.op, w.json2 = writeCoords, table[p+1].JSON
 	case KindCounter:
 		if p != Flows {
 			panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))

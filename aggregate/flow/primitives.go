@@ -201,21 +201,22 @@ var table = [numPrimitives]Info{
 	MPLSVPNRDOrigin: row("", "mpls_vpn_rd_origin", "", KindText, ""),                              // master: written with mpls_vpn_rd; no CSV column
 	MPLSPWID:        row("mpls_pw_id", "mpls_pw_id", "MPLS_PW_ID", KindUint, "MPLSPWID").nf(249),  // 1.7.7 crashes writing it without a BGP primitive
 
-	SrcHost:        row("src_host", "ip_src", "SRC_IP", KindIP, "SrcIP").nf4(8, 44, 366).nf6(27, 170), // sFlow, packet
-	SrcNet:         row("src_net", "net_src", "SRC_NET", KindNet, "SrcNet").hostIs(SrcHost),           // networks_file or masks
-	DstHost:        row("dst_host", "ip_dst", "DST_IP", KindIP, "DstIP").nf4(12, 45).nf6(28, 169),     // sFlow, packet
-	DstNet:         row("dst_net", "net_dst", "DST_NET", KindNet, "DstNet").hostIs(DstHost),           // networks_file or masks
-	SrcMask:        row("src_mask", "mask_src", "SRC_MASK", KindUint, "SrcMask").nf4(9).nf6(29),       // sFlow; networks_file
-	DstMask:        row("dst_mask", "mask_dst", "DST_MASK", KindUint, "DstMask").nf4(13).nf6(30),      // sFlow; networks_file
-	SrcPort:        row("src_port", "port_src", "SRC_PORT", KindUint, "SrcPort").nf(7, 180, 182),      // sFlow, packet
-	DstPort:        row("dst_port", "port_dst", "DST_PORT", KindUint, "DstPort").nf(11, 181, 183),     // sFlow, packet
-	SrcHostCountry: row("src_host_country", "country_ip_src", "SH_COUNTRY", KindText, ""),
-	DstHostCountry: row("dst_host_country", "country_ip_dst", "DH_COUNTRY", KindText, ""),
-	SrcHostPocode:  row("src_host_pocode", "pocode_ip_src", "SH_POCODE", KindText, ""),
-	DstHostPocode:  row("dst_host_pocode", "pocode_ip_dst", "DH_POCODE", KindText, ""),
-	SrcHostCoords:  row("src_host_coords", "lat_ip_src", "SH_LAT", KindReal, ""),
+	SrcHost: row("src_host", "ip_src", "SRC_IP", KindIP, "SrcIP").nf4(8, 44, 366).nf6(27, 170), // sFlow, packet
+	SrcNet:  row("src_net", "net_src", "SRC_NET", KindNet, "SrcNet").hostIs(SrcHost),           // networks_file or masks
+	DstHost: row("dst_host", "ip_dst", "DST_IP", KindIP, "DstIP").nf4(12, 45).nf6(28, 169),     // sFlow, packet
+	DstNet:  row("dst_net", "net_dst", "DST_NET", KindNet, "DstNet").hostIs(DstHost),           // networks_file or masks
+	SrcMask: row("src_mask", "mask_src", "SRC_MASK", KindUint, "SrcMask").nf4(9).nf6(29),       // sFlow; networks_file
+	DstMask: row("dst_mask", "mask_dst", "DST_MASK", KindUint, "DstMask").nf4(13).nf6(30),      // sFlow; networks_file
+	SrcPort: row("src_port", "port_src", "SRC_PORT", KindUint, "SrcPort").nf(7, 180, 182),      // sFlow, packet
+	DstPort: row("dst_port", "port_dst", "DST_PORT", KindUint, "DstPort").nf(11, 181, 183),     // sFlow, packet
+	// GeoIP: the pipeline, from its geoip_database (aggregate/cache)
+	SrcHostCountry: row("src_host_country", "country_ip_src", "SH_COUNTRY", KindString, "SrcCountry"),
+	DstHostCountry: row("dst_host_country", "country_ip_dst", "DH_COUNTRY", KindString, "DstCountry"),
+	SrcHostPocode:  row("src_host_pocode", "pocode_ip_src", "SH_POCODE", KindString, "SrcPocode"),
+	DstHostPocode:  row("dst_host_pocode", "pocode_ip_dst", "DH_POCODE", KindString, "DstPocode"),
+	SrcHostCoords:  row("src_host_coords", "lat_ip_src", "SH_LAT", KindCoords, "SrcCoords"),
 	SrcHostLon:     row("", "lon_ip_src", "SH_LON", KindReal, ""), // src_host_coords' second key
-	DstHostCoords:  row("dst_host_coords", "lat_ip_dst", "DH_LAT", KindReal, ""),
+	DstHostCoords:  row("dst_host_coords", "lat_ip_dst", "DH_LAT", KindCoords, "DstCoords"),
 	DstHostLon:     row("", "lon_ip_dst", "DH_LON", KindReal, ""), // dst_host_coords' second key
 
 	TCPFlags:          row("tcpflags", "tcp_flags", "TCP_FLAGS", KindTCPFlags, "TCPFlags").nf(6),                                 // sFlow, packet

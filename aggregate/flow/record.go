@@ -51,8 +51,14 @@ type Fixed struct {
 	SrcNet, DstNet   netip.Addr // src_net, dst_net: network address only, set by a pipeline (networks_file or masks)
 	SrcMask, DstMask uint8      // src_mask, dst_mask
 	SrcPort, DstPort uint16     // src_port, dst_port
-	Proto            uint8      // proto
-	TOS              uint8      // tos
+
+	// GeoIP of the addresses (a pipeline's geoip_database, as pmacct's
+	// geoipv2_file): ISO country code, postal code, as pmacct cuts them.
+	SrcCountry, DstCountry [3]byte  // src_host_country, dst_host_country
+	SrcPocode, DstPocode   [11]byte // src_host_pocode, dst_host_pocode
+	SrcCoords, DstCoords   Coords   // src_host_coords, dst_host_coords
+	Proto                  uint8    // proto
+	TOS                    uint8    // tos
 
 	SamplingRate      uint32 // sampling_rate: 0 unknown, 1 after renormalisation or for unsampled captures
 	SamplingDirection uint8  // sampling_direction: DirectionUnknown, DirectionIngress or DirectionEgress
@@ -80,6 +86,18 @@ type Fixed struct {
 	ExportProtoSeqno                  uint32 // export_proto_seqno
 	ExportProtoSysID                  uint32 // export_proto_sysid: v5 engine id, v9 source id, IPFIX domain, sFlow sub-agent
 	ExportProtoVersion                uint16 // export_proto_version: 5, 9, 10; sFlow 5
+}
+
+// Coords are a location's latitude and longitude (0, 0 when unknown, as in
+// pmacct).
+type Coords struct{ Lat, Lon float64 }
+
+// Location is what GeoIP says of an address: the GeoIP primitives of one
+// side of a record.
+type Location struct {
+	Country [3]byte
+	Pocode  [11]byte
+	Coords  Coords
 }
 
 // Record is one flow record, or one sampled packet, with its counters.

@@ -25,10 +25,11 @@ const (
 	slotU16
 	slotU32
 	slotU64
-	slotI64   // Unix microseconds
-	slotMAC   // [6]byte
-	slotAddr  // netip.Addr
-	slotBytes // n bytes of Key.Custom: a custom primitive's address or string
+	slotI64    // Unix microseconds
+	slotMAC    // [6]byte
+	slotAddr   // netip.Addr
+	slotBytes  // n bytes: a custom primitive's address or string, GeoIP's text
+	slotCoords // Coords
 )
 
 // SlotType is what a Slot holds, for decoders.
@@ -63,7 +64,7 @@ func (s Slot) Width() int {
 	if s.typ == slotBytes {
 		return int(s.n)
 	}
-	return [...]int{slotNone: 0, slotU8: 1, slotU16: 2, slotU32: 4, slotU64: 8, slotI64: 8, slotMAC: 6, slotAddr: 17}[s.typ]
+	return [...]int{slotNone: 0, slotU8: 1, slotU16: 2, slotU32: 4, slotU64: 8, slotI64: 8, slotMAC: 6, slotAddr: 17, slotCoords: 16}[s.typ]
 }
 
 // at returns where s is in r.
@@ -82,6 +83,7 @@ func (s Slot) i64(k *Key) int64       { return *(*int64)(s.ptr(k)) }
 func (s Slot) mac(k *Key) [6]byte     { return *(*[6]byte)(s.ptr(k)) }
 func (s Slot) addr(k *Key) netip.Addr { return *(*netip.Addr)(s.ptr(k)) }
 func (s Slot) bytes(k *Key) []byte    { return unsafe.Slice((*byte)(s.ptr(k)), s.n) }
+func (s Slot) coords(k *Key) Coords   { return *(*Coords)(s.ptr(k)) }
 
 // SetUint sets an integer slot of r to v cut to the field's width (a 2-octet
 // TCP flags element keeps its low octet); other slots are left alone.

@@ -74,7 +74,7 @@ func TestCustomPrimitivesMatchNfacctd(t *testing.T) {
 		}
 	}
 	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture, primitives: primitives},
-		fmt.Sprintf("aggregate_primitives = %q", primitives), fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), agg)
+		fmt.Sprintf("aggregate_primitives = %q", primitives), fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), "", agg)
 	if len(want) < 12 {
 		t.Fatalf("nfacctd made %d records: the export tests too little", len(want))
 	}

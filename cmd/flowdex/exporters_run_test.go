@@ -259,6 +259,7 @@ type pmacctRun struct {
 	extSampling int    // pmacctd_ext_sampling_rate
 	preTagMap   string // pre_tag_map
 	primitives  string // aggregate_primitives
+	geoipv2     string // geoipv2_file
 	plugins     []pmacctPlugin
 }
 
@@ -287,6 +288,9 @@ func (r pmacctRun) config() string {
 	}
 	if r.primitives != "" {
 		fmt.Fprintf(&b, "aggregate_primitives: %s\n", r.primitives)
+	}
+	if r.geoipv2 != "" {
+		fmt.Fprintf(&b, "geoipv2_file: %s\n", r.geoipv2)
 	}
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {

@@ -77,7 +77,7 @@ func TestNATEventsMatchNfacctd(t *testing.T) {
 	agg := []string{"tag", "peer_src_ip", "src_host", "dst_host", "src_port", "post_nat_src_host", "post_nat_dst_host",
 		"post_nat_src_port", "post_nat_dst_port", "nat_event", "timestamp_start", "timestamp_end"}
 	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture, preTagMap: mapFile}, "",
-		fmt.Sprintf("type = \"netflow\"\nreplay = %q\npre_tag_map = %q", capture, mapFile), agg, "packets", "bytes")
+		fmt.Sprintf("type = \"netflow\"\nreplay = %q\npre_tag_map = %q", capture, mapFile), "", agg, "packets", "bytes")
 	if len(want) < 20 {
 		t.Fatalf("nfacctd made %d records: the export tests too little", len(want))
 	}

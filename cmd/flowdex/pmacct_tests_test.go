@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	customfile "github.com/flowdex/flowdex/aggregate/custom"
 	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
@@ -118,6 +120,11 @@ func aggregateSums(t *testing.T, path string, keys []string, peers map[string]st
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
+		// pmacct's Avro output (the regression cases' Kafka plugin) nests
+		// the custom primitives; its JSON, and flowdex's, do not
+		if cp, ok := m["custom_primitives"].(map[string]any); ok {
+			maps.Copy(m, cp)
+		}
 		if p, ok := m["peer_ip_src"].(string); ok && peers != nil {
 			if mapped, ok := peers[p]; ok {
 				m["peer_ip_src"] = mapped
@@ -160,31 +167,91 @@ func aggregateSums(t *testing.T, path string, keys []string, peers map[string]st
 	return out
 }
 
+// rdFromMaps are the regression cases whose route distinguishers nfacctd
+// takes from what flowdex does not read.
+var rdFromMaps = map[string]string{
+	"102-NFv9-CISCO-f2rd-pretag-sampling-reload":  "flow_to_rd_map",
+	"112-IPFIXv10-CISCO-options-map-reassignment": "option data mapping VRF ids to route distinguishers",
+}
+
+// labelsElsewhere are the regression cases whose labels flowdex cannot
+// reproduce from the case's files.
+var labelsElsewhere = map[string]string{
+	"102-NFv9-CISCO-f2rd-pretag-sampling-reload": "its map names exporter 192.168.100.1, its output labels records of peer_ip_src 172.21.1.101",
+}
+
 // Each of pmacct's flow regression cases, replayed into flowdex: on the primitives
-// of the case that flowdex has, the records and their packet and byte sums are
-// nfacctd's. The others (MPLS, BGP, custom primitives, labels) are left out of both
-// sides before the comparison.
+// of the case that flowdex has (its custom primitives and its pre_tag_map's labels
+// included), the records and their packet and byte sums are nfacctd's. The others
+// (MPLS label stacks, BGP, forwarding status, VRF names) are left out of both sides
+// before the comparison.
 func TestPmacctRegressionCases(t *testing.T) {
 	for _, c := range pmacctCases {
 		t.Run(c.dir, func(t *testing.T) {
 			aggregate, renormalize, peers := readCase(t, c)
+			conf0, _ := os.ReadFile(filepath.Join(pmacctTests, c.dir, "nfacctd-00.conf"))
+			var top, pipelineExtra, inputExtra string
+			if regexp.MustCompile(`(?m)^aggregate_primitives:`).Match(conf0) {
+				// the case's custom primitives, which flowdex defines as the
+				// run will, so that they count as its primitives
+				file, err := filepath.Abs(filepath.Join(pmacctTests, c.dir, "pmacct_mount", "custom-primitives-00.map"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fs, err := customfile.Load(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var used []flow.CustomField
+				for _, f := range fs {
+					if slices.Contains(aggregate, f.Name) {
+						used = append(used, f)
+					}
+				}
+				if err := flow.DefineCustom(used); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = flow.DefineCustom(nil) })
+				top = fmt.Sprintf("aggregate_primitives = %q\n", file)
+			}
 			ours, others := supported(aggregate)
-			if conf, _ := os.ReadFile(filepath.Join(pmacctTests, c.dir, "nfacctd-00.conf")); regexp.MustCompile(`(?m)^pre_tag_map:`).Match(conf) {
-				// the case's labels are pmacct master's: a map of set_label=k%v,...
-				// lines written as JSON objects (pre_tag_label_encode_as_map,
-				// 1.7.8), which flowdex does not write yet
+			if why, ok := labelsElsewhere[c.dir]; ok {
 				ours = slices.DeleteFunc(ours, func(p string) bool { return p == "label" })
-				others = append(others, "label (pre_tag_label_encode_as_map)")
+				others = append(others, "label ("+why+")")
+			} else if regexp.MustCompile(`(?m)^pre_tag_map:`).Match(conf0) {
+				// the case's labels are pmacct master's maps of set_label=k%v,...
+				// (pre_tag_label_encode_as_map): its first map, as flowdex's
+				// its ip= are the addresses the case's reproducer sent from:
+				// the captures' own, for the replay
+				m, err := os.ReadFile(filepath.Join(pmacctTests, c.dir, "pmacct_mount", "pretag-00.map"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				text := string(m)
+				for src, repro := range peers {
+					text = strings.ReplaceAll(text, "ip="+repro+"/", "ip="+src+"/")
+				}
+				inputExtra = fmt.Sprintf("pre_tag_map = %q\n", writeFile(t, t.TempDir(), "pretag.map", text))
+				if regexp.MustCompile(`(?m)^pre_tag_label_encode_as_map:\s*true`).Match(conf0) {
+					pipelineExtra = "pre_tag_label_encode_as_map = true\n"
+				}
+			}
+			if why, ok := rdFromMaps[c.dir]; ok {
+				// nfacctd takes the route distinguishers of this case from
+				// what flowdex does not read
+				ours = slices.DeleteFunc(ours, func(p string) bool { return p == "mpls_vpn_rd" })
+				others = append(others, "mpls_vpn_rd ("+why+")")
 			}
 			t.Logf("compared on %v; not flowdex primitives: %v", ours, others)
 			dir := t.TempDir()
 			var conf strings.Builder
+			conf.WriteString(top)
 			for i, p := range c.pcaps {
 				capture, err := filepath.Abs(filepath.Join(pmacctTests, c.dir, p)) // the configuration is elsewhere
 				if err != nil {
 					t.Fatal(err)
 				}
-				fmt.Fprintf(&conf, "[[input]]\nname = \"exporter%d\"\ntype = \"netflow\"\nreplay = %q\n", i, capture)
+				fmt.Fprintf(&conf, "[[input]]\nname = \"exporter%d\"\ntype = \"netflow\"\nreplay = %q\n%s", i, capture, inputExtra)
 				for exporter, rate := range c.sampling {
 					fmt.Fprintf(&conf, "[[input.sampling]]\nexporters = %q\nrate = %d\n", exporter, rate)
 				}
@@ -199,11 +266,11 @@ timestamps_since_epoch = true
 timestamps_secs = true
 tcpflags_encode_as_array = true
 outputs = ["file"]
-
+%s
 [output.file]
 type = "print"
 file = "out.json"
-`, tomlList(ours), renormalize)
+`, tomlList(ours), renormalize, pipelineExtra)
 			confPath := writeFile(t, dir, "flowdex.toml", conf.String())
 			code, _, stderr := runCLI(t, "", "run", "-c", confPath)
 			if code != 0 {

@@ -138,16 +138,17 @@ file = "flowdex-some.json"
 func pretagGolden(t *testing.T, dir, daemon, savefile, input, mapFile string, agg []string) (want, got map[string]string) {
 	t.Helper()
 	return goldenRun(t, dir, pmacctRun{daemon: daemon, savefile: savefile, preTagMap: mapFile}, "",
-		fmt.Sprintf("%s\npre_tag_map = %q", input, mapFile), agg)
+		fmt.Sprintf("%s\npre_tag_map = %q", input, mapFile), "", agg)
 }
 
 // goldenRun runs the pmacct daemon of r with one plugin, and flowdex with
-// the top-level lines top and the [[input]] lines input, both with one
-// plugin or pipeline aggregating on agg (one purge at the end), and returns
+// the top-level lines top, the [[input]] lines input and the pipeline's
+// lines pipeline, both with one plugin or pipeline aggregating on agg (one
+// purge at the end), and returns
 // their packet and byte sums by the aggregate's keys and the other keys
 // more (e.g. "packets": whether there is one, and its value): the daemon's,
 // in dir/DAEMON.json, and flowdex's.
-func goldenRun(t *testing.T, dir string, r pmacctRun, top, input string, agg []string, more ...string) (want, got map[string]string) {
+func goldenRun(t *testing.T, dir string, r pmacctRun, top, input, pipeline string, agg []string, more ...string) (want, got map[string]string) {
 	t.Helper()
 	r.plugins = []pmacctPlugin{{name: "p", aggregate: agg, file: filepath.Join(dir, r.daemon+".json")}}
 	if err := runPmacct(context.Background(), dir, r); err != nil {
@@ -162,11 +163,12 @@ func goldenRun(t *testing.T, dir string, r pmacctRun, top, input string, agg []s
 aggregate = %s
 refresh = "24h"
 outputs = ["p"]
+%s
 
 [output.p]
 type = "print"
 file = "flowdex.json"
-`, top, input, tomlList(agg)))
+`, top, input, tomlList(agg), pipeline))
 	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
 		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
 	}

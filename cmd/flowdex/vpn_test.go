@@ -62,7 +62,7 @@ func TestVPNPrimitivesMatchNfacctd(t *testing.T) {
 	}
 	agg := []string{"peer_src_ip", "src_host", "mpls_vpn_rd", "mpls_pw_id", "sampling_direction"}
 	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture}, "",
-		fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), agg)
+		fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), "", agg)
 	if len(want) < 20 {
 		t.Fatalf("nfacctd made %d records: the export tests too little", len(want))
 	}

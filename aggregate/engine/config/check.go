@@ -193,8 +193,15 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 			l.fail(at("pipeline", i, "timestamp_fields"), "an empty field name (expected names such as %q)", DefaultTimestampFields[0])
 		}
 	}
-	if _, err := flow.ParseAggregate(p.Aggregate); err != nil {
+	if agg, err := flow.ParseAggregate(p.Aggregate); err != nil {
 		l.fail(at("pipeline", i, "aggregate"), "%v", err)
+	} else if p.GeoIPDatabase == "" {
+		for _, geo := range []flow.Primitive{flow.SrcHostCountry, flow.DstHostCountry, flow.SrcHostPocode, flow.DstHostPocode, flow.SrcHostCoords, flow.DstHostCoords} {
+			if agg.Set.Has(geo) {
+				l.fail(at("pipeline", i, "aggregate"), "%s: a GeoIP primitive, which needs the pipeline's geoip_database (pmacct's geoipv2_file; without it pmacct writes \"\" or 0.0 in every record)", geo.Name())
+				break
+			}
+		}
 	}
 	if _, err := cache.ParseHistory(p.History); err != nil {
 		l.fail(at("pipeline", i, "history"), "%v", err)

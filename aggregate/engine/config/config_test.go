@@ -131,6 +131,8 @@ func TestParseErrors(t *testing.T) {
 			`flowdex.toml:9:1: output.b.dead_letter_file: outputs "a" and "b" both dead-letter to "/var/lib/flowdex/dead.ndjson" (expected a dead_letter_file of its own for each)`},
 		{"ext sampling on netflow", "[[input]]\ntype = \"netflow\"\next_sampling_rate = 10\n", `flowdex.toml:3:1: input#0.ext_sampling_rate: ext_sampling_rate is for pcap inputs (expected [[input.sampling]] to set an exporter's rate)`},
 		{"sampling_rate on a netflow pipeline", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nsampling_rate = 10\n", `flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)`},
+		{"GeoIP primitive without a database", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"dst_host_coords\"]\n",
+			`flowdex.toml:4:1: pipeline#0.aggregate: dst_host_coords: a GeoIP primitive, which needs the pipeline's geoip_database (pmacct's geoipv2_file; without it pmacct writes "" or 0.0 in every record)`},
 		{"capture AS", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\n[[pipeline]]\naggregate = [\"sum_as\"]\n",
 			`flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" aggregates on src_as, which a capture gets only from a networks_file: it would be 0 in every record (pmacctd refuses to start too; expected networks_file in the pipeline)`},
 		{"capture masks", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\n[[pipeline]]\naggregate = [\"dst_mask\"]\n",
