@@ -60,13 +60,23 @@ type Configuration struct {
 	// arrival whatever TimeNew says, as sfacctd does.
 	TimeNew bool
 
-	// Networks, when set, is the networks_file. It then decides, as pmacct's
-	// nfacctd_net: file and nfacctd_as: file do, and whatever the record
-	// says: src/dst net and mask (the longest match; 0.0.0.0 or :: and 0
-	// without one), src/dst AS and peer src/dst AS (0 when the line has
-	// none), and peer_dst_ip (the line's next hop). Without it, nets are the
-	// addresses cut to the record's own masks, as nfacctd_net: netflow does.
+	// Networks is the networks_file, nil for none.
 	Networks *networks.Table
+	// NetSource and ASSource are pmacct's nfacctd_net and nfacctd_as: where
+	// a side's mask and next hop (peer_dst_ip), and its AS and peer AS, come
+	// from (Source); nets are the addresses cut to the masks. The default:
+	// SourceFile with Networks, else SourceMask with NetworksMask (nets
+	// only), else SourceRecord.
+	NetSource, ASSource Source
+	// NetworksMask is pmacct's networks_mask, SourceMask's mask.
+	NetworksMask uint8
+	// NetworksNoLPM is pmacct's networks_file_no_lpm: with SourceLongest,
+	// any entry of the file wins, not only a longer one.
+	NetworksNoLPM bool
+	// NetworksFilter is pmacct's networks_file_filter: an address no entry
+	// of the file matches becomes 0.0.0.0 (::), whatever the sources; with
+	// SourceLongest, its mask 0 too.
+	NetworksFilter bool
 	// Geo, when set, gives the GeoIP primitives (src_host_country...) of
 	// the records' addresses, as pmacct's geoipv2_file does.
 	Geo Geo
@@ -132,6 +142,35 @@ type Entry struct {
 	Flows    uint64
 }
 
+// Source is where nets, masks and AS numbers come from (pmacct's
+// nfacctd_net, nfacctd_as values).
+type Source uint8
+
+const (
+	SourceDefault Source = iota // see Configuration.NetSource
+	SourceRecord                // the record's: NetFlow's, sFlow's ("netflow", "sflow")
+	SourceFile                  // the networks_file's longest match; none: 0, and no next hop
+	SourceMask                  // NetworksMask (nets and masks only)
+	SourceLongest               // the file's when its match is longer than the record's mask ("longest", "fallback")
+)
+
+// ParseSource reads pmacct's name of a source.
+func ParseSource(s string) (Source, error) {
+	switch strings.ToLower(s) {
+	case "netflow", "sflow":
+		return SourceRecord, nil
+	case "file":
+		return SourceFile, nil
+	case "mask":
+		return SourceMask, nil
+	case "longest", "fallback":
+		return SourceLongest, nil
+	case "bgp", "bmp", "igp":
+		return 0, fmt.Errorf("%q: pmacct's routing daemons, which flowdex does not have yet (expected netflow, sflow, file, mask or longest)", s)
+	}
+	return 0, fmt.Errorf("%q: expected netflow, sflow, file, mask or longest (fallback)", s)
+}
+
 // Geo looks up the GeoIP primitives of addresses: aggregate/enrich's
 // Enricher, with its geoip_database.
 type Geo interface {
@@ -152,20 +191,22 @@ type Stats struct {
 
 // Cache aggregates records. Add and Flush are safe for concurrent use.
 type Cache struct {
-	codec  flow.KeyCodec // packs the key primitives
-	sum    flow.Sum
-	filter *filter.Filter
-	tags   *pretag.Filters // nil: none
-	nets   *networks.Table
-	renorm bool
-	secs   bool // TimestampsSecs
+	codec            flow.KeyCodec // packs the key primitives
+	sum              flow.Sum
+	filter           *filter.Filter
+	tags             *pretag.Filters // nil: none
+	nets             *networks.Table
+	netSrc, asSrc    Source
+	netMask          uint8
+	noLPM, netFilter bool
+	renorm           bool
+	secs             bool // TimestampsSecs
 
 	// Which derived fields Add must compute.
-	lookupSrc, lookupDst bool // networks_file lookups
-	custom               bool // the aggregate has custom primitives (Key.Custom)
-	geo                  Geo
-	geoSrc, geoDst       bool // the aggregate has GeoIP primitives of the source, of the destination
-	maskNets             bool // nets from the records' masks
+	resolveSrc, resolveDst bool // nets, masks, AS of a side aggregated (resolve)
+	custom                 bool // the aggregate has custom primitives (Key.Custom)
+	geo                    Geo
+	geoSrc, geoDst         bool // the aggregate has GeoIP primitives of the source, of the destination
 
 	// Time bins; slot 0 means no history.
 	slot    int64
@@ -229,13 +270,27 @@ func New(cfg Configuration) *Cache {
 		}
 		return false
 	}
-	sumNetAS := c.sum == flow.SumNet || c.sum == flow.SumAS
-	if c.nets != nil {
-		c.lookupSrc = sumNetAS || has(flow.SrcNet, flow.SrcMask, flow.SrcAS, flow.PeerSrcAS)
-		c.lookupDst = sumNetAS || has(flow.DstNet, flow.DstMask, flow.DstAS, flow.PeerDstAS, flow.PeerDstIP)
-	} else {
-		c.maskNets = c.sum == flow.SumNet || has(flow.SrcNet, flow.DstNet)
+	c.netSrc, c.asSrc, c.netMask = cfg.NetSource, cfg.ASSource, cfg.NetworksMask
+	c.noLPM, c.netFilter = cfg.NetworksNoLPM, cfg.NetworksFilter && c.nets != nil
+	if c.netSrc == SourceDefault {
+		switch {
+		case c.nets != nil:
+			c.netSrc = SourceFile
+		case c.netMask > 0:
+			c.netSrc = SourceMask
+		default:
+			c.netSrc = SourceRecord
+		}
 	}
+	if c.asSrc == SourceDefault {
+		c.asSrc = SourceRecord
+		if c.nets != nil {
+			c.asSrc = SourceFile
+		}
+	}
+	sumNetAS := c.sum == flow.SumNet || c.sum == flow.SumAS
+	c.resolveSrc = sumNetAS || has(flow.SrcNet, flow.SrcMask, flow.SrcAS, flow.PeerSrcAS) || c.netFilter && (c.sum == flow.SumHost || has(flow.SrcHost))
+	c.resolveDst = sumNetAS || has(flow.DstNet, flow.DstMask, flow.DstAS, flow.PeerDstAS, flow.PeerDstIP) || c.netFilter && (c.sum == flow.SumHost || has(flow.DstHost))
 	if cfg.History > 0 {
 		c.slot = int64((cfg.History + time.Second - 1) / time.Second)
 		loc := cfg.Location
@@ -475,31 +530,78 @@ func wholeSeconds(us int64) int64 {
 
 // resolve fills nets, masks, ASes and next hop as configured.
 func (c *Cache) resolve(k *flow.Key) {
-	if c.lookupSrc {
-		e, ok := c.nets.Lookup(k.SrcIP)
-		k.SrcNet, k.SrcMask = fromFile(k.SrcIP, e, ok)
-		k.SrcAS, k.PeerSrcAS = e.AS, e.PeerAS
+	if c.resolveSrc {
+		c.resolveSide(&k.SrcIP, &k.SrcNet, &k.SrcMask, &k.SrcAS, &k.PeerSrcAS, nil)
 	}
-	if c.lookupDst {
-		e, ok := c.nets.Lookup(k.DstIP)
-		k.DstNet, k.DstMask = fromFile(k.DstIP, e, ok)
-		k.DstAS, k.PeerDstAS = e.AS, e.PeerAS
-		k.PeerDstIP = e.NextHop
-	}
-	if c.maskNets {
-		k.SrcNet = maskAddr(k.SrcIP, k.SrcMask)
-		k.DstNet = maskAddr(k.DstIP, k.DstMask)
+	if c.resolveDst {
+		c.resolveSide(&k.DstIP, &k.DstNet, &k.DstMask, &k.DstAS, &k.PeerDstAS, &k.PeerDstIP)
 	}
 }
 
-// fromFile returns the net and mask pmacct gives an address from the
-// networks_file: the matching prefix, or the zero address of the family with
-// mask 0 when nothing matches.
-func fromFile(a netip.Addr, e networks.Entry, ok bool) (netip.Addr, uint8) {
-	if ok {
-		return e.Prefix.Addr(), uint8(e.Prefix.Bits())
+// resolveSide sets one side's mask, next hop (the destination's; nh nil
+// for the source), AS and peer AS by their sources, as pmacct 1.7.7 does
+// (net_aggr.c, evaluate_lm_method), and the net: the host cut to the mask.
+func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint32, nh *netip.Addr) {
+	var e networks.Entry
+	var matched bool
+	f := 0 // the file's prefix length, 0 without a match
+	if c.nets != nil && c.netSrc != SourceRecord || c.asSrc != SourceRecord || c.netFilter {
+		if e, matched = c.nets.Lookup(*host); matched {
+			f = e.Prefix.Bits()
+		}
 	}
-	return maskAddr(a, 0), 0
+	// longest: the file wins a mask when its prefix is longer (any match,
+	// without longest-prefix match), the AS and next hop when it is at
+	// least as long as the mask chosen
+	wins := func(m int) bool {
+		if c.noLPM {
+			return f > 0
+		}
+		return f >= m
+	}
+	r := int(*mask)
+	m := r
+	switch c.netSrc {
+	case SourceFile:
+		m = f
+		if nh != nil {
+			*nh = e.NextHop
+		}
+	case SourceMask:
+		m = int(c.netMask)
+		if nh != nil {
+			*nh = netip.Addr{} // nfacctd keeps no next hop in this mode
+		}
+	case SourceLongest:
+		if c.noLPM && f > 0 || !c.noLPM && f > r {
+			m = f
+		}
+		if nh != nil && wins(m) {
+			*nh = e.NextHop
+		}
+	}
+	if c.netFilter && !matched {
+		*host = maskAddr(*host, 0)
+		if c.netSrc == SourceLongest {
+			m = 0
+			if nh != nil {
+				*nh = netip.Addr{}
+			}
+		}
+	}
+	*mask = uint8(m)
+	switch am := r; c.asSrc {
+	case SourceFile:
+		*as, *peerAS = e.AS, e.PeerAS
+	case SourceLongest:
+		if c.netSrc == SourceLongest {
+			am = m
+		}
+		if wins(am) || c.netFilter && !matched {
+			*as, *peerAS = e.AS, e.PeerAS
+		}
+	}
+	*net = maskAddr(*host, uint8(m))
 }
 
 // maskAddr keeps the first bits of a. Like pmacct, a mask of 0 gives 0.0.0.0

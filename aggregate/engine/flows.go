@@ -93,6 +93,17 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	if p.enricher != nil {
 		cc.Geo = p.enricher // its geoip_database, for the GeoIP primitives
 	}
+	cc.NetworksMask, cc.NetworksNoLPM, cc.NetworksFilter = pc.NetworksMask, pc.NetworksNoLPM, pc.NetworksFilter
+	for _, s := range []struct {
+		key, value string
+		to         *cache.Source
+	}{{"net_source", pc.NetSource, &cc.NetSource}, {"as_source", pc.ASSource, &cc.ASSource}} {
+		if s.value != "" {
+			if *s.to, err = cache.ParseSource(s.value); err != nil {
+				return nil, setting.Key(s.key, err) // the configuration's check said so already
+			}
+		}
+	}
 	var salt [8]byte
 	_, _ = rand.Read(salt[:]) // never fails (crypto/rand)
 	return &flowPipeline{

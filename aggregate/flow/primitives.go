@@ -187,7 +187,7 @@ var table = [numPrimitives]Info{
 	PeerSrcAS:       row("peer_src_as", "peer_as_src", "PEER_SRC_AS", KindUint, "PeerSrcAS").nf(129), // sFlow; networks_file
 	PeerDstAS:       row("peer_dst_as", "peer_as_dst", "PEER_DST_AS", KindUint, "PeerDstAS").nf(128), // sFlow; networks_file
 	PeerSrcIP:       row("peer_src_ip", "peer_ip_src", "PEER_SRC_IP", KindIP, "PeerSrcIP"),           // the exporter; sFlow: the agent
-	PeerDstIP:       row("peer_dst_ip", "peer_ip_dst", "PEER_DST_IP", KindIP, "PeerDstIP"),           // NetFlow: BGP, MPLS or IP next hop (compile.go); sFlow; networks_file
+	PeerDstIP:       row("peer_dst_ip", "peer_ip_dst", "PEER_DST_IP", KindIP, "PeerDstIP").emptyUnknown(), // NetFlow: BGP, MPLS or IP next hop (compile.go); sFlow; networks_file; "" when none, as pmacct
 	SrcStdComm:      row("src_std_comm", "comms_src", "SRC_COMMS", KindText, ""),
 	SrcExtComm:      row("src_ext_comm", "ecomms_src", "SRC_ECOMMS", KindText, ""),
 	SrcLrgComm:      row("src_lrg_comm", "lcomms_src", "SRC_LCOMMS", KindText, ""),

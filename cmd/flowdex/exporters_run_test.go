@@ -260,6 +260,7 @@ type pmacctRun struct {
 	preTagMap   string // pre_tag_map
 	primitives  string // aggregate_primitives
 	geoipv2     string // geoipv2_file
+	extra       string // more lines of configuration
 	plugins     []pmacctPlugin
 }
 
@@ -292,6 +293,7 @@ func (r pmacctRun) config() string {
 	if r.geoipv2 != "" {
 		fmt.Fprintf(&b, "geoipv2_file: %s\n", r.geoipv2)
 	}
+	b.WriteString(r.extra)
 	names := make([]string, len(r.plugins))
 	for i, p := range r.plugins {
 		names[i] = "print[" + p.name + "]"

@@ -146,6 +146,39 @@ func (l *loader) labelMaps() {
 	}
 }
 
+// checkSources checks where pipeline i takes nets and AS numbers from.
+func (l *loader) checkSources(i int) {
+	p := &l.c.Pipelines[i]
+	for _, s := range []struct {
+		key, value string
+		as         bool
+	}{{"net_source", p.NetSource, false}, {"as_source", p.ASSource, true}} {
+		if s.value == "" {
+			continue
+		}
+		src, err := cache.ParseSource(s.value)
+		switch {
+		case err != nil:
+			l.fail(at("pipeline", i, s.key), "%v", err)
+		case src == cache.SourceMask && s.as:
+			l.fail(at("pipeline", i, s.key), "%q: masks make no AS numbers (expected netflow, sflow, file or longest)", s.value)
+		case (src == cache.SourceFile || src == cache.SourceLongest) && p.NetworksFile == "":
+			// pmacct stops at "file"; it takes "longest" as "netflow"
+			l.fail(at("pipeline", i, s.key), "%q needs the pipeline's networks_file", s.value)
+		case src == cache.SourceMask && p.NetworksMask == 0:
+			l.fail(at("pipeline", i, s.key), "\"mask\" needs networks_mask (1 to 128)")
+		}
+	}
+	if p.NetworksMask > 128 {
+		l.fail(at("pipeline", i, "networks_mask"), "%d: expected 1 to 128", p.NetworksMask)
+	}
+	for key, set := range map[string]bool{"networks_file_no_lpm": p.NetworksNoLPM, "networks_file_filter": p.NetworksFilter} {
+		if set && p.NetworksFile == "" {
+			l.fail(at("pipeline", i, key), "%s without networks_file", key)
+		}
+	}
+}
+
 // aggregated returns the custom primitives of fs that a pipeline aggregates
 // on, in their file's order: only those take room in records.
 func (c *Config) aggregated(fs []flow.CustomField) []flow.CustomField {
@@ -203,6 +236,7 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 			}
 		}
 	}
+	l.checkSources(i)
 	if _, err := cache.ParseHistory(p.History); err != nil {
 		l.fail(at("pipeline", i, "history"), "%v", err)
 	}
@@ -274,7 +308,7 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 		case p.SamplingRate > 0 && !pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		case pcap && p.NetworksFile == "":
-			if need := fromNetworks(p.Aggregate); need != "" {
+			if need := fromNetworks(p.Aggregate, p.NetworksMask > 0); need != "" {
 				l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which a capture gets only from a networks_file: it would be 0 in every record (pmacctd refuses to start too; expected networks_file in the pipeline)", name, need)
 			}
 		}
@@ -283,13 +317,13 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 
 // fromNetworks names the first primitive of aggregate that a packet does not
 // carry, only a networks_file gives (AS numbers, nets and masks), "" if none.
-func fromNetworks(aggregate []string) string {
+func fromNetworks(aggregate []string, mask bool) string {
 	agg, err := flow.ParseAggregate(aggregate)
 	if err != nil {
 		return "" // the pipeline's check says why
 	}
 	for _, p := range []flow.Primitive{flow.SrcAS, flow.DstAS, flow.SrcNet, flow.DstNet, flow.SrcMask, flow.DstMask} {
-		if agg.Set.Has(p) {
+		if agg.Set.Has(p) && !(mask && p != flow.SrcAS && p != flow.DstAS) { // networks_mask gives nets and masks
 			return p.Name()
 		}
 	}
