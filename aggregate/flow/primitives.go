@@ -183,10 +183,10 @@ var table = [numPrimitives]Info{
 	ASPath:          row("as_path", "as_path", "AS_PATH", KindText, "").freeText(), // an AS_SET is "{1,2}"
 	LocalPref:       row("local_pref", "local_pref", "PREF", KindUint, ""),
 	MED:             row("med", "med", "MED", KindUint, ""),
-	DstROA:          row("dst_roa", "roa_dst", "DST_ROA", KindText, ""),                              // 1.7.7 source: its JSON writer crashes on it
-	PeerSrcAS:       row("peer_src_as", "peer_as_src", "PEER_SRC_AS", KindUint, "PeerSrcAS").nf(129), // sFlow; networks_file
-	PeerDstAS:       row("peer_dst_as", "peer_as_dst", "PEER_DST_AS", KindUint, "PeerDstAS").nf(128), // sFlow; networks_file
-	PeerSrcIP:       row("peer_src_ip", "peer_ip_src", "PEER_SRC_IP", KindIP, "PeerSrcIP"),           // the exporter; sFlow: the agent
+	DstROA:          row("dst_roa", "roa_dst", "DST_ROA", KindText, ""),                                   // 1.7.7 source: its JSON writer crashes on it
+	PeerSrcAS:       row("peer_src_as", "peer_as_src", "PEER_SRC_AS", KindUint, "PeerSrcAS").nf(129),      // sFlow; networks_file
+	PeerDstAS:       row("peer_dst_as", "peer_as_dst", "PEER_DST_AS", KindUint, "PeerDstAS").nf(128),      // sFlow; networks_file
+	PeerSrcIP:       row("peer_src_ip", "peer_ip_src", "PEER_SRC_IP", KindIP, "PeerSrcIP"),                // the exporter; sFlow: the agent
 	PeerDstIP:       row("peer_dst_ip", "peer_ip_dst", "PEER_DST_IP", KindIP, "PeerDstIP").emptyUnknown(), // NetFlow: BGP, MPLS or IP next hop (compile.go); sFlow; networks_file; "" when none, as pmacct
 	SrcStdComm:      row("src_std_comm", "comms_src", "SRC_COMMS", KindText, ""),
 	SrcExtComm:      row("src_ext_comm", "ecomms_src", "SRC_ECOMMS", KindText, ""),
