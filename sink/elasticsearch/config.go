@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/setting"
-	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/internal/strftime"
 	"github.com/flowdex/flowdex/sink/spool"
 )
 

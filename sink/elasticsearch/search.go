@@ -9,7 +9,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
-	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/internal/strftime"
 )
 
 // Searcher runs searches over the indices an output writes, with the sink's

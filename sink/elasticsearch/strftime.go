@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/internal/strftime"
 )
 
 // templatePattern is the index pattern matching every name of p: the prefix

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/internal/strftime"
 )
 
 func TestTemplatePattern(t *testing.T) {

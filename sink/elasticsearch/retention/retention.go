@@ -23,7 +23,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch"
-	"github.com/flowdex/flowdex/sink/elasticsearch/internal/strftime"
+	"github.com/flowdex/flowdex/internal/strftime"
 )
 
 // Configuration says how long the indices of a sink's pattern are kept,
