@@ -58,7 +58,7 @@ func newOutput(name string, cfg *config.Config, stdout io.Writer, logger *slog.L
 	switch o := cfg.Outputs[name].(type) {
 	case *config.PrintOutput:
 		fc := o.Configuration
-		fc.Stdout = stdout
+		fc.Stdout, fc.Name, fc.Logger = stdout, name, logger.With("output", name)
 		return printOutput{file.New(fc)}, nil
 	case *config.ElasticsearchOutput:
 		return newElasticsearch(name, o, logger)
@@ -75,8 +75,8 @@ func newOutput(name string, cfg *config.Config, stdout io.Writer, logger *slog.L
 // printOutput adapts the file sink, which writes each document as it comes.
 type printOutput struct{ *file.Sink }
 
-func (p printOutput) Write(ctx context.Context, doc *document.Document, id string, _ time.Time) error {
-	return p.Sink.Write(ctx, doc, id)
+func (p printOutput) Write(ctx context.Context, doc *document.Document, id string, t time.Time) error {
+	return p.Sink.WriteAt(ctx, doc, id, t)
 }
 
 // Sync writes what is buffered out: the file sink holds nothing else.

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 )
@@ -112,7 +113,10 @@ func lenText(n int) string {
 	return fmt.Sprint(n)
 }
 
-var customMu sync.Mutex // DefineCustom's, against itself
+var (
+	customMu sync.Mutex    // DefineCustom's, against itself
+	defined  []CustomField // what the rows hold now
+)
 
 // DefineCustom makes fs the process's custom primitives, replacing those
 // defined before; on error it changes nothing. Each must pass CheckCustom,
@@ -120,6 +124,11 @@ var customMu sync.Mutex // DefineCustom's, against itself
 func DefineCustom(fs []CustomField) error {
 	customMu.Lock()
 	defer customMu.Unlock()
+	if slices.Equal(fs, defined) {
+		// no write: configurations loaded while pipelines of the same run
+		// (or of another in-process run) read the table
+		return nil
+	}
 	var rows [MaxCustom]Info
 	if len(fs) > MaxCustom {
 		return fmt.Errorf("%d custom primitives: flowdex keeps at most %d", len(fs), MaxCustom)
@@ -157,6 +166,7 @@ func DefineCustom(fs []CustomField) error {
 			Field: "Custom", NetFlow: IEs{Any: []uint16{c.IE}}, Custom: &c, slot: slot,
 		}
 	}
+	defined = slices.Clone(fs)
 	for i := range MaxCustom {
 		p := Custom0 + Primitive(i)
 		if old := table[p].Name; old != "" {

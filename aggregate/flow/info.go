@@ -336,3 +336,15 @@ func writerOf(p Primitive) (w writer) {
 	}
 	return w
 }
+
+// CSVName returns pmacct's CSV header of the field it writes under the JSON
+// key json (a custom primitive's is its name), "" for one the table does not
+// have.
+func CSVName(json string) string {
+	for p := range numPrimitives {
+		if table[p].JSON == json {
+			return table[p].CSV
+		}
+	}
+	return ""
+}

@@ -56,17 +56,24 @@ func customExport() []exportDatagram {
 	return append(v9.out, ipfix.out...)
 }
 
-// Custom primitives from aggregate_primitives, against nfacctd 1.7.7 with
-// the same file on the same export: the same records, values and sums.
-func TestCustomPrimitivesMatchNfacctd(t *testing.T) {
+// customGolden makes what a golden of customExport needs: nfacctd, the
+// export's capture and customPrimitives, in dir.
+func customGolden(t *testing.T) (dir, capture, primitives string) {
+	t.Helper()
 	requireTools(t, "nfacctd")
 	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
+	dir = t.TempDir()
+	capture = filepath.Join(dir, "export.pcap")
 	if err := writeExportPcap(capture, customExport()); err != nil {
 		t.Fatal(err)
 	}
-	primitives := writeFile(t, dir, "primitives.lst", customPrimitives)
+	return dir, capture, writeFile(t, dir, "primitives.lst", customPrimitives)
+}
+
+// Custom primitives from aggregate_primitives, against nfacctd 1.7.7 with
+// the same file on the same export: the same records, values and sums.
+func TestCustomPrimitivesMatchNfacctd(t *testing.T) {
+	dir, capture, primitives := customGolden(t)
 	agg := []string{"peer_src_ip", "src_host", "src_port"}
 	for _, line := range strings.Split(customPrimitives, "\n") {
 		if name, ok := strings.CutPrefix(line, "name="); ok {

@@ -273,13 +273,14 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	}
 
 	// nfacctd's NF_evaluate_flow_type: a template with natEvent, or with
-	// none of the elements that count bytes, holds events; the post-NAT
-	// addresses, of IPv4 records only, are read from every event (NAT64's
-	// have IPv6 hosts)
+	// none of the elements that count bytes, holds events (flowdex: nor
+	// packets; nfacctd takes a template that counts packets only for
+	// events, and writes no counters); the post-NAT addresses, of IPv4
+	// records only, are read from every event (NAT64's have IPv6 hosts)
 	p.event = has(ieNATEvent)
 	if !p.event {
 		p.event = true
-		for _, ie := range []uint16{1, 23, 85, 231, 232, 315, 104, 352} {
+		for _, ie := range []uint16{1, 23, 85, 231, 232, 315, 104, 352, 2, 24, 86} {
 			p.event = p.event && !has(ie)
 		}
 	}

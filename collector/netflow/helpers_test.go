@@ -410,7 +410,8 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 		r.MPLSPWID = uint32(v)
 	}
 	// events (nfacctd's NF_evaluate_flow_type), NEL and NSEL
-	r.Event = m.has(230) || !(m.has(1) || m.has(23) || m.has(85) || m.has(231) || m.has(232) || m.has(315) || m.has(104) || m.has(352))
+	r.Event = m.has(230) || !(m.has(1) || m.has(23) || m.has(85) || m.has(231) || m.has(232) || m.has(315) || m.has(104) || m.has(352) ||
+		m.has(2) || m.has(24) || m.has(86))
 	if fam == 4 || r.Event {
 		if ie, ok := m.first(225, 40001); ok {
 			r.PostNATSrcIP, _ = m.addr(ie, 4)

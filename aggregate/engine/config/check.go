@@ -91,6 +91,7 @@ func (l *loader) check() {
 		}
 		switch o := c.Outputs[name].(type) {
 		case *PrintOutput:
+			l.checkPurgeFiles(name, o)
 			// two writers on one file would interleave their buffers mid-line
 			f := o.Path
 			if other, ok := printFiles[f]; ok {
@@ -117,6 +118,23 @@ func (l *loader) check() {
 				deadLetters[f] = name
 			}
 		}
+	}
+}
+
+// checkPurgeFiles gives a print output that writes the files of each purge
+// (csv, markers, names with time codes...) its one pipeline's time zone: the
+// purges of two pipelines would mix in its files.
+func (l *loader) checkPurgeFiles(name string, o *PrintOutput) {
+	c := l.c
+	var feeding []string
+	for i := range c.Pipelines {
+		if slices.Contains(c.Pipelines[i].Outputs, name) {
+			feeding = append(feeding, c.Pipelines[i].Name)
+			o.UTC = c.Pipelines[i].UTC
+		}
+	}
+	if len(feeding) > 1 && o.Configuration.PurgeFiles() {
+		l.fail([]string{"output", name, "file"}, "pipelines %s write to it, and its files are written purge by purge (format, markers, append, latest_file, trigger_exec or a name with %% or $): expected one pipeline", strings.Join(feeding, ", "))
 	}
 }
 

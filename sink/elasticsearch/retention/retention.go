@@ -22,8 +22,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/flowdex/flowdex/aggregate/setting"
-	"github.com/flowdex/flowdex/sink/elasticsearch"
 	"github.com/flowdex/flowdex/internal/strftime"
+	"github.com/flowdex/flowdex/sink/elasticsearch"
 )
 
 // Configuration says how long the indices of a sink's pattern are kept,
