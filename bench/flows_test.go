@@ -52,7 +52,7 @@ func BenchmarkFlowDecodeAggregate(b *testing.B) {
 		b.Fatal(err)
 	}
 	agg, _ := flow.ParseAggregate([]string{"peer_src_ip", "src_host", "dst_host", "src_port", "dst_port", "proto", "tos", "in_iface", "out_iface", "tcpflags"})
-	c := cache.New(cache.Configuration{Aggregate: agg, History: time.Minute, TimeNew: true})
+	c := cache.New(cache.Configuration{Aggregate: agg, History: cache.History{Length: time.Minute}, TimeNew: true})
 	records := 0
 	add := func(r *flow.Record) { records++; c.Add(r) }
 	for _, e := range exports { // templates first, so that every pass decodes everything
@@ -100,7 +100,7 @@ func BenchmarkFlowCacheBytesPerEntry(b *testing.B) {
 // Flushing: each aggregate becomes pmacct's JSON document.
 func BenchmarkFlowFlushDocument(b *testing.B) {
 	agg, _ := flow.ParseAggregate([]string{"src_host", "dst_host", "src_port", "dst_port", "proto", "tcpflags"})
-	c := cache.New(cache.Configuration{Aggregate: agg, History: time.Minute})
+	c := cache.New(cache.Configuration{Aggregate: agg, History: cache.History{Length: time.Minute}})
 	f := flow.Format{UTC: true}
 	var doc document.Document
 	var out []byte

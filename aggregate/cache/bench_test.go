@@ -42,7 +42,7 @@ func benchConfigs(b *testing.B) map[string]Configuration {
 	plain := Configuration{Aggregate: aggregate(b, benchAggregate...)}
 	full := Configuration{
 		Aggregate: aggregate(b, append([]string{"src_net", "dst_net", "src_as"}, benchAggregate...)...),
-		History:   time.Minute, Base: time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC),
+		History:   History{Length: time.Minute}, Base: time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC),
 		Filter: f, Networks: nets, Renormalize: true,
 	}
 	return map[string]Configuration{"plain": plain, "full": full, "sum_host": {Aggregate: aggregate(b, "sum_host")}}
@@ -155,7 +155,7 @@ func BenchmarkMemory(b *testing.B) {
 		var per float64
 		for b.Loop() {
 			before := heap()
-			c := New(Configuration{Aggregate: aggregate(b, benchAggregate...), History: time.Minute})
+			c := New(Configuration{Aggregate: aggregate(b, benchAggregate...), History: History{Length: time.Minute}})
 			for _, r := range recs {
 				c.Add(r)
 			}

@@ -32,9 +32,11 @@ type Configuration struct {
 	Aggregate flow.Aggregate // from flow.ParseAggregate
 
 	// History is the length of a time bin (pmacct's *_history, read by
-	// ParseHistory); 0 disables
-	// bins and stamp_inserted. Whole seconds; months cannot be expressed.
-	History time.Duration
+	// ParseHistory); the zero History disables bins and stamp_inserted.
+	History History
+	// HistoryOffset moves the bins earlier (pmacct's history_offset), by
+	// less than a bin.
+	HistoryOffset time.Duration
 	// HistoryRoundoff aligns the first bin (pmacct's *_history_roundoff,
 	// checked by CheckRoundoff):
 	// "m" to the hour, "h" to midnight, "d" to the 1st of the month, "w" to
@@ -102,22 +104,31 @@ type Configuration struct {
 	SamplingSeed uint64
 }
 
-// ParseHistory reads pmacct's history bin length: a number followed by s, m, h, d
-// or w ("" means no bins). Month bins (pmacct's M) are not supported.
-func ParseHistory(s string) (time.Duration, error) {
+// History is a time bin's length: a duration, or calendar months.
+type History struct {
+	Length time.Duration // whole seconds
+	Months int           // months, when Length is 0
+}
+
+// Enabled reports whether there are bins.
+func (h History) Enabled() bool { return h.Length > 0 || h.Months > 0 }
+
+// ParseHistory reads pmacct's history bin length: a number followed by s, m,
+// h, d, w or M (calendar months); "" means no bins.
+func ParseHistory(s string) (History, error) {
 	if s == "" {
-		return 0, nil
+		return History{}, nil
 	}
-	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'M': 0}
 	unit, ok := units[s[len(s)-1]]
 	n, err := strconv.Atoi(s[:len(s)-1])
 	if !ok || err != nil || n < 1 {
-		if s[len(s)-1] == 'M' {
-			return 0, fmt.Errorf("month bins (%q) are not supported (expected s, m, h, d or w)", s)
-		}
-		return 0, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d or w, e.g. \"1m\" or \"5m\")", s)
+		return History{}, fmt.Errorf("%q is not a bin length (expected a number followed by s, m, h, d, w or M, e.g. \"1m\", \"5m\" or \"1M\")", s)
 	}
-	return time.Duration(n) * unit, nil
+	if unit == 0 {
+		return History{Months: n}, nil
+	}
+	return History{Length: time.Duration(n) * unit}, nil
 }
 
 // CheckRoundoff reports a history roundoff New cannot apply: letters other
@@ -208,11 +219,15 @@ type Cache struct {
 	geo                    Geo
 	geoSrc, geoDst         bool // the aggregate has GeoIP primitives of the source, of the destination
 
-	// Time bins; slot 0 means no history.
-	slot    int64
-	base    int64 // first bin start, Unix seconds
-	now     func() time.Time
-	timeNew bool
+	// Time bins; slot 0 means no history. Month bins: months a bin from
+	// monthBase's month, offset seconds earlier.
+	slot      int64
+	offset    int64
+	months    int
+	monthBase time.Time
+	base      int64 // first bin start, Unix seconds
+	now       func() time.Time
+	timeNew   bool
 
 	seed maphash.Seed
 
@@ -291,17 +306,24 @@ func New(cfg Configuration) *Cache {
 	sumNetAS := c.sum == flow.SumNet || c.sum == flow.SumAS
 	c.resolveSrc = sumNetAS || has(flow.SrcNet, flow.SrcMask, flow.SrcAS, flow.PeerSrcAS) || c.netFilter && (c.sum == flow.SumHost || has(flow.SrcHost))
 	c.resolveDst = sumNetAS || has(flow.DstNet, flow.DstMask, flow.DstAS, flow.PeerDstAS, flow.PeerDstIP) || c.netFilter && (c.sum == flow.SumHost || has(flow.DstHost))
-	if cfg.History > 0 {
-		c.slot = int64((cfg.History + time.Second - 1) / time.Second)
-		loc := cfg.Location
-		if loc == nil {
-			loc = time.Local
-		}
-		start := cfg.Base
-		if start.IsZero() {
-			start = c.now()
-		}
-		c.base = advance(roundoff(start, cfg.HistoryRoundoff, loc), start.Unix(), c.slot)
+	loc := cfg.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	start := cfg.Base
+	if start.IsZero() {
+		start = c.now()
+	}
+	c.offset = int64(cfg.HistoryOffset / time.Second)
+	switch h := cfg.History; {
+	case h.Months > 0:
+		// from the 1st of the month, whatever the roundoff, as pmacct
+		y, m, _ := start.In(loc).Date()
+		c.months, c.slot = h.Months, 1
+		c.monthBase = time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	case h.Length > 0:
+		c.slot = int64((h.Length + time.Second - 1) / time.Second)
+		c.base = advance(roundoff(start, cfg.HistoryRoundoff, loc)-c.offset, start.Unix(), c.slot)
 	}
 	c.cur = newTable(c.seed)
 	c.spare = newTable(c.seed)
@@ -357,6 +379,12 @@ func (c *Cache) bin(r *flow.Record) int64 {
 	if us < 0 && us%1e6 != 0 {
 		s--
 	}
+	if c.months > 0 {
+		if s == 0 {
+			s = c.now().Unix()
+		}
+		return c.monthBin(s)
+	}
 	if s == 0 {
 		// No timestamp: pmacct leaves the record in the current bin.
 		return advance(c.base, c.now().Unix(), c.slot)
@@ -373,6 +401,23 @@ func (c *Cache) bin(r *flow.Record) int64 {
 		b -= c.slot
 	}
 	return b
+}
+
+// monthBin returns the start of the month bin of s, Unix seconds: bins of
+// c.months calendar months from monthBase's, offset earlier. A time exactly
+// on a bin's start belongs to the bin before, as pmacct 1.7.7 bins it (it
+// hangs on times before its first bin; flowdex bins them).
+func (c *Cache) monthBin(s int64) int64 {
+	t := time.Unix(s+c.offset, 0).In(c.monthBase.Location())
+	by, bm, _ := c.monthBase.Date()
+	y, m, _ := t.Date()
+	k := (y-by)*12 + int(m-bm)
+	k -= (k%c.months + c.months) % c.months // down to a bin's first month
+	start := c.monthBase.AddDate(0, k, 0)
+	if t.Equal(start) {
+		start = start.AddDate(0, -c.months, 0)
+	}
+	return start.Unix() - c.offset
 }
 
 func tagFilters(f pretag.Filters) *pretag.Filters {

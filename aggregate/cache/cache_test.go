@@ -497,7 +497,7 @@ func TestBins(t *testing.T) {
 				now = at(c.loc, c.now)
 			}
 			cache := New(Configuration{
-				Aggregate: aggregate(t, "none"), History: c.history, HistoryRoundoff: c.roundoff,
+				Aggregate: aggregate(t, "none"), History: History{Length: c.history}, HistoryRoundoff: c.roundoff,
 				Location: c.loc, Base: base, Now: func() time.Time { return now },
 			})
 			r := rec()
@@ -516,7 +516,7 @@ func TestBins(t *testing.T) {
 
 func TestBinsSplitAggregates(t *testing.T) {
 	base := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
-	cfg := Configuration{Aggregate: aggregate(t, "src_host"), History: time.Minute, Base: base, Location: time.UTC,
+	cfg := Configuration{Aggregate: aggregate(t, "src_host"), History: History{Length: time.Minute}, Base: base, Location: time.UTC,
 		Now: func() time.Time { return base.Add(time.Hour) }}
 	for _, timeNew := range []bool{false, true} {
 		cfg.TimeNew = timeNew
@@ -543,12 +543,13 @@ func TestBinsSplitAggregates(t *testing.T) {
 
 // The pipeline's history settings are read and checked by the cache's rules.
 func TestParseHistoryAndRoundoff(t *testing.T) {
-	for in, want := range map[string]time.Duration{"": 0, "30s": 30 * time.Second, "5m": 5 * time.Minute, "1w": 7 * 24 * time.Hour} {
+	for in, want := range map[string]History{"": {}, "30s": {Length: 30 * time.Second}, "5m": {Length: 5 * time.Minute},
+		"1w": {Length: 7 * 24 * time.Hour}, "1M": {Months: 1}, "3M": {Months: 3}} {
 		if d, err := ParseHistory(in); err != nil || d != want {
 			t.Errorf("ParseHistory(%q) = %v, %v; want %v", in, d, err, want)
 		}
 	}
-	for in, want := range map[string]string{"1M": "month bins", "0m": "not a bin length", "m": "not a bin length", "5x": "not a bin length"} {
+	for in, want := range map[string]string{"0M": "not a bin length", "0m": "not a bin length", "m": "not a bin length", "5x": "not a bin length"} {
 		if _, err := ParseHistory(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseHistory(%q): %v, want %q", in, err, want)
 		}
@@ -657,7 +658,7 @@ func TestAllocs(t *testing.T) {
 	}
 	c := New(Configuration{
 		Aggregate: aggregate(t, "src_net", "dst_net", "src_host", "dst_host", "src_port", "dst_port", "proto", "peer_src_ip"),
-		History:   time.Minute, Filter: f, Networks: nets, Renormalize: true,
+		History:   History{Length: time.Minute}, Filter: f, Networks: nets, Renormalize: true,
 	})
 	r := rec(func(r *flow.Record) { r.TimestampStart = time.Now().UnixMicro(); r.SamplingRate = 10 })
 	c.Add(r)
@@ -735,5 +736,45 @@ func TestGeo(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("entries %+v, want %+v", got, want)
+	}
+}
+
+// Month bins start on the 1st at midnight, in the pipeline's zone, months
+// apart from the current month's; a time exactly on a bin's start belongs
+// to the bin before, as in pmacct (the spec's E6); the offset moves them
+// earlier.
+func TestMonthBins(t *testing.T) {
+	loc := time.FixedZone("x", 3600)
+	base := time.Date(2026, 12, 7, 21, 54, 3, 0, loc)
+	at := func(s string) int64 {
+		tm, err := time.ParseInLocation(time.DateTime, s, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Unix()
+	}
+	for _, tt := range []struct {
+		months int
+		offset time.Duration
+		in     []string
+		want   []string
+	}{
+		{1, 0,
+			[]string{"2026-12-02 10:00:00", "2027-01-01 00:00:00", "2027-01-01 00:00:01", "2027-02-01 00:00:00", "2027-03-15 12:00:00", "2028-02-29 23:59:59", "2025-06-30 10:00:00"},
+			[]string{"2026-12-01 00:00:00", "2026-12-01 00:00:00", "2027-01-01 00:00:00", "2027-01-01 00:00:00", "2027-03-01 00:00:00", "2028-02-01 00:00:00", "2025-06-01 00:00:00"}},
+		{2, 0,
+			[]string{"2026-12-02 10:00:00", "2027-01-31 10:00:00", "2027-02-01 00:00:01", "2028-02-29 23:59:59"},
+			[]string{"2026-12-01 00:00:00", "2026-12-01 00:00:00", "2027-02-01 00:00:00", "2028-02-01 00:00:00"}},
+		{1, time.Hour,
+			[]string{"2026-12-31 22:59:59", "2026-12-31 23:00:01"},
+			[]string{"2026-11-30 23:00:00", "2026-12-31 23:00:00"}},
+	} {
+		c := New(Configuration{Aggregate: aggregate(t, "none"), History: History{Months: tt.months}, HistoryOffset: tt.offset, Base: base, Location: loc})
+		for i, in := range tt.in {
+			r := rec(func(r *flow.Record) { r.TimestampStart = at(in) * 1e6 })
+			if got := time.Unix(c.bin(r), 0).In(loc).Format(time.DateTime); got != tt.want[i] {
+				t.Errorf("%dM offset %v: %s in the bin of %s, want %s", tt.months, tt.offset, in, got, tt.want[i])
+			}
+		}
 	}
 }

@@ -67,6 +67,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	cc := cache.Configuration{
 		Aggregate:       agg,
 		History:         history,
+		HistoryOffset:   pc.HistoryOffset.Duration,
 		HistoryRoundoff: pc.HistoryRoundoff,
 		Location:        time.Local,
 		Renormalize:     pc.Renormalize,
@@ -112,9 +113,9 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 		cache:    cache.New(cc),
 		agg:      agg,
 		format:   pc.Format,
-		history:  history > 0,
+		history:  history.Enabled(),
 		refresh:  pc.Refresh.Duration,
-		times:    flowTimes(pc.TimestampFields, agg, history > 0),
+		times:    flowTimes(pc.TimestampFields, agg, history.Enabled()),
 	}, nil
 }
 

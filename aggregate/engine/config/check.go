@@ -255,8 +255,17 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 		}
 	}
 	l.checkSources(i)
-	if _, err := cache.ParseHistory(p.History); err != nil {
+	if h, err := cache.ParseHistory(p.History); err != nil {
 		l.fail(at("pipeline", i, "history"), "%v", err)
+	} else if off := p.HistoryOffset.Duration; off != 0 {
+		switch {
+		case !h.Enabled():
+			l.fail(at("pipeline", i, "history_offset"), "history_offset without history")
+		case off < 0 || h.Length > 0 && off >= h.Length || h.Months > 0 && off >= 28*24*time.Hour:
+			l.fail(at("pipeline", i, "history_offset"), "%v: expected less than a bin (%s), and not negative", off, p.History)
+		case off%time.Second != 0:
+			l.fail(at("pipeline", i, "history_offset"), "%v: expected whole seconds", off)
+		}
 	}
 	if err := cache.CheckRoundoff(p.HistoryRoundoff); err != nil {
 		l.fail(at("pipeline", i, "history_roundoff"), "%v", err)

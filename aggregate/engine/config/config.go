@@ -277,7 +277,8 @@ type Pipeline struct {
 	PreTag2Filter   string           `toml:"pre_tag2_filter,omitempty"`      // the same for tag2
 	PreLabelFilter  string           `toml:"pre_tag_label_filter,omitempty"` // labels ("null": none), each a prefix
 	Refresh         setting.Duration `toml:"refresh,omitempty"`              // print_refresh_time
-	History         string           `toml:"history,omitempty"`              // print_history: N followed by s, m, h, d or w
+	History         string           `toml:"history,omitempty"`              // print_history: N followed by s, m, h, d, w or M (calendar months)
+	HistoryOffset   setting.Duration `toml:"history_offset,omitzero"`        // print_history_offset: bins that much earlier
 	HistoryRoundoff string           `toml:"history_roundoff,omitempty"`     // print_history_roundoff: m, h, d, w or M, in turn
 	Renormalize     bool             `toml:"renormalize,omitempty"`          // multiply packets and bytes by the sampling rate
 	TimeNew         bool             `toml:"time_new,omitempty"`             // nfacctd_time_new: bin flows by arrival, not flow start

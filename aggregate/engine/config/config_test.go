@@ -93,7 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"second input bad type", "[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n\n[[input]]\n  type = \"netflw\"\n", `flowdex.toml:6:3: input#1.type: unknown input type "netflw" (expected "pmacct", "kafka", "netflow", "sflow" or "pcap")`},
 		{"bad listen", "[[input]]\ntype = \"netflow\"\nlisten = [\"localhost:2055\"]\n", `flowdex.toml:3:1: input#0.listen: "localhost:2055": the host is not an IP address (expected e.g. "0.0.0.0:2100" or "[::]:2100")`},
 		{"unknown primitive", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_hots\"]\n", `flowdex.toml:4:1: pipeline#0.aggregate: unknown primitive "src_hots" (did you mean "src_host"?)`},
-		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d or w, e.g. "1m" or "5m")`},
+		{"bad history", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\nhistory = \"5x\"\n", `flowdex.toml:4:1: pipeline#0.history: "5x" is not a bin length (expected a number followed by s, m, h, d, w or M, e.g. "1m", "5m" or "1M")`},
 		{"bad filter", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nfilter = \"tcp port http2x\"\n", `flowdex.toml:4:1: pipeline#0.filter: aggregate filter "tcp port http2x": libpcap: unknown port 'http2x'`},
 		{"negative template store bound", "[[input]]\ntype = \"netflow\"\ntemplates_max_bytes = -1\n", `flowdex.toml:3:1: input#0.templates_max_bytes: -1 is negative (expected bytes, 0 for the default 134217728)`},
 		{"sampling without rate", "[[input]]\ntype = \"netflow\"\n[[input.sampling]]\nexporters = \"192.0.2.0/24\"\n", `flowdex.toml:3:1: input#0.sampling#0.rate: missing rate (expected 1 or more: one packet in rate was sampled)`},
