@@ -54,7 +54,8 @@ func BenchmarkFlowDecodeAggregate(b *testing.B) {
 	agg, _ := flow.ParseAggregate([]string{"peer_src_ip", "src_host", "dst_host", "src_port", "dst_port", "proto", "tos", "in_iface", "out_iface", "tcpflags"})
 	c := cache.New(cache.Configuration{Aggregate: agg, History: cache.History{Length: time.Minute}, TimeNew: true})
 	records := 0
-	add := func(r *flow.Record) { records++; c.Add(r) }
+	var s cache.Scratch // the engine keeps one per goroutine
+	add := func(r *flow.Record) { records++; c.AddWith(r, &s) }
 	for _, e := range exports { // templates first, so that every pass decodes everything
 		_ = dec.Decode(e.payload, e.exporter, e.received, add)
 	}
@@ -82,13 +83,14 @@ func BenchmarkFlowCacheBytesPerEntry(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		c := cache.New(cache.Configuration{Aggregate: agg})
+		var s cache.Scratch
 		r := flow.Record{Packets: 1, Bytes: 100}
 		r.Proto = 6
 		for i := range n {
 			r.SrcIP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 			r.DstIP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
 			r.SrcPort, r.DstPort = uint16(i), 443
-			c.Add(&r)
+			c.AddWith(&r, &s)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -105,6 +107,7 @@ func BenchmarkFlowFlushDocument(b *testing.B) {
 	var doc document.Document
 	var out []byte
 	entries := 0
+	var s cache.Scratch
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
@@ -112,7 +115,7 @@ func BenchmarkFlowFlushDocument(b *testing.B) {
 		for i := range 1000 {
 			r.SrcIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
 			r.DstIP = netip.AddrFrom4([4]byte{192, 0, 2, 1})
-			c.Add(&r)
+			c.AddWith(&r, &s)
 		}
 		b.StartTimer()
 		c.Flush(func(e *cache.Entry) {
