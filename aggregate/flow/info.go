@@ -341,10 +341,18 @@ func writerOf(p Primitive) (w writer) {
 // key json (a custom primitive's is its name), "" for one the table does not
 // have.
 func CSVName(json string) string {
-	for p := range numPrimitives {
-		if table[p].JSON == json {
-			return table[p].CSV
-		}
+	if p, ok := ByJSON(json); ok {
+		return table[p].CSV
 	}
 	return ""
+}
+
+// ByJSON returns the primitive pmacct writes under the JSON key json.
+func ByJSON(json string) (Primitive, bool) {
+	for p := range numPrimitives {
+		if table[p].JSON == json {
+			return p, true
+		}
+	}
+	return 0, false
 }

@@ -10,19 +10,27 @@ import (
 	"testing"
 )
 
-// print_output: csv, against nfacctd 1.7.7 on the same export: the same
-// header (pmacct's column names, a custom primitive's own) and the same
-// lines, value by value.
+// print_output: csv and formatted, against nfacctd 1.7.7 on the same
+// export: the same header (pmacct's column names and order, a custom
+// primitive's own name) and the same lines, value by value, column by
+// column.
 func TestCSVMatchesNfacctd(t *testing.T) {
 	dir, capture, primitives := customGolden(t)
-	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_port", "dst_port", "proto", "timestamp_start", "vrf_in", "nat_src"}
-	csvFile := filepath.Join(dir, "nfacctd.csv")
-	r := pmacctRun{daemon: "nfacctd", savefile: capture, primitives: primitives, extra: "print_output[p]: csv\n",
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_mask", "src_port", "dst_port", "tcpflags", "proto", "tos", "in_iface",
+		"timestamp_start", "vrf_in", "nat_src", "flows"}
+	for _, format := range []string{"csv", "formatted"} {
+		t.Run(format, func(t *testing.T) { testPrintFormat(t, dir, capture, primitives, format, agg) })
+	}
+}
+
+func testPrintFormat(t *testing.T, dir, capture, primitives, format string, agg []string) {
+	csvFile := filepath.Join(dir, "nfacctd."+format)
+	r := pmacctRun{daemon: "nfacctd", savefile: capture, primitives: primitives, extra: "print_output[p]: " + format + "\n",
 		plugins: []pmacctPlugin{{name: "p", aggregate: agg, file: csvFile}}}
 	if err := runPmacct(context.Background(), dir, r); err != nil {
 		t.Fatal(err)
 	}
-	conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`aggregate_primitives = %q
+	conf := writeFile(t, dir, "flowdex-"+format+".toml", fmt.Sprintf(`aggregate_primitives = %q
 
 [[input]]
 type = "netflow"
@@ -36,9 +44,9 @@ outputs = ["p"]
 
 [output.p]
 type = "print"
-file = "flowdex.csv"
-format = "csv"
-`, primitives, capture, tomlList(agg)))
+file = "flowdex.%s"
+format = %[4]q
+`, primitives, capture, tomlList(agg), format))
 	if code, _, stderr := runCLI(t, "", "run", "-c", conf); code != 0 {
 		t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
 	}
@@ -53,7 +61,7 @@ format = "csv"
 		return l[0], rows
 	}
 	wantHeader, want := lines(csvFile)
-	gotHeader, got := lines(filepath.Join(dir, "flowdex.csv"))
+	gotHeader, got := lines(filepath.Join(dir, "flowdex."+format))
 	if gotHeader != wantHeader {
 		t.Errorf("header\n got %s\nwant %s", gotHeader, wantHeader)
 	}

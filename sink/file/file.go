@@ -30,8 +30,8 @@ type Configuration struct {
 	// follow these files. Pipelines also call Flush at the end of each purge.
 	FlushInterval setting.Duration `toml:"flush_interval"`
 
-	// The print plugin's habits (purge.go). Format is print_output: json
-	// or csv (Separator: print_output_separator, one character, or "\t",
+	// The print plugin's habits (purge.go). Format is print_output: json,
+	// csv or formatted (Separator: print_output_separator, one character, or "\t",
 	// "\s"). Markers is print_markers. Append is print_output_file_append,
 	// true by default in flowdex: false rewrites each file at each purge, as
 	// pmacct does by default (losing the earlier purges of a time bin).
@@ -106,11 +106,9 @@ func (cfg Configuration) compile() (compiled, error) {
 	var c compiled
 	switch cfg.Format {
 	case "", "json":
-	case "csv":
-	case "formatted":
-		return c, setting.Errorf("format", "%q: pmacct's fixed-width table, which flowdex does not write yet (expected json or csv)", cfg.Format)
+	case "csv", "formatted":
 	default:
-		return c, setting.Errorf("format", "%q: expected json or csv", cfg.Format)
+		return c, setting.Errorf("format", "%q: expected json, csv or formatted", cfg.Format)
 	}
 	switch s := cfg.Separator; {
 	case s == "":

@@ -145,7 +145,7 @@ func (cfg *Configuration) PurgeFiles() bool { return cfg.purgeMode() }
 
 // purgeMode reports whether cfg needs the purge as a whole.
 func (cfg *Configuration) purgeMode() bool {
-	return cfg.Format == "csv" || cfg.Markers || cfg.rewrite() || cfg.LatestFile != "" || cfg.TriggerExec != "" ||
+	return cfg.Format == "csv" || cfg.Format == "formatted" || cfg.Markers || cfg.rewrite() || cfg.LatestFile != "" || cfg.TriggerExec != "" ||
 		strings.ContainsAny(cfg.Path, "%$")
 }
 
@@ -172,11 +172,12 @@ func (s *Sink) keep(doc *document.Document, t time.Time) error {
 		s.files[fname] = p
 		s.order = append(s.order, fname)
 	}
-	if s.cfg.Format == "csv" {
+	if s.cfg.Format == "csv" || s.cfg.Format == "formatted" {
+		cols := columns(doc)
 		if p.entries == 0 {
-			p.header = s.csvHeader(p.header[:0], doc)
+			p.header = s.header(p.header[:0], cols)
 		}
-		p.lines.Write(s.csvLine(nil, doc))
+		p.lines.Write(s.line(nil, doc, cols))
 	} else {
 		p.lines.Write(append(doc.AppendJSON(nil, document.Pmacct), '\n'))
 	}
@@ -188,51 +189,46 @@ func (s *Sink) keep(doc *document.Document, t time.Time) error {
 // skipped are the fields of pmacct's JSON that its CSV has no column for.
 var skipped = map[string]bool{"event_type": true, "stamp_inserted": true, "stamp_updated": true}
 
-// csvHeader appends the columns of doc: pmacct's CSV names of its fields
-// (a custom primitive's, or an enrichment field's, is its JSON key).
-func (s *Sink) csvHeader(b []byte, doc *document.Document) []byte {
-	first := true
-	for i := range doc.Len() {
-		key := doc.Key(i)
-		if skipped[key] {
+// header appends the header of doc's table: pmacct's CSV names of its
+// fields (a custom primitive's, or an enrichment field's, is its JSON key),
+// joined by the separator, or padded as pmacct's formatted table.
+func (s *Sink) header(b []byte, cols []column) []byte {
+	for i, c := range cols {
+		if s.cfg.Format == "formatted" {
+			start := len(b)
+			b = append(b, c.title...)
+			if i < len(cols)-1 {
+				b = pad(b, start, c.titleWidth, 0)
+			}
 			continue
 		}
-		if !first {
+		if i > 0 {
 			b = append(b, s.sep)
 		}
-		first = false
-		if csv := flow.CSVName(key); csv != "" {
-			key = csv
-		}
-		b = append(b, key...)
+		b = append(b, c.title...)
 	}
 	return append(b, '\n')
 }
 
-// csvLine appends doc's values as pmacct's CSV writes them: no quotes, no
-// escapes.
-func (s *Sink) csvLine(b []byte, doc *document.Document) []byte {
-	first := true
-	for i := range doc.Len() {
-		key, v := doc.At(i)
-		if skipped[key] {
+// line appends doc's values as pmacct's CSV (no quotes, no escapes) or
+// formatted table writes them.
+func (s *Sink) line(b []byte, doc *document.Document, cols []column) []byte {
+	for i, c := range cols {
+		if s.cfg.Format == "formatted" {
+			start := len(b)
+			b = value(b, doc, c.key)
+			if len(b) == start && (strings.HasSuffix(c.title, "_IP") || strings.HasSuffix(c.title, "_NET")) {
+				b = append(b, "::"...) // pmacct's empty address
+			}
+			if i < len(cols)-1 {
+				b = pad(b, start, c.width, c.gap)
+			}
 			continue
 		}
-		if !first {
+		if i > 0 {
 			b = append(b, s.sep)
 		}
-		first = false
-		switch v.Kind {
-		case document.Int:
-			b = strconv.AppendInt(b, v.Int, 10)
-		case document.Float:
-			b = strconv.AppendFloat(b, v.Float, 'f', 6, 64) // pmacct's %f
-		case document.Null:
-		case document.Bool:
-			b = strconv.AppendBool(b, v.Int != 0)
-		default:
-			b = append(b, v.Bytes...)
-		}
+		b = value(b, doc, c.key)
 	}
 	return append(b, '\n')
 }
@@ -269,7 +265,8 @@ func (s *Sink) writePurge() error {
 // header when the file is new), between markers; then the latest link.
 func (s *Sink) writeFile(p *pending, purged, total int, start time.Time) error {
 	var out *os.File
-	header := s.cfg.Format == "csv"
+	table := s.cfg.Format == "csv" || s.cfg.Format == "formatted"
+	header := table
 	if p.name == "-" {
 		header = header && !s.stdoutHeader
 		s.stdoutHeader = true
@@ -293,7 +290,7 @@ func (s *Sink) writeFile(p *pending, purged, total int, start time.Time) error {
 	var b bytes.Buffer
 	writer := fmt.Sprintf("%s/%d", s.cfg.Name, os.Getpid())
 	if s.cfg.Markers {
-		if s.cfg.Format == "csv" {
+		if table {
 			fmt.Fprintf(&b, "--START (%d)--\n", os.Getpid())
 		} else {
 			fmt.Fprintf(&b, "{\"event_type\": \"purge_init\", \"writer_id\": %s}\n", document.AppendString(nil, writer))
@@ -304,7 +301,7 @@ func (s *Sink) writeFile(p *pending, purged, total int, start time.Time) error {
 	}
 	b.Write(p.lines.Bytes())
 	if s.cfg.Markers {
-		if s.cfg.Format == "csv" {
+		if table {
 			fmt.Fprintf(&b, "--END (%d)--\n", os.Getpid())
 		} else {
 			fmt.Fprintf(&b, "{\"event_type\": \"purge_close\", \"writer_id\": %s, \"purged_entries\": %d, \"total_entries\": %d, \"duration\": %d}\n",

@@ -16,8 +16,8 @@ func purgeDoc(peer string, tag int64, port int64, packets int64) *document.Docum
 	var d document.Document
 	d.AppendString("event_type", "purge")
 	d.AppendInt("tag", tag)
-	d.AppendString("peer_ip_src", peer)
 	d.AppendString("label", "a;b")
+	d.AppendString("peer_ip_src", peer)
 	d.AppendInt("port_src", port)
 	d.AppendString("stamp_inserted", "2024-01-01 10:05:00")
 	d.AppendInt("packets", packets)
@@ -68,12 +68,12 @@ func TestPurgeFiles(t *testing.T) {
 		}
 		pid := "(" + strconv.Itoa(os.Getpid()) + ")"
 		block := func(purge string) string {
-			return "--START " + pid + "--\n" + "TAG;PEER_SRC_IP;LABEL;SRC_PORT;PACKETS;BYTES\n" +
-				"1;192.0.2.1;a;b;1000;" + purge + ";" + purge + "00\n1;192.0.2.1;a;b;1002;7;700\n--END " + pid + "--\n"
+			return "--START " + pid + "--\n" + "TAG;LABEL;PEER_SRC_IP;SRC_PORT;PACKETS;BYTES\n" +
+				"1;a;b;192.0.2.1;1000;" + purge + ";" + purge + "00\n1;a;b;192.0.2.1;1002;7;700\n--END " + pid + "--\n"
 		}
 		want := block("2")
 		if appendTo {
-			want = block("1") + strings.Replace(block("2"), "TAG;PEER_SRC_IP;LABEL;SRC_PORT;PACKETS;BYTES\n", "", 1) // the header when the file is new only
+			want = block("1") + strings.Replace(block("2"), "TAG;LABEL;PEER_SRC_IP;SRC_PORT;PACKETS;BYTES\n", "", 1) // the header when the file is new only
 		}
 		if got := read(t, filepath.Join(dir, "20240101-1005", "192_0_2_1-1.csv")); got != want {
 			t.Errorf("append %v:\n got %q\nwant %q", appendTo, got, want)
@@ -167,7 +167,7 @@ func TestPurgeConfigErrors(t *testing.T) {
 	}{
 		{Configuration{Path: "x-%y.csv"}, `file: x-%y.csv: %y: pmacct's print_output_file takes %d %H %m %M %w %W %Y %s %S %z only`},
 		{Configuration{Path: "x-$post_tag.csv"}, `file: x-$post_tag.csv: $post_tag: expected $peer_src_ip, $tag or $tag2 (pmacct's $post_tag, $post_tag2, $ref, $hst and $tzone are not supported yet)`},
-		{Configuration{Path: "x.csv", Format: "formatted"}, `format: "formatted": pmacct's fixed-width table, which flowdex does not write yet (expected json or csv)`},
+		{Configuration{Path: "x.csv", Format: "xml"}, `format: "xml": expected json, csv or formatted`},
 		{Configuration{Path: "x.csv", Format: "csv", Separator: "ab"}, `separator: "ab": expected one character, or \t or \s`},
 		{Configuration{Path: "-", Append: &no}, `append: standard output is appended to (expected a file to rewrite)`},
 		{Configuration{Path: "x-%H.csv", LatestFile: "l-%H"}, `latest_file: l-%H: a fixed name (pmacct refuses time codes; flowdex variables too)`},

@@ -133,6 +133,23 @@ func (l *loader) checkPurgeFiles(name string, o *PrintOutput) {
 			o.UTC = c.Pipelines[i].UTC
 		}
 	}
+	if o.Format == "formatted" {
+		for i := range c.Pipelines {
+			if !slices.Contains(c.Pipelines[i].Outputs, name) {
+				continue
+			}
+			agg, err := flow.ParseAggregate(c.Pipelines[i].Aggregate)
+			if err != nil {
+				continue // the pipeline's check says why
+			}
+			agg.Set.Each(func(p flow.Primitive) {
+				in := p.Info()
+				if in.Kind == flow.KindLabel || in.Custom != nil && in.Custom.Len == flow.VarLen {
+					l.fail([]string{"output", name, "format"}, "pipeline %q aggregates on %s, of variable length, which pmacct's formatted table cannot hold (expected csv or json)", c.Pipelines[i].Name, in.Name)
+				}
+			})
+		}
+	}
 	if len(feeding) > 1 && o.Configuration.PurgeFiles() {
 		l.fail([]string{"output", name, "file"}, "pipelines %s write to it, and its files are written purge by purge (format, markers, append, latest_file, trigger_exec or a name with %% or $): expected one pipeline", strings.Join(feeding, ", "))
 	}

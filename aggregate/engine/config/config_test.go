@@ -141,6 +141,8 @@ func TestParseErrors(t *testing.T) {
 			`flowdex.toml:4:1: pipeline#0.net_source: "mask" needs networks_mask (1 to 128)`},
 		{"filter without a file", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nnetworks_file_filter = true\n",
 			`flowdex.toml:4:1: pipeline#0.networks_file_filter: networks_file_filter without networks_file`},
+		{"formatted label", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"label\"]\n[output.f]\ntype = \"print\"\nfile = \"x.txt\"\nformat = \"formatted\"\n",
+			`flowdex.toml:8:1: output.f.format: pipeline "pipeline1" aggregates on label, of variable length, which pmacct's formatted table cannot hold (expected csv or json)`},
 		{"GeoIP primitive without a database", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"dst_host_coords\"]\n",
 			`flowdex.toml:4:1: pipeline#0.aggregate: dst_host_coords: a GeoIP primitive, which needs the pipeline's geoip_database (pmacct's geoipv2_file; without it pmacct writes "" or 0.0 in every record)`},
 		{"capture AS", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\n[[pipeline]]\naggregate = [\"sum_as\"]\n",
