@@ -102,6 +102,10 @@ type Configuration struct {
 	SamplingRate uint32
 	// SamplingSeed seeds the draws; 0 picks a random seed.
 	SamplingSeed uint64
+	// MaxEntries is pmacct's print_cache_entries: when the cache holds that
+	// many aggregates, Full signals, for a flush at once (pmacct's urgent
+	// purge); records are kept meanwhile. 0: no bound.
+	MaxEntries int
 }
 
 // History is a time bin's length: a duration, or calendar months.
@@ -197,6 +201,7 @@ type Stats struct {
 	Sampled  uint64 // records passed over by sampling
 	Entries  int    // entries in the cache now
 	Flushes  uint64 // calls to Flush
+	Full     uint64 // times the cache reached MaxEntries
 	Flushed  uint64 // entries handed out by Flush
 }
 
@@ -243,6 +248,9 @@ type Cache struct {
 	rng      *rand.Rand
 
 	records, filtered, sampledOut, flushes, flushed atomic.Uint64
+	maxEntries                                      int
+	full                                            chan struct{} // MaxEntries reached; buffered 1
+	fullCount                                       atomic.Uint64
 }
 
 // New returns an empty cache. Settings ParseHistory and CheckRoundoff would
@@ -327,7 +335,23 @@ func New(cfg Configuration) *Cache {
 	}
 	c.cur = newTable(c.seed)
 	c.spare = newTable(c.seed)
+	c.maxEntries, c.full = cfg.MaxEntries, make(chan struct{}, 1)
 	return c
+}
+
+// Full is signalled when the cache reaches MaxEntries: the caller flushes.
+func (c *Cache) Full() <-chan struct{} { return c.full }
+
+// checkFull signals Full when the table reached MaxEntries; called with
+// c.mu held, after an add.
+func (c *Cache) checkFull() {
+	if c.maxEntries > 0 && c.cur.n() == c.maxEntries {
+		c.fullCount.Add(1)
+		select {
+		case c.full <- struct{}{}:
+		default: // signalled already
+		}
+	}
 }
 
 // roundoff zeroes the seconds of t and applies pmacct's roundoff letters in
@@ -510,6 +534,7 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	if c.sum == flow.SumNone {
 		c.mu.Lock()
 		c.cur.add(key, h, packets, bytes, r.Flows, flags)
+		c.checkFull()
 		c.mu.Unlock()
 		return
 	}
@@ -533,7 +558,9 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	h2 := maphash.Bytes(c.seed, key2)
 	c.mu.Lock()
 	c.cur.add(key, h, packets, bytes, r.Flows, flags)
+	c.checkFull()
 	c.cur.add(key2, h2, packets, bytes, r.Flows, flags)
+	c.checkFull()
 	c.mu.Unlock()
 }
 
@@ -713,6 +740,7 @@ func (c *Cache) Stats() Stats {
 		Sampled:  c.sampledOut.Load(),
 		Entries:  n,
 		Flushes:  c.flushes.Load(),
+		Full:     c.fullCount.Load(),
 		Flushed:  c.flushed.Load(),
 	}
 }

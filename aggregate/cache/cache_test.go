@@ -778,3 +778,40 @@ func TestMonthBins(t *testing.T) {
 		}
 	}
 }
+
+// A cache that reaches MaxEntries signals Full once, and keeps the records
+// that come meanwhile; after a flush it signals again.
+func TestFull(t *testing.T) {
+	c := New(Configuration{Aggregate: aggregate(t, "src_port"), MaxEntries: 3})
+	var s Scratch
+	add := func(port uint16) { c.AddWith(rec(func(r *flow.Record) { r.SrcPort = port }), &s) }
+	for _, p := range []uint16{1, 2, 2} {
+		add(p)
+	}
+	select {
+	case <-c.Full():
+		t.Fatal("full at 2 entries")
+	default:
+	}
+	add(3)
+	add(4) // kept
+	select {
+	case <-c.Full():
+	default:
+		t.Fatal("not full at 3 entries")
+	}
+	if n := len(flush(c)); n != 4 {
+		t.Errorf("%d entries flushed, want 4", n)
+	}
+	for p := range uint16(3) {
+		add(10 + p)
+	}
+	select {
+	case <-c.Full():
+	default:
+		t.Fatal("not full again after a flush")
+	}
+	if st := c.Stats(); st.Full != 2 {
+		t.Errorf("Full = %d, want 2", st.Full)
+	}
+}

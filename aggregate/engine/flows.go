@@ -39,7 +39,10 @@ type flowPipeline struct {
 	format  flow.Format
 	history bool
 	refresh time.Duration
-	times   []flowTime // timestamp_fields the documents have, in order
+	// cacheEntries is pmacct's print_cache_entries: the cache is flushed
+	// at once when it holds that many aggregates
+	cacheEntries int
+	times        []flowTime // timestamp_fields the documents have, in order
 
 	mu  sync.Mutex // one flush at a time: doc and ids are reused
 	doc document.Document
@@ -68,6 +71,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 		Aggregate:       agg,
 		History:         history,
 		HistoryOffset:   pc.HistoryOffset.Duration,
+		MaxEntries:      pc.CacheEntries,
 		HistoryRoundoff: pc.HistoryRoundoff,
 		Location:        time.Local,
 		Renormalize:     pc.Renormalize,
@@ -108,14 +112,15 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	var salt [8]byte
 	_, _ = rand.Read(salt[:]) // never fails (crypto/rand)
 	return &flowPipeline{
-		instance: hex.EncodeToString(salt[:]),
-		pipeline: p,
-		cache:    cache.New(cc),
-		agg:      agg,
-		format:   pc.Format,
-		history:  history.Enabled(),
-		refresh:  pc.Refresh.Duration,
-		times:    flowTimes(pc.TimestampFields, agg, history.Enabled()),
+		instance:     hex.EncodeToString(salt[:]),
+		pipeline:     p,
+		cache:        cache.New(cc),
+		agg:          agg,
+		format:       pc.Format,
+		history:      history.Enabled(),
+		refresh:      pc.Refresh.Duration,
+		cacheEntries: pc.CacheEntries,
+		times:        flowTimes(pc.TimestampFields, agg, history.Enabled()),
 	}, nil
 }
 
@@ -241,6 +246,10 @@ func (fp *flowPipeline) refreshLoop(ctx context.Context, c *counters, logger *sl
 			// the outputs get a context of their own: a flush under way at shutdown completes
 			fp.flush(context.WithoutCancel(ctx), now, c, logger)
 			next = next.Add(fp.refresh)
+		case <-fp.cache.Full():
+			t.Stop()
+			logger.Info("cache_entries reached: flushing now", "pipeline", fp.name, "cache_entries", fp.cacheEntries)
+			fp.flush(context.WithoutCancel(ctx), time.Now(), c, logger)
 		}
 	}
 }

@@ -77,6 +77,7 @@ var (
 	mPipeSampled  = desc("pipeline_sampled_out_records_total", "Records passed over by the pipeline's sampling.", "pipeline")
 	mPipeFlushes  = desc("pipeline_flushes_total", "Cache flushes (refreshes and the last one at stop).", "pipeline")
 	mPipeFlushed  = desc("pipeline_aggregates_written_total", "Aggregates the pipeline wrote out.", "pipeline")
+	mPipeFull     = desc("pipeline_cache_full_total", "Times the pipeline's cache reached cache_entries, each flushed at once (pmacct's urgent purge).", "pipeline")
 	mPipeEntries  = desc("pipeline_cache_entries", "Aggregates in the pipeline's cache now.", "pipeline")
 	// outputs
 	mOutDocs     = desc("output_documents_total", "Documents by what became of them: written (accepted), indexed, duplicate (id already indexed), failed, dead_lettered, retried (each new attempt), spooled (each time), replayed (sent from the spool), spool_lost (documents of damaged spool records, which are skipped), unconfirmed (failed or dead-lettered after a request cut short, which may have indexed them); Kafka outputs: written, produced (acknowledged by the brokers), failed, retried (produce requests sent again after a connection error), markers (purge_init and purge_close messages produced).", "output", "result")
@@ -101,7 +102,7 @@ var (
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
-		mPipeFlushes, mPipeFlushed, mPipeEntries, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
+		mPipeFlushes, mPipeFlushed, mPipeEntries, mPipeFull, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mOutBadAddrs, mOutDiscover, mOutNodes, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
 		mKafkaMessages, mKafkaRecords, mKafkaMarkers, mKafkaHeaderIDs, mKafkaBad, mKafkaDead, mKafkaCommits, mKafkaFetchErrs, mKafkaRebalances, mKafkaLag}
 )
@@ -157,6 +158,7 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(mPipeFlushes, st.Flushes, fp.name)
 		counter(mPipeFlushed, st.Flushed, fp.name)
 		gauge(mPipeEntries, float64(st.Entries), fp.name)
+		counter(mPipeFull, st.Full, fp.name)
 	}
 	for name, e := range m.e.enrichers() {
 		st := e.Stats()

@@ -69,3 +69,44 @@ format = %[4]q
 		t.Errorf("%d lines, nfacctd %d:\n got %s\nwant %s", len(got), len(want), strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
 }
+
+// cache_entries: a pipeline whose cache reaches it flushes at once, and
+// nothing is lost: the documents sum to what an unbounded cache writes.
+func TestCacheEntries(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "export.pcap")
+	if err := writeExportPcap(capture, customExport()); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, entries := range []int{0, 3} {
+		out := filepath.Join(dir, fmt.Sprintf("out-%d.json", entries))
+		conf := writeFile(t, dir, "flowdex.toml", fmt.Sprintf(`
+[[input]]
+type = "netflow"
+replay = %q
+replay_speed = 30
+
+[[pipeline]]
+aggregate = ["src_host", "src_port"]
+refresh = "24h"
+cache_entries = %d
+outputs = ["p"]
+
+[output.p]
+type = "print"
+file = %q
+`, capture, entries, out))
+		code, _, stderr := runCLI(t, "", "run", "-c", conf)
+		if code != 0 {
+			t.Fatalf("flowdex run: exit %d\n%s", code, stderr)
+		}
+		if got := strings.Count(stderr, "cache_entries reached"); entries > 0 && got == 0 {
+			t.Errorf("cache_entries %d: no flush at once\n%s", entries, stderr)
+		}
+		sums[fmt.Sprint(entries)] = fmt.Sprint(aggregateSums(t, out, []string{"ip_src", "port_src"}, nil))
+	}
+	if sums["0"] != sums["3"] {
+		t.Errorf("sums differ:\nunbounded %s\nbounded   %s", sums["0"], sums["3"])
+	}
+}

@@ -272,6 +272,9 @@ func (l *loader) checkPipeline(i int, pipelines map[string]bool) {
 		}
 	}
 	l.checkSources(i)
+	if p.CacheEntries < 0 {
+		l.fail(at("pipeline", i, "cache_entries"), "%d: expected 0 (no bound) or more", p.CacheEntries)
+	}
 	if h, err := cache.ParseHistory(p.History); err != nil {
 		l.fail(at("pipeline", i, "history"), "%v", err)
 	} else if off := p.HistoryOffset.Duration; off != 0 {

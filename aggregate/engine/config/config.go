@@ -279,6 +279,7 @@ type Pipeline struct {
 	Refresh         setting.Duration `toml:"refresh,omitempty"`              // print_refresh_time
 	History         string           `toml:"history,omitempty"`              // print_history: N followed by s, m, h, d, w or M (calendar months)
 	HistoryOffset   setting.Duration `toml:"history_offset,omitzero"`        // print_history_offset: bins that much earlier
+	CacheEntries    int              `toml:"cache_entries,omitzero"`         // print_cache_entries: flush at once when the cache holds that many aggregates (0: no bound)
 	HistoryRoundoff string           `toml:"history_roundoff,omitempty"`     // print_history_roundoff: m, h, d, w or M, in turn
 	Renormalize     bool             `toml:"renormalize,omitempty"`          // multiply packets and bytes by the sampling rate
 	TimeNew         bool             `toml:"time_new,omitempty"`             // nfacctd_time_new: bin flows by arrival, not flow start
