@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flowdex/flowdex/internal/testports"
 	"io"
 	"net"
 	"net/http"
@@ -32,14 +33,11 @@ func freeTCPPort(t *testing.T) int {
 // cluster whose HTTP and transport ports were one).
 func freeTCPPorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	// none another server of the process was given: an Elasticsearch
+	// cluster binds its ports seconds after, and a Kafka cluster took one
+	ports, err := testports.Free(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }

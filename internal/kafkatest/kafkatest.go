@@ -44,7 +44,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/flowdex/flowdex/internal/testports"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -475,33 +475,8 @@ func (c *Cluster) nodeID(i int) int {
 }
 
 // freePorts returns the first of n consecutive ports of 127.0.0.1 that are
-// free now.
-func freePorts(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := base+n-1 <= 65535
-		for p := base + 1; ok && p < base+n; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, l)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1", n)
-}
+// free now and that no other test of the process was given (testports).
+func freePorts(n int) (int, error) { return testports.Consecutive(n) }
 
 // ---------------------------------------------------------------------------
 // kafka.sh
