@@ -517,8 +517,12 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	}
 	packets, bytes := r.Packets, r.Bytes
 	if c.renorm && k.SamplingRate > 0 {
-		packets *= uint64(k.SamplingRate)
-		bytes *= uint64(k.SamplingRate)
+		m := uint64(k.SamplingRate)
+		if r.Renorm > 0 {
+			m = uint64(r.Renorm)
+		}
+		packets *= m
+		bytes *= m
 		k.SamplingRate = 1
 	}
 	var bin int64

@@ -145,6 +145,7 @@ func TestTableConsistent(t *testing.T) {
 	names, keys, headers, fields := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	fields["Custom"] = true // the custom primitives' rows, empty until DefineCustom (custom_test.go)
 	fields["Event"] = true  // no primitive: whether nfacctd writes the counters
+	fields["Renorm"] = true // no primitive: renormalization's multiplier
 	for p := range Primitives() {
 		in := p.Info()
 		if p.isCustom() {

@@ -105,9 +105,13 @@ type Record struct {
 	Key
 	TCPFlags uint8 // OR-ed over the aggregate, not part of the key
 	// Event: an event, not traffic (NetFlow: a template with natEvent, or
-	// without any byte counter; nfacctd writes no counters for aggregates of
+	// without any counter; nfacctd writes no counters for aggregates of
 	// them)
-	Event   bool
+	Event bool
+	// Renorm, when not 0, is what renormalization multiplies the counters
+	// by instead of the sampling rate (sFlow: the sample pool's growth over
+	// the samples', as sfacctd's)
+	Renorm  uint32
 	Packets uint64 // as the exporter counted them (not renormalised)
 	Bytes   uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length; pcap: IP length
 	Flows   uint64 // NetFlow/IPFIX: IE 3 when present, else 1; sFlow and pcap: 0

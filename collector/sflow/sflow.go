@@ -56,6 +56,53 @@ type Decoder struct {
 
 	datagrams, malformed, flowSamples, counterSamples, dropSamples atomic.Uint64
 	records, headerTruncated, headerUnknown                        atomic.Uint64
+
+	poolsMu sync.Mutex
+	pools   map[poolKey]poolState // the last sample of each data source
+}
+
+// poolKey is a data source of an agent: sfacctd's key of sample pools.
+type poolKey struct {
+	agent    netip.Addr
+	subAgent uint32
+	source   uint32 // ds_class<<24 | ds_index
+}
+
+type poolState struct{ seq, pool uint32 }
+
+// maxPools bounds the data sources remembered; past it they are forgotten
+// all at once (each then starts anew: its next sample uses its rate).
+const maxPools = 65536
+
+// resetBoundary is sfacctd's XFLOW_RESET_BOUNDARY: a data source whose
+// sample sequence jumps further starts anew.
+const resetBoundary = 50
+
+// renorm returns what sfacctd multiplies a sample's counters by when it
+// renormalizes: the growth of the data source's sample pool over the
+// growth of its sample sequence since its last sample, when both grew;
+// else the sampling rate (the data source's state then starts anew from
+// this sample when it is its first, or when its sequence jumped by more
+// than resetBoundary). sfacctd would multiply by 0 when the pool grew less
+// than the sequence; flowdex takes the rate.
+func (d *Decoder) renorm(k poolKey, seq, pool, rate uint32) uint32 {
+	d.poolsMu.Lock()
+	defer d.poolsMu.Unlock()
+	if d.pools == nil || len(d.pools) >= maxPools {
+		d.pools = map[poolKey]poolState{}
+	}
+	st, ok := d.pools[k]
+	if ok && seq > st.seq && pool > st.pool {
+		d.pools[k] = poolState{seq, pool}
+		if m := (pool - st.pool) / (seq - st.seq); m > 0 {
+			return m
+		}
+		return rate
+	}
+	if jump := int64(seq) - int64(st.seq); !ok || jump > resetBoundary || jump < -resetBoundary {
+		d.pools[k] = poolState{seq, pool}
+	}
+	return rate
 }
 
 // New returns a decoder.
@@ -118,13 +165,14 @@ func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, 
 	defer d.parsers.Put(hp)
 	var r flow.Record
 	for _, s := range pkt.Samples {
-		var rate, in, out uint32
+		var rate, in, out, pool uint32
 		var records []sflow.FlowRecord
+		var h sflow.SampleHeader
 		switch s := s.(type) {
 		case sflow.FlowSample:
-			rate, in, out, records = s.SamplingRate, s.Input, s.Output, s.Records
+			rate, in, out, records, pool, h = s.SamplingRate, s.Input, s.Output, s.Records, s.SamplePool, s.Header
 		case sflow.ExpandedFlowSample:
-			rate, in, out, records = s.SamplingRate, s.InputIfValue, s.OutputIfValue, s.Records
+			rate, in, out, records, pool, h = s.SamplingRate, s.InputIfValue, s.OutputIfValue, s.Records, s.SamplePool, s.Header
 		case sflow.CounterSample:
 			d.counterSamples.Add(1)
 			continue
@@ -144,6 +192,11 @@ func (d *Decoder) Decode(payload []byte, source netip.Addr, received time.Time, 
 		// the whole 32-bit value, format bits included, as sfacctd reports it
 		r.InIface, r.OutIface = in, out
 		r.SamplingRate = d.rate(agent, rate)
+		if d.cfg.Sampling.Rate(agent) == 0 {
+			// a configured rate is used as it is, as sfacctd's sampling_map
+			source := h.SourceIdType<<24 | h.SourceIdValue&0xffffff
+			r.Renorm = d.renorm(poolKey{agent, pkt.SubAgentId, source}, h.SampleSequenceNumber, pool, rate)
+		}
 		r.Packets = 1
 		d.fill(&r, records, hp)
 		d.records.Add(1)
