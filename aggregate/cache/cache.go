@@ -79,6 +79,9 @@ type Configuration struct {
 	// of the file matches becomes 0.0.0.0 (::), whatever the sources; with
 	// SourceLongest, its mask 0 too.
 	NetworksFilter bool
+	// NoMaskIfZero is pmacct's networks_no_mask_if_zero: a net whose mask
+	// is 0 is the whole address (the mask written stays 0).
+	NoMaskIfZero bool
 	// Geo, when set, gives the GeoIP primitives (src_host_country...) of
 	// the records' addresses, as pmacct's geoipv2_file does.
 	Geo Geo
@@ -88,6 +91,9 @@ type Configuration struct {
 	// on the tags the input's pre_tag_map gave the record; a record they
 	// refuse is counted as the aggregate_filter's are.
 	Tags pretag.Filters
+	// PostTag and PostTag2 are pmacct's post_tag and post_tag2: the tag and
+	// tag2 of every record, after the filters (0: the record's)
+	PostTag, PostTag2 uint64
 
 	// TimestampsSecs cuts timestamp_start, _end, _arrival and _export to
 	// whole seconds before aggregating (pmacct's timestamps_secs, which its
@@ -207,16 +213,18 @@ type Stats struct {
 
 // Cache aggregates records. Add and Flush are safe for concurrent use.
 type Cache struct {
-	codec            flow.KeyCodec // packs the key primitives
-	sum              flow.Sum
-	filter           *filter.Filter
-	tags             *pretag.Filters // nil: none
-	nets             *networks.Table
-	netSrc, asSrc    Source
-	netMask          uint8
-	noLPM, netFilter bool
-	renorm           bool
-	secs             bool // TimestampsSecs
+	codec             flow.KeyCodec // packs the key primitives
+	sum               flow.Sum
+	filter            *filter.Filter
+	tags              *pretag.Filters // nil: none
+	nets              *networks.Table
+	postTag, postTag2 uint64
+	netSrc, asSrc     Source
+	netMask           uint8
+	noLPM, netFilter  bool
+	noMaskIfZero      bool
+	renorm            bool
+	secs              bool // TimestampsSecs
 
 	// Which derived fields Add must compute.
 	resolveSrc, resolveDst bool // nets, masks, AS of a side aggregated (resolve)
@@ -293,6 +301,8 @@ func New(cfg Configuration) *Cache {
 		}
 		return false
 	}
+	c.postTag, c.postTag2 = cfg.PostTag, cfg.PostTag2
+	c.noMaskIfZero = cfg.NoMaskIfZero
 	c.netSrc, c.asSrc, c.netMask = cfg.NetSource, cfg.ASSource, cfg.NetworksMask
 	c.noLPM, c.netFilter = cfg.NetworksNoLPM, cfg.NetworksFilter && c.nets != nil
 	if c.netSrc == SourceDefault {
@@ -503,6 +513,12 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 		k.SamplingRate = c.sampling
 	}
 	c.resolve(k)
+	if c.postTag != 0 {
+		k.Tag = c.postTag
+	}
+	if c.postTag2 != 0 {
+		k.Tag2 = c.postTag2
+	}
 	if c.geoSrc {
 		l := c.locate(s, k.SrcIP)
 		k.SrcCountry, k.SrcPocode, k.SrcCoords = l.Country, l.Pocode, l.Coords
@@ -676,6 +692,9 @@ func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint
 		if wins(am) || c.netFilter && !matched {
 			*as, *peerAS = e.AS, e.PeerAS
 		}
+	}
+	if m == 0 && c.noMaskIfZero {
+		m = 128 // the whole address, of either family
 	}
 	*net = maskAddr(*host, uint8(m))
 }

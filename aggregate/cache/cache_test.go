@@ -12,6 +12,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/networks"
+	"github.com/flowdex/flowdex/aggregate/pretag"
 )
 
 func aggregate(t testing.TB, names ...string) flow.Aggregate {
@@ -813,5 +814,20 @@ func TestFull(t *testing.T) {
 	}
 	if st := c.Stats(); st.Full != 2 {
 		t.Errorf("Full = %d, want 2", st.Full)
+	}
+}
+
+// post_tag and post_tag2 override the tags, after the tag filters saw them.
+func TestPostTag(t *testing.T) {
+	f, err := pretag.ParseTagFilter("5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(Configuration{Aggregate: aggregate(t, "tag", "tag2"), Tags: pretag.Filters{Tag: f}, PostTag: 77, PostTag2: 88})
+	c.Add(rec(func(r *flow.Record) { r.Tag = 5 }))
+	c.Add(rec(func(r *flow.Record) { r.Tag = 6 })) // filtered out
+	want := []Entry{{Key: flow.Key{Fixed: flow.Fixed{Tag: 77, Tag2: 88}}, Packets: 1, Bytes: 100, Flows: 1}}
+	if got := flush(c); !slices.Equal(got, want) {
+		t.Errorf("entries %+v, want %+v", got, want)
 	}
 }

@@ -76,6 +76,7 @@ func TestNetSourcesMatchNfacctd(t *testing.T) {
 			"networks_file = %[1]q\nnetworks_file_filter = true", 6},
 		{"mask", "networks_mask: 20\nnfacctd_net: mask\n",
 			"networks_mask = 20", 6},
+		{"no mask if zero", "networks_no_mask_if_zero: true\n", "networks_no_mask_if_zero = true", 6},
 		{"netflow nets, file AS", "networks_file: %[1]s\nnfacctd_net: netflow\nnfacctd_as: file\n",
 			"networks_file = %[1]q\nnet_source = \"netflow\"\nas_source = \"file\"", 6},
 	} {

@@ -271,25 +271,28 @@ type Pipeline struct {
 	TimestampFields []string `toml:"timestamp_fields"`
 
 	// Aggregation of flows, with pmacct's names (a pipeline is one pmacct plugin).
-	Aggregate       []string         `toml:"aggregate,omitempty"`            // primitives; default src_host, as pmacct
-	Filter          string           `toml:"filter,omitempty"`               // aggregate_filter, libpcap syntax
-	PreTagFilter    string           `toml:"pre_tag_filter,omitempty"`       // the tags it takes, of its inputs' pre_tag_map: "1,5-9,-3"
-	PreTag2Filter   string           `toml:"pre_tag2_filter,omitempty"`      // the same for tag2
-	PreLabelFilter  string           `toml:"pre_tag_label_filter,omitempty"` // labels ("null": none), each a prefix
-	Refresh         setting.Duration `toml:"refresh,omitempty"`              // print_refresh_time
-	History         string           `toml:"history,omitempty"`              // print_history: N followed by s, m, h, d, w or M (calendar months)
-	HistoryOffset   setting.Duration `toml:"history_offset,omitzero"`        // print_history_offset: bins that much earlier
-	CacheEntries    int              `toml:"cache_entries,omitzero"`         // print_cache_entries: flush at once when the cache holds that many aggregates (0: no bound)
-	HistoryRoundoff string           `toml:"history_roundoff,omitempty"`     // print_history_roundoff: m, h, d, w or M, in turn
-	Renormalize     bool             `toml:"renormalize,omitempty"`          // multiply packets and bytes by the sampling rate
-	TimeNew         bool             `toml:"time_new,omitempty"`             // nfacctd_time_new: bin flows by arrival, not flow start
-	NetworksFile    string           `toml:"networks_file,omitempty"`        // prefix -> net, mask, AS (longest match)
-	NetSource       string           `toml:"net_source,omitempty"`           // nfacctd_net: netflow (sflow), file, mask, longest (fallback); default file with networks_file, mask with networks_mask
-	ASSource        string           `toml:"as_source,omitempty"`            // nfacctd_as: netflow (sflow), file, longest (fallback); default file with networks_file
-	NetworksMask    uint8            `toml:"networks_mask,omitzero"`         // the mask of net_source = "mask"
-	NetworksNoLPM   bool             `toml:"networks_file_no_lpm,omitempty"` // longest: any file match wins, not only a longer one
-	NetworksFilter  bool             `toml:"networks_file_filter,omitempty"` // an address the file does not match becomes 0.0.0.0 (::)
-	SamplingRate    uint32           `toml:"sampling_rate,omitzero"`         // pcap inputs: keep 1 packet in N at random, as pmacctd
+	Aggregate       []string         `toml:"aggregate,omitempty"`                // primitives; default src_host, as pmacct
+	Filter          string           `toml:"filter,omitempty"`                   // aggregate_filter, libpcap syntax
+	PreTagFilter    string           `toml:"pre_tag_filter,omitempty"`           // the tags it takes, of its inputs' pre_tag_map: "1,5-9,-3"
+	PreTag2Filter   string           `toml:"pre_tag2_filter,omitempty"`          // the same for tag2
+	PreLabelFilter  string           `toml:"pre_tag_label_filter,omitempty"`     // labels ("null": none), each a prefix
+	PostTag         uint64           `toml:"post_tag,omitzero"`                  // tag of every record, after the filters
+	PostTag2        uint64           `toml:"post_tag2,omitzero"`                 // tag2 likewise
+	Refresh         setting.Duration `toml:"refresh,omitempty"`                  // print_refresh_time
+	History         string           `toml:"history,omitempty"`                  // print_history: N followed by s, m, h, d, w or M (calendar months)
+	HistoryOffset   setting.Duration `toml:"history_offset,omitzero"`            // print_history_offset: bins that much earlier
+	CacheEntries    int              `toml:"cache_entries,omitzero"`             // print_cache_entries: flush at once when the cache holds that many aggregates (0: no bound)
+	HistoryRoundoff string           `toml:"history_roundoff,omitempty"`         // print_history_roundoff: m, h, d, w or M, in turn
+	Renormalize     bool             `toml:"renormalize,omitempty"`              // multiply packets and bytes by the sampling rate
+	TimeNew         bool             `toml:"time_new,omitempty"`                 // nfacctd_time_new: bin flows by arrival, not flow start
+	NetworksFile    string           `toml:"networks_file,omitempty"`            // prefix -> net, mask, AS (longest match)
+	NetSource       string           `toml:"net_source,omitempty"`               // nfacctd_net: netflow (sflow), file, mask, longest (fallback); default file with networks_file, mask with networks_mask
+	ASSource        string           `toml:"as_source,omitempty"`                // nfacctd_as: netflow (sflow), file, longest (fallback); default file with networks_file
+	NetworksMask    uint8            `toml:"networks_mask,omitzero"`             // the mask of net_source = "mask"
+	NetworksNoLPM   bool             `toml:"networks_file_no_lpm,omitempty"`     // longest: any file match wins, not only a longer one
+	NetworksFilter  bool             `toml:"networks_file_filter,omitempty"`     // an address the file does not match becomes 0.0.0.0 (::)
+	NoMaskIfZero    bool             `toml:"networks_no_mask_if_zero,omitempty"` // a net of mask 0 is the whole address
+	SamplingRate    uint32           `toml:"sampling_rate,omitzero"`             // pcap inputs: keep 1 packet in N at random, as pmacctd
 
 	// How aggregates are written: pmacct's timestamps_* and the like.
 	flow.Format
