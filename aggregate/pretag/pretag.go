@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
@@ -66,6 +67,10 @@ const maxChain = 4
 type entry struct {
 	*rule
 	jump int // the index jeq resumes at; -1: none
+	// next counts the N++ tags given out, tag's and tag2's: each list's
+	// entry its own, as pmacct's (a rule without ip counts apart for IPv4
+	// and IPv6 exporters)
+	next *[2]atomic.Uint64
 }
 
 type rule struct {
@@ -75,6 +80,7 @@ type rule struct {
 	sets   uint8 // setTag, setTag2, setLabel
 	tag    uint64
 	tag2   uint64
+	incs   uint8 // setTag, setTag2: N++, the value increases each time the rule sets it
 	label  string
 	lid    uint32 // label's flow.LabelID
 	stack  byte   // 0, '+' (sum) or '|' (or)
@@ -152,12 +158,12 @@ func Parse(name string, data []byte, o Options) (*Map, error) {
 	}
 	m := &Map{}
 	for _, r := range rules {
-		m.all = append(m.all, entry{rule: r})
+		m.all = append(m.all, entry{rule: r, next: new([2]atomic.Uint64)})
 		if !r.ip.IsValid() || r.ip.Addr().Is4() {
-			m.v4 = append(m.v4, entry{rule: r})
+			m.v4 = append(m.v4, entry{rule: r, next: new([2]atomic.Uint64)})
 		}
 		if !r.ip.IsValid() || r.ip.Addr().Is6() {
-			m.v6 = append(m.v6, entry{rule: r})
+			m.v6 = append(m.v6, entry{rule: r, next: new([2]atomic.Uint64)})
 		}
 	}
 	if err := resolve(m.all, true); err != nil {
@@ -216,10 +222,18 @@ func (m *Map) Apply(r *flow.Record) {
 			continue
 		}
 		if e.sets&setTag != 0 {
-			tag = stack(e.stack, tag, e.tag)
+			v := e.tag
+			if e.incs&setTag != 0 {
+				v += e.next[0].Add(1) - 1
+			}
+			tag = stack(e.stack, tag, v)
 		}
 		if e.sets&setTag2 != 0 {
-			tag2 = stack(e.stack, tag2, e.tag2)
+			v := e.tag2
+			if e.incs&setTag2 != 0 {
+				v += e.next[1].Add(1) - 1
+			}
+			tag2 = stack(e.stack, tag2, v)
 		}
 		if e.sets&setLabel != 0 {
 			switch {
@@ -365,17 +379,20 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 		plain := strings.TrimPrefix(value, "-")
 		switch canon {
 		case "set_tag", "set_tag2":
-			v, err := strconv.ParseUint(value, 10, 64)
+			num, inc := strings.CutSuffix(value, "++")
+			v, err := strconv.ParseUint(num, 10, 64)
 			if err != nil {
-				if strings.HasSuffix(value, "++") {
-					return nil, bad("a number (pmacct's N++ auto-increment is not supported by flowdex yet)")
-				}
-				return nil, bad("a number from 0 to 18446744073709551615")
+				return nil, bad("a number from 0 to 18446744073709551615, or N++ for N, N+1... a record at a time")
 			}
+			bit := uint8(setTag)
 			if canon == "set_tag" {
-				r.tag, r.sets = v, r.sets|setTag
+				r.tag = v
 			} else {
-				r.tag2, r.sets = v, r.sets|setTag2
+				r.tag2, bit = v, setTag2
+			}
+			r.sets |= bit
+			if inc {
+				r.incs |= bit
 			}
 		case "set_label":
 			if value == "" {

@@ -3,6 +3,7 @@ package pretag
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"\n\nset_tag=1 foo=bar\n", `m:3:11: unknown key "foo" (expected one of set_tag`, Options{}},
 		{"set_tag=1 nexthop=192.0.2.1\n", "m:1:11: nexthop: pmacct's key, which flowdex does not match on yet", Options{}},
 		{"set_tag=-5\n", `m:1:9: set_tag="-5": expected a number from 0 to 18446744073709551615`, Options{}},
-		{"set_tag=1++\n", `m:1:9: set_tag="1++": expected a number (pmacct's N++ auto-increment`, Options{}},
+		{"set_tag=x++\n", `m:1:9: set_tag="x++": expected a number from 0 to 18446744073709551615, or N++ for N, N+1... a record at a time`, Options{}},
 		{"set_tag=1 in=1 in=2\n", "m:1:16: in: twice in one rule", Options{}},
 		{"set_tag=1 id=2\n", "m:1:11: id: twice in one rule", Options{}},
 		{"set_tag=1 ip=192.0.2.0/33\n", `m:1:14: ip="192.0.2.0/33": expected an address or a prefix`, Options{}},
@@ -280,6 +281,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("set_tag=1 ip=192.0.2.1 in=-3 jeq=x\nset_label=a label=x stack=sum\n! c\n"))
 	f.Add([]byte("set_tag2=7 filter='udp and port 53' src_mac=02:00:00:00:00:01 dst_net=-10.0.0.0/8 jeq=next\nid=2\n"))
 	f.Add([]byte("set_label='a b' ip=2001:db8::/32 vlan=4096 engine_id=3 out=4\n"))
+	f.Add([]byte("set_tag=7++ src_as=-5 nat_event=2\nset_tag2=18446744073709551615++ mpls_pw_id=3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, o := range []Options{{}, {Capture: true}} {
 			m, err := Parse("m", data, o)
@@ -331,5 +333,31 @@ func TestMatchRecordKeys(t *testing.T) {
 		if _, err := Parse("m", []byte(tt.line), tt.o); err == nil || err.Error() != tt.want {
 			t.Errorf("%s: %v, want %s", tt.line, err, tt.want)
 		}
+	}
+}
+
+// N++: a rule's tag is N for the first record it sets, N+1 for the next...;
+// a rule without ip counts apart for IPv4 and IPv6 exporters (pmacct's E7).
+func TestAutoIncrement(t *testing.T) {
+	m, err := Parse("m", []byte("set_tag=10++ in=1\nset_tag2=5++ in=2\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, c := range []struct {
+		ex string
+		in uint32
+	}{{"192.0.2.1", 1}, {"192.0.2.2", 1}, {"2001:db8::1", 1}, {"192.0.2.1", 1}, {"192.0.2.1", 2}, {"192.0.2.1", 2}} {
+		r := apply(m, rec(c.ex, c.in, "10.0.0.1"))
+		got = append(got, r.tag, r.tag2)
+	}
+	want := []uint64{10, 0, 11, 0, 10, 0, 12, 0, 0, 5, 0, 6}
+	if !slices.Equal(got, want) {
+		t.Errorf("tags %v, want %v", got, want)
+	}
+	// a reload starts anew
+	m, _ = Parse("m", []byte("set_tag=10++\n"), Options{})
+	if r := apply(m, rec("192.0.2.1", 1, "10.0.0.1")); r.tag != 10 {
+		t.Errorf("after a reload: %d", r.tag)
 	}
 }
