@@ -92,6 +92,12 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 				}
 			case writeTime:
 				doc.AppendStringBytes(in.json, f.AppendTime(buf[:0], in.slot.i64(k), true))
+			case writeClass:
+				if id := in.slot.u32(k); id != 0 {
+					doc.AppendString(in.json, LabelText(id))
+				} else {
+					doc.AppendString(in.json, "unknown")
+				}
 			case writeLabel:
 				if f.LabelMap {
 					doc.AppendRaw(in.json, AppendLabelMap(buf[:0], LabelText(in.slot.u32(k))))

@@ -68,6 +68,7 @@ const (
 	KindRD                    // a route distinguisher, "0:65000:1", kept as its 8 bytes in a uint64
 	KindDirection             // a sampling direction, "i", "e" or "u"
 	KindCoords                // a latitude, and the longitude under the next row's key: numbers as pmacct's jansson writes them
+	KindClass                 // an application name kept as its LabelID: "unknown" when none
 	numKinds
 )
 
@@ -108,6 +109,7 @@ var kinds = [numKinds]struct {
 	KindRD:        {JSONString, "keyword", true, []slotType{slotU64}},
 	KindDirection: {JSONString, "keyword", true, []slotType{slotU8}},
 	KindCoords:    {JSONNumber, "double", true, []slotType{slotCoords}},
+	KindClass:     {JSONString, "keyword", true, []slotType{slotU32}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -201,6 +203,7 @@ const (
 	writeRD                       // KindRD
 	writeDirection                // KindDirection
 	writeCoords                   // KindCoords
+	writeClass                    // KindClass
 )
 
 // The Go types of Record fields, by slot type.
@@ -326,6 +329,8 @@ func writerOf(p Primitive) (w writer) {
 		w.op = writeDirection
 	case KindCoords:
 		w.op, w.json2 = writeCoords, table[p+1].JSON
+	case KindClass:
+		w.op = writeClass
 	case KindCounter:
 		if p != Flows {
 			panic(fmt.Sprintf("flow: %s: Format.Document writes no counter but flows", in.JSON))

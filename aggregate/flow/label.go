@@ -51,3 +51,11 @@ func LabelText(id uint32) string {
 	}
 	return ""
 }
+
+// Labels returns how many labels LabelID numbered.
+func Labels() int {
+	if t := labels.texts.Load(); t != nil {
+		return len(*t) - 1
+	}
+	return 0
+}

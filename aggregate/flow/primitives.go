@@ -164,7 +164,7 @@ var table = [numPrimitives]Info{
 	Tag:       row("tag", "tag", "TAG", KindUint, "Tag"),                               // pre_tag_map (aggregate/pretag)
 	Tag2:      row("tag2", "tag2", "TAG2", KindUint, "Tag2"),                           // idem
 	Label:     row("label", "label", "LABEL", KindLabel, "Label").freeText(),           // idem; labels chained in a map are joined with ','
-	Class:     row("class", "class", "CLASS", KindText, ""),                            // 1.7.7 source (Debian builds without nDPI)
+	Class:     row("class", "class", "CLASS", KindClass, "Class"),                      // NetFlow: IE 95, named by option data (decode_v9.go); not nDPI's
 	SrcMAC:    row("src_mac", "mac_src", "SRC_MAC", KindMAC, "SrcMAC").nf(56, 81, 365), // sFlow, packet
 	DstMAC:    row("dst_mac", "mac_dst", "DST_MAC", KindMAC, "DstMAC").nf(80, 57),      // sFlow, packet
 	VLAN:      row("vlan", "vlan", "VLAN", KindUint, "VLAN"),                           // NetFlow: 58/243 or 59/254 by direction (IE 61); sFlow; pcap

@@ -216,8 +216,8 @@ func TestTableConsistent(t *testing.T) {
 			t.Errorf("%s: known but not aggregated", n)
 		}
 	}
-	if _, err := ParseAggregate([]string{"class"}); err == nil || err.Error() != `primitive "class" is pmacct's, but flowdex does not aggregate on it yet` {
-		t.Errorf("class: %v", err)
+	if _, err := ParseAggregate([]string{"std_comm"}); err == nil || err.Error() != `primitive "std_comm" is pmacct's, but flowdex does not aggregate on it yet` {
+		t.Errorf("std_comm: %v", err)
 	}
 }
 

@@ -30,6 +30,7 @@ type Key struct {
 type Fixed struct {
 	Tag, Tag2 uint64 // tag, tag2: set by an input's pre_tag_map (0: none)
 	Label     uint32 // label: the pre_tag_map's, as LabelID numbers it (0: none)
+	Class     uint32 // class: the application's name, as LabelID numbers it (0: "unknown")
 
 	SrcMAC, DstMAC [6]byte // src_mac, dst_mac
 	VLAN           uint16  // vlan: ingress VLAN, else egress

@@ -103,3 +103,24 @@ func nfRec(fields ...[]byte) []byte {
 	}
 	return b
 }
+
+// optionsTemplateSet is a set of one options template.
+func (e *nfExporter) optionsTemplateSet(id uint16, scopes, options []nfField) []byte {
+	fields := func(fs []nfField) []byte {
+		var b []byte
+		for _, f := range fs {
+			b = bin.BigEndian.AppendUint16(b, f.ie)
+			b = bin.BigEndian.AppendUint16(b, f.length)
+		}
+		return b
+	}
+	b := bin.BigEndian.AppendUint16(nil, id)
+	if e.version == 9 {
+		b = bin.BigEndian.AppendUint16(b, uint16(4*len(scopes)))
+		b = bin.BigEndian.AppendUint16(b, uint16(4*len(options)))
+		return nfSet(1, append(append(b, fields(scopes)...), fields(options)...))
+	}
+	b = bin.BigEndian.AppendUint16(b, uint16(len(scopes)+len(options)))
+	b = bin.BigEndian.AppendUint16(b, uint16(len(scopes)))
+	return nfSet(3, append(append(b, fields(scopes)...), fields(options)...))
+}

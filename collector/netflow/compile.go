@@ -55,6 +55,8 @@ const (
 	ieEgressVRFID                 = 235
 	ieExporterIPv4                = 130
 	ieExporterIPv6                = 131
+	ieApplicationID               = 95
+	ieApplicationName             = 96
 
 	scopeSystem = 1 // NetFlow v9 option scope "system" (nfacctd reads IPFIX IE 1 alike)
 )
@@ -134,6 +136,7 @@ type plan struct {
 	vrfIn, vrfOut, rd int // mpls_vpn_rd: IE 234, 235, 90
 
 	exporter4, exporter6 int // peer_src_ip: IE 130, 131, with UseExporterAddress
+	appID                int // class: IE 95
 
 	start, end timeSpec
 
@@ -293,6 +296,7 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	}
 
 	p.vrfIn, p.vrfOut, p.rd = idx(ieIngressVRFID), idx(ieEgressVRFID), idx(ieMPLSVPNRD)
+	p.appID = idx(ieApplicationID)
 	p.exporter4, p.exporter6 = -1, -1
 	if o.exporterAddress {
 		p.exporter4, p.exporter6 = idx(ieExporterIPv4), idx(ieExporterIPv6)

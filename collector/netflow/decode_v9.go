@@ -167,6 +167,15 @@ func (d *Decoder) fillRecord(st *state, e *exporterState, t *template, v *view, 
 	custom := len(t.plan.customs) > 0
 	r := st.reset(custom)
 	t.plan.fill(r, v, h)
+	if t.plan.appID >= 0 && !t.plan.event {
+		// nfacctd classifies traffic only, by the application's name
+		// learnt from option data; "unknown" otherwise
+		if k, ok := appKey(v.field(t.plan.appID)); ok {
+			if n := e.appName(h.domain, k); n != 0 {
+				r.Class = n
+			}
+		}
+	}
 	if custom {
 		if mis := t.plan.fillCustom(r, v); mis != (customMisfit{}) {
 			d.counters.customShort.Add(uint64(mis.short))
@@ -226,8 +235,72 @@ func (d *Decoder) optionsDataSet(e *exporterState, t *template, h *header, set [
 	d.counters.optionRecords.Add(uint64(len(records)))
 	for i := range records {
 		d.samplingOption(e, h, &records[i])
+		d.appOption(e, h, &records[i])
 	}
 	return err
+}
+
+// appOption keeps the application name of an option data record, as nfacctd
+// 1.7.7 does: applicationId (95) of 2, 3 or 5 octets, the first the
+// classification engine, and a name in applicationName (96), its first 31
+// octets up to a zero one; system scope makes it the exporter's, else the
+// domain's.
+func (d *Decoder) appOption(e *exporterState, h *header, r *goflow.OptionsDataRecord) {
+	var id, name []byte
+	for _, v := range r.OptionsValues {
+		b, _ := v.Value.([]byte)
+		switch {
+		case v.PenProvided:
+		case v.Type == ieApplicationID:
+			id = b
+		case v.Type == ieApplicationName:
+			name = b
+		}
+	}
+	key, ok := appKey(id)
+	if !ok || len(name) == 0 {
+		return
+	}
+	name = name[:min(len(name), 31)]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	k := samplerKey{domain: h.domain, id: key}
+	for _, s := range r.ScopesValues {
+		if !s.PenProvided && s.Type == scopeSystem {
+			k = samplerKey{global: true, id: key}
+			break
+		}
+	}
+	kept := d.keep(e)
+	if kept == nil {
+		return
+	}
+	if flow.Labels() >= maxAppNames {
+		d.samplerRefused(kept, samplerOverBytes, k) // the names of exporters' applications are never forgotten
+		return
+	}
+	if res := kept.setAppName(k, flow.LabelID(string(name))); res != samplerKept {
+		d.samplerRefused(kept, res, k)
+	}
+}
+
+// maxAppNames bounds the names (and labels) the process keeps.
+const maxAppNames = 1 << 16
+
+// appKey reads an application id of 2, 3 or 5 octets, as nfacctd 1.7.7
+// takes them: the octets after the engine's (4 octets, NBAR2's usual
+// size, it refuses; so does flowdex).
+func appKey(b []byte) (uint64, bool) {
+	switch len(b) {
+	case 2, 3, 5:
+		var v uint64
+		for _, c := range b[1:] {
+			v = v<<8 | uint64(c)
+		}
+		return v, true
+	}
+	return 0, false
 }
 
 // samplingOption keeps the sampling rate of an option data record, as

@@ -26,7 +26,8 @@ type exporterState struct {
 	mu        sync.RWMutex
 	templates map[templateKey]*template
 	samplers  map[samplerKey]uint32
-	bytes     int64 // estimated memory of templates and samplers, charged to store
+	apps      map[samplerKey]uint32 // application ids (IE 95) to their names' flow.LabelID, from option data
+	bytes     int64                 // estimated memory of templates and samplers, charged to store
 
 	log     *ratelog.Limiter // warnings about this exporter; shared by the stand-ins
 	standIn bool             // a pooled stand-in for one datagram: nothing is kept in it
@@ -56,6 +57,7 @@ func newExporter(addr netip.Addr, entry *exporter.Entry, override uint32, st *st
 		log:       &ratelog.Limiter{Every: warnInterval},
 		templates: make(map[templateKey]*template),
 		samplers:  make(map[samplerKey]uint32),
+		apps:      make(map[samplerKey]uint32),
 	}
 }
 
@@ -119,6 +121,33 @@ func (e *exporterState) samplingRate(domain uint32, id uint64) (rate uint32, ok 
 	}
 	rate, ok = e.samplers[samplerKey{global: true, id: id}]
 	return rate, ok
+}
+
+// appName returns the flow.LabelID of an application id's name, learnt
+// from the option data of the domain, else of the exporter; 0 if unknown.
+func (e *exporterState) appName(domain uint32, id uint64) uint32 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if n, ok := e.apps[samplerKey{domain: domain, id: id}]; ok {
+		return n
+	}
+	return e.apps[samplerKey{global: true, id: id}]
+}
+
+// setAppName keeps an application's name under the sampling rates' bounds.
+func (e *exporterState) setAppName(k samplerKey, name uint32) samplerResult {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.apps[k]; !ok {
+		if len(e.apps) >= e.store.maxSamplers {
+			return samplerOverLimit
+		}
+		if !e.charge(samplerCost) {
+			return samplerOverBytes
+		}
+	}
+	e.apps[k] = name
+	return samplerKept
 }
 
 // Sampling rate outcomes, for the counters.

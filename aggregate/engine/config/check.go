@@ -338,6 +338,7 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 	}
 	fi := in.(FlowInput)
 	_, pcap := in.(*PcapInput)
+	_, isNetFlow := in.(*NetFlowInput)
 	if m := fi.Targets().PreTagMap; m != "" {
 		if _, err := pretag.Load(m, PretagOptions(fi)); err != nil {
 			l.fail(append(path, "pre_tag_map"), "%v", err)
@@ -354,6 +355,8 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 			l.fail(append(path, "pipelines"), "pipeline %q takes the pmacct records of input %q (expected a pipeline of its own for flows)", name, c.Inputs[l.pmacctInput(name)].Common().Name)
 		case p.SamplingRate > 0 && !pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
+		case !isNetFlow && slices.Contains(p.Aggregate, "class"):
+			l.fail(append(path, "pipelines"), "pipeline %q aggregates on class, which flowdex takes from NetFlow/IPFIX application ids only (sfacctd and pmacctd take it from nDPI, which flowdex does not have; they refuse it without)", name)
 		case pcap && p.NetworksFile == "":
 			if need := fromNetworks(p.Aggregate, p.NetworksMask > 0); need != "" {
 				l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which a capture gets only from a networks_file: it would be 0 in every record (pmacctd refuses to start too; expected networks_file in the pipeline)", name, need)

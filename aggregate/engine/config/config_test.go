@@ -143,6 +143,8 @@ func TestParseErrors(t *testing.T) {
 			`flowdex.toml:4:1: pipeline#0.networks_file_filter: networks_file_filter without networks_file`},
 		{"formatted label", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"label\"]\n[output.f]\ntype = \"print\"\nfile = \"x.txt\"\nformat = \"formatted\"\n",
 			`flowdex.toml:8:1: output.f.format: pipeline "pipeline1" aggregates on label, of variable length, which pmacct's formatted table cannot hold (expected csv or json)`},
+		{"class from sFlow", "[[input]]\ntype = \"sflow\"\n[[pipeline]]\naggregate = [\"class\"]\n",
+			`flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" aggregates on class, which flowdex takes from NetFlow/IPFIX application ids only (sfacctd and pmacctd take it from nDPI, which flowdex does not have; they refuse it without)`},
 		{"GeoIP primitive without a database", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"dst_host_coords\"]\n",
 			`flowdex.toml:4:1: pipeline#0.aggregate: dst_host_coords: a GeoIP primitive, which needs the pipeline's geoip_database (pmacct's geoipv2_file; without it pmacct writes "" or 0.0 in every record)`},
 		{"capture AS", "[[input]]\ntype = \"pcap\"\ninterface = \"lo\"\n[[pipeline]]\naggregate = [\"sum_as\"]\n",
