@@ -122,6 +122,8 @@ const (
 	condDstAS
 	condNATEvent
 	condMPLSPWID
+	condDirection  // IE 61: 0 ingress (or none), 1 egress
+	condSampleType // num: 0 a flow, 1 an event
 )
 
 // Options say what the map is for.
@@ -337,6 +339,10 @@ func (c *cond) holds(r *flow.Record) bool {
 		ok = uint64(r.NATEvent) == c.num
 	case condMPLSPWID:
 		ok = uint64(r.MPLSPWID) == c.num
+	case condDirection:
+		ok = (r.SamplingDirection == flow.DirectionEgress) == (c.num == 1)
+	case condSampleType:
+		ok = r.Event == (c.num == 1)
 	}
 	return ok != c.neg
 }
@@ -344,7 +350,7 @@ func (c *cond) holds(r *flow.Record) bool {
 // pending are keys of pmacct's map that flowdex does not match on yet.
 var pending = map[string]bool{
 	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true,
-	"sample_type": true, "direction": true, "cvlan": true, "is_multicast": true,
+	"cvlan": true, "is_multicast": true,
 	"is_bi_flow": true, "fwdstatus": true,
 	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
 	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
@@ -353,7 +359,7 @@ var pending = map[string]bool{
 // aliases are pmacct's other names of keys.
 var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}
 
-const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, filter"
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, direction, sample_type, filter"
 
 // parseRule parses the pairs of line n.
 func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
@@ -457,6 +463,27 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 			}
 			what := map[string]condKind{"src_as": condSrcAS, "dst_as": condDstAS, "nat_event": condNATEvent, "mpls_pw_id": condMPLSPWID}[canon]
 			r.conds = append(r.conds, cond{what: what, neg: neg, num: v})
+		case "direction":
+			if o.Capture || o.SFlow {
+				return nil, fail("direction: NetFlow's flowDirection (IE 61), which this input does not carry")
+			}
+			if plain != "0" && plain != "1" {
+				return nil, bad("0 (ingress) or 1 (egress), or -0, -1 for \"not\"")
+			}
+			r.conds = append(r.conds, cond{what: condDirection, neg: neg, num: uint64(plain[0] - '0')})
+		case "sample_type":
+			if o.Capture || o.SFlow {
+				return nil, fail("sample_type: NetFlow's flow and event records (sfacctd's ent:fmt sample types are not supported yet)")
+			}
+			var v uint64
+			switch plain {
+			case "flow":
+			case "event":
+				v = 1
+			default:
+				return nil, bad(`"flow" or "event", or -flow, -event for "not" (pmacct's flow-ipv4, flow-ipv6 and option are not supported yet)`)
+			}
+			r.conds = append(r.conds, cond{what: condSampleType, neg: neg, num: v})
 		case "src_mac", "dst_mac":
 			hw, err := net.ParseMAC(plain)
 			if err != nil || len(hw) != 6 {

@@ -301,7 +301,7 @@ func FuzzParse(f *testing.F) {
 // The AS, NAT event and pseudowire keys, negated too; refused where the
 // input has no such field.
 func TestMatchRecordKeys(t *testing.T) {
-	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\n"), Options{})
+	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\nset_tag=4 direction=1 sample_type=-event\nset_tag=5 sample_type=event\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +314,9 @@ func TestMatchRecordKeys(t *testing.T) {
 		{func(r *flow.Record) { r.NATEvent = 1 }, 2},
 		{func(r *flow.Record) { r.NATEvent = 2 }, 0},
 		{func(r *flow.Record) { r.MPLSPWID = 7 }, 3},
+		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionEgress }, 4},
+		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionEgress; r.Event = true }, 5},
+		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionIngress }, 0},
 	} {
 		r := rec("192.0.2.1", 1, "10.0.0.1")
 		tt.set(r)

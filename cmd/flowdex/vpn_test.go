@@ -60,9 +60,11 @@ func TestVPNPrimitivesMatchNfacctd(t *testing.T) {
 	if err := writeExportPcap(capture, vpnExport()); err != nil {
 		t.Fatal(err)
 	}
-	agg := []string{"peer_src_ip", "src_host", "mpls_vpn_rd", "mpls_pw_id", "sampling_direction"}
-	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture}, "",
-		fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), "", agg)
+	// the map's direction (IE 61) and sample_type keys too
+	mapFile := writeFile(t, dir, "pretag.map", "set_tag=1 direction=1\nset_tag=2 sample_type=-flow\nset_tag=3 sample_type=flow direction=-1\n")
+	agg := []string{"tag", "peer_src_ip", "src_host", "mpls_vpn_rd", "mpls_pw_id", "sampling_direction"}
+	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture, preTagMap: mapFile}, "",
+		fmt.Sprintf("type = \"netflow\"\nreplay = %q\npre_tag_map = %q", capture, mapFile), "", agg)
 	if len(want) < 20 {
 		t.Fatalf("nfacctd made %d records: the export tests too little", len(want))
 	}
@@ -70,13 +72,13 @@ func TestVPNPrimitivesMatchNfacctd(t *testing.T) {
 	seen := map[string]bool{}
 	for k := range got {
 		for _, v := range []string{`"0:65000:1"`, `"1:192.0.2.1:100"`, `"2:4200000000:7"`, `"unknown"`, `"0:0:0"`, `"vrfid:5"`, `"vrfid:6"`, `"vrfid:9"`,
-			`"sampling_direction":"i"`, `"sampling_direction":"e"`, `"sampling_direction":"u"`, `"mpls_pw_id":2`} {
+			`"sampling_direction":"i"`, `"sampling_direction":"e"`, `"sampling_direction":"u"`, `"mpls_pw_id":2`, `"tag":1}`, `"tag":3}`} {
 			if strings.Contains(k, v) {
 				seen[v] = true
 			}
 		}
 	}
-	if len(seen) != 12 {
+	if len(seen) != 14 {
 		t.Errorf("the export lacks some case: saw %v", seen)
 	}
 }
