@@ -109,6 +109,11 @@ type Record struct {
 	// without any counter; nfacctd writes no counters for aggregates of
 	// them)
 	Event bool
+	// NextHop is the IP next hop (NetFlow IE 15 or 62, v5's, sFlow's
+	// router next hop) and EngineType NetFlow v5's engine type: for
+	// pre_tag_map's nexthop and engine_type, no primitives
+	NextHop    netip.Addr
+	EngineType uint8
 	// Renorm, when not 0, is what renormalization multiplies the counters
 	// by instead of the sampling rate (sFlow: the sample pool's growth over
 	// the samples', as sfacctd's)

@@ -27,6 +27,8 @@
 //     warning (one whose rule is of the other address family ends the
 //     search for that family, as in pmacct);
 //   - set_label may hold ',' (as pmacct 1.7.8 allows; 1.7.7 refuses it);
+//   - nexthop does not match a record without a next hop (1.7.7 compares
+//     nothing and matches it);
 //   - return is refused (deprecated in pmacct, and 1.7.7 crashes when
 //     return=true meets jeq); keys of pmacct that flowdex does not match on
 //     yet are refused by name, not ignored.
@@ -124,6 +126,8 @@ const (
 	condMPLSPWID
 	condDirection  // IE 61: 0 ingress (or none), 1 egress
 	condSampleType // num: 0 a flow, 1 an event
+	condNextHop    // prefix: the address
+	condEngineType // NetFlow v5's; never another version's
 )
 
 // Options say what the map is for.
@@ -343,13 +347,20 @@ func (c *cond) holds(r *flow.Record) bool {
 		ok = (r.SamplingDirection == flow.DirectionEgress) == (c.num == 1)
 	case condSampleType:
 		ok = r.Event == (c.num == 1)
+	case condNextHop:
+		ok = r.NextHop.IsValid() && r.NextHop.Unmap() == c.prefix.Addr()
+	case condEngineType:
+		if r.ExportProtoVersion != 5 {
+			return false // as pmacct: no engine type, no match, negated or not
+		}
+		ok = uint64(r.EngineType) == c.num
 	}
 	return ok != c.neg
 }
 
 // pending are keys of pmacct's map that flowdex does not match on yet.
 var pending = map[string]bool{
-	"engine_type": true, "flowset_id": true, "nexthop": true, "bgp_nexthop": true,
+	"flowset_id": true, "bgp_nexthop": true,
 	"cvlan": true, "is_multicast": true,
 	"is_bi_flow": true, "fwdstatus": true,
 	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
@@ -359,7 +370,7 @@ var pending = map[string]bool{
 // aliases are pmacct's other names of keys.
 var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}
 
-const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, direction, sample_type, filter"
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, direction, sample_type, nexthop, engine_type, filter"
 
 // parseRule parses the pairs of line n.
 func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
@@ -484,6 +495,24 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 				return nil, bad(`"flow" or "event", or -flow, -event for "not" (pmacct's flow-ipv4, flow-ipv6 and option are not supported yet)`)
 			}
 			r.conds = append(r.conds, cond{what: condSampleType, neg: neg, num: v})
+		case "nexthop":
+			if o.Capture {
+				return nil, fail("nexthop: an exporter's, which a capture has not")
+			}
+			a, err := netip.ParseAddr(plain)
+			if err != nil {
+				return nil, bad("an address such as 192.0.2.1, or -address for \"not\"")
+			}
+			r.conds = append(r.conds, cond{what: condNextHop, neg: neg, prefix: netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())})
+		case "engine_type":
+			if o.Capture || o.SFlow {
+				return nil, fail("engine_type: NetFlow v5's, which this input does not carry")
+			}
+			v, err := strconv.ParseUint(plain, 10, 8)
+			if err != nil {
+				return nil, bad("a number from 0 to 255, or -number for \"not\"")
+			}
+			r.conds = append(r.conds, cond{what: condEngineType, neg: neg, num: v})
 		case "src_mac", "dst_mac":
 			hw, err := net.ParseMAC(plain)
 			if err != nil || len(hw) != 6 {

@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"set_tag = 2\n", `m:1:1: "set_tag": expected key=value, without blanks around '='`, Options{}},
 		{"\n\nset_tag=1 foo=bar\n", `m:3:11: unknown key "foo" (expected one of set_tag`, Options{}},
-		{"set_tag=1 nexthop=192.0.2.1\n", "m:1:11: nexthop: pmacct's key, which flowdex does not match on yet", Options{}},
+		{"set_tag=1 flowset_id=256\n", "m:1:11: flowset_id: pmacct's key, which flowdex does not match on yet", Options{}},
 		{"set_tag=-5\n", `m:1:9: set_tag="-5": expected a number from 0 to 18446744073709551615`, Options{}},
 		{"set_tag=x++\n", `m:1:9: set_tag="x++": expected a number from 0 to 18446744073709551615, or N++ for N, N+1... a record at a time`, Options{}},
 		{"set_tag=1 in=1 in=2\n", "m:1:16: in: twice in one rule", Options{}},
@@ -301,7 +301,7 @@ func FuzzParse(f *testing.F) {
 // The AS, NAT event and pseudowire keys, negated too; refused where the
 // input has no such field.
 func TestMatchRecordKeys(t *testing.T) {
-	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\nset_tag=4 direction=1 sample_type=-event\nset_tag=5 sample_type=event\n"), Options{})
+	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\nset_tag=4 direction=1 sample_type=-event\nset_tag=5 sample_type=event\nset_tag=6 nexthop=192.0.2.9\nset_tag=7 nexthop=2001:db8::9\nset_tag=8 engine_type=-3\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +317,15 @@ func TestMatchRecordKeys(t *testing.T) {
 		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionEgress }, 4},
 		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionEgress; r.Event = true }, 5},
 		{func(r *flow.Record) { r.SamplingDirection = flow.DirectionIngress }, 0},
+		// nexthop: the address of the record's family; none matches no rule
+		{func(r *flow.Record) { r.NextHop = netip.MustParseAddr("192.0.2.9") }, 6},
+		{func(r *flow.Record) { r.NextHop = netip.MustParseAddr("::ffff:192.0.2.9") }, 6},
+		{func(r *flow.Record) { r.NextHop = netip.MustParseAddr("2001:db8::9") }, 7},
+		{func(r *flow.Record) { r.NextHop = netip.MustParseAddr("192.0.2.10") }, 0},
+		// engine_type: v5's only, never another version's even negated
+		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 5, 1 }, 8},
+		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 5, 3 }, 0},
+		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 9, 1 }, 0},
 	} {
 		r := rec("192.0.2.1", 1, "10.0.0.1")
 		tt.set(r)
@@ -332,6 +341,10 @@ func TestMatchRecordKeys(t *testing.T) {
 		{"set_tag=1 src_as=1", Options{Capture: true}, "m:1:11: src_as: a capture's AS numbers come from a pipeline's networks_file, after the map (expected filter or in/out)"},
 		{"set_tag=1 nat_event=1", Options{SFlow: true}, "m:1:11: nat_event: NetFlow/IPFIX's, which this input does not carry"},
 		{"set_tag=1 nat_event=256", Options{}, `m:1:21: nat_event="256": expected a number, or -number for "not"`},
+		{"set_tag=1 nexthop=1", Options{}, `m:1:19: nexthop="1": expected an address such as 192.0.2.1, or -address for "not"`},
+		{"set_tag=1 nexthop=192.0.2.1", Options{Capture: true}, "m:1:11: nexthop: an exporter's, which a capture has not"},
+		{"set_tag=1 engine_type=1", Options{SFlow: true}, "m:1:11: engine_type: NetFlow v5's, which this input does not carry"},
+		{"set_tag=1 engine_type=256", Options{}, `m:1:23: engine_type="256": expected a number from 0 to 255, or -number for "not"`},
 	} {
 		if _, err := Parse("m", []byte(tt.line), tt.o); err == nil || err.Error() != tt.want {
 			t.Errorf("%s: %v, want %s", tt.line, err, tt.want)

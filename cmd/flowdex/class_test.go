@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -37,13 +36,7 @@ func classExport() []exportDatagram {
 // 1.7.7 on the same export: names, "unknown" for an unnamed id and for
 // 4-octet ids (but for a bug of nfacctd's), names cut to 31 octets.
 func TestClassMatchesNfacctd(t *testing.T) {
-	requireTools(t, "nfacctd")
-	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, classExport()); err != nil {
-		t.Fatal(err)
-	}
+	dir, capture := nfacctdExport(t, classExport())
 	agg := []string{"src_host", "class"}
 	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture}, "",
 		fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), "", agg)

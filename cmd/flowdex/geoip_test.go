@@ -41,13 +41,7 @@ func geoExport() []exportDatagram {
 // as geoipv2_file: the same countries, postal codes and coordinates, keyed
 // as nfacctd keys them (records of one country merge without src_host).
 func TestGeoIPMatchesNfacctd(t *testing.T) {
-	requireTools(t, "nfacctd")
-	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, geoExport()); err != nil {
-		t.Fatal(err)
-	}
+	dir, capture := nfacctdExport(t, geoExport())
 	db := filepath.Join(dir, "city.mmdb")
 	enrichtest.WriteCity(t, db, enrichtest.Geos)
 	input := fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture)

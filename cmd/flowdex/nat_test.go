@@ -64,13 +64,7 @@ func natExport() []exportDatagram {
 // events, event times, and documents without counters where nfacctd writes
 // none.
 func TestNATEventsMatchNfacctd(t *testing.T) {
-	requireTools(t, "nfacctd")
-	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, natExport()); err != nil {
-		t.Fatal(err)
-	}
+	dir, capture := nfacctdExport(t, natExport())
 	// the map's nat_event: nfacctd 1.7.7 matches IE 230 only (flowdex the
 	// nat_event primitive, from ASA's 40005 too): the NEL exporter's rules
 	mapFile := writeFile(t, dir, "pretag.map", "set_tag=5 ip=192.0.2.20 nat_event=2\nset_tag=6 ip=192.0.2.20 nat_event=-2 src_net=100.64.0.1/32\nset_tag=7 ip=192.0.2.21 nat_event=-9\n")

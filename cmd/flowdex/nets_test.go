@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +54,7 @@ const netsFile = `! nets of the golden
 // nfacctd_as and the networks_file keys), against nfacctd 1.7.7 on the
 // same export and file, one method at a time.
 func TestNetSourcesMatchNfacctd(t *testing.T) {
-	requireTools(t, "nfacctd")
-	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, netsExport()); err != nil {
-		t.Fatal(err)
-	}
+	dir, capture := nfacctdExport(t, netsExport())
 	file := writeFile(t, dir, "networks.lst", netsFile)
 	agg := []string{"src_host", "dst_host", "src_net", "dst_net", "src_mask", "dst_mask", "src_as", "dst_as", "peer_src_as", "peer_dst_as", "peer_dst_ip"}
 	for _, tt := range []struct {

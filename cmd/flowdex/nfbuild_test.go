@@ -3,6 +3,8 @@ package main
 import (
 	bin "encoding/binary"
 	"net/netip"
+	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -123,4 +125,40 @@ func (e *nfExporter) optionsTemplateSet(id uint16, scopes, options []nfField) []
 	b = bin.BigEndian.AppendUint16(b, uint16(len(scopes)+len(options)))
 	b = bin.BigEndian.AppendUint16(b, uint16(len(scopes)))
 	return nfSet(3, append(append(b, fields(scopes)...), fields(options)...))
+}
+
+// sendV5 appends a NetFlow v5 datagram of records (nfV5Rec) with the
+// header's engine type and id, exported at `at`.
+func (e *nfExporter) sendV5(at time.Time, engineType, engineID uint8, records ...[]byte) {
+	h := bin.BigEndian.AppendUint16(nil, 5)
+	h = bin.BigEndian.AppendUint16(h, uint16(len(records)))
+	h = bin.BigEndian.AppendUint32(h, 3_600_000) // an hour up
+	h = bin.BigEndian.AppendUint32(h, uint32(at.Unix()))
+	h = bin.BigEndian.AppendUint32(h, 0)
+	h = bin.BigEndian.AppendUint32(h, e.seq)
+	e.seq += uint32(len(records))
+	h = append(h, engineType, engineID, 0, 0)
+	e.out = append(e.out, exportDatagram{at: at, src: e.src, dst: netip.MustParseAddrPort("127.0.0.1:2055"), payload: append(h, nfRec(records...)...)})
+}
+
+// nfV5Rec is a v5 record of a UDP flow from src to dst through nextHop,
+// which ended a second before its datagram was sent.
+func nfV5Rec(src, dst, nextHop string, packets, bytes uint32) []byte {
+	r := nfRec(nfIP(src), nfIP(dst), nfIP(nextHop), nfU16(1), nfU16(2), nfU32(packets), nfU32(bytes),
+		nfU32(3_599_000), nfU32(3_599_000), nfU16(1024), nfU16(53))
+	return append(r, 0, 0, 17, 0, 0, 0, 0, 0, 24, 24, 0, 0) // pad, flags, proto, tos, AS, masks, pad
+}
+
+// nfacctdExport prepares a golden test against nfacctd on a generated
+// export: the tools it needs, a directory, and the export's pcap in it.
+func nfacctdExport(t *testing.T, ds []exportDatagram) (dir, capture string) {
+	t.Helper()
+	requireTools(t, "nfacctd")
+	requireFaketime(t)
+	dir = t.TempDir()
+	capture = filepath.Join(dir, "export.pcap")
+	if err := writeExportPcap(capture, ds); err != nil {
+		t.Fatal(err)
+	}
+	return dir, capture
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,13 +52,7 @@ func vpnExport() []exportDatagram {
 // primitives, 1.7.7 crashes writing mpls_pw_id (each purge's writer
 // segfaults, the file stays empty).
 func TestVPNPrimitivesMatchNfacctd(t *testing.T) {
-	requireTools(t, "nfacctd")
-	requireFaketime(t)
-	dir := t.TempDir()
-	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, vpnExport()); err != nil {
-		t.Fatal(err)
-	}
+	dir, capture := nfacctdExport(t, vpnExport())
 	// the map's direction (IE 61) and sample_type keys too
 	mapFile := writeFile(t, dir, "pretag.map", "set_tag=1 direction=1\nset_tag=2 sample_type=-flow\nset_tag=3 sample_type=flow direction=-1\n")
 	agg := []string{"tag", "peer_src_ip", "src_host", "mpls_vpn_rd", "mpls_pw_id", "sampling_direction"}

@@ -137,6 +137,7 @@ type plan struct {
 
 	exporter4, exporter6 int // peer_src_ip: IE 130, 131, with UseExporterAddress
 	appID                int // class: IE 95
+	nextHop4, nextHop6   int // IE 15, 62: Record.NextHop
 
 	start, end timeSpec
 
@@ -297,6 +298,7 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 
 	p.vrfIn, p.vrfOut, p.rd = idx(ieIngressVRFID), idx(ieEgressVRFID), idx(ieMPLSVPNRD)
 	p.appID = idx(ieApplicationID)
+	p.nextHop4, p.nextHop6 = idx(ieIPNextHopIPv4), idx(ieIPNextHopIPv6)
 	p.exporter4, p.exporter6 = -1, -1
 	if o.exporterAddress {
 		p.exporter4, p.exporter6 = idx(ieExporterIPv4), idx(ieExporterIPv6)
@@ -501,6 +503,15 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	}
 	if p.exporter4 >= 0 || p.exporter6 >= 0 {
 		p.exporterAddress(r, rv)
+	}
+	if p.nextHop4 >= 0 {
+		if b := rv.field(p.nextHop4); len(b) == 4 {
+			r.NextHop = netip.AddrFrom4([4]byte(b))
+		}
+	} else if p.nextHop6 >= 0 {
+		if b := rv.field(p.nextHop6); len(b) == 16 {
+			r.NextHop = netip.AddrFrom16([16]byte(b))
+		}
 	}
 	if vlan >= 0 {
 		if v, ok := uintBE(rv.field(vlan)); ok {

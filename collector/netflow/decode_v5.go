@@ -36,6 +36,7 @@ func (d *Decoder) decodeV5(st *state, e *exporterState, p []byte, received time.
 	base.TimestampExport = export
 	base.ExportProtoSeqno = binary.BigEndian.Uint32(p[16:])
 	base.ExportProtoSysID = uint32(p[21]) // engine id only, as nfacctd
+	base.EngineType = p[20]
 	base.ExportProtoVersion = versionV5
 	base.Flows = 1
 	if e.override != 0 {
@@ -54,8 +55,9 @@ func (d *Decoder) decodeV5(st *state, e *exporterState, p []byte, received time.
 		r := st.reset(false)
 		r.SrcIP = netip.AddrFrom4([4]byte(b[0:4]))
 		r.DstIP = netip.AddrFrom4([4]byte(b[4:8]))
+		r.NextHop = netip.AddrFrom4([4]byte(b[8:12]))
 		if d.cfg.UseIPNextHop {
-			r.PeerDstIP = netip.AddrFrom4([4]byte(b[8:12]))
+			r.PeerDstIP = r.NextHop
 		}
 		r.InIface = uint32(binary.BigEndian.Uint16(b[12:]))
 		r.OutIface = uint32(binary.BigEndian.Uint16(b[14:]))

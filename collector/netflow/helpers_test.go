@@ -220,8 +220,9 @@ func (ref *reference) decodeV5(dg datagram) ([]flow.Record, error) {
 		}
 		r.SrcIP = v4(uint32(v.SrcAddr))
 		r.DstIP = v4(uint32(v.DstAddr))
+		r.NextHop, r.EngineType = v4(uint32(v.NextHop)), p.EngineType
 		if cfg.UseIPNextHop {
-			r.PeerDstIP = v4(uint32(v.NextHop))
+			r.PeerDstIP = r.NextHop
 		}
 		r.InIface, r.OutIface = uint32(v.Input), uint32(v.Output)
 		r.Packets, r.Bytes = uint64(v.DPkts), uint64(v.DOctets)
@@ -378,6 +379,12 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 		} else if a, ok := m.addr(131, 16); ok && !a.IsUnspecified() {
 			r.PeerSrcIP = a
 		}
+	}
+	// the IP next hop, for pre_tag_map
+	if a, ok := m.addr(15, 4); ok {
+		r.NextHop = a
+	} else if a, ok := m.addr(62, 16); ok && !m.has(15) {
+		r.NextHop = a
 	}
 	// sampling_direction: a 1-octet IE 61
 	if d, ok := m[61]; ok && len(d) == 1 && d[0] <= 1 {

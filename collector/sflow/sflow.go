@@ -288,6 +288,7 @@ func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *packet.Pa
 	}
 	// peer_dst_ip: the BGP next hop, else the IP next hop
 	r.PeerDstIP = bgpNextHop
+	r.NextHop = nextHop
 	if !r.PeerDstIP.IsValid() {
 		r.PeerDstIP = nextHop
 	}
