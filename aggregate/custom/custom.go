@@ -12,9 +12,12 @@
 // Where flowdex differs from pmacct 1.7.7 (the README, "Custom primitives",
 // says the same and more): a line pmacct would log and skip refuses the
 // file, with file:line:column and what was expected; lengths that pmacct
-// takes but cannot write (a 3-byte u_int) are refused; packet_ptr (values
-// read at offsets of captured packets) is refused, flowdex reads NetFlow
-// v9/IPFIX elements only; a vlen value is kept up to flow.VarLenCap bytes.
+// takes but cannot write (a 3-byte u_int) are refused; a vlen value is kept
+// up to flow.VarLenCap bytes.
+//
+// packet_ptr (up to 8 a definition, field_type then optional) says where
+// captured packets hold the value: pmacctd's captures and sfacctd's sampled
+// headers read it there (collector/packet), NetFlow from field_type.
 package custom
 
 import (
@@ -75,11 +78,12 @@ const keys = "name, field_type, len, semantics"
 // parseRule parses the pairs of line n; at is the name's pair.
 func parseRule(n int, pairs []mapfile.Pair) (f flow.CustomField, at mapfile.Pair, _ error) {
 	seen := map[string]mapfile.Pair{}
+	ptrs := 0
 	for _, t := range pairs {
 		bad := func(expected string) error {
 			return mapfile.Errorf(n, t.ValueCol(), "%s=%q: expected %s", t.Key, t.Value, expected)
 		}
-		if _, ok := seen[t.Key]; ok {
+		if _, ok := seen[t.Key]; ok && t.Key != "packet_ptr" {
 			return f, at, mapfile.Errorf(n, t.Col, "%s: twice in one definition", t.Key)
 		}
 		seen[t.Key] = t
@@ -131,17 +135,85 @@ func parseRule(n int, pairs []mapfile.Pair) (f flow.CustomField, at mapfile.Pair
 			}
 			f.Semantics = s
 		case "packet_ptr":
-			return f, at, mapfile.Errorf(n, t.Col, "packet_ptr: pmacct's offsets in captured packets, which flowdex does not read yet (expected field_type, a NetFlow v9/IPFIX element)")
+			if ptrs == flow.MaxPointers {
+				return f, at, mapfile.Errorf(n, t.Col, "packet_ptr: more than the %d a definition has", flow.MaxPointers)
+			}
+			p, ok := parsePointer(t.Value)
+			if !ok {
+				return f, at, bad("LAYER[:PROTO][+OFFSET], LAYER one of packet, mac, vlan, mpls, l3, l4, payload, PROTO (l3: an ethertype such as 0x800; l4: an IP protocol such as 6) and OFFSET numbers")
+			}
+			f.Pointers[ptrs] = p
+			ptrs++
 		default:
 			return f, at, mapfile.Errorf(n, t.Col, "unknown key %q (expected one of %s)", t.Key, keys)
 		}
 	}
 	for _, k := range strings.Split(keys, ", ") {
-		if _, ok := seen[k]; !ok {
+		switch _, ok := seen[k]; {
+		case ok:
+		case k == "field_type" && ptrs == 0:
+			return f, at, mapfile.Errorf(n, 1, "no field_type or packet_ptr (a definition has name, len, semantics, and field_type, packet_ptr or both)")
+		case k != "field_type":
 			return f, at, mapfile.Errorf(n, 1, "no %s (a definition has each of %s)", k, keys)
 		}
 	}
 	return f, at, nil
+}
+
+// parsePointer reads pmacct's LAYER[:PROTO][+OFFSET] (":" and "+" in either
+// order); PROTO, an ethertype for l3 and an IP protocol for l4, is in hex
+// when it has an x, as pmacct reads it.
+func parsePointer(s string) (flow.PacketPointer, bool) {
+	var p flow.PacketPointer
+	end := strings.IndexAny(s, ":+")
+	if end < 0 {
+		end = len(s)
+	}
+	l, ok := flow.ParseLayer(s[:end])
+	if !ok {
+		return p, false
+	}
+	p.Layer = l
+	var proto, offset bool
+	for rest := s[end:]; rest != ""; {
+		sep := rest[0]
+		rest = rest[1:]
+		end := strings.IndexAny(rest, ":+")
+		if end < 0 {
+			end = len(rest)
+		}
+		v := rest[:end]
+		rest = rest[end:]
+		switch {
+		case sep == ':' && !proto && (l == flow.LayerL3 || l == flow.LayerL4):
+			proto = true
+			base, digits, bits := 10, v, 16
+			if i := strings.IndexByte(v, 'x'); i >= 0 {
+				base, digits = 16, v[i+1:]
+				if v[:i] != "0" {
+					return p, false
+				}
+			}
+			if l == flow.LayerL4 {
+				bits = 8
+			}
+			n, err := strconv.ParseUint(digits, base, bits)
+			if err != nil {
+				return p, false
+			}
+			p.Proto = uint16(n)
+		case sep == '+' && !offset:
+			offset = true
+			n, err := strconv.ParseUint(v, 10, 16)
+			if err != nil {
+				return p, false
+			}
+			p.Offset = uint16(n)
+		default:
+			return p, false
+		}
+	}
+	return p, true
 }
 
 func validName(s string) bool {

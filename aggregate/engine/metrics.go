@@ -41,6 +41,7 @@ var (
 	mInputRecords    = desc("input_records_total", "Flow records the input decoded (NetFlow/IPFIX records, sFlow samples, captured packets).", "input")
 	mTemplates       = desc("input_netflow_templates_total", "NetFlow v9/IPFIX template events: added, refreshed, refused (unusable), withdrawn, loaded, over_limit (the exporter has 4096), over_bytes (past templates_max_bytes or templates_max_bytes_per_exporter).", "input", "event")
 	mSamplersRefused = desc("input_netflow_sampling_rates_refused_total", "Sampling rates of new sampler ids refused: the exporter has max_samplers, or the template store is at its byte bounds.", "input")
+	mPacketCustom    = desc("input_packet_custom_fields_total", "Values of custom primitives read from packets (packet_ptr: captures, sFlow's sampled headers) not kept as they came: cut (of variable length, longer than the 48 bytes flowdex keeps).", "input", "reason")
 	mCustomFields    = desc("input_netflow_custom_fields_total", "Fields of custom primitives (aggregate_primitives) not read as they came: short (of another length than the primitive's len: left out of the record, the record kept), cut (of variable length, longer than the 48 bytes flowdex keeps: cut).", "input", "reason")
 	mStoreBytes      = desc("input_netflow_template_store_bytes", "Estimated memory of the NetFlow templates and sampling rates kept, bounded by templates_max_bytes.", "input")
 	mUntracked       = desc("input_untracked_exporter_datagrams_total", "Datagrams from exporters past the input's exporter table (4096 per input): their templates are not kept, they are counted as exporter \"other\".", "input")
@@ -100,7 +101,7 @@ var (
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
 	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
-		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
+		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mPacketCustom, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mPipeFull, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
 		mOutLatency, mOutHealthy, mOutBadAddrs, mOutDiscover, mOutNodes, mRetention, mHTTPRefused, mEnrichLookups, mEnrichBad, mEnrichErrors, mEnrichReloads,
@@ -243,6 +244,7 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mCapDropped, st.InterfaceDrops, name, "interface")
 		counter(mCapNotIP, st.NotIP, name)
 		counter(mCapOrphans, st.FragmentsOrphaned, name)
+		counter(mPacketCustom, st.CustomCut, name, "cut")
 		return
 	}
 	if _, ok := fi.cfg.(*config.PcapInput); ok {
@@ -278,7 +280,9 @@ func (m metrics) collectInput(fi *flowInput, counter func(*prometheus.Desc, uint
 		counter(mUntracked, st.ExportersOverLimit, name)
 		counter(mEvicted, st.ExportersEvicted, name)
 	case fi.sflow != nil:
-		counter(mInputRecords, fi.sflow.Stats().Records, name)
+		st := fi.sflow.Stats()
+		counter(mInputRecords, st.Records, name)
+		counter(mPacketCustom, st.CustomCut, name, "cut")
 	}
 	fi.exporters.Each(func(e *exporter.Entry) {
 		label := entryOf(e)

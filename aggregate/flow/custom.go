@@ -58,10 +58,64 @@ func ParseSemantics(s string) (Semantics, bool) {
 type CustomField struct {
 	Name      string // its aggregate name and JSON key
 	PEN       uint32 // the element's private enterprise number; 0: IANA's
-	IE        uint16 // the element's number
+	IE        uint16 // the element's number; 0: none (Pointers only)
 	Len       int    // bytes, or VarLen
 	Semantics Semantics
+	// Pointers are where captured packets (pmacctd's, sFlow's sampled
+	// headers) hold the value, tried in order, the last that fits winning:
+	// pmacct's packet_ptr; those after the first of Layer 0 are unused
+	Pointers [MaxPointers]PacketPointer
 }
+
+// MaxPointers is how many packet pointers a definition has at most, as
+// pmacct's.
+const MaxPointers = 8
+
+// PacketPointer is a place in a captured packet: a layer's first byte, of a
+// protocol or any, and an offset from it.
+type PacketPointer struct {
+	Layer  Layer
+	Proto  uint16 // LayerL3: the ethertype; LayerL4: the IP protocol; 0: any
+	Offset uint16
+}
+
+// Layer is a layer of a captured packet, as pmacct's packet pointers name it.
+type Layer uint8
+
+const (
+	LayerPacket  Layer = iota + 1 // the first captured byte
+	LayerMAC                      // the Ethernet header
+	LayerVLAN                     // the first 802.1Q tag's TCI
+	LayerMPLS                     // the first MPLS label stack entry
+	LayerL3                       // the IPv4 or IPv6 header
+	LayerL4                       // what follows the IP header and IPv6's extension headers
+	LayerPayload                  // what follows the TCP or UDP header
+	NumLayers    = LayerPayload
+)
+
+// layerNames are pmacct's names of the layers.
+var layerNames = [...]string{LayerPacket: "packet", LayerMAC: "mac", LayerVLAN: "vlan", LayerMPLS: "mpls", LayerL3: "l3", LayerL4: "l4", LayerPayload: "payload"}
+
+// ParseLayer reads pmacct's name of a layer.
+func ParseLayer(s string) (Layer, bool) {
+	for l, n := range layerNames {
+		if n != "" && n == s {
+			return Layer(l), true
+		}
+	}
+	return 0, false
+}
+
+// String returns pmacct's name of the layer.
+func (l Layer) String() string {
+	if int(l) < len(layerNames) && layerNames[l] != "" {
+		return layerNames[l]
+	}
+	return fmt.Sprintf("layer(%d)", uint8(l))
+}
+
+// HasPointers reports whether the primitive is read from captured packets.
+func (c *CustomField) HasPointers() bool { return c.Pointers[0].Layer != 0 }
 
 // Cap returns how many bytes of the primitive's value a record keeps.
 func (c *CustomField) Cap() int {
@@ -79,6 +133,9 @@ var customKinds = [...]Kind{SemUint: KindDecimal, SemHex: KindHex, SemIP: KindIP
 func CheckCustom(c CustomField) error {
 	if c.Name == "" {
 		return fmt.Errorf("a custom primitive without a name")
+	}
+	if c.IE == 0 && !c.HasPointers() {
+		return fmt.Errorf("%s: neither an element (field_type) nor a place in packets (packet_ptr)", c.Name)
 	}
 	if p, ok := byName[c.Name]; ok && !p.isCustom() || sumNames[c.Name] != 0 || c.Name == "none" || c.Name == "tcp_flags" {
 		return fmt.Errorf("%s: the name of one of pmacct's primitives", c.Name)
@@ -163,15 +220,21 @@ func DefineCustom(fs []CustomField) error {
 			// pmacct's CSV header of a custom primitive is its name
 			Name: c.Name, JSON: c.Name, CSV: c.Name,
 			Kind: customKinds[c.Semantics], FreeText: c.Semantics == SemStr,
-			Field: "Custom", NetFlow: IEs{Any: []uint16{c.IE}}, Custom: &c, slot: slot,
+			Field: "Custom", Custom: &c, slot: slot,
+		}
+		if c.IE != 0 {
+			rows[i].NetFlow = IEs{Any: []uint16{c.IE}}
 		}
 	}
 	defined = slices.Clone(fs)
 	for i := range MaxCustom {
-		p := Custom0 + Primitive(i)
-		if old := table[p].Name; old != "" {
+		// every old name first: a name may move to another row
+		if old := table[Custom0+Primitive(i)].Name; old != "" {
 			delete(byName, old)
 		}
+	}
+	for i := range MaxCustom {
+		p := Custom0 + Primitive(i)
 		table[p] = rows[i]
 		writers[p] = writerOf(p)
 		if rows[i].Name != "" {

@@ -103,7 +103,7 @@ func TestDefineCustomErrors(t *testing.T) {
 	for i := range long {
 		long[i] = CustomField{Name: "c" + strings.Repeat("x", i), IE: 1, Len: 1, Semantics: SemUint}
 	}
-	big := []CustomField{{Name: "a", Len: VarLen, Semantics: SemStr}, {Name: "b", Len: VarLen, Semantics: SemStr}, {Name: "c", Len: 40, Semantics: SemRaw}}
+	big := []CustomField{{Name: "a", IE: 1, Len: VarLen, Semantics: SemStr}, {Name: "b", IE: 2, Len: VarLen, Semantics: SemStr}, {Name: "c", IE: 3, Len: 40, Semantics: SemRaw}}
 	for _, tt := range []struct {
 		fs   []CustomField
 		want string
@@ -111,6 +111,7 @@ func TestDefineCustomErrors(t *testing.T) {
 		{[]CustomField{{IE: 8, Len: 4, Semantics: SemIP}}, "a custom primitive without a name"},
 		{[]CustomField{{Name: "src_host", IE: 8, Len: 4, Semantics: SemIP}}, "src_host: the name of one of pmacct's primitives"},
 		{[]CustomField{{Name: "sum_host", IE: 8, Len: 4, Semantics: SemIP}}, "sum_host: the name of one of pmacct's primitives"},
+		{[]CustomField{{Name: "x", Len: 4, Semantics: SemIP}}, "x: neither an element (field_type) nor a place in packets (packet_ptr)"},
 		{[]CustomField{{Name: "x", IE: 8, Len: 3, Semantics: SemUint}}, "x: an integer of 1, 2, 4 or 8 bytes, not 3"},
 		{[]CustomField{{Name: "x", IE: 8, Len: VarLen, Semantics: SemHex}}, "x: an integer of 1, 2, 4 or 8 bytes, not vlen"},
 		{[]CustomField{{Name: "x", IE: 8, Len: 6, Semantics: SemIP}}, "x: an address of 4 (IPv4) or 16 bytes (IPv6), not 6"},
@@ -134,5 +135,11 @@ func TestDefineCustomErrors(t *testing.T) {
 	}
 	if _, err := ParseAggregate([]string{"other"}); err != nil {
 		t.Error(err)
+	}
+	// a name moving to an earlier row stays a primitive
+	defineCustom(t, []CustomField{{Name: "a", IE: 1, Len: 1, Semantics: SemUint}, {Name: "b", IE: 2, Len: 1, Semantics: SemUint}})
+	defineCustom(t, []CustomField{{Name: "b", IE: 2, Len: 1, Semantics: SemUint}})
+	if _, err := ParseAggregate([]string{"b"}); err != nil {
+		t.Errorf("b moved from the second row to the first: %v", err)
 	}
 }

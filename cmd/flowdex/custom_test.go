@@ -56,6 +56,17 @@ func customExport() []exportDatagram {
 	return append(v9.out, ipfix.out...)
 }
 
+// primitiveNames are the names an aggregate_primitives file defines.
+func primitiveNames(file string) []string {
+	var names []string
+	for _, line := range strings.Split(file, "\n") {
+		if name, ok := strings.CutPrefix(line, "name="); ok {
+			names = append(names, strings.Fields(name)[0])
+		}
+	}
+	return names
+}
+
 // customGolden makes what a golden of customExport needs: nfacctd, the
 // export's capture and customPrimitives, in dir.
 func customGolden(t *testing.T) (dir, capture, primitives string) {
@@ -74,12 +85,7 @@ func customGolden(t *testing.T) (dir, capture, primitives string) {
 // the same file on the same export: the same records, values and sums.
 func TestCustomPrimitivesMatchNfacctd(t *testing.T) {
 	dir, capture, primitives := customGolden(t)
-	agg := []string{"peer_src_ip", "src_host", "src_port"}
-	for _, line := range strings.Split(customPrimitives, "\n") {
-		if name, ok := strings.CutPrefix(line, "name="); ok {
-			agg = append(agg, strings.Fields(name)[0])
-		}
-	}
+	agg := append([]string{"peer_src_ip", "src_host", "src_port"}, primitiveNames(customPrimitives)...)
 	want, got := goldenRun(t, dir, pmacctRun{daemon: "nfacctd", savefile: capture, primitives: primitives},
 		fmt.Sprintf("aggregate_primitives = %q", primitives), fmt.Sprintf("type = \"netflow\"\nreplay = %q", capture), "", agg)
 	if len(want) < 12 {

@@ -108,10 +108,15 @@ nfprobe_direction[out]: out
 nfprobe_ifindex[in]: 11
 nfprobe_ifindex[out]: 22
 `, version) + engines + probeDirections
-	return pmacctd("nfprobe_receiver", conf, sampling)
+	return pmacctd(exportTraffic, "nfprobe_receiver", conf, sampling)
 }
 
 func sfprobe(sampling int) func(string, int) (*exec.Cmd, error) {
+	return sfprobeOn(exportTraffic, sampling)
+}
+
+// sfprobeOn is sfprobe on the trace traffic.
+func sfprobeOn(traffic string, sampling int) func(string, int) (*exec.Cmd, error) {
 	conf := `plugins: sfprobe[in], sfprobe[out]
 sfprobe_agentip: 192.0.2.254
 sfprobe_agentsubid[in]: 1
@@ -121,16 +126,16 @@ sfprobe_direction[out]: out
 sfprobe_ifindex[in]: 11
 sfprobe_ifindex[out]: 22
 ` + probeDirections
-	return pmacctd("sfprobe_receiver", conf, sampling)
+	return pmacctd(traffic, "sfprobe_receiver", conf, sampling)
 }
 
-// pmacctd runs pmacctd on the traffic pcap with probe plugins; sampling, when
+// pmacctd runs pmacctd on the trace traffic with probe plugins; sampling, when
 // set, is pmacctd_ext_sampling_rate: the probes export that rate (sampler
 // options, sFlow sampling rate) for every packet, which keeps the export
 // deterministic, unlike pmacct's own random sampling_rate.
-func pmacctd(receiverKey, conf string, sampling int) func(string, int) (*exec.Cmd, error) {
+func pmacctd(traffic, receiverKey, conf string, sampling int) func(string, int) (*exec.Cmd, error) {
 	return func(dir string, port int) (*exec.Cmd, error) {
-		abs, err := filepath.Abs(exportTraffic)
+		abs, err := filepath.Abs(traffic)
 		if err != nil {
 			return nil, err
 		}

@@ -215,6 +215,9 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	for prim := range flow.Primitives() {
 		slot := prim.Slot()
 		if c := prim.Info().Custom; c != nil {
+			if c.IE == 0 {
+				continue // packet pointers only: captures' (nfacctd's from sampled frames, IE 104/315, not yet)
+			}
 			i, ok := last[c.IE]
 			if c.PEN != 0 {
 				i, ok = lastPEN[penIE{c.PEN, c.IE}]

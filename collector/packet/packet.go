@@ -62,6 +62,14 @@ type Parser struct {
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
 	inner   *Parser // the frame inside a VXLAN tunnel, made on first use
+
+	// the last frame parsed and where its layers start, for packet
+	// pointers (pointers.go), when track is set: offset+1, 0 for none; l3
+	// and l4's protocols
+	track            bool
+	frame            []byte
+	layers           [flow.NumLayers + 1]int32
+	l3Proto, l4Proto uint16
 }
 
 // ip6Fragment reads the IPv6 fragment header (gopacket's skipper drops its
@@ -117,6 +125,21 @@ func NewParser() *Parser {
 // primitives of a VXLAN frame. VLAN and priority are reported in Info for the
 // caller to apply with its own rules. A frame cut short keeps what was read.
 func (p *Parser) Parse(r *flow.Record, first gopacket.LayerType, data []byte) Info {
+	if p.track {
+		p.frame, p.layers = data, [flow.NumLayers + 1]int32{flow.LayerPacket: 1}
+	}
+	return p.parse(r, first, data)
+}
+
+// at notes that layer l starts at b's first byte, unless it was seen before
+// (the outer of two headers counts).
+func (p *Parser) at(l flow.Layer, b []byte) {
+	if p.track && p.layers[l] == 0 {
+		p.layers[l] = int32(cap(p.frame)-cap(b)) + 1
+	}
+}
+
+func (p *Parser) parse(r *flow.Record, first gopacket.LayerType, data []byte) Info {
 	var info Info
 	dlp := p.parsers[first]
 	switch first {
@@ -131,10 +154,12 @@ func (p *Parser) Parse(r *flow.Record, first gopacket.LayerType, data []byte) In
 	}
 	err := dlp.DecodeLayers(data, &p.decoded)
 	sawL4 := false
+	l6 := false          // this walk's IPv6 header is the frame's l3
 	var l2Payload []byte // what follows the link layer and its tags
 	for _, lt := range p.decoded {
 		switch lt {
 		case layers.LayerTypeEthernet:
+			p.at(flow.LayerMAC, p.eth.Contents)
 			copy(r.SrcMAC[:], p.eth.SrcMAC)
 			copy(r.DstMAC[:], p.eth.DstMAC)
 			r.EType = uint16(p.eth.EthernetType)
@@ -158,6 +183,7 @@ func (p *Parser) Parse(r *flow.Record, first gopacket.LayerType, data []byte) In
 			// every tag of a QinQ frame
 			r.EType = uint16(p.dot1q.Type)
 			l2Payload = p.dot1q.Payload
+			p.at(flow.LayerVLAN, p.dot1q.Contents)
 			if !info.Tagged {
 				info.Tagged = true
 				l2 := 14 // Ethernet
@@ -175,11 +201,22 @@ func (p *Parser) Parse(r *flow.Record, first gopacket.LayerType, data []byte) In
 			r.TOS = p.ip4.TOS
 			r.Proto = uint8(p.ip4.Protocol)
 			info.IPLength = uint64(p.ip4.Length)
+			l3 := p.track && p.layers[flow.LayerL3] == 0
+			if l3 {
+				p.at(flow.LayerL3, p.ip4.Contents)
+				p.l3Proto, p.l4Proto = 0x0800, uint16(p.ip4.Protocol)
+			}
+			if p.ip4.FragOffset == 0 && l3 {
+				p.at(flow.LayerL4, p.ip4.Payload)
+			}
 			if p.ip4.Flags&layers.IPv4MoreFragments != 0 || p.ip4.FragOffset != 0 {
 				// gopacket stops at a fragment: a first one's ports are read here
 				info.Fragment, info.FragFirst, info.FragID = true, p.ip4.FragOffset == 0, uint32(p.ip4.Id)
 				if info.FragFirst {
 					sawL4 = transportHeader(r, p.ip4.Payload)
+					if n := payloadStart(r.Proto, p.ip4.Payload); sawL4 && n > 0 && l3 {
+						p.at(flow.LayerPayload, p.ip4.Payload[n:])
+					}
 				}
 			}
 		case layers.LayerTypeIPv6:
@@ -191,19 +228,39 @@ func (p *Parser) Parse(r *flow.Record, first gopacket.LayerType, data []byte) In
 				r.Proto = uint8(p.ip6.HopByHop.NextHeader)
 			}
 			info.IPLength = uint64(p.ip6.Length) + 40
+			if p.track && p.layers[flow.LayerL3] == 0 {
+				p.at(flow.LayerL3, p.ip6.Contents)
+				p.at(flow.LayerL4, p.ip6.Payload) // past a hop-by-hop header, which gopacket reads with this one
+				p.l3Proto, p.l4Proto = 0x86dd, uint16(r.Proto)
+				l6 = true
+			}
 		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing,
 			layers.LayerTypeIPv6Destination, layers.LayerTypeIPSecAH:
 			r.Proto = uint8(p.ip6ext.NextHeader)
+			if l6 {
+				p.layers[flow.LayerL4] = 0
+				p.at(flow.LayerL4, p.ip6ext.Payload)
+				p.l4Proto = uint16(r.Proto)
+			}
 		case layers.LayerTypeIPv6Fragment:
 			r.Proto = uint8(p.frag6.next)
 			info.Fragment, info.FragFirst, info.FragID = true, p.frag6.offset == 0, p.frag6.id
+			if l6 {
+				p.layers[flow.LayerL4] = 0
+				if p.frag6.offset == 0 {
+					p.at(flow.LayerL4, p.frag6.Payload)
+				}
+				p.l4Proto = uint16(r.Proto)
+			}
 		case layers.LayerTypeTCP:
 			r.SrcPort, r.DstPort = uint16(p.tcp.SrcPort), uint16(p.tcp.DstPort)
 			r.TCPFlags = tcpFlags(&p.tcp)
 			sawL4 = true
+			p.at(flow.LayerPayload, p.tcp.Payload)
 		case layers.LayerTypeUDP:
 			r.SrcPort, r.DstPort = uint16(p.udp.SrcPort), uint16(p.udp.DstPort)
 			sawL4 = true
+			p.at(flow.LayerPayload, p.udp.Payload)
 			if r.DstPort == vxlanPort {
 				p.vxlan(r, p.udp.Payload)
 			}
@@ -241,6 +298,7 @@ func transportHeader(r *flow.Record, b []byte) bool {
 // under it, as pmacctd: the ethertype becomes the IP one; the stack's top,
 // bottom and depth are primitives.
 func (p *Parser) mpls(r *flow.Record, outer Info, b []byte) Info {
+	stack := b
 	depth := 0
 	var label uint32
 	for len(b) >= 4 {
@@ -258,6 +316,7 @@ func (p *Parser) mpls(r *flow.Record, outer Info, b []byte) Info {
 		outer.Result = Truncated
 		return outer
 	}
+	p.at(flow.LayerMPLS, stack)
 	r.MPLSLabelBottom, r.MPLSStackDepth = label>>12, uint8(min(depth, 255))
 	if len(b) == 0 {
 		outer.Result = Truncated
@@ -272,7 +331,7 @@ func (p *Parser) mpls(r *flow.Record, outer Info, b []byte) Info {
 	default:
 		return outer // not IP under the stack
 	}
-	inner := p.Parse(r, first, b)
+	inner := p.parse(r, first, b)
 	inner.Tagged, inner.VLAN, inner.Priority = outer.Tagged, outer.VLAN, outer.Priority
 	return inner
 }
@@ -322,4 +381,18 @@ func tcpFlags(t *layers.TCP) uint8 {
 		}
 	}
 	return f
+}
+
+// payloadStart is where a first fragment's TCP or UDP payload starts; 0 when
+// the header is cut.
+func payloadStart(proto uint8, b []byte) int {
+	switch {
+	case proto == 6 && len(b) > 12:
+		if n := int(b[12]>>4) * 4; n >= 20 && n <= len(b) {
+			return n
+		}
+	case proto == 17 && len(b) >= 8:
+		return 8
+	}
+	return 0
 }

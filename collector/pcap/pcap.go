@@ -88,18 +88,23 @@ type Stats struct {
 	// first never came (packets, bytes), fragments accounted alone because
 	// the fragment table was full.
 	FragmentsHeld, FragmentsOrphaned, FragmentBytesOrphaned, FragmentsUntracked uint64
+	// CustomCut counts custom primitives' values (packet_ptr, len=vlen)
+	// longer than a record keeps: cut.
+	CustomCut uint64
 }
 
 // Capture reads packets into records.
 type Capture struct {
-	cfg    Configuration
-	logger *slog.Logger
-	handle *pcap.Handle
-	first  gopacket.LayerType
-	parser *packet.Parser
-	frags  *fragments // nil without Fragments
+	cfg      Configuration
+	logger   *slog.Logger
+	handle   *pcap.Handle
+	first    gopacket.LayerType
+	parser   *packet.Parser
+	pointers *packet.Pointers // custom primitives read from packets; nil: none
+	frags    *fragments       // nil without Fragments
 
 	packets, records, notIP, truncated atomic.Uint64
+	customCut                          atomic.Uint64
 	received, kernelDrops, ifDrops     atomic.Uint64
 }
 
@@ -111,7 +116,8 @@ func Open(cfg Configuration, logger *slog.Logger) (*Capture, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pcap: %w", err)
 	}
-	c := &Capture{cfg: cfg, logger: logger, parser: packet.NewParser()}
+	c := &Capture{cfg: cfg, logger: logger, parser: packet.NewParser(), pointers: packet.NewPointers()}
+	c.pointers.Track(c.parser)
 	if cfg.Fragments {
 		c.frags = newFragments(cfg.ExtSamplingRate == 0)
 	}
@@ -239,6 +245,9 @@ func (c *Capture) record(r *flow.Record, data []byte, ci gopacket.CaptureInfo) b
 	if info.Result == packet.Truncated {
 		c.truncated.Add(1)
 	}
+	if cut := c.pointers.Fill(r, c.parser); cut > 0 {
+		c.customCut.Add(uint64(cut))
+	}
 	if !r.SrcIP.IsValid() {
 		c.notIP.Add(1)
 		return false
@@ -270,7 +279,7 @@ func (c *Capture) updateStats() {
 
 // Stats returns the counters.
 func (c *Capture) Stats() Stats {
-	st := Stats{Packets: c.packets.Load(), Records: c.records.Load(), NotIP: c.notIP.Load(), Truncated: c.truncated.Load(),
+	st := Stats{Packets: c.packets.Load(), Records: c.records.Load(), NotIP: c.notIP.Load(), Truncated: c.truncated.Load(), CustomCut: c.customCut.Load(),
 		Received: c.received.Load(), KernelDrops: c.kernelDrops.Load(), InterfaceDrops: c.ifDrops.Load()}
 	if f := c.frags; f != nil {
 		st.FragmentsHeld, st.FragmentsOrphaned = f.held.Load(), f.orphanPackets.Load()

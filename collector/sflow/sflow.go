@@ -46,6 +46,7 @@ type Stats struct {
 	Records         uint64 // records emitted, one per flow sample
 	HeaderTruncated uint64 // sampled headers cut before L4 (the record keeps what was read)
 	HeaderUnknown   uint64 // sampled headers of a protocol other than Ethernet, IPv4, IPv6
+	CustomCut       uint64 // custom primitives' values read from sampled headers, longer than a record keeps: cut
 }
 
 // Decoder decodes sFlow v5 datagrams. It is safe for concurrent use.
@@ -55,7 +56,8 @@ type Decoder struct {
 	parsers sync.Pool // *packet.Parser
 
 	datagrams, malformed, flowSamples, counterSamples, dropSamples atomic.Uint64
-	records, headerTruncated, headerUnknown                        atomic.Uint64
+	records, headerTruncated, headerUnknown, customCut             atomic.Uint64
+	pointers                                                       *packet.Pointers // custom primitives read from sampled headers; nil: none
 
 	poolsMu sync.Mutex
 	pools   map[poolKey]poolState // the last sample of each data source
@@ -110,8 +112,12 @@ func New(cfg Configuration, logger *slog.Logger) (*Decoder, error) {
 	if err := cfg.Sampling.Validate(); err != nil {
 		return nil, fmt.Errorf("sflow: %w", err)
 	}
-	d := &Decoder{cfg: cfg, logger: logger}
-	d.parsers.New = func() any { return packet.NewParser() }
+	d := &Decoder{cfg: cfg, logger: logger, pointers: packet.NewPointers()}
+	d.parsers.New = func() any {
+		p := packet.NewParser()
+		d.pointers.Track(p)
+		return p
+	}
 	return d, nil
 }
 
@@ -120,7 +126,7 @@ func (d *Decoder) Stats() Stats {
 	return Stats{
 		Datagrams: d.datagrams.Load(), Malformed: d.malformed.Load(), FlowSamples: d.flowSamples.Load(),
 		CounterSamples: d.counterSamples.Load(), DropSamples: d.dropSamples.Load(), Records: d.records.Load(),
-		HeaderTruncated: d.headerTruncated.Load(), HeaderUnknown: d.headerUnknown.Load(),
+		HeaderTruncated: d.headerTruncated.Load(), HeaderUnknown: d.headerUnknown.Load(), CustomCut: d.customCut.Load(),
 	}
 }
 
@@ -228,6 +234,9 @@ func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *packet.Pa
 		case sflow.SampledHeader:
 			r.Bytes = uint64(v.FrameLength)
 			info := hp.Parse(r, headerLayer(v.Protocol), v.HeaderData)
+			if cut := d.pointers.Fill(r, hp); cut > 0 {
+				d.customCut.Add(uint64(cut))
+			}
 			switch info.Result {
 			case packet.Truncated:
 				d.headerTruncated.Add(1)
