@@ -143,10 +143,12 @@ func TestTableConsistent(t *testing.T) {
 	jsonKey := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	csvHeader := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 	names, keys, headers, fields := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-	fields["Custom"] = true                              // the custom primitives' rows, empty until DefineCustom (custom_test.go)
-	fields["Event"] = true                               // no primitive: whether nfacctd writes the counters
-	fields["Renorm"] = true                              // no primitive: renormalization's multiplier
-	fields["NextHop"], fields["EngineType"] = true, true // pre_tag_map's keys
+	fields["Custom"] = true // the custom primitives' rows, empty until DefineCustom (custom_test.go)
+	fields["Event"] = true  // no primitive: whether nfacctd writes the counters
+	fields["Renorm"] = true // no primitive: renormalization's multiplier
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[MapFields]()) {
+		fields[f.Name] = true // pre_tag_map's keys
+	}
 	for p := range Primitives() {
 		in := p.Info()
 		if p.isCustom() {

@@ -109,11 +109,7 @@ type Record struct {
 	// without any counter; nfacctd writes no counters for aggregates of
 	// them)
 	Event bool
-	// NextHop is the IP next hop (NetFlow IE 15 or 62, v5's, sFlow's
-	// router next hop) and EngineType NetFlow v5's engine type: for
-	// pre_tag_map's nexthop and engine_type, no primitives
-	NextHop    netip.Addr
-	EngineType uint8
+	MapFields
 	// Renorm, when not 0, is what renormalization multiplies the counters
 	// by instead of the sampling rate (sFlow: the sample pool's growth over
 	// the samples', as sfacctd's)
@@ -122,3 +118,19 @@ type Record struct {
 	Bytes   uint64 // NetFlow/IPFIX: the exporter's octets; sFlow: sampled frame length; pcap: IP length
 	Flows   uint64 // NetFlow/IPFIX: IE 3 when present, else 1; sFlow and pcap: 0
 }
+
+// MapFields are what only pre_tag_map's keys read, no primitive.
+type MapFields struct {
+	NextHop    netip.Addr // the IP next hop: NetFlow IE 15 or 62, v5's, sFlow's router next hop
+	CVLAN      uint16     // IE 245, the customer VLAN
+	FlowsetID  uint16     // the template of a NetFlow v9/IPFIX record
+	EngineType uint8      // NetFlow v5's
+	FwdStatus  uint8      // IE 89 of one octet, with MapFwdStatus
+	MapFlags   uint8      // MapFwdStatus, MapBiFlow
+}
+
+// MapFlags' bits.
+const (
+	MapFwdStatus = 1 << iota // FwdStatus is the record's
+	MapBiFlow                // the record's template has IE 231 and 232 (initiator and responder octets)
+)

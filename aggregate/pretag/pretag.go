@@ -128,6 +128,11 @@ const (
 	condSampleType // num: 0 a flow, 1 an event
 	condNextHop    // prefix: the address
 	condEngineType // NetFlow v5's; never another version's
+	condCVLAN
+	condMulticast // num 1: the destination MAC's group bit is set
+	condBiFlow    // num 1: the template has both bi-flow counters
+	condFwdStatus // never without a one-octet status; a class (0, 64, 128, 192) matches its statuses
+	condFlowsetID // never but for a v9/IPFIX record
 )
 
 // Options say what the map is for.
@@ -354,15 +359,33 @@ func (c *cond) holds(r *flow.Record) bool {
 			return false // as pmacct: no engine type, no match, negated or not
 		}
 		ok = uint64(r.EngineType) == c.num
+	case condCVLAN:
+		ok = uint64(r.CVLAN) == c.num
+	case condMulticast:
+		ok = r.DstMAC[0]&1 == uint8(c.num)
+	case condBiFlow:
+		ok = (r.MapFlags&flow.MapBiFlow != 0) == (c.num == 1)
+	case condFwdStatus:
+		if r.MapFlags&flow.MapFwdStatus == 0 {
+			return false // as pmacct: no status, no match, negated or not
+		}
+		if c.num&0x3f == 0 {
+			ok = uint64(r.FwdStatus&0xc0) == c.num
+		} else {
+			ok = uint64(r.FwdStatus) == c.num
+		}
+	case condFlowsetID:
+		if r.FlowsetID == 0 {
+			return false // NetFlow v5: as pmacct, no match, negated or not
+		}
+		ok = uint64(r.FlowsetID) == c.num
 	}
 	return ok != c.neg
 }
 
 // pending are keys of pmacct's map that flowdex does not match on yet.
 var pending = map[string]bool{
-	"flowset_id": true, "bgp_nexthop": true,
-	"cvlan": true, "is_multicast": true,
-	"is_bi_flow": true, "fwdstatus": true,
+	"bgp_nexthop": true,
 	"peer_src_as": true, "peer_dst_as": true, "src_local_pref": true, "local_pref": true, "src_roa": true,
 	"dst_roa": true, "src_comms": true, "comms": true, "mpls_vpn_rd": true, "set_tos": true,
 }
@@ -370,7 +393,7 @@ var pending = map[string]bool{
 // aliases are pmacct's other names of keys.
 var aliases = map[string]string{"id": "set_tag", "id2": "set_tag2", "source_id": "engine_id"}
 
-const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, direction, sample_type, nexthop, engine_type, filter"
+const keys = "set_tag (id), set_tag2 (id2), set_label, label, jeq, stack, ip, in, out, engine_id (source_id), agent_id, vlan, src_mac, dst_mac, src_net, dst_net, src_as, dst_as, nat_event, mpls_pw_id, direction, sample_type, nexthop, engine_type, flowset_id, cvlan, fwdstatus, is_bi_flow, is_multicast, filter"
 
 // parseRule parses the pairs of line n.
 func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
@@ -513,6 +536,41 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 				return nil, bad("a number from 0 to 255, or -number for \"not\"")
 			}
 			r.conds = append(r.conds, cond{what: condEngineType, neg: neg, num: v})
+		case "cvlan", "fwdstatus", "flowset_id", "is_bi_flow":
+			if o.Capture || o.SFlow {
+				return nil, fail("%s: NetFlow/IPFIX's, which this input does not carry", key)
+			}
+			c := cond{neg: neg}
+			var err error
+			switch canon {
+			case "cvlan":
+				c.what = condCVLAN
+				if c.num, err = strconv.ParseUint(plain, 10, 16); err != nil || c.num > 4096 {
+					return nil, bad("a VLAN id from 0 to 4096, or -id for \"not\"")
+				}
+			case "fwdstatus":
+				c.what = condFwdStatus
+				if c.num, err = strconv.ParseUint(plain, 10, 8); err != nil {
+					return nil, bad("a forwarding status from 0 to 255 (0, 64, 128, 192: its class), or -status for \"not\"")
+				}
+			case "flowset_id":
+				c.what = condFlowsetID
+				if c.num, err = strconv.ParseUint(plain, 10, 16); err != nil || c.num < 256 {
+					return nil, bad("a template id from 256 to 65535, or -id for \"not\"")
+				}
+			case "is_bi_flow":
+				c.what = condBiFlow
+				if c.num, err = parseBool(plain); err != nil {
+					return nil, bad("true or false, or -true, -false for \"not\"")
+				}
+			}
+			r.conds = append(r.conds, c)
+		case "is_multicast":
+			v, err := parseBool(plain)
+			if err != nil {
+				return nil, bad("true or false, or -true, -false for \"not\"")
+			}
+			r.conds = append(r.conds, cond{what: condMulticast, neg: neg, num: v})
 		case "src_mac", "dst_mac":
 			hw, err := net.ParseMAC(plain)
 			if err != nil || len(hw) != 6 {
@@ -548,6 +606,17 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 		}
 	}
 	return r, nil
+}
+
+// parseBool reads true or false, in any case, as pmacct: 1 or 0.
+func parseBool(s string) (uint64, error) {
+	switch strings.ToLower(s) {
+	case "true":
+		return 1, nil
+	case "false":
+		return 0, nil
+	}
+	return 0, strconv.ErrSyntax
 }
 
 // parsePrefix reads an address or a prefix, host bits cleared.

@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"set_tag = 2\n", `m:1:1: "set_tag": expected key=value, without blanks around '='`, Options{}},
 		{"\n\nset_tag=1 foo=bar\n", `m:3:11: unknown key "foo" (expected one of set_tag`, Options{}},
-		{"set_tag=1 flowset_id=256\n", "m:1:11: flowset_id: pmacct's key, which flowdex does not match on yet", Options{}},
+		{"set_tag=1 local_pref=100\n", "m:1:11: local_pref: pmacct's key, which flowdex does not match on yet", Options{}},
 		{"set_tag=-5\n", `m:1:9: set_tag="-5": expected a number from 0 to 18446744073709551615`, Options{}},
 		{"set_tag=x++\n", `m:1:9: set_tag="x++": expected a number from 0 to 18446744073709551615, or N++ for N, N+1... a record at a time`, Options{}},
 		{"set_tag=1 in=1 in=2\n", "m:1:16: in: twice in one rule", Options{}},
@@ -282,6 +282,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("set_tag2=7 filter='udp and port 53' src_mac=02:00:00:00:00:01 dst_net=-10.0.0.0/8 jeq=next\nid=2\n"))
 	f.Add([]byte("set_label='a b' ip=2001:db8::/32 vlan=4096 engine_id=3 out=4\n"))
 	f.Add([]byte("set_tag=7++ src_as=-5 nat_event=2\nset_tag2=18446744073709551615++ mpls_pw_id=3\n"))
+	f.Add([]byte("set_tag=1 nexthop=-2001:db8::1 engine_type=5 flowset_id=300 cvlan=7\nset_tag2=2 fwdstatus=64 is_bi_flow=TRUE is_multicast=-false\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, o := range []Options{{}, {Capture: true}} {
 			m, err := Parse("m", data, o)
@@ -301,7 +302,7 @@ func FuzzParse(f *testing.F) {
 // The AS, NAT event and pseudowire keys, negated too; refused where the
 // input has no such field.
 func TestMatchRecordKeys(t *testing.T) {
-	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\nset_tag=4 direction=1 sample_type=-event\nset_tag=5 sample_type=event\nset_tag=6 nexthop=192.0.2.9\nset_tag=7 nexthop=2001:db8::9\nset_tag=8 engine_type=-3\n"), Options{})
+	m, err := Parse("m", []byte("set_tag=1 src_as=64500 dst_as=-64501\nset_tag=2 nat_event=1\nset_tag=3 mpls_pw_id=7\nset_tag=4 direction=1 sample_type=-event\nset_tag=5 sample_type=event\nset_tag=6 nexthop=192.0.2.9\nset_tag=7 nexthop=2001:db8::9\nset_tag=8 engine_type=-3\nset_tag=9 cvlan=7\nset_tag=10 fwdstatus=128\nset_tag=11 fwdstatus=-66\nset_tag=12 flowset_id=-300\nset_tag=13 is_bi_flow=TRUE\nset_tag=14 is_multicast=true\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +327,17 @@ func TestMatchRecordKeys(t *testing.T) {
 		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 5, 1 }, 8},
 		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 5, 3 }, 0},
 		{func(r *flow.Record) { r.ExportProtoVersion, r.EngineType = 9, 1 }, 0},
+		{func(r *flow.Record) { r.CVLAN = 7 }, 9},
+		// fwdstatus: 128 is a class (128...191); 66 is one status; none: no match, negated or not
+		{func(r *flow.Record) { r.FwdStatus, r.MapFlags = 130, flow.MapFwdStatus }, 10},
+		{func(r *flow.Record) { r.FwdStatus, r.MapFlags = 66, flow.MapFwdStatus }, 0},
+		{func(r *flow.Record) { r.FwdStatus, r.MapFlags = 65, flow.MapFwdStatus }, 11},
+		// flowset_id: v5 (no template) matches neither plain nor negated
+		{func(r *flow.Record) { r.FlowsetID = 300 }, 0},
+		{func(r *flow.Record) { r.FlowsetID = 301 }, 12},
+		{func(r *flow.Record) { r.MapFlags = flow.MapBiFlow }, 13},
+		{func(r *flow.Record) { r.DstMAC = [6]byte{1, 0, 0x5e, 0, 0, 1} }, 14},
+		{func(r *flow.Record) { r.DstMAC = [6]byte{2, 0, 0x5e, 0, 0, 1} }, 0},
 	} {
 		r := rec("192.0.2.1", 1, "10.0.0.1")
 		tt.set(r)
@@ -345,6 +357,10 @@ func TestMatchRecordKeys(t *testing.T) {
 		{"set_tag=1 nexthop=192.0.2.1", Options{Capture: true}, "m:1:11: nexthop: an exporter's, which a capture has not"},
 		{"set_tag=1 engine_type=1", Options{SFlow: true}, "m:1:11: engine_type: NetFlow v5's, which this input does not carry"},
 		{"set_tag=1 engine_type=256", Options{}, `m:1:23: engine_type="256": expected a number from 0 to 255, or -number for "not"`},
+		{"set_tag=1 cvlan=4097", Options{}, `m:1:17: cvlan="4097": expected a VLAN id from 0 to 4096, or -id for "not"`},
+		{"set_tag=1 flowset_id=255", Options{}, `m:1:22: flowset_id="255": expected a template id from 256 to 65535, or -id for "not"`},
+		{"set_tag=1 is_bi_flow=yes", Options{}, `m:1:22: is_bi_flow="yes": expected true or false, or -true, -false for "not"`},
+		{"set_tag=1 fwdstatus=1", Options{SFlow: true}, "m:1:11: fwdstatus: NetFlow/IPFIX's, which this input does not carry"},
 	} {
 		if _, err := Parse("m", []byte(tt.line), tt.o); err == nil || err.Error() != tt.want {
 			t.Errorf("%s: %v, want %s", tt.line, err, tt.want)

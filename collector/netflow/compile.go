@@ -57,6 +57,10 @@ const (
 	ieExporterIPv6                = 131
 	ieApplicationID               = 95
 	ieApplicationName             = 96
+	ieForwardingStatus            = 89
+	ieInitiatorOctets             = 231
+	ieResponderOctets             = 232
+	ieDot1qCustomerVLAN           = 245
 
 	scopeSystem = 1 // NetFlow v9 option scope "system" (nfacctd reads IPFIX IE 1 alike)
 )
@@ -138,6 +142,9 @@ type plan struct {
 	exporter4, exporter6 int // peer_src_ip: IE 130, 131, with UseExporterAddress
 	appID                int // class: IE 95
 	nextHop4, nextHop6   int // IE 15, 62: Record.NextHop
+	cvlan, fwdStatus     int // IE 245, IE 89 of one octet: Record.CVLAN, FwdStatus
+	mapFlags             uint8
+	flowsetID            uint16 // the template's id, set by its maker
 
 	start, end timeSpec
 
@@ -302,6 +309,13 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	p.vrfIn, p.vrfOut, p.rd = idx(ieIngressVRFID), idx(ieEgressVRFID), idx(ieMPLSVPNRD)
 	p.appID = idx(ieApplicationID)
 	p.nextHop4, p.nextHop6 = idx(ieIPNextHopIPv4), idx(ieIPNextHopIPv6)
+	p.cvlan, p.fwdStatus = idx(ieDot1qCustomerVLAN), idx(ieForwardingStatus)
+	if p.fwdStatus >= 0 && fields[p.fwdStatus].Length != 1 {
+		p.fwdStatus = -1 // pmacct reads one octet only
+	}
+	if has(ieInitiatorOctets) && has(ieResponderOctets) {
+		p.mapFlags = flow.MapBiFlow
+	}
 	p.exporter4, p.exporter6 = -1, -1
 	if o.exporterAddress {
 		p.exporter4, p.exporter6 = idx(ieExporterIPv4), idx(ieExporterIPv6)
@@ -519,6 +533,17 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 	if vlan >= 0 {
 		if v, ok := uintBE(rv.field(vlan)); ok {
 			r.VLAN = uint16(v)
+		}
+	}
+	r.FlowsetID, r.MapFlags = p.flowsetID, p.mapFlags
+	if p.cvlan >= 0 {
+		if v, ok := uintBE(rv.field(p.cvlan)); ok {
+			r.CVLAN = uint16(v)
+		}
+	}
+	if p.fwdStatus >= 0 {
+		if b := rv.field(p.fwdStatus); len(b) == 1 {
+			r.FwdStatus, r.MapFlags = b[0], r.MapFlags|flow.MapFwdStatus
 		}
 	}
 

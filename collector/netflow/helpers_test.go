@@ -150,6 +150,7 @@ type refHeader struct {
 	version                   uint16
 	uptime, secs, seq, domain uint32
 	exportMicros              int64
+	flowset                   uint16 // the data set's template id
 }
 
 func (ref *reference) decode(dg datagram) ([]flow.Record, error) {
@@ -181,6 +182,7 @@ func (ref *reference) decode(dg datagram) ([]flow.Record, error) {
 				ref.option(h, r)
 			}
 		case goflow.DataFlowSet:
+			h.flowset = s.Id
 			for _, r := range s.Records {
 				out = append(out, ref.record(h, r.Values))
 			}
@@ -380,7 +382,18 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 			r.PeerSrcIP = a
 		}
 	}
-	// the IP next hop, for pre_tag_map
+	// what pre_tag_map reads: the template, the customer VLAN, a
+	// one-octet forwarding status, both bi-flow counters, the IP next hop
+	r.FlowsetID = h.flowset
+	if v, ok := m.num(245); ok {
+		r.CVLAN = uint16(v)
+	}
+	if d, ok := m[89]; ok && len(d) == 1 {
+		r.FwdStatus, r.MapFlags = d[0], flow.MapFwdStatus
+	}
+	if m.has(231) && m.has(232) {
+		r.MapFlags |= flow.MapBiFlow
+	}
 	if a, ok := m.addr(15, 4); ok {
 		r.NextHop = a
 	} else if a, ok := m.addr(62, 16); ok && !m.has(15) {

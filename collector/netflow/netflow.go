@@ -157,7 +157,7 @@ func (st *state) reset(custom bool) *flow.Record {
 	r, b := &st.rec, &st.base
 	r.Fixed = b.Fixed
 	r.TCPFlags, r.Packets, r.Bytes, r.Flows = b.TCPFlags, b.Packets, b.Bytes, b.Flows
-	r.NextHop, r.EngineType = b.NextHop, b.EngineType
+	r.MapFields = b.MapFields
 	if custom || st.dirty {
 		r.Custom = b.Custom
 		st.dirty = custom

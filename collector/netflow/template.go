@@ -91,6 +91,7 @@ func newTemplate(k templateKey, record any, o compileOptions) (*template, error)
 	}
 	if !t.options {
 		t.plan = compile(k.version, t.fields, o)
+		t.plan.flowsetID = k.id
 	}
 	return t, nil
 }
