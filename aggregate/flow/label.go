@@ -17,6 +17,21 @@ var labels struct {
 	texts atomic.Pointer[[]string] // by number; replaced, never changed, as it grows
 }
 
+// LabelIDBytes is LabelID of b's text, which it copies only for a label
+// not seen before.
+func LabelIDBytes(b []byte) uint32 {
+	if len(b) == 0 {
+		return 0
+	}
+	labels.mu.Lock()
+	id, ok := labels.ids[string(b)]
+	labels.mu.Unlock()
+	if ok {
+		return id
+	}
+	return LabelID(string(b))
+}
+
 // LabelID returns the number of label s; "" is 0.
 func LabelID(s string) uint32 {
 	if s == "" {

@@ -133,4 +133,12 @@ type MapFields struct {
 const (
 	MapFwdStatus = 1 << iota // FwdStatus is the record's
 	MapBiFlow                // the record's template has IE 231 and 232 (initiator and responder octets)
+	// The exporter, one of pmacct's probes, sent the tag, tag2 or label
+	// the record holds (nfprobe's IPFIX elements of pmacct's enterprise,
+	// sfprobe's sFlow record); they win over the map's, unless
+	// MapProbeYields (sFlow: the map's win where it sets them)
+	MapProbeTag
+	MapProbeTag2
+	MapProbeLabel
+	MapProbeYields
 )

@@ -225,6 +225,7 @@ func (m *Map) Apply(r *flow.Record) {
 	var tag, tag2 uint64
 	var lids [maxChain]uint32
 	var labels []string // a chain's past maxChain
+	var sets uint8      // what the rules set
 	n := 0
 	for i := 0; i < len(list); {
 		e := &list[i]
@@ -246,6 +247,7 @@ func (m *Map) Apply(r *flow.Record) {
 			}
 			tag2 = stack(e.stack, tag2, v)
 		}
+		sets |= e.sets
 		if e.sets&setLabel != 0 {
 			switch {
 			case n < maxChain:
@@ -265,7 +267,23 @@ func (m *Map) Apply(r *flow.Record) {
 		}
 		i = e.jump
 	}
-	r.Tag, r.Tag2, r.Label = tag, tag2, m.label(lids, n, labels)
+	label := m.label(lids, n, labels)
+	if r.MapFlags&(flow.MapProbeTag|flow.MapProbeTag2|flow.MapProbeLabel) == 0 {
+		r.Tag, r.Tag2, r.Label = tag, tag2, label
+		return
+	}
+	// what one of pmacct's probes sent: nfacctd keeps it over the map's,
+	// sfacctd only where the map sets none
+	yields := r.MapFlags&flow.MapProbeYields != 0
+	if r.MapFlags&flow.MapProbeTag == 0 || yields && sets&setTag != 0 {
+		r.Tag = tag
+	}
+	if r.MapFlags&flow.MapProbeTag2 == 0 || yields && sets&setTag2 != 0 {
+		r.Tag2 = tag2
+	}
+	if r.MapFlags&flow.MapProbeLabel == 0 || yields && sets&setLabel != 0 {
+		r.Label = label
+	}
 }
 
 // label is the number of the labels set, in order: lids holds the first

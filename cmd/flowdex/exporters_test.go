@@ -108,7 +108,7 @@ nfprobe_direction[out]: out
 nfprobe_ifindex[in]: 11
 nfprobe_ifindex[out]: 22
 `, version) + engines + probeDirections
-	return pmacctd(exportTraffic, "nfprobe_receiver", conf, sampling)
+	return pmacctd(exportTraffic, probeTags, "nfprobe_receiver", conf, sampling)
 }
 
 func sfprobe(sampling int) func(string, int) (*exec.Cmd, error) {
@@ -126,21 +126,22 @@ sfprobe_direction[out]: out
 sfprobe_ifindex[in]: 11
 sfprobe_ifindex[out]: 22
 ` + probeDirections
-	return pmacctd(traffic, "sfprobe_receiver", conf, sampling)
+	return pmacctd(traffic, probeTags, "sfprobe_receiver", conf, sampling)
 }
 
-// pmacctd runs pmacctd on the trace traffic with probe plugins; sampling, when
+// pmacctd runs pmacctd on the trace traffic with probe plugins and the
+// pre_tag_map tagMap; sampling, when
 // set, is pmacctd_ext_sampling_rate: the probes export that rate (sampler
 // options, sFlow sampling rate) for every packet, which keeps the export
 // deterministic, unlike pmacct's own random sampling_rate.
-func pmacctd(traffic, receiverKey, conf string, sampling int) func(string, int) (*exec.Cmd, error) {
+func pmacctd(traffic, tagMap, receiverKey, conf string, sampling int) func(string, int) (*exec.Cmd, error) {
 	return func(dir string, port int) (*exec.Cmd, error) {
 		abs, err := filepath.Abs(traffic)
 		if err != nil {
 			return nil, err
 		}
 		tags := filepath.Join(dir, "pretag.map")
-		if err := os.WriteFile(tags, []byte(probeTags), 0o644); err != nil {
+		if err := os.WriteFile(tags, []byte(tagMap), 0o644); err != nil {
 			return nil, err
 		}
 		c := fmt.Sprintf("daemonize: false\npcap_savefile: %s\npre_tag_map: %s\n%s: 127.0.0.1:%d\n", abs, tags, receiverKey, port) + conf

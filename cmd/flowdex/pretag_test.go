@@ -384,9 +384,9 @@ func TestPretagMatchesSfacctd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// every sample gets a tag and a tag2 from the map: sfacctd takes them,
-	// where the map sets none, from pmacct's own sFlow extension that
-	// sfprobe writes (the probe's tags), which flowdex does not read yet
+	// every sample gets a tag and a tag2 from the map: where it sets none,
+	// sfacctd and flowdex take the probe's, from pmacct's own sFlow record
+	// that sfprobe writes (TestProbeTagsMatchPmacct)
 	mapFile := writeFile(t, dir, "pretag.map", `set_tag=1 ip=127.0.0.1
 set_tag=7 ip=192.0.2.254 agent_id=1 jeq=t2
 set_tag=8 ip=192.0.2.0/24 jeq=t2

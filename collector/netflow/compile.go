@@ -1,6 +1,7 @@
 package netflow
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 
@@ -139,10 +140,11 @@ type plan struct {
 
 	vrfIn, vrfOut, rd int // mpls_vpn_rd: IE 234, 235, 90
 
-	exporter4, exporter6 int // peer_src_ip: IE 130, 131, with UseExporterAddress
-	appID                int // class: IE 95
-	nextHop4, nextHop6   int // IE 15, 62: Record.NextHop
-	cvlan, fwdStatus     int // IE 245, IE 89 of one octet: Record.CVLAN, FwdStatus
+	exporter4, exporter6 int    // peer_src_ip: IE 130, 131, with UseExporterAddress
+	appID                int    // class: IE 95
+	nextHop4, nextHop6   int    // IE 15, 62: Record.NextHop
+	cvlan, fwdStatus     int    // IE 245, IE 89 of one octet: Record.CVLAN, FwdStatus
+	probeTags            [3]int // pmacct's enterprise's elements 1, 2, 3: the tag, tag2 and label its nfprobe sends
 	mapFlags             uint8
 	flowsetID            uint16 // the template's id, set by its maker
 
@@ -316,6 +318,12 @@ func compile(version uint16, fields []goflow.Field, o compileOptions) plan {
 	if has(ieInitiatorOctets) && has(ieResponderOctets) {
 		p.mapFlags = flow.MapBiFlow
 	}
+	for i := range p.probeTags {
+		p.probeTags[i] = -1
+		if j, ok := lastPEN[penIE{penPmacct, uint16(i + 1)}]; ok {
+			p.probeTags[i] = j
+		}
+	}
 	p.exporter4, p.exporter6 = -1, -1
 	if o.exporterAddress {
 		p.exporter4, p.exporter6 = idx(ieExporterIPv4), idx(ieExporterIPv6)
@@ -370,6 +378,31 @@ func timeOf(version uint16, idx func(uint16) int, sysInit int,
 		return timeSpec{kind: timeDelta, idx: idx(delta)}
 	}
 	return timeSpec{}
+}
+
+// penPmacct is pmacct's private enterprise number.
+const penPmacct = 43874
+
+// probeTagged sets the tags and label of r that pmacct's nfprobe sent, as
+// nfacctd takes them: they win over the pre_tag_map's.
+func (p *plan) probeTagged(r *flow.Record, rv *view) {
+	if i := p.probeTags[0]; i >= 0 {
+		if v, ok := uintBE(rv.field(i)); ok {
+			r.Tag, r.MapFlags = v, r.MapFlags|flow.MapProbeTag
+		}
+	}
+	if i := p.probeTags[1]; i >= 0 {
+		if v, ok := uintBE(rv.field(i)); ok {
+			r.Tag2, r.MapFlags = v, r.MapFlags|flow.MapProbeTag2
+		}
+	}
+	if i := p.probeTags[2]; i >= 0 {
+		b := rv.field(i)
+		if z := bytes.IndexByte(b, 0); z >= 0 {
+			b = b[:z]
+		}
+		r.Label, r.MapFlags = flow.LabelIDBytes(b), r.MapFlags|flow.MapProbeLabel
+	}
 }
 
 // penIE names an enterprise-specific element.
@@ -545,6 +578,9 @@ func (p *plan) fill(r *flow.Record, rv *view, h *header) {
 		if b := rv.field(p.fwdStatus); len(b) == 1 {
 			r.FwdStatus, r.MapFlags = b[0], r.MapFlags|flow.MapFwdStatus
 		}
+	}
+	if p.probeTags != [3]int{-1, -1, -1} {
+		p.probeTagged(r, rv)
 	}
 
 	if p.start.kind != timeNone {

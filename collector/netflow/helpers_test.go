@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -393,6 +394,24 @@ func (ref *reference) record(h refHeader, values []goflow.DataField) flow.Record
 	}
 	if m.has(231) && m.has(232) {
 		r.MapFlags |= flow.MapBiFlow
+	}
+	// pmacct's nfprobe's tag, tag2 and label (its enterprise's 1, 2, 3)
+	for _, v := range values {
+		b, _ := v.Value.([]byte)
+		if !v.PenProvided || v.Pen != 43874 {
+			continue
+		}
+		switch v.Type &^ 0x8000 {
+		case 1:
+			r.Tag, r.MapFlags = new(big.Int).SetBytes(b).Uint64(), r.MapFlags|flow.MapProbeTag
+		case 2:
+			r.Tag2, r.MapFlags = new(big.Int).SetBytes(b).Uint64(), r.MapFlags|flow.MapProbeTag2
+		case 3:
+			if z := bytes.IndexByte(b, 0); z >= 0 {
+				b = b[:z]
+			}
+			r.Label, r.MapFlags = flow.LabelID(string(b)), r.MapFlags|flow.MapProbeLabel
+		}
 	}
 	if a, ok := m.addr(15, 4); ok {
 		r.NextHop = a

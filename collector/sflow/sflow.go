@@ -220,6 +220,9 @@ func (d *Decoder) rate(agent netip.Addr, sampled uint32) uint32 {
 	return sampled
 }
 
+// penPmacct is pmacct's private enterprise number.
+const penPmacct = 43874
+
 // switchData is the VLAN and priority information of a sample, in sfacctd's
 // terms: the extended switch record sets them, a sampled 802.1Q tag only when
 // nothing set them before.
@@ -251,6 +254,13 @@ func (d *Decoder) fill(r *flow.Record, records []sflow.FlowRecord, hp *packet.Pa
 				if sw.inPrio == 0 && sw.outPrio == 0 {
 					sw.inPrio = uint32(info.Priority)
 				}
+			}
+		case sflow.RawRecord:
+			// pmacct's sfprobe's tags (its enterprise, format 2): two
+			// 64-bit numbers, which the map's win over, as in sfacctd
+			if rec.Header.DataFormat == penPmacct<<12|2 && len(v.Data) >= 16 {
+				r.Tag, r.Tag2 = binary.BigEndian.Uint64(v.Data), binary.BigEndian.Uint64(v.Data[8:])
+				r.MapFlags |= flow.MapProbeTag | flow.MapProbeTag2 | flow.MapProbeYields
 			}
 		case sflow.SampledEthernet:
 			copy(r.SrcMAC[:], v.SrcMac)
