@@ -1,0 +1,173 @@
+package routes
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gaissmai/bart"
+)
+
+// RIB holds the peers' Adj-RIBs-In and their shared attribute sets. Its
+// methods are safe for concurrent use: sessions update their peers while
+// decoders look flows up.
+type RIB struct {
+	mu    sync.Mutex                           // peers' changes, attrs
+	peers atomic.Pointer[map[netip.Addr]*Peer] // replaced, never changed: lookups take no lock
+	attrs map[Attrs]*shared                    // every attribute set some route has, once
+}
+
+// shared is an attribute set and how many routes have it.
+type shared struct {
+	Attrs
+	refs int
+}
+
+// Peer is one peer's Adj-RIB-In.
+type Peer struct {
+	rib   *RIB
+	mu    sync.RWMutex
+	table bart.Table[*shared]
+}
+
+// New returns an empty RIB.
+func New() *RIB {
+	r := &RIB{attrs: map[Attrs]*shared{}}
+	r.peers.Store(&map[netip.Addr]*Peer{})
+	return r
+}
+
+// Peer returns the Adj-RIB-In of the peer at addr, made empty if it has
+// none.
+func (r *RIB) Peer(addr netip.Addr) *Peer {
+	if p := r.Find(addr); p != nil {
+		return p
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.peers.Load()
+	if p, ok := old[addr]; ok {
+		return p
+	}
+	peers := make(map[netip.Addr]*Peer, len(old)+1)
+	for a, p := range old {
+		peers[a] = p
+	}
+	p := &Peer{rib: r}
+	peers[addr] = p
+	r.peers.Store(&peers)
+	return p
+}
+
+// Find returns the Adj-RIB-In of the peer at addr, nil if it has none.
+func (r *RIB) Find(addr netip.Addr) *Peer { return (*r.peers.Load())[addr] }
+
+// Drop removes the peer at addr and every route it announced (a session
+// that went down).
+func (r *RIB) Drop(addr netip.Addr) {
+	r.mu.Lock()
+	old := *r.peers.Load()
+	p, ok := old[addr]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	peers := make(map[netip.Addr]*Peer, len(old))
+	for a, q := range old {
+		if a != addr {
+			peers[a] = q
+		}
+	}
+	r.peers.Store(&peers)
+	r.mu.Unlock()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range p.table.All() {
+		r.releaseLocked(s)
+	}
+	p.table = bart.Table[*shared]{}
+}
+
+// AttrSets returns how many distinct attribute sets the routes have.
+func (r *RIB) AttrSets() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.attrs)
+}
+
+func (r *RIB) intern(a *Attrs) *shared {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.attrs[*a]
+	if !ok {
+		s = &shared{Attrs: *a}
+		r.attrs[*a] = s
+	}
+	s.refs++
+	return s
+}
+
+func (r *RIB) release(s *shared) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.releaseLocked(s)
+}
+
+func (r *RIB) releaseLocked(s *shared) {
+	if s.refs--; s.refs == 0 {
+		delete(r.attrs, s.Attrs)
+	}
+}
+
+// Announce sets the route to pfx, replacing the peer's previous one.
+func (p *Peer) Announce(pfx netip.Prefix, a *Attrs) {
+	s := p.rib.intern(a)
+	var old *shared
+	p.mu.Lock()
+	p.table.Modify(pfx.Masked(), func(v *shared, ok bool) (*shared, bool) {
+		old = v
+		return s, false
+	})
+	p.mu.Unlock()
+	if old != nil {
+		p.rib.release(old)
+	}
+}
+
+// Withdraw removes the route to pfx; false if the peer had none.
+func (p *Peer) Withdraw(pfx netip.Prefix) bool {
+	var old *shared
+	p.mu.Lock()
+	p.table.Modify(pfx.Masked(), func(v *shared, ok bool) (*shared, bool) {
+		old = v
+		return nil, true
+	})
+	p.mu.Unlock()
+	if old == nil {
+		return false
+	}
+	p.rib.release(old)
+	return true
+}
+
+// Lookup returns the attributes of the peer's longest route that contains
+// ip. They are shared and must not be changed.
+func (p *Peer) Lookup(ip netip.Addr) (*Attrs, bool) {
+	p.mu.RLock()
+	s, ok := p.table.Lookup(ip)
+	p.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return &s.Attrs, true
+}
+
+// Len returns how many routes the peer has.
+func (p *Peer) Len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.table.Size()
+}
