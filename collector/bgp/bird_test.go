@@ -1,0 +1,208 @@
+package bgp
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/aggregate/routes"
+)
+
+// bird runs BIRD 2 from 127.0.0.2 (AS 64500) peering with flowdex at
+// flowdexPort, until the test ends; birdc runs its commands.
+type bird struct {
+	t      *testing.T
+	sock   string
+	exited chan struct{}
+}
+
+// requireBird skips the test when BIRD is missing, or fails it on CI.
+func requireBird(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("bird"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bird (Debian's bird2) is missing (CI=true: this test must run; make deps installs it)")
+		}
+		t.Skip("bird (Debian's bird2) is missing; make deps installs it")
+	}
+}
+
+// birdConf announces over iBGP (so that local preference goes too) three
+// IPv4 and two IPv6 routes with paths, communities, large communities,
+// extended communities, MED and local preference.
+const birdConf = `router id 192.0.2.254;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static s4 {
+  ipv4;
+  route 203.0.113.0/24 blackhole;
+  route 198.51.100.0/24 blackhole;
+  route 198.51.100.128/25 blackhole;
+}
+protocol static s6 {
+  ipv6;
+  route 2001:db8:100::/48 blackhole;
+  route 2001:db8:200::/40 blackhole;
+}
+filter to_flowdex {
+  if net = 203.0.113.0/24 then {
+    bgp_path.prepend(64511); bgp_path.prepend(64510);
+    bgp_community.add((64500,1)); bgp_community.add((64500,2));
+    bgp_large_community.add((64500,1,2));
+    bgp_ext_community.add((rt, 64500, 7));
+    bgp_med = 50; bgp_local_pref = 200;
+  }
+  if net = 198.51.100.0/24 then { bgp_path.prepend(4200000001); bgp_local_pref = 100; }
+  if net = 198.51.100.128/25 then { bgp_path.prepend(64520); bgp_local_pref = 100; }
+  if net = 2001:db8:100::/48 then { bgp_path.prepend(64530); bgp_community.add((64530,9)); bgp_local_pref = 300; }
+  if net = 2001:db8:200::/40 then { bgp_path.prepend(64540); bgp_local_pref = 100; }
+  accept;
+}
+protocol bgp flowdex {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.1 port %[2]d as 64500;
+  hold time 9;
+  connect retry time 1;
+  error wait time 1, 2;
+  ipv4 { import none; export filter to_flowdex; next hop self; };
+  ipv6 { import none; export filter to_flowdex; next hop address 2001:db8::fe; };
+}
+`
+
+func startBird(t *testing.T, flowdexPort int) *bird {
+	t.Helper()
+	requireBird(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.2:0") // a free port for BIRD's own listening
+	if err != nil {
+		t.Fatal(err)
+	}
+	birdPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := filepath.Join(dir, "bird.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, birdConf, dir, flowdexPort, birdPort), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &bird{t: t, sock: filepath.Join(dir, "bird.ctl"), exited: make(chan struct{})}
+	cmd := exec.Command("bird", "-f", "-c", conf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(b.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-b.exited
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "bird.log"))
+			t.Logf("bird:\n%s%s", out.String(), log)
+		}
+	})
+	return b
+}
+
+func (b *bird) ctl(args ...string) string {
+	b.t.Helper()
+	out, err := exec.Command("birdc", append([]string{"-s", b.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		b.t.Fatalf("birdc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitFor polls cond for up to 30 seconds, while BIRD runs.
+func (b *bird) waitFor(what string, cond func() bool) {
+	b.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		select {
+		case <-b.exited:
+			b.t.Fatalf("BIRD exited before %s", what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no %s after 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func listen(t *testing.T, peers ...PeerConfiguration) (*Listener, *routes.RIB) {
+	t.Helper()
+	rib := routes.New()
+	cfg := DefaultConfiguration()
+	cfg.Listen, cfg.ASN, cfg.HoldTime, cfg.Peers = "127.0.0.1:0", 64500, 9*time.Second, peers
+	l, err := New(cfg, rib, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Stop)
+	return l, rib
+}
+
+func port(l *Listener) int { return l.Addr().(*net.TCPAddr).Port }
+
+// BIRD's routes reach the RIB with every attribute; a protocol disabled in
+// BIRD withdraws its routes; a session restarted drops and learns them
+// again; flowdex's counters say so.
+func TestBIRDRoutes(t *testing.T) {
+	l, rib := listen(t, PeerConfiguration{Prefix: netip.MustParsePrefix("127.0.0.0/8"), ASN: 64500})
+	b := startBird(t, port(l))
+	peerAddr := netip.MustParseAddr("127.0.0.2")
+	routesOf := func() int {
+		if p := rib.Find(peerAddr); p != nil {
+			return p.Len()
+		}
+		return 0
+	}
+	b.waitFor("5 routes from BIRD", func() bool { return routesOf() == 5 })
+	p := rib.Find(peerAddr)
+	for _, tt := range []struct {
+		ip   string
+		want routes.Attrs
+	}{
+		{"203.0.113.9", routes.Attrs{ASPath: "64510 64511", StdComm: "64500:1 64500:2", ExtComm: "RT:64500:7", LrgComm: "64500:1:2",
+			LocalPref: 200, MED: 50, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 64510, OriginAS: 64511}},
+		{"198.51.100.9", routes.Attrs{ASPath: "4200000001", LocalPref: 100, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 4200000001, OriginAS: 4200000001}},
+		{"198.51.100.200", routes.Attrs{ASPath: "64520", LocalPref: 100, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 64520, OriginAS: 64520}},
+		{"2001:db8:100::1", routes.Attrs{ASPath: "64530", StdComm: "64530:9", LocalPref: 300, NextHop: netip.MustParseAddr("2001:db8::fe"), PeerAS: 64530, OriginAS: 64530}},
+		{"2001:db8:2ff::1", routes.Attrs{ASPath: "64540", LocalPref: 100, NextHop: netip.MustParseAddr("2001:db8::fe"), PeerAS: 64540, OriginAS: 64540}},
+	} {
+		got, ok := p.Lookup(netip.MustParseAddr(tt.ip))
+		if !ok || *got != tt.want {
+			t.Errorf("%s: %+v %v\n want %+v", tt.ip, got, ok, tt.want)
+		}
+	}
+	if st := l.Peers(); len(st) != 1 || st[0].State != "established" || st[0].ASN != 64500 || st[0].Routes != 5 {
+		t.Errorf("peers: %+v", st)
+	}
+
+	// withdrawals
+	b.ctl("disable", "s6")
+	b.waitFor("IPv6 routes withdrawn", func() bool { return routesOf() == 3 })
+	if _, ok := p.Lookup(netip.MustParseAddr("2001:db8:100::1")); ok {
+		t.Error("a withdrawn route still found")
+	}
+	// a flap: BIRD closes the session (NOTIFICATION), flowdex drops the
+	// routes, BIRD comes back and announces them again
+	established := l.Stats().Established
+	b.ctl("restart", "flowdex")
+	b.waitFor("the session again", func() bool { return l.Stats().Established > established && routesOf() == 3 })
+	st := l.Stats()
+	if st.Resets["notification"] < 1 || st.Announced < 8 || st.Withdrawn < 2 || st.Updates < 2 {
+		t.Errorf("counters: %+v", st)
+	}
+	if rib.AttrSets() != 3 {
+		t.Errorf("%d attribute sets, want 3", rib.AttrSets())
+	}
+}
