@@ -27,8 +27,10 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
 	"github.com/flowdex/flowdex/aggregate/enrich"
+	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/aggregate/transform"
+	"github.com/flowdex/flowdex/collector/bgp"
 )
 
 // Options are what an Engine takes from its process.
@@ -50,6 +52,8 @@ type Engine struct {
 	flowPipelines []*flowPipeline // the pipelines that aggregate flows
 	flowInputs    []*flowInput
 	kafkaInputs   []*kafkaInput
+	rib           *routes.RIB   // nil without [bgp]
+	bgp           *bgp.Listener // nil without [bgp]
 
 	counters              counters
 	bytesRead, bytesTotal atomic.Int64 // of the files read once (Progress)
@@ -172,6 +176,16 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		}
 		e.flowInputs = append(e.flowInputs, fi)
 	}
+	if cfg.BGP != nil {
+		bc, err := cfg.BGP.Configuration()
+		if err == nil {
+			e.rib = routes.New()
+			e.bgp, err = bgp.New(bc, e.rib, e.logger)
+		}
+		if err != nil {
+			failed(err, "bgp")
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -186,11 +200,18 @@ func pipelinePath(i int) []string { return []string{"pipeline#" + strconv.Itoa(i
 // that does not answer or a topic that does not exist does. ctx is the daemon's: its end (SIGTERM) starts the
 // outputs' stop_grace.
 func (e *Engine) Start(ctx context.Context) error {
+	if e.bgp != nil {
+		// first: a port in use fails the start before anything else runs
+		if err := e.bgp.Start(); err != nil {
+			return fmt.Errorf("bgp: %w", err)
+		}
+	}
 	for i, o := range e.outputs {
 		if err := o.Start(ctx); err != nil {
 			for _, started := range e.outputs[:i] {
 				_ = started.Stop(ctx)
 			}
+			e.stopBGP()
 			return fmt.Errorf("output %q: %w", o.name, err)
 		}
 	}
@@ -203,6 +224,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			for _, o := range e.outputs {
 				_ = o.Stop(ctx)
 			}
+			e.stopBGP()
 			return fmt.Errorf("input %q: %w", k.name, err)
 		}
 	}
@@ -244,6 +266,7 @@ func (e *Engine) Stop() (map[string]DeliveryReport, error) {
 	if e.web != nil {
 		defer e.web.stop() // /metrics answers during the last flush
 	}
+	e.stopBGP()
 	e.logEnrichmentStats()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -264,6 +287,22 @@ func (e *Engine) Stop() (map[string]DeliveryReport, error) {
 		}
 	}
 	return reports, errors.Join(errs...)
+}
+
+// BGPAddr is the address the BGP listener listens on, "" without [bgp];
+// valid after Start.
+func (e *Engine) BGPAddr() string {
+	if e.bgp == nil {
+		return ""
+	}
+	return e.bgp.Addr().String()
+}
+
+// stopBGP closes the BGP sessions (Cease, administrative shutdown).
+func (e *Engine) stopBGP() {
+	if e.bgp != nil {
+		e.bgp.Stop()
+	}
 }
 
 // Logger is the engine's logger.

@@ -181,12 +181,26 @@ type outputHealth struct {
 // running and every Elasticsearch output started, its last bulk request a
 // success or a spool configured to take what Elasticsearch cannot. Otherwise 503, with
 // the reasons in the body.
+// bgpPeer is a BGP session on /readyz.
+type bgpPeer struct {
+	Peer   string `json:"peer"`
+	ASN    uint32 `json:"asn"`
+	State  string `json:"state"`
+	Routes int    `json:"routes"`
+}
+
 func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 	body := struct {
 		Ready   bool                    `json:"ready"`
 		Inputs  bool                    `json:"inputs_running"`
 		Outputs map[string]outputHealth `json:"outputs"`
+		BGP     []bgpPeer               `json:"bgp_peers,omitempty"` // informational: a peer down is no reason to stop flows
 	}{Inputs: h.e.inputsUp(), Outputs: map[string]outputHealth{}}
+	if h.e.bgp != nil {
+		for _, p := range h.e.bgp.Peers() {
+			body.BGP = append(body.BGP, bgpPeer{Peer: p.Address.String(), ASN: p.ASN, State: p.State, Routes: p.Routes})
+		}
+	}
 	body.Ready = body.Inputs
 	for _, o := range h.e.outputs {
 		es, ok := o.output.(*esOutput)

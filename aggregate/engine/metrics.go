@@ -100,7 +100,17 @@ var (
 	mEnrichBad     = desc("enrich_bad_addresses_total", "Address fields enrichment could not parse.", "pipeline")
 	mEnrichErrors  = desc("enrich_lookup_errors_total", "Enrichment lookups that failed on a database error.", "pipeline")
 	mEnrichReloads = desc("enrich_reloads_total", "Enrichment reloads (SIGHUP) by result (ok, failed: the previous files stay in use).", "pipeline", "result")
-	allMetricDesc  = []*prometheus.Desc{mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
+	mBGPRefused    = desc("bgp_connections_refused_total", "BGP connections closed at once: from an address no [[bgp.peer]] prefix holds (address), or from a peer that has a session already (collision).", "reason")
+	mBGPSessions   = desc("bgp_sessions_established_total", "BGP sessions that reached Established.")
+	mBGPResets     = desc("bgp_session_resets_total", "BGP sessions ended, by reason (closed, notification, hold_expired, malformed, open, fsm, max_prefixes, shutdown); each drops the peer's routes.", "reason")
+	mBGPUpdates    = desc("bgp_updates_total", "BGP UPDATE messages received.")
+	mBGPRoutes     = desc("bgp_routes_total", "BGP routes announced and withdrawn (a route announced again counts again).", "event")
+	mBGPAttrSets   = desc("bgp_attribute_sets", "Distinct path attribute sets the peers' routes share.")
+	mBGPPeerUp     = desc("bgp_peer_established", "1 for a peer whose session is established, 0 while its OPEN is exchanged; absent without a session.", "peer", "asn")
+	mBGPPeerRoutes = desc("bgp_peer_routes", "Routes in a peer's Adj-RIB-In.", "peer")
+	mBGPPeerUpd    = desc("bgp_peer_updates_total", "UPDATE messages from a peer in its current session.", "peer")
+	allMetricDesc  = []*prometheus.Desc{mBGPRefused, mBGPSessions, mBGPResets, mBGPUpdates, mBGPRoutes, mBGPAttrSets, mBGPPeerUp, mBGPPeerRoutes, mBGPPeerUpd,
+		mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mPacketCustom, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
 		mPipeFlushes, mPipeFlushed, mPipeEntries, mPipeFull, mOutDocs, mOutRequests, mOutBulkErrs, mOutQueued, mOutSpoolB, mOutSpoolD,
@@ -123,6 +133,29 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, fi := range m.e.flowInputs {
 		m.collectInput(fi, counter, gauge)
+	}
+	if l := m.e.bgp; l != nil {
+		st := l.Stats()
+		counter(mBGPRefused, st.Refused, "address")
+		counter(mBGPRefused, st.Collisions, "collision")
+		counter(mBGPSessions, st.Established)
+		for reason, n := range st.Resets {
+			counter(mBGPResets, n, reason)
+		}
+		counter(mBGPUpdates, st.Updates)
+		counter(mBGPRoutes, st.Announced, "announced")
+		counter(mBGPRoutes, st.Withdrawn, "withdrawn")
+		gauge(mBGPAttrSets, float64(m.e.rib.AttrSets()))
+		for _, p := range l.Peers() {
+			up := 0.0
+			if p.Established {
+				up = 1
+			}
+			peer := p.Address.String()
+			gauge(mBGPPeerUp, up, peer, strconv.FormatUint(uint64(p.ASN), 10))
+			gauge(mBGPPeerRoutes, float64(p.Routes), peer)
+			counter(mBGPPeerUpd, p.Updates, peer)
+		}
 	}
 	for _, k := range m.e.kafkaInputs {
 		st := k.consumer.Stats()

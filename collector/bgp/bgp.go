@@ -12,10 +12,11 @@
 package bgp
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
 // Configuration is the listener's.
@@ -47,24 +48,25 @@ func DefaultConfiguration() Configuration {
 	return Configuration{Listen: "0.0.0.0:179", HoldTime: 90 * time.Second}
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration; its errors name the key
+// (setting.KeyError), "peer#N.key" for the N-th peer's.
 func (c *Configuration) Validate() error {
 	switch {
 	case c.ASN == 0:
-		return errors.New("bgp: asn: flowdex's AS number, from 1 to 4294967295")
+		return setting.Errorf("asn", "missing (expected flowdex's AS number, from 1 to 4294967295)")
 	case c.HoldTime != 0 && (c.HoldTime < 3*time.Second || c.HoldTime > 65535*time.Second):
-		return fmt.Errorf("bgp: hold_time %s: 0, or from 3s to 65535s", c.HoldTime)
+		return setting.Errorf("hold_time", "%s: expected 0, or from 3s to 65535s", c.HoldTime)
 	case len(c.Peers) == 0:
-		return errors.New("bgp: peers: none may peer (expected at least one prefix)")
+		return setting.Errorf("peer", "none may peer (expected at least one [[bgp.peer]] with a prefix)")
 	case c.RouterID.IsValid() && !c.RouterID.Is4():
-		return fmt.Errorf("bgp: router_id %s: an IPv4 address", c.RouterID)
+		return setting.Errorf("router_id", "%s is not an IPv4 address", c.RouterID)
 	}
 	for i, p := range c.Peers {
 		if !p.Prefix.IsValid() {
-			return fmt.Errorf("bgp: peers[%d]: no prefix", i)
+			return setting.Errorf(fmt.Sprintf("peer#%d.prefix", i), "missing (expected the peers' addresses, e.g. \"192.0.2.0/24\")")
 		}
 		if p.MaxPrefixes < 0 {
-			return fmt.Errorf("bgp: peers[%d]: max_prefixes %d below 0", i, p.MaxPrefixes)
+			return setting.Errorf(fmt.Sprintf("peer#%d.max_prefixes", i), "%d is negative (expected 0 for no bound, or more)", p.MaxPrefixes)
 		}
 	}
 	return nil

@@ -1,38 +1,14 @@
 package bgp
 
 import (
-	"bytes"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/routes"
+	"github.com/flowdex/flowdex/internal/birdtest"
 )
-
-// bird runs BIRD 2 from 127.0.0.2 (AS 64500) peering with flowdex at
-// flowdexPort, until the test ends; birdc runs its commands.
-type bird struct {
-	t      *testing.T
-	sock   string
-	exited chan struct{}
-}
-
-// requireBird skips the test when BIRD is missing, or fails it on CI.
-func requireBird(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("bird"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("bird (Debian's bird2) is missing (CI=true: this test must run; make deps installs it)")
-		}
-		t.Skip("bird (Debian's bird2) is missing; make deps installs it")
-	}
-}
 
 // birdConf announces over iBGP (so that local preference goes too) three
 // IPv4 and two IPv6 routes with paths, communities, large communities,
@@ -76,64 +52,6 @@ protocol bgp flowdex {
 }
 `
 
-func startBird(t *testing.T, flowdexPort int) *bird {
-	t.Helper()
-	requireBird(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.2:0") // a free port for BIRD's own listening
-	if err != nil {
-		t.Fatal(err)
-	}
-	birdPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, birdConf, dir, flowdexPort, birdPort), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := &bird{t: t, sock: filepath.Join(dir, "bird.ctl"), exited: make(chan struct{})}
-	cmd := exec.Command("bird", "-f", "-c", conf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(b.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-b.exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "bird.log"))
-			t.Logf("bird:\n%s%s", out.String(), log)
-		}
-	})
-	return b
-}
-
-func (b *bird) ctl(args ...string) string {
-	b.t.Helper()
-	out, err := exec.Command("birdc", append([]string{"-s", b.sock}, args...)...).CombinedOutput()
-	if err != nil {
-		b.t.Fatalf("birdc %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// waitFor polls cond for up to 30 seconds, while BIRD runs.
-func (b *bird) waitFor(what string, cond func() bool) {
-	b.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		select {
-		case <-b.exited:
-			b.t.Fatalf("BIRD exited before %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("no %s after 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func listen(t *testing.T, peers ...PeerConfiguration) (*Listener, *routes.RIB) {
 	t.Helper()
 	rib := routes.New()
@@ -157,7 +75,7 @@ func port(l *Listener) int { return l.Addr().(*net.TCPAddr).Port }
 // again; flowdex's counters say so.
 func TestBIRDRoutes(t *testing.T) {
 	l, rib := listen(t, PeerConfiguration{Prefix: netip.MustParsePrefix("127.0.0.0/8"), ASN: 64500})
-	b := startBird(t, port(l))
+	b := birdtest.Start(t, birdConf, port(l))
 	peerAddr := netip.MustParseAddr("127.0.0.2")
 	routesOf := func() int {
 		if p := rib.Find(peerAddr); p != nil {
@@ -165,7 +83,7 @@ func TestBIRDRoutes(t *testing.T) {
 		}
 		return 0
 	}
-	b.waitFor("5 routes from BIRD", func() bool { return routesOf() == 5 })
+	b.WaitFor("5 routes from BIRD", func() bool { return routesOf() == 5 })
 	p := rib.Find(peerAddr)
 	for _, tt := range []struct {
 		ip   string
@@ -188,16 +106,16 @@ func TestBIRDRoutes(t *testing.T) {
 	}
 
 	// withdrawals
-	b.ctl("disable", "s6")
-	b.waitFor("IPv6 routes withdrawn", func() bool { return routesOf() == 3 })
+	b.Ctl("disable", "s6")
+	b.WaitFor("IPv6 routes withdrawn", func() bool { return routesOf() == 3 })
 	if _, ok := p.Lookup(netip.MustParseAddr("2001:db8:100::1")); ok {
 		t.Error("a withdrawn route still found")
 	}
 	// a flap: BIRD closes the session (NOTIFICATION), flowdex drops the
 	// routes, BIRD comes back and announces them again
 	established := l.Stats().Established
-	b.ctl("restart", "flowdex")
-	b.waitFor("the session again", func() bool { return l.Stats().Established > established && routesOf() == 3 })
+	b.Ctl("restart", "flowdex")
+	b.WaitFor("the session again", func() bool { return l.Stats().Established > established && routesOf() == 3 })
 	st := l.Stats()
 	if st.Resets["notification"] < 1 || st.Announced < 8 || st.Withdrawn < 2 || st.Updates < 2 {
 		t.Errorf("counters: %+v", st)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"net"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/pretag"
+	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
 
@@ -32,6 +34,19 @@ func (l *loader) check() {
 	if s := c.HTTP.Listen; s != "" {
 		if _, port, err := net.SplitHostPort(s); err != nil || !isPort(port) {
 			l.fail([]string{"http", "listen"}, "%q is not a host and port (expected e.g. %q, or \"[::1]:8090\")", s, DefaultHTTPListen)
+		}
+	}
+	if b := c.BGP; b != nil {
+		if _, port, err := net.SplitHostPort(b.Listen); err != nil || !isPort(port) {
+			l.fail([]string{"bgp", "listen"}, "%q is not a host and port (expected e.g. \"0.0.0.0:179\")", b.Listen)
+		}
+		if _, err := b.Configuration(); err != nil {
+			path := []string{"bgp"}
+			var ke *setting.KeyError
+			if errors.As(err, &ke) {
+				path, err = append(path, strings.Split(ke.Key, ".")...), ke.Err
+			}
+			l.fail(path, "%v", err)
 		}
 	}
 	for _, h := range c.HTTP.AllowedHosts {

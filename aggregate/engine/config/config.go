@@ -20,6 +20,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -32,6 +33,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/pretag"
 	"github.com/flowdex/flowdex/aggregate/setting"
+	"github.com/flowdex/flowdex/collector/bgp"
 	"github.com/flowdex/flowdex/collector/datagram"
 	kafkainput "github.com/flowdex/flowdex/collector/kafka"
 	"github.com/flowdex/flowdex/collector/netflow"
@@ -54,6 +56,7 @@ type Config struct {
 
 	Log       Log               `toml:"log"`
 	HTTP      HTTP              `toml:"http"`
+	BGP       *BGP              `toml:"bgp"` // nil: no [bgp]
 	Inputs    []Input           `toml:"input"`
 	Pipelines []Pipeline        `toml:"pipeline"`
 	Outputs   map[string]Output `toml:"output"`
@@ -63,6 +66,45 @@ type Config struct {
 	// where finds the line and column of a key, for errors found after
 	// loading (the engine's, building the components)
 	where locator
+}
+
+// BGP is pmacct's bgp_daemon: the BGP listener routers peer with, their
+// routes kept per peer (README, "BGP and BMP"; flows do not look them up
+// yet).
+type BGP struct {
+	Listen   string           `toml:"listen"`              // host:port, default 0.0.0.0:179
+	ASN      uint32           `toml:"asn"`                 // flowdex's AS
+	RouterID string           `toml:"router_id,omitempty"` // "": the listening address when IPv4, else 0.0.0.1
+	HoldTime setting.Duration `toml:"hold_time"`           // proposed in OPEN; 0: no keepalives
+	Peers    []BGPPeer        `toml:"peer"`                // who may peer
+}
+
+// BGPPeer is a [[bgp.peer]]: addresses that may open a session.
+type BGPPeer struct {
+	Prefix      setting.Prefix `toml:"prefix"`
+	ASN         uint32         `toml:"asn,omitempty"`          // 0: any
+	MaxPrefixes int            `toml:"max_prefixes,omitempty"` // 0: no bound
+}
+
+func newBGP() *BGP {
+	d := bgp.DefaultConfiguration()
+	return &BGP{Listen: d.Listen, HoldTime: setting.Duration{Duration: d.HoldTime}}
+}
+
+// Configuration is the listener's configuration; its error names the key.
+func (b *BGP) Configuration() (bgp.Configuration, error) {
+	c := bgp.Configuration{Listen: b.Listen, ASN: b.ASN, HoldTime: b.HoldTime.Duration}
+	if b.RouterID != "" {
+		a, err := netip.ParseAddr(b.RouterID)
+		if err != nil || !a.Is4() {
+			return c, setting.Key("router_id", fmt.Errorf("%q is not an IPv4 address (expected a BGP identifier such as \"192.0.2.1\")", b.RouterID))
+		}
+		c.RouterID = a
+	}
+	for _, p := range b.Peers {
+		c.Peers = append(c.Peers, bgp.PeerConfiguration{Prefix: p.Prefix.Prefix, ASN: p.ASN, MaxPrefixes: p.MaxPrefixes})
+	}
+	return c, c.Validate()
 }
 
 // Log configures logging.

@@ -22,10 +22,11 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		AggregatePrimitives string            `toml:"aggregate_primitives,omitempty"`
 		Log                 Log               `toml:"log"`
 		HTTP                *HTTP             `toml:"http,omitempty"` // none: no server
+		BGP                 *BGP              `toml:"bgp,omitempty"`
 		Input               []Input           `toml:"input"`
 		Pipeline            []Pipeline        `toml:"pipeline"`
 		Output              map[string]Output `toml:"output"`
-	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, Output: map[string]Output{}}
+	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, BGP: c.BGP, Output: map[string]Output{}}
 	for _, in := range c.Inputs {
 		if k, ok := in.(*KafkaInput); ok && k.Password != "" {
 			shown := *k

@@ -32,13 +32,14 @@ type rawConfig struct {
 	AggregatePrimitives any                       `toml:"aggregate_primitives"` // checked by decode
 	Log                 toml.Primitive            `toml:"log"`
 	HTTP                toml.Primitive            `toml:"http"`
+	BGP                 toml.Primitive            `toml:"bgp"`
 	Input               []toml.Primitive          `toml:"input"`
 	Pipeline            []toml.Primitive          `toml:"pipeline"`
 	Output              map[string]toml.Primitive `toml:"output"`
 }
 
 // topLevel are the keys and tables of a configuration.
-var topLevel = []string{"aggregate_primitives", "log", "http", "input", "pipeline", "output"}
+var topLevel = []string{"aggregate_primitives", "log", "http", "bgp", "input", "pipeline", "output"}
 
 // loader reads one file, collecting every mistake.
 type loader struct {
@@ -86,6 +87,10 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	l.decode(raw.Log, &l.c.Log, []string{"log"}, l.tree["log"])
 	l.decode(raw.HTTP, &l.c.HTTP, []string{"http"}, l.tree["http"])
+	if t, ok := l.tree["bgp"]; ok {
+		l.c.BGP = newBGP()
+		l.decode(raw.BGP, l.c.BGP, []string{"bgp"}, t)
+	}
 	rawInputs, _ := l.tree["input"].([]map[string]any)
 	for i, p := range raw.Input {
 		l.input(i, p, rawInputs[i])
