@@ -2,9 +2,14 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,4 +92,117 @@ max_prefixes = 10
 	b.WaitFor("BIRD to see the session closed", func() bool {
 		return !strings.Contains(b.Ctl("show", "protocols", "flowdex"), "Established")
 	})
+}
+
+// routes with attributes for TestBGPPrimitives: a destination route and a
+// source route
+const birdAttrRoutes = `router id 192.0.2.254;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static s4 { ipv4; route 203.0.113.0/24 blackhole; route 198.51.100.0/24 blackhole; }
+filter to_flowdex {
+  if net = 203.0.113.0/24 then {
+    bgp_path.prepend(64511); bgp_path.prepend(64510);
+    bgp_community.add((64500,1)); bgp_large_community.add((64500,1,2)); bgp_ext_community.add((rt, 64500, 7));
+    bgp_med = 50; bgp_local_pref = 200;
+  }
+  if net = 198.51.100.0/24 then { bgp_path.prepend(64520); bgp_local_pref = 100; }
+  accept;
+}
+protocol bgp flowdex {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.1 port %[2]d as 64500;
+  connect retry time 1;
+  ipv4 { import none; export filter to_flowdex; next hop self; };
+}
+`
+
+// v9Datagram is a NetFlow v9 datagram of one template (source and
+// destination addresses, bytes, packets) and its records.
+func v9Datagram(flows ...[2]string) []byte {
+	be := binary.BigEndian
+	b := be.AppendUint16(nil, 9)
+	b = be.AppendUint16(b, uint16(1+len(flows)))
+	b = be.AppendUint32(b, 3_600_000)
+	b = be.AppendUint32(b, uint32(time.Now().Unix()))
+	b = be.AppendUint32(b, 1)
+	b = be.AppendUint32(b, 7)
+	b = append(b, 0, 0, 0, 24, 1, 0, 0, 4, 0, 8, 0, 4, 0, 12, 0, 4, 0, 1, 0, 4, 0, 2, 0, 4) // template 256
+	b = be.AppendUint16(b, 256)
+	b = be.AppendUint16(b, uint16(4+16*len(flows)))
+	for _, f := range flows {
+		b = append(b, netip.MustParseAddr(f[0]).AsSlice()...)
+		b = append(b, netip.MustParseAddr(f[1]).AsSlice()...)
+		b = be.AppendUint32(b, 1000)
+		b = be.AppendUint32(b, 10)
+	}
+	return b
+}
+
+// Flows exported by the BGP peer's address take the attributes of its
+// routes: to the destination (as_path, communities, local_pref, med) and
+// from the source (src_*); a destination without a route takes none.
+func TestBGPPrimitives(t *testing.T) {
+	birdtest.Require(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := pc.LocalAddr().String()
+	pc.Close()
+	out := filepath.Join(t.TempDir(), "out.json")
+	e := startEngine(t, fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = [%q]
+[[pipeline]]
+aggregate = ["peer_src_ip", "src_host", "dst_host", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med", "src_as_path", "src_local_pref"]
+refresh = "24h"
+outputs = ["print"]
+[output.print]
+type = "print"
+file = %q
+[bgp]
+listen = "127.0.0.1:0"
+asn = 64500
+[[bgp.peer]]
+prefix = "127.0.0.0/8"
+`, udp, out), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := e.run(ctx)
+	_, port, _ := net.SplitHostPort(e.BGPAddr())
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := birdtest.Start(t, birdAttrRoutes, p)
+	b.WaitFor("the routes", func() bool {
+		peer := e.rib.Find(netip.MustParseAddr("127.0.0.2"))
+		return peer != nil && peer.Len() == 2
+	})
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(udp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(v9Datagram([2]string{"198.51.100.7", "203.0.113.9"}, [2]string{"198.51.100.7", "192.0.2.1"})); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	b.WaitFor("the records", func() bool { return e.Counters().Records >= 2 || e.flowInputs[0].records.Load() >= 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`{"event_type": "purge", "comms": "64500:1", "ecomms": "RT:64500:7", "lcomms": "64500:1:2", "as_path": "64510 64511", "local_pref": 200, "med": 50, "peer_ip_src": "127.0.0.2", "as_path_src": "64520", "local_pref_src": 100, "ip_src": "198.51.100.7", "ip_dst": "203.0.113.9", "packets": 10, "bytes": 1000}`,
+		`{"event_type": "purge", "comms": "", "ecomms": "", "lcomms": "", "as_path": "", "local_pref": 0, "med": 0, "peer_ip_src": "127.0.0.2", "as_path_src": "64520", "local_pref_src": 100, "ip_src": "198.51.100.7", "ip_dst": "192.0.2.1", "packets": 10, "bytes": 1000}`,
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("no record\n%s\nin\n%s", want, got)
+		}
+	}
 }

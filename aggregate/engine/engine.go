@@ -185,6 +185,9 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		if err != nil {
 			failed(err, "bgp")
 		}
+		for _, fi := range e.flowInputs {
+			fi.bgp = newBGPLookup(e.rib, fi.pipelines)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errs

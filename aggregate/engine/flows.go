@@ -275,6 +275,7 @@ type flowInput struct {
 
 	pretag     atomic.Pointer[pretag.Map] // nil without a pre_tag_map; replaced by a reload
 	pretagPath string
+	bgp        *bgpLookup // nil without [bgp] or a pipeline of BGP primitives
 
 	bound  atomic.Bool // receiving: socket bound, capture open, replay begun
 	loaded atomic.Bool // NetFlow: the templates file was read (else it is not overwritten)
@@ -351,6 +352,9 @@ func (fi *flowInput) reloadPretag() {
 
 // emit hands r to the pipelines; s is the calling goroutine's.
 func (fi *flowInput) emit(r *flow.Record, s *cache.Scratch) {
+	if fi.bgp != nil {
+		fi.bgp.fill(r) // before the map, as pmacct's core
+	}
 	if m := fi.pretag.Load(); m != nil {
 		m.Apply(r)
 	}

@@ -98,6 +98,8 @@ func (f *Format) Document(doc *document.Document, agg Aggregate, k *Key, c Count
 				} else {
 					doc.AppendString(in.json, "unknown")
 				}
+			case writeInterned:
+				doc.AppendString(in.json, LabelText(in.slot.u32(k)))
 			case writeLabel:
 				if f.LabelMap {
 					doc.AppendRaw(in.json, AppendLabelMap(buf[:0], LabelText(in.slot.u32(k))))

@@ -69,6 +69,7 @@ const (
 	KindDirection             // a sampling direction, "i", "e" or "u"
 	KindCoords                // a latitude, and the longitude under the next row's key: numbers as pmacct's jansson writes them
 	KindClass                 // an application name kept as its LabelID: "unknown" when none
+	KindInterned              // a text kept as its LabelID (BGP paths and communities): "" when none
 	numKinds
 )
 
@@ -110,6 +111,7 @@ var kinds = [numKinds]struct {
 	KindDirection: {JSONString, "keyword", true, []slotType{slotU8}},
 	KindCoords:    {JSONNumber, "double", true, []slotType{slotCoords}},
 	KindClass:     {JSONString, "keyword", true, []slotType{slotU32}},
+	KindInterned:  {JSONString, "keyword", true, []slotType{slotU32}},
 }
 
 // JSONType returns the JSON type pmacct gives values of kind k.
@@ -204,6 +206,7 @@ const (
 	writeDirection                // KindDirection
 	writeCoords                   // KindCoords
 	writeClass                    // KindClass
+	writeInterned                 // KindInterned
 )
 
 // The Go types of Record fields, by slot type.
@@ -329,6 +332,8 @@ func writerOf(p Primitive) (w writer) {
 		w.op = writeDirection
 	case KindCoords:
 		w.op, w.json2 = writeCoords, table[p+1].JSON
+	case KindInterned:
+		w.op = writeInterned
 	case KindClass:
 		w.op = writeClass
 	case KindCounter:

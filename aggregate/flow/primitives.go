@@ -177,23 +177,23 @@ var table = [numPrimitives]Info{
 	SrcAS:     row("src_as", "as_src", "SRC_AS", KindUint, "SrcAS").nf(16),             // sFlow; networks_file
 	DstAS:     row("dst_as", "as_dst", "DST_AS", KindUint, "DstAS").nf(17),             // sFlow; networks_file
 
-	StdComm:         row("std_comm", "comms", "COMMS", KindText, ""),
-	ExtComm:         row("ext_comm", "ecomms", "ECOMMS", KindText, ""),
-	LrgComm:         row("lrg_comm", "lcomms", "LCOMMS", KindText, ""),
-	ASPath:          row("as_path", "as_path", "AS_PATH", KindText, "").freeText(), // an AS_SET is "{1,2}"
-	LocalPref:       row("local_pref", "local_pref", "PREF", KindUint, ""),
-	MED:             row("med", "med", "MED", KindUint, ""),
+	StdComm:         row("std_comm", "comms", "COMMS", KindInterned, "StdComm"),
+	ExtComm:         row("ext_comm", "ecomms", "ECOMMS", KindInterned, "ExtComm"),
+	LrgComm:         row("lrg_comm", "lcomms", "LCOMMS", KindInterned, "LrgComm"),
+	ASPath:          row("as_path", "as_path", "AS_PATH", KindInterned, "ASPath").freeText(), // an AS_SET is "{1,2}"
+	LocalPref:       row("local_pref", "local_pref", "PREF", KindUint, "LocalPref"),
+	MED:             row("med", "med", "MED", KindUint, "MED"),
 	DstROA:          row("dst_roa", "roa_dst", "DST_ROA", KindText, ""),                                   // 1.7.7 source: its JSON writer crashes on it
 	PeerSrcAS:       row("peer_src_as", "peer_as_src", "PEER_SRC_AS", KindUint, "PeerSrcAS").nf(129),      // sFlow; networks_file
 	PeerDstAS:       row("peer_dst_as", "peer_as_dst", "PEER_DST_AS", KindUint, "PeerDstAS").nf(128),      // sFlow; networks_file
 	PeerSrcIP:       row("peer_src_ip", "peer_ip_src", "PEER_SRC_IP", KindIP, "PeerSrcIP"),                // the exporter; sFlow: the agent
 	PeerDstIP:       row("peer_dst_ip", "peer_ip_dst", "PEER_DST_IP", KindIP, "PeerDstIP").emptyUnknown(), // NetFlow: BGP, MPLS or IP next hop (compile.go); sFlow; networks_file; "" when none, as pmacct
-	SrcStdComm:      row("src_std_comm", "comms_src", "SRC_COMMS", KindText, ""),
-	SrcExtComm:      row("src_ext_comm", "ecomms_src", "SRC_ECOMMS", KindText, ""),
-	SrcLrgComm:      row("src_lrg_comm", "lcomms_src", "SRC_LCOMMS", KindText, ""),
-	SrcASPath:       row("src_as_path", "as_path_src", "SRC_AS_PATH", KindText, "").freeText(),
-	SrcLocalPref:    row("src_local_pref", "local_pref_src", "SRC_PREF", KindUint, ""),
-	SrcMED:          row("src_med", "med_src", "SRC_MED", KindUint, ""),
+	SrcStdComm:      row("src_std_comm", "comms_src", "SRC_COMMS", KindInterned, "SrcStdComm"),
+	SrcExtComm:      row("src_ext_comm", "ecomms_src", "SRC_ECOMMS", KindInterned, "SrcExtComm"),
+	SrcLrgComm:      row("src_lrg_comm", "lcomms_src", "SRC_LCOMMS", KindInterned, "SrcLrgComm"),
+	SrcASPath:       row("src_as_path", "as_path_src", "SRC_AS_PATH", KindInterned, "SrcASPath").freeText(),
+	SrcLocalPref:    row("src_local_pref", "local_pref_src", "SRC_PREF", KindUint, "SrcLocalPref"),
+	SrcMED:          row("src_med", "med_src", "SRC_MED", KindUint, "SrcMED"),
 	SrcROA:          row("src_roa", "roa_src", "SRC_ROA", KindText, ""),                           // 1.7.7 source: its JSON writer crashes on it
 	InIface:         row("in_iface", "iface_in", "IN_IFACE", KindUint, "InIface").nf(10, 252),     // sFlow
 	OutIface:        row("out_iface", "iface_out", "OUT_IFACE", KindUint, "OutIface").nf(14, 253), // sFlow

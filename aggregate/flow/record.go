@@ -43,6 +43,13 @@ type Fixed struct {
 
 	InIface, OutIface uint32 // in_iface, out_iface (ifIndex)
 
+	// BGP: the route to the destination, and from the source (src_*), in the
+	// exporter's BGP peer's table; texts as LabelID numbers them (0: none)
+	ASPath, StdComm, ExtComm, LrgComm             uint32 // as_path, std_comm, ext_comm, lrg_comm
+	LocalPref, MED                                uint32 // local_pref, med
+	SrcASPath, SrcStdComm, SrcExtComm, SrcLrgComm uint32 // src_as_path, src_std_comm, src_ext_comm, src_lrg_comm
+	SrcLocalPref, SrcMED                          uint32 // src_local_pref, src_med
+
 	// MPLS VPNs: the route distinguisher's 8 bytes (NetFlow IE 90), or a VRF
 	// id as pmacct keeps it (type 0x1000, compile.go); a pseudowire's id
 	MPLSVPNRD uint64 // mpls_vpn_rd

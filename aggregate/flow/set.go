@@ -20,6 +20,16 @@ func (s Set) With(p Primitive) Set {
 	return s
 }
 
+// Intersects reports whether s and o have a primitive in common.
+func (s Set) Intersects(o Set) bool {
+	for i := range s.w {
+		if s.w[i]&o.w[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // without returns s without p.
 func (s Set) without(p Primitive) Set {
 	s.w[p>>6] &^= 1 << (p & 63)

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gaissmai/bart"
+
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 // RIB holds the peers' Adj-RIBs-In and their shared attribute sets. Its
@@ -17,9 +19,16 @@ type RIB struct {
 	attrs map[Attrs]*shared                    // every attribute set some route has, once
 }
 
+// Route is what a lookup finds: the route's attributes, and the numbers
+// flow.LabelID gives their texts, which flow records carry.
+type Route struct {
+	Attrs
+	ASPathID, StdCommID, ExtCommID, LrgCommID uint32
+}
+
 // shared is an attribute set and how many routes have it.
 type shared struct {
-	Attrs
+	Route
 	refs int
 }
 
@@ -103,7 +112,8 @@ func (r *RIB) intern(a *Attrs) *shared {
 	defer r.mu.Unlock()
 	s, ok := r.attrs[*a]
 	if !ok {
-		s = &shared{Attrs: *a}
+		s = &shared{Route: Route{Attrs: *a, ASPathID: flow.LabelID(a.ASPath), StdCommID: flow.LabelID(a.StdComm),
+			ExtCommID: flow.LabelID(a.ExtComm), LrgCommID: flow.LabelID(a.LrgComm)}}
 		r.attrs[*a] = s
 	}
 	s.refs++
@@ -153,16 +163,16 @@ func (p *Peer) Withdraw(pfx netip.Prefix) bool {
 	return true
 }
 
-// Lookup returns the attributes of the peer's longest route that contains
-// ip. They are shared and must not be changed.
-func (p *Peer) Lookup(ip netip.Addr) (*Attrs, bool) {
+// Lookup returns the peer's longest route that contains ip. It is shared
+// and must not be changed.
+func (p *Peer) Lookup(ip netip.Addr) (*Route, bool) {
 	p.mu.RLock()
 	s, ok := p.table.Lookup(ip)
 	p.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	return &s.Attrs, true
+	return &s.Route, true
 }
 
 // Len returns how many routes the peer has.

@@ -41,7 +41,7 @@ func TestRIB(t *testing.T) {
 		{p2, "10.1.3.4", b},
 	} {
 		got, ok := tt.peer.Lookup(addr(tt.ip))
-		if ok != (tt.want != nil) || ok && *got != *tt.want {
+		if ok != (tt.want != nil) || ok && got.Attrs != *tt.want {
 			t.Errorf("%s: %+v %v, want %+v", tt.ip, got, ok, tt.want)
 		}
 	}
@@ -49,13 +49,13 @@ func TestRIB(t *testing.T) {
 		t.Errorf("%d attribute sets, want 2", n)
 	}
 	p1.Announce(pfx("10.1.0.0/16"), a) // replaced
-	if got, _ := p1.Lookup(addr("10.1.3.4")); *got != *a {
+	if got, _ := p1.Lookup(addr("10.1.3.4")); got.Attrs != *a {
 		t.Errorf("replaced route: %+v", got)
 	}
 	if !p1.Withdraw(pfx("10.1.0.0/16")) || p1.Withdraw(pfx("10.1.0.0/16")) {
 		t.Error("withdraw: not once")
 	}
-	if got, _ := p1.Lookup(addr("10.1.3.4")); *got != *a {
+	if got, _ := p1.Lookup(addr("10.1.3.4")); got.Attrs != *a {
 		t.Errorf("after the withdrawal, the /8: %+v", got)
 	}
 	r.Drop(addr("2001:db8::1"))

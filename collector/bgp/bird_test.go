@@ -97,7 +97,7 @@ func TestBIRDRoutes(t *testing.T) {
 		{"2001:db8:2ff::1", routes.Attrs{ASPath: "64540", LocalPref: 100, NextHop: netip.MustParseAddr("2001:db8::fe"), PeerAS: 64540, OriginAS: 64540}},
 	} {
 		got, ok := p.Lookup(netip.MustParseAddr(tt.ip))
-		if !ok || *got != tt.want {
+		if !ok || got.Attrs != tt.want {
 			t.Errorf("%s: %+v %v\n want %+v", tt.ip, got, ok, tt.want)
 		}
 	}

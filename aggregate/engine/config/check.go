@@ -372,12 +372,32 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		case !isNetFlow && slices.Contains(p.Aggregate, "class"):
 			l.fail(append(path, "pipelines"), "pipeline %q aggregates on class, which flowdex takes from NetFlow/IPFIX application ids only (sfacctd and pmacctd take it from nDPI, which flowdex does not have; they refuse it without)", name)
+		case fromBGP(p.Aggregate) != "" && c.BGP == nil:
+			l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which comes from the routers' BGP routes (expected a [bgp] table, pmacct's bgp_daemon)", name, fromBGP(p.Aggregate))
+		case fromBGP(p.Aggregate) != "" && pcap:
+			l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, and a capture has no exporter whose BGP routes to look it up in (pmacct's bgp_agent_map, which flowdex does not have yet)", name, fromBGP(p.Aggregate))
 		case pcap && p.NetworksFile == "":
 			if need := fromNetworks(p.Aggregate, p.NetworksMask > 0); need != "" {
 				l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which a capture gets only from a networks_file: it would be 0 in every record (pmacctd refuses to start too; expected networks_file in the pipeline)", name, need)
 			}
 		}
 	}
+}
+
+// fromBGP names the first primitive of aggregate that a BGP route lookup
+// gives, "" if none.
+func fromBGP(aggregate []string) string {
+	agg, err := flow.ParseAggregate(aggregate)
+	if err != nil {
+		return ""
+	}
+	for _, p := range []flow.Primitive{flow.ASPath, flow.StdComm, flow.ExtComm, flow.LrgComm, flow.LocalPref, flow.MED,
+		flow.SrcASPath, flow.SrcStdComm, flow.SrcExtComm, flow.SrcLrgComm, flow.SrcLocalPref, flow.SrcMED} {
+		if agg.Set.Has(p) {
+			return p.Name()
+		}
+	}
+	return ""
 }
 
 // fromNetworks names the first primitive of aggregate that a packet does not

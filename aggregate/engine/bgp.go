@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"github.com/flowdex/flowdex/aggregate/flow"
+	"github.com/flowdex/flowdex/aggregate/routes"
+)
+
+// bgpPrimitives are those a route lookup fills: of the destination's route,
+// then of the source's (src_*).
+var (
+	bgpDst = flow.Set{}.With(flow.ASPath).With(flow.StdComm).With(flow.ExtComm).With(flow.LrgComm).With(flow.LocalPref).With(flow.MED)
+	bgpSrc = flow.Set{}.With(flow.SrcASPath).With(flow.SrcStdComm).With(flow.SrcExtComm).With(flow.SrcLrgComm).With(flow.SrcLocalPref).With(flow.SrcMED)
+)
+
+// bgpLookup is an input's route lookups: which sides its pipelines need.
+type bgpLookup struct {
+	rib      *routes.RIB
+	dst, src bool
+}
+
+// newBGPLookup returns the lookups the pipelines need, nil if none.
+func newBGPLookup(rib *routes.RIB, pipelines []*flowPipeline) *bgpLookup {
+	if rib == nil {
+		return nil
+	}
+	l := &bgpLookup{rib: rib}
+	for _, p := range pipelines {
+		l.dst = l.dst || p.agg.Set.Intersects(bgpDst)
+		l.src = l.src || p.agg.Set.Intersects(bgpSrc)
+	}
+	if !l.dst && !l.src {
+		return nil
+	}
+	return l
+}
+
+// fill sets r's BGP primitives from the routes of its exporter's BGP peer
+// (pmacct's default bgp_agent_map: the exporter's address is the peer's).
+func (l *bgpLookup) fill(r *flow.Record) {
+	peer := l.rib.Find(r.PeerSrcIP.Unmap())
+	if peer == nil {
+		return
+	}
+	if l.dst && r.DstIP.IsValid() {
+		if rt, ok := peer.Lookup(r.DstIP.Unmap()); ok {
+			r.ASPath, r.StdComm, r.ExtComm, r.LrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
+			r.LocalPref, r.MED = rt.LocalPref, rt.MED
+		}
+	}
+	if l.src && r.SrcIP.IsValid() {
+		if rt, ok := peer.Lookup(r.SrcIP.Unmap()); ok {
+			r.SrcASPath, r.SrcStdComm, r.SrcExtComm, r.SrcLrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
+			r.SrcLocalPref, r.SrcMED = rt.LocalPref, rt.MED
+		}
+	}
+}
