@@ -31,6 +31,18 @@ protocol bgp flowdex {
 }
 `
 
+// startBird runs BIRD with conf (birdtest.Start), peering with e's BGP
+// listener.
+func startBird(t *testing.T, e *testEngine, conf string) *birdtest.Bird {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(e.BGPAddr())
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return birdtest.Start(t, conf, p)
+}
+
 // A [bgp] table starts the listener with the engine: BIRD's session and
 // routes show on /metrics and /readyz, and the engine's stop closes the
 // session.
@@ -57,12 +69,7 @@ max_prefixes = 10
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	done := e.run(ctx)
-	_, port, _ := net.SplitHostPort(e.BGPAddr())
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := birdtest.Start(t, birdTwoRoutes, p)
+	b := startBird(t, e, birdTwoRoutes)
 	get := func(path string) string {
 		res, err := http.Get("http://" + e.HTTPAddr() + path)
 		if err != nil {
@@ -170,12 +177,7 @@ prefix = "127.0.0.0/8"
 `, udp, out), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := e.run(ctx)
-	_, port, _ := net.SplitHostPort(e.BGPAddr())
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := birdtest.Start(t, birdAttrRoutes, p)
+	b := startBird(t, e, birdAttrRoutes)
 	b.WaitFor("the routes", func() bool {
 		peer := e.rib.Find(netip.MustParseAddr("127.0.0.2"))
 		return peer != nil && peer.Len() == 2
