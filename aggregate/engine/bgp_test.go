@@ -200,7 +200,7 @@ prefix = "127.0.0.0/8"
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`{"event_type": "purge", "comms": "64500:1", "ecomms": "RT:64500:7", "lcomms": "64500:1:2", "as_path": "64510 64511", "local_pref": 200, "med": 50, "peer_ip_src": "127.0.0.2", "as_path_src": "64520", "local_pref_src": 100, "ip_src": "198.51.100.7", "ip_dst": "203.0.113.9", "packets": 10, "bytes": 1000}`,
+		`{"event_type": "purge", "comms": "64500:1", "ecomms": "RT:64500:7", "lcomms": "64500:1:2", "as_path": "64510_64511", "local_pref": 200, "med": 50, "peer_ip_src": "127.0.0.2", "as_path_src": "64520", "local_pref_src": 100, "ip_src": "198.51.100.7", "ip_dst": "203.0.113.9", "packets": 10, "bytes": 1000}`,
 		`{"event_type": "purge", "comms": "", "ecomms": "", "lcomms": "", "as_path": "", "local_pref": 0, "med": 0, "peer_ip_src": "127.0.0.2", "as_path_src": "64520", "local_pref_src": 100, "ip_src": "198.51.100.7", "ip_dst": "192.0.2.1", "packets": 10, "bytes": 1000}`,
 	} {
 		if !strings.Contains(string(got), want) {

@@ -18,8 +18,8 @@ import (
 // texts in pmacct's formats, written once per attribute set rather than
 // once per record.
 type Attrs struct {
-	ASPath    string // "64500 64501 {64502,64503}", pmacct's as_path
-	StdComm   string // "64500:1 64500:2", pmacct's std_comm
+	ASPath    string // "64500_64501_{64502,64503}", pmacct's as_path
+	StdComm   string // "64500:1_64500:2", pmacct's std_comm
 	ExtComm   string // "RT:64500:1", pmacct's ext_comm
 	LrgComm   string // "64500:1:2", pmacct's lrg_comm
 	LocalPref uint32
@@ -29,13 +29,13 @@ type Attrs struct {
 	OriginAS  uint32     // the path's last AS: dst_as (src_as of the reverse lookup)
 }
 
-// PathText writes an AS path of one sequence as pmacct does, and sets
-// nothing else.
+// PathText writes an AS path of one sequence as pmacct does: the ASes
+// joined by '_'.
 func PathText(path []uint32) string {
 	b := make([]byte, 0, 8*len(path))
 	for i, as := range path {
 		if i > 0 {
-			b = append(b, ' ')
+			b = append(b, '_')
 		}
 		b = strconv.AppendUint(b, uint64(as), 10)
 	}
@@ -46,7 +46,7 @@ func PathText(path []uint32) string {
 func AppendCommunity(s string, c uint32) string {
 	b := []byte(s)
 	if len(b) > 0 {
-		b = append(b, ' ')
+		b = append(b, '_')
 	}
 	b = strconv.AppendUint(b, uint64(c>>16), 10)
 	b = append(b, ':')

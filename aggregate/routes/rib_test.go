@@ -19,7 +19,7 @@ var (
 // dropped with their last route; a peer that goes away takes its routes.
 func TestRIB(t *testing.T) {
 	r := routes.New()
-	a := &routes.Attrs{ASPath: "64500 64501", PeerAS: 64500, OriginAS: 64501, LocalPref: 100}
+	a := &routes.Attrs{ASPath: "64500_64501", PeerAS: 64500, OriginAS: 64501, LocalPref: 100}
 	b := &routes.Attrs{ASPath: "64510", PeerAS: 64510, OriginAS: 64510, StdComm: "64510:1"}
 	p1, p2 := r.Peer(addr("192.0.2.1")), r.Peer(addr("2001:db8::1"))
 	if r.Peer(addr("192.0.2.1")) != p1 || r.Find(addr("192.0.2.9")) != nil {

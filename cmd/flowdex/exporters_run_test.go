@@ -355,6 +355,7 @@ func runPmacct(ctx context.Context, dir string, r pmacctRun) error {
 		stopped := cctx.Err()
 		cancel()
 		log = out.String()
+		_ = os.WriteFile(strings.TrimSuffix(conf, ".conf")+".log", out.Bytes(), 0o644) // kept for a failing test's reader
 		if stopped != nil {
 			return fmt.Errorf("%s did not finish in %v (%v):\n%s", r.daemon, daemonTimeout, stopped, tail(log, 30))
 		}

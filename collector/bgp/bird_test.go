@@ -89,7 +89,7 @@ func TestBIRDRoutes(t *testing.T) {
 		ip   string
 		want routes.Attrs
 	}{
-		{"203.0.113.9", routes.Attrs{ASPath: "64510 64511", StdComm: "64500:1 64500:2", ExtComm: "RT:64500:7", LrgComm: "64500:1:2",
+		{"203.0.113.9", routes.Attrs{ASPath: "64510_64511", StdComm: "64500:1_64500:2", ExtComm: "RT:64500:7", LrgComm: "64500:1:2",
 			LocalPref: 200, MED: 50, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 64510, OriginAS: 64511}},
 		{"198.51.100.9", routes.Attrs{ASPath: "4200000001", LocalPref: 100, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 4200000001, OriginAS: 4200000001}},
 		{"198.51.100.200", routes.Attrs{ASPath: "64520", LocalPref: 100, NextHop: netip.MustParseAddr("127.0.0.2"), PeerAS: 64520, OriginAS: 64520}},

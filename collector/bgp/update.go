@@ -106,7 +106,7 @@ func prefix(p bgp.AddrPrefixInterface) netip.Prefix {
 	return pfx
 }
 
-// asPath writes an AS path as pmacct does (sequences spaced, sets in
+// asPath writes an AS path as pmacct does (ASes joined by _, sets in
 // braces with commas, confederation segments in parentheses and
 // brackets), and returns its first and last AS.
 func asPath(p *bgp.PathAttributeAsPath) (text string, first, last uint32) {
@@ -117,14 +117,14 @@ func asPath(p *bgp.PathAttributeAsPath) (text string, first, last uint32) {
 		case bgp.BGP_ASPATH_ATTR_TYPE_SET:
 			open, sep, end = '{', ',', '}'
 		case bgp.BGP_ASPATH_ATTR_TYPE_CONFED_SEQ:
-			open, sep, end = '(', ' ', ')'
+			open, sep, end = '(', '_', ')'
 		case bgp.BGP_ASPATH_ATTR_TYPE_CONFED_SET:
 			open, sep, end = '[', ',', ']'
 		default:
-			sep = ' '
+			sep = '_'
 		}
 		if len(b) > 0 {
-			b = append(b, ' ')
+			b = append(b, '_')
 		}
 		if open != 0 {
 			b = append(b, open)
@@ -147,7 +147,7 @@ func asPath(p *bgp.PathAttributeAsPath) (text string, first, last uint32) {
 }
 
 // extCommunities writes route targets and sites of origin as pmacct does
-// ("RT:64500:1 SoO:192.0.2.1:7"); other types are left out.
+// ("RT:64500:1_SoO:192.0.2.1:7"); other types are left out.
 func extCommunities(cs []bgp.ExtendedCommunityInterface) string {
 	var b []byte
 	for _, c := range cs {
@@ -173,7 +173,7 @@ func extCommunities(cs []bgp.ExtendedCommunityInterface) string {
 			continue
 		}
 		if len(b) > 0 {
-			b = append(b, ' ')
+			b = append(b, '_')
 		}
 		b = append(append(b, kind...), v...)
 	}
@@ -185,7 +185,7 @@ func largeCommunities(cs []*bgp.LargeCommunity) string {
 	var b []byte
 	for _, c := range cs {
 		if len(b) > 0 {
-			b = append(b, ' ')
+			b = append(b, '_')
 		}
 		b = strconv.AppendUint(b, uint64(c.ASN), 10)
 		b = append(b, ':')

@@ -65,6 +65,11 @@ func Start(t testing.TB, conf string, flowdexPort int) *Bird {
 			t.Logf("bird:\n%s%s", out.String(), log)
 		}
 	})
+	// up when its control socket is: a configuration it refuses fails here
+	b.WaitFor("BIRD's control socket", func() bool {
+		_, err := os.Stat(b.sock)
+		return err == nil
+	})
 	return b
 }
 

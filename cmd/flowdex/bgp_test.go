@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdex/flowdex/internal/birdtest"
+	"github.com/flowdex/flowdex/internal/testports"
+)
+
+// birdBoth announces the same routes to flowdex (%[2]d) and to nfacctd's
+// bgp_daemon (on 127.0.0.3, NFACCTD_PORT), over iBGP from 127.0.0.2.
+const birdBoth = `router id 127.0.0.2;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static s4 {
+  ipv4;
+  route 203.0.113.0/24 blackhole;
+  route 203.0.113.128/25 blackhole;
+  route 198.51.100.0/24 blackhole;
+  route 192.0.2.0/24 blackhole;
+}
+protocol static s6 { ipv6; route 2001:db8:100::/48 blackhole; route 2001:db8:200::/40 blackhole; }
+filter to_collectors {
+  if net = 203.0.113.0/24 then {
+    bgp_path.prepend(64511); bgp_path.prepend(64510);
+    bgp_community.add((64500,1)); bgp_community.add((64500,2));
+    bgp_large_community.add((64500,1,2)); bgp_ext_community.add((rt, 64500, 7));
+    bgp_med = 50; bgp_local_pref = 200;
+  }
+  if net = 203.0.113.128/25 then { bgp_path.prepend(4200000001); bgp_community.add((64501,9)); bgp_local_pref = 150; }
+  if net = 198.51.100.0/24 then { bgp_path.prepend(64520); bgp_local_pref = 100; bgp_med = 7; }
+  if net = 192.0.2.0/24 then { bgp_path.prepend(64530); bgp_path.prepend(64531); bgp_local_pref = 100; bgp_large_community.add((64530,0,1)); }
+  if net = 2001:db8:100::/48 then { bgp_path.prepend(64540); bgp_community.add((64540,40)); bgp_local_pref = 300; }
+  if net = 2001:db8:200::/40 then { bgp_path.prepend(64550); bgp_local_pref = 100; }
+  accept;
+}
+protocol bgp flowdex {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.1 port %[2]d as 64500;
+  connect retry time 1;
+  ipv4 { import none; export filter to_collectors; next hop self; };
+  ipv6 { import none; export filter to_collectors; next hop address 2001:db8::fe; };
+}
+protocol bgp nfacctd {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.3 port NFACCTD_PORT as 64500;
+  connect retry time 1;
+  error wait time 1, 2; # nfacctd runs again if 1.7.7 loses its plugin: BIRD must come back at once
+  ipv4 { import none; export filter to_collectors; next hop self; };
+  ipv6 { import none; export filter to_collectors; next hop address 2001:db8::fe; };
+}
+`
+
+// bgpExport is NetFlow v9 from BIRD's address (the exporter is the BGP
+// peer, as pmacct's default bgp_agent_map has it), 10 seconds after a
+// datagram of another exporter: nfacctd (pcap_savefile_delay) and flowdex
+// (replay at recorded speed) read the flows once the routes are in.
+func bgpExport() []exportDatagram {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	other := &nfExporter{version: 9, src: netip.MustParseAddrPort("127.0.0.9:2055"), domain: 1}
+	e := &nfExporter{version: 9, src: netip.MustParseAddrPort("127.0.0.2:2055"), domain: 1}
+	v4 := []nfField{{8, 4, 0}, {12, 4, 0}, {1, 4, 0}, {2, 4, 0}}
+	v6 := []nfField{{27, 16, 0}, {28, 16, 0}, {1, 4, 0}, {2, 4, 0}}
+	other.send(start, 1, other.templateSet(256, v4...))
+	pairs4 := [][2]string{{"198.51.100.7", "203.0.113.9"}, {"198.51.100.7", "203.0.113.200"}, {"192.0.2.5", "198.51.100.1"},
+		{"10.0.0.1", "203.0.113.9"}, {"203.0.113.130", "10.9.9.9"}, {"192.0.2.5", "203.0.113.1"}}
+	pairs6 := [][2]string{{"2001:db8:100::1", "2001:db8:2ff::1"}, {"2001:db8:ffff::1", "2001:db8:100::9"}}
+	for n := range 2 {
+		var r4, r6 [][]byte
+		for i, p := range pairs4 {
+			r4 = append(r4, nfRec(nfIP(p[0]), nfIP(p[1]), nfU32(uint32(100*(i+1))), nfU32(uint32(i+1))))
+		}
+		for i, p := range pairs6 {
+			r6 = append(r6, nfRec(nfIP(p[0]), nfIP(p[1]), nfU32(uint32(1000*(i+1))), nfU32(uint32(10*(i+1)))))
+		}
+		e.send(start.Add(10*time.Second+time.Duration(n)*time.Second), 2+len(r4)+len(r6),
+			e.templateSet(256, v4...), e.templateSet(257, v6...), nfSet(256, r4...), nfSet(257, r6...))
+	}
+	return append(other.out, e.out...)
+}
+
+// The BGP primitives against nfacctd 1.7.7's bgp_daemon, both peering with
+// the same BIRD and reading the same export: the same records.
+func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
+	requireTools(t, "nfacctd")
+	requireFaketime(t)
+	birdtest.Require(t)
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "export.pcap")
+	if err := writeExportPcap(capture, bgpExport()); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := testports.Free(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	birdtest.Start(t, strings.Replace(birdBoth, "NFACCTD_PORT", fmt.Sprint(ports[1]), 1), ports[0])
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
+		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
+	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: fmt.Sprintf(`bgp_daemon: true
+bgp_daemon_ip: 127.0.0.3
+bgp_daemon_port: %d
+nfacctd_as: bgp
+pcap_savefile_delay: 8
+bgp_src_as_path_type: bgp
+bgp_src_std_comm_type: bgp
+bgp_src_ext_comm_type: bgp
+bgp_src_lrg_comm_type: bgp
+bgp_src_local_pref_type: bgp
+bgp_src_med_type: bgp
+`, ports[1])}
+	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0])
+	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1", capture), "", agg)
+	if len(want) != 8 {
+		t.Fatalf("nfacctd made %d records, want 8: %v", len(want), want)
+	}
+	compareSums(t, got, want)
+	requireValues(t, got, `"as_path":"64510_64511"`, `"as_path":"4200000001"`, `"comms":"64500:1_64500:2"`, `"ecomms":"RT:64500:7"`,
+		`"lcomms":"64500:1:2"`, `"as_path_src":"64531_64530"`, `"as_path":"64550"`, `"as_path_src":"64540"`, `"local_pref":200`, `"med":50`)
+}
