@@ -173,6 +173,7 @@ const (
 	SourceFile                  // the networks_file's longest match; none: 0, and no next hop
 	SourceMask                  // NetworksMask (nets and masks only)
 	SourceLongest               // the file's when its match is longer than the record's mask ("longest", "fallback")
+	SourceBGP                   // AS numbers of the BGP routes (flow.BGPAS, the input's lookups): as_source only
 )
 
 // ParseSource reads pmacct's name of a source.
@@ -186,10 +187,12 @@ func ParseSource(s string) (Source, error) {
 		return SourceMask, nil
 	case "longest", "fallback":
 		return SourceLongest, nil
-	case "bgp", "bmp", "igp":
-		return 0, fmt.Errorf("%q: pmacct's routing daemons, which flowdex does not have yet (expected netflow, sflow, file, mask or longest)", s)
+	case "bgp":
+		return SourceBGP, nil
+	case "bmp", "igp":
+		return 0, fmt.Errorf("%q: pmacct's routing daemons, which flowdex does not have yet (expected netflow, sflow, file, mask, longest or bgp)", s)
 	}
-	return 0, fmt.Errorf("%q: expected netflow, sflow, file, mask or longest (fallback)", s)
+	return 0, fmt.Errorf("%q: expected netflow, sflow, file, mask, longest (fallback) or bgp", s)
 }
 
 // Geo looks up the GeoIP primitives of addresses: aggregate/enrich's
@@ -512,7 +515,7 @@ func (c *Cache) AddWith(r *flow.Record, s *Scratch) {
 	if c.sampling > 0 {
 		k.SamplingRate = c.sampling
 	}
-	c.resolve(k)
+	c.resolve(k, &r.BGPAS)
 	if c.postTag != 0 {
 		k.Tag = c.postTag
 	}
@@ -621,12 +624,18 @@ func wholeSeconds(us int64) int64 {
 }
 
 // resolve fills nets, masks, ASes and next hop as configured.
-func (c *Cache) resolve(k *flow.Key) {
+func (c *Cache) resolve(k *flow.Key, bgp *flow.BGPAS) {
 	if c.resolveSrc {
 		c.resolveSide(&k.SrcIP, &k.SrcNet, &k.SrcMask, &k.SrcAS, &k.PeerSrcAS, nil)
+		if c.asSrc == SourceBGP {
+			k.SrcAS = bgp.BGPSrcAS // the peer AS stays the record's, as nfacctd's (bgp_peer_src_as_type)
+		}
 	}
 	if c.resolveDst {
 		c.resolveSide(&k.DstIP, &k.DstNet, &k.DstMask, &k.DstAS, &k.PeerDstAS, &k.PeerDstIP)
+		if c.asSrc == SourceBGP {
+			k.DstAS, k.PeerDstAS = bgp.BGPDstAS, bgp.BGPPeerDstAS
+		}
 	}
 }
 
@@ -637,7 +646,7 @@ func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint
 	var e networks.Entry
 	var matched bool
 	f := 0 // the file's prefix length, 0 without a match
-	if c.nets != nil && c.netSrc != SourceRecord || c.asSrc != SourceRecord || c.netFilter {
+	if c.nets != nil && (c.netSrc != SourceRecord || c.asSrc == SourceFile || c.asSrc == SourceLongest) || c.netFilter {
 		if e, matched = c.nets.Lookup(*host); matched {
 			f = e.Prefix.Bits()
 		}
@@ -713,6 +722,10 @@ func maskAddr(a netip.Addr, bits uint8) netip.Addr {
 	p, _ := a.Prefix(n)
 	return p.Addr()
 }
+
+// BGPAS reports whether the cache takes AS numbers from BGP routes
+// (flow.BGPAS), which its input must then look up.
+func (c *Cache) BGPAS() bool { return c.asSrc == SourceBGP }
 
 // Flush hands every entry to emit, in the order the entries were first seen,
 // and empties the cache. emit must not keep the *Entry, which is reused.

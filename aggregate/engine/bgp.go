@@ -12,10 +12,11 @@ var (
 	bgpSrc = flow.Set{}.With(flow.SrcASPath).With(flow.SrcStdComm).With(flow.SrcExtComm).With(flow.SrcLrgComm).With(flow.SrcLocalPref).With(flow.SrcMED)
 )
 
-// bgpLookup is an input's route lookups: which sides its pipelines need.
+// bgpLookup is an input's route lookups: which sides its pipelines need,
+// and whether one takes its AS numbers from them.
 type bgpLookup struct {
-	rib      *routes.RIB
-	dst, src bool
+	rib          *routes.RIB
+	dst, src, as bool
 }
 
 // newBGPLookup returns the lookups the pipelines need, nil if none.
@@ -27,8 +28,9 @@ func newBGPLookup(rib *routes.RIB, pipelines []*flowPipeline) *bgpLookup {
 	for _, p := range pipelines {
 		l.dst = l.dst || p.agg.Set.Intersects(bgpDst)
 		l.src = l.src || p.agg.Set.Intersects(bgpSrc)
+		l.as = l.as || p.cache.BGPAS()
 	}
-	if !l.dst && !l.src {
+	if !l.dst && !l.src && !l.as {
 		return nil
 	}
 	return l
@@ -37,20 +39,27 @@ func newBGPLookup(rib *routes.RIB, pipelines []*flowPipeline) *bgpLookup {
 // fill sets r's BGP primitives from the routes of its exporter's BGP peer
 // (pmacct's default bgp_agent_map: the exporter's address is the peer's).
 func (l *bgpLookup) fill(r *flow.Record) {
+	r.BGPAS = flow.BGPAS{}
 	peer := l.rib.Find(r.PeerSrcIP.Unmap())
 	if peer == nil {
 		return
 	}
-	if l.dst && r.DstIP.IsValid() {
+	if (l.dst || l.as) && r.DstIP.IsValid() {
 		if rt, ok := peer.Lookup(r.DstIP.Unmap()); ok {
-			r.ASPath, r.StdComm, r.ExtComm, r.LrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
-			r.LocalPref, r.MED = rt.LocalPref, rt.MED
+			if l.dst {
+				r.ASPath, r.StdComm, r.ExtComm, r.LrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
+				r.LocalPref, r.MED = rt.LocalPref, rt.MED
+			}
+			r.BGPDstAS, r.BGPPeerDstAS = rt.OriginAS, rt.PeerAS
 		}
 	}
-	if l.src && r.SrcIP.IsValid() {
+	if (l.src || l.as) && r.SrcIP.IsValid() {
 		if rt, ok := peer.Lookup(r.SrcIP.Unmap()); ok {
-			r.SrcASPath, r.SrcStdComm, r.SrcExtComm, r.SrcLrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
-			r.SrcLocalPref, r.SrcMED = rt.LocalPref, rt.MED
+			if l.src {
+				r.SrcASPath, r.SrcStdComm, r.SrcExtComm, r.SrcLrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
+				r.SrcLocalPref, r.SrcMED = rt.LocalPref, rt.MED
+			}
+			r.BGPSrcAS = rt.OriginAS
 		}
 	}
 }

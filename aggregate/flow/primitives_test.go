@@ -149,6 +149,9 @@ func TestTableConsistent(t *testing.T) {
 	for _, f := range reflect.VisibleFields(reflect.TypeFor[MapFields]()) {
 		fields[f.Name] = true // pre_tag_map's keys
 	}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[BGPAS]()) {
+		fields[f.Name] = true // as_source = "bgp"'s
+	}
 	for p := range Primitives() {
 		in := p.Info()
 		if p.isCustom() {

@@ -117,6 +117,10 @@ type Record struct {
 	// them)
 	Event bool
 	MapFields
+	// BGPAS are the AS numbers of the routes to the source and destination
+	// (their paths' last AS) and the destination route's first AS, for
+	// pipelines whose AS numbers come from BGP (as_source = "bgp")
+	BGPAS
 	// Renorm, when not 0, is what renormalization multiplies the counters
 	// by instead of the sampling rate (sFlow: the sample pool's growth over
 	// the samples', as sfacctd's)
@@ -149,3 +153,8 @@ const (
 	MapProbeLabel
 	MapProbeYields
 )
+
+// BGPAS are a record's AS numbers by its BGP routes (0: no route).
+type BGPAS struct {
+	BGPSrcAS, BGPDstAS, BGPPeerDstAS uint32
+}

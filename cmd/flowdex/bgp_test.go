@@ -84,8 +84,9 @@ func bgpExport() []exportDatagram {
 	return append(other.out, e.out...)
 }
 
-// The BGP primitives against nfacctd 1.7.7's bgp_daemon, both peering with
-// the same BIRD and reading the same export: the same records.
+// The BGP primitives, and AS numbers from BGP (nfacctd_as: bgp, flowdex's
+// as_source = "bgp"), against nfacctd 1.7.7's bgp_daemon, both peering
+// with the same BIRD and reading the same export: the same records.
 func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
 	requireTools(t, "nfacctd")
 	requireFaketime(t)
@@ -100,7 +101,7 @@ func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
 		t.Fatal(err)
 	}
 	birdtest.Start(t, strings.Replace(birdBoth, "NFACCTD_PORT", fmt.Sprint(ports[1]), 1), ports[0])
-	agg := []string{"peer_src_ip", "src_host", "dst_host", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_as", "dst_as", "peer_dst_as", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
 		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
 	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: fmt.Sprintf(`bgp_daemon: true
 bgp_daemon_ip: 127.0.0.3
@@ -115,11 +116,11 @@ bgp_src_local_pref_type: bgp
 bgp_src_med_type: bgp
 `, ports[1])}
 	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0])
-	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1", capture), "", agg)
+	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1", capture), `as_source = "bgp"`, agg)
 	if len(want) != 8 {
 		t.Fatalf("nfacctd made %d records, want 8: %v", len(want), want)
 	}
 	compareSums(t, got, want)
 	requireValues(t, got, `"as_path":"64510_64511"`, `"as_path":"4200000001"`, `"comms":"64500:1_64500:2"`, `"ecomms":"RT:64500:7"`,
-		`"lcomms":"64500:1:2"`, `"as_path_src":"64531_64530"`, `"as_path":"64550"`, `"as_path_src":"64540"`, `"local_pref":200`, `"med":50`)
+		`"lcomms":"64500:1:2"`, `"as_path_src":"64531_64530"`, `"as_path":"64550"`, `"as_path_src":"64540"`, `"local_pref":200`, `"med":50`, `"as_dst":64511`, `"as_src":64530`, `"peer_as_dst":64510`)
 }
