@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 
 // BenchmarkBGPFill is the cost per record of the route lookups: both sides
 // (as_path and src_as_path aggregated), in a peer's table of a million
-// routes (200k IPv6), addresses inside its prefixes, random.
+// routes (200k IPv6), addresses inside its prefixes: uniform over 65536
+// addresses (each lookup in another part of the table: the caches miss),
+// and Zipf-distributed over them, as traffic repeats its destinations.
 func BenchmarkBGPFill(b *testing.B) {
 	tab := routestest.Generate(1, 1_000_000, 200_000)
 	rib := routes.New()
@@ -22,16 +25,25 @@ func BenchmarkBGPFill(b *testing.B) {
 	}
 	l := &bgpLookup{rib: rib, dst: true, src: true}
 	addrs := tab.Addrs(2, 1<<16)
-	var r flow.Record
-	r.PeerSrcIP = peer
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		r.SrcIP, r.DstIP = addrs[i&(len(addrs)-1)], addrs[(i+7)&(len(addrs)-1)]
-		l.fill(&r)
-		i++
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), 1.1, 1, uint64(len(addrs)-1))
+	order := map[string][]int{"uniform": make([]int, 1<<16), "zipf": make([]int, 1<<16)}
+	for i := range order["uniform"] {
+		order["uniform"][i], order["zipf"][i] = i, int(zipf.Uint64())
 	}
-	if r.ASPath == 0 && r.LocalPref == 0 {
-		b.Fatal("no route found")
+	for _, name := range []string{"uniform", "zipf"} {
+		b.Run(name, func(b *testing.B) {
+			idx := order[name]
+			var r flow.Record
+			r.PeerSrcIP = peer
+			i := 0
+			for b.Loop() {
+				r.SrcIP, r.DstIP = addrs[idx[i&(len(idx)-1)]], addrs[idx[(i+7)&(len(idx)-1)]]
+				l.fill(&r)
+				i++
+			}
+			if r.ASPath == 0 && r.LocalPref == 0 {
+				b.Fatal("no route found")
+			}
+		})
 	}
 }
