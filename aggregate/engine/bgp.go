@@ -16,15 +16,16 @@ var (
 // and whether one takes its AS numbers from them.
 type bgpLookup struct {
 	rib          *routes.RIB
+	agents       *routes.AgentMap // nil: every exporter is its own peer
 	dst, src, as bool
 }
 
 // newBGPLookup returns the lookups the pipelines need, nil if none.
-func newBGPLookup(rib *routes.RIB, pipelines []*flowPipeline) *bgpLookup {
+func newBGPLookup(rib *routes.RIB, agents *routes.AgentMap, pipelines []*flowPipeline) *bgpLookup {
 	if rib == nil {
 		return nil
 	}
-	l := &bgpLookup{rib: rib}
+	l := &bgpLookup{rib: rib, agents: agents}
 	for _, p := range pipelines {
 		l.dst = l.dst || p.agg.Set.Intersects(bgpDst)
 		l.src = l.src || p.agg.Set.Intersects(bgpSrc)
@@ -36,11 +37,15 @@ func newBGPLookup(rib *routes.RIB, pipelines []*flowPipeline) *bgpLookup {
 	return l
 }
 
-// fill sets r's BGP primitives from the routes of its exporter's BGP peer
-// (pmacct's default bgp_agent_map: the exporter's address is the peer's).
+// fill sets r's BGP primitives from the routes of its exporter's BGP peer:
+// the bgp_agent_map's, else the one peering from the exporter's address.
 func (l *bgpLookup) fill(r *flow.Record) {
 	r.BGPAS = flow.BGPAS{}
-	peer := l.rib.Find(r.PeerSrcIP.Unmap())
+	addr := r.PeerSrcIP.Unmap()
+	if l.agents != nil {
+		addr = l.agents.Peer(addr)
+	}
+	peer := l.rib.Find(addr)
 	if peer == nil {
 		return
 	}

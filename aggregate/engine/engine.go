@@ -186,7 +186,15 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 			failed(err, "bgp")
 		}
 		for _, fi := range e.flowInputs {
-			fi.bgp = newBGPLookup(e.rib, fi.pipelines)
+			var agents *routes.AgentMap
+			if path := fi.cfg.Targets().BGPAgentMap; path != "" {
+				if agents, err = routes.LoadAgentMap(path); err != nil {
+					i := slices.IndexFunc(cfg.Inputs, func(in config.Input) bool { return in == config.Input(fi.cfg) })
+					failed(setting.Key("bgp_agent_map", err), "input#"+strconv.Itoa(i))
+					continue
+				}
+			}
+			fi.bgp = newBGPLookup(e.rib, agents, fi.pipelines)
 		}
 	}
 	if len(errs) > 0 {

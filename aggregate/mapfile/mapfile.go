@@ -8,6 +8,7 @@ package mapfile
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode"
 )
@@ -107,4 +108,23 @@ func split(line string, n int) ([]Pair, error) {
 		}
 	}
 	return pairs, nil
+}
+
+// ParsePrefix reads a value that is an address or a prefix, as pmacct's
+// maps take them: an address is a prefix of its whole length, host bits
+// are cleared, IPv4-mapped IPv6 is IPv4.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -482,7 +482,7 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 			if o.Capture {
 				return nil, fail("ip: a capture has no exporter (pmacctd refuses the key too)")
 			}
-			p, err := parsePrefix(value)
+			p, err := mapfile.ParsePrefix(value)
 			if err != nil {
 				return nil, bad("an address or a prefix, e.g. 192.0.2.1 or 2001:db8::/32 (no negation)")
 			}
@@ -601,7 +601,7 @@ func parseRule(n int, pairs []mapfile.Pair, o Options) (*rule, error) {
 			copy(c.mac[:], hw)
 			r.conds = append(r.conds, c)
 		case "src_net", "dst_net":
-			p, err := parsePrefix(plain)
+			p, err := mapfile.ParsePrefix(plain)
 			if err != nil {
 				return nil, bad("a prefix such as 10.0.0.0/8, or -prefix for \"not\"")
 			}
@@ -635,21 +635,4 @@ func parseBool(s string) (uint64, error) {
 		return 0, nil
 	}
 	return 0, strconv.ErrSyntax
-}
-
-// parsePrefix reads an address or a prefix, host bits cleared.
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -57,9 +57,10 @@ protocol bgp nfacctd {
 `
 
 // bgpExport is NetFlow v9 from BIRD's address (the exporter is the BGP
-// peer, as pmacct's default bgp_agent_map has it), 10 seconds after a
-// datagram of another exporter: nfacctd (pcap_savefile_delay) and flowdex
-// (replay at recorded speed) read the flows once the routes are in.
+// peer, as pmacct's default bgp_agent_map has it) and from 127.0.0.9,
+// which the tests' bgp_agent_map maps to BIRD, 10 seconds after a first
+// template: nfacctd (pcap_savefile_delay) and flowdex (replay at recorded
+// speed) read the flows once the routes are in.
 func bgpExport() []exportDatagram {
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	other := &nfExporter{version: 9, src: netip.MustParseAddrPort("127.0.0.9:2055"), domain: 1}
@@ -80,6 +81,7 @@ func bgpExport() []exportDatagram {
 		}
 		e.send(start.Add(10*time.Second+time.Duration(n)*time.Second), 2+len(r4)+len(r6),
 			e.templateSet(256, v4...), e.templateSet(257, v6...), nfSet(256, r4...), nfSet(257, r6...))
+		other.send(start.Add(10*time.Second+time.Duration(n)*time.Second), 1+len(r4[:2]), other.templateSet(256, v4...), nfSet(256, r4[:2]...))
 	}
 	return append(other.out, e.out...)
 }
@@ -103,7 +105,9 @@ func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
 	birdtest.Start(t, strings.Replace(birdBoth, "NFACCTD_PORT", fmt.Sprint(ports[1]), 1), ports[0])
 	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_as", "dst_as", "peer_dst_as", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
 		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
+	agents := writeFile(t, dir, "agents.map", "bgp_ip=127.0.0.2 ip=127.0.0.9\n")
 	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: fmt.Sprintf(`bgp_daemon: true
+bgp_agent_map: %s
 bgp_daemon_ip: 127.0.0.3
 bgp_daemon_port: %d
 nfacctd_as: bgp
@@ -114,13 +118,21 @@ bgp_src_ext_comm_type: bgp
 bgp_src_lrg_comm_type: bgp
 bgp_src_local_pref_type: bgp
 bgp_src_med_type: bgp
-`, ports[1])}
+`, agents, ports[1])}
 	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0])
-	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1", capture), `as_source = "bgp"`, agg)
-	if len(want) != 8 {
-		t.Fatalf("nfacctd made %d records, want 8: %v", len(want), want)
+	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1\nbgp_agent_map = %q", capture, agents), `as_source = "bgp"`, agg)
+	if len(want) != 10 {
+		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
 	}
 	compareSums(t, got, want)
 	requireValues(t, got, `"as_path":"64510_64511"`, `"as_path":"4200000001"`, `"comms":"64500:1_64500:2"`, `"ecomms":"RT:64500:7"`,
 		`"lcomms":"64500:1:2"`, `"as_path_src":"64531_64530"`, `"as_path":"64550"`, `"as_path_src":"64540"`, `"local_pref":200`, `"med":50`, `"as_dst":64511`, `"as_src":64530`, `"peer_as_dst":64510`)
+	// the exporter the agent map names took the peer's routes
+	mapped := false
+	for k := range got {
+		mapped = mapped || strings.Contains(k, `"peer_ip_src":"127.0.0.9"`) && strings.Contains(k, `"as_path":"64510_64511"`)
+	}
+	if !mapped {
+		t.Errorf("no record of exporter 127.0.0.9 with its mapped peer's routes: %v", got)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/filter"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/pretag"
+	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/sink/elasticsearch/retention"
 )
@@ -358,6 +359,19 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 	fi := in.(FlowInput)
 	_, pcap := in.(*PcapInput)
 	_, isNetFlow := in.(*NetFlowInput)
+	if m := fi.Targets().BGPAgentMap; m != "" {
+		_, isPcap := fi.(*PcapInput)
+		switch {
+		case l.c.BGP == nil:
+			l.fail(append(path, "bgp_agent_map"), "a map of exporters to BGP peers, and there is no [bgp] table (expected one, pmacct's bgp_daemon)")
+		case isPcap:
+			l.fail(append(path, "bgp_agent_map"), "a capture has no exporter to map (pmacctd's bgp_agent_map by filter is not there yet)")
+		default:
+			if _, err := routes.LoadAgentMap(m); err != nil {
+				l.fail(append(path, "bgp_agent_map"), "%v", err)
+			}
+		}
+	}
 	if m := fi.Targets().PreTagMap; m != "" {
 		if _, err := pretag.Load(m, PretagOptions(fi)); err != nil {
 			l.fail(append(path, "pre_tag_map"), "%v", err)

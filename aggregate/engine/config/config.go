@@ -167,6 +167,9 @@ type FlowInput interface {
 type Flows struct {
 	Pipelines []string `toml:"pipelines"`             // default: every pipeline no pmacct input uses
 	PreTagMap string   `toml:"pre_tag_map,omitempty"` // reloaded on SIGHUP
+	// BGPAgentMap is pmacct's bgp_agent_map: the BGP peer of each exporter
+	// that does not peer from its export address (aggregate/routes)
+	BGPAgentMap string `toml:"bgp_agent_map,omitempty"`
 }
 
 // Targets returns the pipelines.

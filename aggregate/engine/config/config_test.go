@@ -173,6 +173,7 @@ func TestParseErrors(t *testing.T) {
 		{"bgp primitive without bgp", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\naggregate = [\"src_host\", \"as_path\"]\n",
 			`flowdex.toml:1:1: input#0.pipelines: pipeline "pipeline1" aggregates on as_path, which comes from the routers' BGP routes (expected a [bgp] table, pmacct's bgp_daemon)`},
 		{"as_source bgp without bgp", "[[input]]\ntype = \"netflow\"\n[[pipeline]]\nas_source = \"bgp\"\n", `flowdex.toml:4:1: pipeline#0.as_source: "bgp" needs a [bgp] table (pmacct's bgp_daemon)`},
+		{"bgp_agent_map without bgp", "[[input]]\ntype = \"netflow\"\nbgp_agent_map = \"agents.map\"\n", `flowdex.toml:3:1: input#0.bgp_agent_map: a map of exporters to BGP peers, and there is no [bgp] table (expected one, pmacct's bgp_daemon)`},
 		{"bgp without asn", "[bgp]\n[[bgp.peer]]\nprefix = \"192.0.2.0/24\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:1:1: bgp.asn: missing (expected flowdex's AS number, from 1 to 4294967295)`},
 		{"bgp without peers", "[bgp]\nasn = 64500\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:1:1: bgp.peer: none may peer (expected at least one [[bgp.peer]] with a prefix)`},
 		{"bgp bad router id", "[bgp]\nasn = 64500\nrouter_id = \"::1\"\n[[bgp.peer]]\nprefix = \"192.0.2.0/24\"\n[[input]]\ntype = \"pmacct\"\nfile = \"-\"\n", `flowdex.toml:3:1: bgp.router_id: "::1" is not an IPv4 address (expected a BGP identifier such as "192.0.2.1")`},
