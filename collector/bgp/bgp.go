@@ -41,6 +41,9 @@ type PeerConfiguration struct {
 	// MaxPrefixes closes a session whose table grows past it (RFC 4486's
 	// Cease, maximum number of prefixes reached); 0: no bound.
 	MaxPrefixes int
+	// Password is the TCP MD5 signature key (RFC 2385) of the sessions; "":
+	// none. Up to 80 bytes.
+	Password string
 }
 
 // DefaultConfiguration returns the defaults.
@@ -64,6 +67,9 @@ func (c *Configuration) Validate() error {
 	for i, p := range c.Peers {
 		if !p.Prefix.IsValid() {
 			return setting.Errorf(fmt.Sprintf("peer#%d.prefix", i), "missing (expected the peers' addresses, e.g. \"192.0.2.0/24\")")
+		}
+		if len(p.Password) > 80 {
+			return setting.Errorf(fmt.Sprintf("peer#%d.password", i), "%d bytes, more than TCP MD5's 80", len(p.Password))
 		}
 		if p.MaxPrefixes < 0 {
 			return setting.Errorf(fmt.Sprintf("peer#%d.max_prefixes", i), "%d is negative (expected 0 for no bound, or more)", p.MaxPrefixes)

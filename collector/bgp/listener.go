@@ -68,6 +68,10 @@ func (l *Listener) Start() error {
 	if err != nil {
 		return err
 	}
+	if err := setMD5(ln, l.cfg.Peers); err != nil {
+		ln.Close()
+		return err
+	}
 	if !l.cfg.RouterID.IsValid() {
 		l.cfg.RouterID = netip.AddrFrom4([4]byte{0, 0, 0, 1})
 		if a := ln.Addr().(*net.TCPAddr).AddrPort().Addr().Unmap(); a.Is4() && !a.IsUnspecified() {

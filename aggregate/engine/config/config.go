@@ -84,6 +84,7 @@ type BGPPeer struct {
 	Prefix      setting.Prefix `toml:"prefix"`
 	ASN         uint32         `toml:"asn,omitempty"`          // 0: any
 	MaxPrefixes int            `toml:"max_prefixes,omitempty"` // 0: no bound
+	Password    string         `toml:"password,omitempty"`     // TCP MD5 (RFC 2385), pmacct's bgp_daemon_md5_file; Linux
 }
 
 func newBGP() *BGP {
@@ -102,7 +103,7 @@ func (b *BGP) Configuration() (bgp.Configuration, error) {
 		c.RouterID = a
 	}
 	for _, p := range b.Peers {
-		c.Peers = append(c.Peers, bgp.PeerConfiguration{Prefix: p.Prefix.Prefix, ASN: p.ASN, MaxPrefixes: p.MaxPrefixes})
+		c.Peers = append(c.Peers, bgp.PeerConfiguration{Prefix: p.Prefix.Prefix, ASN: p.ASN, MaxPrefixes: p.MaxPrefixes, Password: p.Password})
 	}
 	return c, c.Validate()
 }

@@ -497,8 +497,16 @@ brokers = ["127.0.0.1"]
 sasl = "scram-sha-512"
 username = "flowdex"
 password = "secret"
+[bgp]
+asn = 64500
+[[bgp.peer]]
+prefix = "192.0.2.0/24"
+password = "bgp-secret"
 `
 	got := effective(t, src)
+	if strings.Contains(got, "bgp-secret") || !strings.Contains(got, "[[bgp.peer]]") {
+		t.Errorf("the BGP password shown, or the peers not:\n%s", got)
+	}
 	for _, want := range []string{
 		`spool_max_bytes = 1073741824`, `request_timeout = "1m0s"`, `start_timeout = "1m0s"`, `discover_nodes = false`, `discover_interval = "5m0s"`, `retention = "30d"`, `retention_interval = "1h0m0s"`,
 		`listen = ["0.0.0.0:2100"]`, `read_buffer = 8388608`, `queue = 4096`, `refresh = "1m0s"`,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
+	"slices"
 
 	"github.com/BurntSushi/toml"
 	"github.com/flowdex/flowdex/aggregate/setting"
@@ -26,7 +27,17 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		Input               []Input           `toml:"input"`
 		Pipeline            []Pipeline        `toml:"pipeline"`
 		Output              map[string]Output `toml:"output"`
-	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, BGP: c.BGP, Output: map[string]Output{}}
+	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, Output: map[string]Output{}}
+	if c.BGP != nil {
+		shown := *c.BGP
+		shown.Peers = slices.Clone(c.BGP.Peers)
+		for i := range shown.Peers {
+			if shown.Peers[i].Password != "" {
+				shown.Peers[i].Password = "********"
+			}
+		}
+		doc.BGP = &shown
+	}
 	for _, in := range c.Inputs {
 		if k, ok := in.(*KafkaInput); ok && k.Password != "" {
 			shown := *k
