@@ -81,6 +81,22 @@ func (t *lengthMaps) lookup(ip netip.Addr) (*routes.Attrs, bool) {
 	return nil, false
 }
 
+// ribPeer is flowdex's own: a routes.Peer, the table and its interned
+// attribute sets as BGP sessions fill it and flows look it up (not in
+// TestChoiceAgree: its attributes are interned copies).
+type ribPeer struct{ *routes.Peer }
+
+func newRIBPeer() lpmTable { return &ribPeer{routes.New().Peer(netip.MustParseAddr("192.0.2.1"))} }
+
+func (t *ribPeer) insert(p netip.Prefix, a *routes.Attrs) { t.Announce(p, a) }
+func (t *ribPeer) lookup(ip netip.Addr) (*routes.Attrs, bool) {
+	r, ok := t.Lookup(ip)
+	if !ok {
+		return nil, false
+	}
+	return &r.Attrs, true
+}
+
 var candidates = []struct {
 	name string
 	make func() lpmTable
@@ -111,7 +127,10 @@ func heap() uint64 {
 func BenchmarkChoice(b *testing.B) {
 	tab := benchTable(b)
 	addrs := tab.Addrs(2, 1<<16)
-	for _, c := range candidates {
+	for _, c := range append(candidates, struct {
+		name string
+		make func() lpmTable
+	}{"routes.Peer", newRIBPeer}) {
 		b.Run(c.name+"/load", func(b *testing.B) {
 			var t lpmTable
 			var bytes uint64

@@ -26,17 +26,25 @@ type Route struct {
 	ASPathID, StdCommID, ExtCommID, LrgCommID uint32
 }
 
-// shared is an attribute set and how many routes have it.
+// shared is an attribute set, how many routes have it, and its AS path's
+// length as the best-route choice counts it.
 type shared struct {
 	Route
-	refs int
+	refs    int32
+	pathLen uint32
 }
 
-// Peer is one peer's Adj-RIB-In.
+// Peer is one peer's Adj-RIB-In: the routes of one BGP session
+// (Announce, Withdraw), or a view merging those of several sources, a BMP
+// router's monitored peers (AnnounceFrom, WithdrawFrom, DropSource). A
+// peer is one or the other. Lookups are the same for both: the table holds
+// one route a prefix, the best of a merged view's candidates chosen when
+// they change.
 type Peer struct {
 	rib   *RIB
 	mu    sync.RWMutex
 	table bart.Table[*shared]
+	multi map[netip.Prefix][]candidate // a merged view's candidates; nil for a session's
 }
 
 // New returns an empty RIB.
@@ -94,8 +102,17 @@ func (r *RIB) Drop(addr netip.Addr) {
 	defer p.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, s := range p.table.All() {
-		r.releaseLocked(s)
+	if p.multi != nil {
+		for _, cs := range p.multi {
+			for _, c := range cs {
+				r.releaseLocked(c.s)
+			}
+		}
+		p.multi = map[netip.Prefix][]candidate{}
+	} else {
+		for _, s := range p.table.All() {
+			r.releaseLocked(s)
+		}
 	}
 	p.table = bart.Table[*shared]{}
 }
@@ -113,7 +130,7 @@ func (r *RIB) intern(a *Attrs) *shared {
 	s, ok := r.attrs[*a]
 	if !ok {
 		s = &shared{Route: Route{Attrs: *a, ASPathID: flow.LabelID(a.ASPath), StdCommID: flow.LabelID(a.StdComm),
-			ExtCommID: flow.LabelID(a.ExtComm), LrgCommID: flow.LabelID(a.LrgComm)}}
+			ExtCommID: flow.LabelID(a.ExtComm), LrgCommID: flow.LabelID(a.LrgComm)}, pathLen: pathLength(a.ASPath)}
 		r.attrs[*a] = s
 	}
 	s.refs++
