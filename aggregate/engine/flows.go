@@ -422,6 +422,14 @@ func (fi *flowInput) run(ctx context.Context) error {
 		defer f.Close()
 		fi.loadTemplates()
 		fi.bound.Store(true)
+		if d := in.ReplayDelay.Duration; d > 0 {
+			fi.logger.Info("replay waits", "delay", d)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		st, err := datagram.ReplayReader(ctx, f, in.ReplaySpeed, fi.handle)
 		if err != nil {
 			err = fmt.Errorf("replay %s: %w", in.Replay, err)

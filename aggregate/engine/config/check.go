@@ -454,6 +454,9 @@ func (l *loader) checkReceive(path []string, r *Receive) {
 	if r.ReplaySpeed < 0 {
 		l.fail(append(path, "replay_speed"), "%g is negative (expected 0 for as fast as possible, 1 for recorded speed)", r.ReplaySpeed)
 	}
+	if r.ReplayDelay.Duration > 0 && r.Replay == "" {
+		l.fail(append(path, "replay_delay"), "without replay (it delays a replay's start)")
+	}
 }
 
 // checkElasticsearch checks an elasticsearch output: the sink's own rules,

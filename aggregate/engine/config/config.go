@@ -228,8 +228,11 @@ type Receive struct {
 	datagram.Configuration
 	// Replay is a pcap or pcapng of exported datagrams read instead of
 	// sockets; ReplaySpeed 0 reads as fast as possible, 1 at recorded speed.
-	Replay      string  `toml:"replay,omitempty"`
-	ReplaySpeed float64 `toml:"replay_speed,omitzero"`
+	// ReplayDelay waits before the first datagram, as nfacctd's
+	// pcap_savefile_delay: time for BGP peers to send their tables.
+	Replay      string           `toml:"replay,omitempty"`
+	ReplaySpeed float64          `toml:"replay_speed,omitzero"`
+	ReplayDelay setting.Duration `toml:"replay_delay,omitzero"`
 	// Exporters is an allow-list of addresses and prefixes: datagrams from
 	// others are dropped before decoding, and counted.
 	Exporters []setting.Prefix `toml:"exporters,omitempty"`
