@@ -2,6 +2,7 @@ package gen
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,15 +14,22 @@ import (
 	"github.com/flowdex/flowdex/collector/sflow"
 )
 
-// What the generators write decodes to the totals they return.
+// What the generators write decodes to the totals they return; several
+// exporters each send their template before their data; routed addresses
+// are unicast ones outside the default keys' ranges.
 func TestNetFlowDecodes(t *testing.T) {
-	for _, v := range []int{9, 10} {
+	for _, tt := range []struct {
+		v, exporters int
+		routed       bool
+	}{{9, 0, false}, {10, 0, false}, {9, 3, true}, {10, 3, true}} {
+		v := tt.v
 		path := filepath.Join(t.TempDir(), "export.pcap")
 		f, err := os.Create(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := WriteNetFlow(f, NetFlow{Version: v, Records: 1003, Keys: 100, PerDatagram: 25, TemplateEvery: 20, Seed: 1})
+		want, err := WriteNetFlow(f, NetFlow{Version: v, Records: 3003, Keys: 100, PerDatagram: 25, TemplateEvery: 20, Seed: 1,
+			Exporters: tt.exporters, Routed: tt.routed})
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -32,8 +40,20 @@ func TestNetFlowDecodes(t *testing.T) {
 		}
 		var got Totals
 		keys := map[flow.Key]bool{}
+		exporters := map[netip.Addr]bool{}
+		slash8s := map[byte]bool{}
 		_, err = datagram.Replay(context.Background(), path, 0, func(d *datagram.Datagram) {
+			exporters[d.Source.Addr()] = true
 			if err := dec.Decode(d.Payload, d.Source.Addr(), d.Received, func(r *flow.Record) {
+				if tt.routed {
+					for _, a := range []netip.Addr{r.SrcIP, r.DstIP} {
+						b := a.As4()
+						if b[0] < 1 || b[0] > 223 {
+							t.Errorf("%+v: address %s", tt, a)
+						}
+						slash8s[b[0]] = true
+					}
+				}
 				got.Records++
 				got.Packets += int64(r.Packets)
 				got.Bytes += int64(r.Bytes)
@@ -47,8 +67,11 @@ func TestNetFlowDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != want || want.Records != 1003 || len(keys) < 90 {
-			t.Errorf("v%d: decoded %+v (%d keys), generated %+v", v, got, len(keys), want)
+		if tt.routed && len(slash8s) < 50 {
+			t.Errorf("%+v: addresses in %d /8s only", tt, len(slash8s))
+		}
+		if got != want || want.Records != 3003 || len(keys) < 90 || len(exporters) != max(tt.exporters, 1) {
+			t.Errorf("%+v: decoded %+v (%d keys, %d exporters), generated %+v", tt, got, len(keys), len(exporters), want)
 		}
 	}
 }

@@ -17,6 +17,12 @@ type NetFlow struct {
 	Seed          uint64
 	// Distinct draws no key twice: record i has key i (Keys is ignored).
 	Distinct bool
+	// Exporters sends from 192.0.2.1 and the next Exporters-1 addresses,
+	// each in turn for TemplateEvery datagrams, its template first (0: one).
+	Exporters int
+	// Routed spreads the keys' addresses over the IPv4 unicast space, as
+	// route lookups meet them, instead of 10/8 and 198.51.100/24.
+	Routed bool
 }
 
 // v9 fields: source and destination address, ports, protocol, ToS, input and
@@ -27,7 +33,7 @@ var nfFields = [][2]uint16{{8, 4}, {12, 4}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {10
 const templateID = 256
 
 // WriteNetFlow writes the export as a pcap of datagrams from 192.0.2.1:2055
-// to 127.0.0.1:2100, 20 µs apart (pmacct replays a savefile at its recorded
+// (and the next addresses, Exporters) to 127.0.0.1:2100, 20 µs apart (pmacct replays a savefile at its recorded
 // pace), and returns its totals.
 func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 	if c.Version != 9 && c.Version != 10 {
@@ -41,7 +47,11 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 	be := binary.BigEndian
 	var t Totals
 	var b []byte
-	for d, seq := 0, uint32(0); int(t.Records) < c.Records; d++ {
+	seqs := make([]uint32, max(c.Exporters, 1)) // each exporter's sequence
+	for d := 0; int(t.Records) < c.Records; d++ {
+		exporter := d / c.TemplateEvery % len(seqs)
+		w.src[3] = byte(1 + exporter)
+		seq := &seqs[exporter]
 		at := Start.Add(time.Duration(d) * 20 * time.Microsecond)
 		uptime := uint32(3_600_000 + d/50) // an hour since the exporter's boot, in ms
 		n := min(c.PerDatagram, c.Records-int(t.Records))
@@ -56,13 +66,13 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 			b = be.AppendUint16(b, uint16(count))
 			b = be.AppendUint32(b, uptime)
 			b = be.AppendUint32(b, uint32(at.Unix()))
-			b = be.AppendUint32(b, seq)
+			b = be.AppendUint32(b, *seq)
 			b = be.AppendUint32(b, 1) // source id
 		} else {
 			b = be.AppendUint16(b, 10)
 			b = be.AppendUint16(b, 0) // length, set below
 			b = be.AppendUint32(b, uint32(at.Unix()))
-			b = be.AppendUint32(b, seq)
+			b = be.AppendUint32(b, *seq)
 			b = be.AppendUint32(b, 1) // observation domain
 		}
 		if withTemplate {
@@ -95,6 +105,9 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 			} else {
 				k = keyOf(r.IntN(c.Keys))
 			}
+			if c.Routed {
+				k.src, k.dst = routed(k.src), routed(k.dst)
+			}
 			packets := uint32(1 + r.IntN(20))
 			bytes := packets * uint32(40+r.IntN(1460))
 			b = append(b, k.src[:]...)
@@ -124,13 +137,25 @@ func WriteNetFlow(out io.Writer, c NetFlow) (Totals, error) {
 		be.PutUint16(b[set+2:], uint16(len(b)-set))
 		if c.Version == 10 {
 			be.PutUint16(b[2:], uint16(len(b)))
-			seq += uint32(n) // IPFIX counts data records
+			*seq += uint32(n) // IPFIX counts data records
 		} else {
-			seq++ // v9 counts datagrams
+			*seq++ // v9 counts datagrams
 		}
 		if err := w.write(at, b); err != nil {
 			return t, err
 		}
 	}
 	return t, w.flush()
+}
+
+// routed maps an address onto 1.0.0.0 to 223.255.255.255 by a fixed hash,
+// so that the keys' addresses fall in routes all over a full table.
+func routed(a [4]byte) [4]byte {
+	v := binary.BigEndian.Uint32(a[:])
+	v *= 0x9e3779b1
+	v ^= v >> 15
+	v = 0x01000000 + v%(0xe0000000-0x01000000)
+	var out [4]byte
+	binary.BigEndian.PutUint32(out[:], v)
+	return out
 }
