@@ -61,6 +61,7 @@ type session struct {
 
 	writeMu     sync.Mutex
 	asn         uint32
+	as4         bool // the peer has the four-octet AS capability: its AS paths are so
 	established atomic.Bool
 	updates     atomic.Uint64
 	peer        *routes.Peer
@@ -243,7 +244,7 @@ func (s *session) checkOpen(o *bgp.BGPOpen, hold time.Duration) (time.Duration, 
 		if c, ok := p.(*bgp.OptionParameterCapability); ok {
 			for _, cv := range c.Capability {
 				if as4, ok := cv.(*bgp.CapFourOctetASNumber); ok {
-					s.asn = as4.CapValue
+					s.asn, s.as4 = as4.CapValue, true
 				}
 			}
 		}

@@ -10,16 +10,81 @@ import (
 	"github.com/flowdex/flowdex/aggregate/routes"
 )
 
-// update applies an UPDATE to the peer's Adj-RIB-In: withdrawals first,
-// then the announced routes with the message's attributes.
+// update applies an UPDATE to the peer's Adj-RIB-In.
 func (s *session) update(u *bgp.BGPUpdate) error {
+	announced, withdrawn := ApplyUpdate(u, !s.as4, s.peer)
+	s.l.withdrawn.Add(uint64(withdrawn))
+	s.l.announced.Add(uint64(announced))
+	if s.cfg.MaxPrefixes > 0 && announced > 0 && s.peer.Len() > s.cfg.MaxPrefixes {
+		return fail(reasonMaxPrefixes, ceaseMaxPrefixes, "%d routes, past max_prefixes %d", s.peer.Len(), s.cfg.MaxPrefixes)
+	}
+	return nil
+}
+
+// Routes is where an UPDATE's routes go: a BGP session's Adj-RIB-In (a
+// routes.Peer), or a BMP-monitored peer's part of its router's view.
+type Routes interface {
+	Announce(pfx netip.Prefix, a *routes.Attrs)
+	Withdraw(pfx netip.Prefix) bool
+}
+
+// ApplyUpdate applies an UPDATE: its withdrawals first, then the routes it
+// announces with its attributes (UpdateAttrs); it returns how many routes
+// were announced, and how many of those withdrawn were there. Prefixes
+// other than IPv4 and IPv6 unicast are left out. This is the one way from
+// an UPDATE to routes, for BGP sessions and BMP route monitoring alike.
+func ApplyUpdate(u *bgp.BGPUpdate, as2 bool, to Routes) (announced, withdrawn int) {
+	a := UpdateAttrs(u, as2)
+	var reach, unreach []bgp.AddrPrefixInterface
+	for _, pa := range u.PathAttributes {
+		switch v := pa.(type) {
+		case *bgp.PathAttributeMpReachNLRI:
+			reach = v.Value
+		case *bgp.PathAttributeMpUnreachNLRI:
+			unreach = v.Value
+		}
+	}
+	withdraw := func(p bgp.AddrPrefixInterface) {
+		if pfx := prefix(p); pfx.IsValid() && to.Withdraw(pfx) {
+			withdrawn++
+		}
+	}
+	announce := func(p bgp.AddrPrefixInterface) {
+		if pfx := prefix(p); pfx.IsValid() {
+			to.Announce(pfx, &a)
+			announced++
+		}
+	}
+	for _, p := range u.WithdrawnRoutes {
+		withdraw(p)
+	}
+	for _, p := range unreach {
+		withdraw(p)
+	}
+	for _, p := range u.NLRI {
+		announce(p)
+	}
+	for _, p := range reach {
+		announce(p)
+	}
+	return announced, withdrawn
+}
+
+// UpdateAttrs converts an UPDATE's path attributes to a route's, texts in
+// pmacct's formats. as2 says the sender writes AS numbers in two octets
+// (a BGP speaker without the four-octet AS capability; a BMP per-peer
+// header's A flag): AS_PATH is read so, whatever GoBGP's parser guessed,
+// and AS4_PATH merged into it (RFC 6793, 4.2.3).
+func UpdateAttrs(u *bgp.BGPUpdate, as2 bool) routes.Attrs {
 	var a routes.Attrs
-	var reach []bgp.AddrPrefixInterface
-	var unreach []bgp.AddrPrefixInterface
+	var path []bgp.AsPathParamInterface
+	var path4 []*bgp.As4PathParam
 	for _, pa := range u.PathAttributes {
 		switch v := pa.(type) {
 		case *bgp.PathAttributeAsPath:
-			a.ASPath, a.PeerAS, a.OriginAS = asPath(v)
+			path = v.Value
+		case *bgp.PathAttributeAs4Path:
+			path4 = v.Value
 		case *bgp.PathAttributeNextHop:
 			a.NextHop = addr(v.Value)
 		case *bgp.PathAttributeMultiExitDisc:
@@ -35,44 +100,91 @@ func (s *session) update(u *bgp.BGPUpdate) error {
 		case *bgp.PathAttributeLargeCommunities:
 			a.LrgComm = largeCommunities(v.Values)
 		case *bgp.PathAttributeMpReachNLRI:
-			reach = v.Value
 			if nh := addr(v.Nexthop); nh.IsValid() {
 				a.NextHop = nh
 			}
-		case *bgp.PathAttributeMpUnreachNLRI:
-			unreach = v.Value
 		}
 	}
-	withdrawn := 0
-	for _, p := range u.WithdrawnRoutes {
-		if s.peer.Withdraw(prefix(p)) {
-			withdrawn++
+	if as2 {
+		path = merge4(twoOctets(path), path4)
+	}
+	a.ASPath, a.PeerAS, a.OriginAS = asPath(path)
+	return a
+}
+
+// twoOctets reads again as two-octet ASes the segments GoBGP's parser
+// took for four-octet ones (it tries four octets first, and some
+// two-octet paths parse so).
+func twoOctets(path []bgp.AsPathParamInterface) []bgp.AsPathParamInterface {
+	var raw []byte
+	for _, seg := range path {
+		if _, ok := seg.(*bgp.As4PathParam); !ok {
+			return path // read as two-octet already
+		}
+		b, err := seg.Serialize()
+		if err != nil {
+			return path
+		}
+		raw = append(raw, b...)
+	}
+	var out []bgp.AsPathParamInterface
+	for len(raw) > 0 {
+		seg := &bgp.AsPathParam{}
+		if err := seg.DecodeFromBytes(raw); err != nil || seg.Len() > len(raw) {
+			return path
+		}
+		out = append(out, seg)
+		raw = raw[seg.Len():]
+	}
+	return out
+}
+
+// merge4 builds the path of a two-octet speaker's AS_PATH and AS4_PATH
+// (RFC 6793, 4.2.3): as many leading ASes of AS_PATH as it has more than
+// AS4_PATH, then AS4_PATH; AS_PATH alone when AS4_PATH is longer.
+func merge4(path []bgp.AsPathParamInterface, path4 []*bgp.As4PathParam) []bgp.AsPathParamInterface {
+	if len(path4) == 0 {
+		return path
+	}
+	count := func(segs []bgp.AsPathParamInterface) int {
+		n := 0
+		for _, s := range segs {
+			switch s.GetType() {
+			case bgp.BGP_ASPATH_ATTR_TYPE_SET:
+				n++
+			case bgp.BGP_ASPATH_ATTR_TYPE_SEQ:
+				n += len(s.GetAS())
+			}
+		}
+		return n
+	}
+	tail := make([]bgp.AsPathParamInterface, len(path4))
+	for i, s := range path4 {
+		tail[i] = s
+	}
+	lead := count(path) - count(tail)
+	if lead < 0 {
+		return path
+	}
+	var out []bgp.AsPathParamInterface
+	for _, s := range path {
+		if lead == 0 {
+			break
+		}
+		switch s.GetType() {
+		case bgp.BGP_ASPATH_ATTR_TYPE_SEQ:
+			as := s.GetAS()
+			take := min(lead, len(as))
+			out = append(out, bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, as[:take]))
+			lead -= take
+		case bgp.BGP_ASPATH_ATTR_TYPE_SET:
+			out = append(out, s)
+			lead--
+		default: // confederation segments count no AS
+			out = append(out, s)
 		}
 	}
-	for _, p := range unreach {
-		if s.peer.Withdraw(prefix(p)) {
-			withdrawn++
-		}
-	}
-	s.l.withdrawn.Add(uint64(withdrawn))
-	announced := 0
-	for _, p := range u.NLRI {
-		if pfx := prefix(p); pfx.IsValid() {
-			s.peer.Announce(pfx, &a)
-			announced++
-		}
-	}
-	for _, p := range reach {
-		if pfx := prefix(p); pfx.IsValid() {
-			s.peer.Announce(pfx, &a)
-			announced++
-		}
-	}
-	s.l.announced.Add(uint64(announced))
-	if s.cfg.MaxPrefixes > 0 && announced > 0 && s.peer.Len() > s.cfg.MaxPrefixes {
-		return fail(reasonMaxPrefixes, ceaseMaxPrefixes, "%d routes, past max_prefixes %d", s.peer.Len(), s.cfg.MaxPrefixes)
-	}
-	return nil
+	return append(out, tail...)
 }
 
 func addr(ip net.IP) netip.Addr {
@@ -109,9 +221,9 @@ func prefix(p bgp.AddrPrefixInterface) netip.Prefix {
 // asPath writes an AS path as pmacct does (ASes joined by _, sets in
 // braces with commas, confederation segments in parentheses and
 // brackets), and returns its first and last AS.
-func asPath(p *bgp.PathAttributeAsPath) (text string, first, last uint32) {
+func asPath(path []bgp.AsPathParamInterface) (text string, first, last uint32) {
 	var b []byte
-	for _, seg := range p.Value {
+	for _, seg := range path {
 		var open, sep, end byte
 		switch seg.GetType() {
 		case bgp.BGP_ASPATH_ATTR_TYPE_SET:
