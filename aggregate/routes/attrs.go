@@ -11,6 +11,7 @@ package routes
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -42,14 +43,21 @@ func PathText(path []uint32) string {
 	return string(b)
 }
 
-// AppendCommunity appends a standard community to a std_comm text.
-func AppendCommunity(s string, c uint32) string {
-	b := []byte(s)
-	if len(b) > 0 {
-		b = append(b, '_')
+// CommunitiesText writes standard communities as pmacct's std_comm: in
+// numeric order, each once (pmacct sorts and dedupes the attribute as it
+// parses it), "64500:1_64500:2".
+func CommunitiesText(cs []uint32) string {
+	cs = slices.Clone(cs)
+	slices.Sort(cs)
+	cs = slices.Compact(cs)
+	b := make([]byte, 0, 12*len(cs))
+	for i, c := range cs {
+		if i > 0 {
+			b = append(b, '_')
+		}
+		b = strconv.AppendUint(b, uint64(c>>16), 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(c&0xffff), 10)
 	}
-	b = strconv.AppendUint(b, uint64(c>>16), 10)
-	b = append(b, ':')
-	b = strconv.AppendUint(b, uint64(c&0xffff), 10)
 	return string(b)
 }

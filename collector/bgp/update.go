@@ -1,8 +1,10 @@
 package bgp
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -92,9 +94,7 @@ func UpdateAttrs(u *bgp.BGPUpdate, as2 bool) routes.Attrs {
 		case *bgp.PathAttributeLocalPref:
 			a.LocalPref = v.Value
 		case *bgp.PathAttributeCommunities:
-			for _, c := range v.Value {
-				a.StdComm = routes.AppendCommunity(a.StdComm, c)
-			}
+			a.StdComm = routes.CommunitiesText(v.Value)
 		case *bgp.PathAttributeExtendedCommunities:
 			a.ExtComm = extCommunities(v.Value)
 		case *bgp.PathAttributeLargeCommunities:
@@ -259,9 +259,15 @@ func asPath(path []bgp.AsPathParamInterface) (text string, first, last uint32) {
 }
 
 // extCommunities writes route targets and sites of origin as pmacct does
-// ("RT:64500:1_SoO:192.0.2.1:7"); other types are left out.
+// ("RT:64500:1_SoO:192.0.2.1:7"): in the order of their eight octets, each
+// once (pmacct sorts and dedupes the attribute as it parses it); other
+// types are left out.
 func extCommunities(cs []bgp.ExtendedCommunityInterface) string {
-	var b []byte
+	type ext struct {
+		wire [8]byte
+		text string
+	}
+	var es []ext
 	for _, c := range cs {
 		_, sub := c.GetTypes()
 		var kind string
@@ -284,26 +290,43 @@ func extCommunities(cs []bgp.ExtendedCommunityInterface) string {
 		default:
 			continue
 		}
+		w, err := c.Serialize()
+		if err != nil || len(w) != 8 {
+			continue
+		}
+		es = append(es, ext{[8]byte(w), kind + v})
+	}
+	slices.SortFunc(es, func(x, y ext) int { return bytes.Compare(x.wire[:], y.wire[:]) })
+	es = slices.CompactFunc(es, func(x, y ext) bool { return x.wire == y.wire })
+	var b []byte
+	for _, e := range es {
 		if len(b) > 0 {
 			b = append(b, '_')
 		}
-		b = append(append(b, kind...), v...)
+		b = append(b, e.text...)
 	}
 	return string(b)
 }
 
-// largeCommunities writes large communities as pmacct does ("64500:1:2").
+// largeCommunities writes large communities as pmacct does ("64500:1:2"):
+// in numeric order, each once.
 func largeCommunities(cs []*bgp.LargeCommunity) string {
+	ls := make([][3]uint32, len(cs))
+	for i, c := range cs {
+		ls[i] = [3]uint32{c.ASN, c.LocalData1, c.LocalData2}
+	}
+	slices.SortFunc(ls, func(x, y [3]uint32) int { return slices.Compare(x[:], y[:]) })
+	ls = slices.Compact(ls)
 	var b []byte
-	for _, c := range cs {
+	for _, l := range ls {
 		if len(b) > 0 {
 			b = append(b, '_')
 		}
-		b = strconv.AppendUint(b, uint64(c.ASN), 10)
+		b = strconv.AppendUint(b, uint64(l[0]), 10)
 		b = append(b, ':')
-		b = strconv.AppendUint(b, uint64(c.LocalData1), 10)
+		b = strconv.AppendUint(b, uint64(l[1]), 10)
 		b = append(b, ':')
-		b = strconv.AppendUint(b, uint64(c.LocalData2), 10)
+		b = strconv.AppendUint(b, uint64(l[2]), 10)
 	}
 	return string(b)
 }

@@ -87,3 +87,29 @@ func TestUpdateAttrsASWidth(t *testing.T) {
 		})
 	}
 }
+
+// Communities of every kind are written in order and once each, as pmacct
+// sorts and dedupes them when it parses the attribute, whatever the order
+// on the wire (BIRD sends them sorted; other speakers need not).
+func TestUpdateAttrsCommunitiesSorted(t *testing.T) {
+	u := bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(0),
+		bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{64500})}),
+		bgp.NewPathAttributeNextHop("192.0.2.1"),
+		bgp.NewPathAttributeCommunities([]uint32{58153<<16 | 439, 28374<<16 | 735, 58153<<16 | 439, 38605<<16 | 480}),
+		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 64500, 9, true),
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_ORIGIN, 64500, 1, true),
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 64500, 2, true),
+			bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 64500, 9, true),
+		}),
+		bgp.NewPathAttributeLargeCommunities([]*bgp.LargeCommunity{
+			bgp.NewLargeCommunity(64500, 2, 1), bgp.NewLargeCommunity(64500, 1, 7), bgp.NewLargeCommunity(64499, 9, 9), bgp.NewLargeCommunity(64500, 1, 7),
+		}),
+	}, []*bgp.IPAddrPrefix{bgp.NewIPAddrPrefix(24, "203.0.113.0")}).Body.(*bgp.BGPUpdate)
+	a := UpdateAttrs(u, false)
+	want := [3]string{"28374:735_38605:480_58153:439", "RT:64500:2_RT:64500:9_SoO:64500:1", "64499:9:9_64500:1:7_64500:2:1"}
+	if got := [3]string{a.StdComm, a.ExtComm, a.LrgComm}; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

@@ -52,9 +52,11 @@ func Generate(seed uint64, n4, n6 int) *Table {
 		}
 		a := routes.Attrs{ASPath: routes.PathText(path), LocalPref: 100, MED: uint32(rng.IntN(4) * 10),
 			NextHop: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i%8)}), PeerAS: path[0], OriginAS: path[len(path)-1]}
-		for range rng.IntN(5) {
-			a.StdComm = routes.AppendCommunity(a.StdComm, uint32(rng.IntN(65536))<<16|uint32(rng.IntN(1000)))
+		cs := make([]uint32, rng.IntN(5))
+		for j := range cs {
+			cs[j] = uint32(rng.IntN(65536))<<16 | uint32(rng.IntN(1000))
 		}
+		a.StdComm = routes.CommunitiesText(cs)
 		if rng.IntN(10) == 0 {
 			a.LrgComm = "64500:1:" + strconv.Itoa(rng.IntN(10))
 		}
