@@ -12,7 +12,7 @@ BIN := bin/flowdex
 # with maven, run on OpenJDK 17), openssl makes the CAs of the secure test servers
 # (Elasticsearch's and Kafka's) and the JDK's javac builds ES's plugin for API keys (see es.sh), systemd's
 # systemd-analyze verifies the shipped unit, chromium runs the web view's test.
-DEBIAN_PACKAGES := pmacct softflowd bird2 faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
+DEBIAN_PACKAGES := pmacct softflowd bird2 frr faketime tcpdump iputils-ping libpcap-dev gcc unzip maven openjdk-17-jre-headless openjdk-17-jdk-headless openssl systemd chromium
 
 .PHONY: all build run test quick test-dates deps es-start es-stop es9-start es9-stop es-secure-start es-secure-stop kafka-start kafka-stop kafka-secure-start kafka-secure-stop vet fuzz bench clean
 
