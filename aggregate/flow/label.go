@@ -11,11 +11,20 @@ import (
 // reloaded on SIGHUP adds its new labels; an aggregate made before keeps its
 // number), so the table only grows: by the distinct labels of the maps
 // loaded, which are the operator's.
+//
+// The texts are kept in chunks that never move: a new label costs a slot,
+// not a copy of the table (BGP's AS paths and communities make hundreds of
+// thousands of labels a full table).
 var labels struct {
-	mu    sync.Mutex
-	ids   map[string]uint32
-	texts atomic.Pointer[[]string] // by number; replaced, never changed, as it grows
+	mu     sync.Mutex
+	ids    map[string]uint32
+	chunks atomic.Pointer[[]*labelChunk] // the list is replaced as it grows; a chunk never moves
+	n      atomic.Uint32                 // labels numbered, 0 ("") included once the first is: slots below it are written
 }
+
+const labelChunkBits = 12
+
+type labelChunk [1 << labelChunkBits]string
 
 // LabelIDBytes is LabelID of b's text, which it copies only for a label
 // not seen before.
@@ -45,32 +54,31 @@ func LabelID(s string) uint32 {
 	if labels.ids == nil {
 		labels.ids = map[string]uint32{}
 	}
-	var texts []string
-	if t := labels.texts.Load(); t != nil {
-		texts = *t
-	} else {
-		texts = []string{""}
+	id := max(labels.n.Load(), 1) // 0 is ""
+	var chunks []*labelChunk
+	if c := labels.chunks.Load(); c != nil {
+		chunks = *c
 	}
-	texts = append(texts[:len(texts):len(texts)], s)
-	id := uint32(len(texts) - 1)
+	if int(id>>labelChunkBits) == len(chunks) {
+		chunks = append(chunks[:len(chunks):len(chunks)], new(labelChunk))
+		labels.chunks.Store(&chunks)
+	}
+	chunks[id>>labelChunkBits][id&(1<<labelChunkBits-1)] = s
 	labels.ids[s] = id
-	labels.texts.Store(&texts)
+	labels.n.Store(id + 1) // after the slot: a reader that sees the number sees the text
 	return id
 }
 
 // LabelText returns the label numbered id by LabelID; "" for 0 or a number
 // it did not give.
 func LabelText(id uint32) string {
-	if t := labels.texts.Load(); t != nil && int(id) < len(*t) {
-		return (*t)[id]
+	if id == 0 || id >= labels.n.Load() {
+		return ""
 	}
-	return ""
+	return (*labels.chunks.Load())[id>>labelChunkBits][id&(1<<labelChunkBits-1)]
 }
 
 // Labels returns how many labels LabelID numbered.
 func Labels() int {
-	if t := labels.texts.Load(); t != nil {
-		return len(*t) - 1
-	}
-	return 0
+	return int(max(labels.n.Load(), 1) - 1)
 }
