@@ -5,12 +5,13 @@
 // packet and byte sums are checked against what the input holds: a fast wrong
 // answer is an error, not a result.
 //
-//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest,live,kafka] [-es URL] [-out bench/RESULTS.md]
+//	go run ./bench/harness [-runs 3] [-scale 1] [-only netflow9,ipfix,sflow,pcap,memory,ingest,live,kafka,bgp] [-bgp-peers 2,8] [-es URL] [-out bench/RESULTS.md]
 //
 // Peers: Debian's nfacctd, sfacctd and pmacctd (pcap_savefile, print plugin),
 // and a goflow2 v2 decode-and-count loop (this command with -goflow2, the
 // ceiling for generic decoding); Kafka's producer and consumer perf tests
-// (the broker's ceiling) for the scale-out path through Kafka.
+// (the broker's ceiling) for the scale-out path through Kafka; nfacctd's
+// bgp_daemon for full routing tables (bgp).
 package main
 
 import (
@@ -67,6 +68,8 @@ func main() {
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	work := flag.String("work", filepath.Join(os.TempDir(), "flowdex-bench"), "directory for inputs and outputs")
 	esURL := flag.String("es", "", "Elasticsearch for the ingest, live and kafka scenarios (default: es.sh start 8)")
+	bgpPeers := flag.String("bgp-peers", "2,8", "bgp: the numbers of full-table peers, one case each")
+	bgpDelay := flag.Duration("bgp-delay", 0, "bgp: the replay's delay per peer, past the load (default 15s times -scale)")
 	goflow2 := flag.String("goflow2", "", "internal: decode this NetFlow/IPFIX pcap with goflow2 and print the record count")
 	flag.Parse()
 	if *goflow2 != "" {
@@ -158,7 +161,26 @@ func main() {
 		}
 		kafka = &r
 	}
-	if err := writeResults(*out, results, mem, ing, live, kafka, *runs, *scale, *only); err != nil {
+	var bgp *bgpResult
+	if wants("bgp") {
+		var peers []int
+		for _, f := range strings.Split(*bgpPeers, ",") {
+			var p int
+			if _, err := fmt.Sscan(f, &p); err != nil || p < 1 || p > 200 {
+				log.Fatalf("-bgp-peers %q: expected numbers from 1 to 200", *bgpPeers)
+			}
+			peers = append(peers, p)
+		}
+		if *bgpDelay == 0 {
+			*bgpDelay = time.Duration(float64(15*time.Second) * *scale)
+		}
+		r := measureBGP(bin, filepath.Join(*work, "bgp"), *runs, peers, n(*scale, 1_000_000), n(*scale, 200_000), n(*scale, 2_000_000), *bgpDelay)
+		if r.err != nil {
+			log.Printf("bgp: %v", r.err)
+		}
+		bgp = &r
+	}
+	if err := writeResults(*out, results, mem, ing, live, kafka, bgp, *runs, *scale, *only); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)

@@ -28,7 +28,15 @@ func becomeSubreaper() error {
 // run runs cmd to its end and every process it started to theirs.
 func run(cmd *exec.Cmd) (usage, error) {
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return usage{}, fmt.Errorf("%s: %w", cmd.Path, err)
+	}
+	return wait(cmd, start)
+}
+
+// wait waits for cmd, started at start, and reaps what it left running.
+func wait(cmd *exec.Cmd, start time.Time) (usage, error) {
+	err := cmd.Wait()
 	var u usage
 	if cmd.ProcessState != nil {
 		add(&u, cmd.ProcessState.SysUsage().(*syscall.Rusage))

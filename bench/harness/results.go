@@ -43,7 +43,7 @@ func (m measured) of(f func(usage) float64) stat {
 	return stats(xs)
 }
 
-func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, live *liveResult, kafka *kafkaResult, runs int, scale float64, only string) error {
+func writeResults(path string, results []result, mem *memoryResult, ing *ingestResult, live *liveResult, kafka *kafkaResult, bgp *bgpResult, runs int, scale float64, only string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# flowdex beside its peers\n\n")
 	if only != "" {
@@ -160,6 +160,9 @@ func writeResults(path string, results []result, mem *memoryResult, ing *ingestR
 	}
 	if kafka != nil {
 		writeKafka(&b, kafka)
+	}
+	if bgp != nil {
+		writeBGP(&b, bgp)
 	}
 	old, _ := os.ReadFile(path)
 	return os.WriteFile(path, []byte(keepSections(b.String(), string(old))), 0o644)
