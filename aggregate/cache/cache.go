@@ -173,7 +173,7 @@ const (
 	SourceFile                  // the networks_file's longest match; none: 0, and no next hop
 	SourceMask                  // NetworksMask (nets and masks only)
 	SourceLongest               // the file's when its match is longer than the record's mask ("longest", "fallback")
-	SourceBGP                   // AS numbers of the BGP routes (flow.BGPAS, the input's lookups): as_source only
+	SourceBGP                   // the BGP routes' (flow.BGPAS, the input's lookups): AS numbers, masks and the next hop
 )
 
 // ParseSource reads pmacct's name of a source.
@@ -626,13 +626,13 @@ func wholeSeconds(us int64) int64 {
 // resolve fills nets, masks, ASes and next hop as configured.
 func (c *Cache) resolve(k *flow.Key, bgp *flow.BGPAS) {
 	if c.resolveSrc {
-		c.resolveSide(&k.SrcIP, &k.SrcNet, &k.SrcMask, &k.SrcAS, &k.PeerSrcAS, nil)
+		c.resolveSide(&k.SrcIP, &k.SrcNet, &k.SrcMask, &k.SrcAS, &k.PeerSrcAS, nil, bgp.BGPSrcMask, netip.Addr{})
 		if c.asSrc == SourceBGP {
 			k.SrcAS = bgp.BGPSrcAS // the peer AS stays the record's, as nfacctd's (bgp_peer_src_as_type)
 		}
 	}
 	if c.resolveDst {
-		c.resolveSide(&k.DstIP, &k.DstNet, &k.DstMask, &k.DstAS, &k.PeerDstAS, &k.PeerDstIP)
+		c.resolveSide(&k.DstIP, &k.DstNet, &k.DstMask, &k.DstAS, &k.PeerDstAS, &k.PeerDstIP, bgp.BGPDstMask, bgp.BGPNextHop)
 		if c.asSrc == SourceBGP {
 			k.DstAS, k.PeerDstAS = bgp.BGPDstAS, bgp.BGPPeerDstAS
 		}
@@ -642,7 +642,7 @@ func (c *Cache) resolve(k *flow.Key, bgp *flow.BGPAS) {
 // resolveSide sets one side's mask, next hop (the destination's; nh nil
 // for the source), AS and peer AS by their sources, as pmacct 1.7.7 does
 // (net_aggr.c, evaluate_lm_method), and the net: the host cut to the mask.
-func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint32, nh *netip.Addr) {
+func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint32, nh *netip.Addr, bgpMask uint8, bgpNextHop netip.Addr) {
 	var e networks.Entry
 	var matched bool
 	f := 0 // the file's prefix length, 0 without a match
@@ -663,6 +663,11 @@ func (c *Cache) resolveSide(host, net *netip.Addr, mask *uint8, as, peerAS *uint
 	r := int(*mask)
 	m := r
 	switch c.netSrc {
+	case SourceBGP:
+		m = int(bgpMask)
+		if nh != nil {
+			*nh = bgpNextHop
+		}
 	case SourceFile:
 		m = f
 		if nh != nil {
@@ -726,6 +731,11 @@ func maskAddr(a netip.Addr, bits uint8) netip.Addr {
 // BGPAS reports whether the cache takes AS numbers from BGP routes
 // (flow.BGPAS), which its input must then look up.
 func (c *Cache) BGPAS() bool { return c.asSrc == SourceBGP }
+
+// BGPNet reports whether the cache takes masks and the next hop from BGP
+// routes (flow.BGPAS), which its input must then look up with their
+// prefixes.
+func (c *Cache) BGPNet() bool { return c.netSrc == SourceBGP }
 
 // Flush hands every entry to emit, in the order the entries were first seen,
 // and empties the cache. emit must not keep the *Entry, which is reused.

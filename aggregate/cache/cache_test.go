@@ -831,3 +831,25 @@ func TestPostTag(t *testing.T) {
 		t.Errorf("entries %+v, want %+v", got, want)
 	}
 }
+
+// net_source = "bgp": masks from the routes' prefixes, nets cut to them,
+// peer_dst_ip the destination route's next hop; no route: mask 0, net
+// 0.0.0.0 and no next hop, whatever the record carried.
+func TestNetsFromBGP(t *testing.T) {
+	c := New(Configuration{Aggregate: aggregate(t, "src_net", "src_mask", "dst_net", "dst_mask", "peer_dst_ip"), NetSource: SourceBGP})
+	if !c.BGPNet() || c.BGPAS() {
+		t.Fatal("BGPNet false, or BGPAS true")
+	}
+	c.Add(rec(func(r *flow.Record) {
+		r.BGPSrcMask, r.BGPDstMask, r.BGPNextHop = 22, 20, ip("192.0.2.254")
+	}))
+	c.Add(rec(func(r *flow.Record) { r.DstIP = ip("203.0.113.7"); r.PeerDstIP = ip("10.1.1.1") }))
+	got := flush(c)
+	want := []flow.Key{
+		{Fixed: flow.Fixed{SrcNet: ip("192.0.0.0"), SrcMask: 22, DstNet: ip("198.51.96.0"), DstMask: 20, PeerDstIP: ip("192.0.2.254")}},
+		{Fixed: flow.Fixed{SrcNet: ip("0.0.0.0"), DstNet: ip("0.0.0.0")}},
+	}
+	if len(got) != 2 || got[0].Key != want[0] || got[1].Key != want[1] {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}

@@ -117,9 +117,9 @@ type Record struct {
 	// them)
 	Event bool
 	MapFields
-	// BGPAS are the AS numbers of the routes to the source and destination
-	// (their paths' last AS) and the destination route's first AS, for
-	// pipelines whose AS numbers come from BGP (as_source = "bgp")
+	// BGPAS are what the routes to the source and destination give the
+	// pipelines whose AS numbers or nets come from BGP (as_source,
+	// net_source = "bgp")
 	BGPAS
 	// Renorm, when not 0, is what renormalization multiplies the counters
 	// by instead of the sampling rate (sFlow: the sample pool's growth over
@@ -154,7 +154,10 @@ const (
 	MapProbeYields
 )
 
-// BGPAS are a record's AS numbers by its BGP routes (0: no route).
+// BGPAS are a record's AS numbers, masks and next hop by its BGP routes
+// (0, or no address: no route).
 type BGPAS struct {
-	BGPSrcAS, BGPDstAS, BGPPeerDstAS uint32
+	BGPSrcAS, BGPDstAS, BGPPeerDstAS uint32     // the paths' last ASes, the destination path's first
+	BGPSrcMask, BGPDstMask           uint8      // the routes' prefix lengths
+	BGPNextHop                       netip.Addr // the destination route's next hop
 }

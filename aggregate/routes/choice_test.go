@@ -166,6 +166,35 @@ func BenchmarkChoice(b *testing.B) {
 	}
 }
 
+// A lookup that also gives the route's prefix (net_source = "bgp") against
+// one that does not, on routes.Peer.
+func BenchmarkLookupNet(b *testing.B) {
+	tab := benchTable(b)
+	addrs := tab.Addrs(2, 1<<16)
+	p := routes.New().Peer(netip.MustParseAddr("192.0.2.1"))
+	for _, r := range tab.Routes {
+		p.Announce(r.Prefix, &tab.Attrs[r.Attrs])
+	}
+	b.Run("Lookup", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, ok := p.Lookup(addrs[i&(len(addrs)-1)]); !ok {
+				b.Fatal("no route")
+			}
+			i++
+		}
+	})
+	b.Run("LookupNet", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, bits, ok := p.LookupNet(addrs[i&(len(addrs)-1)]); !ok || bits == 0 {
+				b.Fatal("no route")
+			}
+			i++
+		}
+	})
+}
+
 // The candidates agree on every lookup.
 func TestChoiceAgree(t *testing.T) {
 	tab := routestest.Generate(3, 20000, 4000)

@@ -192,6 +192,18 @@ func (p *Peer) Lookup(ip netip.Addr) (*Route, bool) {
 	return &s.Route, true
 }
 
+// LookupNet is Lookup with the length of the route's prefix: nets and
+// masks from BGP (net_source = "bgp").
+func (p *Peer) LookupNet(ip netip.Addr) (*Route, int, bool) {
+	p.mu.RLock()
+	pfx, s, ok := p.table.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen()))
+	p.mu.RUnlock()
+	if !ok {
+		return nil, 0, false
+	}
+	return &s.Route, pfx.Bits(), true
+}
+
 // Len returns how many routes the peer has.
 func (p *Peer) Len() int {
 	p.mu.RLock()

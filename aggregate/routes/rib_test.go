@@ -33,16 +33,21 @@ func TestRIB(t *testing.T) {
 		peer *routes.Peer
 		ip   string
 		want *routes.Attrs
+		bits int // the route's prefix length
 	}{
-		{p1, "10.2.3.4", a},
-		{p1, "10.1.3.4", b},
-		{p1, "2001:db8:1::5", a},
-		{p1, "11.0.0.1", nil},
-		{p2, "10.1.3.4", b},
+		{p1, "10.2.3.4", a, 8},
+		{p1, "10.1.3.4", b, 16},
+		{p1, "2001:db8:1::5", a, 48},
+		{p1, "11.0.0.1", nil, 0},
+		{p2, "10.1.3.4", b, 8},
 	} {
 		got, ok := tt.peer.Lookup(addr(tt.ip))
 		if ok != (tt.want != nil) || ok && got.Attrs != *tt.want {
 			t.Errorf("%s: %+v %v, want %+v", tt.ip, got, ok, tt.want)
+		}
+		got2, bits, ok2 := tt.peer.LookupNet(addr(tt.ip))
+		if ok2 != ok || got2 != got || ok && bits != tt.bits || !ok && bits != 0 {
+			t.Errorf("%s: LookupNet %+v /%d %v, want /%d", tt.ip, got2, bits, ok2, tt.bits)
 		}
 	}
 	if n := r.AttrSets(); n != 2 {

@@ -50,6 +50,19 @@ func (l *loader) check() {
 			l.fail(path, "%v", err)
 		}
 	}
+	if b := c.BMP; b != nil {
+		if _, port, err := net.SplitHostPort(b.Listen); err != nil || !isPort(port) {
+			l.fail([]string{"bmp", "listen"}, "%q is not a host and port (expected e.g. \"0.0.0.0:1790\")", b.Listen)
+		}
+		if _, err := b.Configuration(); err != nil {
+			path := []string{"bmp"}
+			var ke *setting.KeyError
+			if errors.As(err, &ke) {
+				path, err = append(path, strings.Split(ke.Key, ".")...), ke.Err
+			}
+			l.fail(path, "%v", err)
+		}
+	}
 	for _, h := range c.HTTP.AllowedHosts {
 		if !validAllowedHost(h) {
 			l.fail([]string{"http", "allowed_hosts"}, "%q is not a host name (expected a name such as \"flowdex.example.net\", without scheme nor port, or \"*\" for any)", h)
@@ -215,8 +228,8 @@ func (l *loader) checkSources(i int) {
 			l.fail(at("pipeline", i, s.key), "%q: masks make no AS numbers (expected netflow, sflow, file, longest or bgp)", s.value)
 		case src == cache.SourceBGP && !s.as:
 			l.fail(at("pipeline", i, s.key), "%q: nets and masks from BGP routes are not there yet (expected netflow, sflow, file, mask or longest)", s.value)
-		case src == cache.SourceBGP && l.c.BGP == nil:
-			l.fail(at("pipeline", i, s.key), "%q needs a [bgp] table (pmacct's bgp_daemon)", s.value)
+		case src == cache.SourceBGP && l.c.BGP == nil && l.c.BMP == nil:
+			l.fail(at("pipeline", i, s.key), "%q needs a [bgp] or [bmp] table (pmacct's bgp_daemon or bmp_daemon)", s.value)
 		case (src == cache.SourceFile || src == cache.SourceLongest) && p.NetworksFile == "":
 			// pmacct stops at "file"; it takes "longest" as "netflow"
 			l.fail(at("pipeline", i, s.key), "%q needs the pipeline's networks_file", s.value)
@@ -362,8 +375,8 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 	if m := fi.Targets().BGPAgentMap; m != "" {
 		_, isPcap := fi.(*PcapInput)
 		switch {
-		case l.c.BGP == nil:
-			l.fail(append(path, "bgp_agent_map"), "a map of exporters to BGP peers, and there is no [bgp] table (expected one, pmacct's bgp_daemon)")
+		case l.c.BGP == nil && l.c.BMP == nil:
+			l.fail(append(path, "bgp_agent_map"), "a map of exporters to BGP peers or BMP routers, and there is no [bgp] nor [bmp] table (expected one, pmacct's bgp_daemon or bmp_daemon)")
 		case isPcap:
 			l.fail(append(path, "bgp_agent_map"), "a capture has no exporter to map (pmacctd's bgp_agent_map by filter is not there yet)")
 		default:
@@ -390,8 +403,8 @@ func (l *loader) checkInput(i int, in Input, pipelines map[string]bool) {
 			l.fail(append(path, "pipelines"), "pipeline %q samples packets (sampling_rate), and flows from exporters are sampled by them (expected sampling_rate only on pipelines fed by pcap inputs)", name)
 		case !isNetFlow && slices.Contains(p.Aggregate, "class"):
 			l.fail(append(path, "pipelines"), "pipeline %q aggregates on class, which flowdex takes from NetFlow/IPFIX application ids only (sfacctd and pmacctd take it from nDPI, which flowdex does not have; they refuse it without)", name)
-		case fromBGP(p.Aggregate) != "" && c.BGP == nil:
-			l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which comes from the routers' BGP routes (expected a [bgp] table, pmacct's bgp_daemon)", name, fromBGP(p.Aggregate))
+		case fromBGP(p.Aggregate) != "" && c.BGP == nil && c.BMP == nil:
+			l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, which comes from the routers' BGP routes (expected a [bgp] or [bmp] table, pmacct's bgp_daemon or bmp_daemon)", name, fromBGP(p.Aggregate))
 		case fromBGP(p.Aggregate) != "" && pcap:
 			l.fail(append(path, "pipelines"), "pipeline %q aggregates on %s, and a capture has no exporter whose BGP routes to look it up in (pmacct's bgp_agent_map, which flowdex does not have yet)", name, fromBGP(p.Aggregate))
 		case pcap && p.NetworksFile == "":

@@ -34,6 +34,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/pretag"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/bgp"
+	"github.com/flowdex/flowdex/collector/bmp"
 	"github.com/flowdex/flowdex/collector/datagram"
 	kafkainput "github.com/flowdex/flowdex/collector/kafka"
 	"github.com/flowdex/flowdex/collector/netflow"
@@ -57,6 +58,7 @@ type Config struct {
 	Log       Log               `toml:"log"`
 	HTTP      HTTP              `toml:"http"`
 	BGP       *BGP              `toml:"bgp"` // nil: no [bgp]
+	BMP       *BMP              `toml:"bmp"` // nil: no [bmp]
 	Inputs    []Input           `toml:"input"`
 	Pipelines []Pipeline        `toml:"pipeline"`
 	Outputs   map[string]Output `toml:"output"`
@@ -104,6 +106,29 @@ func (b *BGP) Configuration() (bgp.Configuration, error) {
 	}
 	for _, p := range b.Peers {
 		c.Peers = append(c.Peers, bgp.PeerConfiguration{Prefix: p.Prefix.Prefix, ASN: p.ASN, MaxPrefixes: p.MaxPrefixes, Password: p.Password})
+	}
+	return c, c.Validate()
+}
+
+// BMP is pmacct's bmp_daemon: the BMP collector routers connect to, each
+// router's monitored peers' routes merged in a view its flows are looked
+// up in (README, "BGP and BMP").
+type BMP struct {
+	Listen  string           `toml:"listen"`  // host:port, default 0.0.0.0:1790
+	Routers []setting.Prefix `toml:"routers"` // who may connect
+	Policy  string           `toml:"policy"`  // "post" (default) or "pre": the Adj-RIB-In taken
+}
+
+func newBMP() *BMP {
+	d := bmp.DefaultConfiguration()
+	return &BMP{Listen: d.Listen, Policy: d.Policy}
+}
+
+// Configuration is the collector's configuration; its error names the key.
+func (b *BMP) Configuration() (bmp.Configuration, error) {
+	c := bmp.Configuration{Listen: b.Listen, Policy: b.Policy}
+	for _, p := range b.Routers {
+		c.Routers = append(c.Routers, p.Prefix)
 	}
 	return c, c.Validate()
 }
