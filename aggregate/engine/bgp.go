@@ -15,17 +15,18 @@ var (
 // bgpLookup is an input's route lookups: which sides its pipelines need,
 // and whether one takes its AS numbers from them.
 type bgpLookup struct {
-	rib          *routes.RIB
+	rib          *routes.RIB      // BGP peers'; nil without [bgp]
+	bmp          *routes.RIB      // BMP routers' views; nil without [bmp]
 	agents       *routes.AgentMap // nil: every exporter is its own peer
 	dst, src, as bool
 }
 
 // newBGPLookup returns the lookups the pipelines need, nil if none.
-func newBGPLookup(rib *routes.RIB, agents *routes.AgentMap, pipelines []*flowPipeline) *bgpLookup {
-	if rib == nil {
+func newBGPLookup(rib, bmp *routes.RIB, agents *routes.AgentMap, pipelines []*flowPipeline) *bgpLookup {
+	if rib == nil && bmp == nil {
 		return nil
 	}
-	l := &bgpLookup{rib: rib, agents: agents}
+	l := &bgpLookup{rib: rib, bmp: bmp, agents: agents}
 	for _, p := range pipelines {
 		l.dst = l.dst || p.agg.Set.Intersects(bgpDst)
 		l.src = l.src || p.agg.Set.Intersects(bgpSrc)
@@ -37,15 +38,23 @@ func newBGPLookup(rib *routes.RIB, agents *routes.AgentMap, pipelines []*flowPip
 	return l
 }
 
-// fill sets r's BGP primitives from the routes of its exporter's BGP peer:
-// the bgp_agent_map's, else the one peering from the exporter's address.
+// fill sets r's BGP primitives from the routes of its exporter's BGP peer
+// or BMP router: the bgp_agent_map's address, else the exporter's; a BGP
+// session from that address is taken first, else the view of the BMP
+// router connected from it.
 func (l *bgpLookup) fill(r *flow.Record) {
 	r.BGPAS = flow.BGPAS{}
 	addr := r.PeerSrcIP.Unmap()
 	if l.agents != nil {
 		addr = l.agents.Peer(addr)
 	}
-	peer := l.rib.Find(addr)
+	var peer *routes.Peer
+	if l.rib != nil {
+		peer = l.rib.Find(addr)
+	}
+	if peer == nil && l.bmp != nil {
+		peer = l.bmp.Find(addr)
+	}
 	if peer == nil {
 		return
 	}

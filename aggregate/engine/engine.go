@@ -31,6 +31,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/aggregate/transform"
 	"github.com/flowdex/flowdex/collector/bgp"
+	"github.com/flowdex/flowdex/collector/bmp"
 )
 
 // Options are what an Engine takes from its process.
@@ -54,6 +55,8 @@ type Engine struct {
 	kafkaInputs   []*kafkaInput
 	rib           *routes.RIB   // nil without [bgp]
 	bgp           *bgp.Listener // nil without [bgp]
+	bmpRIB        *routes.RIB   // the BMP routers' views; nil without [bmp]
+	bmp           *bmp.Listener // nil without [bmp]
 
 	counters              counters
 	bytesRead, bytesTotal atomic.Int64 // of the files read once (Progress)
@@ -185,7 +188,20 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 		if err != nil {
 			failed(err, "bgp")
 		}
+	}
+	if cfg.BMP != nil {
+		bc, err := cfg.BMP.Configuration()
+		if err == nil {
+			e.bmpRIB = routes.New()
+			e.bmp, err = bmp.New(bc, e.bmpRIB, e.logger)
+		}
+		if err != nil {
+			failed(err, "bmp")
+		}
+	}
+	if cfg.BGP != nil || cfg.BMP != nil {
 		for _, fi := range e.flowInputs {
+			var err error
 			var agents *routes.AgentMap
 			if path := fi.cfg.Targets().BGPAgentMap; path != "" {
 				if agents, err = routes.LoadAgentMap(path); err != nil {
@@ -194,7 +210,7 @@ func New(cfg *config.Config, o Options) (*Engine, error) {
 					continue
 				}
 			}
-			fi.bgp = newBGPLookup(e.rib, agents, fi.pipelines)
+			fi.bgp = newBGPLookup(e.rib, e.bmpRIB, agents, fi.pipelines)
 		}
 	}
 	if len(errs) > 0 {
@@ -215,6 +231,12 @@ func (e *Engine) Start(ctx context.Context) error {
 		// first: a port in use fails the start before anything else runs
 		if err := e.bgp.Start(); err != nil {
 			return fmt.Errorf("bgp: %w", err)
+		}
+	}
+	if e.bmp != nil {
+		if err := e.bmp.Start(); err != nil {
+			e.stopBGP()
+			return fmt.Errorf("bmp: %w", err)
 		}
 	}
 	for i, o := range e.outputs {
@@ -309,10 +331,23 @@ func (e *Engine) BGPAddr() string {
 	return e.bgp.Addr().String()
 }
 
-// stopBGP closes the BGP sessions (Cease, administrative shutdown).
+// BMPAddr is the address the BMP collector listens on, "" without [bmp];
+// valid after Start.
+func (e *Engine) BMPAddr() string {
+	if e.bmp == nil {
+		return ""
+	}
+	return e.bmp.Addr().String()
+}
+
+// stopBGP closes the BGP sessions (Cease, administrative shutdown) and the
+// BMP ones.
 func (e *Engine) stopBGP() {
 	if e.bgp != nil {
 		e.bgp.Stop()
+	}
+	if e.bmp != nil {
+		e.bmp.Stop()
 	}
 }
 

@@ -189,16 +189,42 @@ type bgpPeer struct {
 	Routes int    `json:"routes"`
 }
 
+// bmpRouter is a BMP session on /readyz, with its monitored peers.
+type bmpRouter struct {
+	Router  string    `json:"router"`
+	SysName string    `json:"sys_name"`
+	Routes  int       `json:"routes"`
+	Peers   []bmpPeer `json:"peers"`
+}
+
+// bmpPeer is a peer a BMP router monitors.
+type bmpPeer struct {
+	Peer   string `json:"peer"`
+	ASN    uint32 `json:"asn"`
+	Up     bool   `json:"up"`
+	Routes int    `json:"routes"`
+}
+
 func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 	body := struct {
 		Ready   bool                    `json:"ready"`
 		Inputs  bool                    `json:"inputs_running"`
 		Outputs map[string]outputHealth `json:"outputs"`
-		BGP     []bgpPeer               `json:"bgp_peers,omitempty"` // informational: a peer down is no reason to stop flows
+		BGP     []bgpPeer               `json:"bgp_peers,omitempty"`   // informational: a peer down is no reason to stop flows
+		BMP     []bmpRouter             `json:"bmp_routers,omitempty"` // informational too
 	}{Inputs: h.e.inputsUp(), Outputs: map[string]outputHealth{}}
 	if h.e.bgp != nil {
 		for _, p := range h.e.bgp.Peers() {
 			body.BGP = append(body.BGP, bgpPeer{Peer: p.Address.String(), ASN: p.ASN, State: p.State, Routes: p.Routes})
+		}
+	}
+	if h.e.bmp != nil {
+		for _, r := range h.e.bmp.Routers() {
+			br := bmpRouter{Router: r.Address.String(), SysName: r.SysName, Routes: r.Routes, Peers: []bmpPeer{}}
+			for _, p := range r.Peers {
+				br.Peers = append(br.Peers, bmpPeer{Peer: p.Address.String(), ASN: p.ASN, Up: p.Up, Routes: p.Routes})
+			}
+			body.BMP = append(body.BMP, br)
 		}
 	}
 	body.Ready = body.Inputs

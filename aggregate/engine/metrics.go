@@ -109,7 +109,21 @@ var (
 	mBGPPeerUp     = desc("bgp_peer_established", "1 for a peer whose session is established, 0 while its OPEN is exchanged; absent without a session.", "peer", "asn")
 	mBGPPeerRoutes = desc("bgp_peer_routes", "Routes in a peer's Adj-RIB-In.", "peer")
 	mBGPPeerUpd    = desc("bgp_peer_updates_total", "UPDATE messages from a peer in its current session.", "peer")
+	mBMPRefused    = desc("bmp_connections_refused_total", "BMP connections closed at once: from an address no [bmp] routers prefix holds.")
+	mBMPSessions   = desc("bmp_sessions_total", "BMP sessions accepted.")
+	mBMPResets     = desc("bmp_session_resets_total", "BMP sessions ended, by reason (closed, terminated, malformed, replaced, shutdown); each drops the router's routes.", "reason")
+	mBMPRouters    = desc("bmp_routers", "BMP routers connected.")
+	mBMPPeerEvents = desc("bmp_peer_notifications_total", "BMP Peer Up and Peer Down notifications (a peer down drops its routes).", "event")
+	mBMPRouteMon   = desc("bmp_route_monitoring_total", "BMP Route Monitoring messages applied.")
+	mBMPIgnored    = desc("bmp_ignored_messages_total", "BMP messages whose routes were left, by reason (pre_policy, post_policy: not the [bmp] policy's; adj_rib_out; peer_type: not a global instance peer; route_mirroring).", "reason")
+	mBMPRoutes     = desc("bmp_routes_total", "BMP routes announced and withdrawn (a route announced again counts again).", "event")
+	mBMPStats      = desc("bmp_statistics_reports_total", "BMP Statistics Report messages.")
+	mBMPAttrSets   = desc("bmp_attribute_sets", "Distinct path attribute sets the BMP routers' routes share.")
+	mBMPRouterRts  = desc("bmp_router_routes", "Prefixes in a BMP router's view (its monitored peers' routes merged).", "router", "sys_name")
+	mBMPMonitored  = desc("bmp_monitored_peers", "Peers a BMP router monitors.", "router")
+	mBMPPeerRoutes = desc("bmp_peer_routes", "Routes of a monitored peer, best or not.", "router", "peer", "asn")
 	allMetricDesc  = []*prometheus.Desc{mBGPRefused, mBGPSessions, mBGPResets, mBGPUpdates, mBGPRoutes, mBGPAttrSets, mBGPPeerUp, mBGPPeerRoutes, mBGPPeerUpd,
+		mBMPRefused, mBMPSessions, mBMPResets, mBMPRouters, mBMPPeerEvents, mBMPRouteMon, mBMPIgnored, mBMPRoutes, mBMPStats, mBMPAttrSets, mBMPRouterRts, mBMPMonitored, mBMPPeerRoutes,
 		mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mPacketCustom, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
 		mCapOrphans, mLines, mBadLines, mBadUTF8, mLostBytes, mPRecords, mWriteErrs, mPipeRecords, mPipeFiltered, mPipeSampled,
@@ -155,6 +169,34 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(mBGPPeerUp, up, peer, strconv.FormatUint(uint64(p.ASN), 10))
 			gauge(mBGPPeerRoutes, float64(p.Routes), peer)
 			counter(mBGPPeerUpd, p.Updates, peer)
+		}
+	}
+	if l := m.e.bmp; l != nil {
+		st := l.Stats()
+		counter(mBMPRefused, st.Refused)
+		counter(mBMPSessions, st.Sessions)
+		for reason, n := range st.Resets {
+			counter(mBMPResets, n, reason)
+		}
+		counter(mBMPPeerEvents, st.PeerUps, "up")
+		counter(mBMPPeerEvents, st.PeerDowns, "down")
+		counter(mBMPRouteMon, st.RouteMonitoring)
+		for reason, n := range st.Ignored {
+			counter(mBMPIgnored, n, reason)
+		}
+		counter(mBMPRoutes, st.Announced, "announced")
+		counter(mBMPRoutes, st.Withdrawn, "withdrawn")
+		counter(mBMPStats, st.StatsReports)
+		gauge(mBMPAttrSets, float64(m.e.bmpRIB.AttrSets()))
+		routers := l.Routers()
+		gauge(mBMPRouters, float64(len(routers)))
+		for _, r := range routers {
+			router := r.Address.String()
+			gauge(mBMPRouterRts, float64(r.Routes), router, r.SysName)
+			gauge(mBMPMonitored, float64(len(r.Peers)), router)
+			for _, p := range r.Peers {
+				gauge(mBMPPeerRoutes, float64(p.Routes), router, p.Address.String(), strconv.FormatUint(uint64(p.ASN), 10))
+			}
 		}
 	}
 	for _, k := range m.e.kafkaInputs {

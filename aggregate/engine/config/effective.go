@@ -24,10 +24,11 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		Log                 Log               `toml:"log"`
 		HTTP                *HTTP             `toml:"http,omitempty"` // none: no server
 		BGP                 *BGP              `toml:"bgp,omitempty"`
+		BMP                 *BMP              `toml:"bmp,omitempty"`
 		Input               []Input           `toml:"input"`
 		Pipeline            []Pipeline        `toml:"pipeline"`
 		Output              map[string]Output `toml:"output"`
-	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, Output: map[string]Output{}}
+	}{AggregatePrimitives: c.AggregatePrimitives, Log: c.Log, BMP: c.BMP, Output: map[string]Output{}}
 	if c.BGP != nil {
 		shown := *c.BGP
 		shown.Peers = slices.Clone(c.BGP.Peers)

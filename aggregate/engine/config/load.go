@@ -33,13 +33,14 @@ type rawConfig struct {
 	Log                 toml.Primitive            `toml:"log"`
 	HTTP                toml.Primitive            `toml:"http"`
 	BGP                 toml.Primitive            `toml:"bgp"`
+	BMP                 toml.Primitive            `toml:"bmp"`
 	Input               []toml.Primitive          `toml:"input"`
 	Pipeline            []toml.Primitive          `toml:"pipeline"`
 	Output              map[string]toml.Primitive `toml:"output"`
 }
 
 // topLevel are the keys and tables of a configuration.
-var topLevel = []string{"aggregate_primitives", "log", "http", "bgp", "input", "pipeline", "output"}
+var topLevel = []string{"aggregate_primitives", "log", "http", "bgp", "bmp", "input", "pipeline", "output"}
 
 // loader reads one file, collecting every mistake.
 type loader struct {
@@ -90,6 +91,10 @@ func Parse(name string, src []byte) (*Config, error) {
 	if t, ok := l.tree["bgp"]; ok {
 		l.c.BGP = newBGP()
 		l.decode(raw.BGP, l.c.BGP, []string{"bgp"}, t)
+	}
+	if t, ok := l.tree["bmp"]; ok {
+		l.c.BMP = newBMP()
+		l.decode(raw.BMP, l.c.BMP, []string{"bmp"}, t)
 	}
 	rawInputs, _ := l.tree["input"].([]map[string]any)
 	for i, p := range raw.Input {
