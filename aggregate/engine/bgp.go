@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"net/netip"
+
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/routes"
 )
@@ -13,12 +15,13 @@ var (
 )
 
 // bgpLookup is an input's route lookups: which sides its pipelines need,
-// and whether one takes its AS numbers from them.
+// and whether one takes its AS numbers, or its nets and next hop, from
+// them.
 type bgpLookup struct {
-	rib          *routes.RIB      // BGP peers'; nil without [bgp]
-	bmp          *routes.RIB      // BMP routers' views; nil without [bmp]
-	agents       *routes.AgentMap // nil: every exporter is its own peer
-	dst, src, as bool
+	rib               *routes.RIB      // BGP peers'; nil without [bgp]
+	bmp               *routes.RIB      // BMP routers' views; nil without [bmp]
+	agents            *routes.AgentMap // nil: every exporter is its own peer
+	dst, src, as, net bool
 }
 
 // newBGPLookup returns the lookups the pipelines need, nil if none.
@@ -31,8 +34,9 @@ func newBGPLookup(rib, bmp *routes.RIB, agents *routes.AgentMap, pipelines []*fl
 		l.dst = l.dst || p.agg.Set.Intersects(bgpDst)
 		l.src = l.src || p.agg.Set.Intersects(bgpSrc)
 		l.as = l.as || p.cache.BGPAS()
+		l.net = l.net || p.cache.BGPNet()
 	}
-	if !l.dst && !l.src && !l.as {
+	if !l.dst && !l.src && !l.as && !l.net {
 		return nil
 	}
 	return l
@@ -58,22 +62,33 @@ func (l *bgpLookup) fill(r *flow.Record) {
 	if peer == nil {
 		return
 	}
-	if (l.dst || l.as) && r.DstIP.IsValid() {
-		if rt, ok := peer.Lookup(r.DstIP.Unmap()); ok {
+	if (l.dst || l.as || l.net) && r.DstIP.IsValid() {
+		if rt, bits, ok := l.lookup(peer, r.DstIP.Unmap()); ok {
 			if l.dst {
 				r.ASPath, r.StdComm, r.ExtComm, r.LrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
 				r.LocalPref, r.MED = rt.LocalPref, rt.MED
 			}
 			r.BGPDstAS, r.BGPPeerDstAS = rt.OriginAS, rt.PeerAS
+			r.BGPDstMask, r.BGPNextHop = uint8(bits), rt.NextHop
 		}
 	}
-	if (l.src || l.as) && r.SrcIP.IsValid() {
-		if rt, ok := peer.Lookup(r.SrcIP.Unmap()); ok {
+	if (l.src || l.as || l.net) && r.SrcIP.IsValid() {
+		if rt, bits, ok := l.lookup(peer, r.SrcIP.Unmap()); ok {
 			if l.src {
 				r.SrcASPath, r.SrcStdComm, r.SrcExtComm, r.SrcLrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
 				r.SrcLocalPref, r.SrcMED = rt.LocalPref, rt.MED
 			}
-			r.BGPSrcAS = rt.OriginAS
+			r.BGPSrcAS, r.BGPSrcMask = rt.OriginAS, uint8(bits)
 		}
 	}
+}
+
+// lookup finds ip's route, with its prefix length when a pipeline takes
+// nets from BGP (the lookup that gives it costs more).
+func (l *bgpLookup) lookup(peer *routes.Peer, ip netip.Addr) (*routes.Route, int, bool) {
+	if l.net {
+		return peer.LookupNet(ip)
+	}
+	rt, ok := peer.Lookup(ip)
+	return rt, 0, ok
 }

@@ -58,9 +58,9 @@ protocol bgp nfacctd {
 
 // bgpExport is NetFlow v9 from BIRD's address (the exporter is the BGP
 // peer, as pmacct's default bgp_agent_map has it) and from 127.0.0.9,
-// which the tests' bgp_agent_map maps to BIRD, 10 seconds after a first
-// template: nfacctd (pcap_savefile_delay) and flowdex (replay at recorded
-// speed) read the flows once the routes are in.
+// which the tests' bgp_agent_map maps to BIRD; nfacctd
+// (pcap_savefile_delay) and flowdex (replay_delay) read it once the routes
+// are in.
 func bgpExport() []exportDatagram {
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	other := &nfExporter{version: 9, src: netip.MustParseAddrPort("127.0.0.9:2055"), domain: 1}
@@ -86,10 +86,11 @@ func bgpExport() []exportDatagram {
 	return append(other.out, e.out...)
 }
 
-// The BGP primitives, and AS numbers from BGP (nfacctd_as: bgp, flowdex's
-// as_source = "bgp"), against nfacctd 1.7.7's bgp_daemon, both peering
-// with the same BIRD and reading the same export: the same records.
-func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
+// bgpGolden runs nfacctd 1.7.7's bgp_daemon and flowdex, both peering with
+// the same BIRD (birdBoth), over bgpExport with the aggregate agg; nfacctd
+// takes the lines of conf more, flowdex's pipeline the lines of pipeline.
+func bgpGolden(t *testing.T, agg []string, conf, pipeline string) (want, got map[string]string) {
+	t.Helper()
 	requireTools(t, "nfacctd")
 	requireFaketime(t)
 	birdtest.Require(t)
@@ -103,24 +104,31 @@ func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
 		t.Fatal(err)
 	}
 	birdtest.Start(t, strings.Replace(birdBoth, "NFACCTD_PORT", fmt.Sprint(ports[1]), 1), ports[0])
-	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_as", "dst_as", "peer_dst_as", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
-		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
 	agents := writeFile(t, dir, "agents.map", "bgp_ip=127.0.0.2 ip=127.0.0.9\n")
 	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: fmt.Sprintf(`bgp_daemon: true
 bgp_agent_map: %s
 bgp_daemon_ip: 127.0.0.3
 bgp_daemon_port: %d
-nfacctd_as: bgp
 pcap_savefile_delay: 8
+%s`, agents, ports[1], conf)}
+	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0])
+	return goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_delay = \"8s\"\nbgp_agent_map = %q", capture, agents), pipeline, agg)
+}
+
+// The BGP primitives, and AS numbers from BGP (nfacctd_as: bgp, flowdex's
+// as_source = "bgp"), against nfacctd 1.7.7's bgp_daemon, both peering
+// with the same BIRD and reading the same export: the same records.
+func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_as", "dst_as", "peer_dst_as", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
+		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
+	want, got := bgpGolden(t, agg, `nfacctd_as: bgp
 bgp_src_as_path_type: bgp
 bgp_src_std_comm_type: bgp
 bgp_src_ext_comm_type: bgp
 bgp_src_lrg_comm_type: bgp
 bgp_src_local_pref_type: bgp
 bgp_src_med_type: bgp
-`, agents, ports[1])}
-	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0])
-	want, got := goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_speed = 1\nbgp_agent_map = %q", capture, agents), `as_source = "bgp"`, agg)
+`, `as_source = "bgp"`)
 	if len(want) != 10 {
 		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
 	}
@@ -135,4 +143,17 @@ bgp_src_med_type: bgp
 	if !mapped {
 		t.Errorf("no record of exporter 127.0.0.9 with its mapped peer's routes: %v", got)
 	}
+}
+
+// Nets, masks and the next hop from BGP (nfacctd_net: bgp, flowdex's
+// net_source = "bgp"): the routes' prefixes and next hops, against
+// nfacctd 1.7.7.
+func TestBGPNetsMatchNfacctd(t *testing.T) {
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_net", "dst_net", "src_mask", "dst_mask", "peer_dst_ip", "dst_as"}
+	want, got := bgpGolden(t, agg, "nfacctd_net: bgp\nnfacctd_as: bgp\n", "net_source = \"bgp\"\nas_source = \"bgp\"")
+	if len(want) != 10 {
+		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
+	}
+	compareSums(t, got, want)
+	requireValues(t, got, `"mask_dst":25`, `"mask_dst":24`, `"net_dst":"203.0.113.128"`, `"peer_ip_dst":"127.0.0.2"`, `"mask_src":48`, `"peer_ip_dst":"2001:db8::fe"`)
 }

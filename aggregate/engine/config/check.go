@@ -226,8 +226,6 @@ func (l *loader) checkSources(i int) {
 			l.fail(at("pipeline", i, s.key), "%v", err)
 		case src == cache.SourceMask && s.as:
 			l.fail(at("pipeline", i, s.key), "%q: masks make no AS numbers (expected netflow, sflow, file, longest or bgp)", s.value)
-		case src == cache.SourceBGP && !s.as:
-			l.fail(at("pipeline", i, s.key), "%q: nets and masks from BGP routes are not there yet (expected netflow, sflow, file, mask or longest)", s.value)
 		case src == cache.SourceBGP && l.c.BGP == nil && l.c.BMP == nil:
 			l.fail(at("pipeline", i, s.key), "%q needs a [bgp] or [bmp] table (pmacct's bgp_daemon or bmp_daemon)", s.value)
 		case (src == cache.SourceFile || src == cache.SourceLongest) && p.NetworksFile == "":

@@ -360,7 +360,7 @@ type Pipeline struct {
 	Renormalize     bool             `toml:"renormalize,omitempty"`              // multiply packets and bytes by the sampling rate
 	TimeNew         bool             `toml:"time_new,omitempty"`                 // nfacctd_time_new: bin flows by arrival, not flow start
 	NetworksFile    string           `toml:"networks_file,omitempty"`            // prefix -> net, mask, AS (longest match)
-	NetSource       string           `toml:"net_source,omitempty"`               // nfacctd_net: netflow (sflow), file, mask, longest (fallback); default file with networks_file, mask with networks_mask
+	NetSource       string           `toml:"net_source,omitempty"`               // nfacctd_net: netflow (sflow), file, mask, longest (fallback), bgp; default file with networks_file, mask with networks_mask
 	ASSource        string           `toml:"as_source,omitempty"`                // nfacctd_as: netflow (sflow), file, longest (fallback), bgp; default file with networks_file
 	NetworksMask    uint8            `toml:"networks_mask,omitzero"`             // the mask of net_source = "mask"
 	NetworksNoLPM   bool             `toml:"networks_file_no_lpm,omitempty"`     // longest: any file match wins, not only a longer one
