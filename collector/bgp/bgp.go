@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
@@ -32,6 +33,8 @@ type Configuration struct {
 	// Peers are who may open a session; a connection from elsewhere is
 	// closed and counted.
 	Peers []PeerConfiguration
+	// Texts says what the routes' texts keep (communities, AS path hops).
+	Texts routes.Texts
 }
 
 // PeerConfiguration says who may peer.
@@ -63,6 +66,9 @@ func (c *Configuration) Validate() error {
 		return setting.Errorf("peer", "none may peer (expected at least one [[bgp.peer]] with a prefix)")
 	case c.RouterID.IsValid() && !c.RouterID.Is4():
 		return setting.Errorf("router_id", "%s is not an IPv4 address", c.RouterID)
+	}
+	if err := c.Texts.Validate(); err != nil {
+		return err
 	}
 	for i, p := range c.Peers {
 		if !p.Prefix.IsValid() {

@@ -41,7 +41,7 @@ func BenchmarkLoad(b *testing.B) {
 				b.Fatal(err)
 			}
 			if u, ok := msg.Body.(*bgp.BGPUpdate); ok {
-				ApplyUpdate(u, false, peer)
+				ApplyUpdate(u, false, nil, peer)
 			}
 			m = m[n:]
 		}

@@ -14,7 +14,7 @@ import (
 
 // update applies an UPDATE to the peer's Adj-RIB-In.
 func (s *session) update(u *bgp.BGPUpdate) error {
-	announced, withdrawn := ApplyUpdate(u, !s.as4, s.peer)
+	announced, withdrawn := ApplyUpdate(u, !s.as4, &s.l.cfg.Texts, s.peer)
 	s.l.withdrawn.Add(uint64(withdrawn))
 	s.l.announced.Add(uint64(announced))
 	if s.cfg.MaxPrefixes > 0 && announced > 0 && s.peer.Len() > s.cfg.MaxPrefixes {
@@ -31,12 +31,14 @@ type Routes interface {
 }
 
 // ApplyUpdate applies an UPDATE: its withdrawals first, then the routes it
-// announces with its attributes (UpdateAttrs); it returns how many routes
-// were announced, and how many of those withdrawn were there. Prefixes
-// other than IPv4 and IPv6 unicast are left out. This is the one way from
-// an UPDATE to routes, for BGP sessions and BMP route monitoring alike.
-func ApplyUpdate(u *bgp.BGPUpdate, as2 bool, to Routes) (announced, withdrawn int) {
+// announces with its attributes (UpdateAttrs, shaped by texts: nil keeps
+// them whole); it returns how many routes were announced, and how many of
+// those withdrawn were there. Prefixes other than IPv4 and IPv6 unicast
+// are left out. This is the one way from an UPDATE to routes, for BGP
+// sessions and BMP route monitoring alike.
+func ApplyUpdate(u *bgp.BGPUpdate, as2 bool, texts *routes.Texts, to Routes) (announced, withdrawn int) {
 	a := UpdateAttrs(u, as2)
+	texts.Shape(&a)
 	var reach, unreach []bgp.AddrPrefixInterface
 	for _, pa := range u.PathAttributes {
 		switch v := pa.(type) {

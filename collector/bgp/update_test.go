@@ -77,7 +77,7 @@ func TestUpdateAttrsASWidth(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := recorded{}
-			if n, w := ApplyUpdate(rawUpdate(t, tt.path, tt.path4), tt.as2, got); n != 1 || w != 0 {
+			if n, w := ApplyUpdate(rawUpdate(t, tt.path, tt.path4), tt.as2, nil, got); n != 1 || w != 0 {
 				t.Fatalf("%d announced, %d withdrawn", n, w)
 			}
 			want := routes.Attrs{ASPath: tt.want, PeerAS: tt.peer, OriginAS: tt.orig, NextHop: netip.MustParseAddr("192.0.2.1")}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/setting"
 )
 
@@ -34,6 +35,8 @@ type Configuration struct {
 	// Policy is which Adj-RIB-In is taken: "post" (post-policy, the L
 	// flag set: what the router kept after its import policy) or "pre".
 	Policy string
+	// Texts says what the routes' texts keep (communities, AS path hops).
+	Texts routes.Texts
 }
 
 // DefaultConfiguration returns the defaults.
@@ -55,7 +58,7 @@ func (c *Configuration) Validate() error {
 	if c.Policy != "post" && c.Policy != "pre" {
 		return setting.Errorf("policy", "%q (expected \"post\", post-policy Adj-RIB-In, or \"pre\")", c.Policy)
 	}
-	return nil
+	return c.Texts.Validate()
 }
 
 // allowed tells whether addr may connect.

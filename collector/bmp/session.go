@@ -296,7 +296,7 @@ func (s *session) handle(msg *bmp.BMPMessage) error {
 		s.mu.Lock()
 		m := s.peerLocked(&msg.PeerHeader)
 		m.updates++
-		announced, withdrawn := bgp.ApplyUpdate(u, msg.PeerHeader.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0, m)
+		announced, withdrawn := bgp.ApplyUpdate(u, msg.PeerHeader.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0, &s.l.cfg.Texts, m)
 		s.mu.Unlock()
 		s.l.announced.Add(uint64(announced))
 		s.l.withdrn.Add(uint64(withdrawn))

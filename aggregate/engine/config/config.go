@@ -32,6 +32,7 @@ import (
 	"github.com/flowdex/flowdex/aggregate/enrich"
 	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/pretag"
+	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/setting"
 	"github.com/flowdex/flowdex/collector/bgp"
 	"github.com/flowdex/flowdex/collector/bmp"
@@ -79,6 +80,21 @@ type BGP struct {
 	RouterID string           `toml:"router_id,omitempty"` // "": the listening address when IPv4, else 0.0.0.1
 	HoldTime setting.Duration `toml:"hold_time"`           // proposed in OPEN; 0: no keepalives
 	Peers    []BGPPeer        `toml:"peer"`                // who may peer
+	RouteTexts
+}
+
+// RouteTexts say what the texts of routes learnt over BGP or BMP keep:
+// pmacct's bgp_stdcomm_pattern, bgp_extcomm_pattern, bgp_lrgcomm_pattern
+// (comma-separated there) and bgp_aspath_radius.
+type RouteTexts struct {
+	StdCommPatterns []string `toml:"std_comm_patterns,omitempty"`
+	ExtCommPatterns []string `toml:"ext_comm_patterns,omitempty"`
+	LrgCommPatterns []string `toml:"lrg_comm_patterns,omitempty"`
+	ASPathRadius    int      `toml:"as_path_radius,omitzero"`
+}
+
+func (t RouteTexts) texts() routes.Texts {
+	return routes.Texts{StdComm: t.StdCommPatterns, ExtComm: t.ExtCommPatterns, LrgComm: t.LrgCommPatterns, ASPathRadius: t.ASPathRadius}
 }
 
 // BGPPeer is a [[bgp.peer]]: addresses that may open a session.
@@ -96,7 +112,7 @@ func newBGP() *BGP {
 
 // Configuration is the listener's configuration; its error names the key.
 func (b *BGP) Configuration() (bgp.Configuration, error) {
-	c := bgp.Configuration{Listen: b.Listen, ASN: b.ASN, HoldTime: b.HoldTime.Duration}
+	c := bgp.Configuration{Listen: b.Listen, ASN: b.ASN, HoldTime: b.HoldTime.Duration, Texts: b.texts()}
 	if b.RouterID != "" {
 		a, err := netip.ParseAddr(b.RouterID)
 		if err != nil || !a.Is4() {
@@ -117,6 +133,7 @@ type BMP struct {
 	Listen  string           `toml:"listen"`  // host:port, default 0.0.0.0:1790
 	Routers []setting.Prefix `toml:"routers"` // who may connect
 	Policy  string           `toml:"policy"`  // "post" (default) or "pre": the Adj-RIB-In taken
+	RouteTexts
 }
 
 func newBMP() *BMP {
@@ -126,7 +143,7 @@ func newBMP() *BMP {
 
 // Configuration is the collector's configuration; its error names the key.
 func (b *BMP) Configuration() (bmp.Configuration, error) {
-	c := bmp.Configuration{Listen: b.Listen, Policy: b.Policy}
+	c := bmp.Configuration{Listen: b.Listen, Policy: b.Policy, Texts: b.texts()}
 	for _, p := range b.Routers {
 		c.Routers = append(c.Routers, p.Prefix)
 	}
