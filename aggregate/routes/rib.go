@@ -16,6 +16,7 @@ import (
 type RIB struct {
 	mu    sync.Mutex                           // peers' changes, attrs
 	peers atomic.Pointer[map[netip.Addr]*Peer] // replaced, never changed: lookups take no lock
+	ids   atomic.Pointer[map[netip.Addr]*Peer] // the same by BGP identifier (Identify)
 	attrs map[Attrs]*shared                    // every attribute set some route has, once
 }
 
@@ -76,8 +77,38 @@ func (r *RIB) Peer(addr netip.Addr) *Peer {
 	return p
 }
 
-// Find returns the Adj-RIB-In of the peer at addr, nil if it has none.
-func (r *RIB) Find(addr netip.Addr) *Peer { return (*r.peers.Load())[addr] }
+// Find returns the Adj-RIB-In of the peer at addr, else of the peer whose
+// BGP identifier addr is (a router exporting flows from its router ID
+// and peering from another address, as pmacct finds it); nil for none.
+func (r *RIB) Find(addr netip.Addr) *Peer {
+	if p := (*r.peers.Load())[addr]; p != nil {
+		return p
+	}
+	if ids := r.ids.Load(); ids != nil {
+		return (*ids)[addr]
+	}
+	return nil
+}
+
+// Identify records id as the BGP identifier of the peer at addr, which
+// Find then takes for it; the last peer to claim an identifier has it.
+func (r *RIB) Identify(id, addr netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := (*r.peers.Load())[addr]
+	if p == nil || id == addr || !id.IsValid() {
+		return
+	}
+	ids := map[netip.Addr]*Peer{id: p}
+	if old := r.ids.Load(); old != nil {
+		for a, q := range *old {
+			if a != id {
+				ids[a] = q
+			}
+		}
+	}
+	r.ids.Store(&ids)
+}
 
 // Drop removes the peer at addr and every route it announced (a session
 // that went down).
@@ -96,6 +127,15 @@ func (r *RIB) Drop(addr netip.Addr) {
 		}
 	}
 	r.peers.Store(&peers)
+	if oldIDs := r.ids.Load(); oldIDs != nil {
+		ids := make(map[netip.Addr]*Peer, len(*oldIDs))
+		for a, q := range *oldIDs {
+			if q != p {
+				ids[a] = q
+			}
+		}
+		r.ids.Store(&ids)
+	}
 	r.mu.Unlock()
 
 	p.mu.Lock()

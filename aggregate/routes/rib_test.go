@@ -63,12 +63,25 @@ func TestRIB(t *testing.T) {
 	if got, _ := p1.Lookup(addr("10.1.3.4")); got.Attrs != *a {
 		t.Errorf("after the withdrawal, the /8: %+v", got)
 	}
+	// a peer is found by its BGP identifier too, its address first
+	r.Identify(addr("10.255.0.1"), addr("192.0.2.1"))
+	r.Identify(addr("192.0.2.1"), addr("2001:db8::1")) // another's address: that peer wins
+	if r.Find(addr("10.255.0.1")) != p1 || r.Find(addr("192.0.2.1")) != p1 || r.Find(addr("10.255.0.2")) != nil {
+		t.Error("peers by identifier: not found, or found wrongly")
+	}
 	r.Drop(addr("2001:db8::1"))
 	if r.Find(addr("2001:db8::1")) != nil || r.AttrSets() != 1 {
 		t.Errorf("dropped peer: still found, or %d attribute sets, want 1", r.AttrSets())
 	}
 	if p1.Len() != 2 {
 		t.Errorf("%d routes, want 2", p1.Len())
+	}
+	r.Drop(addr("192.0.2.1"))
+	if r.Find(addr("10.255.0.1")) != nil {
+		t.Error("a dropped peer still found by its identifier")
+	}
+	if p1.Len() != 0 {
+		t.Errorf("%d routes of a dropped peer", p1.Len())
 	}
 }
 

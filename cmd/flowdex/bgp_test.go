@@ -14,7 +14,7 @@ import (
 
 // birdBoth announces the same routes to flowdex (%[2]d) and to nfacctd's
 // bgp_daemon (on 127.0.0.3, NFACCTD_PORT), over iBGP from 127.0.0.2.
-const birdBoth = `router id 127.0.0.2;
+const birdBoth = `router id ROUTER_ID;
 log "%[1]s/bird.log" all;
 protocol device {}
 protocol static s4 {
@@ -86,11 +86,18 @@ func bgpExport() []exportDatagram {
 	return append(other.out, e.out...)
 }
 
-// bgpGolden runs nfacctd 1.7.7's bgp_daemon and flowdex, both peering with
-// the same BIRD (birdBoth), over bgpExport with the aggregate agg; nfacctd
-// takes the lines of conf more, flowdex's [bgp] those of bgpConf and its
-// pipeline those of pipeline.
-func bgpGolden(t *testing.T, agg []string, conf, bgpConf, pipeline string) (want, got map[string]string) {
+// bgpCase is a golden run of nfacctd 1.7.7's bgp_daemon and flowdex, both
+// peering with the same BIRD (birdBoth), over bgpExport.
+type bgpCase struct {
+	agg      []string
+	nfacctd  string // nfacctd's lines more
+	bgp      string // flowdex's [bgp] lines more
+	pipeline string // flowdex's pipeline lines
+	routerID string // BIRD's BGP identifier; "": its address, 127.0.0.2
+	noAgents bool   // no bgp_agent_map (mapping 127.0.0.9 to BIRD)
+}
+
+func bgpGolden(t *testing.T, c bgpCase) (want, got map[string]string) {
 	t.Helper()
 	requireTools(t, "nfacctd")
 	requireFaketime(t)
@@ -104,16 +111,20 @@ func bgpGolden(t *testing.T, agg []string, conf, bgpConf, pipeline string) (want
 	if err != nil {
 		t.Fatal(err)
 	}
-	birdtest.Start(t, strings.Replace(birdBoth, "NFACCTD_PORT", fmt.Sprint(ports[1]), 1), ports[0])
-	agents := writeFile(t, dir, "agents.map", "bgp_ip=127.0.0.2 ip=127.0.0.9\n")
-	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: fmt.Sprintf(`bgp_daemon: true
-bgp_agent_map: %s
-bgp_daemon_ip: 127.0.0.3
-bgp_daemon_port: %d
-pcap_savefile_delay: 8
-%s`, agents, ports[1], conf)}
-	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n%s\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0], bgpConf)
-	return goldenRun(t, dir, nfacctd, top, fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_delay = \"8s\"\nbgp_agent_map = %q", capture, agents), pipeline, agg)
+	if c.routerID == "" {
+		c.routerID = "127.0.0.2"
+	}
+	birdtest.Start(t, strings.NewReplacer("NFACCTD_PORT", fmt.Sprint(ports[1]), "ROUTER_ID", c.routerID).Replace(birdBoth), ports[0])
+	nfConf := fmt.Sprintf("bgp_daemon: true\nbgp_daemon_ip: 127.0.0.3\nbgp_daemon_port: %d\npcap_savefile_delay: 8\n%s", ports[1], c.nfacctd)
+	input := fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_delay = \"8s\"", capture)
+	if !c.noAgents {
+		agents := writeFile(t, dir, "agents.map", "bgp_ip=127.0.0.2 ip=127.0.0.9\n")
+		nfConf += "bgp_agent_map: " + agents + "\n"
+		input += fmt.Sprintf("\nbgp_agent_map = %q", agents)
+	}
+	nfacctd := pmacctRun{daemon: "nfacctd", savefile: capture, extra: nfConf}
+	top := fmt.Sprintf("[bgp]\nlisten = \"127.0.0.1:%d\"\nasn = 64500\n%s\n[[bgp.peer]]\nprefix = \"127.0.0.2/32\"\n", ports[0], c.bgp)
+	return goldenRun(t, dir, nfacctd, top, input, c.pipeline, c.agg)
 }
 
 // The BGP primitives, and AS numbers from BGP (nfacctd_as: bgp, flowdex's
@@ -122,14 +133,14 @@ pcap_savefile_delay: 8
 func TestBGPPrimitivesMatchNfacctd(t *testing.T) {
 	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_as", "dst_as", "peer_dst_as", "as_path", "std_comm", "ext_comm", "lrg_comm", "local_pref", "med",
 		"src_as_path", "src_std_comm", "src_ext_comm", "src_lrg_comm", "src_local_pref", "src_med"}
-	want, got := bgpGolden(t, agg, `nfacctd_as: bgp
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: `nfacctd_as: bgp
 bgp_src_as_path_type: bgp
 bgp_src_std_comm_type: bgp
 bgp_src_ext_comm_type: bgp
 bgp_src_lrg_comm_type: bgp
 bgp_src_local_pref_type: bgp
 bgp_src_med_type: bgp
-`, "", `as_source = "bgp"`)
+`, pipeline: `as_source = "bgp"`})
 	if len(want) != 10 {
 		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
 	}
@@ -151,7 +162,7 @@ bgp_src_med_type: bgp
 // nfacctd 1.7.7.
 func TestBGPNetsMatchNfacctd(t *testing.T) {
 	agg := []string{"peer_src_ip", "src_host", "dst_host", "src_net", "dst_net", "src_mask", "dst_mask", "peer_dst_ip", "dst_as"}
-	want, got := bgpGolden(t, agg, "nfacctd_net: bgp\nnfacctd_as: bgp\n", "", "net_source = \"bgp\"\nas_source = \"bgp\"")
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: "nfacctd_net: bgp\nnfacctd_as: bgp\n", pipeline: "net_source = \"bgp\"\nas_source = \"bgp\""})
 	if len(want) != 10 {
 		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
 	}
@@ -166,18 +177,37 @@ func TestBGPNetsMatchNfacctd(t *testing.T) {
 // 1.7.7 and flowdex differ (routes.Texts says how, texts_test.go shows it).
 func TestBGPTextsMatchNfacctd(t *testing.T) {
 	agg := []string{"peer_src_ip", "src_host", "dst_host", "as_path", "std_comm", "ext_comm", "lrg_comm", "dst_as"}
-	want, got := bgpGolden(t, agg, `nfacctd_as: bgp
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: `nfacctd_as: bgp
 bgp_stdcomm_pattern: 64500:2,6454.:..
 bgp_extcomm_pattern: RT:64500:8
 bgp_lrgcomm_pattern: 64500:1:
 bgp_aspath_radius: 1
-`, `std_comm_patterns = ["64500:2", "6454.:.."]
+`, bgp: `std_comm_patterns = ["64500:2", "6454.:.."]
 ext_comm_patterns = ["RT:64500:8"]
 lrg_comm_patterns = ["64500:1:"]
-as_path_radius = 1`, `as_source = "bgp"`)
+as_path_radius = 1`, pipeline: `as_source = "bgp"`})
 	if len(want) != 10 {
 		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
 	}
 	compareSums(t, got, want)
 	requireValues(t, got, `"as_path":"64510"`, `"comms":"64500:2"`, `"comms":"64540:40"`, `"lcomms":"64500:1:2"`, `"ecomms":""`, `"as_dst":64511`)
+}
+
+// A router exporting flows from its BGP identifier (127.0.0.9) and peering
+// from another address (127.0.0.2) has its flows looked up in its routes
+// without a bgp_agent_map, as nfacctd finds the peer by identifier.
+func TestBGPPeerByIdentifierMatchNfacctd(t *testing.T) {
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "as_path", "dst_as"}
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: "nfacctd_as: bgp\n", pipeline: `as_source = "bgp"`, routerID: "127.0.0.9", noAgents: true})
+	if len(want) != 10 {
+		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
+	}
+	compareSums(t, got, want)
+	mapped := false
+	for k := range got {
+		mapped = mapped || strings.Contains(k, `"peer_ip_src":"127.0.0.9"`) && strings.Contains(k, `"as_path":"64510_64511"`)
+	}
+	if !mapped {
+		t.Errorf("no record of exporter 127.0.0.9 with the routes of the peer it is the identifier of: %v", got)
+	}
 }

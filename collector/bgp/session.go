@@ -61,7 +61,8 @@ type session struct {
 
 	writeMu     sync.Mutex
 	asn         uint32
-	as4         bool // the peer has the four-octet AS capability: its AS paths are so
+	id          netip.Addr // the BGP identifier
+	as4         bool       // the peer has the four-octet AS capability: its AS paths are so
 	established atomic.Bool
 	updates     atomic.Uint64
 	peer        *routes.Peer
@@ -171,6 +172,7 @@ func (s *session) serve(ctx context.Context) error {
 		case *bgp.BGPKeepAlive:
 			if !s.established.Load() {
 				s.peer = s.l.rib.Peer(s.addr)
+				s.l.rib.Identify(s.id, s.addr) // routers export from their router ID
 				s.established.Store(true)
 				s.l.established.Add(1)
 				s.l.logger.Info("bgp: session established", "peer", s.addr, "asn", s.asn, "hold_time", hold)
@@ -240,6 +242,7 @@ func (s *session) checkOpen(o *bgp.BGPOpen, hold time.Duration) (time.Duration, 
 		return 0, openErr(bgp.BGP_ERROR_SUB_UNSUPPORTED_VERSION_NUMBER, "BGP version %d", o.Version)
 	}
 	s.asn = uint32(o.MyAS)
+	s.id, _ = netip.AddrFromSlice(o.ID.To4())
 	for _, p := range o.OptParams {
 		if c, ok := p.(*bgp.OptionParameterCapability); ok {
 			for _, cv := range c.Capability {
