@@ -63,7 +63,15 @@ func (l *bgpLookup) fill(r *flow.Record) {
 		return
 	}
 	if (l.dst || l.as || l.net) && r.DstIP.IsValid() {
-		if rt, bits, ok := l.lookup(peer, r.DstIP.Unmap()); ok {
+		var rt *routes.Route
+		var bits int
+		var ok bool
+		if nh := r.PeerDstIP; nh.IsValid() || peer.ByNextHop() { // the record's BGP next hop picks among paths
+			rt, bits, ok = peer.LookupVia(r.DstIP.Unmap(), nh.Unmap())
+		} else {
+			rt, bits, ok = l.lookup(peer, r.DstIP.Unmap())
+		}
+		if ok {
 			if l.dst {
 				r.ASPath, r.StdComm, r.ExtComm, r.LrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
 				r.LocalPref, r.MED = rt.LocalPref, rt.MED

@@ -173,3 +173,41 @@ func pathLength(path string) uint32 {
 	}
 	return n
 }
+
+// SelectByNextHop makes p the view of one session's ADD-PATH paths (RFC
+// 7911): LookupVia then finds the path whose next hop is the flow's BGP
+// next hop, and none when no path has it, as pmacct does; the best path
+// stands for the peer's table elsewhere (Lookup, the Adj-RIB-In's size).
+func (p *Peer) SelectByNextHop() { p.byNextHop.Store(true) }
+
+// ByNextHop reports whether p picks its routes by next hop
+// (SelectByNextHop).
+func (p *Peer) ByNextHop() bool { return p.byNextHop.Load() }
+
+// LookupVia is LookupNet for a flow whose BGP next hop is nh (NetFlow's,
+// sFlow's; invalid for none): in a merged view, the candidate to the
+// longest prefix whose next hop is nh, else (a BMP router's view) the
+// best one, or (ADD-PATH paths, SelectByNextHop) none; elsewhere
+// LookupNet.
+func (p *Peer) LookupVia(ip, nh netip.Addr) (*Route, int, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	pfx, s, ok := p.table.LookupPrefixLPM(netip.PrefixFrom(ip, ip.BitLen()))
+	if !ok || p.multi == nil || s.NextHop == nh && nh.IsValid() {
+		if !ok {
+			return nil, 0, false
+		}
+		return &s.Route, pfx.Bits(), true
+	}
+	if nh.IsValid() {
+		for _, c := range p.multi[pfx] {
+			if c.s.NextHop == nh {
+				return &c.s.Route, pfx.Bits(), true
+			}
+		}
+	}
+	if p.byNextHop.Load() {
+		return nil, 0, false
+	}
+	return &s.Route, pfx.Bits(), true
+}

@@ -128,3 +128,55 @@ func TestMergedViewConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// LookupVia picks, among a merged view's candidates to the longest prefix,
+// the one whose next hop is the flow's BGP next hop (pmacct's choice among
+// ADD-PATH paths), else the best; a session's peer has one route a prefix.
+func TestLookupVia(t *testing.T) {
+	r := routes.New()
+	v := r.Peer(addr("192.0.2.1"))
+	a := &routes.Attrs{ASPath: "64500", LocalPref: 200, NextHop: addr("192.0.2.10"), PeerAS: 64500, OriginAS: 64500}
+	b := &routes.Attrs{ASPath: "64510", LocalPref: 100, NextHop: addr("192.0.2.20"), PeerAS: 64510, OriginAS: 64510}
+	v.AnnounceFrom(addr("0.0.0.1"), pfx("10.0.0.0/8"), a)
+	v.AnnounceFrom(addr("0.0.0.2"), pfx("10.0.0.0/8"), b)
+	v.AnnounceFrom(addr("0.0.0.2"), pfx("10.1.0.0/16"), b)
+	for _, tt := range []struct {
+		ip, nh string
+		want   *routes.Attrs
+		bits   int
+	}{
+		{"10.9.9.9", "192.0.2.20", b, 8},
+		{"10.9.9.9", "192.0.2.10", a, 8},
+		{"10.9.9.9", "192.0.2.99", a, 8}, // no candidate via it: the best
+		{"10.9.9.9", "", a, 8},
+		{"10.1.9.9", "192.0.2.10", b, 16}, // the longest prefix first
+	} {
+		var nh netip.Addr
+		if tt.nh != "" {
+			nh = addr(tt.nh)
+		}
+		got, bits, ok := v.LookupVia(addr(tt.ip), nh)
+		if !ok || got.Attrs != *tt.want || bits != tt.bits {
+			t.Errorf("%s via %s: %+v /%d %v, want %+v /%d", tt.ip, tt.nh, got, bits, ok, tt.want, tt.bits)
+		}
+	}
+	s := r.Peer(addr("192.0.2.2"))
+	s.Announce(pfx("10.0.0.0/8"), b)
+	if got, _, _ := s.LookupVia(addr("10.9.9.9"), addr("192.0.2.10")); got.Attrs != *b {
+		t.Errorf("a session's peer: %+v", got)
+	}
+	if _, _, ok := v.LookupVia(addr("11.0.0.1"), netip.Addr{}); ok {
+		t.Error("a route where there is none")
+	}
+	// ADD-PATH paths: by next hop only
+	v.SelectByNextHop()
+	if _, _, ok := v.LookupVia(addr("10.9.9.9"), addr("192.0.2.99")); ok {
+		t.Error("ADD-PATH paths: a path where none has the next hop")
+	}
+	if _, _, ok := v.LookupVia(addr("10.9.9.9"), netip.Addr{}); ok {
+		t.Error("ADD-PATH paths: a path without a next hop")
+	}
+	if got, _, ok := v.LookupVia(addr("10.9.9.9"), addr("192.0.2.20")); !ok || got.Attrs != *b {
+		t.Errorf("ADD-PATH paths via 192.0.2.20: %+v %v", got, ok)
+	}
+}

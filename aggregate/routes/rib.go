@@ -42,10 +42,11 @@ type shared struct {
 // one route a prefix, the best of a merged view's candidates chosen when
 // they change.
 type Peer struct {
-	rib   *RIB
-	mu    sync.RWMutex
-	table bart.Table[*shared]
-	multi map[netip.Prefix][]candidate // a merged view's candidates; nil for a session's
+	rib       *RIB
+	mu        sync.RWMutex
+	table     bart.Table[*shared]
+	multi     map[netip.Prefix][]candidate // a merged view's candidates; nil for a session's
+	byNextHop atomic.Bool                  // ADD-PATH paths: LookupVia picks by next hop only
 }
 
 // New returns an empty RIB.

@@ -90,11 +90,13 @@ func bgpExport() []exportDatagram {
 // peering with the same BIRD (birdBoth), over bgpExport.
 type bgpCase struct {
 	agg      []string
-	nfacctd  string // nfacctd's lines more
-	bgp      string // flowdex's [bgp] lines more
-	pipeline string // flowdex's pipeline lines
-	routerID string // BIRD's BGP identifier; "": its address, 127.0.0.2
-	noAgents bool   // no bgp_agent_map (mapping 127.0.0.9 to BIRD)
+	nfacctd  string                  // nfacctd's lines more
+	bgp      string                  // flowdex's [bgp] lines more
+	pipeline string                  // flowdex's pipeline lines
+	routerID string                  // BIRD's BGP identifier; "": its address, 127.0.0.2
+	noAgents bool                    // no bgp_agent_map (mapping 127.0.0.9 to BIRD)
+	bird     string                  // BIRD's configuration, birdBoth's format; "": birdBoth
+	export   func() []exportDatagram // the flows; nil: bgpExport
 }
 
 func bgpGolden(t *testing.T, c bgpCase) (want, got map[string]string) {
@@ -104,7 +106,13 @@ func bgpGolden(t *testing.T, c bgpCase) (want, got map[string]string) {
 	birdtest.Require(t)
 	dir := t.TempDir()
 	capture := filepath.Join(dir, "export.pcap")
-	if err := writeExportPcap(capture, bgpExport()); err != nil {
+	if c.export == nil {
+		c.export = bgpExport
+	}
+	if c.bird == "" {
+		c.bird = birdBoth
+	}
+	if err := writeExportPcap(capture, c.export()); err != nil {
 		t.Fatal(err)
 	}
 	ports, err := testports.Free(2)
@@ -114,7 +122,7 @@ func bgpGolden(t *testing.T, c bgpCase) (want, got map[string]string) {
 	if c.routerID == "" {
 		c.routerID = "127.0.0.2"
 	}
-	birdtest.Start(t, strings.NewReplacer("NFACCTD_PORT", fmt.Sprint(ports[1]), "ROUTER_ID", c.routerID).Replace(birdBoth), ports[0])
+	birdtest.Start(t, strings.NewReplacer("NFACCTD_PORT", fmt.Sprint(ports[1]), "ROUTER_ID", c.routerID).Replace(c.bird), ports[0])
 	nfConf := fmt.Sprintf("bgp_daemon: true\nbgp_daemon_ip: 127.0.0.3\nbgp_daemon_port: %d\npcap_savefile_delay: 8\n%s", ports[1], c.nfacctd)
 	input := fmt.Sprintf("type = \"netflow\"\nreplay = %q\nreplay_delay = \"8s\"", capture)
 	if !c.noAgents {
@@ -210,4 +218,57 @@ func TestBGPPeerByIdentifierMatchNfacctd(t *testing.T) {
 	if !mapped {
 		t.Errorf("no record of exporter 127.0.0.9 with the routes of the peer it is the identifier of: %v", got)
 	}
+}
+
+// birdAddPaths has two routes to 203.0.113.0/24 (static protocols a and b,
+// their paths and next hops differing) and sends both (ADD-PATH) to
+// flowdex and nfacctd.
+const birdAddPaths = `router id ROUTER_ID;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static a { ipv4; route 203.0.113.0/24 blackhole; route 198.51.100.0/24 blackhole; }
+protocol static b { ipv4; route 203.0.113.0/24 blackhole; }
+filter to_collectors {
+  if proto = "a" then { bgp_path.prepend(64510); bgp_local_pref = 200; bgp_next_hop = 192.0.2.10; }
+  if proto = "b" then { bgp_path.prepend(64520); bgp_local_pref = 100; bgp_next_hop = 192.0.2.20; }
+  accept;
+}
+protocol bgp flowdex {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.1 port %[2]d as 64500;
+  connect retry time 1;
+  ipv4 { import none; export filter to_collectors; add paths tx; };
+}
+protocol bgp nfacctd {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.3 port NFACCTD_PORT as 64500;
+  connect retry time 1;
+  error wait time 1, 2;
+  ipv4 { import none; export filter to_collectors; add paths tx; };
+}
+`
+
+// addPathExport is NetFlow v9 from BIRD's address to 203.0.113.9 with BGP
+// next hops (IE 18) naming either path, one naming neither, and none.
+func addPathExport() []exportDatagram {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &nfExporter{version: 9, src: netip.MustParseAddrPort("127.0.0.2:2055"), domain: 1}
+	var recs [][]byte
+	for i, nh := range []string{"192.0.2.10", "192.0.2.20", "192.0.2.99", "0.0.0.0"} {
+		recs = append(recs, nfRec(nfIP(fmt.Sprintf("198.51.100.%d", i+1)), nfIP("203.0.113.9"), nfIP(nh), nfU32(uint32(100*(i+1))), nfU32(uint32(i+1))))
+	}
+	e.send(start.Add(10*time.Second), 1+len(recs), e.templateSet(256, nfField{8, 4, 0}, nfField{12, 4, 0}, nfField{18, 4, 0}, nfField{1, 4, 0}, nfField{2, 4, 0}), nfSet(256, recs...))
+	return e.out
+}
+
+// A peer sending several paths to a prefix (ADD-PATH): each flow takes the
+// path whose next hop is its BGP next hop, against nfacctd 1.7.7.
+func TestBGPAddPathMatchNfacctd(t *testing.T) {
+	agg := []string{"src_host", "dst_host", "peer_dst_ip", "as_path", "local_pref", "dst_as"}
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: "nfacctd_as: bgp\n", pipeline: `as_source = "bgp"`, bird: birdAddPaths, export: addPathExport, noAgents: true})
+	if len(want) != 4 {
+		t.Fatalf("nfacctd made %d records, want 4: %v", len(want), want)
+	}
+	compareSums(t, got, want)
+	requireValues(t, got, `"as_path":"64520"`, `"as_path":"64510"`)
 }

@@ -181,3 +181,62 @@ func TestBIRDMD5(t *testing.T) {
 		t.Errorf("a session without the key: %+v %+v", st, plain.Peers())
 	}
 }
+
+// birdAddPath has two routes to 203.0.113.0/24 (static protocols a and b,
+// different paths and next hops) and sends both (ADD-PATH).
+const birdAddPath = `router id 192.0.2.254;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static a { ipv4; route 203.0.113.0/24 blackhole; route 198.51.100.0/24 blackhole; }
+protocol static b { ipv4; route 203.0.113.0/24 blackhole; }
+filter to_flowdex {
+  if proto = "a" then { bgp_path.prepend(64510); bgp_local_pref = 200; bgp_next_hop = 192.0.2.10; }
+  if proto = "b" then { bgp_path.prepend(64520); bgp_local_pref = 100; bgp_next_hop = 192.0.2.20; }
+  accept;
+}
+protocol bgp flowdex {
+  local 127.0.0.2 port %[3]d as 64500;
+  neighbor 127.0.0.1 port %[2]d as 64500;
+  hold time 9;
+  connect retry time 1;
+  ipv4 { import none; export filter to_flowdex; add paths tx; };
+}
+`
+
+// A peer sending ADD-PATH has its paths kept each: a flow takes the one
+// whose next hop is its BGP next hop, none if no path has it (as pmacct);
+// Lookup, without a next hop, the best (local preference); a path
+// withdrawn leaves the other.
+func TestBIRDAddPath(t *testing.T) {
+	l, rib := listen(t, PeerConfiguration{Prefix: netip.MustParsePrefix("127.0.0.0/8"), ASN: 64500})
+	b := birdtest.Start(t, birdAddPath, port(l))
+	peerAddr := netip.MustParseAddr("127.0.0.2")
+	paths := func() int {
+		if p := rib.Find(peerAddr); p != nil {
+			return p.Len()
+		}
+		return 0
+	}
+	b.WaitFor("2 prefixes from BIRD", func() bool { return paths() == 2 && l.Stats().Announced >= 3 })
+	p := rib.Find(peerAddr)
+	ip := netip.MustParseAddr("203.0.113.9")
+	for _, tt := range []struct {
+		nh, path string
+	}{{"", ""}, {"192.0.2.20", "64520"}, {"192.0.2.10", "64510"}, {"192.0.2.99", ""}} {
+		var nh netip.Addr
+		if tt.nh != "" {
+			nh = netip.MustParseAddr(tt.nh)
+		}
+		if rt, _, ok := p.LookupVia(ip, nh); ok != (tt.path != "") || ok && rt.ASPath != tt.path {
+			t.Errorf("via %q: %+v %v, want path %q", tt.nh, rt, ok, tt.path)
+		}
+	}
+	if rt, ok := p.Lookup(ip); !ok || rt.ASPath != "64510" || !p.ByNextHop() {
+		t.Errorf("the best path: %+v %v (by next hop: %v)", rt, ok, p.ByNextHop())
+	}
+	b.Ctl("disable", "a")
+	b.WaitFor("path a withdrawn", func() bool {
+		rt, ok := p.Lookup(ip)
+		return ok && rt.ASPath == "64520" && paths() == 1
+	})
+}

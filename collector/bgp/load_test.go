@@ -42,7 +42,7 @@ func BenchmarkLoad(b *testing.B) {
 				b.Fatal(err)
 			}
 			if u, ok := msg.Body.(*bgp.BGPUpdate); ok {
-				ApplyUpdate(u, false, nil, peer)
+				ApplyUpdate(u, false, nil, sessionRoutes{peer: peer})
 			}
 			m = m[n:]
 		}
@@ -90,7 +90,7 @@ func BenchmarkLoadPeers(b *testing.B) {
 						panic(err)
 					}
 					if u, ok := msg.Body.(*bgp.BGPUpdate); ok {
-						ApplyUpdate(u, false, nil, peer)
+						ApplyUpdate(u, false, nil, sessionRoutes{peer: peer})
 					}
 					m = m[n:]
 				}

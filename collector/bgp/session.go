@@ -59,10 +59,13 @@ type session struct {
 	addr netip.Addr
 	cfg  PeerConfiguration
 
-	writeMu     sync.Mutex
-	asn         uint32
-	id          netip.Addr // the BGP identifier
-	as4         bool       // the peer has the four-octet AS capability: its AS paths are so
+	writeMu sync.Mutex
+	asn     uint32
+	id      netip.Addr // the BGP identifier
+	// addPath: the families whose UPDATEs carry path identifiers (the peer
+	// sends ADD-PATH, flowdex receives it); nil for none
+	addPath     map[bgp.RouteFamily]bgp.BGPAddPathMode
+	as4         bool // the peer has the four-octet AS capability: its AS paths are so
 	established atomic.Bool
 	updates     atomic.Uint64
 	peer        *routes.Peer
@@ -173,6 +176,9 @@ func (s *session) serve(ctx context.Context) error {
 			if !s.established.Load() {
 				s.peer = s.l.rib.Peer(s.addr)
 				s.l.rib.Identify(s.id, s.addr) // routers export from their router ID
+				if s.addPath != nil {
+					s.peer.SelectByNextHop()
+				}
 				s.established.Store(true)
 				s.l.established.Add(1)
 				s.l.logger.Info("bgp: session established", "peer", s.addr, "asn", s.asn, "hold_time", hold)
@@ -221,7 +227,7 @@ func (s *session) read(wait time.Duration) (*bgp.BGPMessage, error) {
 	if _, err := io.ReadFull(s.conn, b[bgp.BGP_HEADER_LENGTH:]); err != nil {
 		return nil, err
 	}
-	m, err := bgp.ParseBGPMessage(b)
+	m, err := bgp.ParseBGPMessage(b, &bgp.MarshallingOption{AddPath: s.addPath})
 	if err != nil {
 		notify := bgp.NewBGPNotificationMessage(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, 0, nil)
 		var me *bgp.MessageError
@@ -248,6 +254,16 @@ func (s *session) checkOpen(o *bgp.BGPOpen, hold time.Duration) (time.Duration, 
 			for _, cv := range c.Capability {
 				if as4, ok := cv.(*bgp.CapFourOctetASNumber); ok {
 					s.asn, s.as4 = as4.CapValue, true
+				}
+				if ap, ok := cv.(*bgp.CapAddPath); ok {
+					for _, t := range ap.Tuples {
+						if (t.RouteFamily == bgp.RF_IPv4_UC || t.RouteFamily == bgp.RF_IPv6_UC) && t.Mode&bgp.BGP_ADD_PATH_SEND != 0 {
+							if s.addPath == nil {
+								s.addPath = map[bgp.RouteFamily]bgp.BGPAddPathMode{}
+							}
+							s.addPath[t.RouteFamily] = bgp.BGP_ADD_PATH_RECEIVE
+						}
+					}
 				}
 			}
 		}
@@ -277,6 +293,15 @@ func (s *session) open() *bgp.BGPMessage {
 		bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
 		bgp.NewCapFourOctetASNumber(asn),
 		bgp.NewCapRouteRefresh(),
+	}
+	if s.addPath != nil { // receive where the peer sends (RFC 7911)
+		var tuples []*bgp.CapAddPathTuple
+		for _, rf := range []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+			if _, ok := s.addPath[rf]; ok {
+				tuples = append(tuples, bgp.NewCapAddPathTuple(rf, bgp.BGP_ADD_PATH_RECEIVE))
+			}
+		}
+		caps = append(caps, bgp.NewCapAddPath(tuples))
 	}
 	return bgp.NewBGPOpenMessage(my, uint16(s.l.cfg.HoldTime/time.Second), s.l.cfg.RouterID.String(),
 		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})

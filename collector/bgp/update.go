@@ -12,9 +12,38 @@ import (
 	"github.com/flowdex/flowdex/aggregate/routes"
 )
 
+// sessionRoutes is a session's Adj-RIB-In as Routes: with ADD-PATH, a
+// merged view whose sources are the path identifiers (the best path the
+// one lookups find where a flow's BGP next hop names none), else one route
+// a prefix.
+type sessionRoutes struct {
+	peer    *routes.Peer
+	addPath bool
+}
+
+// pathSource is the merged view's source of an ADD-PATH path identifier.
+func pathSource(path uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(path >> 24), byte(path >> 16), byte(path >> 8), byte(path)})
+}
+
+func (r sessionRoutes) Announce(pfx netip.Prefix, path uint32, a *routes.Attrs) {
+	if r.addPath {
+		r.peer.AnnounceFrom(pathSource(path), pfx, a)
+	} else {
+		r.peer.Announce(pfx, a)
+	}
+}
+
+func (r sessionRoutes) Withdraw(pfx netip.Prefix, path uint32) bool {
+	if r.addPath {
+		return r.peer.WithdrawFrom(pathSource(path), pfx)
+	}
+	return r.peer.Withdraw(pfx)
+}
+
 // update applies an UPDATE to the peer's Adj-RIB-In.
 func (s *session) update(u *bgp.BGPUpdate) error {
-	announced, withdrawn := ApplyUpdate(u, !s.as4, &s.l.cfg.Texts, s.peer)
+	announced, withdrawn := ApplyUpdate(u, !s.as4, &s.l.cfg.Texts, sessionRoutes{s.peer, s.addPath != nil})
 	s.l.withdrawn.Add(uint64(withdrawn))
 	s.l.announced.Add(uint64(announced))
 	if s.cfg.MaxPrefixes > 0 && announced > 0 && s.peer.Len() > s.cfg.MaxPrefixes {
@@ -23,11 +52,12 @@ func (s *session) update(u *bgp.BGPUpdate) error {
 	return nil
 }
 
-// Routes is where an UPDATE's routes go: a BGP session's Adj-RIB-In (a
-// routes.Peer), or a BMP-monitored peer's part of its router's view.
+// Routes is where an UPDATE's routes go: a BGP session's Adj-RIB-In, or
+// a BMP-monitored peer's part of its router's view. path is the route's
+// ADD-PATH path identifier (RFC 7911), 0 without ADD-PATH.
 type Routes interface {
-	Announce(pfx netip.Prefix, a *routes.Attrs)
-	Withdraw(pfx netip.Prefix) bool
+	Announce(pfx netip.Prefix, path uint32, a *routes.Attrs)
+	Withdraw(pfx netip.Prefix, path uint32) bool
 }
 
 // ApplyUpdate applies an UPDATE: its withdrawals first, then the routes it
@@ -49,13 +79,13 @@ func ApplyUpdate(u *bgp.BGPUpdate, as2 bool, texts *routes.Texts, to Routes) (an
 		}
 	}
 	withdraw := func(p bgp.AddrPrefixInterface) {
-		if pfx := prefix(p); pfx.IsValid() && to.Withdraw(pfx) {
+		if pfx := prefix(p); pfx.IsValid() && to.Withdraw(pfx, p.PathIdentifier()) {
 			withdrawn++
 		}
 	}
 	announce := func(p bgp.AddrPrefixInterface) {
 		if pfx := prefix(p); pfx.IsValid() {
-			to.Announce(pfx, &a)
+			to.Announce(pfx, p.PathIdentifier(), &a)
 			announced++
 		}
 	}

@@ -47,8 +47,8 @@ func seg(typ byte, octets int, as ...uint32) []byte {
 
 type recorded map[netip.Prefix]routes.Attrs
 
-func (r recorded) Announce(p netip.Prefix, a *routes.Attrs) { r[p] = *a }
-func (r recorded) Withdraw(p netip.Prefix) bool {
+func (r recorded) Announce(p netip.Prefix, _ uint32, a *routes.Attrs) { r[p] = *a }
+func (r recorded) Withdraw(p netip.Prefix, _ uint32) bool {
 	_, ok := r[p]
 	delete(r, p)
 	return ok

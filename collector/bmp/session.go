@@ -81,13 +81,13 @@ type monitored struct {
 	updates uint64
 }
 
-func (m *monitored) Announce(pfx netip.Prefix, a *routes.Attrs) {
+func (m *monitored) Announce(pfx netip.Prefix, _ uint32, a *routes.Attrs) {
 	if m.view.AnnounceFrom(m.addr, pfx, a) {
 		m.routes++
 	}
 }
 
-func (m *monitored) Withdraw(pfx netip.Prefix) bool {
+func (m *monitored) Withdraw(pfx netip.Prefix, _ uint32) bool {
 	if m.view.WithdrawFrom(m.addr, pfx) {
 		m.routes--
 		return true
