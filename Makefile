@@ -61,7 +61,7 @@ quick:
 test-dates: deps
 	set -e; for shift in -49d -25d +25d +49d; do \
 	  echo "== clocks of nfacctd, sfacctd and pmacctd shifted by $$shift"; \
-	  CI=true FLOWDEX_TEST_CLOCK_SHIFT=$$shift $(GO) test -count=1 -run 'TestExporterGolden|TestPcapFileMatchesPmacctd|TestPmacctRegressionCases|TestKafkaInputNfacctd|TestPretagMatches|TestPretagNetFlowKeysMatches|TestCustomPrimitivesMatch|TestPacketPointersMatch|TestProbeTagsMatch|TestBGPPrimitivesMatch|TestBGPNetsMatch|TestBGPTextsMatch|TestBGPPeerByIdentifierMatch|TestBGPAddPathMatch|TestNATEventsMatch|TestVPNPrimitivesMatch|TestGeoIPMatches|TestCSVMatches' ./cmd/flowdex; \
+	  CI=true FLOWDEX_TEST_CLOCK_SHIFT=$$shift $(GO) test -count=1 -run 'TestExporterGolden|TestPcapFileMatchesPmacctd|TestPmacctRegressionCases|TestKafkaInputNfacctd|TestPretagMatches|TestPretagNetFlowKeysMatches|TestCustomPrimitivesMatch|TestPacketPointersMatch|TestProbeTagsMatch|TestBGPPrimitivesMatch|TestBGPNetsMatch|TestBGPTextsMatch|TestBGPPeerByIdentifierMatch|TestBGPAddPathMatch|TestBGPPeerSrcASMatch|TestNATEventsMatch|TestVPNPrimitivesMatch|TestGeoIPMatches|TestCSVMatches' ./cmd/flowdex; \
 	done
 
 deps:

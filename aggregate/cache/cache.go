@@ -70,6 +70,10 @@ type Configuration struct {
 	// SourceFile with Networks, else SourceMask with NetworksMask (nets
 	// only), else SourceRecord.
 	NetSource, ASSource Source
+	// PeerSrcASSource is pmacct's bgp_peer_src_as_type: SourceBGP takes
+	// peer_src_as from the route to the source (its path's first AS);
+	// otherwise the record's, or ASSource's file.
+	PeerSrcASSource Source
 	// NetworksMask is pmacct's networks_mask, SourceMask's mask.
 	NetworksMask uint8
 	// NetworksNoLPM is pmacct's networks_file_no_lpm: with SourceLongest,
@@ -226,6 +230,7 @@ type Cache struct {
 	netMask           uint8
 	noLPM, netFilter  bool
 	noMaskIfZero      bool
+	peerSrcBGP        bool // PeerSrcASSource is SourceBGP
 	renorm            bool
 	secs              bool // TimestampsSecs
 
@@ -307,6 +312,7 @@ func New(cfg Configuration) *Cache {
 	c.postTag, c.postTag2 = cfg.PostTag, cfg.PostTag2
 	c.noMaskIfZero = cfg.NoMaskIfZero
 	c.netSrc, c.asSrc, c.netMask = cfg.NetSource, cfg.ASSource, cfg.NetworksMask
+	c.peerSrcBGP = cfg.PeerSrcASSource == SourceBGP
 	c.noLPM, c.netFilter = cfg.NetworksNoLPM, cfg.NetworksFilter && c.nets != nil
 	if c.netSrc == SourceDefault {
 		switch {
@@ -628,7 +634,10 @@ func (c *Cache) resolve(k *flow.Key, bgp *flow.BGPAS) {
 	if c.resolveSrc {
 		c.resolveSide(&k.SrcIP, &k.SrcNet, &k.SrcMask, &k.SrcAS, &k.PeerSrcAS, nil, bgp.BGPSrcMask, netip.Addr{})
 		if c.asSrc == SourceBGP {
-			k.SrcAS = bgp.BGPSrcAS // the peer AS stays the record's, as nfacctd's (bgp_peer_src_as_type)
+			k.SrcAS = bgp.BGPSrcAS // the peer AS stays the record's unless PeerSrcASSource, as nfacctd's
+		}
+		if c.peerSrcBGP {
+			k.PeerSrcAS = bgp.BGPPeerSrcAS
 		}
 	}
 	if c.resolveDst {
@@ -730,7 +739,7 @@ func maskAddr(a netip.Addr, bits uint8) netip.Addr {
 
 // BGPAS reports whether the cache takes AS numbers from BGP routes
 // (flow.BGPAS), which its input must then look up.
-func (c *Cache) BGPAS() bool { return c.asSrc == SourceBGP }
+func (c *Cache) BGPAS() bool { return c.asSrc == SourceBGP || c.peerSrcBGP }
 
 // BGPNet reports whether the cache takes masks and the next hop from BGP
 // routes (flow.BGPAS), which its input must then look up with their

@@ -86,7 +86,7 @@ func (l *bgpLookup) fill(r *flow.Record) {
 				r.SrcASPath, r.SrcStdComm, r.SrcExtComm, r.SrcLrgComm = rt.ASPathID, rt.StdCommID, rt.ExtCommID, rt.LrgCommID
 				r.SrcLocalPref, r.SrcMED = rt.LocalPref, rt.MED
 			}
-			r.BGPSrcAS, r.BGPSrcMask = rt.OriginAS, uint8(bits)
+			r.BGPSrcAS, r.BGPPeerSrcAS, r.BGPSrcMask = rt.OriginAS, rt.PeerAS, uint8(bits)
 		}
 	}
 }

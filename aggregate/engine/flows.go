@@ -105,7 +105,7 @@ func newFlowPipeline(p *pipeline, pc *config.Pipeline) (*flowPipeline, error) {
 	for _, s := range []struct {
 		key, value string
 		to         *cache.Source
-	}{{"net_source", pc.NetSource, &cc.NetSource}, {"as_source", pc.ASSource, &cc.ASSource}} {
+	}{{"net_source", pc.NetSource, &cc.NetSource}, {"as_source", pc.ASSource, &cc.ASSource}, {"peer_src_as_source", pc.PeerSrcASSource, &cc.PeerSrcASSource}} {
 		if s.value != "" {
 			if *s.to, err = cache.ParseSource(s.value); err != nil {
 				return nil, setting.Key(s.key, err) // the configuration's check said so already

@@ -157,7 +157,8 @@ const (
 // BGPAS are a record's AS numbers, masks and next hop by its BGP routes
 // (0, or no address: no route).
 type BGPAS struct {
-	BGPSrcAS, BGPDstAS, BGPPeerDstAS uint32     // the paths' last ASes, the destination path's first
-	BGPSrcMask, BGPDstMask           uint8      // the routes' prefix lengths
-	BGPNextHop                       netip.Addr // the destination route's next hop
+	BGPSrcAS, BGPDstAS         uint32     // the paths' last ASes
+	BGPPeerSrcAS, BGPPeerDstAS uint32     // their first
+	BGPSrcMask, BGPDstMask     uint8      // the routes' prefix lengths
+	BGPNextHop                 netip.Addr // the destination route's next hop
 }

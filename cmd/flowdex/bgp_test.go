@@ -272,3 +272,16 @@ func TestBGPAddPathMatchNfacctd(t *testing.T) {
 	compareSums(t, got, want)
 	requireValues(t, got, `"as_path":"64520"`, `"as_path":"64510"`)
 }
+
+// peer_src_as from the route to the source (nfacctd's
+// bgp_peer_src_as_type: bgp, flowdex's peer_src_as_source = "bgp"): the
+// first AS of its path, against nfacctd 1.7.7.
+func TestBGPPeerSrcASMatchNfacctd(t *testing.T) {
+	agg := []string{"peer_src_ip", "src_host", "dst_host", "peer_src_as", "src_as", "peer_dst_as"}
+	want, got := bgpGolden(t, bgpCase{agg: agg, nfacctd: "nfacctd_as: bgp\nbgp_peer_src_as_type: bgp\n", pipeline: "as_source = \"bgp\"\npeer_src_as_source = \"bgp\""})
+	if len(want) != 10 {
+		t.Fatalf("nfacctd made %d records, want 10: %v", len(want), want)
+	}
+	compareSums(t, got, want)
+	requireValues(t, got, `"peer_as_src":64531`, `"as_src":64530`, `"peer_as_src":64540`)
+}

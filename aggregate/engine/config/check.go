@@ -216,7 +216,7 @@ func (l *loader) checkSources(i int) {
 	for _, s := range []struct {
 		key, value string
 		as         bool
-	}{{"net_source", p.NetSource, false}, {"as_source", p.ASSource, true}} {
+	}{{"net_source", p.NetSource, false}, {"as_source", p.ASSource, true}, {"peer_src_as_source", p.PeerSrcASSource, true}} {
 		if s.value == "" {
 			continue
 		}
@@ -224,6 +224,8 @@ func (l *loader) checkSources(i int) {
 		switch {
 		case err != nil:
 			l.fail(at("pipeline", i, s.key), "%v", err)
+		case s.key == "peer_src_as_source" && src != cache.SourceRecord && src != cache.SourceBGP:
+			l.fail(at("pipeline", i, s.key), "%q (expected netflow, sflow or bgp, as pmacct's bgp_peer_src_as_type; its map is not there)", s.value)
 		case src == cache.SourceMask && s.as:
 			l.fail(at("pipeline", i, s.key), "%q: masks make no AS numbers (expected netflow, sflow, file, longest or bgp)", s.value)
 		case src == cache.SourceBGP && l.c.BGP == nil && l.c.BMP == nil:

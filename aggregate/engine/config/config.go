@@ -379,6 +379,7 @@ type Pipeline struct {
 	NetworksFile    string           `toml:"networks_file,omitempty"`            // prefix -> net, mask, AS (longest match)
 	NetSource       string           `toml:"net_source,omitempty"`               // nfacctd_net: netflow (sflow), file, mask, longest (fallback), bgp; default file with networks_file, mask with networks_mask
 	ASSource        string           `toml:"as_source,omitempty"`                // nfacctd_as: netflow (sflow), file, longest (fallback), bgp; default file with networks_file
+	PeerSrcASSource string           `toml:"peer_src_as_source,omitempty"`       // bgp_peer_src_as_type: netflow (sflow), bgp; default the record's
 	NetworksMask    uint8            `toml:"networks_mask,omitzero"`             // the mask of net_source = "mask"
 	NetworksNoLPM   bool             `toml:"networks_file_no_lpm,omitempty"`     // longest: any file match wins, not only a longer one
 	NetworksFilter  bool             `toml:"networks_file_filter,omitempty"`     // an address the file does not match becomes 0.0.0.0 (::)
