@@ -73,6 +73,7 @@ type counters struct {
 	lines, records, markers, badLines, writeErrors atomic.Uint64
 	lostBytes                                      atomic.Uint64 // of followed files, rewritten before they were read
 	invalidUTF8                                    atomic.Uint64 // pmacct lines kept with invalid UTF-8
+	labelsFreed                                    atomic.Uint64 // texts of routes gone (flow.FreeLabels)
 }
 
 // Counters are what the inputs read and the pipelines wrote.

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/collector/exporter"
 )
 
@@ -122,7 +123,9 @@ var (
 	mBMPRouterRts  = desc("bmp_router_routes", "Prefixes in a BMP router's view (its monitored peers' routes merged).", "router", "sys_name")
 	mBMPMonitored  = desc("bmp_monitored_peers", "Peers a BMP router monitors.", "router")
 	mBMPPeerRoutes = desc("bmp_peer_routes", "Routes of a monitored peer, best or not.", "router", "peer", "asn")
-	allMetricDesc  = []*prometheus.Desc{mBGPRefused, mBGPSessions, mBGPResets, mBGPUpdates, mBGPRoutes, mBGPAttrSets, mBGPPeerUp, mBGPPeerRoutes, mBGPPeerUpd,
+	mLabels        = desc("labels", "Label texts kept (pre_tag_map labels, NetFlow application names, and the AS paths and communities of routes).")
+	mLabelsFreed   = desc("labels_freed_total", "Texts of routes gone freed, once no cache could hold an aggregate made while they were there.")
+	allMetricDesc  = []*prometheus.Desc{mLabels, mLabelsFreed, mBGPRefused, mBGPSessions, mBGPResets, mBGPUpdates, mBGPRoutes, mBGPAttrSets, mBGPPeerUp, mBGPPeerRoutes, mBGPPeerUpd,
 		mBMPRefused, mBMPSessions, mBMPResets, mBMPRouters, mBMPPeerEvents, mBMPRouteMon, mBMPIgnored, mBMPRoutes, mBMPStats, mBMPAttrSets, mBMPRouterRts, mBMPMonitored, mBMPPeerRoutes,
 		mDatagrams, mMalformed, mRejected, mReceived, mReceivedBytes, mDropped, mInputRecords,
 		mTemplates, mSamplersRefused, mStoreBytes, mCustomFields, mPacketCustom, mUntracked, mEvicted, mTemplateMisses, mExpDatagrams, mExpRecords, mExpMalformed, mCapPackets, mCapDropped, mCapNotIP,
@@ -147,6 +150,10 @@ func (m metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, fi := range m.e.flowInputs {
 		m.collectInput(fi, counter, gauge)
+	}
+	if m.e.rib != nil || m.e.bmpRIB != nil {
+		gauge(mLabels, float64(flow.Labels()))
+		counter(mLabelsFreed, m.e.counters.labelsFreed.Load())
 	}
 	if l := m.e.bgp; l != nil {
 		st := l.Stats()

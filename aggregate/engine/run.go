@@ -2,13 +2,13 @@ package engine
 
 import (
 	"context"
-
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/flowdex/flowdex/aggregate/engine/config"
+	"github.com/flowdex/flowdex/aggregate/flow"
 )
 
 // Run is the daemon: it serves the HTTP endpoints, runs retention and reads
@@ -31,6 +31,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	var loopsDone sync.WaitGroup
 	for _, fp := range e.flowPipelines {
 		loopsDone.Go(func() { fp.refreshLoop(loops, &e.counters, e.logger) })
+	}
+	if e.rib != nil || e.bmpRIB != nil {
+		loopsDone.Go(func() { e.freeLabels(loops) })
 	}
 	for _, fi := range e.flowInputs {
 		wg.Go(func() {
@@ -99,4 +102,27 @@ func (e *Engine) inputsUp() bool {
 		}
 	}
 	return true
+}
+
+// freeLabels frees, every minute, the texts of the routes gone (AS paths,
+// communities: flow.FreeLabels) once no cache can hold an aggregate made
+// while they were there: two refreshes of the slowest pipeline and a
+// minute after their last route went.
+func (e *Engine) freeLabels(ctx context.Context) {
+	grace := time.Minute
+	for _, fp := range e.flowPipelines {
+		grace = max(grace, 2*fp.refresh+time.Minute)
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if n := flow.FreeLabels(now.Add(-grace)); n > 0 {
+				e.counters.labelsFreed.Add(uint64(n))
+			}
+		}
+	}
 }

@@ -170,8 +170,9 @@ func (r *RIB) intern(a *Attrs) *shared {
 	defer r.mu.Unlock()
 	s, ok := r.attrs[*a]
 	if !ok {
-		s = &shared{Route: Route{Attrs: *a, ASPathID: flow.LabelID(a.ASPath), StdCommID: flow.LabelID(a.StdComm),
-			ExtCommID: flow.LabelID(a.ExtComm), LrgCommID: flow.LabelID(a.LrgComm)}, pathLen: pathLength(a.ASPath)}
+		// counted: the texts go with the last set that has them
+		s = &shared{Route: Route{Attrs: *a, ASPathID: flow.AcquireLabel(a.ASPath), StdCommID: flow.AcquireLabel(a.StdComm),
+			ExtCommID: flow.AcquireLabel(a.ExtComm), LrgCommID: flow.AcquireLabel(a.LrgComm)}, pathLen: pathLength(a.ASPath)}
 		r.attrs[*a] = s
 	}
 	s.refs++
@@ -187,6 +188,9 @@ func (r *RIB) release(s *shared) {
 func (r *RIB) releaseLocked(s *shared) {
 	if s.refs--; s.refs == 0 {
 		delete(r.attrs, s.Attrs)
+		for _, id := range [...]uint32{s.ASPathID, s.StdCommID, s.ExtCommID, s.LrgCommID} {
+			flow.ReleaseLabel(id)
+		}
 	}
 }
 

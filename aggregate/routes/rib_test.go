@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/flowdex/flowdex/aggregate/flow"
 	"github.com/flowdex/flowdex/aggregate/routes"
 	"github.com/flowdex/flowdex/aggregate/routes/routestest"
 )
@@ -124,5 +126,27 @@ func TestRIBConcurrent(t *testing.T) {
 	}
 	if p.Len() != 0 || r.AttrSets() != 0 {
 		t.Errorf("after withdrawing all: %d routes, %d attribute sets", p.Len(), r.AttrSets())
+	}
+}
+
+// The texts of a peer's routes go with its last attribute set that has
+// them (flow.FreeLabels, after their release), and those another peer's
+// routes still have stay.
+func TestRIBTextsFreed(t *testing.T) {
+	r := routes.New()
+	gone := &routes.Attrs{ASPath: "rib-texts-test_64501", StdComm: "64500:777"}
+	stays := &routes.Attrs{ASPath: "rib-texts-test_64502", StdComm: "64500:777"}
+	p1, p2 := r.Peer(addr("192.0.2.1")), r.Peer(addr("192.0.2.2"))
+	p1.Announce(pfx("10.0.0.0/8"), gone)
+	p2.Announce(pfx("10.0.0.0/8"), stays)
+	rt, _ := p1.Lookup(addr("10.0.0.1"))
+	path, comm := rt.ASPathID, rt.StdCommID
+	r.Drop(addr("192.0.2.1"))
+	flow.FreeLabels(time.Now().Add(time.Second))
+	if flow.LabelText(path) != "" || flow.LabelText(comm) != "64500:777" {
+		t.Errorf("after the drop: path %q (want it freed), communities %q (want kept)", flow.LabelText(path), flow.LabelText(comm))
+	}
+	if rt, _ := p2.Lookup(addr("10.0.0.1")); flow.LabelText(rt.ASPathID) != "rib-texts-test_64502" {
+		t.Errorf("the other peer's path: %q", flow.LabelText(rt.ASPathID))
 	}
 }
