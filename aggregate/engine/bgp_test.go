@@ -208,3 +208,86 @@ prefix = "127.0.0.0/8"
 		}
 	}
 }
+
+// A session that goes down while flows come (BIRD's protocol disabled,
+// then enabled again): the flows meanwhile take no route, those before and
+// after take the peer's; the engine goes on, the reset counted.
+func TestBGPSessionFlap(t *testing.T) {
+	birdtest.Require(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := pc.LocalAddr().String()
+	pc.Close()
+	out := filepath.Join(t.TempDir(), "out.json")
+	e := startEngine(t, fmt.Sprintf(`
+[[input]]
+type = "netflow"
+listen = [%q]
+[[pipeline]]
+aggregate = ["src_host", "dst_host", "as_path"]
+refresh = "24h"
+outputs = ["print"]
+[output.print]
+type = "print"
+file = %q
+[bgp]
+listen = "127.0.0.1:0"
+asn = 64500
+[[bgp.peer]]
+prefix = "127.0.0.0/8"
+`, udp, out), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := e.run(ctx)
+	b := startBird(t, e, birdAttrRoutes)
+	peer := netip.MustParseAddr("127.0.0.2")
+	routes := func() int {
+		if p := e.rib.Find(peer); p != nil {
+			return p.Len()
+		}
+		return 0
+	}
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(udp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sent := uint64(0)
+	send := func(dst string) {
+		t.Helper()
+		if _, err := conn.Write(v9Datagram([2]string{"198.51.100.7", dst})); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		b.WaitFor("the record", func() bool { return e.flowInputs[0].records.Load() >= sent })
+	}
+	b.WaitFor("the routes", func() bool { return routes() == 2 })
+	send("203.0.113.1")
+	b.Ctl("disable", "flowdex")
+	b.WaitFor("the routes dropped", func() bool { return e.rib.Find(peer) == nil })
+	send("203.0.113.2")
+	b.Ctl("enable", "flowdex")
+	b.WaitFor("the routes again", func() bool { return routes() == 2 })
+	send("203.0.113.3")
+	if st := e.bgp.Stats(); st.Resets["notification"] < 1 || st.Established < 2 {
+		t.Errorf("counters: %+v", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"as_path": "64510_64511", "ip_src": "198.51.100.7", "ip_dst": "203.0.113.1"`,
+		`"as_path": "", "ip_src": "198.51.100.7", "ip_dst": "203.0.113.2"`,
+		`"as_path": "64510_64511", "ip_src": "198.51.100.7", "ip_dst": "203.0.113.3"`,
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("no record with\n%s\nin\n%s", want, got)
+		}
+	}
+}
