@@ -70,7 +70,7 @@ func (p *Peer) setBestLocked(pfx netip.Prefix, cs []candidate) {
 // previous one; true if src had none.
 func (p *Peer) AnnounceFrom(src netip.Addr, pfx netip.Prefix, a *Attrs) bool {
 	pfx = pfx.Masked()
-	s := p.rib.intern(a)
+	s := p.rib.intern(p, a)
 	var old *shared
 	p.mu.Lock()
 	if p.multi == nil {

@@ -47,6 +47,7 @@ type Peer struct {
 	table     bart.Table[*shared]
 	multi     map[netip.Prefix][]candidate // a merged view's candidates; nil for a session's
 	byNextHop atomic.Bool                  // ADD-PATH paths: LookupVia picks by next hop only
+	last      *shared                      // the set of the peer's last route (RIB.intern's, under RIB.mu)
 }
 
 // New returns an empty RIB.
@@ -165,9 +166,16 @@ func (r *RIB) AttrSets() int {
 	return len(r.attrs)
 }
 
-func (r *RIB) intern(a *Attrs) *shared {
+// intern returns the shared set of a, counting a reference. p's last set
+// is tried first: an UPDATE's prefixes come one after the other with the
+// same attributes, and comparing them costs less than hashing them.
+func (r *RIB) intern(p *Peer, a *Attrs) *shared {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if l := p.last; l != nil && l.refs > 0 && l.Attrs == *a {
+		l.refs++
+		return l
+	}
 	s, ok := r.attrs[*a]
 	if !ok {
 		// counted: the texts go with the last set that has them
@@ -176,6 +184,7 @@ func (r *RIB) intern(a *Attrs) *shared {
 		r.attrs[*a] = s
 	}
 	s.refs++
+	p.last = s
 	return s
 }
 
@@ -196,7 +205,7 @@ func (r *RIB) releaseLocked(s *shared) {
 
 // Announce sets the route to pfx, replacing the peer's previous one.
 func (p *Peer) Announce(pfx netip.Prefix, a *Attrs) {
-	s := p.rib.intern(a)
+	s := p.rib.intern(p, a)
 	var old *shared
 	p.mu.Lock()
 	p.table.Modify(pfx.Masked(), func(v *shared, ok bool) (*shared, bool) {
