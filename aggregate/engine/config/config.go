@@ -72,8 +72,8 @@ type Config struct {
 }
 
 // BGP is pmacct's bgp_daemon: the BGP listener routers peer with, their
-// routes kept per peer (README, "BGP and BMP"; flows do not look them up
-// yet).
+// routes kept per peer for flows to be looked up in (README, "BGP and
+// BMP").
 type BGP struct {
 	Listen   string           `toml:"listen"`              // host:port, default 0.0.0.0:179
 	ASN      uint32           `toml:"asn"`                 // flowdex's AS
