@@ -299,9 +299,8 @@ func processTree(pid int) (treeUsage, error) {
 		return treeUsage{}, err
 	}
 	type proc struct {
-		ppid      int
-		cpu, rss  int64 // clock ticks, pages
-		inTreeSet bool
+		ppid     int
+		cpu, rss int64 // clock ticks, pages
 	}
 	procs := map[int]*proc{}
 	for _, e := range entries {
