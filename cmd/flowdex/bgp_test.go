@@ -101,6 +101,9 @@ type bgpCase struct {
 
 func bgpGolden(t *testing.T, c bgpCase) (want, got map[string]string) {
 	t.Helper()
+	// in parallel: each has its own BIRD, nfacctd and flowdex on their own
+	// ports, and spends most of its time waiting for their sessions
+	t.Parallel()
 	requireTools(t, "nfacctd")
 	requireFaketime(t)
 	birdtest.Require(t)
