@@ -3,7 +3,6 @@
 package birdtest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -11,14 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // Bird is a running BIRD.
 type Bird struct {
-	t      testing.TB
-	sock   string
-	exited chan struct{}
+	*testwatch.Daemon
+	t    testing.TB
+	sock string
 }
 
 // Require skips the test when BIRD is missing, or fails it on CI.
@@ -49,22 +49,9 @@ func Start(t testing.TB, conf string, flowdexPort int) *Bird {
 	if err := os.WriteFile(path, fmt.Appendf(nil, conf, dir, flowdexPort, birdPort), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := &Bird{t: t, sock: filepath.Join(dir, "bird.ctl"), exited: make(chan struct{})}
-	cmd := exec.Command("bird", "-f", "-c", path, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(b.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-b.exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "bird.log"))
-			t.Logf("bird:\n%s%s", out.String(), log)
-		}
-	})
+	sock := filepath.Join(dir, "bird.ctl")
+	cmd := exec.Command("bird", "-f", "-c", path, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	b := &Bird{Daemon: testwatch.StartDaemon(t, "BIRD", cmd, filepath.Join(dir, "bird.log")), t: t, sock: sock}
 	// up when its control socket is: a configuration it refuses fails here
 	b.WaitFor("BIRD's control socket", func() bool {
 		_, err := os.Stat(b.sock)
@@ -81,20 +68,4 @@ func (b *Bird) Ctl(args ...string) string {
 		b.t.Fatalf("birdc %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// WaitFor polls cond for up to 30 seconds, while BIRD runs.
-func (b *Bird) WaitFor(what string, cond func() bool) {
-	b.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		select {
-		case <-b.exited:
-			b.t.Fatalf("BIRD exited before %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("no %s after 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

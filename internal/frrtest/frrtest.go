@@ -5,7 +5,6 @@
 package frrtest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/flowdex/flowdex/internal/testwatch"
 )
 
 // Addr is bgpd's address: its BGP listening one. Its BMP sessions come
@@ -26,10 +26,10 @@ const bgpd = "/usr/lib/frr/bgpd"
 
 // FRR is a running bgpd.
 type FRR struct {
-	Port   int // bgpd's BGP port on Addr
-	t      testing.TB
-	dir    string
-	exited chan struct{}
+	*testwatch.Daemon
+	Port int // bgpd's BGP port on Addr
+	t    testing.TB
+	dir  string
 }
 
 // Require skips the test when FRR is missing, or fails it on CI.
@@ -64,26 +64,12 @@ func Start(t testing.TB, conf string, flowdexPort int) *FRR {
 	if err := os.WriteFile(path, fmt.Appendf(nil, conf, dir, flowdexPort, port), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &FRR{Port: port, t: t, dir: dir, exited: make(chan struct{})}
 	// -Z: no zebra; -l: listen on Addr only, and install nothing in the
 	// kernel; -S: no change of user (the tests may run as root, which is
 	// not in Debian's frrvty group)
 	cmd := exec.Command(bgpd, "-f", path, "-Z", "-S", "-l", Addr, "-p", strconv.Itoa(port), "-M", "bmp",
 		"-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir, "-P", "0")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(f.exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-f.exited
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "bgpd.log"))
-			t.Logf("bgpd:\n%s%s", out.String(), log)
-		}
-	})
+	f := &FRR{Daemon: testwatch.StartDaemon(t, "bgpd", cmd, filepath.Join(dir, "bgpd.log")), Port: port, t: t, dir: dir}
 	// up when its vty socket is: a configuration it refuses fails here
 	f.WaitFor("bgpd's vty socket", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "bgpd.vty"))
@@ -104,20 +90,4 @@ func (f *FRR) Ctl(cmds ...string) string {
 		f.t.Fatalf("vtysh %s: %v\n%s", strings.Join(cmds, "; "), err, out)
 	}
 	return string(out)
-}
-
-// WaitFor polls cond for up to 30 seconds, while bgpd runs.
-func (f *FRR) WaitFor(what string, cond func() bool) {
-	f.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		select {
-		case <-f.exited:
-			f.t.Fatalf("bgpd exited before %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("no %s after 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
