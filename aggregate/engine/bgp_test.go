@@ -151,12 +151,7 @@ func v9Datagram(flows ...[2]string) []byte {
 // from the source (src_*); a destination without a route takes none.
 func TestBGPPrimitives(t *testing.T) {
 	birdtest.Require(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp := pc.LocalAddr().String()
-	pc.Close()
+	udp := freeUDP(t)
 	out := filepath.Join(t.TempDir(), "out.json")
 	e := startEngine(t, fmt.Sprintf(`
 [[input]]
@@ -214,12 +209,7 @@ prefix = "127.0.0.0/8"
 // after take the peer's; the engine goes on, the reset counted.
 func TestBGPSessionFlap(t *testing.T) {
 	birdtest.Require(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp := pc.LocalAddr().String()
-	pc.Close()
+	udp := freeUDP(t)
 	out := filepath.Join(t.TempDir(), "out.json")
 	e := startEngine(t, fmt.Sprintf(`
 [[input]]
@@ -290,4 +280,16 @@ prefix = "127.0.0.0/8"
 			t.Errorf("no record with\n%s\nin\n%s", want, got)
 		}
 	}
+}
+
+// freeUDP returns an address of 127.0.0.1 with a free UDP port, for a
+// NetFlow input.
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
 }

@@ -67,12 +67,7 @@ exit
 func TestBMPPrimitives(t *testing.T) {
 	frrtest.Require(t)
 	birdtest.Require(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp := pc.LocalAddr().String()
-	pc.Close()
+	udp := freeUDP(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.json")
 	agents := filepath.Join(dir, "agents.map")

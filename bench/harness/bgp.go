@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/flowdex/flowdex/aggregate/routes/routestest"
 	"github.com/flowdex/flowdex/bench/gen"
+	"github.com/flowdex/flowdex/internal/testports"
 )
 
 // bgpAggregate is the bgp scenario's aggregation: the 5-tuple, the
@@ -137,10 +137,11 @@ func measureBGP(bin, dir string, runs int, peerCounts []int, n4, n6, records int
 func bgpRun(name, bin, dir, flows, agents, out string, tables []*table, delay time.Duration, want gen.Totals) (bgpUsage, error) {
 	var u bgpUsage
 	os.Remove(out)
-	port, err := freeTCPPort()
+	ports, err := testports.Free(1)
 	if err != nil {
 		return u, err
 	}
+	port := ports[0]
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	var cmd *exec.Cmd
 	switch name {
@@ -275,15 +276,6 @@ plugin_buffer_size: 1048576
 			got.Packets, got.Bytes, want.Packets, want.Bytes, tail(stderr.String()))
 	}
 	return u, nil
-}
-
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // treeUsage is a process tree's CPU so far and resident memory now.
