@@ -23,7 +23,6 @@ const speakerAS = 64500
 type table struct {
 	addr    netip.Addr // the speaker's address, 127.0.0.(10+i)
 	updates []byte
-	routes  int
 }
 
 // speakerAddr is the address of the i-th speaker.
@@ -40,7 +39,7 @@ func makeTable(t *routestest.Table, i int) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &table{addr: addr, updates: b, routes: len(t.Routes)}, nil
+	return &table{addr: addr, updates: b}, nil
 }
 
 // speak opens a session from t's address to the collector at to, sends
